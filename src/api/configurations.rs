@@ -1,0 +1,407 @@
+//! `/api/llm-configurations`: list, create, get, get default, update, delete, set default.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Authenticated, Field, FieldReader, JsonObject, parse_id};
+use crate::app::AppState;
+use crate::db::llm_configurations::ConfigurationSummary;
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
+use crate::egress::EgressPolicy;
+use crate::error::AppError;
+use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
+
+/// RFC 3339 in UTC, e.g. `2026-11-26T10:00:00Z`.
+pub fn rfc3339(at: NaiveDateTime) -> String {
+    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// An LLM configuration as the API shows it: never the key, only its mask.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigurationResource {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    /// `null` means the provider's default.
+    pub base_url: Option<String>,
+    /// The key's known prefix and last four characters, e.g. `sk-…x7Qa`; `null` without a key.
+    pub api_key_masked: Option<String>,
+    pub has_api_key: bool,
+    pub is_default: bool,
+    pub is_active: bool,
+    /// `untested`, `ok` or `failed`.
+    pub test_status: String,
+    pub test_message: Option<String>,
+    pub test_latency_ms: Option<i64>,
+    #[schema(format = DateTime)]
+    pub tested_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    pub use_count: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<ConfigurationSummary> for ConfigurationResource {
+    fn from(row: ConfigurationSummary) -> Self {
+        ConfigurationResource {
+            id: row.id.0.to_string(),
+            name: row.name,
+            provider: row.provider,
+            model: row.model,
+            base_url: row.base_url,
+            has_api_key: row.api_key_hint.is_some(),
+            api_key_masked: row.api_key_hint,
+            is_default: row.is_default,
+            is_active: row.is_active,
+            test_status: row.test_status,
+            test_message: row.test_message,
+            test_latency_ms: row.test_latency_ms,
+            tested_at: row.tested_at.map(rfc3339),
+            last_used_at: row.last_used_at.map(rfc3339),
+            use_count: row.use_count,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// The body of `POST /api/llm-configurations`. Unknown and read-only fields are refused.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the wire format; `parse_new` reads it field by field
+pub struct CreateConfigurationRequest {
+    #[schema(min_length = 1, max_length = 64)]
+    name: String,
+    /// One of the ids of `GET /api/providers`.
+    provider: String,
+    #[schema(min_length = 1, max_length = 200)]
+    model: String,
+    /// Required unless the provider needs no key.
+    #[schema(min_length = 8, max_length = 4096)]
+    api_key: Option<String>,
+    #[schema(max_length = 2048)]
+    base_url: Option<String>,
+    is_default: Option<bool>,
+    is_active: Option<bool>,
+}
+
+/// The body of `PUT /api/llm-configurations/{id}`: any subset of the fields. A missing or null
+/// `api_key` keeps the stored key; `""` removes it.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the wire format; `parse_update` reads it field by field
+pub struct UpdateConfigurationRequest {
+    #[schema(min_length = 1, max_length = 64)]
+    name: Option<String>,
+    provider: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
+    model: Option<String>,
+    #[schema(max_length = 4096)]
+    api_key: Option<String>,
+    #[schema(max_length = 2048)]
+    base_url: Option<String>,
+    is_active: Option<bool>,
+}
+
+/// Fields a client can see but never set.
+const READ_ONLY: [&str; 12] = [
+    "id",
+    "api_key_masked",
+    "has_api_key",
+    "test_status",
+    "test_message",
+    "test_latency_ms",
+    "tested_at",
+    "last_used_at",
+    "use_count",
+    "created_at",
+    "updated_at",
+    "user_id",
+];
+
+fn parse_provider(raw: &str) -> Result<Provider, String> {
+    Provider::parse(raw).ok_or_else(|| {
+        format!(
+            "unknown provider `{}`; see GET /api/providers",
+            raw.chars().take(40).collect::<String>()
+        )
+    })
+}
+
+fn parse_new(body: JsonObject, policy: &EgressPolicy) -> Result<NewConfiguration, AppError> {
+    let allowed = [
+        "name",
+        "provider",
+        "model",
+        "api_key",
+        "base_url",
+        "is_default",
+        "is_active",
+    ];
+    let mut reader = FieldReader::new(body.0, &allowed, &READ_ONLY);
+    let name = reader.required_string("name");
+    let name = reader.parsed("name", name, ConfigName::parse);
+    let provider = reader.required_string("provider");
+    let provider = reader.parsed("provider", provider, parse_provider);
+    let model = reader.required_string("model");
+    let model = reader.parsed("model", model, ModelId::parse);
+    let api_key = match reader.string("api_key") {
+        Field::Value(key) if !key.is_empty() => reader.parsed("api_key", Some(key), ApiKey::parse),
+        _ => None,
+    };
+    let base_url = match reader.string("base_url") {
+        Field::Value(url) if !url.trim().is_empty() => {
+            reader.parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, policy))
+        }
+        _ => None,
+    };
+    let is_default = matches!(reader.boolean("is_default"), Field::Value(true));
+    let is_active = !matches!(reader.boolean("is_active"), Field::Value(false));
+    let errors_before = reader.errors.clone();
+    reader.finish()?;
+    match (name, provider, model) {
+        (Some(name), Some(provider), Some(model)) => Ok(NewConfiguration {
+            name,
+            provider,
+            model,
+            api_key,
+            base_url,
+            is_default,
+            is_active,
+        }),
+        // Every missing piece recorded an error above.
+        _ => Err(AppError::Validation(errors_before)),
+    }
+}
+
+fn parse_update(body: JsonObject, policy: &EgressPolicy) -> Result<ConfigurationUpdate, AppError> {
+    let allowed = ["name", "provider", "model", "api_key", "base_url", "is_active"];
+    let mut read_only = READ_ONLY.to_vec();
+    read_only.push("is_default");
+    let mut reader = FieldReader::new(body.0, &allowed, &read_only);
+    let mut update = ConfigurationUpdate::default();
+    let not_null = |reader: &mut FieldReader, field: &str, value: Field<String>| match value {
+        Field::Value(value) => Some(value),
+        Field::Null => {
+            reader.errors.add(field, "must not be null");
+            None
+        }
+        Field::Absent => None,
+    };
+    let name = reader.string("name");
+    let name = not_null(&mut reader, "name", name);
+    update.name = reader.parsed("name", name, ConfigName::parse);
+    let provider = reader.string("provider");
+    let provider = not_null(&mut reader, "provider", provider);
+    update.provider = reader.parsed("provider", provider, parse_provider);
+    let model = reader.string("model");
+    let model = not_null(&mut reader, "model", model);
+    update.model = reader.parsed("model", model, ModelId::parse);
+    update.api_key = match reader.string("api_key") {
+        Field::Absent | Field::Null => KeyChange::Keep,
+        Field::Value(key) if key.is_empty() => KeyChange::Remove,
+        Field::Value(key) => reader
+            .parsed("api_key", Some(key), ApiKey::parse)
+            .map_or(KeyChange::Keep, KeyChange::Replace),
+    };
+    update.base_url = match reader.string("base_url") {
+        Field::Absent => None,
+        Field::Null => Some(None),
+        Field::Value(url) if url.trim().is_empty() => Some(None),
+        Field::Value(url) => reader
+            .parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, policy))
+            .map(Some),
+    };
+    update.is_active = match reader.boolean("is_active") {
+        Field::Value(active) => Some(active),
+        Field::Null => {
+            reader.errors.add("is_active", "must be true or false");
+            None
+        }
+        Field::Absent => None,
+    };
+    reader.finish()?;
+    Ok(update)
+}
+
+#[utoipa::path(
+    get, path = "/api/llm-configurations", tag = "configurations",
+    description = "The caller's configurations, default first, then by name. Scope: `read`.",
+    responses(
+        (status = 200, body = [ConfigurationResource]),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Read)?;
+    let rows = state
+        .db
+        .run(move |conn| configurations::list(conn, principal.user_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(ConfigurationResource::from).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(
+    post, path = "/api/llm-configurations", tag = "configurations",
+    description = "Create a configuration. The first active configuration becomes the default. Scope: `write`.",
+    request_body = CreateConfigurationRequest,
+    responses(
+        (status = 201, body = ConfigurationResource, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let new = parse_new(body, &state.settings.egress)?;
+    let keyring = state.keyring.clone();
+    let row = state
+        .db
+        .run(move |conn| configurations::create(conn, &keyring, principal.user_id, new))
+        .await?;
+    let location = format!("/api/llm-configurations/{}", row.id.0);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(ConfigurationResource::from(row)))
+}
+
+#[utoipa::path(
+    get, path = "/api/llm-configurations/default", tag = "configurations",
+    description = "The caller's default configuration. Scope: `read`.",
+    responses(
+        (status = 200, body = ConfigurationResource),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_default(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Read)?;
+    let row = state
+        .db
+        .run(move |conn| configurations::find_default(conn, principal.user_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
+}
+
+#[utoipa::path(
+    get, path = "/api/llm-configurations/{id}", tag = "configurations",
+    description = "One of the caller's configurations. Scope: `read`.",
+    params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
+    responses(
+        (status = 200, body = ConfigurationResource),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Read)?;
+    let id = parse_id(&path)?;
+    let row = state
+        .db
+        .run(move |conn| configurations::find(conn, principal.user_id, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
+}
+
+#[utoipa::path(
+    put, path = "/api/llm-configurations/{id}", tag = "configurations",
+    description = "Update any subset of the fields. Changing `provider` or `base_url` of a configuration \
+                   that has a key requires `api_key` in the same request. Scope: `write`.",
+    params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
+    request_body = UpdateConfigurationRequest,
+    responses(
+        (status = 200, body = ConfigurationResource),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let id = parse_id(&path)?;
+    let update = parse_update(body, &state.settings.egress)?;
+    let keyring = state.keyring.clone();
+    let row = state
+        .db
+        .run(move |conn| configurations::update(conn, &keyring, principal.user_id, id, update))
+        .await?;
+    Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
+}
+
+#[utoipa::path(
+    delete, path = "/api/llm-configurations/{id}", tag = "configurations",
+    description = "Delete a configuration; if it was the default, the most recently used active one \
+                   becomes the default. Scope: `write`.",
+    params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
+    responses(
+        (status = 204),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let id = parse_id(&path)?;
+    state
+        .db
+        .run(move |conn| configurations::delete(conn, principal.user_id, id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    put, path = "/api/llm-configurations/{id}/set-default", tag = "configurations",
+    description = "Make this configuration the default, atomically. Scope: `write`.",
+    params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
+    responses(
+        (status = 200, body = ConfigurationResource),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_default(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let id = parse_id(&path)?;
+    let row = state
+        .db
+        .run(move |conn| configurations::set_default(conn, principal.user_id, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
+}

@@ -1,0 +1,64 @@
+//! The JSON API under `/api`: one file per resource, all errors rendered by `ApiError`.
+
+pub mod configurations;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod providers;
+
+use actix_web::{HttpResponse, web};
+
+use crate::error::AppError;
+use error::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .service(
+                web::resource("/openapi.json")
+                    .get(openapi::document)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/providers")
+                    .get(providers::list)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations")
+                    .get(configurations::list)
+                    .post(configurations::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations/default")
+                    .get(configurations::get_default)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations/{id}")
+                    .get(configurations::get)
+                    .put(configurations::update)
+                    .delete(configurations::delete)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations/{id}/set-default")
+                    .put(configurations::set_default)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(AppError::NotFound.into())
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(error::ErrorBody {
+        error: "method_not_allowed".into(),
+        message: "this method is not allowed on this resource".into(),
+        fields: None,
+    })
+}

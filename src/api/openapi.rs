@@ -1,0 +1,45 @@
+//! The OpenAPI document, generated from the handlers' own annotations and types.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{configurations, error, providers};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Lanyard", description = "Named LLM provider configurations with encrypted keys."),
+    paths(
+        configurations::list,
+        configurations::create,
+        configurations::get_default,
+        configurations::get,
+        configurations::update,
+        configurations::delete,
+        configurations::set_default,
+        providers::list,
+    ),
+    components(schemas(
+        configurations::ConfigurationResource,
+        configurations::CreateConfigurationRequest,
+        configurations::UpdateConfigurationRequest,
+        providers::ProviderResource,
+        error::ErrorBody,
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// `GET /api/openapi.json` (public: it describes the contract, not any data).
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,93 @@
+//! Builds the HTTP server: state, middleware, routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::crypto::MasterKeyring;
+use crate::db::{self, Database};
+use crate::startup::{self, StartupError};
+use crate::{api, web as pages};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    pub keyring: Arc<MasterKeyring>,
+    pub settings: Arc<Settings>,
+}
+
+/// A server bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("cannot prepare the database location: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Application {
+    /// Prepares the database (key check, migrations) and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Application, BuildError> {
+        let pool = db::build_pool(&settings.database_url, settings.pool_size)?;
+        let database = Database::new(pool);
+        let source = settings.master_keys.clone();
+        let prepared_db = database.clone();
+        let keyring = tokio::task::spawn_blocking(move || startup::prepare_database(&prepared_db, &source))
+            .await
+            .map_err(|error| StartupError::Connect(format!("start-up task failed: {error}")))??;
+        let listener = TcpListener::bind(settings.bind).map_err(|source| BuildError::Bind {
+            address: settings.bind.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db: database,
+            keyring,
+            settings: Arc::new(settings),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(security_headers())
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .configure(api::routes)
+                .configure(pages::routes)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM; requests in flight are allowed to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'",
+        ))
+}

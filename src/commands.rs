@@ -1,0 +1,114 @@
+//! What each command-line command does. `main.rs` parses the arguments and calls these.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, bail};
+
+use crate::app::Application;
+use crate::config::Settings;
+use crate::crypto::{KeyId, MasterKey};
+use crate::db::{self, Database};
+use crate::domain::{Email, Password, Scopes};
+use crate::services::{accounts, tokens};
+use crate::startup;
+
+/// `lanyard serve`: check keys, migrate, serve until stopped.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.bind;
+    let public_url = settings.public_url.clone();
+    let database = match &settings.database_url {
+        db::DatabaseUrl::Postgres(_) => "postgres",
+        db::DatabaseUrl::Sqlite(_) => "sqlite",
+    };
+    let app = Application::build(settings).await?;
+    tracing::info!(address = %bind, port = app.port(), %public_url, database, "Lanyard is listening");
+    app.run_until_stopped()
+        .await
+        .context("the server stopped with an error")
+}
+
+/// Prepares the database exactly as `serve` does (key check, then migrations).
+fn open_database(settings: &Settings) -> anyhow::Result<(Database, std::sync::Arc<crate::crypto::MasterKeyring>)> {
+    let pool = db::build_pool(&settings.database_url, 2).context("cannot prepare the database location")?;
+    let database = Database::new(pool);
+    let keyring = startup::prepare_database(&database, &settings.master_keys)?;
+    Ok((database, keyring))
+}
+
+/// `lanyard migrate`.
+pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    open_database(settings)?;
+    eprintln!("The database is up to date.");
+    Ok(())
+}
+
+/// `lanyard keygen`: a new random master key as an `ID:BASE64` entry.
+pub fn keygen(id: Option<&str>) -> anyhow::Result<String> {
+    let id = match id {
+        Some(id) => KeyId::parse(id)?,
+        None => KeyId::generate(),
+    };
+    Ok(MasterKey::generate(id).to_entry())
+}
+
+/// Reads a password from standard input (one line) or, interactively, from the terminal.
+pub fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
+    let raw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        let first =
+            zeroize::Zeroizing::new(rpassword::prompt_password("Password: ").context("cannot read the password")?);
+        let second =
+            zeroize::Zeroizing::new(rpassword::prompt_password("Repeat it: ").context("cannot read the password")?);
+        if *first != *second {
+            bail!("the two passwords differ");
+        }
+        first
+    };
+    Password::parse(&raw).map_err(|message| anyhow::anyhow!("the password {message}"))
+}
+
+/// `lanyard user create`.
+pub fn user_create(settings: &Settings, email: &str, admin: bool, password: Password) -> anyhow::Result<String> {
+    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
+    let (database, _) = open_database(settings)?;
+    let mut conn = database.connection()?;
+    let user =
+        accounts::create_user(&mut conn, &email, &password, admin).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!("Created {} ({}).", user.email, user.role.as_str()))
+}
+
+/// `lanyard token create`: returns the token alone.
+pub fn token_create(
+    settings: &Settings,
+    email: &str,
+    name: &str,
+    scopes: &str,
+    expires_in_days: Option<i64>,
+) -> anyhow::Result<String> {
+    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
+    let name = tokens::parse_token_name(name).map_err(|message| anyhow::anyhow!("--name {message}"))?;
+    let scopes = Scopes::parse(scopes).map_err(|message| anyhow::anyhow!("--scopes: {message}"))?;
+    let expires_in_days = expires_in_days
+        .map(tokens::parse_expiry_days)
+        .transpose()
+        .map_err(|message| anyhow::anyhow!("--expires-in-days {message}"))?;
+    let (database, _) = open_database(settings)?;
+    let mut conn = database.connection()?;
+    let user = accounts::find_by_email(&mut conn, &email)
+        .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
+    let created = tokens::create_token(&mut conn, user.id.0, &name, &scopes, expires_in_days)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(created.secret.expose().to_owned())
+}
+
+/// Writes `line` and a newline to standard output.
+pub fn print_line(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").context("cannot write to standard output")
+}

@@ -1,0 +1,91 @@
+//! The `api_tokens` table: personal tokens, stored only as SHA-256 hashes.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{api_tokens, users};
+use super::users::UserRow;
+use super::{DbConnection, DbId};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenRow {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub name: String,
+    pub scopes: String,
+    pub token_hash: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub is_revoked: bool,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenInsert<'a> {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub name: &'a str,
+    pub scopes: &'a str,
+    pub token_hash: &'a [u8],
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut DbConnection, token: &TokenInsert<'_>) -> QueryResult<()> {
+    diesel::insert_into(api_tokens::table)
+        .values(token)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The token with this hash and its owner, in one round trip. Revocation, expiry and a disabled
+/// owner are judged by the caller, so that every instance sees them at once (no cache).
+pub fn find_with_owner_by_hash(conn: &mut DbConnection, token_hash: &[u8]) -> QueryResult<Option<(TokenRow, UserRow)>> {
+    api_tokens::table
+        .inner_join(users::table)
+        .filter(api_tokens::token_hash.eq(token_hash))
+        .select((TokenRow::as_select(), UserRow::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// Records a use, at most once a minute per token: a read-heavy API must not write on every call.
+pub fn touch_last_used(
+    conn: &mut DbConnection,
+    id: DbId,
+    now: NaiveDateTime,
+    not_since: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        api_tokens::table.filter(api_tokens::id.eq(id)).filter(
+            api_tokens::last_used_at
+                .is_null()
+                .or(api_tokens::last_used_at.lt(not_since)),
+        ),
+    )
+    .set(api_tokens::last_used_at.eq(now))
+    .execute(conn)
+    .map(|_| ())
+}
+
+pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<TokenRow>> {
+    api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .order((api_tokens::created_at.desc(), api_tokens::id))
+        .select(TokenRow::as_select())
+        .load(conn)
+}
+
+/// Revokes one of the user's tokens; returns whether it existed.
+pub fn revoke(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<bool> {
+    diesel::update(
+        api_tokens::table
+            .filter(api_tokens::id.eq(id))
+            .filter(api_tokens::user_id.eq(user_id)),
+    )
+    .set(api_tokens::is_revoked.eq(true))
+    .execute(conn)
+    .map(|rows| rows > 0)
+}

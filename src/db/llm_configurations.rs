@@ -1,0 +1,232 @@
+//! The `llm_configurations` table. Every query is scoped by the owner inside the query itself,
+//! so another user's id behaves exactly like an id that does not exist.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::llm_configurations as cfg;
+use super::{DbConnection, DbId};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cfg)]
+pub struct ConfigurationRow {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub name: String,
+    pub name_key: String,
+    pub provider: String,
+    pub model: String,
+    pub api_key_encrypted: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+    pub api_key_hint: Option<String>,
+    pub base_url: Option<String>,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub test_status: String,
+    pub test_message: Option<String>,
+    pub test_latency_ms: Option<i64>,
+    pub tested_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub use_count: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
+/// could decrypt) a key.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cfg)]
+pub struct ConfigurationSummary {
+    pub id: DbId,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub api_key_hint: Option<String>,
+    pub base_url: Option<String>,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub test_status: String,
+    pub test_message: Option<String>,
+    pub test_latency_ms: Option<i64>,
+    pub tested_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub use_count: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<ConfigurationRow> for ConfigurationSummary {
+    fn from(row: ConfigurationRow) -> Self {
+        ConfigurationSummary {
+            id: row.id,
+            name: row.name,
+            provider: row.provider,
+            model: row.model,
+            api_key_hint: row.api_key_hint,
+            base_url: row.base_url,
+            is_default: row.is_default,
+            is_active: row.is_active,
+            test_status: row.test_status,
+            test_message: row.test_message,
+            test_latency_ms: row.test_latency_ms,
+            tested_at: row.tested_at,
+            last_used_at: row.last_used_at,
+            use_count: row.use_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = cfg)]
+pub struct ConfigurationInsert<'a> {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub name: &'a str,
+    pub name_key: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub api_key_encrypted: Option<&'a [u8]>,
+    pub key_id: Option<&'a str>,
+    pub api_key_hint: Option<&'a str>,
+    pub base_url: Option<&'a str>,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A partial update: `None` leaves a column alone, `Some(None)` sets it to NULL.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = cfg)]
+pub struct ConfigurationChanges<'a> {
+    pub name: Option<&'a str>,
+    pub name_key: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub api_key_encrypted: Option<Option<&'a [u8]>>,
+    pub key_id: Option<Option<&'a str>>,
+    pub api_key_hint: Option<Option<&'a str>>,
+    pub base_url: Option<Option<&'a str>>,
+    pub is_active: Option<bool>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {
+    diesel::insert_into(cfg::table).values(row).execute(conn).map(|_| ())
+}
+
+/// The owner's configurations, default first, then by case-folded name, then id.
+pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<ConfigurationSummary>> {
+    cfg::table
+        .filter(cfg::user_id.eq(user_id))
+        .order((cfg::is_default.desc(), cfg::name_key, cfg::id))
+        .select(ConfigurationSummary::as_select())
+        .load(conn)
+}
+
+pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<Option<ConfigurationRow>> {
+    cfg::table
+        .filter(cfg::id.eq(id))
+        .filter(cfg::user_id.eq(user_id))
+        .select(ConfigurationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_default_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Option<ConfigurationRow>> {
+    cfg::table
+        .filter(cfg::user_id.eq(user_id))
+        .filter(cfg::is_default.eq(true))
+        .select(ConfigurationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Is `name_key` used by another of the owner's configurations (other than `except`)?
+pub fn name_key_taken(
+    conn: &mut DbConnection,
+    user_id: DbId,
+    name_key: &str,
+    except: Option<DbId>,
+) -> QueryResult<bool> {
+    let mut query = cfg::table
+        .filter(cfg::user_id.eq(user_id))
+        .filter(cfg::name_key.eq(name_key))
+        .select(cfg::id)
+        .into_boxed();
+    if let Some(except) = except {
+        query = query.filter(cfg::id.ne(except));
+    }
+    query.first::<DbId>(conn).optional().map(|found| found.is_some())
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    user_id: DbId,
+    id: DbId,
+    changes: &ConfigurationChanges<'_>,
+) -> QueryResult<usize> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+        .set(changes)
+        .execute(conn)
+}
+
+pub fn delete(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<bool> {
+    diesel::delete(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+        .execute(conn)
+        .map(|rows| rows > 0)
+}
+
+/// Clears the owner's default flag (on at most one row).
+pub fn clear_default(conn: &mut DbConnection, user_id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        cfg::table
+            .filter(cfg::user_id.eq(user_id))
+            .filter(cfg::is_default.eq(true)),
+    )
+    .set((cfg::is_default.eq(false), cfg::updated_at.eq(now)))
+    .execute(conn)
+}
+
+pub fn mark_default(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+        .set((cfg::is_default.eq(true), cfg::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// What choosing a new default needs to know about each active configuration.
+#[derive(Debug, Clone, Queryable)]
+pub struct DefaultCandidate {
+    pub id: DbId,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// The owner's active configurations that hold a key or need none (the caller decides which).
+pub fn active_candidates(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<(DefaultCandidate, String, bool)>> {
+    cfg::table
+        .filter(cfg::user_id.eq(user_id))
+        .filter(cfg::is_active.eq(true))
+        .select((
+            (cfg::id, cfg::last_used_at, cfg::created_at),
+            cfg::provider,
+            cfg::api_key_encrypted.is_not_null(),
+        ))
+        .load(conn)
+}
+
+/// How many stored keys each master key id protects.
+pub fn count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    let rows: Vec<(Option<String>, i64)> = cfg::table
+        .filter(cfg::key_id.is_not_null())
+        .group_by(cfg::key_id)
+        .select((cfg::key_id, diesel::dsl::count_star()))
+        .order(cfg::key_id)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(key_id, count)| key_id.map(|id| (id, count)))
+        .collect())
+}

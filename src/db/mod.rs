@@ -1,0 +1,233 @@
+//! Persistence: the connection enum over SQLite and PostgreSQL, the pool, migrations, and one
+//! module per table holding its queries. Nothing outside this module writes SQL.
+
+pub mod api_tokens;
+pub mod instance_settings;
+pub mod llm_configurations;
+pub mod master_key_canaries;
+pub mod migrations;
+pub mod schema;
+pub mod sql_types;
+pub mod users;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+pub use migrations::run_pending_migrations;
+pub use sql_types::DbId;
+
+/// One connection to whichever database the URL names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The pool every request and command draws from.
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Which backend a `DATABASE_URL` names, decided by its scheme alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, `postgres://…` or `postgresql://…`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(raw.to_owned()))
+        } else if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("DATABASE_URL `sqlite://` needs a file path, e.g. sqlite://lanyard-data/lanyard.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else {
+            Err("DATABASE_URL must start with sqlite://, postgres:// or postgresql://".into())
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres(_))
+    }
+}
+
+/// Opens connections by the URL's scheme, so that an unreachable PostgreSQL reports its real
+/// error (diesel's derived `establish` would try every backend and hide it).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        ConnectionManager { url }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
+                // WAL lets readers proceed while one writer writes; NORMAL is durable in WAL mode
+                // except for the last transactions before a power loss.
+                diesel::sql_query(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .execute(&mut conn)
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Postgres(pg) => diesel::r2d2::R2D2Connection::is_broken(pg),
+            DbConnection::Sqlite(sqlite) => diesel::r2d2::R2D2Connection::is_broken(sqlite),
+        }
+    }
+}
+
+/// Builds the pool without connecting: the application can start while the database is down
+/// and become ready when it answers.
+pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, std::io::Error> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build_unchecked(ConnectionManager::new(url.clone())))
+}
+
+/// Runs `work` in one write transaction. On SQLite it begins `IMMEDIATE`, taking the write lock
+/// up front (a deferred transaction that reads and then writes fails at once under concurrency);
+/// on PostgreSQL it is an ordinary transaction, and callers lock the rows they depend on.
+pub fn write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match conn {
+        DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
+        DbConnection::Postgres(_) => Manager::begin_transaction(conn)?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The work's error is the one worth reporting; a failed rollback marks the
+            // connection broken and r2d2 discards it.
+            if let Err(rollback_error) = Manager::rollback_transaction(conn) {
+                tracing::warn!(error = %rollback_error, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The current time as stored: UTC, truncated to microseconds so values round-trip exactly on
+/// both backends.
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// What went wrong below the services.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] DieselError),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        )
+    }
+}
+
+/// The pool plus a way to run blocking diesel work off the async workers.
+#[derive(Clone)]
+pub struct Database {
+    pool: DbPool,
+}
+
+impl Database {
+    pub fn new(pool: DbPool) -> Self {
+        Database { pool }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Checks out a connection; a pool that cannot produce one within its timeout means the
+    /// database is unreachable.
+    pub fn connection(&self) -> Result<PooledConnection, DbError> {
+        self.pool.get().map_err(|error| DbError::Unavailable(error.to_string()))
+    }
+
+    /// Runs `work` with a connection on tokio's blocking pool.
+    pub async fn run<T, E>(&self, work: impl FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|error| DbError::Unavailable(error.to_string()))?;
+            work(&mut conn)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            // A panic inside the work: surface it as an internal error rather than unwinding
+            // through the request.
+            Err(join_error) => Err(E::from(DbError::Unavailable(format!(
+                "database task failed: {join_error}"
+            )))),
+        }
+    }
+
+    /// Is the database answering right now?
+    pub fn is_ready(&self) -> bool {
+        match self.pool.get() {
+            Ok(mut conn) => diesel::sql_query("SELECT 1").execute(&mut *conn).is_ok(),
+            Err(_) => false,
+        }
+    }
+}

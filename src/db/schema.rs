@@ -1,0 +1,89 @@
+// Written by hand for both backends: id columns use the custom `DbUuid` type (see sql_types.rs).
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    users (id) {
+        id -> DbUuid,
+        email -> Text,
+        email_key -> Text,
+        password_hash -> Text,
+        role -> Text,
+        is_disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    api_tokens (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        name -> Text,
+        scopes -> Text,
+        token_hash -> Binary,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        is_revoked -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    llm_configurations (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        name -> Text,
+        name_key -> Text,
+        provider -> Text,
+        model -> Text,
+        api_key_encrypted -> Nullable<Binary>,
+        key_id -> Nullable<Text>,
+        api_key_hint -> Nullable<Text>,
+        base_url -> Nullable<Text>,
+        is_default -> Bool,
+        is_active -> Bool,
+        test_status -> Text,
+        test_message -> Nullable<Text>,
+        test_latency_ms -> Nullable<BigInt>,
+        tested_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        use_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    master_key_canaries (key_id) {
+        key_id -> Text,
+        canary -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    instance_settings (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(llm_configurations -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_tokens,
+    llm_configurations,
+    master_key_canaries,
+    instance_settings,
+);

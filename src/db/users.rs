@@ -1,0 +1,78 @@
+//! The `users` table.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{DbConnection, DbId};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: DbId,
+    pub email: String,
+    pub email_key: String,
+    pub password_hash: String,
+    pub role: String,
+    pub is_disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserInsert<'a> {
+    pub id: DbId,
+    pub email: &'a str,
+    pub email_key: &'a str,
+    pub password_hash: &'a str,
+    pub role: &'a str,
+    pub is_disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, user: &UserInsert<'_>) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}
+
+pub fn find_by_email_key(conn: &mut DbConnection, email_key: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::email_key.eq(email_key))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_id(conn: &mut DbConnection, id: DbId) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Serialises every change to one user's configurations on PostgreSQL by locking the owner's
+/// row for the rest of the transaction; SQLite's `IMMEDIATE` transactions already serialise all
+/// writers. Returns whether the user exists.
+pub fn lock_owner(conn: &mut DbConnection, id: DbId) -> QueryResult<bool> {
+    match conn {
+        DbConnection::Postgres(pg) => users::table
+            .find(id)
+            .select(users::id)
+            .for_update()
+            .first::<DbId>(pg)
+            .optional()
+            .map(|found| found.is_some()),
+        DbConnection::Sqlite(_) => users::table
+            .find(id)
+            .select(users::id)
+            .first::<DbId>(conn)
+            .optional()
+            .map(|found| found.is_some()),
+    }
+}

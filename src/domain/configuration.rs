@@ -1,0 +1,219 @@
+//! The fields of an LLM configuration, each parsed once.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::egress::EgressPolicy;
+
+fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// A configuration's display name: trimmed, 1 to 64 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigName(String);
+
+impl ConfigName {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let name = raw.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS {
+            return Err(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        if has_control(name) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(ConfigName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded form that uniqueness and ordering use, computed here so that both
+    /// databases agree.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A provider's model id: trimmed, 1 to 200 characters, no whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelId(String);
+
+impl ModelId {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let model = raw.trim();
+        let chars = model.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS {
+            return Err(format!("must be 1 to {} characters", Self::MAX_CHARS));
+        }
+        if model.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain whitespace or control characters".into());
+        }
+        Ok(ModelId(model.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A provider API key. Held as a secret: `Debug` prints a placeholder and the memory is zeroed
+/// on drop.
+#[derive(Clone)]
+pub struct ApiKey(SecretString);
+
+impl ApiKey {
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 4096;
+
+    /// Rejects anything that looks like a mask, so that a masked value shown on a page or in
+    /// JSON can never be saved over the real key.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let chars = raw.chars().count();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
+            return Err(format!("must be {} to {} characters", Self::MIN_CHARS, Self::MAX_CHARS));
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain whitespace or control characters".into());
+        }
+        if raw.contains('…') || raw.contains("***") || raw.contains('•') {
+            return Err(
+                "looks like a masked key; enter the full key, or leave the field out to keep the stored one".into(),
+            );
+        }
+        Ok(ApiKey(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+/// An absolute base URL for a provider: `https` (plain `http` only for hosts the egress policy
+/// allows), no user-info, no query, no fragment, at most 2048 characters. Kept without a
+/// trailing slash so that request paths append cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    pub const MAX_CHARS: usize = 2048;
+
+    pub fn parse(raw: &str, policy: &EgressPolicy) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(format!("must be at most {} characters", Self::MAX_CHARS));
+        }
+        let url = Url::parse(raw).map_err(|error| format!("must be an absolute URL ({error})"))?;
+        if url.host().is_none() {
+            return Err("must name a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain a user name or password".into());
+        }
+        if url.fragment().is_some() {
+            return Err("must not contain a fragment (#…)".into());
+        }
+        if url.query().is_some() {
+            return Err("must not contain a query string (?…)".into());
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if policy.allows_plain_http(&url) => {}
+            "http" => {
+                return Err(
+                    "must use https; plain http is allowed only for hosts the operator lists in LANYARD_EGRESS_ALLOW"
+                        .into(),
+                );
+            }
+            _ => return Err("must be an https URL".into()),
+        }
+        Ok(BaseUrl(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_bounded_and_free_of_control_characters() {
+        assert_eq!(ConfigName::parse("  work-gpt ").unwrap().as_str(), "work-gpt");
+        assert_eq!(ConfigName::parse("Work GPT").unwrap().key(), "work gpt");
+        assert!(ConfigName::parse("   ").is_err());
+        assert!(ConfigName::parse(&"x".repeat(65)).is_err());
+        assert!(ConfigName::parse(&"é".repeat(64)).is_ok());
+        assert!(ConfigName::parse("bad\u{7}name").is_err());
+        assert!(ConfigName::parse("<img src=x onerror=alert(1)>").is_ok());
+    }
+
+    #[test]
+    fn models_have_no_inner_whitespace() {
+        assert_eq!(ModelId::parse(" gpt-4o ").unwrap().as_str(), "gpt-4o");
+        assert!(ModelId::parse("gpt 4o").is_err());
+        assert!(ModelId::parse("").is_err());
+        assert!(ModelId::parse(&"m".repeat(201)).is_err());
+        assert!(ModelId::parse("anthropic/claude-3.5").is_ok());
+    }
+
+    #[test]
+    fn keys_that_look_masked_are_refused() {
+        assert!(ApiKey::parse("sk-…x7Qa-and-more").is_err());
+        assert!(ApiKey::parse("sk-***-0123456").is_err());
+        assert!(ApiKey::parse("••••••••").is_err());
+        assert!(ApiKey::parse("short").is_err());
+        assert!(ApiKey::parse("sk-with space-123").is_err());
+        assert!(ApiKey::parse(&"k".repeat(4097)).is_err());
+        let key = ApiKey::parse("sk-test-0123456789").unwrap();
+        assert_eq!(key.expose(), "sk-test-0123456789");
+        assert!(!format!("{key:?}").contains("0123456789"));
+    }
+
+    #[test]
+    fn base_urls_must_be_https_without_credentials_or_fragments() {
+        let policy = EgressPolicy::default();
+        assert_eq!(
+            BaseUrl::parse("https://api.example.com/v1/", &policy).unwrap().as_str(),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(
+            BaseUrl::parse("https://Example.COM", &policy).unwrap().as_str(),
+            "https://example.com"
+        );
+        assert!(BaseUrl::parse("http://api.example.com", &policy).is_err());
+        assert!(BaseUrl::parse("ftp://api.example.com", &policy).is_err());
+        assert!(BaseUrl::parse("https://user:pw@api.example.com", &policy).is_err());
+        assert!(BaseUrl::parse("https://api.example.com/#frag", &policy).is_err());
+        assert!(BaseUrl::parse("https://api.example.com/?q=1", &policy).is_err());
+        assert!(BaseUrl::parse("/relative", &policy).is_err());
+        assert!(BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(2048)), &policy).is_err());
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_for_allowed_hosts() {
+        let policy = EgressPolicy::parse("127.0.0.1/32, ollama.internal", "public").unwrap();
+        assert!(BaseUrl::parse("http://127.0.0.1:11434", &policy).is_ok());
+        assert!(BaseUrl::parse("http://ollama.internal:11434", &policy).is_ok());
+        assert!(BaseUrl::parse("http://10.0.0.1:11434", &policy).is_err());
+    }
+}

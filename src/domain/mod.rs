@@ -1,0 +1,12 @@
+//! Validated domain types: input is parsed into these once, at the edge, so an invalid name,
+//! model, key or URL cannot exist past it.
+
+mod account;
+mod configuration;
+mod provider;
+mod token;
+
+pub use account::{Email, Password, Role};
+pub use configuration::{ApiKey, BaseUrl, ConfigName, ModelId};
+pub use provider::Provider;
+pub use token::{Scope, Scopes, TokenSecret, hash_token};

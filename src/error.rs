@@ -1,0 +1,164 @@
+//! The one error type the services return. It knows its status and code; `api::ApiError`
+//! renders it as JSON (and the pages will render it as HTML).
+
+use std::collections::BTreeMap;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::DbError;
+
+/// Messages by field name, for validation errors and one-field conflicts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        FieldErrors::default()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.entry(field.to_owned()).or_default().push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&[String]> {
+        self.0.get(field).map(Vec::as_slice)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0
+            .iter()
+            .map(|(field, messages)| (field.as_str(), messages.as_slice()))
+    }
+
+    /// `Ok(())` when nothing was added, else the validation error.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict { message: String, fields: FieldErrors },
+    #[error("the stored API key cannot be decrypted; re-enter the key")]
+    KeyUnreadable,
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("the request is invalid")]
+    Validation(FieldErrors),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    /// A bug. The detail goes to the log (never a secret in it), not to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(FieldErrors::single(field, message))
+    }
+
+    pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let fields = field
+            .map(|field| FieldErrors::single(field, message.clone()))
+            .unwrap_or_default();
+        AppError::Conflict { message, fields }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthorized => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound => 404,
+            AppError::Conflict { .. } | AppError::KeyUnreadable => 409,
+            AppError::PayloadTooLarge => 413,
+            AppError::Validation(_) => 422,
+            AppError::RateLimited { .. } => 429,
+            AppError::Internal(_) => 500,
+            AppError::Unavailable => 503,
+        }
+    }
+
+    /// The stable `error` code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound => "not_found",
+            AppError::Conflict { .. } => "conflict",
+            AppError::KeyUnreadable => "key_unreadable",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::Validation(_) => "validation_failed",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn fields(&self) -> Option<&FieldErrors> {
+        match self {
+            AppError::Validation(fields) => Some(fields),
+            AppError::Conflict { fields, .. } if !fields.is_empty() => Some(fields),
+            _ => None,
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                AppError::Unavailable
+            }
+            DbError::Query(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<DieselError> for AppError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::BrokenTransactionManager => {
+                tracing::warn!(%error, "database connection lost");
+                AppError::Unavailable
+            }
+            // The owner lock makes the services' own checks authoritative; a constraint that
+            // still fires means a conflict, never a server error.
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::conflict(None, "the change conflicts with existing data; reload and try again")
+            }
+            // Diesel's messages name tables and constraints, never bound values.
+            _ => AppError::Internal(format!("database error: {error}")),
+        }
+    }
+}

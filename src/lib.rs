@@ -1,0 +1,15 @@
+//! Lanyard: a self-hosted home for LLM provider configurations.
+
+pub mod api;
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod egress;
+pub mod error;
+pub mod services;
+pub mod startup;
+pub mod telemetry;
+pub mod web;

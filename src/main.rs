@@ -1,0 +1,130 @@
+//! The `lanyard` command line: parses arguments and calls into the library.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use lanyard::{commands, config::Settings, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "lanyard",
+    version,
+    about = "A self-hosted home for LLM provider configurations"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the master keys, run migrations and serve HTTP (the default).
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Print a new random master key as an `ID:BASE64` entry for LANYARD_MASTER_KEYS.
+    Keygen {
+        /// The key's id (1 to 32 letters, digits, '.', '_' or '-'); random when omitted.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (the first user ever created is an admin).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Make the user an admin.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token and print it alone on standard output.
+    Create {
+        /// The owner's email.
+        #[arg(long)]
+        email: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: read, write, resolve.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        /// Days until the token expires (never, when omitted).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    Ok(Settings::from_env()?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => commands::serve(settings()?).await,
+        Command::Migrate => commands::migrate(&settings()?),
+        Command::Keygen { id } => commands::print_line(&commands::keygen(id.as_deref())?),
+        Command::User(UserCommand::Create { email, admin, password }) => {
+            let settings = settings()?;
+            let password = commands::read_password(password.password_stdin)?;
+            let message = commands::user_create(&settings, &email, admin, password)?;
+            eprintln!("{message}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create {
+            email,
+            name,
+            scopes,
+            expires_in_days,
+        }) => {
+            let token = commands::token_create(&settings()?, &email, &name, &scopes, expires_in_days)?;
+            commands::print_line(&token)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A missing .env is normal; a malformed one is worth saying.
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("warning: ignoring .env: {error}");
+    }
+    telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

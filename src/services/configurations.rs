@@ -1,0 +1,319 @@
+//! LLM configurations: create, list, get, update, delete, set default; and the rules that keep
+//! exactly one active default per user. Every change is one write transaction that first locks
+//! the owner, so concurrent requests for one user take turns and never break the rules.
+
+use std::cmp::Reverse;
+
+use uuid::Uuid;
+
+use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
+use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert, ConfigurationSummary};
+use crate::db::{self, DbConnection, DbId, users};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
+use crate::error::{AppError, FieldErrors};
+
+/// A new configuration, its fields already parsed.
+#[derive(Debug)]
+pub struct NewConfiguration {
+    pub name: ConfigName,
+    pub provider: Provider,
+    pub model: ModelId,
+    pub api_key: Option<ApiKey>,
+    pub base_url: Option<BaseUrl>,
+    pub is_default: bool,
+    pub is_active: bool,
+}
+
+/// What an update does to the stored key.
+#[derive(Debug, Default)]
+pub enum KeyChange {
+    #[default]
+    Keep,
+    Replace(ApiKey),
+    Remove,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ConfigurationUpdate {
+    pub name: Option<ConfigName>,
+    pub provider: Option<Provider>,
+    pub model: Option<ModelId>,
+    pub api_key: KeyChange,
+    /// `Some(None)`: back to the provider's default.
+    pub base_url: Option<Option<BaseUrl>>,
+    pub is_active: Option<bool>,
+}
+
+/// `base_url` is stored only when it differs from the provider's default.
+fn stored_base_url(provider: Provider, base_url: Option<&BaseUrl>) -> Option<String> {
+    base_url
+        .map(BaseUrl::as_str)
+        .filter(|url| Some(*url) != provider.default_base_url())
+        .map(str::to_owned)
+}
+
+fn name_taken() -> AppError {
+    AppError::conflict(Some("name"), "you already have a configuration with this name")
+}
+
+fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppError> {
+    if users::lock_owner(conn, DbId(user_id))? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// A provider that needs a key cannot be active without one.
+fn check_key_rules(provider: Provider, has_key: bool, key_was_given: bool, is_active: bool, errors: &mut FieldErrors) {
+    if has_key && !provider.accepts_api_key() {
+        errors.add("api_key", format!("{} takes no API key", provider.label()));
+    }
+    if !has_key && provider.needs_api_key() && is_active {
+        let field = if key_was_given { "api_key" } else { "is_active" };
+        errors.add(
+            field,
+            format!(
+                "{} needs an API key before this configuration can be active",
+                provider.label()
+            ),
+        );
+    }
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    new: NewConfiguration,
+) -> Result<ConfigurationSummary, AppError> {
+    let mut errors = FieldErrors::new();
+    if new.is_default && !new.is_active {
+        errors.add("is_default", "an inactive configuration cannot be the default");
+    }
+    if new.provider.needs_api_key() && new.api_key.is_none() {
+        errors.add("api_key", format!("is required for {}", new.provider.label()));
+    } else {
+        check_key_rules(new.provider, new.api_key.is_some(), true, new.is_active, &mut errors);
+    }
+    if new.provider.needs_base_url() && new.base_url.is_none() {
+        errors.add("base_url", format!("is required for {}", new.provider.label()));
+    }
+    errors.into_result()?;
+
+    let id = Uuid::now_v7();
+    let sealed = new.api_key.as_ref().map(|key| {
+        keyring.seal(
+            key.expose().as_bytes(),
+            RowBinding::Configuration {
+                owner,
+                configuration: id,
+            },
+        )
+    });
+    let hint = new.api_key.as_ref().map(|key| mask_api_key(key.expose()));
+    let base_url = stored_base_url(new.provider, new.base_url.as_ref());
+    let name_key = new.name.key();
+
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        if store::name_key_taken(conn, DbId(owner), &name_key, None)? {
+            return Err(name_taken());
+        }
+        let now = db::now();
+        let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
+        if new.is_default && has_default {
+            store::clear_default(conn, DbId(owner), now)?;
+        }
+        let is_default = new.is_default || (new.is_active && !has_default);
+        store::insert(
+            conn,
+            &ConfigurationInsert {
+                id: DbId(id),
+                user_id: DbId(owner),
+                name: new.name.as_str(),
+                name_key: &name_key,
+                provider: new.provider.id(),
+                model: new.model.as_str(),
+                api_key_encrypted: sealed.as_ref().map(|sealed| sealed.bytes.as_slice()),
+                key_id: sealed.as_ref().map(|sealed| sealed.key_id.as_str()),
+                api_key_hint: hint.as_deref(),
+                base_url: base_url.as_deref(),
+                is_default,
+                is_active: new.is_active,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        find(conn, owner, id)
+    })
+}
+
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<ConfigurationSummary>, AppError> {
+    Ok(store::list_for_user(conn, DbId(owner))?)
+}
+
+pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConfigurationSummary, AppError> {
+    store::find_for_user(conn, DbId(owner), DbId(id))?
+        .map(ConfigurationSummary::from)
+        .ok_or(AppError::NotFound)
+}
+
+pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<ConfigurationSummary, AppError> {
+    store::find_default_for_user(conn, DbId(owner))?
+        .map(ConfigurationSummary::from)
+        .ok_or(AppError::NotFound)
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    id: Uuid,
+    update: ConfigurationUpdate,
+) -> Result<ConfigurationSummary, AppError> {
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let stored_provider = Provider::parse(&row.provider)
+            .ok_or_else(|| AppError::Internal(format!("unknown stored provider `{}`", row.provider)))?;
+        let provider = update.provider.unwrap_or(stored_provider);
+        let base_url = match &update.base_url {
+            Some(new) => stored_base_url(provider, new.as_ref()),
+            None => row.base_url.clone(),
+        };
+        let is_active = update.is_active.unwrap_or(row.is_active);
+        let had_key = row.api_key_encrypted.is_some();
+
+        let mut errors = FieldErrors::new();
+        let destination_changed = provider != stored_provider || base_url != row.base_url;
+        if destination_changed && had_key && matches!(update.api_key, KeyChange::Keep) {
+            errors.add(
+                "api_key",
+                "re-enter the API key (or send \"\" to remove it) when changing the provider or base URL, \
+                 so that a stored key is never sent to a new destination",
+            );
+        }
+        if matches!(update.api_key, KeyChange::Remove) && provider.needs_api_key() {
+            errors.add(
+                "api_key",
+                format!("cannot be removed: {} needs an API key", provider.label()),
+            );
+        }
+        let has_key = match &update.api_key {
+            KeyChange::Keep => had_key,
+            KeyChange::Replace(_) => true,
+            KeyChange::Remove => false,
+        };
+        if errors.get("api_key").is_none() {
+            check_key_rules(
+                provider,
+                has_key,
+                !matches!(update.api_key, KeyChange::Keep),
+                is_active,
+                &mut errors,
+            );
+        }
+        if provider.needs_base_url() && base_url.is_none() {
+            errors.add("base_url", format!("is required for {}", provider.label()));
+        }
+        errors.into_result()?;
+
+        let name_key = update.name.as_ref().map(ConfigName::key);
+        if let Some(name_key) = &name_key
+            && store::name_key_taken(conn, DbId(owner), name_key, Some(DbId(id)))?
+        {
+            return Err(name_taken());
+        }
+        let sealed = match &update.api_key {
+            KeyChange::Replace(key) => Some(keyring.seal(
+                key.expose().as_bytes(),
+                RowBinding::Configuration {
+                    owner,
+                    configuration: id,
+                },
+            )),
+            KeyChange::Keep | KeyChange::Remove => None,
+        };
+        let hint = match &update.api_key {
+            KeyChange::Replace(key) => Some(mask_api_key(key.expose())),
+            KeyChange::Keep | KeyChange::Remove => None,
+        };
+        let now = db::now();
+        let deactivating_default = row.is_default && !is_active;
+        if deactivating_default {
+            // Before the update: the table refuses an inactive default.
+            store::clear_default(conn, DbId(owner), now)?;
+        }
+        let key_columns_change = !matches!(update.api_key, KeyChange::Keep);
+        let changes = ConfigurationChanges {
+            name: update.name.as_ref().map(ConfigName::as_str),
+            name_key: name_key.as_deref(),
+            provider: update.provider.map(Provider::id),
+            model: update.model.as_ref().map(ModelId::as_str),
+            api_key_encrypted: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.bytes.as_slice())),
+            key_id: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.key_id.as_str())),
+            api_key_hint: key_columns_change.then_some(hint.as_deref()),
+            base_url: Some(base_url.as_deref()),
+            is_active: update.is_active,
+            updated_at: Some(now),
+        };
+        store::update(conn, DbId(owner), DbId(id), &changes)?;
+        if deactivating_default {
+            promote_default(conn, owner, now)?;
+        } else if is_active && !row.is_default && store::find_default_for_user(conn, DbId(owner))?.is_none() {
+            store::mark_default(conn, DbId(owner), DbId(id), now)?;
+        }
+        find(conn, owner, id)
+    })
+}
+
+pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        store::delete(conn, DbId(owner), DbId(id))?;
+        if row.is_default {
+            promote_default(conn, owner, db::now())?;
+        }
+        Ok(())
+    })
+}
+
+/// Makes `id` the owner's default in one step.
+pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConfigurationSummary, AppError> {
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        if row.is_default {
+            return Ok(ConfigurationSummary::from(row));
+        }
+        if !row.is_active {
+            return Err(AppError::conflict(
+                None,
+                "an inactive configuration cannot be the default; activate it first",
+            ));
+        }
+        let now = db::now();
+        store::clear_default(conn, DbId(owner), now)?;
+        store::mark_default(conn, DbId(owner), DbId(id), now)?;
+        find(conn, owner, id)
+    })
+}
+
+/// After the default was deleted or deactivated: the active configuration used most recently
+/// becomes the default (never-used ones after used ones, then the newest, then by id). Decided
+/// here rather than in SQL so that both databases order NULLs and ids identically.
+fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), AppError> {
+    let candidates = store::active_candidates(conn, DbId(owner))?;
+    let chosen = candidates
+        .into_iter()
+        .filter(|(_, provider, has_key)| *has_key || Provider::parse(provider).is_some_and(|p| !p.needs_api_key()))
+        .map(|(candidate, _, _)| candidate)
+        .max_by_key(|candidate| (candidate.last_used_at, candidate.created_at, Reverse(candidate.id)));
+    if let Some(chosen) = chosen {
+        store::mark_default(conn, DbId(owner), chosen.id, now)?;
+    }
+    Ok(())
+}

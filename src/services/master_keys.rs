@@ -1,0 +1,253 @@
+//! Start-up: load the master keyring and prove it matches what the database holds, read-only,
+//! before any migration or write; then record a canary for each configured key.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+
+use crate::config::MasterKeySource;
+use crate::crypto::{KeyId, MasterKey, MasterKeyring, RowBinding};
+use crate::db::{self, DbConnection, llm_configurations, master_key_canaries};
+
+/// The plaintext every canary seals.
+const CANARY_PLAINTEXT: &[u8] = b"lanyard master key canary v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    #[error("invalid master key configuration: {0}")]
+    Keyring(#[from] crate::crypto::KeyringError),
+    #[error(
+        "the database holds {count} API key(s) encrypted under master key id `{key_id}`, which is not configured; \
+         add that key to LANYARD_MASTER_KEYS (the first entry encrypts, all decrypt) and start again"
+    )]
+    UnknownKeyId { key_id: String, count: i64 },
+    #[error(
+        "master key `{0}` does not match the key this database was encrypted with (its canary does not decrypt); \
+         configure the original key under that id"
+    )]
+    WrongKey(String),
+    #[error(
+        "the master key file {path} is missing, but the database already holds encrypted data \
+         (master key id(s): {key_ids}); restore the file or set LANYARD_MASTER_KEYS"
+    )]
+    MissingKeyFile { path: PathBuf, key_ids: String },
+    #[error("cannot read or create the master key file {path}: {detail}")]
+    KeyFile { path: PathBuf, detail: String },
+    #[error("database error during the master-key check: {0}")]
+    Database(String),
+}
+
+impl From<diesel::result::Error> for KeyCheckError {
+    fn from(error: diesel::result::Error) -> Self {
+        KeyCheckError::Database(error.to_string())
+    }
+}
+
+/// What the database holds, read without writing anything.
+#[derive(Debug, Default)]
+pub struct StoredKeyState {
+    /// Encrypted API keys per master key id.
+    pub keys_by_id: BTreeMap<String, i64>,
+    /// Canary ciphertext per master key id.
+    pub canaries: BTreeMap<String, Vec<u8>>,
+}
+
+impl StoredKeyState {
+    pub fn read(conn: &mut DbConnection) -> Result<Self, KeyCheckError> {
+        if !db::migrations::vault_tables_exist(conn)? {
+            return Ok(StoredKeyState::default());
+        }
+        let keys_by_id = llm_configurations::count_keys_by_key_id(conn)?.into_iter().collect();
+        let canaries = master_key_canaries::list(conn)?
+            .into_iter()
+            .map(|row| (row.key_id, row.canary))
+            .collect();
+        Ok(StoredKeyState { keys_by_id, canaries })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys_by_id.is_empty() && self.canaries.is_empty()
+    }
+}
+
+/// The outcome of loading the keyring.
+pub struct LoadedKeyring {
+    pub keyring: MasterKeyring,
+    /// Set when a new key file was written (the caller logs it).
+    pub created_key_file: Option<PathBuf>,
+}
+
+/// Loads the keyring from its source. A missing key file is created (mode 0600) only when the
+/// database holds no encrypted data at all.
+pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result<LoadedKeyring, KeyCheckError> {
+    match source {
+        MasterKeySource::Entries(entries) => Ok(LoadedKeyring {
+            keyring: MasterKeyring::parse(entries.expose_secret())?,
+            created_key_file: None,
+        }),
+        MasterKeySource::KeyFile(path) => {
+            if path.exists() {
+                let contents =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|error| KeyCheckError::KeyFile {
+                        path: path.clone(),
+                        detail: error.to_string(),
+                    })?);
+                return Ok(LoadedKeyring {
+                    keyring: MasterKeyring::parse(&contents)?,
+                    created_key_file: None,
+                });
+            }
+            if !stored.is_empty() {
+                let key_ids: Vec<&str> = stored
+                    .keys_by_id
+                    .keys()
+                    .chain(stored.canaries.keys())
+                    .map(String::as_str)
+                    .collect();
+                return Err(KeyCheckError::MissingKeyFile {
+                    path: path.clone(),
+                    key_ids: key_ids.join(", "),
+                });
+            }
+            let key = MasterKey::generate(KeyId::generate());
+            write_key_file(path, &key)?;
+            Ok(LoadedKeyring {
+                keyring: MasterKeyring::new(vec![key])?,
+                created_key_file: Some(path.clone()),
+            })
+        }
+    }
+}
+
+fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), KeyCheckError> {
+    let fail = |error: std::io::Error| KeyCheckError::KeyFile {
+        path: path.to_owned(),
+        detail: error.to_string(),
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(fail)?;
+    let entry = zeroize::Zeroizing::new(key.to_entry());
+    writeln!(
+        file,
+        "# Lanyard master key: it decrypts every stored API key. Keep it out of database backups.\n{}",
+        entry.as_str()
+    )
+    .map_err(fail)?;
+    file.sync_all().map_err(fail)
+}
+
+/// Refuses a keyring that cannot read what the database holds: a key id in use that is not
+/// configured, or a configured key whose canary does not decrypt. Reads nothing but `stored`.
+pub fn check_keyring(keyring: &MasterKeyring, stored: &StoredKeyState) -> Result<(), KeyCheckError> {
+    if let Some((key_id, count)) = stored
+        .keys_by_id
+        .iter()
+        .find(|(key_id, _)| keyring.get(key_id).is_none())
+    {
+        return Err(KeyCheckError::UnknownKeyId {
+            key_id: key_id.clone(),
+            count: *count,
+        });
+    }
+    for key in keyring.keys() {
+        if let Some(canary) = stored.canaries.get(key.id().as_str()) {
+            let opened = keyring.open(canary, RowBinding::Canary);
+            if !matches!(opened, Ok(ref plaintext) if plaintext.as_slice() == CANARY_PLAINTEXT) {
+                return Err(KeyCheckError::WrongKey(key.id().to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records a canary for every configured key that has none yet (after migrations).
+pub fn record_canaries(conn: &mut DbConnection, keyring: &MasterKeyring) -> Result<usize, KeyCheckError> {
+    db::write_transaction(conn, |conn| {
+        let existing: Vec<String> = master_key_canaries::list(conn)?
+            .into_iter()
+            .map(|row| row.key_id)
+            .collect();
+        let mut added = 0;
+        for key in keyring
+            .keys()
+            .filter(|key| !existing.iter().any(|id| id == key.id().as_str()))
+        {
+            let sealed = key.seal(CANARY_PLAINTEXT, RowBinding::Canary);
+            master_key_canaries::insert(
+                conn,
+                &master_key_canaries::CanaryRow {
+                    key_id: sealed.key_id,
+                    canary: sealed.bytes,
+                    created_at: db::now(),
+                },
+            )?;
+            added += 1;
+        }
+        Ok(added)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> MasterKey {
+        MasterKey::generate(KeyId::parse(id).unwrap())
+    }
+
+    #[test]
+    fn a_matching_keyring_passes_and_a_different_key_under_the_same_id_fails() {
+        let original = key("k1");
+        let entry = original.to_entry();
+        let mut stored = StoredKeyState::default();
+        stored
+            .canaries
+            .insert("k1".into(), original.seal(CANARY_PLAINTEXT, RowBinding::Canary).bytes);
+        stored.keys_by_id.insert("k1".into(), 3);
+        assert!(check_keyring(&MasterKeyring::parse(&entry).unwrap(), &stored).is_ok());
+        let impostor = MasterKeyring::new(vec![key("k1")]).unwrap();
+        assert!(matches!(check_keyring(&impostor, &stored), Err(KeyCheckError::WrongKey(id)) if id == "k1"));
+    }
+
+    #[test]
+    fn keys_under_an_unconfigured_id_are_refused_by_name() {
+        let mut stored = StoredKeyState::default();
+        stored.keys_by_id.insert("old".into(), 5);
+        let ring = MasterKeyring::new(vec![key("new")]).unwrap();
+        let error = check_keyring(&ring, &stored).unwrap_err();
+        assert!(error.to_string().contains("`old`"), "{error}");
+    }
+
+    #[test]
+    fn a_key_file_is_created_only_for_an_empty_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let source = MasterKeySource::KeyFile(path.clone());
+        let mut stored = StoredKeyState::default();
+        stored.keys_by_id.insert("k1".into(), 1);
+        assert!(matches!(
+            load_keyring(&source, &stored),
+            Err(KeyCheckError::MissingKeyFile { .. })
+        ));
+        assert!(!path.exists());
+
+        let loaded = load_keyring(&source, &StoredKeyState::default()).unwrap();
+        assert_eq!(loaded.created_key_file.as_deref(), Some(path.as_path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let reloaded = load_keyring(&source, &stored).unwrap();
+        assert_eq!(reloaded.keyring.active().id(), loaded.keyring.active().id());
+        assert!(reloaded.created_key_file.is_none());
+    }
+}

@@ -1,0 +1,38 @@
+//! Use cases. They take a database connection and validated domain values, and know nothing of
+//! HTTP: the same functions serve the JSON API, the pages and the command line.
+
+pub mod accounts;
+pub mod configurations;
+pub mod master_keys;
+pub mod tokens;
+
+use uuid::Uuid;
+
+use crate::domain::{Role, Scope, Scopes};
+use crate::error::AppError;
+
+/// Who is making a request, and through what.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Token { id: Uuid, scopes: Scopes },
+}
+
+impl Principal {
+    /// Refuses (403) a credential that lacks `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        match &self.credential {
+            Credential::Token { scopes, .. } if scopes.grants(scope) => Ok(()),
+            Credential::Token { .. } => Err(AppError::Forbidden(format!(
+                "this token lacks the `{}` scope",
+                scope.as_str()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! API tokens: creation (the secret is returned once) and bearer authentication.
+
+use chrono::{Duration, NaiveDateTime};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::{Credential, Principal};
+use crate::db::{self, DbConnection, DbId, api_tokens};
+use crate::domain::{Role, Scopes, TokenSecret, hash_token};
+use crate::error::AppError;
+
+/// A token's name: trimmed, 1 to 64 characters, no control characters.
+pub fn parse_token_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// At most ten years.
+pub fn parse_expiry_days(days: i64) -> Result<i64, String> {
+    if (1..=3650).contains(&days) {
+        Ok(days)
+    } else {
+        Err("must be 1 to 3650 days".into())
+    }
+}
+
+#[derive(Debug)]
+pub struct CreatedToken {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub secret: TokenSecret,
+}
+
+pub fn create_token(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    name: &str,
+    scopes: &Scopes,
+    expires_in_days: Option<i64>,
+) -> Result<CreatedToken, AppError> {
+    let secret = TokenSecret::generate();
+    let id = Uuid::now_v7();
+    let now = db::now();
+    let expires_at = expires_in_days.map(|days| now + Duration::days(days));
+    api_tokens::insert(
+        conn,
+        &api_tokens::TokenInsert {
+            id: DbId(id),
+            user_id: DbId(user_id),
+            name,
+            scopes: &scopes.to_stored(),
+            token_hash: &secret.hash(),
+            created_at: now,
+            expires_at,
+        },
+    )?;
+    Ok(CreatedToken {
+        id,
+        name: name.to_owned(),
+        scopes: scopes.clone(),
+        created_at: now,
+        expires_at,
+        secret,
+    })
+}
+
+/// Token use is stamped at most once a minute.
+const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
+
+/// Authenticates a presented bearer token: it must exist, be unrevoked and unexpired, and
+/// belong to an enabled user. Every failure is the same 401.
+pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime) -> Result<Principal, AppError> {
+    if !presented.starts_with(TokenSecret::PREFIX) || presented.len() > 256 {
+        return Err(AppError::Unauthorized);
+    }
+    let hash = hash_token(presented);
+    let (token, user) = api_tokens::find_with_owner_by_hash(conn, &hash)?.ok_or(AppError::Unauthorized)?;
+    let hash_matches: bool = token.token_hash.ct_eq(&hash).into();
+    let expired = token.expires_at.is_some_and(|expires_at| expires_at <= now);
+    if !hash_matches || token.is_revoked || expired || user.is_disabled {
+        return Err(AppError::Unauthorized);
+    }
+    let scopes =
+        Scopes::parse(&token.scopes).map_err(|_| AppError::Internal("stored token scopes are invalid".into()))?;
+    let role = Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+    if token.last_used_at.is_none_or(|last| last < now - LAST_USED_GRANULARITY) {
+        api_tokens::touch_last_used(conn, token.id, now, now - LAST_USED_GRANULARITY)?;
+    }
+    Ok(Principal {
+        user_id: user.id.0,
+        role,
+        credential: Credential::Token { id: token.id.0, scopes },
+    })
+}

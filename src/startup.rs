@@ -1,0 +1,43 @@
+//! Preparing the database before serving, in the order `security.md` gives: connect, check the
+//! master keys read-only, migrate, then record canaries. Every command that needs the database
+//! goes through here.
+
+use std::sync::Arc;
+
+use crate::config::MasterKeySource;
+use crate::crypto::MasterKeyring;
+use crate::db::{self, Database};
+use crate::services::master_keys::{self, KeyCheckError, StoredKeyState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error(transparent)]
+    MasterKeys(#[from] KeyCheckError),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+}
+
+/// Runs the start-up sequence on one connection and returns the checked keyring. Blocking.
+pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result<Arc<MasterKeyring>, StartupError> {
+    let mut conn = database
+        .connection()
+        .map_err(|error| StartupError::Connect(error.to_string()))?;
+    let stored = StoredKeyState::read(&mut conn)?;
+    let loaded = master_keys::load_keyring(source, &stored)?;
+    if let Some(path) = &loaded.created_key_file {
+        tracing::warn!(
+            path = %path.display(),
+            "created a new master key file (mode 0600): it decrypts every stored API key; back it up separately \
+             and keep it out of database backups"
+        );
+    }
+    master_keys::check_keyring(&loaded.keyring, &stored)?;
+    let applied = db::run_pending_migrations(&mut conn).map_err(StartupError::Migrate)?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    master_keys::record_canaries(&mut conn, &loaded.keyring)?;
+    Ok(Arc::new(loaded.keyring))
+}
