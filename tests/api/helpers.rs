@@ -1,0 +1,309 @@
+//! `spawn_app()`: the real application on port 0 against a fresh database (a SQLite file in a
+//! temporary folder, or a uniquely named PostgreSQL database that is dropped afterwards).
+
+use std::path::PathBuf;
+
+use diesel::prelude::*;
+use lanyard::app::Application;
+use lanyard::config::{MasterKeySource, Settings};
+use lanyard::crypto::{KeyId, MasterKey};
+use lanyard::db::{self, Database, DatabaseUrl, DbConnection};
+use lanyard::domain::{Email, Password, Scopes};
+use lanyard::egress::EgressPolicy;
+use lanyard::services::{accounts, tokens};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const POSTGRES_URL_VAR: &str = "LANYARD_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub enum TestDatabase {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        server_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    /// `None` when the backend is PostgreSQL and no server was given: the test is skipped.
+    pub fn create(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                let path = dir.path().join("lanyard.db");
+                Some(TestDatabase::Sqlite { _dir: dir, path })
+            }
+            Backend::Postgres => {
+                let Ok(server_url) = std::env::var(POSTGRES_URL_VAR) else {
+                    eprintln!("notice: {POSTGRES_URL_VAR} is not set; skipping a PostgreSQL test");
+                    return None;
+                };
+                let name = format!("lanyard_test_{}", Uuid::new_v4().simple());
+                let mut admin = diesel::PgConnection::establish(&server_url)
+                    .unwrap_or_else(|error| panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {error}"));
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .expect("create database");
+                let mut url = url::Url::parse(&server_url).expect("a postgres:// URL");
+                url.set_path(&name);
+                Some(TestDatabase::Postgres {
+                    server_url,
+                    name,
+                    url: url.to_string(),
+                })
+            }
+        }
+    }
+
+    pub fn url(&self) -> DatabaseUrl {
+        match self {
+            TestDatabase::Sqlite { path, .. } => DatabaseUrl::Sqlite(path.clone()),
+            TestDatabase::Postgres { url, .. } => DatabaseUrl::Postgres(url.clone()),
+        }
+    }
+
+    /// The `DATABASE_URL` a spawned binary would use.
+    pub fn url_string(&self) -> String {
+        match self {
+            TestDatabase::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDatabase::Postgres { url, .. } => url.clone(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            TestDatabase::Sqlite { .. } => Backend::Sqlite,
+            TestDatabase::Postgres { .. } => Backend::Postgres,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { server_url, name, .. } = self
+            && let Ok(mut admin) = diesel::PgConnection::establish(server_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+        }
+    }
+}
+
+pub fn master_key_entry(id: &str) -> String {
+    MasterKey::generate(KeyId::parse(id).unwrap()).to_entry()
+}
+
+pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
+    Settings {
+        database_url: database.url(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_url: url::Url::parse("http://127.0.0.1:8080").unwrap(),
+        master_keys: MasterKeySource::Entries(SecretString::from(master_keys.to_owned())),
+        egress: EgressPolicy::parse("", "allowlist").unwrap(),
+        test_rate_per_minute: 10,
+        pool_size: 2,
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: Database,
+    pub master_keys: String,
+    // Dropped last: the database outlives the pool that points at it.
+    pub test_database: TestDatabase,
+}
+
+/// A user of the running app with a token.
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let test_database = TestDatabase::create(backend)?;
+    let master_keys = master_key_entry("test-key");
+    Some(spawn_app_on(test_database, master_keys).await)
+}
+
+pub async fn spawn_app_on(test_database: TestDatabase, master_keys: String) -> TestApp {
+    let settings = settings_for(&test_database, &master_keys);
+    let application = Application::build(settings).await.expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let database = Database::new(db::build_pool(&test_database.url(), 2).unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        database,
+        master_keys,
+        test_database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.test_database.backend()
+    }
+
+    /// Runs `work` on a connection of the test's own pool.
+    pub async fn with_db<T: Send + 'static>(&self, work: impl FnOnce(&mut DbConnection) -> T + Send + 'static) -> T {
+        let database = self.database.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = database.connection().unwrap();
+            work(&mut conn)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Creates a user and a token with `scopes` for them.
+    pub async fn user_with_scopes(&self, scopes: &str) -> TestUser {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let scopes = Scopes::parse(scopes).unwrap();
+        let stored_email = email.clone();
+        let (id, token) = self
+            .with_db(move |conn| {
+                let user = accounts::create_user(
+                    conn,
+                    &Email::parse(&stored_email).unwrap(),
+                    &Password::parse("correct horse battery").unwrap(),
+                    false,
+                )
+                .unwrap();
+                let token = tokens::create_token(conn, user.id, "test", &scopes, None).unwrap();
+                (user.id, token.secret.expose().to_owned())
+            })
+            .await;
+        TestUser { id, email, token }
+    }
+
+    pub async fn user(&self) -> TestUser {
+        self.user_with_scopes("read,write").await
+    }
+
+    /// A token with other scopes for an existing user.
+    pub async fn token_for(&self, user: &TestUser, scopes: &str) -> String {
+        let scopes = Scopes::parse(scopes).unwrap();
+        let id = user.id;
+        self.with_db(move |conn| {
+            tokens::create_token(conn, id, "extra", &scopes, None)
+                .unwrap()
+                .secret
+                .expose()
+                .to_owned()
+        })
+        .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a configuration and returns its resource; panics unless 201.
+    pub async fn create_configuration(&self, token: &str, body: Value) -> Value {
+        let response = self.post_json("/api/llm-configurations", token, &body).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "create failed: {body}");
+        body
+    }
+
+    /// An OpenAI configuration named `name` with key `key`.
+    pub async fn create_openai(&self, token: &str, name: &str, key: &str) -> Value {
+        self.create_configuration(
+            token,
+            json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": key}),
+        )
+        .await
+    }
+
+    pub async fn list(&self, token: &str) -> Vec<Value> {
+        let response = self.get("/api/llm-configurations", token).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// Asserts the JSON error shape and code, and returns the body.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    assert_eq!(body["error"], code, "unexpected error code; body: {body}");
+    assert!(body["message"].is_string(), "no message: {body}");
+    body
+}
+
+/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                use $crate::helpers::{spawn_app, Backend};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test(spawn_app(Backend::Sqlite).await.expect("sqlite is always available")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = spawn_app(Backend::Postgres).await {
+                        super::$test(app).await;
+                    }
+                }
+            }
+        )+
+    };
+}

@@ -1,0 +1,13 @@
+//! The integration suite: one binary, the real application on a random port, a fresh database
+//! per test, on SQLite and (when LANYARD_TEST_POSTGRES_URL is set) on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod cli;
+mod configurations;
+mod defaults;
+mod openapi;
+mod schema;
+mod security;
+mod validation;
