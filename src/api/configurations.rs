@@ -81,13 +81,14 @@ pub struct CreateConfigurationRequest {
     #[schema(min_length = 1, max_length = 64)]
     name: String,
     /// One of the ids of `GET /api/providers`.
-    provider: String,
-    #[schema(min_length = 1, max_length = 200)]
+    provider: Provider,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
     model: String,
-    /// Required unless the provider needs no key.
-    #[schema(min_length = 8, max_length = 4096)]
+    /// Required unless the provider needs no key. A value that looks masked is refused.
+    #[schema(min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
     api_key: Option<String>,
-    #[schema(max_length = 2048)]
+    /// An absolute https URL; `null` for the provider's default.
+    #[schema(max_length = 2048, pattern = "^https://")]
     base_url: Option<String>,
     is_default: Option<bool>,
     is_active: Option<bool>,
@@ -100,12 +101,13 @@ pub struct CreateConfigurationRequest {
 pub struct UpdateConfigurationRequest {
     #[schema(min_length = 1, max_length = 64)]
     name: Option<String>,
-    provider: Option<String>,
-    #[schema(min_length = 1, max_length = 200)]
+    provider: Option<Provider>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
     model: Option<String>,
-    #[schema(max_length = 4096)]
+    /// A new key, `""` to remove it, or absent/`null` to keep the stored one.
+    #[schema(max_length = 4096, pattern = r"^[^\s…•*]*$")]
     api_key: Option<String>,
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https://")]
     base_url: Option<String>,
     is_active: Option<bool>,
 }

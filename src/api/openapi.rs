@@ -24,6 +24,7 @@ use super::{configurations, error, providers};
         configurations::CreateConfigurationRequest,
         configurations::UpdateConfigurationRequest,
         providers::ProviderResource,
+        crate::domain::Provider,
         error::ErrorBody,
     )),
     modifiers(&BearerAuth)
