@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::startup::{self, StartupError};
+use crate::web::session;
 use crate::{api, web as pages};
 
 /// What every handler can reach.
@@ -25,6 +26,7 @@ pub struct AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    database: Database,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,32 +54,64 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState {
-            db: database,
-            keyring,
-            settings: Arc::new(settings),
-        });
+        let state_database = database.clone();
+        let cookie_key = session::cookie_key(&keyring);
+        let secure_cookies = settings.public_url.scheme() == "https";
+        spawn_housekeeping(database.clone());
+        let session_store = session::DbSessionStore::new(database.clone());
+        let state = web::Data::new(AppState { db: database, keyring, settings: Arc::new(settings) });
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(security_headers())
+                .wrap(session::middleware(session_store.clone(), cookie_key.clone(), secure_cookies))
                 .wrap(TracingLogger::default())
+                .wrap(security_headers())
                 .app_data(state.clone())
                 .configure(api::routes)
                 .configure(pages::routes)
+                .default_service(web::to(pages::not_found))
         })
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, database: state_database })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
     /// Serves until SIGINT or SIGTERM; requests in flight are allowed to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Every ten minutes: delete expired sessions and old login failures.
+fn spawn_housekeeping(database: Database) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            interval.tick().await;
+            let result = database
+                .run(|conn| {
+                    let now = db::now();
+                    let sessions = db::sessions::purge_expired(conn, now)?;
+                    let failures = db::auth_failures::purge_before(conn, now - chrono::Duration::minutes(5))?;
+                    Ok::<_, db::DbError>((sessions, failures))
+                })
+                .await;
+            match result {
+                Ok((sessions, failures)) if sessions + failures > 0 => {
+                    tracing::debug!(sessions, failures, "purged expired sessions and old login failures")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "housekeeping failed"),
+            }
+        }
+    });
 }
 
 fn security_headers() -> DefaultHeaders {

@@ -22,6 +22,17 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let app = Application::build(settings).await?;
     tracing::info!(address = %bind, port = app.port(), %public_url, database, "Lanyard is listening");
+    let setup_token = app
+        .database()
+        .run(crate::services::accounts::issue_setup_token)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot issue the setup token: {error}"))?;
+    if let Some(token) = setup_token {
+        let mut link = public_url.join("/register").context("cannot form the setup link")?;
+        link.query_pairs_mut().append_pair("setup_token", &token);
+        // Printed on purpose: whoever reads this log may create the first (admin) account.
+        tracing::warn!("No user exists yet. Create the first (admin) account at: {link}");
+    }
     app.run_until_stopped()
         .await
         .context("the server stopped with an error")

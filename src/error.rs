@@ -35,6 +35,23 @@ impl FieldErrors {
         self.0.get(field).map(Vec::as_slice)
     }
 
+    /// The messages for `field` (empty when it has none); for templates.
+    pub fn of(&self, field: &str) -> &[String] {
+        self.get(field).unwrap_or(&[])
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    /// Everything, as `field: message` lines (for a summary at the top of a form).
+    pub fn summary(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|(field, messages)| messages.iter().map(move |message| format!("{}: {message}", field.replace('_', " "))))
+            .collect()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.0
             .iter()

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use actix_session::SessionExt;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::StreamExt;
@@ -14,7 +15,8 @@ use super::error::ApiError;
 use crate::app::AppState;
 use crate::db;
 use crate::error::{AppError, FieldErrors};
-use crate::services::{Principal, tokens};
+use crate::services::{Credential, Principal, tokens};
+use crate::web::auth::{self, SignedIn};
 
 /// Request bodies are capped at 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,6 +30,7 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let session_principal = session_principal(req);
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -36,7 +39,9 @@ impl FromRequest for Authenticated {
             .map(|token| token.trim().to_owned());
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
-            let presented = presented.ok_or(AppError::Unauthorized)?;
+            let Some(presented) = presented else {
+                return session_principal?.map(Authenticated).ok_or_else(|| AppError::Unauthorized.into());
+            };
             let principal = state
                 .db
                 .run(move |conn| tokens::authenticate(conn, &presented, db::now()))
@@ -44,6 +49,19 @@ impl FromRequest for Authenticated {
             Ok(Authenticated(principal))
         })
     }
+}
+
+/// The browser session's user, if any. Unsafe methods must carry the session's CSRF token in
+/// `X-CSRF-Token` and come from the instance's own origin (403 otherwise).
+fn session_principal(req: &HttpRequest) -> Result<Option<Principal>, AppError> {
+    let session = req.get_session();
+    let Some(user) = SignedIn::from_session(session.clone())? else {
+        return Ok(None);
+    };
+    if !req.method().is_safe() {
+        auth::check_request(req, &session, None)?;
+    }
+    Ok(Some(Principal { user_id: user.user_id, role: user.role, credential: Credential::Session }))
 }
 
 /// A JSON object body: `application/json`, at most 64 KiB, syntactically valid (else 400), an
@@ -147,6 +165,24 @@ impl FieldReader {
                 Field::Absent
             }
         }
+    }
+
+    /// A whole number.
+    pub fn integer(&mut self, field: &str) -> Field<i64> {
+        match self.map.remove(field) {
+            None => Field::Absent,
+            Some(Value::Null) => Field::Null,
+            Some(Value::Number(number)) if number.is_i64() => Field::Value(number.as_i64().unwrap_or_default()),
+            Some(_) => {
+                self.errors.add(field, "must be a whole number");
+                Field::Absent
+            }
+        }
+    }
+
+    /// The raw value, for fields of several accepted shapes.
+    pub fn take(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field)
     }
 
     /// A string that must be present and non-null.

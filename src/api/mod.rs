@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod providers;
+pub mod tokens;
 
 use actix_web::{HttpResponse, web};
 
@@ -47,6 +48,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .put(configurations::set_default)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/tokens")
+                    .get(tokens::list)
+                    .post(tokens::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(web::resource("/tokens/{id}").delete(tokens::revoke).default_service(web::to(method_not_allowed)))
             .default_service(web::to(not_found)),
     );
 }

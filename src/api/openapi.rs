@@ -1,10 +1,10 @@
 //! The OpenAPI document, generated from the handlers' own annotations and types.
 
 use actix_web::HttpResponse;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, error, providers};
+use super::{configurations, error, providers, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,9 @@ use super::{configurations, error, providers};
         configurations::delete,
         configurations::set_default,
         providers::list,
+        tokens::list,
+        tokens::create,
+        tokens::revoke,
     ),
     components(schemas(
         configurations::ConfigurationResource,
@@ -25,6 +28,9 @@ use super::{configurations, error, providers};
         configurations::UpdateConfigurationRequest,
         providers::ProviderResource,
         crate::domain::Provider,
+        tokens::TokenResource,
+        tokens::CreatedTokenResource,
+        tokens::CreateTokenRequest,
         error::ErrorBody,
     )),
     modifiers(&BearerAuth)
@@ -37,6 +43,13 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::web::session::COOKIE_NAME,
+                "The browser session cookie; unsafe methods also need the X-CSRF-Token header",
+            ))),
+        );
     }
 }
 

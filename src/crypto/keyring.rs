@@ -69,6 +69,18 @@ impl MasterKey {
         self.bytes.expose_secret()
     }
 
+    /// Key material for another purpose (e.g. signing cookies), derived one-way from this key so
+    /// that the master key itself never leaves the keyring.
+    pub fn derive_material(&self, purpose: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"lanyard/derived-key/v1\0");
+        hasher.update(purpose);
+        hasher.update([0u8]);
+        hasher.update(self.bytes());
+        hasher.finalize().into()
+    }
+
     /// The `ID:BASE64` entry for `LANYARD_MASTER_KEYS` or the key file.
     pub fn to_entry(&self) -> String {
         format!("{}:{}", self.id, BASE64.encode(self.bytes()))

@@ -2,11 +2,13 @@
 //! module per table holding its queries. Nothing outside this module writes SQL.
 
 pub mod api_tokens;
+pub mod auth_failures;
 pub mod instance_settings;
 pub mod llm_configurations;
 pub mod master_key_canaries;
 pub mod migrations;
 pub mod schema;
+pub mod sessions;
 pub mod sql_types;
 pub mod users;
 

@@ -87,3 +87,33 @@ diesel::allow_tables_to_appear_in_same_query!(
     master_key_canaries,
     instance_settings,
 );
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    sessions (key_hash) {
+        key_hash -> Binary,
+        user_id -> Nullable<DbUuid>,
+        state -> Text,
+        created_at -> Timestamp,
+        refreshed_at -> Timestamp,
+        idle_expires_at -> Timestamp,
+        absolute_expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    auth_failures (id) {
+        id -> DbUuid,
+        account_key -> Text,
+        client_address -> Text,
+        failed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(sessions, users);

@@ -76,3 +76,9 @@ pub fn lock_owner(conn: &mut DbConnection, id: DbId) -> QueryResult<bool> {
             .map(|found| found.is_some()),
     }
 }
+
+pub fn update_password_hash(conn: &mut DbConnection, id: DbId, password_hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(password_hash), users::updated_at.eq(now)))
+        .execute(conn)
+}

@@ -22,9 +22,15 @@ pub struct Principal {
 #[derive(Debug, Clone)]
 pub enum Credential {
     Token { id: Uuid, scopes: Scopes },
+    /// A browser session: what `read` and `write` allow, never `resolve`.
+    Session,
 }
 
 impl Principal {
+    pub fn is_session(&self) -> bool {
+        matches!(self.credential, Credential::Session)
+    }
+
     /// Refuses (403) a credential that lacks `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
         match &self.credential {
@@ -33,6 +39,10 @@ impl Principal {
                 "this token lacks the `{}` scope",
                 scope.as_str()
             ))),
+            Credential::Session if scope != Scope::Resolve => Ok(()),
+            Credential::Session => Err(AppError::Forbidden(
+                "a browser session cannot use the `resolve` scope; use an API token".into(),
+            )),
         }
     }
 }

@@ -102,3 +102,35 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime
         credential: Credential::Token { id: token.id.0, scopes },
     })
 }
+
+/// A token as its owner sees it in a list (never the token itself).
+#[derive(Debug, Clone)]
+pub struct TokenSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub is_revoked: bool,
+}
+
+pub fn list(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<TokenSummary>, AppError> {
+    Ok(api_tokens::list_for_user(conn, DbId(user_id))?
+        .into_iter()
+        .map(|row| TokenSummary {
+            id: row.id.0,
+            name: row.name,
+            scopes: row.scopes,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
+            is_revoked: row.is_revoked,
+        })
+        .collect())
+}
+
+/// Revokes one of the user's tokens (404 for anyone else's).
+pub fn revoke(conn: &mut DbConnection, user_id: Uuid, id: Uuid) -> Result<(), AppError> {
+    if api_tokens::revoke(conn, DbId(user_id), DbId(id))? { Ok(()) } else { Err(AppError::NotFound) }
+}

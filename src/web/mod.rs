@@ -1,10 +1,57 @@
-//! Pages and operational endpoints served outside `/api`.
+//! Pages (server-rendered, htmx for partial updates) and the operational endpoints outside
+//! `/api`. Handlers read their input, call one service, and render.
 
+pub mod accounts;
+pub mod assets;
+pub mod auth;
+pub mod error;
 pub mod health;
+pub mod llm_configurations;
+pub mod session;
+pub mod settings;
+pub mod views;
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
+
+use accounts::see_other;
+use error::PageError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/static/{path:.*}", web::get().to(assets::serve))
+        .route("/", web::get().to(home))
+        .service(web::resource("/login").get(accounts::login_form).post(accounts::login))
+        .service(web::resource("/register").get(accounts::register_form).post(accounts::register))
+        .route("/logout", web::post().to(accounts::logout))
+        .service(
+            web::resource("/llm-configurations")
+                .get(llm_configurations::page)
+                .post(llm_configurations::create),
+        )
+        .route("/llm-configurations/new", web::get().to(llm_configurations::new_form))
+        .route("/llm-configurations/{id}", web::post().to(llm_configurations::update))
+        .route("/llm-configurations/{id}/edit", web::get().to(llm_configurations::edit_form))
+        .route("/llm-configurations/{id}/set-default", web::post().to(llm_configurations::set_default))
+        .route("/llm-configurations/{id}/active", web::post().to(llm_configurations::set_active))
+        .service(
+            web::resource("/llm-configurations/{id}/delete")
+                .get(llm_configurations::delete_confirm)
+                .post(llm_configurations::delete),
+        )
+        .route("/settings", web::get().to(settings::page))
+        .route("/settings/default", web::post().to(settings::set_default))
+        .route("/settings/tokens", web::post().to(settings::create_token))
+        .route("/settings/tokens/{id}/revoke", web::post().to(settings::revoke_token))
+        .route("/settings/password", web::post().to(settings::change_password));
+}
+
+/// `/` leads to the management page (a visitor without a session is sent to `/login` first).
+async fn home(_user: auth::SignedIn) -> HttpResponse {
+    see_other("/llm-configurations")
+}
+
+/// Anything else outside `/api`.
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&PageError::App(crate::error::AppError::NotFound))
 }

@@ -1,0 +1,166 @@
+//! `/api/tokens`: the signed-in browser session lists, creates and revokes its API tokens.
+//! Tokens cannot manage tokens (403).
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::configurations::rfc3339;
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Authenticated, Field, FieldReader, JsonObject, parse_id};
+use crate::app::AppState;
+use crate::domain::{Scope, Scopes};
+use crate::error::AppError;
+use crate::services::{Principal, tokens};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResource {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    /// `read`, `write` and/or `resolve`.
+    pub scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    pub revoked: bool,
+}
+
+/// The 201 body: the resource plus the token itself, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTokenResource {
+    #[serde(flatten)]
+    pub resource: TokenResource,
+    /// `lny_…`: store it now; it is never shown again.
+    pub token: String,
+}
+
+/// The body of `POST /api/tokens`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the wire format; `create` reads it field by field
+pub struct CreateTokenRequest {
+    #[schema(min_length = 1, max_length = 64)]
+    name: String,
+    scopes: Vec<String>,
+    #[schema(minimum = 1, maximum = 3650)]
+    expires_in_days: Option<i64>,
+}
+
+fn session_only(principal: &Principal) -> Result<(), AppError> {
+    if principal.is_session() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("tokens cannot manage tokens; sign in to the settings page".into()))
+    }
+}
+
+fn resource(token: tokens::TokenSummary) -> TokenResource {
+    TokenResource {
+        id: token.id.to_string(),
+        name: token.name,
+        scopes: token.scopes.split(',').map(str::to_owned).collect(),
+        created_at: rfc3339(token.created_at),
+        last_used_at: token.last_used_at.map(rfc3339),
+        expires_at: token.expires_at.map(rfc3339),
+        revoked: token.is_revoked,
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/tokens", tag = "tokens",
+    description = "The signed-in user's API tokens (never the tokens themselves). Browser session only.",
+    responses((status = 200, body = [TokenResource]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("session" = []))
+)]
+pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
+    session_only(&principal)?;
+    let rows = state.db.run(move |conn| tokens::list(conn, principal.user_id)).await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(resource).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(
+    post, path = "/api/tokens", tag = "tokens",
+    description = "Create a token; the 201 body carries it once. Browser session only (with X-CSRF-Token).",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, body = CreatedTokenResource),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn create(state: web::Data<AppState>, Authenticated(principal): Authenticated, body: JsonObject) -> ApiResult<HttpResponse> {
+    session_only(&principal)?;
+    let mut reader = FieldReader::new(body.0, &["name", "scopes", "expires_in_days"], &["id", "token", "created_at"]);
+    let name = reader.required_string("name");
+    let name = reader.parsed("name", name, tokens::parse_token_name);
+    let scopes = match reader.take("scopes") {
+        Some(serde_json::Value::Array(items)) => {
+            let names: Option<Vec<String>> = items.into_iter().map(|item| item.as_str().map(str::to_owned)).collect();
+            match names {
+                Some(names) => reader.parsed("scopes", Some(names.join(",")), Scopes::parse),
+                None => {
+                    reader.errors.add("scopes", "must be a list of scope names");
+                    None
+                }
+            }
+        }
+        Some(serde_json::Value::String(list)) => reader.parsed("scopes", Some(list), Scopes::parse),
+        None | Some(serde_json::Value::Null) => Scopes::from_list(vec![Scope::Read, Scope::Write]).ok(),
+        Some(_) => {
+            reader.errors.add("scopes", "must be a list of scope names");
+            None
+        }
+    };
+    let expires_in_days = match reader.integer("expires_in_days") {
+        Field::Value(days) => reader.parsed("expires_in_days", Some(days.to_string()), |raw| {
+            raw.parse::<i64>().map_err(|_| "must be a whole number".to_owned()).and_then(tokens::parse_expiry_days)
+        }),
+        Field::Absent | Field::Null => None,
+    };
+    let errors = reader.errors.clone();
+    reader.finish()?;
+    let (Some(name), Some(scopes)) = (name, scopes) else {
+        return Err(AppError::Validation(errors).into());
+    };
+    let created = state
+        .db
+        .run(move |conn| tokens::create_token(conn, principal.user_id, &name, &scopes, expires_in_days))
+        .await?;
+    let secret = created.secret.expose().to_owned();
+    let body = CreatedTokenResource {
+        resource: resource(tokens::TokenSummary {
+            id: created.id,
+            name: created.name,
+            scopes: created.scopes.to_stored(),
+            created_at: created.created_at,
+            last_used_at: None,
+            expires_at: created.expires_at,
+            is_revoked: false,
+        }),
+        token: secret,
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+#[utoipa::path(
+    delete, path = "/api/tokens/{id}", tag = "tokens",
+    description = "Revoke a token. Browser session only (with X-CSRF-Token).",
+    params(("id" = uuid::Uuid, Path, description = "The token's id")),
+    responses(
+        (status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn revoke(state: web::Data<AppState>, Authenticated(principal): Authenticated, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    session_only(&principal)?;
+    let id = parse_id(&path)?;
+    state.db.run(move |conn| tokens::revoke(conn, principal.user_id, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,208 @@
+//! `/login`, `/register` and `/logout`.
+
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{NoFields, ProtectedForm, SignedIn, csrf_token};
+use super::error::PageResult;
+use super::session::{CSRF_TOKEN, EMAIL, USER_ID};
+use super::views::Layout;
+use crate::app::AppState;
+use crate::domain::{Email, Password};
+use crate::error::{AppError, FieldErrors};
+use crate::services::accounts::{self, SignedInUser};
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+pub fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
+}
+
+/// The address failures are counted against: the peer's.
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr().map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string())
+}
+
+/// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
+/// new CSRF token.
+pub fn sign_in(session: &Session, user: &SignedInUser) -> Result<(), AppError> {
+    session.renew();
+    session.remove(CSRF_TOKEN);
+    let write = |error: actix_session::SessionInsertError| AppError::Internal(format!("session write failed: {error}"));
+    session.insert(USER_ID, user.id).map_err(write)?;
+    session.insert(EMAIL, &user.email).map_err(write)?;
+    csrf_token(session)?;
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    layout: Layout,
+    error: Option<String>,
+    email: String,
+    registration_open: bool,
+}
+
+pub async fn login_form(state: web::Data<AppState>, session: Session) -> PageResult {
+    if SignedIn::from_session(session.clone())?.is_some() {
+        return Ok(see_other("/llm-configurations"));
+    }
+    let registration_open = state.db.run(accounts::registration_open).await?;
+    let page = LoginPage {
+        layout: Layout::anonymous("Log in", csrf_token(&session)?),
+        error: None,
+        email: String::new(),
+        registration_open,
+    };
+    Ok(html(actix_web::http::StatusCode::OK, page.render().map_err(AppError::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct LoginFields {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    form: ProtectedForm<LoginFields>,
+) -> PageResult {
+    let LoginFields { email, password } = form.fields;
+    let client = client_address(&req);
+    let outcome = state.db.run(move |conn| accounts::login(conn, &email, &password, &client)).await;
+    match outcome {
+        Ok(user) => {
+            sign_in(&session, &user)?;
+            Ok(see_other("/llm-configurations"))
+        }
+        Err(AppError::Validation(_)) => {
+            // The same page for an unknown email and a wrong password: nothing is echoed back.
+            let page = LoginPage {
+                layout: Layout::anonymous("Log in", csrf_token(&session)?),
+                error: Some(format!("Login failed: {}.", accounts::LOGIN_FAILED)),
+                email: String::new(),
+                registration_open: false,
+            };
+            Ok(html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page.render().map_err(AppError::from)?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/register.html")]
+struct RegisterPage {
+    layout: Layout,
+    first_user: bool,
+    allowed: bool,
+    closed_message: String,
+    setup_token: String,
+    email: String,
+    errors: FieldErrors,
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    setup_token: Option<String>,
+}
+
+pub async fn register_form(state: web::Data<AppState>, session: Session, query: web::Query<SetupQuery>) -> PageResult {
+    if SignedIn::from_session(session.clone())?.is_some() {
+        return Ok(see_other("/llm-configurations"));
+    }
+    let setup_token = query.into_inner().setup_token.unwrap_or_default();
+    let presented = setup_token.clone();
+    let (first_user, allowed) = state
+        .db
+        .run(move |conn| {
+            if accounts::needs_setup(conn)? {
+                Ok::<_, AppError>((true, accounts::setup_token_valid(conn, &presented)?))
+            } else {
+                Ok((false, accounts::registration_open(conn)?))
+            }
+        })
+        .await?;
+    let closed_message = if first_user {
+        "Lanyard is waiting for its first user: open the setup link that `lanyard serve` printed in its log."
+    } else {
+        "Registration is closed. Ask an admin of this instance for an account."
+    };
+    let page = RegisterPage {
+        layout: Layout::anonymous(if first_user { "Set up" } else { "Register" }, csrf_token(&session)?),
+        first_user,
+        allowed,
+        closed_message: closed_message.to_owned(),
+        setup_token,
+        email: String::new(),
+        errors: FieldErrors::new(),
+    };
+    let status = if allowed { actix_web::http::StatusCode::OK } else { actix_web::http::StatusCode::FORBIDDEN };
+    Ok(html(status, page.render().map_err(AppError::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct RegisterFields {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    setup_token: Option<String>,
+}
+
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    form: ProtectedForm<RegisterFields>,
+) -> PageResult {
+    let RegisterFields { email, password, setup_token } = form.fields;
+    let mut errors = FieldErrors::new();
+    let parsed_email = Email::parse(&email).map_err(|message| errors.add("email", message)).ok();
+    let parsed_password = Password::parse(&password).map_err(|message| errors.add("password", message)).ok();
+    let client = client_address(&req);
+    let outcome = match (parsed_email, parsed_password) {
+        (Some(email), Some(password)) => {
+            let token = setup_token.clone();
+            state
+                .db
+                .run(move |conn| accounts::register(conn, &email, &password, token.as_deref(), &client))
+                .await
+        }
+        _ => Err(AppError::Validation(errors)),
+    };
+    match outcome {
+        Ok(user) => {
+            sign_in(&session, &user)?;
+            Ok(see_other("/llm-configurations"))
+        }
+        Err(AppError::Validation(errors)) | Err(AppError::Conflict { fields: errors, .. }) => {
+            let first_user = setup_token.is_some();
+            let page = RegisterPage {
+                layout: Layout::anonymous("Register", csrf_token(&session)?),
+                first_user,
+                allowed: true,
+                closed_message: String::new(),
+                setup_token: setup_token.unwrap_or_default(),
+                email,
+                errors,
+            };
+            Ok(html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page.render().map_err(AppError::from)?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn logout(session: Session, _form: ProtectedForm<NoFields>) -> PageResult {
+    session.purge();
+    Ok(see_other("/login"))
+}

@@ -1,0 +1,168 @@
+//! Who is signed in, and the checks every state-changing page request passes: the per-session
+//! CSRF token and the `Origin` of the request.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::{Session, SessionExt};
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::StreamExt;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use url::Url;
+use uuid::Uuid;
+
+use super::error::PageError;
+use super::session::{CSRF_TOKEN, EMAIL, ROLE, USER_ID};
+use crate::app::AppState;
+use crate::domain::Role;
+use crate::error::AppError;
+
+/// Is this an htmx request (`HX-Request: true`)?
+pub fn is_htmx(req: &HttpRequest) -> bool {
+    req.headers().get("HX-Request").is_some_and(|value| value.as_bytes() == b"true")
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Ok(Some(token)) = session.get::<String>(CSRF_TOKEN) {
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    session
+        .insert(CSRF_TOKEN, &token)
+        .map_err(|error| AppError::Internal(format!("session write failed: {error}")))?;
+    Ok(token)
+}
+
+/// Does a submitted token match the session's? Constant time.
+pub fn csrf_matches(session: &Session, submitted: Option<&str>) -> bool {
+    match (session.get::<String>(CSRF_TOKEN).ok().flatten(), submitted) {
+        (Some(expected), Some(submitted)) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+/// A request whose `Origin` is present must come from the instance's own public URL. For a
+/// loopback public URL, `localhost`, `127.0.0.1` and `[::1]` on the same port all count.
+pub fn origin_allowed(req: &HttpRequest, public_url: &Url) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(|origin| Url::parse(origin).ok()) else {
+        return false;
+    };
+    if origin.scheme() != public_url.scheme() || origin.port_or_known_default() != public_url.port_or_known_default() {
+        return false;
+    }
+    let is_loopback = |url: &Url| matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    origin.host_str() == public_url.host_str() || (is_loopback(public_url) && is_loopback(&origin))
+}
+
+/// The X-CSRF-Token header, if sent.
+pub fn csrf_header(req: &HttpRequest) -> Option<String> {
+    req.headers().get("X-CSRF-Token").and_then(|value| value.to_str().ok()).map(str::to_owned)
+}
+
+/// Refuses (403) an unsafe request without the session's CSRF token or from a foreign origin.
+pub fn check_request(req: &HttpRequest, session: &Session, form_token: Option<&str>) -> Result<(), AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal("application state missing".into()))?;
+    if !origin_allowed(req, &state.settings.public_url) {
+        return Err(AppError::Forbidden("this request came from another site".into()));
+    }
+    let header_token = csrf_header(req);
+    if !csrf_matches(session, form_token.or(header_token.as_deref())) {
+        return Err(AppError::Forbidden("the form is missing its security token or it has expired; reload the page".into()));
+    }
+    Ok(())
+}
+
+/// The signed-in user of a page request; without one, pages redirect to `/login`.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub csrf_token: String,
+    pub session: Session,
+}
+
+impl SignedIn {
+    /// From a request's session, if it is signed in.
+    pub fn from_session(session: Session) -> Result<Option<SignedIn>, AppError> {
+        let user_id = session.get::<Uuid>(USER_ID).ok().flatten();
+        let role = session.get::<String>(ROLE).ok().flatten().as_deref().and_then(Role::parse);
+        match (user_id, role) {
+            (Some(user_id), Some(role)) => {
+                let csrf_token = csrf_token(&session)?;
+                let email = session.get::<String>(EMAIL).ok().flatten().unwrap_or_default();
+                Ok(Some(SignedIn { user_id, email, role, csrf_token, session }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let htmx = is_htmx(req);
+        std::future::ready(match SignedIn::from_session(req.get_session()) {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(PageError::SignedOut { htmx }),
+            Err(error) => Err(PageError::App(error)),
+        })
+    }
+}
+
+/// A urlencoded form (at most 64 KiB) whose CSRF token and origin have been checked. `T`
+/// ignores the `csrf_token` field; `pairs` keeps every field, for repeated ones.
+pub struct ProtectedForm<T> {
+    pub fields: T,
+    pub pairs: Vec<(String, String)>,
+}
+
+/// A form with nothing in it but its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ProtectedForm<T> {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
+                if body.len() + chunk.len() > crate::api::extract::MAX_BODY_BYTES {
+                    return Err(AppError::PayloadTooLarge.into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| AppError::BadRequest("the form is not valid".into()))?;
+            let form_token = pairs.iter().find(|(name, _)| name == "csrf_token").map(|(_, value)| value.as_str());
+            check_request(&req, &req.get_session(), form_token)?;
+            let fields = serde_urlencoded::from_bytes(&body)
+                .map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))?;
+            Ok(ProtectedForm { fields, pairs })
+        })
+    }
+}

@@ -1,0 +1,416 @@
+//! The management page: the table of configurations, the add/edit form (in a dialog with htmx,
+//! its own page without), and the row actions. Every action works as a plain form post (303)
+//! and, with `HX-Request`, answers with the fragment that changed.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::accounts::{html, see_other};
+use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use super::error::PageResult;
+use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
+use crate::app::AppState;
+use crate::db::llm_configurations::ConfigurationSummary;
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
+use crate::egress::EgressPolicy;
+use crate::error::{AppError, FieldErrors};
+use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
+
+const PAGE: &str = "/llm-configurations";
+
+/// A page id that is not a UUID names nothing: 404, like a missing one.
+fn page_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
+}
+
+/// Pages that show configurations are never cached (they carry key masks and forms).
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/page.html")]
+struct ManagementPage {
+    layout: Layout,
+    configurations: Vec<ConfigurationView>,
+    csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_table.html")]
+struct TableFragment {
+    configurations: Vec<ConfigurationView>,
+    csrf_token: String,
+}
+
+fn table_fragment(rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+    let fragment = TableFragment { configurations: configuration_views(rows), csrf_token: user.csrf_token.clone() };
+    Ok(no_store(html(StatusCode::OK, fragment.render()?)))
+}
+
+pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
+    let owner = user.user_id;
+    let rows = state.db.run(move |conn| configurations::list(conn, owner)).await?;
+    let page = ManagementPage {
+        layout: Layout::signed_in("LLM configurations", "configurations", &user),
+        configurations: configuration_views(rows),
+        csrf_token: user.csrf_token.clone(),
+    };
+    Ok(no_store(html(StatusCode::OK, page.render().map_err(AppError::from)?)))
+}
+
+/// The add/edit form's state.
+pub struct FormView {
+    pub action: String,
+    pub is_edit: bool,
+    pub in_dialog: bool,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: String,
+    pub base_url_placeholder: String,
+    pub is_active: bool,
+    pub key_hint: Option<String>,
+    pub errors: FieldErrors,
+    pub providers: Vec<ProviderOption>,
+}
+
+impl FormView {
+    fn new_configuration(in_dialog: bool) -> Self {
+        FormView {
+            action: PAGE.to_owned(),
+            is_edit: false,
+            in_dialog,
+            name: String::new(),
+            provider: Provider::Openai.id().to_owned(),
+            model: String::new(),
+            base_url: String::new(),
+            base_url_placeholder: Provider::Openai.suggested_base_url().unwrap_or("").to_owned(),
+            is_active: true,
+            key_hint: None,
+            errors: FieldErrors::new(),
+            providers: provider_options(),
+        }
+    }
+
+    fn edit(row: &ConfigurationSummary, in_dialog: bool) -> Self {
+        let provider = Provider::parse(&row.provider);
+        FormView {
+            action: format!("{PAGE}/{}", row.id.0),
+            is_edit: true,
+            in_dialog,
+            name: row.name.clone(),
+            provider: row.provider.clone(),
+            model: row.model.clone(),
+            base_url: row.base_url.clone().unwrap_or_default(),
+            base_url_placeholder: provider.and_then(Provider::suggested_base_url).unwrap_or("").to_owned(),
+            is_active: row.is_active,
+            key_hint: row.api_key_hint.clone(),
+            errors: FieldErrors::new(),
+            providers: provider_options(),
+        }
+    }
+
+    /// The submitted values, re-shown with their errors (never the key).
+    fn resubmitted(mut self, fields: &ConfigurationFields, errors: FieldErrors) -> Self {
+        self.name = fields.name.clone();
+        self.provider = fields.provider.clone();
+        self.model = fields.model.clone();
+        self.base_url = fields.base_url.clone();
+        self.is_active = fields.is_active.is_some();
+        self.errors = errors;
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_form.html")]
+struct FormFragment {
+    form: FormView,
+    csrf_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/form_page.html")]
+struct FormPage {
+    layout: Layout,
+    form: FormView,
+    csrf_token: String,
+}
+
+/// The form as a dialog fragment (htmx) or its own page.
+fn render_form(form: FormView, user: &SignedIn, status: StatusCode) -> Result<HttpResponse, AppError> {
+    let body = if form.in_dialog {
+        FormFragment { form, csrf_token: user.csrf_token.clone() }.render()?
+    } else {
+        let title = if form.is_edit { "Edit configuration" } else { "Add configuration" };
+        FormPage { layout: Layout::signed_in(title, "configurations", user), form, csrf_token: user.csrf_token.clone() }
+            .render()?
+    };
+    Ok(no_store(html(status, body)))
+}
+
+pub async fn new_form(req: HttpRequest, user: SignedIn) -> PageResult {
+    Ok(render_form(FormView::new_configuration(is_htmx(&req)), &user, StatusCode::OK)?)
+}
+
+pub async fn edit_form(state: web::Data<AppState>, req: HttpRequest, user: SignedIn, path: web::Path<String>) -> PageResult {
+    let id = page_id(&path)?;
+    let owner = user.user_id;
+    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    Ok(render_form(FormView::edit(&row, is_htmx(&req)), &user, StatusCode::OK)?)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConfigurationFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    base_url: String,
+    is_active: Option<String>,
+}
+
+/// The form's fields, parsed; `None` where a field's error was recorded.
+struct ParsedFields {
+    name: Option<ConfigName>,
+    provider: Option<Provider>,
+    model: Option<ModelId>,
+    api_key: Option<ApiKey>,
+    base_url: Option<BaseUrl>,
+}
+
+fn parse_fields(fields: &ConfigurationFields, policy: &EgressPolicy, errors: &mut FieldErrors) -> ParsedFields {
+    let mut record = |field: &str, message: String| errors.add(field, message);
+    let name = ConfigName::parse(&fields.name).map_err(|m| record("name", m)).ok();
+    let provider = Provider::parse(&fields.provider);
+    if provider.is_none() {
+        record("provider", "choose a provider from the list".into());
+    }
+    let model = ModelId::parse(&fields.model).map_err(|m| record("model", m)).ok();
+    let api_key = (!fields.api_key.is_empty())
+        .then(|| ApiKey::parse(&fields.api_key).map_err(|m| record("api_key", m)).ok())
+        .flatten();
+    let base_url = (!fields.base_url.trim().is_empty())
+        .then(|| BaseUrl::parse(&fields.base_url, policy).map_err(|m| record("base_url", m)).ok())
+        .flatten();
+    ParsedFields { name, provider, model, api_key, base_url }
+}
+
+/// After a successful save: the table (htmx, retargeted from the dialog's form, which the
+/// `configuration-saved` event closes) or a redirect to the page.
+fn after_save(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+    if !htmx {
+        return Ok(see_other(PAGE));
+    }
+    let mut response = table_fragment(rows, user)?;
+    let headers = response.headers_mut();
+    headers.insert(header::HeaderName::from_static("hx-retarget"), header::HeaderValue::from_static("#configurations"));
+    headers.insert(header::HeaderName::from_static("hx-reswap"), header::HeaderValue::from_static("innerHTML"));
+    headers.insert(header::HeaderName::from_static("hx-trigger"), header::HeaderValue::from_static("configuration-saved"));
+    Ok(response)
+}
+
+/// Validation errors and one-field conflicts re-render the form (422); others are errors.
+fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
+    match error {
+        AppError::Validation(errors) => Ok(errors),
+        AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
+        other => Err(other),
+    }
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    form: ProtectedForm<ConfigurationFields>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let fields = form.fields;
+    let mut errors = FieldErrors::new();
+    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
+    let outcome = match parsed {
+        ParsedFields { name: Some(name), provider: Some(provider), model: Some(model), api_key, base_url } if errors.is_empty() => {
+            let new = NewConfiguration {
+                name,
+                provider,
+                model,
+                api_key,
+                base_url,
+                is_default: false,
+                is_active: fields.is_active.is_some(),
+            };
+            let keyring = state.keyring.clone();
+            let owner = user.user_id;
+            state
+                .db
+                .run(move |conn| {
+                    configurations::create(conn, &keyring, owner, new)?;
+                    configurations::list(conn, owner)
+                })
+                .await
+        }
+        _ => Err(AppError::Validation(errors)),
+    };
+    match outcome {
+        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
+        Err(error) => {
+            let errors = form_errors(error)?;
+            let form = FormView::new_configuration(htmx).resubmitted(&fields, errors);
+            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
+        }
+    }
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    form: ProtectedForm<ConfigurationFields>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let id = page_id(&path)?;
+    let fields = form.fields;
+    let mut errors = FieldErrors::new();
+    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
+    let owner = user.user_id;
+    let outcome = if errors.is_empty() {
+        let update = ConfigurationUpdate {
+            name: parsed.name,
+            provider: parsed.provider,
+            model: parsed.model,
+            // An empty key field keeps the stored key.
+            api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
+            base_url: Some(parsed.base_url),
+            is_active: Some(fields.is_active.is_some()),
+        };
+        let keyring = state.keyring.clone();
+        state
+            .db
+            .run(move |conn| {
+                configurations::update(conn, &keyring, owner, id, update)?;
+                configurations::list(conn, owner)
+            })
+            .await
+    } else {
+        Err(AppError::Validation(errors))
+    };
+    match outcome {
+        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
+        Err(error) => {
+            let errors = form_errors(error)?;
+            let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+            let form = FormView::edit(&row, htmx).resubmitted(&fields, errors);
+            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
+        }
+    }
+}
+
+/// A row action's answer: the table (htmx) or back to the page.
+fn after_action(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> PageResult {
+    if htmx { Ok(table_fragment(rows, user)?) } else { Ok(see_other(PAGE)) }
+}
+
+pub async fn set_default(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    let id = page_id(&path)?;
+    let owner = user.user_id;
+    let rows = state
+        .db
+        .run(move |conn| {
+            configurations::set_default(conn, owner, id)?;
+            configurations::list(conn, owner)
+        })
+        .await?;
+    after_action(is_htmx(&req), rows, &user)
+}
+
+#[derive(Deserialize)]
+pub struct ActiveField {
+    #[serde(default)]
+    is_active: String,
+}
+
+pub async fn set_active(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    form: ProtectedForm<ActiveField>,
+) -> PageResult {
+    let id = page_id(&path)?;
+    let is_active = match form.fields.is_active.as_str() {
+        "true" | "on" => true,
+        "false" | "" => false,
+        _ => return Err(AppError::validation("is_active", "must be true or false").into()),
+    };
+    let owner = user.user_id;
+    let keyring = state.keyring.clone();
+    let rows = state
+        .db
+        .run(move |conn| {
+            let update = ConfigurationUpdate { is_active: Some(is_active), ..ConfigurationUpdate::default() };
+            configurations::update(conn, &keyring, owner, id, update)?;
+            configurations::list(conn, owner)
+        })
+        .await?;
+    after_action(is_htmx(&req), rows, &user)
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/delete_confirm.html")]
+struct DeleteConfirmPage {
+    layout: Layout,
+    id: String,
+    name: String,
+}
+
+/// Without JavaScript, Delete leads here to confirm.
+pub async fn delete_confirm(state: web::Data<AppState>, user: SignedIn, path: web::Path<String>) -> PageResult {
+    let id = page_id(&path)?;
+    let owner = user.user_id;
+    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    let page = DeleteConfirmPage {
+        layout: Layout::signed_in("Delete configuration", "configurations", &user),
+        id: row.id.0.to_string(),
+        name: row.name,
+    };
+    Ok(no_store(html(StatusCode::OK, page.render().map_err(AppError::from)?)))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    let id = page_id(&path)?;
+    let owner = user.user_id;
+    let rows = state
+        .db
+        .run(move |conn| {
+            configurations::delete(conn, owner, id)?;
+            configurations::list(conn, owner)
+        })
+        .await?;
+    after_action(is_htmx(&req), rows, &user)
+}

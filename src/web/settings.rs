@@ -1,0 +1,270 @@
+//! `/settings`: the default selector, API tokens, and the password.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::accounts::{html, see_other, sign_in};
+use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use super::error::PageResult;
+use super::views::{ConfigurationView, CreatedTokenView, Layout, TokenView, configuration_views};
+use crate::app::AppState;
+use crate::db::{self, DbConnection};
+use crate::domain::{Password, Scopes};
+use crate::error::{AppError, FieldErrors};
+use crate::services::accounts::{self, SignedInUser};
+use crate::services::{configurations, tokens};
+
+const PAGE: &str = "/settings";
+
+/// Everything the settings page shows, loaded in one blocking task.
+struct SettingsData {
+    configurations: Vec<ConfigurationView>,
+    tokens: Vec<TokenView>,
+}
+
+fn load(conn: &mut DbConnection, user_id: Uuid) -> Result<SettingsData, AppError> {
+    let now = db::now();
+    Ok(SettingsData {
+        configurations: configuration_views(configurations::list(conn, user_id)?),
+        tokens: tokens::list(conn, user_id)?.into_iter().map(|token| TokenView::new(token, now)).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "settings/page.html")]
+struct SettingsPage {
+    layout: Layout,
+    email: String,
+    is_admin: bool,
+    csrf_token: String,
+    active_configurations: Vec<ConfigurationView>,
+    default_configuration: Option<ConfigurationView>,
+    default_errors: FieldErrors,
+    tokens: Vec<TokenView>,
+    created_token: Option<CreatedTokenView>,
+    token_errors: FieldErrors,
+    password_errors: FieldErrors,
+    password_changed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings/_default.html")]
+struct DefaultFragment {
+    csrf_token: String,
+    active_configurations: Vec<ConfigurationView>,
+    default_configuration: Option<ConfigurationView>,
+    default_errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "settings/_tokens.html")]
+struct TokensFragment {
+    csrf_token: String,
+    tokens: Vec<TokenView>,
+    created_token: Option<CreatedTokenView>,
+    token_errors: FieldErrors,
+}
+
+fn split_default(configurations: Vec<ConfigurationView>) -> (Vec<ConfigurationView>, Option<ConfigurationView>) {
+    let default = configurations.iter().find(|c| c.is_default).cloned();
+    let active = configurations.into_iter().filter(|c| c.is_active).collect();
+    (active, default)
+}
+
+/// What differs between renders of the settings page.
+#[derive(Default)]
+struct PageState {
+    default_errors: FieldErrors,
+    created_token: Option<CreatedTokenView>,
+    token_errors: FieldErrors,
+    password_errors: FieldErrors,
+    password_changed: bool,
+}
+
+fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: StatusCode) -> PageResult {
+    let (active_configurations, default_configuration) = split_default(data.configurations);
+    let page = SettingsPage {
+        layout: Layout::signed_in("Settings", "settings", user),
+        email: user.email.clone(),
+        is_admin: user.is_admin(),
+        csrf_token: user.csrf_token.clone(),
+        active_configurations,
+        default_configuration,
+        default_errors: state.default_errors,
+        tokens: data.tokens,
+        created_token: state.created_token,
+        token_errors: state.token_errors,
+        password_errors: state.password_errors,
+        password_changed: state.password_changed,
+    };
+    let mut response = html(status, page.render().map_err(AppError::from)?);
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    password_changed: Option<String>,
+}
+
+pub async fn page(state: web::Data<AppState>, user: SignedIn, query: web::Query<PageQuery>) -> PageResult {
+    let owner = user.user_id;
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let page_state = PageState { password_changed: query.password_changed.is_some(), ..PageState::default() };
+    render_page(&user, data, page_state, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct DefaultField {
+    #[serde(default)]
+    configuration_id: String,
+}
+
+pub async fn set_default(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    form: ProtectedForm<DefaultField>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let owner = user.user_id;
+    let chosen = Uuid::parse_str(form.fields.configuration_id.trim());
+    let outcome = match chosen {
+        Ok(id) => state.db.run(move |conn| configurations::set_default(conn, owner, id).map(|_| ())).await,
+        Err(_) => Err(AppError::validation("configuration_id", "choose one of your active configurations")),
+    };
+    let default_errors = match outcome {
+        Ok(()) if !htmx => return Ok(see_other(PAGE)),
+        Ok(()) => FieldErrors::new(),
+        Err(AppError::Validation(errors)) => errors,
+        Err(AppError::NotFound) | Err(AppError::Conflict { .. }) => {
+            FieldErrors::single("configuration_id", "choose one of your active configurations")
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let status = if default_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    if htmx {
+        let (active_configurations, default_configuration) = split_default(data.configurations);
+        let fragment =
+            DefaultFragment { csrf_token: user.csrf_token.clone(), active_configurations, default_configuration, default_errors };
+        return Ok(html(status, fragment.render().map_err(AppError::from)?));
+    }
+    render_page(&user, data, PageState { default_errors, ..PageState::default() }, status)
+}
+
+/// Token fields; `scopes` may repeat, so it is read from the raw pairs.
+#[derive(Deserialize)]
+pub struct TokenFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_in_days: String,
+}
+
+pub async fn create_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    form: ProtectedForm<TokenFields>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let mut errors = FieldErrors::new();
+    let name = tokens::parse_token_name(&form.fields.name).map_err(|m| errors.add("name", m)).ok();
+    let scope_names: Vec<&str> = form.pairs.iter().filter(|(field, _)| field == "scopes").map(|(_, value)| value.as_str()).collect();
+    let scopes = Scopes::parse(&scope_names.join(",")).map_err(|m| errors.add("scopes", m)).ok();
+    let expires_raw = form.fields.expires_in_days.trim();
+    let expires_in_days = if expires_raw.is_empty() {
+        None
+    } else {
+        match expires_raw.parse::<i64>().map_err(|_| "must be a whole number of days".to_owned()).and_then(tokens::parse_expiry_days) {
+            Ok(days) => Some(days),
+            Err(message) => {
+                errors.add("expires_in_days", message);
+                None
+            }
+        }
+    };
+    let owner = user.user_id;
+    let created = match (name, scopes) {
+        (Some(name), Some(scopes)) if errors.is_empty() => {
+            let created = state
+                .db
+                .run(move |conn| tokens::create_token(conn, owner, &name, &scopes, expires_in_days))
+                .await?;
+            Some(CreatedTokenView { name: created.name.clone(), secret: created.secret.expose().to_owned() })
+        }
+        _ => None,
+    };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    // The token is shown in this one response and never again; without htmx the page is
+    // rendered directly (not redirected), since a redirect would have to carry the secret.
+    if htmx {
+        let fragment =
+            TokensFragment { csrf_token: user.csrf_token.clone(), tokens: data.tokens, created_token: created, token_errors: errors };
+        let mut response = html(status, fragment.render().map_err(AppError::from)?);
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
+    render_page(&user, data, PageState { created_token: created, token_errors: errors, ..PageState::default() }, status)
+}
+
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    let id = Uuid::parse_str(&path).map_err(|_| AppError::NotFound)?;
+    let owner = user.user_id;
+    state.db.run(move |conn| tokens::revoke(conn, owner, id)).await?;
+    if !is_htmx(&req) {
+        return Ok(see_other(PAGE));
+    }
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let fragment = TokensFragment {
+        csrf_token: user.csrf_token.clone(),
+        tokens: data.tokens,
+        created_token: None,
+        token_errors: FieldErrors::new(),
+    };
+    Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordFields {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn change_password(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<PasswordFields>) -> PageResult {
+    let PasswordFields { current_password, new_password } = form.fields;
+    let owner = user.user_id;
+    let outcome = match Password::parse(&new_password) {
+        Ok(new) => state.db.run(move |conn| accounts::change_password(conn, owner, &current_password, &new)).await,
+        Err(message) => Err(AppError::validation("new_password", message)),
+    };
+    match outcome {
+        Ok(()) => {
+            // Every session of the user was ended; this one continues under a new id.
+            sign_in(&user.session, &SignedInUser { id: user.user_id, email: user.email.clone(), role: user.role })?;
+            Ok(see_other("/settings?password_changed=1"))
+        }
+        Err(AppError::Validation(password_errors)) => {
+            let data = state.db.run(move |conn| load(conn, owner)).await?;
+            render_page(&user, data, PageState { password_errors, ..PageState::default() }, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(other) => Err(other.into()),
+    }
+}

@@ -1,0 +1,147 @@
+//! What templates show: the page layout and display forms of configurations and tokens.
+
+use chrono::NaiveDateTime;
+
+use super::assets::asset_url;
+use super::auth::SignedIn;
+use crate::db::llm_configurations::ConfigurationSummary;
+use crate::domain::Provider;
+use crate::services::tokens::TokenSummary;
+
+/// `2026-11-26 10:00 UTC`.
+pub fn display_time(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+pub struct NavUser {
+    pub email: String,
+}
+
+/// What `base.html` needs.
+pub struct Layout {
+    pub title: String,
+    pub csrf_token: String,
+    pub section: &'static str,
+    pub user: Option<NavUser>,
+}
+
+impl Layout {
+    pub fn signed_in(title: impl Into<String>, section: &'static str, user: &SignedIn) -> Self {
+        Layout {
+            title: title.into(),
+            csrf_token: user.csrf_token.clone(),
+            section,
+            user: Some(NavUser { email: user.email.clone() }),
+        }
+    }
+
+    pub fn anonymous(title: impl Into<String>, csrf_token: String) -> Self {
+        Layout { title: title.into(), csrf_token, section: "", user: None }
+    }
+
+    pub fn asset(&self, path: &str) -> String {
+        asset_url(path)
+    }
+}
+
+#[derive(Clone)]
+pub struct ConfigurationView {
+    pub id: String,
+    pub name: String,
+    pub provider_label: String,
+    pub model: String,
+    pub masked_key: Option<String>,
+    pub base_url: Option<String>,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub test_status: String,
+    pub status_label: &'static str,
+    pub test_message: Option<String>,
+    pub tested_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl From<ConfigurationSummary> for ConfigurationView {
+    fn from(row: ConfigurationSummary) -> Self {
+        let status_label = match row.test_status.as_str() {
+            "ok" => "OK",
+            "failed" => "Failed",
+            _ => "Untested",
+        };
+        ConfigurationView {
+            id: row.id.0.to_string(),
+            provider_label: Provider::parse(&row.provider).map_or_else(|| row.provider.clone(), |p| p.label().to_owned()),
+            name: row.name,
+            model: row.model,
+            masked_key: row.api_key_hint,
+            base_url: row.base_url,
+            is_default: row.is_default,
+            is_active: row.is_active,
+            test_status: row.test_status,
+            status_label,
+            test_message: row.test_message,
+            tested_at: row.tested_at.map(display_time),
+            last_used_at: row.last_used_at.map(display_time),
+        }
+    }
+}
+
+pub fn configuration_views(rows: Vec<ConfigurationSummary>) -> Vec<ConfigurationView> {
+    rows.into_iter().map(ConfigurationView::from).collect()
+}
+
+/// A provider in the form's select, with what the form's script needs to adapt the fields.
+pub struct ProviderOption {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub needs_base_url: bool,
+    pub needs_api_key: bool,
+    pub accepts_api_key: bool,
+    pub base_url_placeholder: &'static str,
+}
+
+pub fn provider_options() -> Vec<ProviderOption> {
+    Provider::ALL
+        .into_iter()
+        .map(|provider| ProviderOption {
+            id: provider.id(),
+            label: provider.label(),
+            needs_base_url: provider.needs_base_url(),
+            needs_api_key: provider.needs_api_key(),
+            accepts_api_key: provider.accepts_api_key(),
+            base_url_placeholder: provider.suggested_base_url().unwrap_or(""),
+        })
+        .collect()
+}
+
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub is_revoked: bool,
+    pub is_expired: bool,
+}
+
+impl TokenView {
+    pub fn new(token: TokenSummary, now: NaiveDateTime) -> Self {
+        TokenView {
+            id: token.id.to_string(),
+            name: token.name,
+            scopes: token.scopes.replace(',', ", "),
+            created_at: display_time(token.created_at),
+            last_used_at: token.last_used_at.map(display_time),
+            is_expired: token.expires_at.is_some_and(|at| at <= now),
+            expires_at: token.expires_at.map(display_time),
+            is_revoked: token.is_revoked,
+        }
+    }
+}
+
+/// A token just created, shown once.
+pub struct CreatedTokenView {
+    pub name: String,
+    pub secret: String,
+}
