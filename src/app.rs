@@ -10,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::crypto::MasterKeyring;
+use crate::egress::OutboundClient;
 use crate::db::{self, Database};
 use crate::startup::{self, StartupError};
 use crate::web::session;
@@ -18,6 +19,8 @@ use crate::{api, web as pages};
 /// What every handler can reach.
 pub struct AppState {
     pub db: Database,
+    /// Every outbound request (provider tests) goes through this client and its egress policy.
+    pub outbound: OutboundClient,
     pub keyring: Arc<MasterKeyring>,
     pub settings: Arc<Settings>,
 }
@@ -35,6 +38,8 @@ pub enum BuildError {
     Startup(#[from] StartupError),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: String, source: std::io::Error },
+    #[error("cannot build the outbound HTTP client: {0}")]
+    Outbound(String),
     #[error("cannot prepare the database location: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -59,7 +64,8 @@ impl Application {
         let secure_cookies = settings.public_url.scheme() == "https";
         spawn_housekeeping(database.clone());
         let session_store = session::DbSessionStore::new(database.clone());
-        let state = web::Data::new(AppState { db: database, keyring, settings: Arc::new(settings) });
+        let outbound = OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
+        let state = web::Data::new(AppState { db: database, outbound, keyring, settings: Arc::new(settings) });
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(session::middleware(session_store.clone(), cookie_key.clone(), secure_cookies))
@@ -99,7 +105,8 @@ fn spawn_housekeeping(database: Database) {
                 .run(|conn| {
                     let now = db::now();
                     let sessions = db::sessions::purge_expired(conn, now)?;
-                    let failures = db::auth_failures::purge_before(conn, now - chrono::Duration::minutes(5))?;
+                    let failures = db::auth_failures::purge_before(conn, now - chrono::Duration::minutes(5))?
+                        + db::provider_test_runs::purge_before(conn, now - chrono::Duration::minutes(1))?;
                     Ok::<_, db::DbError>((sessions, failures))
                 })
                 .await;

@@ -39,11 +39,21 @@
     });
   }
 
+  // Controls that need JavaScript (such as "Test before saving") are hidden without it.
+  function revealScriptOnly(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll(".js-only[hidden]").forEach(function (element) {
+      element.hidden = false;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     adaptProviderFields(document);
+    revealScriptOnly(document);
   });
   document.addEventListener("htmx:load", function (event) {
     adaptProviderFields(event.detail.elt);
+    revealScriptOnly(event.detail.elt);
   });
 
   // A form loaded into the dialog opens it.

@@ -1,6 +1,7 @@
 //! The JSON API under `/api`: one file per resource, all errors rendered by `ApiError`.
 
 pub mod configurations;
+pub mod connection_tests;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -34,6 +35,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/llm-configurations/default")
                     .get(configurations::get_default)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations/test")
+                    .post(connection_tests::test_unsaved)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/llm-configurations/{id}/test")
+                    .post(connection_tests::test_saved)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

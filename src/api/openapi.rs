@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, error, providers, tokens};
+use super::{configurations, connection_tests, error, providers, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{configurations, error, providers, tokens};
         configurations::update,
         configurations::delete,
         configurations::set_default,
+        connection_tests::test_unsaved,
+        connection_tests::test_saved,
         providers::list,
         tokens::list,
         tokens::create,
@@ -27,6 +29,8 @@ use super::{configurations, error, providers, tokens};
         configurations::CreateConfigurationRequest,
         configurations::UpdateConfigurationRequest,
         providers::ProviderResource,
+        connection_tests::TestResultResource,
+        connection_tests::TestRequest,
         crate::domain::Provider,
         tokens::TokenResource,
         tokens::CreatedTokenResource,

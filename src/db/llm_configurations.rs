@@ -230,3 +230,23 @@ pub fn count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(String,
         .filter_map(|(key_id, count)| key_id.map(|id| (id, count)))
         .collect())
 }
+
+/// Records a provider test's outcome (not an edit: `updated_at` stays).
+pub fn record_test_result(
+    conn: &mut DbConnection,
+    user_id: DbId,
+    id: DbId,
+    status: &str,
+    message: Option<&str>,
+    latency_ms: Option<i64>,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+        .set((
+            cfg::test_status.eq(status),
+            cfg::test_message.eq(message),
+            cfg::test_latency_ms.eq(latency_ms),
+            cfg::tested_at.eq(at),
+        ))
+        .execute(conn)
+}

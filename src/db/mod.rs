@@ -6,6 +6,7 @@ pub mod auth_failures;
 pub mod instance_settings;
 pub mod llm_configurations;
 pub mod master_key_canaries;
+pub mod provider_test_runs;
 pub mod migrations;
 pub mod schema;
 pub mod sessions;

@@ -117,3 +117,14 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    provider_test_runs (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        started_at -> Timestamp,
+    }
+}

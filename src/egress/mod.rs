@@ -1,10 +1,16 @@
 //! The egress policy: which hosts outbound calls (provider tests) may reach, set by the operator
 //! alone through `LANYARD_EGRESS_ALLOW` and `LANYARD_EGRESS_MODE`.
 
+mod address;
+mod client;
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use url::{Host, Url};
+
+pub use address::non_public_reason;
+pub use client::{EgressError, OutboundClient, OutboundResponse};
 
 /// `public`: public addresses plus the allow list; `allowlist`: only the allow list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,6 +68,26 @@ impl EgressPolicy {
             AllowEntry::Host(name) => name.eq_ignore_ascii_case(host.trim_end_matches('.')),
             AllowEntry::Network(_) => false,
         })
+    }
+
+    /// May an outbound call connect to `address` (reached through `host_name`, if by name)?
+    /// The refusal says why and names the variable that would allow it.
+    pub fn permits(&self, host_name: Option<&str>, address: IpAddr) -> Result<(), String> {
+        if host_name.is_some_and(|name| self.allows_host_name(name)) || self.allows_address(address) {
+            return Ok(());
+        }
+        let shown = host_name.map_or_else(|| address.to_string(), |name| format!("{name} ({address})"));
+        match self.mode {
+            EgressMode::Allowlist => Err(format!(
+                "{shown} is not in LANYARD_EGRESS_ALLOW, and LANYARD_EGRESS_MODE=allowlist permits nothing else"
+            )),
+            EgressMode::Public => match non_public_reason(address) {
+                Some(reason) => Err(format!(
+                    "{shown} is a {reason} address; the operator must list it in LANYARD_EGRESS_ALLOW for Lanyard to reach it"
+                )),
+                None => Ok(()),
+            },
+        }
     }
 
     /// Plain `http` is accepted only for hosts the operator listed: an IP literal inside an

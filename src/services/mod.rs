@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod configurations;
+pub mod connection_tests;
 pub mod master_keys;
 pub mod tokens;
 

@@ -18,6 +18,7 @@ use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
 use crate::egress::EgressPolicy;
 use crate::error::{AppError, FieldErrors};
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
+use crate::services::connection_tests::{self, TestOutcome, TestTarget};
 
 const PAGE: &str = "/llm-configurations";
 
@@ -68,6 +69,7 @@ pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
 /// The add/edit form's state.
 pub struct FormView {
     pub action: String,
+    pub id: String,
     pub is_edit: bool,
     pub in_dialog: bool,
     pub name: String,
@@ -85,6 +87,7 @@ impl FormView {
     fn new_configuration(in_dialog: bool) -> Self {
         FormView {
             action: PAGE.to_owned(),
+            id: String::new(),
             is_edit: false,
             in_dialog,
             name: String::new(),
@@ -103,6 +106,7 @@ impl FormView {
         let provider = Provider::parse(&row.provider);
         FormView {
             action: format!("{PAGE}/{}", row.id.0),
+            id: row.id.0.to_string(),
             is_edit: true,
             in_dialog,
             name: row.name.clone(),
@@ -413,4 +417,135 @@ pub async fn delete(
         })
         .await?;
     after_action(is_htmx(&req), rows, &user)
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_row.html")]
+struct RowFragment {
+    c: ConfigurationView,
+    csrf_token: String,
+}
+
+/// The Test button: with htmx, the row with its new status; without, back to the page.
+pub async fn test_saved(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    let id = page_id(&path)?;
+    let owner = user.user_id;
+    connection_tests::test_saved(&state.db, &state.keyring, &state.outbound, owner, id, state.settings.test_rate_per_minute)
+        .await?;
+    if !is_htmx(&req) {
+        return Ok(see_other(PAGE));
+    }
+    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    let fragment = RowFragment { c: ConfigurationView::from(row), csrf_token: user.csrf_token.clone() };
+    Ok(no_store(html(StatusCode::OK, fragment.render().map_err(AppError::from)?)))
+}
+
+/// A test result as the form shows it.
+pub struct TestResultView {
+    pub ok: bool,
+    pub status: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub latency_ms: Option<i64>,
+    pub models: Vec<String>,
+    pub warnings: Vec<&'static str>,
+}
+
+impl From<TestOutcome> for TestResultView {
+    fn from(outcome: TestOutcome) -> Self {
+        TestResultView {
+            ok: outcome.ok,
+            status: outcome.status(),
+            code: outcome.code,
+            message: outcome.message,
+            latency_ms: outcome.latency_ms,
+            models: outcome.models,
+            warnings: outcome.warnings,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_test_result.html")]
+struct TestResultFragment {
+    result: TestResultView,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UnsavedTestFields {
+    #[serde(flatten)]
+    fields: ConfigurationFields,
+    #[serde(default)]
+    configuration_id: String,
+}
+
+/// "Test before saving": tests the form's values. On the edit form an empty key field uses the
+/// stored key, but only while provider and base URL are unchanged (else it asks for the key).
+pub async fn test_unsaved(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<UnsavedTestFields>) -> PageResult {
+    let UnsavedTestFields { fields, configuration_id } = form.fields;
+    let mut errors = FieldErrors::new();
+    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
+    let (Some(provider), Some(model)) = (parsed.provider, parsed.model) else {
+        return Ok(test_form_errors(errors)?);
+    };
+    if !errors.is_empty() && !(errors.has("name") && errors.iter().count() == 1) {
+        return Ok(test_form_errors(errors)?);
+    }
+    let owner = user.user_id;
+    let limit = state.settings.test_rate_per_minute;
+    let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
+    let outcome = match (parsed.api_key, stored_id) {
+        (None, Some(id)) => {
+            let row = state
+                .db
+                .run(move |conn| crate::db::llm_configurations::find_for_user(conn, crate::db::DbId(owner), crate::db::DbId(id)).map_err(AppError::from))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            let requested_base = parsed.base_url.as_ref().map(BaseUrl::as_str).filter(|url| Some(*url) != provider.default_base_url());
+            if row.provider != provider.id() || row.base_url.as_deref() != requested_base {
+                return Ok(test_form_errors(FieldErrors::single(
+                    "api_key",
+                    "enter the key to test a different provider or base URL",
+                ))?);
+            }
+            state.db.run(move |conn| connection_tests::consume_test_budget(conn, owner, limit)).await?;
+            match connection_tests::saved_target(&state.keyring, &row)? {
+                Ok(mut target) => {
+                    target.model = model.as_str().to_owned();
+                    connection_tests::run(&state.outbound, &target).await
+                }
+                Err(outcome) => outcome,
+            }
+        }
+        (api_key, _) => {
+            let target = match TestTarget::new(provider, &model, parsed.base_url.as_ref(), api_key.as_ref()) {
+                Ok(target) => target,
+                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
+                Err(other) => return Err(other.into()),
+            };
+            connection_tests::test_unsaved(&state.db, &state.outbound, owner, target, limit).await?
+        }
+    };
+    let fragment = TestResultFragment { result: TestResultView::from(outcome) };
+    Ok(no_store(html(StatusCode::OK, fragment.render().map_err(AppError::from)?)))
+}
+
+/// A test that cannot run: the reasons, in the result area (422, which htmx swaps).
+fn test_form_errors(errors: FieldErrors) -> Result<HttpResponse, AppError> {
+    let result = TestResultView {
+        ok: false,
+        status: "failed",
+        code: "validation_failed",
+        message: format!("Cannot test yet: {}.", errors.summary().join("; ")),
+        latency_ms: None,
+        models: Vec::new(),
+        warnings: Vec::new(),
+    };
+    Ok(no_store(html(StatusCode::UNPROCESSABLE_ENTITY, TestResultFragment { result }.render()?)))
 }

@@ -30,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(llm_configurations::create),
         )
         .route("/llm-configurations/new", web::get().to(llm_configurations::new_form))
+        .route("/llm-configurations/test", web::post().to(llm_configurations::test_unsaved))
+        .route("/llm-configurations/{id}/test", web::post().to(llm_configurations::test_saved))
         .route("/llm-configurations/{id}", web::post().to(llm_configurations::update))
         .route("/llm-configurations/{id}/edit", web::get().to(llm_configurations::edit_form))
         .route("/llm-configurations/{id}/set-default", web::post().to(llm_configurations::set_default))

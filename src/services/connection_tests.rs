@@ -1,0 +1,216 @@
+//! Testing a configuration against its provider: one free, read-only request (never a prompt),
+//! classified into something a person can act on, and recorded on a saved configuration.
+
+use chrono::Duration;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::crypto::{MasterKeyring, RowBinding};
+use crate::db::llm_configurations::{self as store, ConfigurationRow};
+use crate::db::{self, Database, DbConnection, DbId, provider_test_runs};
+use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
+use crate::egress::{EgressError, OutboundClient};
+use crate::error::AppError;
+use crate::providers;
+
+/// A test's result, as the API and the pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// `ok`, `invalid_key`, `forbidden`, `not_found`, `rate_limited`, `timeout`, `unreachable`,
+    /// `tls_error`, `blocked_address`, `provider_error` or `key_unreadable`.
+    pub code: &'static str,
+    pub message: String,
+    pub latency_ms: Option<i64>,
+    pub models: Vec<String>,
+    pub warnings: Vec<&'static str>,
+}
+
+impl TestOutcome {
+    fn failed(code: &'static str, message: impl Into<String>, latency_ms: Option<i64>) -> Self {
+        TestOutcome { ok: false, code, message: message.into(), latency_ms, models: Vec::new(), warnings: Vec::new() }
+    }
+
+    pub fn status(&self) -> &'static str {
+        if self.ok { "ok" } else { "failed" }
+    }
+}
+
+/// What a test needs: where to send which key, and which model to look for.
+pub struct TestTarget {
+    pub provider: Provider,
+    pub model: String,
+    pub base_url: String,
+    pub api_key: Option<SecretString>,
+}
+
+impl TestTarget {
+    /// For unsaved values; the base URL defaults to the provider's.
+    pub fn new(provider: Provider, model: &ModelId, base_url: Option<&BaseUrl>, api_key: Option<&ApiKey>) -> Result<Self, AppError> {
+        let base_url = match base_url.map(BaseUrl::as_str).or(provider.default_base_url()) {
+            Some(url) => url.to_owned(),
+            None => return Err(AppError::validation("base_url", format!("is required for {}", provider.label()))),
+        };
+        if provider.needs_api_key() && api_key.is_none() {
+            return Err(AppError::validation("api_key", format!("is required for {}", provider.label())));
+        }
+        if api_key.is_some() && !provider.accepts_api_key() {
+            return Err(AppError::validation("api_key", format!("{} takes no API key", provider.label())));
+        }
+        Ok(TestTarget {
+            provider,
+            model: model.as_str().to_owned(),
+            base_url,
+            api_key: api_key.map(|key| SecretString::from(key.expose().to_owned())),
+        })
+    }
+}
+
+/// Makes the request and classifies the answer. Never echoes the provider's body.
+pub async fn run(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
+    let key = target.api_key.as_ref().map(|key| key.expose_secret());
+    let request = match providers::model_list_request(target.provider, &target.base_url, key) {
+        Ok(request) => request,
+        Err(message) => return TestOutcome::failed("invalid_key", message, None),
+    };
+    let path = request.url.path().to_owned();
+    let response = match client.get(request.url, request.headers).await {
+        Ok(response) => response,
+        Err(error) => {
+            let code = match &error {
+                EgressError::Blocked(_) => "blocked_address",
+                EgressError::Timeout => "timeout",
+                EgressError::Unreachable => "unreachable",
+                EgressError::Tls => "tls_error",
+                EgressError::TooLarge => "provider_error",
+            };
+            return TestOutcome::failed(code, error.to_string(), None);
+        }
+    };
+    let latency_ms = Some(i64::try_from(response.latency.as_millis()).unwrap_or(i64::MAX));
+    match response.status {
+        200..=299 => match providers::parse_models(target.provider, &response.body) {
+            Some(models) => {
+                let mut warnings = Vec::new();
+                let mut message = format!("the provider accepted the key and listed {} model(s)", models.len());
+                if !providers::model_is_listed(target.provider, &target.model, &models) {
+                    warnings.push("model_not_listed");
+                    message.push_str(&format!("; `{}` is not among them", target.model));
+                }
+                TestOutcome { ok: true, code: "ok", message, latency_ms, models, warnings }
+            }
+            None => TestOutcome::failed(
+                "provider_error",
+                format!("the answer from {path} is not a model list; check the base URL"),
+                latency_ms,
+            ),
+        },
+        401 => TestOutcome::failed("invalid_key", "the provider rejected the API key (401)", latency_ms),
+        403 => TestOutcome::failed("forbidden", "the key is not allowed to list models (403)", latency_ms),
+        404 => TestOutcome::failed("not_found", format!("nothing at {path} (404): check the base URL"), latency_ms),
+        429 => TestOutcome::failed(
+            "rate_limited",
+            "the key was accepted, but the provider is throttling it (429); try again later",
+            latency_ms,
+        ),
+        status @ 500..=599 => {
+            TestOutcome::failed("provider_error", format!("the provider failed (HTTP {status}); try again later"), latency_ms)
+        }
+        status => TestOutcome::failed("provider_error", format!("the provider answered HTTP {status}"), latency_ms),
+    }
+}
+
+/// Counts this test against the user's per-minute budget, or refuses with 429.
+pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        let now = db::now();
+        let window = Duration::minutes(1);
+        let (count, oldest) = provider_test_runs::count_since(conn, DbId(user_id), now - window)?;
+        if count >= i64::from(per_minute) {
+            let retry_after_secs = ((oldest.unwrap_or(now) + window) - now).num_seconds().max(1) as u64;
+            return Err(AppError::RateLimited { retry_after_secs });
+        }
+        provider_test_runs::record(conn, DbId(user_id), now)?;
+        Ok(())
+    })
+}
+
+/// The saved configuration's test target; a key that does not decrypt is the failed outcome
+/// `key_unreadable`, never an error.
+pub fn saved_target(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Result<TestTarget, TestOutcome>, AppError> {
+    let provider = Provider::parse(&row.provider).ok_or_else(|| AppError::Internal("unknown stored provider".into()))?;
+    let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
+        Some(url) => url.to_owned(),
+        None => return Ok(Err(TestOutcome::failed("not_found", "this configuration has no base URL; edit it", None))),
+    };
+    let api_key = match &row.api_key_encrypted {
+        None => None,
+        Some(sealed) => {
+            let binding = RowBinding::Configuration { owner: row.user_id.0, configuration: row.id.0 };
+            match keyring.open(sealed, binding).ok().and_then(|plain| String::from_utf8(plain.to_vec()).ok()) {
+                Some(key) => Some(SecretString::from(key)),
+                None => {
+                    return Ok(Err(TestOutcome::failed(
+                        "key_unreadable",
+                        "the stored key cannot be decrypted; re-enter the key",
+                        None,
+                    )));
+                }
+            }
+        }
+    };
+    if provider.needs_api_key() && api_key.is_none() {
+        return Ok(Err(TestOutcome::failed("invalid_key", "this configuration has no API key; enter one", None)));
+    }
+    Ok(Ok(TestTarget { provider, model: row.model.clone(), base_url, api_key }))
+}
+
+/// Tests a saved configuration of `owner` and records the outcome on it.
+pub async fn test_saved(
+    database: &Database,
+    keyring: &MasterKeyring,
+    client: &OutboundClient,
+    owner: Uuid,
+    id: Uuid,
+    per_minute: u32,
+) -> Result<TestOutcome, AppError> {
+    let row = database
+        .run(move |conn| {
+            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+            consume_test_budget(conn, owner, per_minute)?;
+            Ok::<_, AppError>(row)
+        })
+        .await?;
+    let outcome = match saved_target(keyring, &row)? {
+        Ok(target) => run(client, &target).await,
+        Err(outcome) => outcome,
+    };
+    let recorded = outcome.clone();
+    database
+        .run(move |conn| {
+            store::record_test_result(
+                conn,
+                DbId(owner),
+                DbId(id),
+                recorded.status(),
+                Some(&recorded.message),
+                recorded.latency_ms,
+                db::now(),
+            )
+            .map_err(AppError::from)
+        })
+        .await?;
+    Ok(outcome)
+}
+
+/// Tests unsaved values for `owner` (counted against the same budget).
+pub async fn test_unsaved(
+    database: &Database,
+    client: &OutboundClient,
+    owner: Uuid,
+    target: TestTarget,
+    per_minute: u32,
+) -> Result<TestOutcome, AppError> {
+    database.run(move |conn| consume_test_budget(conn, owner, per_minute)).await?;
+    Ok(run(client, &target).await)
+}
