@@ -72,6 +72,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .wrap(security_headers())
                 .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(api::routes)
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))
@@ -92,6 +93,16 @@ impl Application {
     /// Serves until SIGINT or SIGTERM; requests in flight are allowed to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// A query string that does not parse: 400, as JSON under `/api`, as a page elsewhere.
+fn query_error(error: actix_web::error::QueryPayloadError, req: &actix_web::HttpRequest) -> actix_web::Error {
+    let app_error = crate::error::AppError::BadRequest(format!("the query string is invalid: {error}"));
+    if req.path().starts_with("/api/") {
+        api::error::ApiError(app_error).into()
+    } else {
+        pages::error::PageError::App(app_error).into()
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::crypto::{KeyId, MasterKey};
 use crate::db::{self, Database};
 use crate::domain::{Email, Password, Scopes};
-use crate::services::{accounts, tokens};
+use crate::services::{accounts, import, tokens};
 use crate::startup;
 
 /// `lanyard serve`: check keys, migrate, serve until stopped.
@@ -122,4 +122,57 @@ pub fn token_create(
 pub fn print_line(line: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").context("cannot write to standard output")
+}
+
+fn user_id_for(database: &Database, email: &str) -> anyhow::Result<uuid::Uuid> {
+    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
+    let mut conn = database.connection()?;
+    let user = accounts::find_by_email(&mut conn, &email).map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
+    Ok(user.id.0)
+}
+
+/// Which file format `lanyard import` reads.
+#[derive(Debug, Clone, Copy)]
+pub enum ImportFormat {
+    OpenHands,
+    Json,
+}
+
+/// `lanyard import openhands|json --file F --email E`: returns the report to print.
+pub fn import(settings: &Settings, format: ImportFormat, file: &std::path::Path, email: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let drafts = match format {
+        ImportFormat::OpenHands => import::parse_openhands(&text, &settings.egress),
+        ImportFormat::Json => import::parse_export(&text, &settings.egress),
+    }
+    .map_err(|error| anyhow::anyhow!("{}: {error}; nothing was imported", file.display()))?;
+    let (database, keyring) = open_database(settings)?;
+    let owner = user_id_for(&database, email)?;
+    let mut conn = database.connection()?;
+    let report = import::import(&mut conn, &keyring, owner, drafts)
+        .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
+    let mut lines = vec![format!("Imported {} configuration(s).", report.created.len())];
+    lines.extend(report.created.iter().map(|name| format!("  created: {name}")));
+    lines.extend(report.skipped.iter().map(|name| format!("  skipped (the name exists already): {name}")));
+    if matches!(format, ImportFormat::Json) && !report.created.is_empty() {
+        lines.push("The imported configurations are inactive and have no key: enter a key, then activate them.".into());
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `lanyard export --email E [--output F]`: JSON without any secret.
+pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let (database, _) = open_database(settings)?;
+    let owner = user_id_for(&database, email)?;
+    let mut conn = database.connection()?;
+    let document = import::export(&mut conn, owner).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let json = serde_json::to_string_pretty(&document).context("cannot encode the export")?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, format!("{json}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Exported {} configuration(s) to {} (no keys).", document.configurations.len(), path.display());
+            Ok(())
+        }
+        None => print_line(&json),
+    }
 }

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::db::DatabaseUrl;
+use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
+use crate::services::conversations::FallbackConfiguration;
 use crate::egress::EgressPolicy;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lanyard-data/lanyard.db";
@@ -33,6 +35,8 @@ pub struct Settings {
     pub egress: EgressPolicy,
     pub test_rate_per_minute: u32,
     pub pool_size: u32,
+    /// `LANYARD_FALLBACK_*`: what resolution answers for a user with no configuration.
+    pub fallback: Option<FallbackConfiguration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,7 @@ impl Settings {
                 ))
             })?;
         let pool_size = if database_url.is_postgres() { 10 } else { 8 };
+        let fallback = fallback_from_env(&egress)?;
         Ok(Settings {
             database_url,
             bind,
@@ -99,8 +104,45 @@ impl Settings {
             egress,
             test_rate_per_minute,
             pool_size,
+            fallback,
         })
     }
+}
+
+/// The instance fallback, validated like any configuration: all of it or none of it.
+fn fallback_from_env(egress: &EgressPolicy) -> Result<Option<FallbackConfiguration>, ConfigError> {
+    let provider = var("LANYARD_FALLBACK_PROVIDER");
+    let model = var("LANYARD_FALLBACK_MODEL");
+    let api_key = var("LANYARD_FALLBACK_API_KEY");
+    let base_url = var("LANYARD_FALLBACK_BASE_URL");
+    let Some(provider_id) = provider else {
+        if model.is_some() || api_key.is_some() || base_url.is_some() {
+            return Err(ConfigError("LANYARD_FALLBACK_PROVIDER must be set when any LANYARD_FALLBACK_* variable is".into()));
+        }
+        return Ok(None);
+    };
+    let fail = |variable: &str, message: String| ConfigError(format!("{variable} {message}"));
+    let provider = Provider::parse(&provider_id)
+        .ok_or_else(|| fail("LANYARD_FALLBACK_PROVIDER", format!("`{provider_id}` is not a provider id (see GET /api/providers)")))?;
+    let model = ModelId::parse(&model.unwrap_or_default()).map_err(|message| fail("LANYARD_FALLBACK_MODEL", message))?;
+    let api_key = api_key
+        .map(|key| ApiKey::parse(&key).map_err(|message| fail("LANYARD_FALLBACK_API_KEY", message)))
+        .transpose()?;
+    if provider.needs_api_key() && api_key.is_none() {
+        return Err(fail("LANYARD_FALLBACK_API_KEY", format!("is required for {}", provider.label())));
+    }
+    let base_url = base_url
+        .map(|url| BaseUrl::parse(&url, egress).map_err(|message| fail("LANYARD_FALLBACK_BASE_URL", message)))
+        .transpose()?;
+    if provider.needs_base_url() && base_url.is_none() {
+        return Err(fail("LANYARD_FALLBACK_BASE_URL", format!("is required for {}", provider.label())));
+    }
+    Ok(Some(FallbackConfiguration {
+        provider,
+        model: model.as_str().to_owned(),
+        base_url: base_url.map(|url| url.as_str().to_owned()),
+        api_key: api_key.map(|key| SecretString::from(key.expose().to_owned())),
+    }))
 }
 
 fn default_public_url(bind: SocketAddr) -> Result<Url, ConfigError> {

@@ -1,5 +1,6 @@
 //! The `lanyard` command line: parses arguments and calls into the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +35,38 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import configurations from a file (all of it or nothing).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Write a user's configurations as JSON, without any key.
+    Export {
+        /// The owner's email.
+        #[arg(long)]
+        email: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import the [llm] groups of an OpenHands config.toml, keys included.
+    Openhands {
+        #[arg(long)]
+        file: PathBuf,
+        /// The owner's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Import a `lanyard export` file: configurations arrive inactive and without keys.
+    Json {
+        #[arg(long)]
+        file: PathBuf,
+        /// The owner's email.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +125,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{message}");
             Ok(())
         }
+        Command::Import(command) => {
+            let (format, file, email) = match command {
+                ImportCommand::Openhands { file, email } => (commands::ImportFormat::OpenHands, file, email),
+                ImportCommand::Json { file, email } => (commands::ImportFormat::Json, file, email),
+            };
+            commands::print_line(&commands::import(&settings()?, format, &file, &email)?)
+        }
+        Command::Export { email, output } => commands::export(&settings()?, &email, output.as_deref()),
         Command::Token(TokenCommand::Create {
             email,
             name,

@@ -2,6 +2,7 @@
 
 pub mod configurations;
 pub mod connection_tests;
+pub mod conversations;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -59,6 +60,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .put(configurations::set_default)
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(web::resource("/conversations").get(conversations::list).default_service(web::to(method_not_allowed)))
+            .service(
+                web::resource("/conversations/{conversation_id}/llm-configuration")
+                    .put(conversations::set_override)
+                    .delete(conversations::remove_override)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(web::resource("/resolve").get(conversations::resolve).default_service(web::to(method_not_allowed)))
             .service(
                 web::resource("/tokens")
                     .get(tokens::list)

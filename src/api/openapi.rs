@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, connection_tests, error, providers, tokens};
+use super::{configurations, connection_tests, conversations, error, providers, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,10 @@ use super::{configurations, connection_tests, error, providers, tokens};
         connection_tests::test_unsaved,
         connection_tests::test_saved,
         providers::list,
+        conversations::list,
+        conversations::set_override,
+        conversations::remove_override,
+        conversations::resolve,
         tokens::list,
         tokens::create,
         tokens::revoke,
@@ -29,6 +33,10 @@ use super::{configurations, connection_tests, error, providers, tokens};
         configurations::CreateConfigurationRequest,
         configurations::UpdateConfigurationRequest,
         providers::ProviderResource,
+        conversations::OverrideResource,
+        conversations::SetOverrideRequest,
+        conversations::ResolvedConfiguration,
+        conversations::ResolveResponse,
         connection_tests::TestResultResource,
         connection_tests::TestRequest,
         crate::domain::Provider,

@@ -250,3 +250,10 @@ pub fn record_test_result(
         ))
         .execute(conn)
 }
+
+/// Records one use: `use_count + 1` and `last_used_at`, in one statement.
+pub fn record_use(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+        .set((cfg::use_count.eq(cfg::use_count + 1), cfg::last_used_at.eq(now)))
+        .execute(conn)
+}

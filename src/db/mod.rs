@@ -3,7 +3,9 @@
 
 pub mod api_tokens;
 pub mod auth_failures;
+pub mod conversation_overrides;
 pub mod instance_settings;
+pub mod key_reveals;
 pub mod llm_configurations;
 pub mod master_key_canaries;
 pub mod provider_test_runs;
@@ -122,7 +124,10 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, std::io::E
     }
     Ok(r2d2::Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        // No idle connections kept in reserve: r2d2 would open them on its own threads, and a
+        // command or a refused start that exits while one is half-open crashes in libpq/OpenSSL
+        // (SIGSEGV in their exit handlers). Connections are opened when asked for.
+        .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(url.clone())))
@@ -139,6 +144,11 @@ where
     E: From<DieselError>,
 {
     type Manager = <DbConnection as Connection>::TransactionManager;
+    // Inside another write transaction, `work` simply joins it (an import of many
+    // configurations commits or rolls back as one).
+    if Manager::transaction_manager_status_mut(conn).transaction_depth()?.is_some() {
+        return work(conn);
+    }
     match conn {
         DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
         DbConnection::Postgres(_) => Manager::begin_transaction(conn)?,

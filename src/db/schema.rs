@@ -128,3 +128,37 @@ diesel::table! {
         started_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    conversation_overrides (user_id, conversation_id) {
+        user_id -> DbUuid,
+        conversation_id -> Text,
+        configuration_id -> DbUuid,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    key_reveals (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        token_id -> Nullable<DbUuid>,
+        configuration_id -> Nullable<DbUuid>,
+        configuration_name -> Text,
+        conversation_id -> Nullable<Text>,
+        source -> Text,
+        revealed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(conversation_overrides -> llm_configurations (configuration_id));
+diesel::allow_tables_to_appear_in_same_query!(conversation_overrides, llm_configurations);
+diesel::joinable!(key_reveals -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(key_reveals, users);

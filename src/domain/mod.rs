@@ -3,10 +3,12 @@
 
 mod account;
 mod configuration;
+mod conversation;
 mod provider;
 mod token;
 
 pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, ModelId};
+pub use conversation::ConversationId;
 pub use provider::Provider;
 pub use token::{Scope, Scopes, TokenSecret, hash_token};

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert, ConfigurationSummary};
-use crate::db::{self, DbConnection, DbId, users};
+use crate::db::{self, DbConnection, DbId, conversation_overrides, users};
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
 use crate::error::{AppError, FieldErrors};
 
@@ -89,12 +89,34 @@ pub fn create(
     new: NewConfiguration,
 ) -> Result<ConfigurationSummary, AppError> {
     let mut errors = FieldErrors::new();
+    if new.provider.needs_api_key() && new.api_key.is_none() {
+        errors.add("api_key", format!("is required for {}", new.provider.label()));
+    }
+    insert(conn, keyring, owner, new, errors)
+}
+
+/// Creates a configuration that may lack the key its provider needs (an import): it must then
+/// arrive inactive, and can be activated once a key is entered.
+pub fn create_without_key(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    new: NewConfiguration,
+) -> Result<ConfigurationSummary, AppError> {
+    insert(conn, keyring, owner, new, FieldErrors::new())
+}
+
+fn insert(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    new: NewConfiguration,
+    mut errors: FieldErrors,
+) -> Result<ConfigurationSummary, AppError> {
     if new.is_default && !new.is_active {
         errors.add("is_default", "an inactive configuration cannot be the default");
     }
-    if new.provider.needs_api_key() && new.api_key.is_none() {
-        errors.add("api_key", format!("is required for {}", new.provider.label()));
-    } else {
+    if errors.get("api_key").is_none() {
         check_key_rules(new.provider, new.api_key.is_some(), true, new.is_active, &mut errors);
     }
     if new.provider.needs_base_url() && new.base_url.is_none() {
@@ -181,7 +203,11 @@ pub fn update(
         let provider = update.provider.unwrap_or(stored_provider);
         let base_url = match &update.base_url {
             Some(new) => stored_base_url(provider, new.as_ref()),
-            None => row.base_url.clone(),
+            // A kept URL may be the new provider's default, which is stored as null.
+            None => row
+                .base_url
+                .clone()
+                .filter(|url| Some(url.as_str()) != provider.default_base_url()),
         };
         let is_active = update.is_active.unwrap_or(row.is_active);
         let had_key = row.api_key_encrypted.is_some();
@@ -273,6 +299,7 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppE
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        conversation_overrides::delete_for_configuration(conn, DbId(id))?;
         store::delete(conn, DbId(owner), DbId(id))?;
         if row.is_default {
             promote_default(conn, owner, db::now())?;

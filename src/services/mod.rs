@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod configurations;
 pub mod connection_tests;
+pub mod conversations;
+pub mod import;
 pub mod master_keys;
 pub mod tokens;
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod auth;
+pub mod conversations;
 pub mod error;
 pub mod health;
 pub mod llm_configurations;
@@ -41,6 +42,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(llm_configurations::delete_confirm)
                 .post(llm_configurations::delete),
         )
+        .service(web::resource("/conversations").get(conversations::page).post(conversations::pin))
+        .route("/conversations/{conversation_id}", web::post().to(conversations::update))
         .route("/settings", web::get().to(settings::page))
         .route("/settings/default", web::post().to(settings::set_default))
         .route("/settings/tokens", web::post().to(settings::create_token))

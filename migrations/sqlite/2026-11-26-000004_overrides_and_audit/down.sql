@@ -1,0 +1,2 @@
+DROP TABLE key_reveals;
+DROP TABLE conversation_overrides;

@@ -1,0 +1,250 @@
+//! `/api/conversations` (per-conversation overrides) and `GET /api/resolve`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::configurations::{ConfigurationResource, rfc3339};
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{Authenticated, FieldReader, JsonObject};
+use crate::app::AppState;
+use crate::db::conversation_overrides::OverrideRow;
+use crate::domain::{ConversationId, Scope};
+use crate::error::AppError;
+use crate::services::Credential;
+use crate::services::conversations::{self, Requester};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverrideResource {
+    pub conversation_id: String,
+    #[schema(format = Uuid)]
+    pub configuration_id: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+impl From<OverrideRow> for OverrideResource {
+    fn from(row: OverrideRow) -> Self {
+        OverrideResource {
+            conversation_id: row.conversation_id,
+            configuration_id: row.configuration_id.0.to_string(),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+/// The body of `PUT /api/conversations/{conversation_id}/llm-configuration`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the wire format; `set_override` reads it field by field
+pub struct SetOverrideRequest {
+    #[schema(format = Uuid)]
+    configuration_id: String,
+}
+
+fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
+    ConversationId::parse(raw).map_err(|message| AppError::validation("conversation_id", message))
+}
+
+#[utoipa::path(
+    get, path = "/api/conversations", tag = "conversations",
+    description = "The caller's per-conversation overrides. Scope: `read`.",
+    responses((status = 200, body = [OverrideResource]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Read)?;
+    let rows = state.db.run(move |conn| conversations::list(conn, principal.user_id)).await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(OverrideResource::from).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(
+    put, path = "/api/conversations/{conversation_id}/llm-configuration", tag = "conversations",
+    description = "Pin a conversation to one of the caller's configurations. Scope: `write`.",
+    params(("conversation_id" = String, Path, description = "The runtime's conversation id (1 to 200 printable characters)")),
+    request_body = SetOverrideRequest,
+    responses(
+        (status = 200, body = OverrideResource),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_override(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let mut reader = FieldReader::new(body.0, &["configuration_id"], &["conversation_id", "updated_at"]);
+    let configuration_id = reader.required_string("configuration_id");
+    let configuration_id = reader.parsed("configuration_id", configuration_id, |raw| {
+        uuid::Uuid::parse_str(raw).map_err(|_| "must be a configuration id (UUID)".to_owned())
+    });
+    let conversation = ConversationId::parse(&path).map_err(|message| reader.errors.add("conversation_id", message)).ok();
+    let errors = reader.errors.clone();
+    reader.finish()?;
+    let (Some(conversation), Some(configuration_id)) = (conversation, configuration_id) else {
+        return Err(AppError::Validation(errors).into());
+    };
+    let row = state
+        .db
+        .run(move |conn| conversations::set_override(conn, principal.user_id, &conversation, configuration_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(OverrideResource::from(row)))
+}
+
+#[utoipa::path(
+    delete, path = "/api/conversations/{conversation_id}/llm-configuration", tag = "conversations",
+    description = "Remove a conversation's override (204 also when there was none). Scope: `write`.",
+    params(("conversation_id" = String, Path, description = "The runtime's conversation id")),
+    responses(
+        (status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove_override(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Write)?;
+    let conversation = conversation_id(&path)?;
+    state.db.run(move |conn| conversations::remove_override(conn, principal.user_id, &conversation)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A resolved configuration: the resource's fields plus the key in clear. For the instance
+/// fallback `id` is null and `name` is `instance fallback`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolvedConfiguration {
+    #[schema(format = Uuid)]
+    pub id: Option<String>,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    /// As stored: `null` means the provider's default.
+    pub base_url: Option<String>,
+    /// Where requests go: `base_url` or the provider's default.
+    pub effective_base_url: Option<String>,
+    /// The key in clear: this is the one response that carries it.
+    pub api_key: Option<String>,
+    pub api_key_masked: Option<String>,
+    pub has_api_key: bool,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub test_status: String,
+    pub test_message: Option<String>,
+    pub test_latency_ms: Option<i64>,
+    #[schema(format = DateTime)]
+    pub tested_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    pub use_count: i64,
+    #[schema(format = DateTime)]
+    pub created_at: Option<String>,
+    #[schema(format = DateTime)]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolveResponse {
+    /// `override`, `default` or `fallback`.
+    pub source: String,
+    pub configuration: ResolvedConfiguration,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ResolveQuery {
+    /// The conversation whose override applies, if any.
+    conversation_id: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/api/resolve", tag = "conversations",
+    description = "The configuration a conversation uses, key included: its override if active, else the \
+                   default, else the instance fallback. Records the use and an audit entry. Scope: `resolve` \
+                   (API tokens only).",
+    params(ResolveQuery),
+    responses(
+        (status = 200, body = ResolveResponse),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    query: web::Query<ResolveQuery>,
+) -> ApiResult<HttpResponse> {
+    principal.require(Scope::Resolve)?;
+    let conversation = query.into_inner().conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
+    let token_id = match &principal.credential {
+        Credential::Token { id, .. } => Some(*id),
+        Credential::Session => None,
+    };
+    let requester = Requester { user_id: principal.user_id, token_id };
+    let keyring = state.keyring.clone();
+    let fallback = state.settings.fallback.clone();
+    let resolved = state
+        .db
+        .run(move |conn| conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref()))
+        .await?;
+    let effective_base_url = resolved.base_url.clone().or_else(|| {
+        crate::domain::Provider::parse(&resolved.provider).and_then(|p| p.default_base_url()).map(str::to_owned)
+    });
+    let api_key = resolved.api_key.as_ref().map(|key| key.expose_secret().to_owned());
+    let configuration = match resolved.configuration {
+        Some(row) => {
+            let resource = ConfigurationResource::from(row);
+            ResolvedConfiguration {
+                id: Some(resource.id),
+                name: resource.name,
+                provider: resource.provider,
+                model: resource.model,
+                base_url: resource.base_url,
+                effective_base_url,
+                api_key,
+                api_key_masked: resource.api_key_masked,
+                has_api_key: resource.has_api_key,
+                is_default: resource.is_default,
+                is_active: resource.is_active,
+                test_status: resource.test_status,
+                test_message: resource.test_message,
+                test_latency_ms: resource.test_latency_ms,
+                tested_at: resource.tested_at,
+                last_used_at: resource.last_used_at,
+                use_count: resource.use_count,
+                created_at: Some(resource.created_at),
+                updated_at: Some(resource.updated_at),
+            }
+        }
+        None => ResolvedConfiguration {
+            id: None,
+            name: "instance fallback".to_owned(),
+            provider: resolved.provider,
+            model: resolved.model,
+            base_url: resolved.base_url,
+            effective_base_url,
+            has_api_key: api_key.is_some(),
+            api_key,
+            api_key_masked: resolved.api_key_masked,
+            is_default: false,
+            is_active: true,
+            test_status: "untested".to_owned(),
+            test_message: None,
+            test_latency_ms: None,
+            tested_at: None,
+            last_used_at: None,
+            use_count: 0,
+            created_at: None,
+            updated_at: None,
+        },
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(ResolveResponse { source: resolved.source.as_str().to_owned(), configuration }))
+}

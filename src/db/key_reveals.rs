@@ -1,0 +1,57 @@
+//! The `key_reveals` table: the audit of every key handed out by `GET /api/resolve`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{key_reveals, users};
+use super::{DbConnection, DbId};
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = key_reveals)]
+pub struct RevealInsert<'a> {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub token_id: Option<DbId>,
+    pub configuration_id: Option<DbId>,
+    pub configuration_name: &'a str,
+    pub conversation_id: Option<&'a str>,
+    pub source: &'a str,
+    pub revealed_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &RevealInsert<'_>) -> QueryResult<()> {
+    diesel::insert_into(key_reveals::table).values(row).execute(conn).map(|_| ())
+}
+
+/// One audit line with the user's email, for admins.
+#[derive(Debug, Clone, Queryable)]
+pub struct RevealLine {
+    pub email: String,
+    pub token_id: Option<DbId>,
+    pub configuration_id: Option<DbId>,
+    pub configuration_name: String,
+    pub conversation_id: Option<String>,
+    pub source: String,
+    pub revealed_at: NaiveDateTime,
+}
+
+pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<RevealLine>> {
+    key_reveals::table
+        .inner_join(users::table)
+        .order((key_reveals::revealed_at.desc(), key_reveals::id.desc()))
+        .limit(limit)
+        .select((
+            users::email,
+            key_reveals::token_id,
+            key_reveals::configuration_id,
+            key_reveals::configuration_name,
+            key_reveals::conversation_id,
+            key_reveals::source,
+            key_reveals::revealed_at,
+        ))
+        .load(conn)
+}
+
+pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
+    key_reveals::table.filter(key_reveals::user_id.eq(user_id)).count().get_result(conn)
+}

@@ -1,0 +1,163 @@
+//! Per-conversation overrides, and resolution: which configuration a conversation uses, with its
+//! key. Every resolution of a stored configuration records its use and writes an audit entry.
+
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
+use crate::db::conversation_overrides::{self as overrides, OverrideRow};
+use crate::db::llm_configurations::{self as store, ConfigurationRow, ConfigurationSummary};
+use crate::db::{self, DbConnection, DbId, key_reveals};
+use crate::domain::{ConversationId, Provider};
+use crate::error::AppError;
+
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<OverrideRow>, AppError> {
+    Ok(overrides::list_for_user(conn, DbId(owner))?)
+}
+
+/// Pins a conversation to one of the owner's configurations (404 for anyone else's).
+pub fn set_override(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    conversation: &ConversationId,
+    configuration_id: Uuid,
+) -> Result<OverrideRow, AppError> {
+    db::write_transaction(conn, |conn| {
+        store::find_for_user(conn, DbId(owner), DbId(configuration_id))?.ok_or(AppError::NotFound)?;
+        overrides::upsert(conn, DbId(owner), conversation.as_str(), DbId(configuration_id), db::now())?;
+        overrides::find(conn, DbId(owner), conversation.as_str())?
+            .ok_or_else(|| AppError::Internal("the override vanished after writing it".into()))
+    })
+}
+
+/// Removes a conversation's override; removing one that does not exist is not an error.
+pub fn remove_override(conn: &mut DbConnection, owner: Uuid, conversation: &ConversationId) -> Result<(), AppError> {
+    overrides::delete(conn, DbId(owner), conversation.as_str())?;
+    Ok(())
+}
+
+/// The instance-wide configuration (`LANYARD_FALLBACK_*`) for users who have none.
+#[derive(Debug, Clone)]
+pub struct FallbackConfiguration {
+    pub provider: Provider,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+}
+
+/// Where a resolution came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Override,
+    Default,
+    Fallback,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Override => "override",
+            Source::Default => "default",
+            Source::Fallback => "fallback",
+        }
+    }
+}
+
+/// A resolved configuration and its key in clear.
+pub struct Resolved {
+    pub source: Source,
+    /// `None` for the instance fallback.
+    pub configuration: Option<ConfigurationSummary>,
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub api_key_masked: Option<String>,
+}
+
+/// Who asked, for the audit.
+pub struct Requester {
+    pub user_id: Uuid,
+    pub token_id: Option<Uuid>,
+}
+
+/// Resolves the configuration a conversation uses: its override if that is active, else the
+/// default, else the instance fallback, else 404. Records the use and the reveal.
+pub fn resolve(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    requester: &Requester,
+    conversation: Option<&ConversationId>,
+    fallback: Option<&FallbackConfiguration>,
+) -> Result<Resolved, AppError> {
+    let owner = DbId(requester.user_id);
+    db::write_transaction(conn, |conn| {
+        let pinned = match conversation {
+            Some(conversation) => match overrides::find(conn, owner, conversation.as_str())? {
+                Some(pin) => store::find_for_user(conn, owner, pin.configuration_id)?.filter(|row| row.is_active),
+                None => None,
+            },
+            None => None,
+        };
+        let chosen = match pinned {
+            Some(row) => Some((Source::Override, row)),
+            None => store::find_default_for_user(conn, owner)?.map(|row| (Source::Default, row)),
+        };
+        let now = db::now();
+        let audit = |conn: &mut DbConnection, source: Source, configuration: Option<(DbId, &str)>| {
+            key_reveals::insert(
+                conn,
+                &key_reveals::RevealInsert {
+                    id: DbId(Uuid::now_v7()),
+                    user_id: owner,
+                    token_id: requester.token_id.map(DbId),
+                    configuration_id: configuration.map(|(id, _)| id),
+                    configuration_name: configuration.map_or("instance fallback", |(_, name)| name),
+                    conversation_id: conversation.map(ConversationId::as_str),
+                    source: source.as_str(),
+                    revealed_at: now,
+                },
+            )
+        };
+        let Some((source, row)) = chosen else {
+            let Some(fallback) = fallback else {
+                return Err(AppError::NotFound);
+            };
+            audit(conn, Source::Fallback, None)?;
+            return Ok(Resolved {
+                source: Source::Fallback,
+                configuration: None,
+                provider: fallback.provider.id().to_owned(),
+                model: fallback.model.clone(),
+                base_url: fallback.base_url.clone(),
+                api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
+                api_key: fallback.api_key.clone(),
+            });
+        };
+        let api_key = open_key(keyring, &row)?;
+        store::record_use(conn, owner, row.id, now)?;
+        audit(conn, source, Some((row.id, &row.name)))?;
+        let row = store::find_for_user(conn, owner, row.id)?
+            .ok_or_else(|| AppError::Internal("the configuration vanished while resolving".into()))?;
+        Ok(Resolved {
+            source,
+            provider: row.provider.clone(),
+            model: row.model.clone(),
+            base_url: row.base_url.clone(),
+            api_key_masked: row.api_key_hint.clone(),
+            api_key,
+            configuration: Some(ConfigurationSummary::from(row)),
+        })
+    })
+}
+
+/// The key in clear, or 409 `key_unreadable` (never a partial key, never a 500).
+fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<SecretString>, AppError> {
+    let Some(sealed) = &row.api_key_encrypted else {
+        return Ok(None);
+    };
+    let binding = RowBinding::Configuration { owner: row.user_id.0, configuration: row.id.0 };
+    let plain = keyring.open(sealed, binding).map_err(|_| AppError::KeyUnreadable)?;
+    let key = String::from_utf8(plain.to_vec()).map_err(|_| AppError::KeyUnreadable)?;
+    Ok(Some(SecretString::from(key)))
+}

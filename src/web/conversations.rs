@@ -1,0 +1,166 @@
+//! `/conversations`: the user's per-conversation overrides, each with a selector to change or
+//! remove it, and a form to pin another conversation.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::accounts::{html, see_other};
+use super::auth::{ProtectedForm, SignedIn, is_htmx};
+use super::error::PageResult;
+use super::views::{ConfigurationView, Layout, configuration_views, display_time};
+use crate::app::AppState;
+use crate::db::DbConnection;
+use crate::domain::ConversationId;
+use crate::error::{AppError, FieldErrors};
+use crate::services::{configurations, conversations};
+
+const PAGE: &str = "/conversations";
+
+pub struct OverrideView {
+    pub conversation_id: String,
+    /// The id as a path segment.
+    pub conversation_path: String,
+    pub configuration_id: String,
+    pub effective: bool,
+    pub updated_at: String,
+}
+
+struct PageData {
+    overrides: Vec<OverrideView>,
+    configurations: Vec<ConfigurationView>,
+}
+
+fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
+    let configurations = configuration_views(configurations::list(conn, owner)?);
+    let overrides = conversations::list(conn, owner)?
+        .into_iter()
+        .map(|row| {
+            let configuration_id = row.configuration_id.0.to_string();
+            let effective = configurations.iter().any(|c| c.id == configuration_id && c.is_active);
+            OverrideView {
+                conversation_path: url::form_urlencoded::byte_serialize(row.conversation_id.as_bytes()).collect::<String>().replace('+', "%20"),
+                conversation_id: row.conversation_id,
+                configuration_id,
+                effective,
+                updated_at: display_time(row.updated_at),
+            }
+        })
+        .collect();
+    Ok(PageData { overrides, configurations })
+}
+
+#[derive(Template)]
+#[template(path = "conversations/page.html")]
+struct ConversationsPage {
+    layout: Layout,
+    csrf_token: String,
+    overrides: Vec<OverrideView>,
+    configurations: Vec<ConfigurationView>,
+    pin_conversation_id: String,
+    pin_errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "conversations/_table.html")]
+struct OverridesFragment {
+    csrf_token: String,
+    overrides: Vec<OverrideView>,
+    configurations: Vec<ConfigurationView>,
+}
+
+fn render_page(user: &SignedIn, data: PageData, pin_conversation_id: String, pin_errors: FieldErrors) -> PageResult {
+    let status = if pin_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = ConversationsPage {
+        layout: Layout::signed_in("Conversations", "conversations", user),
+        csrf_token: user.csrf_token.clone(),
+        overrides: data.overrides,
+        configurations: data.configurations,
+        pin_conversation_id,
+        pin_errors,
+    };
+    Ok(html(status, page.render().map_err(AppError::from)?))
+}
+
+pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
+    let owner = user.user_id;
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    render_page(&user, data, String::new(), FieldErrors::new())
+}
+
+#[derive(Deserialize)]
+pub struct OverrideFields {
+    #[serde(default)]
+    configuration_id: String,
+}
+
+/// Sets (or, with an empty `configuration_id`, removes) an override.
+fn apply(conn: &mut DbConnection, owner: Uuid, conversation: &ConversationId, configuration_id: &str) -> Result<(), AppError> {
+    let configuration_id = configuration_id.trim();
+    if configuration_id.is_empty() {
+        return conversations::remove_override(conn, owner, conversation);
+    }
+    let id = Uuid::parse_str(configuration_id).map_err(|_| AppError::validation("configuration_id", "choose one of your configurations"))?;
+    conversations::set_override(conn, owner, conversation, id)
+        .map(|_| ())
+        .map_err(|error| match error {
+            AppError::NotFound => AppError::validation("configuration_id", "choose one of your configurations"),
+            other => other,
+        })
+}
+
+/// `POST /conversations/{conversation_id}`: change or remove one override.
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    form: ProtectedForm<OverrideFields>,
+) -> PageResult {
+    let conversation = ConversationId::parse(&path).map_err(|message| AppError::validation("conversation_id", message))?;
+    let owner = user.user_id;
+    let configuration_id = form.fields.configuration_id;
+    let data = state
+        .db
+        .run(move |conn| {
+            apply(conn, owner, &conversation, &configuration_id)?;
+            load(conn, owner)
+        })
+        .await?;
+    if !is_htmx(&req) {
+        return Ok(see_other(PAGE));
+    }
+    let fragment = OverridesFragment { csrf_token: user.csrf_token.clone(), overrides: data.overrides, configurations: data.configurations };
+    Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
+}
+
+#[derive(Deserialize)]
+pub struct PinFields {
+    #[serde(default)]
+    conversation_id: String,
+    #[serde(default)]
+    configuration_id: String,
+}
+
+/// `POST /conversations`: pin a conversation named in the form.
+pub async fn pin(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<PinFields>) -> PageResult {
+    let PinFields { conversation_id, configuration_id } = form.fields;
+    let owner = user.user_id;
+    let outcome = match ConversationId::parse(conversation_id.trim()) {
+        Ok(conversation) => {
+            let configuration_id = configuration_id.clone();
+            state.db.run(move |conn| apply(conn, owner, &conversation, &configuration_id)).await
+        }
+        Err(message) => Err(AppError::validation("conversation_id", message)),
+    };
+    match outcome {
+        Ok(()) => Ok(see_other(PAGE)),
+        Err(AppError::Validation(errors)) => {
+            let data = state.db.run(move |conn| load(conn, owner)).await?;
+            render_page(&user, data, conversation_id, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
