@@ -176,3 +176,69 @@ pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>
         None => print_line(&json),
     }
 }
+
+/// `lanyard rotate-keys`: the report to print.
+pub fn rotate_keys(settings: &Settings) -> anyhow::Result<String> {
+    let (database, keyring) = open_database(settings)?;
+    let mut conn = database.connection()?;
+    let report = crate::services::master_keys::rotate(&mut conn, &keyring, 100)?;
+    let mut lines = vec![format!(
+        "Re-encrypted {} key(s) under the active master key `{}`.",
+        report.re_encrypted,
+        keyring.active().id()
+    )];
+    if report.changed_meanwhile > 0 {
+        lines.push(format!(
+            "{} key(s) were edited while rotating and were left as the edit wrote them; run rotate-keys again.",
+            report.changed_meanwhile
+        ));
+    }
+    if report.unreadable > 0 {
+        lines.push(format!("{} key(s) cannot be decrypted with any configured master key (re-enter them).", report.unreadable));
+    }
+    if report.remaining.is_empty() {
+        lines.push("No key remains under any other master key: older keys can be removed from the configuration.".into());
+    } else {
+        for (key_id, count) in &report.remaining {
+            lines.push(format!("{count} key(s) remain under master key `{key_id}`."));
+        }
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `lanyard keygen --from-passphrase`: the `passphrase:BASE64` entry equivalent to
+/// LANYARD_MASTER_PASSPHRASE for this database (its salt is kept there).
+pub fn keygen_from_passphrase(settings: &Settings, passphrase: &str) -> anyhow::Result<String> {
+    let pool = db::build_pool(&settings.database_url, 1).context("cannot prepare the database location")?;
+    let mut conn = Database::new(pool).connection()?;
+    let stored = crate::services::master_keys::StoredKeyState::read(&mut conn)?;
+    let salt = stored.passphrase_salt.ok_or_else(|| {
+        anyhow::anyhow!("this database has no passphrase salt yet: start Lanyard once with LANYARD_MASTER_PASSPHRASE set")
+    })?;
+    Ok(crate::services::master_keys::passphrase_key(passphrase, &salt)?.to_entry())
+}
+
+/// Reads one line (a passphrase or password) from standard input.
+pub fn read_stdin_line() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
+    Ok(zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+/// `lanyard user set-password --email E --password-stdin`: ends the user's sessions.
+pub fn user_set_password(settings: &Settings, email: &str, password: Password) -> anyhow::Result<String> {
+    let (database, _) = open_database(settings)?;
+    let user_id = user_id_for(&database, email)?;
+    let mut conn = database.connection()?;
+    accounts::reset_password(&mut conn, user_id, &password).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!("Password changed for {email}; their sessions were ended."))
+}
+
+/// `lanyard user disable --email E`: ends their sessions; their tokens stop working.
+pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> {
+    let (database, _) = open_database(settings)?;
+    let user_id = user_id_for(&database, email)?;
+    let mut conn = database.connection()?;
+    accounts::set_disabled(&mut conn, user_id, true).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!("Disabled {email}: their sessions were ended and their tokens no longer work."))
+}

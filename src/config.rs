@@ -24,6 +24,8 @@ pub enum MasterKeySource {
     /// `LANYARD_MASTER_KEY_FILE` (default `lanyard-data/master.key`), created on first start of
     /// an empty database.
     KeyFile(PathBuf),
+    /// `LANYARD_MASTER_PASSPHRASE`, stretched with Argon2id under a salt kept in the database.
+    Passphrase(SecretString),
 }
 
 #[derive(Debug, Clone)]
@@ -72,9 +74,15 @@ impl Settings {
                 })?,
             None => default_public_url(bind)?,
         };
-        let master_keys = match var("LANYARD_MASTER_KEYS") {
-            Some(entries) => MasterKeySource::Entries(SecretString::from(entries)),
-            None => MasterKeySource::KeyFile(PathBuf::from(var_or(
+        let master_keys = match (var("LANYARD_MASTER_KEYS"), std::env::var("LANYARD_MASTER_PASSPHRASE").ok()) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(
+                    "set either LANYARD_MASTER_KEYS or LANYARD_MASTER_PASSPHRASE, not both".into(),
+                ));
+            }
+            (Some(entries), None) => MasterKeySource::Entries(SecretString::from(entries)),
+            (None, Some(passphrase)) => MasterKeySource::Passphrase(SecretString::from(passphrase)),
+            (None, None) => MasterKeySource::KeyFile(PathBuf::from(var_or(
                 "LANYARD_MASTER_KEY_FILE",
                 DEFAULT_MASTER_KEY_FILE,
             ))),

@@ -26,9 +26,16 @@ enum Command {
     /// Print a new random master key as an `ID:BASE64` entry for LANYARD_MASTER_KEYS.
     Keygen {
         /// The key's id (1 to 32 letters, digits, '.', '_' or '-'); random when omitted.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from_passphrase")]
         id: Option<String>,
+        /// Print the entry equivalent to LANYARD_MASTER_PASSPHRASE (read from standard input)
+        /// for the configured database, whose salt it uses.
+        #[arg(long)]
+        from_passphrase: bool,
     },
+    /// Re-encrypt every stored key under the active (first) master key; safe to interrupt and
+    /// to run again while servers keep serving.
+    RotateKeys,
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -81,6 +88,18 @@ enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
+    /// Set a user's password (ends their sessions), e.g. when no admin can log in.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Disable a user: their sessions end and their tokens stop working at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Args)]
@@ -117,7 +136,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => commands::serve(settings()?).await,
         Command::Migrate => commands::migrate(&settings()?),
-        Command::Keygen { id } => commands::print_line(&commands::keygen(id.as_deref())?),
+        Command::Keygen { from_passphrase: true, .. } => {
+            let passphrase = commands::read_stdin_line()?;
+            commands::print_line(&commands::keygen_from_passphrase(&settings()?, &passphrase)?)
+        }
+        Command::Keygen { id, .. } => commands::print_line(&commands::keygen(id.as_deref())?),
+        Command::RotateKeys => commands::print_line(&commands::rotate_keys(&settings()?)?),
         Command::User(UserCommand::Create { email, admin, password }) => {
             let settings = settings()?;
             let password = commands::read_password(password.password_stdin)?;
@@ -133,6 +157,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::print_line(&commands::import(&settings()?, format, &file, &email)?)
         }
         Command::Export { email, output } => commands::export(&settings()?, &email, output.as_deref()),
+        Command::User(UserCommand::SetPassword { email, password }) => {
+            let settings = settings()?;
+            let password = commands::read_password(password.password_stdin)?;
+            eprintln!("{}", commands::user_set_password(&settings, &email, password)?);
+            Ok(())
+        }
+        Command::User(UserCommand::Disable { email }) => {
+            eprintln!("{}", commands::user_disable(&settings()?, &email)?);
+            Ok(())
+        }
         Command::Token(TokenCommand::Create {
             email,
             name,

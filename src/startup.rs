@@ -38,6 +38,6 @@ pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");
     }
-    master_keys::record_canaries(&mut conn, &loaded.keyring)?;
+    master_keys::record_canaries(&mut conn, &loaded.keyring, loaded.new_passphrase_salt.as_deref())?;
     Ok(Arc::new(loaded.keyring))
 }

@@ -29,7 +29,10 @@ pub fn count_since(
         .filter(auth_failures::client_address.eq(client_address))
         .filter(auth_failures::failed_at.gt(since));
     let by_address: i64 = recent.count().get_result(conn)?;
-    let by_pair: i64 = recent.filter(auth_failures::account_key.eq(account_key)).count().get_result(conn)?;
+    let by_pair: i64 = recent
+        .filter(auth_failures::account_key.eq(account_key))
+        .count()
+        .get_result(conn)?;
     let oldest: Option<NaiveDateTime> = recent.select(diesel::dsl::min(auth_failures::failed_at)).first(conn)?;
     Ok((by_pair, by_address, oldest))
 }

@@ -34,13 +34,22 @@ pub fn find(conn: &mut DbConnection, user_id: DbId, conversation_id: &str) -> Qu
 }
 
 /// Sets the override (update, then insert when there was none); call in a write transaction.
-pub fn upsert(conn: &mut DbConnection, user_id: DbId, conversation_id: &str, configuration_id: DbId, now: NaiveDateTime) -> QueryResult<()> {
+pub fn upsert(
+    conn: &mut DbConnection,
+    user_id: DbId,
+    conversation_id: &str,
+    configuration_id: DbId,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
     let updated = diesel::update(
         overrides::table
             .filter(overrides::user_id.eq(user_id))
             .filter(overrides::conversation_id.eq(conversation_id)),
     )
-    .set((overrides::configuration_id.eq(configuration_id), overrides::updated_at.eq(now)))
+    .set((
+        overrides::configuration_id.eq(configuration_id),
+        overrides::updated_at.eq(now),
+    ))
     .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(overrides::table)

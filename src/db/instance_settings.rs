@@ -37,7 +37,11 @@ pub fn set(conn: &mut DbConnection, name: &str, value: &str) -> QueryResult<()> 
 /// Deletes `name` only if it still holds `value`; returns whether it did. A one-time value
 /// (the setup token) is consumed this way by exactly one request.
 pub fn take(conn: &mut DbConnection, name: &str, value: &str) -> QueryResult<bool> {
-    diesel::delete(instance_settings::table.filter(instance_settings::name.eq(name)).filter(instance_settings::value.eq(value)))
-        .execute(conn)
-        .map(|rows| rows == 1)
+    diesel::delete(
+        instance_settings::table
+            .filter(instance_settings::name.eq(name))
+            .filter(instance_settings::value.eq(value)),
+    )
+    .execute(conn)
+    .map(|rows| rows == 1)
 }

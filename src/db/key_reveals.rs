@@ -20,7 +20,10 @@ pub struct RevealInsert<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &RevealInsert<'_>) -> QueryResult<()> {
-    diesel::insert_into(key_reveals::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(key_reveals::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// One audit line with the user's email, for admins.
@@ -53,5 +56,8 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<RevealLine
 }
 
 pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
-    key_reveals::table.filter(key_reveals::user_id.eq(user_id)).count().get_result(conn)
+    key_reveals::table
+        .filter(key_reveals::user_id.eq(user_id))
+        .count()
+        .get_result(conn)
 }

@@ -257,3 +257,50 @@ pub fn record_use(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDa
         .set((cfg::use_count.eq(cfg::use_count + 1), cfg::last_used_at.eq(now)))
         .execute(conn)
 }
+
+/// A stored key for re-encryption: its row, owner and sealed value.
+#[derive(Debug, Clone, Queryable)]
+pub struct SealedKey {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// The next `limit` stored keys not sealed under `key_id`, after `after` in id order.
+pub fn sealed_keys_not_under(
+    conn: &mut DbConnection,
+    key_id: &str,
+    after: Option<DbId>,
+    limit: i64,
+) -> QueryResult<Vec<SealedKey>> {
+    let mut query = cfg::table
+        .filter(cfg::api_key_encrypted.is_not_null())
+        .filter(cfg::key_id.ne(key_id))
+        .order(cfg::id)
+        .limit(limit)
+        .select((cfg::id, cfg::user_id, cfg::api_key_encrypted))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(cfg::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// Replaces a sealed key only if it is still the one that was read (compare-and-swap), so that
+/// a rotation never overwrites a concurrent edit. Returns whether it replaced it.
+pub fn replace_sealed_key(
+    conn: &mut DbConnection,
+    id: DbId,
+    expected: &[u8],
+    sealed: &[u8],
+    key_id: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        cfg::table
+            .filter(cfg::id.eq(id))
+            .filter(cfg::api_key_encrypted.eq(expected)),
+    )
+    .set((cfg::api_key_encrypted.eq(sealed), cfg::key_id.eq(key_id)))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}

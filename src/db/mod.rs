@@ -8,8 +8,8 @@ pub mod instance_settings;
 pub mod key_reveals;
 pub mod llm_configurations;
 pub mod master_key_canaries;
-pub mod provider_test_runs;
 pub mod migrations;
+pub mod provider_test_runs;
 pub mod schema;
 pub mod sessions;
 pub mod sql_types;
@@ -146,7 +146,10 @@ where
     type Manager = <DbConnection as Connection>::TransactionManager;
     // Inside another write transaction, `work` simply joins it (an import of many
     // configurations commits or rolls back as one).
-    if Manager::transaction_manager_status_mut(conn).transaction_depth()?.is_some() {
+    if Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some()
+    {
         return work(conn);
     }
     match conn {

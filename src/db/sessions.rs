@@ -54,7 +54,10 @@ pub fn find_live(
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SessionInsert<'_>) -> QueryResult<()> {
-    diesel::insert_into(sessions::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Replaces the state (and the user it belongs to) and pushes the idle expiry forward.
@@ -84,7 +87,10 @@ pub fn refresh(
     idle_expires_at: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(sessions::table.find(key_hash))
-        .set((sessions::refreshed_at.eq(now), sessions::idle_expires_at.eq(idle_expires_at)))
+        .set((
+            sessions::refreshed_at.eq(now),
+            sessions::idle_expires_at.eq(idle_expires_at),
+        ))
         .execute(conn)
 }
 
@@ -94,7 +100,9 @@ pub fn delete(conn: &mut DbConnection, key_hash: &[u8]) -> QueryResult<usize> {
 
 /// Ends every session of a user, except `keep` (the one making the request) when given.
 pub fn delete_for_user(conn: &mut DbConnection, user_id: DbId, keep: Option<&[u8]>) -> QueryResult<usize> {
-    let mut query = diesel::delete(sessions::table).filter(sessions::user_id.eq(user_id)).into_boxed();
+    let mut query = diesel::delete(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .into_boxed();
     if let Some(keep) = keep {
         query = query.filter(sessions::key_hash.ne(keep));
     }
@@ -103,6 +111,10 @@ pub fn delete_for_user(conn: &mut DbConnection, user_id: DbId, keep: Option<&[u8
 
 pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(sessions::table)
-        .filter(sessions::idle_expires_at.le(now).or(sessions::absolute_expires_at.le(now)))
+        .filter(
+            sessions::idle_expires_at
+                .le(now)
+                .or(sessions::absolute_expires_at.le(now)),
+        )
         .execute(conn)
 }

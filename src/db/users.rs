@@ -77,8 +77,42 @@ pub fn lock_owner(conn: &mut DbConnection, id: DbId) -> QueryResult<bool> {
     }
 }
 
-pub fn update_password_hash(conn: &mut DbConnection, id: DbId, password_hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn update_password_hash(
+    conn: &mut DbConnection,
+    id: DbId,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set((users::password_hash.eq(password_hash), users::updated_at.eq(now)))
         .execute(conn)
+}
+
+pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
+    users::table.order((users::email_key, users::id)).select(UserRow::as_select()).load(conn)
+}
+
+/// Admins who can still log in.
+pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq("admin"))
+        .filter(users::is_disabled.eq(false))
+        .count()
+        .get_result(conn)
+}
+
+pub fn set_disabled(conn: &mut DbConnection, id: DbId, disabled: bool, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::is_disabled.eq(disabled), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn set_role(conn: &mut DbConnection, id: DbId, role: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(users::table.find(id)).set((users::role.eq(role), users::updated_at.eq(now))).execute(conn)
+}
+
+/// Deletes a user; their configurations, overrides, tokens, sessions and audit entries go with
+/// them (foreign keys cascade).
+pub fn delete(conn: &mut DbConnection, id: DbId) -> QueryResult<usize> {
+    diesel::delete(users::table.find(id)).execute(conn)
 }

@@ -268,3 +268,69 @@ pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, A
         stored.as_bytes().ct_eq(setup_token_hash(token).as_bytes()).into()
     }))
 }
+
+/// The last admin who can log in must stay one: no disabling, demoting or deleting them.
+fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Result<(), AppError> {
+    if user.role == Role::Admin.as_str() && !user.is_disabled && users::count_active_admins(conn)? <= 1 {
+        return Err(AppError::conflict(None, "this is the last active admin: make another user admin first"));
+    }
+    Ok(())
+}
+
+fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AppError> {
+    users::find_by_id(conn, DbId(user_id))?.ok_or(AppError::NotFound)
+}
+
+/// Disables (ending every session at once; their tokens stop working too) or re-enables a user.
+pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        let user = find_user(conn, user_id)?;
+        if disabled {
+            ensure_not_last_admin(conn, &user)?;
+            sessions::delete_for_user(conn, DbId(user_id), None)?;
+        }
+        users::set_disabled(conn, DbId(user_id), disabled, db::now())?;
+        Ok(())
+    })
+}
+
+pub fn set_role(conn: &mut DbConnection, user_id: Uuid, role: Role) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        let user = find_user(conn, user_id)?;
+        if role == Role::Member {
+            ensure_not_last_admin(conn, &user)?;
+        }
+        users::set_role(conn, DbId(user_id), role.as_str(), db::now())?;
+        Ok(())
+    })
+}
+
+/// Deletes a user with everything they own.
+pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        let user = find_user(conn, user_id)?;
+        ensure_not_last_admin(conn, &user)?;
+        users::delete(conn, DbId(user_id))?;
+        Ok(())
+    })
+}
+
+/// Sets a new password without the old one (an admin's reset, or the command line), ending
+/// every session of the user.
+pub fn reset_password(conn: &mut DbConnection, user_id: Uuid, new: &Password) -> Result<(), AppError> {
+    let hash = hash_password(new)?;
+    db::write_transaction(conn, |conn| {
+        find_user(conn, user_id)?;
+        users::update_password_hash(conn, DbId(user_id), &hash, db::now())?;
+        sessions::delete_for_user(conn, DbId(user_id), None)?;
+        Ok(())
+    })
+}
+
+/// Opens or closes self-service registration.
+pub fn set_registration_open(conn: &mut DbConnection, open: bool) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        instance_settings::set(conn, REGISTRATION_OPEN_SETTING, if open { "true" } else { "false" })?;
+        Ok(())
+    })
+}

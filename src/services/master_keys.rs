@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::MasterKeySource;
 use crate::crypto::{KeyId, MasterKey, MasterKeyring, RowBinding};
-use crate::db::{self, DbConnection, llm_configurations, master_key_canaries};
+use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries};
 
 /// The plaintext every canary seals.
 const CANARY_PLAINTEXT: &[u8] = b"lanyard master key canary v1";
@@ -35,6 +35,8 @@ pub enum KeyCheckError {
     MissingKeyFile { path: PathBuf, key_ids: String },
     #[error("cannot read or create the master key file {path}: {detail}")]
     KeyFile { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Passphrase(String),
     #[error("database error during the master-key check: {0}")]
     Database(String),
 }
@@ -52,6 +54,37 @@ pub struct StoredKeyState {
     pub keys_by_id: BTreeMap<String, i64>,
     /// Canary ciphertext per master key id.
     pub canaries: BTreeMap<String, Vec<u8>>,
+    /// The salt a passphrase-derived master key is stretched under, once there is one.
+    pub passphrase_salt: Option<String>,
+}
+
+/// The instance setting that keeps the passphrase salt.
+pub const PASSPHRASE_SALT_SETTING: &str = "master_passphrase_salt";
+/// The id of a passphrase-derived master key (one per database: its salt is the database's).
+pub const PASSPHRASE_KEY_ID: &str = "passphrase";
+const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Stretches a passphrase into a master key: Argon2id, 64 MiB, 3 passes, under `salt`
+/// (base64). A weak passphrase is a weak key: the stretching only slows guessing down.
+pub fn passphrase_key(passphrase: &str, salt: &str) -> Result<MasterKey, KeyCheckError> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(KeyCheckError::Passphrase(format!("LANYARD_MASTER_PASSPHRASE must be at least {MIN_PASSPHRASE_CHARS} characters")));
+    }
+    let params = Params::new(64 * 1024, 3, 1, Some(32)).map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase.as_bytes(), salt.as_bytes(), bytes.as_mut())
+        .map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
+    Ok(MasterKey::new(KeyId::parse(PASSPHRASE_KEY_ID)?, *bytes))
+}
+
+fn new_salt() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(salt)
 }
 
 impl StoredKeyState {
@@ -64,7 +97,8 @@ impl StoredKeyState {
             .into_iter()
             .map(|row| (row.key_id, row.canary))
             .collect();
-        Ok(StoredKeyState { keys_by_id, canaries })
+        let passphrase_salt = instance_settings::get(conn, PASSPHRASE_SALT_SETTING)?;
+        Ok(StoredKeyState { keys_by_id, canaries, passphrase_salt })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,6 +111,8 @@ pub struct LoadedKeyring {
     pub keyring: MasterKeyring,
     /// Set when a new key file was written (the caller logs it).
     pub created_key_file: Option<PathBuf>,
+    /// A passphrase salt made for this database, to store once migrations have run.
+    pub new_passphrase_salt: Option<String>,
 }
 
 /// Loads the keyring from its source. A missing key file is created (mode 0600) only when the
@@ -86,7 +122,19 @@ pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result
         MasterKeySource::Entries(entries) => Ok(LoadedKeyring {
             keyring: MasterKeyring::parse(entries.expose_secret())?,
             created_key_file: None,
+            new_passphrase_salt: None,
         }),
+        MasterKeySource::Passphrase(passphrase) => {
+            let (salt, new_passphrase_salt) = match &stored.passphrase_salt {
+                Some(salt) => (salt.clone(), None),
+                None => {
+                    let salt = new_salt();
+                    (salt.clone(), Some(salt))
+                }
+            };
+            let key = passphrase_key(passphrase.expose_secret(), &salt)?;
+            Ok(LoadedKeyring { keyring: MasterKeyring::new(vec![key])?, created_key_file: None, new_passphrase_salt })
+        }
         MasterKeySource::KeyFile(path) => {
             if path.exists() {
                 let contents =
@@ -97,6 +145,7 @@ pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result
                 return Ok(LoadedKeyring {
                     keyring: MasterKeyring::parse(&contents)?,
                     created_key_file: None,
+                    new_passphrase_salt: None,
                 });
             }
             if !stored.is_empty() {
@@ -116,6 +165,7 @@ pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result
             Ok(LoadedKeyring {
                 keyring: MasterKeyring::new(vec![key])?,
                 created_key_file: Some(path.clone()),
+                new_passphrase_salt: None,
             })
         }
     }
@@ -168,26 +218,73 @@ pub fn check_keyring(keyring: &MasterKeyring, stored: &StoredKeyState) -> Result
     Ok(())
 }
 
-/// Records a canary for every configured key that has none yet (after migrations).
-pub fn record_canaries(conn: &mut DbConnection, keyring: &MasterKeyring) -> Result<usize, KeyCheckError> {
+/// What one run of `lanyard rotate-keys` did.
+#[derive(Debug, Default)]
+pub struct RotationReport {
+    pub re_encrypted: usize,
+    /// Keys that could not be decrypted with any configured key (left as they are).
+    pub unreadable: usize,
+    /// Keys changed by someone else while this run read them (left as they are; run again).
+    pub changed_meanwhile: usize,
+    /// Stored keys still sealed under each key id other than the active one.
+    pub remaining: Vec<(String, i64)>,
+}
+
+/// Re-encrypts every stored key under the active master key, `batch_size` at a time, each
+/// batch its own transaction, writing only where the stored value is still the one it read.
+/// Safe to interrupt and to run again.
+pub fn rotate(conn: &mut DbConnection, keyring: &MasterKeyring, batch_size: i64) -> Result<RotationReport, KeyCheckError> {
+    let active = keyring.active().id().to_string();
+    let mut report = RotationReport::default();
+    let mut after = None;
+    loop {
+        let batch = llm_configurations::sealed_keys_not_under(conn, &active, after, batch_size)?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.id);
+        db::write_transaction(conn, |conn| {
+            for key in &batch {
+                let Some(sealed) = &key.sealed else { continue };
+                let binding = RowBinding::Configuration { owner: key.user_id.0, configuration: key.id.0 };
+                let Ok(plain) = keyring.open(sealed, binding) else {
+                    report.unreadable += 1;
+                    continue;
+                };
+                let resealed = keyring.seal(&plain, binding);
+                if llm_configurations::replace_sealed_key(conn, key.id, sealed, &resealed.bytes, &resealed.key_id)? {
+                    report.re_encrypted += 1;
+                } else {
+                    report.changed_meanwhile += 1;
+                }
+            }
+            Ok::<_, diesel::result::Error>(())
+        })?;
+    }
+    report.remaining = llm_configurations::count_keys_by_key_id(conn)?.into_iter().filter(|(id, _)| *id != active).collect();
+    Ok(report)
+}
+
+/// After migrations: stores a new passphrase salt, and records a canary for every configured
+/// key that has none yet.
+pub fn record_canaries(conn: &mut DbConnection, keyring: &MasterKeyring, new_passphrase_salt: Option<&str>) -> Result<usize, KeyCheckError> {
     db::write_transaction(conn, |conn| {
-        let existing: Vec<String> = master_key_canaries::list(conn)?
-            .into_iter()
-            .map(|row| row.key_id)
-            .collect();
+        if let Some(salt) = new_passphrase_salt {
+            match instance_settings::get(conn, PASSPHRASE_SALT_SETTING)? {
+                None => instance_settings::set(conn, PASSPHRASE_SALT_SETTING, salt)?,
+                Some(stored) if stored == salt => {}
+                Some(_) => {
+                    return Err(KeyCheckError::Passphrase(
+                        "another instance set up the passphrase salt at the same moment; start Lanyard again".into(),
+                    ));
+                }
+            }
+        }
+        let existing: Vec<String> = master_key_canaries::list(conn)?.into_iter().map(|row| row.key_id).collect();
         let mut added = 0;
-        for key in keyring
-            .keys()
-            .filter(|key| !existing.iter().any(|id| id == key.id().as_str()))
-        {
+        for key in keyring.keys().filter(|key| !existing.iter().any(|id| id == key.id().as_str())) {
             let sealed = key.seal(CANARY_PLAINTEXT, RowBinding::Canary);
             master_key_canaries::insert(
                 conn,
-                &master_key_canaries::CanaryRow {
-                    key_id: sealed.key_id,
-                    canary: sealed.bytes,
-                    created_at: db::now(),
-                },
+                &master_key_canaries::CanaryRow { key_id: sealed.key_id, canary: sealed.bytes, created_at: db::now() },
             )?;
             added += 1;
         }

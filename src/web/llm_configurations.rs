@@ -494,7 +494,8 @@ pub async fn test_unsaved(state: web::Data<AppState>, user: SignedIn, form: Prot
     let (Some(provider), Some(model)) = (parsed.provider, parsed.model) else {
         return Ok(test_form_errors(errors)?);
     };
-    if !errors.is_empty() && !(errors.has("name") && errors.iter().count() == 1) {
+    // A test needs no name: every other error stops it.
+    if errors.iter().any(|(field, _)| field != "name") {
         return Ok(test_form_errors(errors)?);
     }
     let owner = user.user_id;
