@@ -304,3 +304,11 @@ pub fn replace_sealed_key(
     .execute(conn)
     .map(|rows| rows == 1)
 }
+
+/// Configurations per user and test status, for the admin's key health (never a key).
+pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, String, i64)>> {
+    cfg::table
+        .group_by((cfg::user_id, cfg::test_status))
+        .select((cfg::user_id, cfg::test_status, diesel::dsl::count_star()))
+        .load(conn)
+}

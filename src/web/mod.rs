@@ -2,6 +2,7 @@
 //! `/api`. Handlers read their input, call one service, and render.
 
 pub mod accounts;
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod conversations;
@@ -44,6 +45,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/conversations").get(conversations::page).post(conversations::pin))
         .route("/conversations/{conversation_id}", web::post().to(conversations::update))
+        .route("/admin", web::get().to(admin::page))
+        .route("/admin/users", web::post().to(admin::create_user))
+        .route("/admin/users/{id}/disable", web::post().to(admin::disable_user))
+        .route("/admin/users/{id}/enable", web::post().to(admin::enable_user))
+        .route("/admin/users/{id}/delete", web::post().to(admin::delete_user))
+        .route("/admin/users/{id}/role", web::post().to(admin::set_role))
+        .route("/admin/users/{id}/password", web::post().to(admin::reset_password))
+        .route("/admin/registration", web::post().to(admin::set_registration))
         .route("/settings", web::get().to(settings::page))
         .route("/settings/default", web::post().to(settings::set_default))
         .route("/settings/tokens", web::post().to(settings::create_token))

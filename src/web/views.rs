@@ -15,6 +15,7 @@ pub fn display_time(at: NaiveDateTime) -> String {
 
 pub struct NavUser {
     pub email: String,
+    pub is_admin: bool,
 }
 
 /// What `base.html` needs.
@@ -31,7 +32,7 @@ impl Layout {
             title: title.into(),
             csrf_token: user.csrf_token.clone(),
             section,
-            user: Some(NavUser { email: user.email.clone() }),
+            user: Some(NavUser { email: user.email.clone(), is_admin: user.is_admin() }),
         }
     }
 

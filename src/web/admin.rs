@@ -1,0 +1,306 @@
+//! `/admin`: users, registration, the egress policy in force, key health, master-key usage and
+//! the audit of key reveals. Admins only (403 otherwise); never a key.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::accounts::{html, see_other};
+use super::auth::{NoFields, ProtectedForm, SignedIn};
+use super::error::{PageError, PageResult};
+use super::views::{Layout, display_time};
+use crate::app::AppState;
+use crate::db::{DbConnection, key_reveals, llm_configurations, users};
+use crate::domain::{Email, Password, Role};
+use crate::egress::EgressMode;
+use crate::error::{AppError, FieldErrors};
+use crate::services::accounts;
+
+const PAGE: &str = "/admin";
+
+/// A signed-in admin; anyone else gets 403.
+pub struct Admin(pub SignedIn);
+
+impl FromRequest for Admin {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let signed_in = SignedIn::from_request(req, payload).into_inner();
+        std::future::ready(match signed_in {
+            Ok(user) if user.is_admin() => Ok(Admin(user)),
+            Ok(_) => Err(AppError::Forbidden("this page is for admins".into()).into()),
+            Err(error) => Err(error),
+        })
+    }
+}
+
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub is_disabled: bool,
+    pub is_you: bool,
+    pub configurations: i64,
+    pub ok: i64,
+    pub failed: i64,
+    pub untested: i64,
+    pub created_at: String,
+}
+
+pub struct MasterKeyView {
+    pub id: String,
+    pub state: &'static str,
+    pub count: i64,
+}
+
+pub struct RevealView {
+    pub at: String,
+    pub email: String,
+    pub configuration: String,
+    pub source: String,
+    pub conversation: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/page.html")]
+struct AdminPage {
+    layout: Layout,
+    csrf_token: String,
+    notice: Option<String>,
+    errors: FieldErrors,
+    users: Vec<UserView>,
+    registration_open: bool,
+    egress_mode: &'static str,
+    egress_allow: Vec<String>,
+    master_keys: Vec<MasterKeyView>,
+    reveals: Vec<RevealView>,
+}
+
+struct AdminData {
+    users: Vec<UserView>,
+    registration_open: bool,
+    keys_by_id: Vec<(String, i64)>,
+    reveals: Vec<RevealView>,
+}
+
+fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
+    let mut health: HashMap<Uuid, (i64, i64, i64)> = HashMap::new();
+    for (user_id, status, count) in llm_configurations::health_by_user(conn)? {
+        let entry = health.entry(user_id.0).or_default();
+        match status.as_str() {
+            "ok" => entry.0 += count,
+            "failed" => entry.1 += count,
+            _ => entry.2 += count,
+        }
+    }
+    let users = users::list_all(conn)?
+        .into_iter()
+        .map(|user| {
+            let (ok, failed, untested) = health.get(&user.id.0).copied().unwrap_or_default();
+            UserView {
+                id: user.id.0.to_string(),
+                is_you: user.id.0 == me,
+                email: user.email,
+                is_admin: user.role == Role::Admin.as_str(),
+                is_disabled: user.is_disabled,
+                configurations: ok + failed + untested,
+                ok,
+                failed,
+                untested,
+                created_at: display_time(user.created_at),
+            }
+        })
+        .collect();
+    let reveals = key_reveals::recent(conn, 100)?
+        .into_iter()
+        .map(|line| RevealView {
+            at: display_time(line.revealed_at),
+            email: line.email,
+            configuration: line.configuration_name,
+            source: line.source,
+            conversation: line.conversation_id,
+            token: line.token_id.map(|id| id.0.to_string()),
+        })
+        .collect();
+    Ok(AdminData {
+        users,
+        registration_open: accounts::registration_open(conn)?,
+        keys_by_id: llm_configurations::count_keys_by_key_id(conn)?,
+        reveals,
+    })
+}
+
+fn render(state: &AppState, admin: &SignedIn, data: AdminData, notice: Option<String>, errors: FieldErrors) -> PageResult {
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let mut master_keys: Vec<MasterKeyView> = state
+        .keyring
+        .keys()
+        .enumerate()
+        .map(|(index, key)| MasterKeyView {
+            id: key.id().to_string(),
+            state: if index == 0 { "active (encrypts)" } else { "configured (decrypts)" },
+            count: data.keys_by_id.iter().find(|(id, _)| id == key.id().as_str()).map_or(0, |(_, count)| *count),
+        })
+        .collect();
+    for (id, count) in &data.keys_by_id {
+        if state.keyring.get(id).is_none() {
+            master_keys.push(MasterKeyView { id: id.clone(), state: "not configured", count: *count });
+        }
+    }
+    let page = AdminPage {
+        layout: Layout::signed_in("Administration", "admin", admin),
+        csrf_token: admin.csrf_token.clone(),
+        notice,
+        errors,
+        users: data.users,
+        registration_open: data.registration_open,
+        egress_mode: match state.settings.egress.mode {
+            EgressMode::Public => "public",
+            EgressMode::Allowlist => "allowlist",
+        },
+        egress_allow: state.settings.egress.describe_allow_list(),
+        master_keys,
+        reveals: data.reveals,
+    };
+    let mut response = html(status, page.render().map_err(AppError::from)?);
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    done: Option<String>,
+}
+
+pub async fn page(state: web::Data<AppState>, Admin(admin): Admin, query: web::Query<NoticeQuery>) -> PageResult {
+    let me = admin.user_id;
+    let data = state.db.run(move |conn| load(conn, me)).await?;
+    let notice = query.into_inner().done.map(|done| match done.as_str() {
+        "created" => "The user was created.",
+        "deleted" => "The user and everything they owned were deleted.",
+        "disabled" => "The user was disabled: their sessions ended and their tokens stopped working.",
+        "enabled" => "The user was enabled.",
+        "role" => "The role was changed.",
+        "password" => "The password was set; the user's sessions were ended.",
+        _ => "Saved.",
+    });
+    render(&state, &admin, data, notice.map(str::to_owned), FieldErrors::new())
+}
+
+/// Runs an admin action; a refusal (validation or the last-admin rule) re-renders the page
+/// with the reason, anything else is an error page.
+async fn act(
+    state: web::Data<AppState>,
+    admin: SignedIn,
+    done: &str,
+    action: impl FnOnce(&mut DbConnection) -> Result<(), AppError> + Send + 'static,
+) -> PageResult {
+    match state.db.run(action).await {
+        Ok(()) => Ok(see_other(&format!("{PAGE}?done={done}"))),
+        Err(AppError::Validation(errors)) => {
+            let me = admin.user_id;
+            let data = state.db.run(move |conn| load(conn, me)).await?;
+            render(&state, &admin, data, None, errors)
+        }
+        Err(AppError::Conflict { message, .. }) => {
+            let me = admin.user_id;
+            let data = state.db.run(move |conn| load(conn, me)).await?;
+            let mut response = render(&state, &admin, data, None, FieldErrors::single("user", message))?;
+            *response.status_mut() = StatusCode::CONFLICT;
+            Ok(response)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn user_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub struct CreateUserFields {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    admin: Option<String>,
+}
+
+pub async fn create_user(state: web::Data<AppState>, Admin(admin): Admin, form: ProtectedForm<CreateUserFields>) -> PageResult {
+    let CreateUserFields { email, password, admin: make_admin } = form.fields;
+    act(state, admin, "created", move |conn| {
+        let mut errors = FieldErrors::new();
+        let email = Email::parse(&email).map_err(|m| errors.add("email", m)).ok();
+        let password = Password::parse(&password).map_err(|m| errors.add("password", m)).ok();
+        let (Some(email), Some(password)) = (email, password) else {
+            return Err(AppError::Validation(errors));
+        };
+        accounts::create_user(conn, &email, &password, make_admin.is_some()).map(|_| ()).map_err(|error| match error {
+            AppError::Conflict { fields, .. } if !fields.is_empty() => AppError::Validation(fields),
+            other => other,
+        })
+    })
+    .await
+}
+
+pub async fn disable_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+    let id = user_id(&path)?;
+    act(state, admin, "disabled", move |conn| accounts::set_disabled(conn, id, true)).await
+}
+
+pub async fn enable_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+    let id = user_id(&path)?;
+    act(state, admin, "enabled", move |conn| accounts::set_disabled(conn, id, false)).await
+}
+
+pub async fn delete_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+    let id = user_id(&path)?;
+    act(state, admin, "deleted", move |conn| accounts::delete_user(conn, id)).await
+}
+
+#[derive(Deserialize)]
+pub struct RoleField {
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn set_role(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, form: ProtectedForm<RoleField>) -> PageResult {
+    let id = user_id(&path)?;
+    let role = Role::parse(&form.fields.role).ok_or_else(|| AppError::validation("role", "must be admin or member"))?;
+    act(state, admin, "role", move |conn| accounts::set_role(conn, id, role)).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordField {
+    #[serde(default)]
+    new_password: String,
+}
+
+pub async fn reset_password(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, form: ProtectedForm<PasswordField>) -> PageResult {
+    let id = user_id(&path)?;
+    let password = form.fields.new_password;
+    act(state, admin, "password", move |conn| {
+        let password = Password::parse(&password).map_err(|message| AppError::validation("new_password", message))?;
+        accounts::reset_password(conn, id, &password)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct RegistrationField {
+    #[serde(default)]
+    open: String,
+}
+
+pub async fn set_registration(state: web::Data<AppState>, Admin(admin): Admin, form: ProtectedForm<RegistrationField>) -> PageResult {
+    let open = form.fields.open == "true";
+    act(state, admin, "saved", move |conn| accounts::set_registration_open(conn, open)).await
+}
