@@ -8,10 +8,10 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::config::Settings;
+use crate::config::{MasterKeySource, Settings};
 use crate::crypto::MasterKeyring;
-use crate::egress::OutboundClient;
 use crate::db::{self, Database};
+use crate::egress::OutboundClient;
 use crate::startup::{self, StartupError};
 use crate::web::session;
 use crate::{api, web as pages};
@@ -48,12 +48,8 @@ impl Application {
     /// Prepares the database (key check, migrations) and binds the listener.
     pub async fn build(settings: Settings) -> Result<Application, BuildError> {
         let pool = db::build_pool(&settings.database_url, settings.pool_size)?;
-        let database = Database::new(pool);
-        let source = settings.master_keys.clone();
-        let prepared_db = database.clone();
-        let keyring = tokio::task::spawn_blocking(move || startup::prepare_database(&prepared_db, &source))
-            .await
-            .map_err(|error| StartupError::Connect(format!("start-up task failed: {error}")))??;
+        let database = Database::awaiting_preparation(pool);
+        let keyring = prepare_or_wait(&database, &settings).await?;
         let listener = TcpListener::bind(settings.bind).map_err(|source| BuildError::Bind {
             address: settings.bind.to_string(),
             source,
@@ -64,11 +60,22 @@ impl Application {
         let secure_cookies = settings.public_url.scheme() == "https";
         spawn_housekeeping(database.clone());
         let session_store = session::DbSessionStore::new(database.clone());
-        let outbound = OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
-        let state = web::Data::new(AppState { db: database, outbound, keyring, settings: Arc::new(settings) });
+        let outbound =
+            OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
+        let state = web::Data::new(AppState {
+            db: database,
+            outbound,
+            keyring,
+            settings: Arc::new(settings),
+        });
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(session::middleware(session_store.clone(), cookie_key.clone(), secure_cookies))
+                .wrap(session::middleware(
+                    session_store.clone(),
+                    cookie_key.clone(),
+                    secure_cookies,
+                ))
+                .wrap(actix_web::middleware::from_fn(pages::observability::measure))
                 .wrap(TracingLogger::default())
                 .wrap(security_headers())
                 .app_data(state.clone())
@@ -79,7 +86,11 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { port, server, database: state_database })
+        Ok(Application {
+            port,
+            server,
+            database: state_database,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -93,6 +104,78 @@ impl Application {
     /// Serves until SIGINT or SIGTERM; requests in flight are allowed to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Runs the start-up sequence. When the database cannot be reached and the master keys are
+/// known without it (`LANYARD_MASTER_KEYS`, or an existing key file), Lanyard serves at once
+/// (503 and `/readyz` 503 meanwhile) and runs the sequence when the database first answers;
+/// a key check that fails then ends the process with the same message. Otherwise it waits.
+async fn prepare_or_wait(database: &Database, settings: &Settings) -> Result<Arc<MasterKeyring>, BuildError> {
+    let public_url = settings.public_url.clone();
+    loop {
+        match run_prepare(database, &settings.master_keys).await {
+            Ok(keyring) => {
+                database.mark_prepared();
+                announce_setup_link(database, &public_url).await;
+                return Ok(keyring);
+            }
+            Err(StartupError::Connect(detail)) => {
+                if let Some(keyring) = startup::keyring_without_database(&settings.master_keys)? {
+                    tracing::warn!(%detail, "the database is unreachable: serving 503 until it answers");
+                    spawn_deferred_preparation(database.clone(), settings.master_keys.clone(), public_url);
+                    return Ok(keyring);
+                }
+                tracing::warn!(%detail, "the database is unreachable: waiting for it (the master keys depend on it)");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+async fn run_prepare(database: &Database, source: &MasterKeySource) -> Result<Arc<MasterKeyring>, StartupError> {
+    let database = database.clone();
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || startup::prepare_database(&database, &source))
+        .await
+        .map_err(|error| StartupError::Connect(format!("start-up task failed: {error}")))?
+}
+
+fn spawn_deferred_preparation(database: Database, source: MasterKeySource, public_url: url::Url) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            match run_prepare(&database, &source).await {
+                Ok(_) => {
+                    database.mark_prepared();
+                    tracing::info!("the database answers: Lanyard is ready");
+                    announce_setup_link(&database, &public_url).await;
+                    return;
+                }
+                Err(StartupError::Connect(_)) => {}
+                Err(error) => {
+                    tracing::error!("{error}");
+                    eprintln!("error: {error}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    });
+}
+
+/// While no user exists, logs the one-time setup link for the first (admin) account.
+async fn announce_setup_link(database: &Database, public_url: &url::Url) {
+    match database.run(crate::services::accounts::issue_setup_token).await {
+        Ok(Some(token)) => {
+            let mut link = public_url.clone();
+            link.set_path("/register");
+            link.query_pairs_mut().append_pair("setup_token", &token);
+            // Printed on purpose: whoever reads this log may create the first (admin) account.
+            tracing::warn!("No user exists yet. Create the first (admin) account at: {link}");
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "cannot issue the setup token"),
     }
 }
 

@@ -22,17 +22,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let app = Application::build(settings).await?;
     tracing::info!(address = %bind, port = app.port(), %public_url, database, "Lanyard is listening");
-    let setup_token = app
-        .database()
-        .run(crate::services::accounts::issue_setup_token)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot issue the setup token: {error}"))?;
-    if let Some(token) = setup_token {
-        let mut link = public_url.join("/register").context("cannot form the setup link")?;
-        link.query_pairs_mut().append_pair("setup_token", &token);
-        // Printed on purpose: whoever reads this log may create the first (admin) account.
-        tracing::warn!("No user exists yet. Create the first (admin) account at: {link}");
-    }
     app.run_until_stopped()
         .await
         .context("the server stopped with an error")
@@ -127,7 +116,8 @@ pub fn print_line(line: &str) -> anyhow::Result<()> {
 fn user_id_for(database: &Database, email: &str) -> anyhow::Result<uuid::Uuid> {
     let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
     let mut conn = database.connection()?;
-    let user = accounts::find_by_email(&mut conn, &email).map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
+    let user = accounts::find_by_email(&mut conn, &email)
+        .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
     Ok(user.id.0)
 }
 
@@ -139,7 +129,12 @@ pub enum ImportFormat {
 }
 
 /// `lanyard import openhands|json --file F --email E`: returns the report to print.
-pub fn import(settings: &Settings, format: ImportFormat, file: &std::path::Path, email: &str) -> anyhow::Result<String> {
+pub fn import(
+    settings: &Settings,
+    format: ImportFormat,
+    file: &std::path::Path,
+    email: &str,
+) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let drafts = match format {
         ImportFormat::OpenHands => import::parse_openhands(&text, &settings.egress),
@@ -153,7 +148,12 @@ pub fn import(settings: &Settings, format: ImportFormat, file: &std::path::Path,
         .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
     let mut lines = vec![format!("Imported {} configuration(s).", report.created.len())];
     lines.extend(report.created.iter().map(|name| format!("  created: {name}")));
-    lines.extend(report.skipped.iter().map(|name| format!("  skipped (the name exists already): {name}")));
+    lines.extend(
+        report
+            .skipped
+            .iter()
+            .map(|name| format!("  skipped (the name exists already): {name}")),
+    );
     if matches!(format, ImportFormat::Json) && !report.created.is_empty() {
         lines.push("The imported configurations are inactive and have no key: enter a key, then activate them.".into());
     }
@@ -170,7 +170,11 @@ pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>
     match output {
         Some(path) => {
             std::fs::write(path, format!("{json}\n")).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("Exported {} configuration(s) to {} (no keys).", document.configurations.len(), path.display());
+            eprintln!(
+                "Exported {} configuration(s) to {} (no keys).",
+                document.configurations.len(),
+                path.display()
+            );
             Ok(())
         }
         None => print_line(&json),
@@ -194,10 +198,15 @@ pub fn rotate_keys(settings: &Settings) -> anyhow::Result<String> {
         ));
     }
     if report.unreadable > 0 {
-        lines.push(format!("{} key(s) cannot be decrypted with any configured master key (re-enter them).", report.unreadable));
+        lines.push(format!(
+            "{} key(s) cannot be decrypted with any configured master key (re-enter them).",
+            report.unreadable
+        ));
     }
     if report.remaining.is_empty() {
-        lines.push("No key remains under any other master key: older keys can be removed from the configuration.".into());
+        lines.push(
+            "No key remains under any other master key: older keys can be removed from the configuration.".into(),
+        );
     } else {
         for (key_id, count) in &report.remaining {
             lines.push(format!("{count} key(s) remain under master key `{key_id}`."));
@@ -213,7 +222,9 @@ pub fn keygen_from_passphrase(settings: &Settings, passphrase: &str) -> anyhow::
     let mut conn = Database::new(pool).connection()?;
     let stored = crate::services::master_keys::StoredKeyState::read(&mut conn)?;
     let salt = stored.passphrase_salt.ok_or_else(|| {
-        anyhow::anyhow!("this database has no passphrase salt yet: start Lanyard once with LANYARD_MASTER_PASSPHRASE set")
+        anyhow::anyhow!(
+            "this database has no passphrase salt yet: start Lanyard once with LANYARD_MASTER_PASSPHRASE set"
+        )
     })?;
     Ok(crate::services::master_keys::passphrase_key(passphrase, &salt)?.to_entry())
 }
@@ -221,7 +232,10 @@ pub fn keygen_from_passphrase(settings: &Settings, passphrase: &str) -> anyhow::
 /// Reads one line (a passphrase or password) from standard input.
 pub fn read_stdin_line() -> anyhow::Result<zeroize::Zeroizing<String>> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read standard input")?;
     Ok(zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
@@ -240,5 +254,45 @@ pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> 
     let user_id = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
     accounts::set_disabled(&mut conn, user_id, true).map_err(|error| anyhow::anyhow!("{error}"))?;
-    Ok(format!("Disabled {email}: their sessions were ended and their tokens no longer work."))
+    Ok(format!(
+        "Disabled {email}: their sessions were ended and their tokens no longer work."
+    ))
+}
+
+/// `lanyard copy-database --to postgres://…`: copies everything from the configured database
+/// into an empty PostgreSQL database in one transaction, verifies the counts, and says what to
+/// set next.
+pub fn copy_database(settings: &Settings, to: &str) -> anyhow::Result<String> {
+    let target_url = db::DatabaseUrl::parse(to).map_err(|message| anyhow::anyhow!("--to: {message}"))?;
+    if !target_url.is_postgres() {
+        anyhow::bail!("--to must be a postgres:// or postgresql:// URL");
+    }
+    if target_url == settings.database_url {
+        anyhow::bail!("--to names the database Lanyard is configured with; name an empty PostgreSQL database");
+    }
+    let (source, _) = open_database(settings)?;
+    let snapshot = {
+        let mut conn = source.connection()?;
+        db::copy::Snapshot::read(&mut conn).context("cannot read the source database")?
+    };
+    let target = Database::new(db::build_pool(&target_url, 1).context("cannot prepare the target")?);
+    let mut conn = target
+        .connection()
+        .map_err(|error| anyhow::anyhow!("cannot connect to the target: {error}"))?;
+    if db::migrations::vault_tables_exist(&mut conn)? && db::users::count(&mut conn)? > 0 {
+        anyhow::bail!("the target database already holds users; copy-database only fills an empty database");
+    }
+    db::run_pending_migrations(&mut conn).map_err(|error| anyhow::anyhow!("migrating the target failed: {error}"))?;
+    db::write_transaction(&mut conn, |conn| snapshot.write(conn)).context("copying failed; the target is unchanged")?;
+    let copied = db::copy::count_rows(&mut conn)?;
+    let expected = snapshot.counts();
+    if copied != expected {
+        anyhow::bail!("the counts differ after copying (expected {expected:?}, found {copied:?})");
+    }
+    let mut lines = vec!["Copied, and verified the counts:".to_owned()];
+    lines.extend(expected.iter().map(|(table, count)| format!("  {table}: {count}")));
+    lines.push(String::new());
+    lines.push("Next: start Lanyard with DATABASE_URL set to that PostgreSQL URL and the SAME master keys".into());
+    lines.push("(the same LANYARD_MASTER_KEYS, passphrase, or key file): every stored key stays valid.".into());
+    Ok(lines.join("\n"))
 }

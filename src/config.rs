@@ -9,8 +9,8 @@ use url::Url;
 
 use crate::db::DatabaseUrl;
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
-use crate::services::conversations::FallbackConfiguration;
 use crate::egress::EgressPolicy;
+use crate::services::conversations::FallbackConfiguration;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lanyard-data/lanyard.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -39,6 +39,10 @@ pub struct Settings {
     pub pool_size: u32,
     /// `LANYARD_FALLBACK_*`: what resolution answers for a user with no configuration.
     pub fallback: Option<FallbackConfiguration>,
+    /// `LANYARD_METRICS_TOKEN`: when set, `/metrics` needs it as a bearer token.
+    pub metrics_token: Option<SecretString>,
+    /// `LANYARD_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +78,10 @@ impl Settings {
                 })?,
             None => default_public_url(bind)?,
         };
-        let master_keys = match (var("LANYARD_MASTER_KEYS"), std::env::var("LANYARD_MASTER_PASSPHRASE").ok()) {
+        let master_keys = match (
+            var("LANYARD_MASTER_KEYS"),
+            std::env::var("LANYARD_MASTER_PASSPHRASE").ok(),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError(
                     "set either LANYARD_MASTER_KEYS or LANYARD_MASTER_PASSPHRASE, not both".into(),
@@ -104,6 +111,22 @@ impl Settings {
             })?;
         let pool_size = if database_url.is_postgres() { 10 } else { 8 };
         let fallback = fallback_from_env(&egress)?;
+        let metrics_token = var("LANYARD_METRICS_TOKEN").map(SecretString::from);
+        let trusted_proxies = var_or("LANYARD_TRUSTED_PROXIES", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "LANYARD_TRUSTED_PROXIES entry `{entry}` is not a CIDR or IP address"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Settings {
             database_url,
             bind,
@@ -113,6 +136,8 @@ impl Settings {
             test_rate_per_minute,
             pool_size,
             fallback,
+            metrics_token,
+            trusted_proxies,
         })
     }
 }
@@ -125,25 +150,38 @@ fn fallback_from_env(egress: &EgressPolicy) -> Result<Option<FallbackConfigurati
     let base_url = var("LANYARD_FALLBACK_BASE_URL");
     let Some(provider_id) = provider else {
         if model.is_some() || api_key.is_some() || base_url.is_some() {
-            return Err(ConfigError("LANYARD_FALLBACK_PROVIDER must be set when any LANYARD_FALLBACK_* variable is".into()));
+            return Err(ConfigError(
+                "LANYARD_FALLBACK_PROVIDER must be set when any LANYARD_FALLBACK_* variable is".into(),
+            ));
         }
         return Ok(None);
     };
     let fail = |variable: &str, message: String| ConfigError(format!("{variable} {message}"));
-    let provider = Provider::parse(&provider_id)
-        .ok_or_else(|| fail("LANYARD_FALLBACK_PROVIDER", format!("`{provider_id}` is not a provider id (see GET /api/providers)")))?;
-    let model = ModelId::parse(&model.unwrap_or_default()).map_err(|message| fail("LANYARD_FALLBACK_MODEL", message))?;
+    let provider = Provider::parse(&provider_id).ok_or_else(|| {
+        fail(
+            "LANYARD_FALLBACK_PROVIDER",
+            format!("`{provider_id}` is not a provider id (see GET /api/providers)"),
+        )
+    })?;
+    let model =
+        ModelId::parse(&model.unwrap_or_default()).map_err(|message| fail("LANYARD_FALLBACK_MODEL", message))?;
     let api_key = api_key
         .map(|key| ApiKey::parse(&key).map_err(|message| fail("LANYARD_FALLBACK_API_KEY", message)))
         .transpose()?;
     if provider.needs_api_key() && api_key.is_none() {
-        return Err(fail("LANYARD_FALLBACK_API_KEY", format!("is required for {}", provider.label())));
+        return Err(fail(
+            "LANYARD_FALLBACK_API_KEY",
+            format!("is required for {}", provider.label()),
+        ));
     }
     let base_url = base_url
         .map(|url| BaseUrl::parse(&url, egress).map_err(|message| fail("LANYARD_FALLBACK_BASE_URL", message)))
         .transpose()?;
     if provider.needs_base_url() && base_url.is_none() {
-        return Err(fail("LANYARD_FALLBACK_BASE_URL", format!("is required for {}", provider.label())));
+        return Err(fail(
+            "LANYARD_FALLBACK_BASE_URL",
+            format!("is required for {}", provider.label()),
+        ));
     }
     Ok(Some(FallbackConfiguration {
         provider,

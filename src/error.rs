@@ -48,7 +48,11 @@ impl FieldErrors {
     pub fn summary(&self) -> Vec<String> {
         self.0
             .iter()
-            .flat_map(|(field, messages)| messages.iter().map(move |message| format!("{}: {message}", field.replace('_', " "))))
+            .flat_map(|(field, messages)| {
+                messages
+                    .iter()
+                    .map(move |message| format!("{}: {message}", field.replace('_', " ")))
+            })
             .collect()
     }
 

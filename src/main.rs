@@ -33,6 +33,12 @@ enum Command {
         #[arg(long)]
         from_passphrase: bool,
     },
+    /// Copy everything from the configured database into an empty PostgreSQL database.
+    CopyDatabase {
+        /// The target, e.g. postgres://lanyard@db.example.com/lanyard
+        #[arg(long)]
+        to: String,
+    },
     /// Re-encrypt every stored key under the active (first) master key; safe to interrupt and
     /// to run again while servers keep serving.
     RotateKeys,
@@ -136,11 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => commands::serve(settings()?).await,
         Command::Migrate => commands::migrate(&settings()?),
-        Command::Keygen { from_passphrase: true, .. } => {
+        Command::Keygen {
+            from_passphrase: true, ..
+        } => {
             let passphrase = commands::read_stdin_line()?;
             commands::print_line(&commands::keygen_from_passphrase(&settings()?, &passphrase)?)
         }
         Command::Keygen { id, .. } => commands::print_line(&commands::keygen(id.as_deref())?),
+        Command::CopyDatabase { to } => commands::print_line(&commands::copy_database(&settings()?, &to)?),
         Command::RotateKeys => commands::print_line(&commands::rotate_keys(&settings()?)?),
         Command::User(UserCommand::Create { email, admin, password }) => {
             let settings = settings()?;

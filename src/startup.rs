@@ -41,3 +41,15 @@ pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result
     master_keys::record_canaries(&mut conn, &loaded.keyring, loaded.new_passphrase_salt.as_deref())?;
     Ok(Arc::new(loaded.keyring))
 }
+
+/// The keyring when it can be known without the database: configured entries, or an existing
+/// key file. (A missing key file, or a passphrase, depends on what the database holds.)
+pub fn keyring_without_database(source: &MasterKeySource) -> Result<Option<Arc<MasterKeyring>>, StartupError> {
+    match source {
+        MasterKeySource::Entries(_) => {}
+        MasterKeySource::KeyFile(path) if path.exists() => {}
+        MasterKeySource::KeyFile(_) | MasterKeySource::Passphrase(_) => return Ok(None),
+    }
+    let loaded = master_keys::load_keyring(source, &StoredKeyState::default())?;
+    Ok(Some(Arc::new(loaded.keyring)))
+}

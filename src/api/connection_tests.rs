@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Field, FieldReader, JsonObject, parse_id};
 use super::extract::Authenticated;
+use super::extract::{Field, FieldReader, JsonObject, parse_id};
 use crate::app::AppState;
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, Scope};
 use crate::error::AppError;
@@ -91,7 +91,9 @@ pub async fn test_unsaved(
     if body.0.contains_key("id") {
         let mut reader = FieldReader::new(body.0, &["id"], &[]);
         let id = reader.required_string("id");
-        let id = reader.parsed("id", id, |raw| uuid::Uuid::parse_str(raw).map_err(|_| "must be a UUID".to_owned()));
+        let id = reader.parsed("id", id, |raw| {
+            uuid::Uuid::parse_str(raw).map_err(|_| "must be a UUID".to_owned())
+        });
         reader.finish()?;
         let id = id.ok_or_else(|| AppError::validation("id", "must be a UUID"))?;
         return Ok(HttpResponse::Ok().json(TestResultResource::from(saved(&state, owner, id).await?)));
@@ -109,7 +111,9 @@ pub async fn test_unsaved(
     };
     let policy = state.outbound.policy().clone();
     let base_url = match reader.string("base_url") {
-        Field::Value(url) if !url.trim().is_empty() => reader.parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, &policy)),
+        Field::Value(url) if !url.trim().is_empty() => {
+            reader.parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, &policy))
+        }
         _ => None,
     };
     let errors = reader.errors.clone();
@@ -118,7 +122,14 @@ pub async fn test_unsaved(
         return Err(AppError::Validation(errors).into());
     };
     let target = TestTarget::new(provider, &model, base_url.as_ref(), api_key.as_ref())?;
-    let outcome = connection_tests::test_unsaved(&state.db, &state.outbound, owner, target, state.settings.test_rate_per_minute).await?;
+    let outcome = connection_tests::test_unsaved(
+        &state.db,
+        &state.outbound,
+        owner,
+        target,
+        state.settings.test_rate_per_minute,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)))
 }
 

@@ -55,7 +55,10 @@ fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
 )]
 pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
     principal.require(Scope::Read)?;
-    let rows = state.db.run(move |conn| conversations::list(conn, principal.user_id)).await?;
+    let rows = state
+        .db
+        .run(move |conn| conversations::list(conn, principal.user_id))
+        .await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(OverrideResource::from).collect::<Vec<_>>()))
 }
 
@@ -83,7 +86,9 @@ pub async fn set_override(
     let configuration_id = reader.parsed("configuration_id", configuration_id, |raw| {
         uuid::Uuid::parse_str(raw).map_err(|_| "must be a configuration id (UUID)".to_owned())
     });
-    let conversation = ConversationId::parse(&path).map_err(|message| reader.errors.add("conversation_id", message)).ok();
+    let conversation = ConversationId::parse(&path)
+        .map_err(|message| reader.errors.add("conversation_id", message))
+        .ok();
     let errors = reader.errors.clone();
     reader.finish()?;
     let (Some(conversation), Some(configuration_id)) = (conversation, configuration_id) else {
@@ -112,7 +117,10 @@ pub async fn remove_override(
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::Write)?;
     let conversation = conversation_id(&path)?;
-    state.db.run(move |conn| conversations::remove_override(conn, principal.user_id, &conversation)).await?;
+    state
+        .db
+        .run(move |conn| conversations::remove_override(conn, principal.user_id, &conversation))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -181,12 +189,19 @@ pub async fn resolve(
     query: web::Query<ResolveQuery>,
 ) -> ApiResult<HttpResponse> {
     principal.require(Scope::Resolve)?;
-    let conversation = query.into_inner().conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
+    let conversation = query
+        .into_inner()
+        .conversation_id
+        .map(|raw| conversation_id(&raw))
+        .transpose()?;
     let token_id = match &principal.credential {
         Credential::Token { id, .. } => Some(*id),
         Credential::Session => None,
     };
-    let requester = Requester { user_id: principal.user_id, token_id };
+    let requester = Requester {
+        user_id: principal.user_id,
+        token_id,
+    };
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
     let resolved = state
@@ -194,7 +209,9 @@ pub async fn resolve(
         .run(move |conn| conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref()))
         .await?;
     let effective_base_url = resolved.base_url.clone().or_else(|| {
-        crate::domain::Provider::parse(&resolved.provider).and_then(|p| p.default_base_url()).map(str::to_owned)
+        crate::domain::Provider::parse(&resolved.provider)
+            .and_then(|p| p.default_base_url())
+            .map(str::to_owned)
     });
     let api_key = resolved.api_key.as_ref().map(|key| key.expose_secret().to_owned());
     let configuration = match resolved.configuration {
@@ -246,5 +263,8 @@ pub async fn resolve(
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(ResolveResponse { source: resolved.source.as_str().to_owned(), configuration }))
+        .json(ResolveResponse {
+            source: resolved.source.as_str().to_owned(),
+            configuration,
+        }))
 }

@@ -40,7 +40,9 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
             let Some(presented) = presented else {
-                return session_principal?.map(Authenticated).ok_or_else(|| AppError::Unauthorized.into());
+                return session_principal?
+                    .map(Authenticated)
+                    .ok_or_else(|| AppError::Unauthorized.into());
             };
             let principal = state
                 .db
@@ -61,7 +63,11 @@ fn session_principal(req: &HttpRequest) -> Result<Option<Principal>, AppError> {
     if !req.method().is_safe() {
         auth::check_request(req, &session, None)?;
     }
-    Ok(Some(Principal { user_id: user.user_id, role: user.role, credential: Credential::Session }))
+    Ok(Some(Principal {
+        user_id: user.user_id,
+        role: user.role,
+        credential: Credential::Session,
+    }))
 }
 
 /// A JSON object body: `application/json`, at most 64 KiB, syntactically valid (else 400), an

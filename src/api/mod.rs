@@ -60,21 +60,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .put(configurations::set_default)
                     .default_service(web::to(method_not_allowed)),
             )
-            .service(web::resource("/conversations").get(conversations::list).default_service(web::to(method_not_allowed)))
+            .service(
+                web::resource("/conversations")
+                    .get(conversations::list)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource("/conversations/{conversation_id}/llm-configuration")
                     .put(conversations::set_override)
                     .delete(conversations::remove_override)
                     .default_service(web::to(method_not_allowed)),
             )
-            .service(web::resource("/resolve").get(conversations::resolve).default_service(web::to(method_not_allowed)))
+            .service(
+                web::resource("/resolve")
+                    .get(conversations::resolve)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .service(
                 web::resource("/tokens")
                     .get(tokens::list)
                     .post(tokens::create)
                     .default_service(web::to(method_not_allowed)),
             )
-            .service(web::resource("/tokens/{id}").delete(tokens::revoke).default_service(web::to(method_not_allowed)))
+            .service(
+                web::resource("/tokens/{id}")
+                    .delete(tokens::revoke)
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     );
 }

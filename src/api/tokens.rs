@@ -53,7 +53,9 @@ fn session_only(principal: &Principal) -> Result<(), AppError> {
     if principal.is_session() {
         Ok(())
     } else {
-        Err(AppError::Forbidden("tokens cannot manage tokens; sign in to the settings page".into()))
+        Err(AppError::Forbidden(
+            "tokens cannot manage tokens; sign in to the settings page".into(),
+        ))
     }
 }
 
@@ -92,9 +94,17 @@ pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenti
     ),
     security(("session" = []))
 )]
-pub async fn create(state: web::Data<AppState>, Authenticated(principal): Authenticated, body: JsonObject) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
     session_only(&principal)?;
-    let mut reader = FieldReader::new(body.0, &["name", "scopes", "expires_in_days"], &["id", "token", "created_at"]);
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "scopes", "expires_in_days"],
+        &["id", "token", "created_at"],
+    );
     let name = reader.required_string("name");
     let name = reader.parsed("name", name, tokens::parse_token_name);
     let scopes = match reader.take("scopes") {
@@ -117,7 +127,9 @@ pub async fn create(state: web::Data<AppState>, Authenticated(principal): Authen
     };
     let expires_in_days = match reader.integer("expires_in_days") {
         Field::Value(days) => reader.parsed("expires_in_days", Some(days.to_string()), |raw| {
-            raw.parse::<i64>().map_err(|_| "must be a whole number".to_owned()).and_then(tokens::parse_expiry_days)
+            raw.parse::<i64>()
+                .map_err(|_| "must be a whole number".to_owned())
+                .and_then(tokens::parse_expiry_days)
         }),
         Field::Absent | Field::Null => None,
     };
@@ -158,9 +170,16 @@ pub async fn create(state: web::Data<AppState>, Authenticated(principal): Authen
     ),
     security(("session" = []))
 )]
-pub async fn revoke(state: web::Data<AppState>, Authenticated(principal): Authenticated, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     session_only(&principal)?;
     let id = parse_id(&path)?;
-    state.db.run(move |conn| tokens::revoke(conn, principal.user_id, id)).await?;
+    state
+        .db
+        .run(move |conn| tokens::revoke(conn, principal.user_id, id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,7 +7,7 @@ use super::schema::{api_tokens, users};
 use super::users::UserRow;
 use super::{DbConnection, DbId};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_tokens)]
 pub struct TokenRow {
     pub id: DbId,

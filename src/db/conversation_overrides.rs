@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::conversation_overrides as overrides;
 use super::{DbConnection, DbId};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = overrides)]
 pub struct OverrideRow {
     pub user_id: DbId,

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::llm_configurations as cfg;
 use super::{DbConnection, DbId};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationRow {
     pub id: DbId,

@@ -4,6 +4,7 @@
 pub mod api_tokens;
 pub mod auth_failures;
 pub mod conversation_overrides;
+pub mod copy;
 pub mod instance_settings;
 pub mod key_reveals;
 pub mod llm_configurations;
@@ -16,6 +17,8 @@ pub mod sql_types;
 pub mod users;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
@@ -129,7 +132,9 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, std::io::E
         // (SIGSEGV in their exit handlers). Connections are opened when asked for.
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(false)
+        // A PostgreSQL connection may have died with its server: test it before handing it out,
+        // so that service resumes by itself when the server is back.
+        .test_on_check_out(url.is_postgres())
         .build_unchecked(ConnectionManager::new(url.clone())))
 }
 
@@ -200,11 +205,35 @@ impl DbError {
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
+    /// Whether the start-up sequence (key check, migrations) has completed; until then no
+    /// request touches the database.
+    prepared: Arc<AtomicBool>,
 }
 
 impl Database {
+    /// A database that is ready to serve (prepared, or used by a command that prepares it).
     pub fn new(pool: DbPool) -> Self {
-        Database { pool }
+        Database {
+            pool,
+            prepared: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// A database whose start-up sequence has not run yet: requests answer 503 until
+    /// [`Database::mark_prepared`].
+    pub fn awaiting_preparation(pool: DbPool) -> Self {
+        Database {
+            pool,
+            prepared: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn mark_prepared(&self) {
+        self.prepared.store(true, Ordering::Release);
+    }
+
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.load(Ordering::Acquire)
     }
 
     pub fn pool(&self) -> &DbPool {
@@ -223,6 +252,11 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        if !self.is_prepared() {
+            return Err(E::from(DbError::Unavailable(
+                "the database has not been prepared yet".into(),
+            )));
+        }
         let pool = self.pool.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|error| DbError::Unavailable(error.to_string()))?;
@@ -241,6 +275,9 @@ impl Database {
 
     /// Is the database answering right now?
     pub fn is_ready(&self) -> bool {
+        if !self.is_prepared() {
+            return false;
+        }
         match self.pool.get() {
             Ok(mut conn) => diesel::sql_query("SELECT 1").execute(&mut *conn).is_ok(),
             Err(_) => false,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{sessions, users};
 use super::{DbConnection, DbId};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub key_hash: Vec<u8>,

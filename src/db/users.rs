@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::users;
 use super::{DbConnection, DbId};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: DbId,
@@ -89,7 +89,10 @@ pub fn update_password_hash(
 }
 
 pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
-    users::table.order((users::email_key, users::id)).select(UserRow::as_select()).load(conn)
+    users::table
+        .order((users::email_key, users::id))
+        .select(UserRow::as_select())
+        .load(conn)
 }
 
 /// Admins who can still log in.
@@ -108,7 +111,9 @@ pub fn set_disabled(conn: &mut DbConnection, id: DbId, disabled: bool, now: Naiv
 }
 
 pub fn set_role(conn: &mut DbConnection, id: DbId, role: &str, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(users::table.find(id)).set((users::role.eq(role), users::updated_at.eq(now))).execute(conn)
+    diesel::update(users::table.find(id))
+        .set((users::role.eq(role), users::updated_at.eq(now)))
+        .execute(conn)
 }
 
 /// Deletes a user; their configurations, overrides, tokens, sessions and audit entries go with

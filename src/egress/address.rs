@@ -117,7 +117,15 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for address in ["1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "2a00:1450::1"] {
+        for address in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
             let ip: IpAddr = address.parse().unwrap();
             assert_eq!(non_public_reason(ip), None, "{address} should be public");
         }
@@ -125,7 +133,13 @@ mod tests {
 
     #[test]
     fn url_parsing_normalises_every_ipv4_spelling() {
-        for spelling in ["http://127.1/", "http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/", "http://127.0.0.1./"] {
+        for spelling in [
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.0.0.1./",
+        ] {
             let url = url::Url::parse(spelling).unwrap();
             let host = match url.host() {
                 Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),

@@ -57,7 +57,9 @@ impl Resolve for CheckedResolver {
         Box::pin(async move {
             let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if addresses.is_empty() {
-                return Err(Box::new(Refused(format!("{host} does not resolve"))) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(Refused(format!("{host} does not resolve"))) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             for address in &addresses {
                 if let Err(reason) = policy.permits(Some(&host), address.ip()) {
@@ -137,7 +139,11 @@ impl OutboundClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(OutboundResponse { status, body, latency: started.elapsed() })
+        Ok(OutboundResponse {
+            status,
+            body,
+            latency: started.elapsed(),
+        })
     }
 }
 
@@ -151,7 +157,8 @@ fn classify(error: reqwest::Error) -> EgressError {
             return EgressError::Blocked(refused.0.clone());
         }
         let text = current.to_string().to_lowercase();
-        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") || text.contains("rustls") {
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") || text.contains("rustls")
+        {
             tls = true;
         }
         source = current.source();

@@ -6,7 +6,9 @@ use reqwest::header::HeaderName;
 pub const PATH: &str = "/v1beta/models";
 
 pub fn auth_headers(api_key: Option<&str>) -> Vec<(HeaderName, String)> {
-    api_key.map(|key| vec![super::header("x-goog-api-key", key.to_owned())]).unwrap_or_default()
+    api_key
+        .map(|key| vec![super::header("x-goog-api-key", key.to_owned())])
+        .unwrap_or_default()
 }
 
 pub fn model_ids(value: &serde_json::Value) -> Option<Vec<String>> {

@@ -23,7 +23,11 @@ pub struct ModelListRequest {
 
 /// Builds the model-listing request for `provider` at `base_url` (already without a trailing
 /// slash) with `api_key`, if any.
-pub fn model_list_request(provider: Provider, base_url: &str, api_key: Option<&str>) -> Result<ModelListRequest, String> {
+pub fn model_list_request(
+    provider: Provider,
+    base_url: &str,
+    api_key: Option<&str>,
+) -> Result<ModelListRequest, String> {
     let (path, auth) = match provider {
         Provider::Anthropic => (anthropic::PATH, anthropic::auth_headers(api_key)),
         Provider::Gemini => (gemini::PATH, gemini::auth_headers(api_key)),
@@ -42,7 +46,8 @@ pub fn model_list_request(provider: Provider, base_url: &str, api_key: Option<&s
     let mut headers = HeaderMap::new();
     headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
     for (name, value) in auth {
-        let mut value = HeaderValue::from_str(&value).map_err(|_| "the API key cannot be sent in a header".to_owned())?;
+        let mut value =
+            HeaderValue::from_str(&value).map_err(|_| "the API key cannot be sent in a header".to_owned())?;
         value.set_sensitive(true);
         headers.insert(name, value);
     }
@@ -64,9 +69,9 @@ pub fn parse_models(provider: Provider, body: &[u8]) -> Option<Vec<String>> {
 
 /// Is `model` among `listed`? Ollama's `llama3` matches its `llama3:latest`.
 pub fn model_is_listed(provider: Provider, model: &str, listed: &[String]) -> bool {
-    listed.iter().any(|id| {
-        id == model || (provider == Provider::Ollama && id.strip_suffix(":latest") == Some(model))
-    })
+    listed
+        .iter()
+        .any(|id| id == model || (provider == Provider::Ollama && id.strip_suffix(":latest") == Some(model)))
 }
 
 fn header(name: &'static str, value: String) -> (HeaderName, String) {
@@ -76,7 +81,11 @@ fn header(name: &'static str, value: String) -> (HeaderName, String) {
 /// `data[].id`, the OpenAI list shape (also Anthropic's and Azure's).
 fn data_ids(value: &serde_json::Value) -> Option<Vec<String>> {
     let data = value.get("data")?.as_array()?;
-    Some(data.iter().filter_map(|item| item.get("id")?.as_str().map(str::to_owned)).collect())
+    Some(
+        data.iter()
+            .filter_map(|item| item.get("id")?.as_str().map(str::to_owned))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -100,7 +109,10 @@ mod tests {
         assert!(gemini.url.query().is_none(), "the key never goes in the URL");
 
         let azure = model_list_request(Provider::AzureOpenai, "https://res.openai.azure.com", Some("az-key")).unwrap();
-        assert_eq!(azure.url.as_str(), "https://res.openai.azure.com/openai/models?api-version=2024-10-21");
+        assert_eq!(
+            azure.url.as_str(),
+            "https://res.openai.azure.com/openai/models?api-version=2024-10-21"
+        );
         assert_eq!(azure.headers["api-key"], "az-key");
 
         let ollama = model_list_request(Provider::Ollama, "http://127.0.0.1:11434", None).unwrap();
@@ -118,7 +130,16 @@ mod tests {
         assert_eq!(parse_models(Provider::Ollama, ollama).unwrap(), ["llama3:latest"]);
         assert!(model_is_listed(Provider::Ollama, "llama3", &["llama3:latest".into()]));
         assert!(parse_models(Provider::Openai, b"<html>").is_none());
-        let many = format!(r#"{{"data":[{}]}}"#, (0..600).map(|i| format!(r#"{{"id":"m{i}"}}"#)).collect::<Vec<_>>().join(","));
-        assert_eq!(parse_models(Provider::Openai, many.as_bytes()).unwrap().len(), MAX_MODELS);
+        let many = format!(
+            r#"{{"data":[{}]}}"#,
+            (0..600)
+                .map(|i| format!(r#"{{"id":"m{i}"}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(
+            parse_models(Provider::Openai, many.as_bytes()).unwrap().len(),
+            MAX_MODELS
+        );
     }
 }

@@ -4,5 +4,10 @@ pub const PATH: &str = "/api/tags";
 
 pub fn model_ids(value: &serde_json::Value) -> Option<Vec<String>> {
     let models = value.get("models")?.as_array()?;
-    Some(models.iter().filter_map(|model| model.get("name")?.as_str().map(str::to_owned)).collect())
+    Some(
+        models
+            .iter()
+            .filter_map(|model| model.get("name")?.as_str().map(str::to_owned))
+            .collect(),
+    )
 }

@@ -5,7 +5,9 @@ use reqwest::header::HeaderName;
 pub const PATH: &str = "/models";
 
 pub fn auth_headers(api_key: Option<&str>) -> Vec<(HeaderName, String)> {
-    api_key.map(|key| vec![(reqwest::header::AUTHORIZATION, format!("Bearer {key}"))]).unwrap_or_default()
+    api_key
+        .map(|key| vec![(reqwest::header::AUTHORIZATION, format!("Bearer {key}"))])
+        .unwrap_or_default()
 }
 
 pub fn model_ids(value: &serde_json::Value) -> Option<Vec<String>> {

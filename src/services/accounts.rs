@@ -117,7 +117,12 @@ fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Refuses with 429 when the (account, address) pair or the address has failed too often.
-fn check_failure_budget(conn: &mut DbConnection, account_key: &str, client: &str, now: NaiveDateTime) -> Result<(), AppError> {
+fn check_failure_budget(
+    conn: &mut DbConnection,
+    account_key: &str,
+    client: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
     let since = now - FAILURE_WINDOW;
     let (by_pair, by_address, oldest) = auth_failures::count_since(conn, account_key, client, since)?;
     if by_pair >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS || by_address >= MAX_FAILURES_PER_ADDRESS {
@@ -128,7 +133,12 @@ fn check_failure_budget(conn: &mut DbConnection, account_key: &str, client: &str
     Ok(())
 }
 
-fn record_failure(conn: &mut DbConnection, account_key: &str, client: &str, now: NaiveDateTime) -> Result<(), AppError> {
+fn record_failure(
+    conn: &mut DbConnection,
+    account_key: &str,
+    client: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
     auth_failures::record(conn, account_key, client, now)?;
     auth_failures::purge_before(conn, now - FAILURE_WINDOW)?;
     Ok(())
@@ -149,13 +159,20 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
     let account_key = email.trim().to_lowercase();
     check_failure_budget(conn, &account_key, client, now)?;
     let user = users::find_by_email_key(conn, &account_key)?;
-    let hash = user.as_ref().map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
+    let hash = user
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
     let hash = hash.as_str();
     let password_ok = verify_password(hash, password);
     match user {
         Some(user) if password_ok && !user.is_disabled => {
-            let role = Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
-            Ok(SignedInUser { id: user.id.0, email: user.email, role })
+            let role =
+                Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+            Ok(SignedInUser {
+                id: user.id.0,
+                email: user.email,
+                role,
+            })
         }
         _ => {
             db::write_transaction(conn, |conn| record_failure(conn, &account_key, client, now))?;
@@ -165,7 +182,10 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
 }
 
 fn setup_token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// While no user exists, issues a fresh one-time setup token (only its hash is stored) for the
@@ -212,14 +232,20 @@ pub fn register(
             // Consuming the token is the lock: exactly one request can take it.
             if presented.is_empty() || !instance_settings::take(conn, SETUP_TOKEN_SETTING, &presented)? {
                 return Ok(Err(AppError::Forbidden(
-                    "registering the first user needs the setup link that Lanyard printed in its log at start-up".into(),
+                    "registering the first user needs the setup link that Lanyard printed in its log at start-up"
+                        .into(),
                 )));
             }
         } else if !registration_open(conn)? {
-            return Ok(Err(AppError::Forbidden("registration is closed; ask an admin for an account".into())));
+            return Ok(Err(AppError::Forbidden(
+                "registration is closed; ask an admin for an account".into(),
+            )));
         }
         if users::find_by_email_key(conn, &account_key)?.is_some() {
-            return Ok(Err(AppError::conflict(Some("email"), "a user with this email already exists")));
+            return Ok(Err(AppError::conflict(
+                Some("email"),
+                "a user with this email already exists",
+            )));
         }
         let role = if first_user { Role::Admin } else { Role::Member };
         let id = Uuid::now_v7();
@@ -236,7 +262,11 @@ pub fn register(
                 updated_at: now,
             },
         )?;
-        Ok(Ok(SignedInUser { id, email: email.as_str().to_owned(), role }))
+        Ok(Ok(SignedInUser {
+            id,
+            email: email.as_str().to_owned(),
+            role,
+        }))
     })?;
     if let Err(AppError::Forbidden(_)) = &outcome {
         db::write_transaction(conn, |conn| record_failure(conn, &account_key, client, now))?;
@@ -272,7 +302,10 @@ pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, A
 /// The last admin who can log in must stay one: no disabling, demoting or deleting them.
 fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Result<(), AppError> {
     if user.role == Role::Admin.as_str() && !user.is_disabled && users::count_active_admins(conn)? <= 1 {
-        return Err(AppError::conflict(None, "this is the last active admin: make another user admin first"));
+        return Err(AppError::conflict(
+            None,
+            "this is the last active admin: make another user admin first",
+        ));
     }
     Ok(())
 }

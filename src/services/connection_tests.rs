@@ -28,7 +28,14 @@ pub struct TestOutcome {
 
 impl TestOutcome {
     fn failed(code: &'static str, message: impl Into<String>, latency_ms: Option<i64>) -> Self {
-        TestOutcome { ok: false, code, message: message.into(), latency_ms, models: Vec::new(), warnings: Vec::new() }
+        TestOutcome {
+            ok: false,
+            code,
+            message: message.into(),
+            latency_ms,
+            models: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     pub fn status(&self) -> &'static str {
@@ -46,16 +53,32 @@ pub struct TestTarget {
 
 impl TestTarget {
     /// For unsaved values; the base URL defaults to the provider's.
-    pub fn new(provider: Provider, model: &ModelId, base_url: Option<&BaseUrl>, api_key: Option<&ApiKey>) -> Result<Self, AppError> {
+    pub fn new(
+        provider: Provider,
+        model: &ModelId,
+        base_url: Option<&BaseUrl>,
+        api_key: Option<&ApiKey>,
+    ) -> Result<Self, AppError> {
         let base_url = match base_url.map(BaseUrl::as_str).or(provider.default_base_url()) {
             Some(url) => url.to_owned(),
-            None => return Err(AppError::validation("base_url", format!("is required for {}", provider.label()))),
+            None => {
+                return Err(AppError::validation(
+                    "base_url",
+                    format!("is required for {}", provider.label()),
+                ));
+            }
         };
         if provider.needs_api_key() && api_key.is_none() {
-            return Err(AppError::validation("api_key", format!("is required for {}", provider.label())));
+            return Err(AppError::validation(
+                "api_key",
+                format!("is required for {}", provider.label()),
+            ));
         }
         if api_key.is_some() && !provider.accepts_api_key() {
-            return Err(AppError::validation("api_key", format!("{} takes no API key", provider.label())));
+            return Err(AppError::validation(
+                "api_key",
+                format!("{} takes no API key", provider.label()),
+            ));
         }
         Ok(TestTarget {
             provider,
@@ -68,6 +91,12 @@ impl TestTarget {
 
 /// Makes the request and classifies the answer. Never echoes the provider's body.
 pub async fn run(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
+    let outcome = classify(client, target).await;
+    crate::metrics::record_provider_test(outcome.code);
+    outcome
+}
+
+async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     let key = target.api_key.as_ref().map(|key| key.expose_secret());
     let request = match providers::model_list_request(target.provider, &target.base_url, key) {
         Ok(request) => request,
@@ -97,7 +126,14 @@ pub async fn run(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     warnings.push("model_not_listed");
                     message.push_str(&format!("; `{}` is not among them", target.model));
                 }
-                TestOutcome { ok: true, code: "ok", message, latency_ms, models, warnings }
+                TestOutcome {
+                    ok: true,
+                    code: "ok",
+                    message,
+                    latency_ms,
+                    models,
+                    warnings,
+                }
             }
             None => TestOutcome::failed(
                 "provider_error",
@@ -107,16 +143,26 @@ pub async fn run(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
         },
         401 => TestOutcome::failed("invalid_key", "the provider rejected the API key (401)", latency_ms),
         403 => TestOutcome::failed("forbidden", "the key is not allowed to list models (403)", latency_ms),
-        404 => TestOutcome::failed("not_found", format!("nothing at {path} (404): check the base URL"), latency_ms),
+        404 => TestOutcome::failed(
+            "not_found",
+            format!("nothing at {path} (404): check the base URL"),
+            latency_ms,
+        ),
         429 => TestOutcome::failed(
             "rate_limited",
             "the key was accepted, but the provider is throttling it (429); try again later",
             latency_ms,
         ),
-        status @ 500..=599 => {
-            TestOutcome::failed("provider_error", format!("the provider failed (HTTP {status}); try again later"), latency_ms)
-        }
-        status => TestOutcome::failed("provider_error", format!("the provider answered HTTP {status}"), latency_ms),
+        status @ 500..=599 => TestOutcome::failed(
+            "provider_error",
+            format!("the provider failed (HTTP {status}); try again later"),
+            latency_ms,
+        ),
+        status => TestOutcome::failed(
+            "provider_error",
+            format!("the provider answered HTTP {status}"),
+            latency_ms,
+        ),
     }
 }
 
@@ -137,17 +183,34 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
 
 /// The saved configuration's test target; a key that does not decrypt is the failed outcome
 /// `key_unreadable`, never an error.
-pub fn saved_target(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Result<TestTarget, TestOutcome>, AppError> {
-    let provider = Provider::parse(&row.provider).ok_or_else(|| AppError::Internal("unknown stored provider".into()))?;
+pub fn saved_target(
+    keyring: &MasterKeyring,
+    row: &ConfigurationRow,
+) -> Result<Result<TestTarget, TestOutcome>, AppError> {
+    let provider =
+        Provider::parse(&row.provider).ok_or_else(|| AppError::Internal("unknown stored provider".into()))?;
     let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
         Some(url) => url.to_owned(),
-        None => return Ok(Err(TestOutcome::failed("not_found", "this configuration has no base URL; edit it", None))),
+        None => {
+            return Ok(Err(TestOutcome::failed(
+                "not_found",
+                "this configuration has no base URL; edit it",
+                None,
+            )));
+        }
     };
     let api_key = match &row.api_key_encrypted {
         None => None,
         Some(sealed) => {
-            let binding = RowBinding::Configuration { owner: row.user_id.0, configuration: row.id.0 };
-            match keyring.open(sealed, binding).ok().and_then(|plain| String::from_utf8(plain.to_vec()).ok()) {
+            let binding = RowBinding::Configuration {
+                owner: row.user_id.0,
+                configuration: row.id.0,
+            };
+            match keyring
+                .open(sealed, binding)
+                .ok()
+                .and_then(|plain| String::from_utf8(plain.to_vec()).ok())
+            {
                 Some(key) => Some(SecretString::from(key)),
                 None => {
                     return Ok(Err(TestOutcome::failed(
@@ -160,9 +223,18 @@ pub fn saved_target(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<R
         }
     };
     if provider.needs_api_key() && api_key.is_none() {
-        return Ok(Err(TestOutcome::failed("invalid_key", "this configuration has no API key; enter one", None)));
+        return Ok(Err(TestOutcome::failed(
+            "invalid_key",
+            "this configuration has no API key; enter one",
+            None,
+        )));
     }
-    Ok(Ok(TestTarget { provider, model: row.model.clone(), base_url, api_key }))
+    Ok(Ok(TestTarget {
+        provider,
+        model: row.model.clone(),
+        base_url,
+        api_key,
+    }))
 }
 
 /// Tests a saved configuration of `owner` and records the outcome on it.
@@ -211,6 +283,8 @@ pub async fn test_unsaved(
     target: TestTarget,
     per_minute: u32,
 ) -> Result<TestOutcome, AppError> {
-    database.run(move |conn| consume_test_budget(conn, owner, per_minute)).await?;
+    database
+        .run(move |conn| consume_test_budget(conn, owner, per_minute))
+        .await?;
     Ok(run(client, &target).await)
 }

@@ -24,7 +24,13 @@ pub fn set_override(
 ) -> Result<OverrideRow, AppError> {
     db::write_transaction(conn, |conn| {
         store::find_for_user(conn, DbId(owner), DbId(configuration_id))?.ok_or(AppError::NotFound)?;
-        overrides::upsert(conn, DbId(owner), conversation.as_str(), DbId(configuration_id), db::now())?;
+        overrides::upsert(
+            conn,
+            DbId(owner),
+            conversation.as_str(),
+            DbId(configuration_id),
+            db::now(),
+        )?;
         overrides::find(conn, DbId(owner), conversation.as_str())?
             .ok_or_else(|| AppError::Internal("the override vanished after writing it".into()))
     })
@@ -156,7 +162,10 @@ fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<Se
     let Some(sealed) = &row.api_key_encrypted else {
         return Ok(None);
     };
-    let binding = RowBinding::Configuration { owner: row.user_id.0, configuration: row.id.0 };
+    let binding = RowBinding::Configuration {
+        owner: row.user_id.0,
+        configuration: row.id.0,
+    };
     let plain = keyring.open(sealed, binding).map_err(|_| AppError::KeyUnreadable)?;
     let key = String::from_utf8(plain.to_vec()).map_err(|_| AppError::KeyUnreadable)?;
     Ok(Some(SecretString::from(key)))

@@ -58,30 +58,46 @@ pub fn provider_from_litellm(model: &str, base_url: Option<&str>) -> (Provider, 
     let custom_base = base_url.is_some_and(|url| url.trim_end_matches('/') != OPENAI_BASE_URL);
     for (prefix, provider) in LITELLM_PREFIXES {
         if let Some(rest) = model.strip_prefix(prefix) {
-            let provider = if provider == Provider::Openai && custom_base { Provider::OpenaiCompatible } else { provider };
+            let provider = if provider == Provider::Openai && custom_base {
+                Provider::OpenaiCompatible
+            } else {
+                provider
+            };
             return (provider, rest.to_owned());
         }
     }
-    let provider = if custom_base { Provider::OpenaiCompatible } else { Provider::Openai };
+    let provider = if custom_base {
+        Provider::OpenaiCompatible
+    } else {
+        Provider::Openai
+    };
     (provider, model.to_owned())
 }
 
 fn invalid(origin: &str, field: &str, message: impl std::fmt::Display) -> ImportError {
-    ImportError::Invalid { origin: origin.to_owned(), detail: format!("{field} {message}") }
+    ImportError::Invalid {
+        origin: origin.to_owned(),
+        detail: format!("{field} {message}"),
+    }
 }
 
 /// Reads OpenHands' `config.toml`: `[llm]` becomes `openhands-default`, each `[llm.NAME]`
 /// becomes `NAME`. Other settings are ignored.
 pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
-    let document: toml::Table = text
-        .parse()
-        .map_err(|error: toml::de::Error| ImportError::Malformed { format: "TOML", detail: error.to_string() })?;
+    let document: toml::Table = text.parse().map_err(|error: toml::de::Error| ImportError::Malformed {
+        format: "TOML",
+        detail: error.to_string(),
+    })?;
     let Some(llm) = document.get("llm") else {
-        return Err(ImportError::Malformed { format: "OpenHands configuration", detail: "there is no [llm] section".into() });
+        return Err(ImportError::Malformed {
+            format: "OpenHands configuration",
+            detail: "there is no [llm] section".into(),
+        });
     };
-    let llm = llm
-        .as_table()
-        .ok_or_else(|| ImportError::Malformed { format: "OpenHands configuration", detail: "`llm` is not a table".into() })?;
+    let llm = llm.as_table().ok_or_else(|| ImportError::Malformed {
+        format: "OpenHands configuration",
+        detail: "`llm` is not a table".into(),
+    })?;
     let mut drafts = Vec::new();
     if llm.contains_key("model") {
         drafts.push(openhands_group("[llm]", "openhands-default", llm, policy)?);
@@ -92,7 +108,10 @@ pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, 
         }
     }
     if drafts.is_empty() {
-        return Err(ImportError::Malformed { format: "OpenHands configuration", detail: "no [llm] group has a model".into() });
+        return Err(ImportError::Malformed {
+            format: "OpenHands configuration",
+            detail: "no [llm] group has a model".into(),
+        });
     }
     Ok(drafts)
 }
@@ -112,13 +131,25 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
     let (provider, model) = provider_from_litellm(&model, base_url.as_deref());
     let name = ConfigName::parse(name).map_err(|message| invalid(origin, "the group name", message))?;
     let model = ModelId::parse(&model).map_err(|message| invalid(origin, "model", message))?;
-    let api_key = api_key.map(|key| ApiKey::parse(&key).map_err(|message| invalid(origin, "api_key", message))).transpose()?;
-    let base_url = base_url.map(|url| BaseUrl::parse(&url, policy).map_err(|message| invalid(origin, "base_url", message))).transpose()?;
+    let api_key = api_key
+        .map(|key| ApiKey::parse(&key).map_err(|message| invalid(origin, "api_key", message)))
+        .transpose()?;
+    let base_url = base_url
+        .map(|url| BaseUrl::parse(&url, policy).map_err(|message| invalid(origin, "base_url", message)))
+        .transpose()?;
     let api_key = if provider.accepts_api_key() { api_key } else { None };
     let has_needed_key = api_key.is_some() || !provider.needs_api_key();
     Ok(Draft {
         origin: origin.to_owned(),
-        configuration: NewConfiguration { name, provider, model, api_key, base_url, is_default: false, is_active: has_needed_key },
+        configuration: NewConfiguration {
+            name,
+            provider,
+            model,
+            api_key,
+            base_url,
+            is_default: false,
+            is_active: has_needed_key,
+        },
     })
 }
 
@@ -165,17 +196,25 @@ pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, Ap
             is_active: row.is_active,
         })
         .collect();
-    Ok(ExportDocument { lanyard_export: EXPORT_VERSION, configurations })
+    Ok(ExportDocument {
+        lanyard_export: EXPORT_VERSION,
+        configurations,
+    })
 }
 
 /// Reads an export: the configurations arrive inactive and without keys, until a key is entered.
 pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
-    let document: ExportDocument =
-        serde_json::from_str(text).map_err(|error| ImportError::Malformed { format: "Lanyard export (JSON)", detail: error.to_string() })?;
+    let document: ExportDocument = serde_json::from_str(text).map_err(|error| ImportError::Malformed {
+        format: "Lanyard export (JSON)",
+        detail: error.to_string(),
+    })?;
     if document.lanyard_export != EXPORT_VERSION {
         return Err(ImportError::Malformed {
             format: "Lanyard export (JSON)",
-            detail: format!("version {} is not supported (expected {EXPORT_VERSION})", document.lanyard_export),
+            detail: format!(
+                "version {} is not supported (expected {EXPORT_VERSION})",
+                document.lanyard_export
+            ),
         });
     }
     document
@@ -185,8 +224,13 @@ pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, Imp
         .map(|(index, exported)| {
             let origin = format!("configurations[{index}]");
             let name = ConfigName::parse(&exported.name).map_err(|message| invalid(&origin, "name", message))?;
-            let provider = Provider::parse(&exported.provider)
-                .ok_or_else(|| invalid(&origin, "provider", format!("`{}` is not a provider id", exported.provider)))?;
+            let provider = Provider::parse(&exported.provider).ok_or_else(|| {
+                invalid(
+                    &origin,
+                    "provider",
+                    format!("`{}` is not a provider id", exported.provider),
+                )
+            })?;
             let model = ModelId::parse(&exported.model).map_err(|message| invalid(&origin, "model", message))?;
             let base_url = exported
                 .base_url
@@ -194,14 +238,27 @@ pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, Imp
                 .transpose()?;
             Ok(Draft {
                 origin,
-                configuration: NewConfiguration { name, provider, model, api_key: None, base_url, is_default: false, is_active: false },
+                configuration: NewConfiguration {
+                    name,
+                    provider,
+                    model,
+                    api_key: None,
+                    base_url,
+                    is_default: false,
+                    is_active: false,
+                },
             })
         })
         .collect()
 }
 
 /// Creates the drafts for `owner` in one transaction; names that exist are skipped and reported.
-pub fn import(conn: &mut DbConnection, keyring: &MasterKeyring, owner: Uuid, drafts: Vec<Draft>) -> Result<ImportReport, ImportError> {
+pub fn import(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    drafts: Vec<Draft>,
+) -> Result<ImportReport, ImportError> {
     db::write_transaction(conn, |conn| {
         let mut report = ImportReport::default();
         for draft in drafts {
@@ -210,10 +267,15 @@ pub fn import(conn: &mut DbConnection, keyring: &MasterKeyring, owner: Uuid, dra
                 report.skipped.push(name);
                 continue;
             }
-            configurations::create_without_key(conn, keyring, owner, draft.configuration).map_err(|error| match error {
-                AppError::Validation(fields) => ImportError::Invalid { origin: draft.origin.clone(), detail: fields.summary().join("; ") },
-                other => ImportError::App(other),
-            })?;
+            configurations::create_without_key(conn, keyring, owner, draft.configuration).map_err(
+                |error| match error {
+                    AppError::Validation(fields) => ImportError::Invalid {
+                        origin: draft.origin.clone(),
+                        detail: fields.summary().join("; "),
+                    },
+                    other => ImportError::App(other),
+                },
+            )?;
             report.created.push(name);
         }
         Ok(report)
@@ -232,15 +294,42 @@ mod tests {
 
     #[test]
     fn litellm_prefixes_name_the_provider_and_are_stripped() {
-        assert_eq!(provider_from_litellm("anthropic/claude-3-5-sonnet", None), (Provider::Anthropic, "claude-3-5-sonnet".into()));
-        assert_eq!(provider_from_litellm("gemini/gemini-1.5-pro", None), (Provider::Gemini, "gemini-1.5-pro".into()));
-        assert_eq!(provider_from_litellm("openrouter/anthropic/claude-3.5", None), (Provider::Openrouter, "anthropic/claude-3.5".into()));
-        assert_eq!(provider_from_litellm("together_ai/meta-llama/Llama-3", None), (Provider::Together, "meta-llama/Llama-3".into()));
-        assert_eq!(provider_from_litellm("ollama/llama3", Some("http://127.0.0.1:11434")), (Provider::Ollama, "llama3".into()));
-        assert_eq!(provider_from_litellm("gpt-4o", None), (Provider::Openai, "gpt-4o".into()));
-        assert_eq!(provider_from_litellm("gpt-4o", Some("https://api.openai.com/v1/")), (Provider::Openai, "gpt-4o".into()));
-        assert_eq!(provider_from_litellm("my-model", Some("https://llm.example.com/v1")), (Provider::OpenaiCompatible, "my-model".into()));
-        assert_eq!(provider_from_litellm("openai/my-model", Some("https://llm.example.com/v1")), (Provider::OpenaiCompatible, "my-model".into()));
+        assert_eq!(
+            provider_from_litellm("anthropic/claude-3-5-sonnet", None),
+            (Provider::Anthropic, "claude-3-5-sonnet".into())
+        );
+        assert_eq!(
+            provider_from_litellm("gemini/gemini-1.5-pro", None),
+            (Provider::Gemini, "gemini-1.5-pro".into())
+        );
+        assert_eq!(
+            provider_from_litellm("openrouter/anthropic/claude-3.5", None),
+            (Provider::Openrouter, "anthropic/claude-3.5".into())
+        );
+        assert_eq!(
+            provider_from_litellm("together_ai/meta-llama/Llama-3", None),
+            (Provider::Together, "meta-llama/Llama-3".into())
+        );
+        assert_eq!(
+            provider_from_litellm("ollama/llama3", Some("http://127.0.0.1:11434")),
+            (Provider::Ollama, "llama3".into())
+        );
+        assert_eq!(
+            provider_from_litellm("gpt-4o", None),
+            (Provider::Openai, "gpt-4o".into())
+        );
+        assert_eq!(
+            provider_from_litellm("gpt-4o", Some("https://api.openai.com/v1/")),
+            (Provider::Openai, "gpt-4o".into())
+        );
+        assert_eq!(
+            provider_from_litellm("my-model", Some("https://llm.example.com/v1")),
+            (Provider::OpenaiCompatible, "my-model".into())
+        );
+        assert_eq!(
+            provider_from_litellm("openai/my-model", Some("https://llm.example.com/v1")),
+            (Provider::OpenaiCompatible, "my-model".into())
+        );
     }
 
     #[test]
@@ -265,12 +354,22 @@ base_url = "https://ollama.example.com"
         let drafts = parse_openhands(text, &EgressPolicy::default()).unwrap();
         let summary: Vec<(String, Provider, String)> = drafts
             .iter()
-            .map(|d| (d.configuration.name.as_str().to_owned(), d.configuration.provider, d.configuration.model.as_str().to_owned()))
+            .map(|d| {
+                (
+                    d.configuration.name.as_str().to_owned(),
+                    d.configuration.provider,
+                    d.configuration.model.as_str().to_owned(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
             [
-                ("openhands-default".to_owned(), Provider::Anthropic, "claude-3-5-sonnet-20241022".to_owned()),
+                (
+                    "openhands-default".to_owned(),
+                    Provider::Anthropic,
+                    "claude-3-5-sonnet-20241022".to_owned()
+                ),
                 ("gpt4o".to_owned(), Provider::Openai, "gpt-4o".to_owned()),
                 ("local".to_owned(), Provider::Ollama, "llama3".to_owned()),
             ]
@@ -283,6 +382,12 @@ base_url = "https://ollama.example.com"
         assert!(error.to_string().contains("TOML"), "{error}");
         let error = parse_openhands("[llm.x]\nmodel = 5", &EgressPolicy::default()).unwrap_err();
         assert!(error.to_string().contains("[llm.x]"), "{error}");
-        assert!(parse_export("{\"lanyard_export\": 1, \"configurations\": [{}]}", &EgressPolicy::default()).is_err());
+        assert!(
+            parse_export(
+                "{\"lanyard_export\": 1, \"configurations\": [{}]}",
+                &EgressPolicy::default()
+            )
+            .is_err()
+        );
     }
 }

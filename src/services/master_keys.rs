@@ -69,9 +69,12 @@ const MIN_PASSPHRASE_CHARS: usize = 12;
 pub fn passphrase_key(passphrase: &str, salt: &str) -> Result<MasterKey, KeyCheckError> {
     use argon2::{Algorithm, Argon2, Params, Version};
     if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(KeyCheckError::Passphrase(format!("LANYARD_MASTER_PASSPHRASE must be at least {MIN_PASSPHRASE_CHARS} characters")));
+        return Err(KeyCheckError::Passphrase(format!(
+            "LANYARD_MASTER_PASSPHRASE must be at least {MIN_PASSPHRASE_CHARS} characters"
+        )));
     }
-    let params = Params::new(64 * 1024, 3, 1, Some(32)).map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
+    let params =
+        Params::new(64 * 1024, 3, 1, Some(32)).map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), salt.as_bytes(), bytes.as_mut())
@@ -98,7 +101,11 @@ impl StoredKeyState {
             .map(|row| (row.key_id, row.canary))
             .collect();
         let passphrase_salt = instance_settings::get(conn, PASSPHRASE_SALT_SETTING)?;
-        Ok(StoredKeyState { keys_by_id, canaries, passphrase_salt })
+        Ok(StoredKeyState {
+            keys_by_id,
+            canaries,
+            passphrase_salt,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,7 +140,11 @@ pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result
                 }
             };
             let key = passphrase_key(passphrase.expose_secret(), &salt)?;
-            Ok(LoadedKeyring { keyring: MasterKeyring::new(vec![key])?, created_key_file: None, new_passphrase_salt })
+            Ok(LoadedKeyring {
+                keyring: MasterKeyring::new(vec![key])?,
+                created_key_file: None,
+                new_passphrase_salt,
+            })
         }
         MasterKeySource::KeyFile(path) => {
             if path.exists() {
@@ -233,7 +244,11 @@ pub struct RotationReport {
 /// Re-encrypts every stored key under the active master key, `batch_size` at a time, each
 /// batch its own transaction, writing only where the stored value is still the one it read.
 /// Safe to interrupt and to run again.
-pub fn rotate(conn: &mut DbConnection, keyring: &MasterKeyring, batch_size: i64) -> Result<RotationReport, KeyCheckError> {
+pub fn rotate(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    batch_size: i64,
+) -> Result<RotationReport, KeyCheckError> {
     let active = keyring.active().id().to_string();
     let mut report = RotationReport::default();
     let mut after = None;
@@ -244,7 +259,10 @@ pub fn rotate(conn: &mut DbConnection, keyring: &MasterKeyring, batch_size: i64)
         db::write_transaction(conn, |conn| {
             for key in &batch {
                 let Some(sealed) = &key.sealed else { continue };
-                let binding = RowBinding::Configuration { owner: key.user_id.0, configuration: key.id.0 };
+                let binding = RowBinding::Configuration {
+                    owner: key.user_id.0,
+                    configuration: key.id.0,
+                };
                 let Ok(plain) = keyring.open(sealed, binding) else {
                     report.unreadable += 1;
                     continue;
@@ -259,13 +277,20 @@ pub fn rotate(conn: &mut DbConnection, keyring: &MasterKeyring, batch_size: i64)
             Ok::<_, diesel::result::Error>(())
         })?;
     }
-    report.remaining = llm_configurations::count_keys_by_key_id(conn)?.into_iter().filter(|(id, _)| *id != active).collect();
+    report.remaining = llm_configurations::count_keys_by_key_id(conn)?
+        .into_iter()
+        .filter(|(id, _)| *id != active)
+        .collect();
     Ok(report)
 }
 
 /// After migrations: stores a new passphrase salt, and records a canary for every configured
 /// key that has none yet.
-pub fn record_canaries(conn: &mut DbConnection, keyring: &MasterKeyring, new_passphrase_salt: Option<&str>) -> Result<usize, KeyCheckError> {
+pub fn record_canaries(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    new_passphrase_salt: Option<&str>,
+) -> Result<usize, KeyCheckError> {
     db::write_transaction(conn, |conn| {
         if let Some(salt) = new_passphrase_salt {
             match instance_settings::get(conn, PASSPHRASE_SALT_SETTING)? {
@@ -278,13 +303,23 @@ pub fn record_canaries(conn: &mut DbConnection, keyring: &MasterKeyring, new_pas
                 }
             }
         }
-        let existing: Vec<String> = master_key_canaries::list(conn)?.into_iter().map(|row| row.key_id).collect();
+        let existing: Vec<String> = master_key_canaries::list(conn)?
+            .into_iter()
+            .map(|row| row.key_id)
+            .collect();
         let mut added = 0;
-        for key in keyring.keys().filter(|key| !existing.iter().any(|id| id == key.id().as_str())) {
+        for key in keyring
+            .keys()
+            .filter(|key| !existing.iter().any(|id| id == key.id().as_str()))
+        {
             let sealed = key.seal(CANARY_PLAINTEXT, RowBinding::Canary);
             master_key_canaries::insert(
                 conn,
-                &master_key_canaries::CanaryRow { key_id: sealed.key_id, canary: sealed.bytes, created_at: db::now() },
+                &master_key_canaries::CanaryRow {
+                    key_id: sealed.key_id,
+                    canary: sealed.bytes,
+                    created_at: db::now(),
+                },
             )?;
             added += 1;
         }

@@ -24,7 +24,10 @@ pub struct Principal {
 
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Token { id: Uuid, scopes: Scopes },
+    Token {
+        id: Uuid,
+        scopes: Scopes,
+    },
     /// A browser session: what `read` and `write` allow, never `resolve`.
     Session,
 }

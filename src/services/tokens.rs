@@ -132,5 +132,9 @@ pub fn list(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<TokenSummary>,
 
 /// Revokes one of the user's tokens (404 for anyone else's).
 pub fn revoke(conn: &mut DbConnection, user_id: Uuid, id: Uuid) -> Result<(), AppError> {
-    if api_tokens::revoke(conn, DbId(user_id), DbId(id))? { Ok(()) } else { Err(AppError::NotFound) }
+    if api_tokens::revoke(conn, DbId(user_id), DbId(id))? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
 }

@@ -16,16 +16,21 @@ use crate::error::{AppError, FieldErrors};
 use crate::services::accounts::{self, SignedInUser};
 
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 pub fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }
 
 /// The address failures are counted against: the peer's.
 pub fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr().map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string())
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string())
 }
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
@@ -60,7 +65,10 @@ pub async fn login_form(state: web::Data<AppState>, session: Session) -> PageRes
         email: String::new(),
         registration_open,
     };
-    Ok(html(actix_web::http::StatusCode::OK, page.render().map_err(AppError::from)?))
+    Ok(html(
+        actix_web::http::StatusCode::OK,
+        page.render().map_err(AppError::from)?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -79,7 +87,10 @@ pub async fn login(
 ) -> PageResult {
     let LoginFields { email, password } = form.fields;
     let client = client_address(&req);
-    let outcome = state.db.run(move |conn| accounts::login(conn, &email, &password, &client)).await;
+    let outcome = state
+        .db
+        .run(move |conn| accounts::login(conn, &email, &password, &client))
+        .await;
     match outcome {
         Ok(user) => {
             sign_in(&session, &user)?;
@@ -93,7 +104,10 @@ pub async fn login(
                 email: String::new(),
                 registration_open: false,
             };
-            Ok(html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page.render().map_err(AppError::from)?))
+            Ok(html(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                page.render().map_err(AppError::from)?,
+            ))
         }
         Err(other) => Err(other.into()),
     }
@@ -146,7 +160,11 @@ pub async fn register_form(state: web::Data<AppState>, session: Session, query: 
         email: String::new(),
         errors: FieldErrors::new(),
     };
-    let status = if allowed { actix_web::http::StatusCode::OK } else { actix_web::http::StatusCode::FORBIDDEN };
+    let status = if allowed {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::FORBIDDEN
+    };
     Ok(html(status, page.render().map_err(AppError::from)?))
 }
 
@@ -165,10 +183,18 @@ pub async fn register(
     session: Session,
     form: ProtectedForm<RegisterFields>,
 ) -> PageResult {
-    let RegisterFields { email, password, setup_token } = form.fields;
+    let RegisterFields {
+        email,
+        password,
+        setup_token,
+    } = form.fields;
     let mut errors = FieldErrors::new();
-    let parsed_email = Email::parse(&email).map_err(|message| errors.add("email", message)).ok();
-    let parsed_password = Password::parse(&password).map_err(|message| errors.add("password", message)).ok();
+    let parsed_email = Email::parse(&email)
+        .map_err(|message| errors.add("email", message))
+        .ok();
+    let parsed_password = Password::parse(&password)
+        .map_err(|message| errors.add("password", message))
+        .ok();
     let client = client_address(&req);
     let outcome = match (parsed_email, parsed_password) {
         (Some(email), Some(password)) => {
@@ -196,7 +222,10 @@ pub async fn register(
                 email,
                 errors,
             };
-            Ok(html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, page.render().map_err(AppError::from)?))
+            Ok(html(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                page.render().map_err(AppError::from)?,
+            ))
         }
         Err(other) => Err(other.into()),
     }

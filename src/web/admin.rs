@@ -136,21 +136,43 @@ fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
     })
 }
 
-fn render(state: &AppState, admin: &SignedIn, data: AdminData, notice: Option<String>, errors: FieldErrors) -> PageResult {
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+fn render(
+    state: &AppState,
+    admin: &SignedIn,
+    data: AdminData,
+    notice: Option<String>,
+    errors: FieldErrors,
+) -> PageResult {
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let mut master_keys: Vec<MasterKeyView> = state
         .keyring
         .keys()
         .enumerate()
         .map(|(index, key)| MasterKeyView {
             id: key.id().to_string(),
-            state: if index == 0 { "active (encrypts)" } else { "configured (decrypts)" },
-            count: data.keys_by_id.iter().find(|(id, _)| id == key.id().as_str()).map_or(0, |(_, count)| *count),
+            state: if index == 0 {
+                "active (encrypts)"
+            } else {
+                "configured (decrypts)"
+            },
+            count: data
+                .keys_by_id
+                .iter()
+                .find(|(id, _)| id == key.id().as_str())
+                .map_or(0, |(_, count)| *count),
         })
         .collect();
     for (id, count) in &data.keys_by_id {
         if state.keyring.get(id).is_none() {
-            master_keys.push(MasterKeyView { id: id.clone(), state: "not configured", count: *count });
+            master_keys.push(MasterKeyView {
+                id: id.clone(),
+                state: "not configured",
+                count: *count,
+            });
         }
     }
     let page = AdminPage {
@@ -169,9 +191,10 @@ fn render(state: &AppState, admin: &SignedIn, data: AdminData, notice: Option<St
         reveals: data.reveals,
     };
     let mut response = html(status, page.render().map_err(AppError::from)?);
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
     Ok(response)
 }
 
@@ -234,8 +257,16 @@ pub struct CreateUserFields {
     admin: Option<String>,
 }
 
-pub async fn create_user(state: web::Data<AppState>, Admin(admin): Admin, form: ProtectedForm<CreateUserFields>) -> PageResult {
-    let CreateUserFields { email, password, admin: make_admin } = form.fields;
+pub async fn create_user(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    form: ProtectedForm<CreateUserFields>,
+) -> PageResult {
+    let CreateUserFields {
+        email,
+        password,
+        admin: make_admin,
+    } = form.fields;
     act(state, admin, "created", move |conn| {
         let mut errors = FieldErrors::new();
         let email = Email::parse(&email).map_err(|m| errors.add("email", m)).ok();
@@ -243,25 +274,48 @@ pub async fn create_user(state: web::Data<AppState>, Admin(admin): Admin, form: 
         let (Some(email), Some(password)) = (email, password) else {
             return Err(AppError::Validation(errors));
         };
-        accounts::create_user(conn, &email, &password, make_admin.is_some()).map(|_| ()).map_err(|error| match error {
-            AppError::Conflict { fields, .. } if !fields.is_empty() => AppError::Validation(fields),
-            other => other,
-        })
+        accounts::create_user(conn, &email, &password, make_admin.is_some())
+            .map(|_| ())
+            .map_err(|error| match error {
+                AppError::Conflict { fields, .. } if !fields.is_empty() => AppError::Validation(fields),
+                other => other,
+            })
     })
     .await
 }
 
-pub async fn disable_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
     let id = user_id(&path)?;
-    act(state, admin, "disabled", move |conn| accounts::set_disabled(conn, id, true)).await
+    act(state, admin, "disabled", move |conn| {
+        accounts::set_disabled(conn, id, true)
+    })
+    .await
 }
 
-pub async fn enable_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
     let id = user_id(&path)?;
-    act(state, admin, "enabled", move |conn| accounts::set_disabled(conn, id, false)).await
+    act(state, admin, "enabled", move |conn| {
+        accounts::set_disabled(conn, id, false)
+    })
+    .await
 }
 
-pub async fn delete_user(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, _form: ProtectedForm<NoFields>) -> PageResult {
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
     let id = user_id(&path)?;
     act(state, admin, "deleted", move |conn| accounts::delete_user(conn, id)).await
 }
@@ -272,7 +326,12 @@ pub struct RoleField {
     role: String,
 }
 
-pub async fn set_role(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, form: ProtectedForm<RoleField>) -> PageResult {
+pub async fn set_role(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    form: ProtectedForm<RoleField>,
+) -> PageResult {
     let id = user_id(&path)?;
     let role = Role::parse(&form.fields.role).ok_or_else(|| AppError::validation("role", "must be admin or member"))?;
     act(state, admin, "role", move |conn| accounts::set_role(conn, id, role)).await
@@ -284,7 +343,12 @@ pub struct PasswordField {
     new_password: String,
 }
 
-pub async fn reset_password(state: web::Data<AppState>, Admin(admin): Admin, path: web::Path<String>, form: ProtectedForm<PasswordField>) -> PageResult {
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    path: web::Path<String>,
+    form: ProtectedForm<PasswordField>,
+) -> PageResult {
     let id = user_id(&path)?;
     let password = form.fields.new_password;
     act(state, admin, "password", move |conn| {
@@ -300,7 +364,14 @@ pub struct RegistrationField {
     open: String,
 }
 
-pub async fn set_registration(state: web::Data<AppState>, Admin(admin): Admin, form: ProtectedForm<RegistrationField>) -> PageResult {
+pub async fn set_registration(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    form: ProtectedForm<RegistrationField>,
+) -> PageResult {
     let open = form.fields.open == "true";
-    act(state, admin, "saved", move |conn| accounts::set_registration_open(conn, open)).await
+    act(state, admin, "saved", move |conn| {
+        accounts::set_registration_open(conn, open)
+    })
+    .await
 }

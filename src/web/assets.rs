@@ -23,11 +23,17 @@ pub fn asset_url(path: &str) -> String {
 
 pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let Some(file) = Static::get(&path) else {
-        return HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("not found");
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found");
     };
     let mime = mime_guess::from_path(path.as_str()).first_or_octet_stream();
     let versioned = req.query_string().starts_with("v=");
-    let cache = if versioned { "public, max-age=31536000, immutable" } else { "public, max-age=300" };
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    };
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, mime.to_string()))
         .insert_header((header::CACHE_CONTROL, cache))

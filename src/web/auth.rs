@@ -17,14 +17,16 @@ use url::Url;
 use uuid::Uuid;
 
 use super::error::PageError;
-use super::session::{CSRF_TOKEN, EMAIL, ROLE, USER_ID};
+use super::session::{CSRF_TOKEN, EMAIL, ROLE, UNAVAILABLE, USER_ID};
 use crate::app::AppState;
 use crate::domain::Role;
 use crate::error::AppError;
 
 /// Is this an htmx request (`HX-Request: true`)?
 pub fn is_htmx(req: &HttpRequest) -> bool {
-    req.headers().get("HX-Request").is_some_and(|value| value.as_bytes() == b"true")
+    req.headers()
+        .get("HX-Request")
+        .is_some_and(|value| value.as_bytes() == b"true")
 }
 
 /// The session's CSRF token, created on first use.
@@ -67,7 +69,10 @@ pub fn origin_allowed(req: &HttpRequest, public_url: &Url) -> bool {
 
 /// The X-CSRF-Token header, if sent.
 pub fn csrf_header(req: &HttpRequest) -> Option<String> {
-    req.headers().get("X-CSRF-Token").and_then(|value| value.to_str().ok()).map(str::to_owned)
+    req.headers()
+        .get("X-CSRF-Token")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Refuses (403) an unsafe request without the session's CSRF token or from a foreign origin.
@@ -80,7 +85,9 @@ pub fn check_request(req: &HttpRequest, session: &Session, form_token: Option<&s
     }
     let header_token = csrf_header(req);
     if !csrf_matches(session, form_token.or(header_token.as_deref())) {
-        return Err(AppError::Forbidden("the form is missing its security token or it has expired; reload the page".into()));
+        return Err(AppError::Forbidden(
+            "the form is missing its security token or it has expired; reload the page".into(),
+        ));
     }
     Ok(())
 }
@@ -98,13 +105,27 @@ pub struct SignedIn {
 impl SignedIn {
     /// From a request's session, if it is signed in.
     pub fn from_session(session: Session) -> Result<Option<SignedIn>, AppError> {
+        if session.get::<bool>(UNAVAILABLE).ok().flatten() == Some(true) {
+            return Err(AppError::Unavailable);
+        }
         let user_id = session.get::<Uuid>(USER_ID).ok().flatten();
-        let role = session.get::<String>(ROLE).ok().flatten().as_deref().and_then(Role::parse);
+        let role = session
+            .get::<String>(ROLE)
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(Role::parse);
         match (user_id, role) {
             (Some(user_id), Some(role)) => {
                 let csrf_token = csrf_token(&session)?;
                 let email = session.get::<String>(EMAIL).ok().flatten().unwrap_or_default();
-                Ok(Some(SignedIn { user_id, email, role, csrf_token, session }))
+                Ok(Some(SignedIn {
+                    user_id,
+                    email,
+                    role,
+                    csrf_token,
+                    session,
+                }))
             }
             _ => Ok(None),
         }
@@ -158,7 +179,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ProtectedForm<T> {
             }
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
                 .map_err(|_| AppError::BadRequest("the form is not valid".into()))?;
-            let form_token = pairs.iter().find(|(name, _)| name == "csrf_token").map(|(_, value)| value.as_str());
+            let form_token = pairs
+                .iter()
+                .find(|(name, _)| name == "csrf_token")
+                .map(|(_, value)| value.as_str());
             check_request(&req, &req.get_session(), form_token)?;
             let fields = serde_urlencoded::from_bytes(&body)
                 .map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))?;

@@ -41,7 +41,9 @@ fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
             let configuration_id = row.configuration_id.0.to_string();
             let effective = configurations.iter().any(|c| c.id == configuration_id && c.is_active);
             OverrideView {
-                conversation_path: url::form_urlencoded::byte_serialize(row.conversation_id.as_bytes()).collect::<String>().replace('+', "%20"),
+                conversation_path: url::form_urlencoded::byte_serialize(row.conversation_id.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20"),
                 conversation_id: row.conversation_id,
                 configuration_id,
                 effective,
@@ -49,7 +51,10 @@ fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
             }
         })
         .collect();
-    Ok(PageData { overrides, configurations })
+    Ok(PageData {
+        overrides,
+        configurations,
+    })
 }
 
 #[derive(Template)]
@@ -72,7 +77,11 @@ struct OverridesFragment {
 }
 
 fn render_page(user: &SignedIn, data: PageData, pin_conversation_id: String, pin_errors: FieldErrors) -> PageResult {
-    let status = if pin_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if pin_errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let page = ConversationsPage {
         layout: Layout::signed_in("Conversations", "conversations", user),
         csrf_token: user.csrf_token.clone(),
@@ -97,12 +106,18 @@ pub struct OverrideFields {
 }
 
 /// Sets (or, with an empty `configuration_id`, removes) an override.
-fn apply(conn: &mut DbConnection, owner: Uuid, conversation: &ConversationId, configuration_id: &str) -> Result<(), AppError> {
+fn apply(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    conversation: &ConversationId,
+    configuration_id: &str,
+) -> Result<(), AppError> {
     let configuration_id = configuration_id.trim();
     if configuration_id.is_empty() {
         return conversations::remove_override(conn, owner, conversation);
     }
-    let id = Uuid::parse_str(configuration_id).map_err(|_| AppError::validation("configuration_id", "choose one of your configurations"))?;
+    let id = Uuid::parse_str(configuration_id)
+        .map_err(|_| AppError::validation("configuration_id", "choose one of your configurations"))?;
     conversations::set_override(conn, owner, conversation, id)
         .map(|_| ())
         .map_err(|error| match error {
@@ -119,7 +134,8 @@ pub async fn update(
     path: web::Path<String>,
     form: ProtectedForm<OverrideFields>,
 ) -> PageResult {
-    let conversation = ConversationId::parse(&path).map_err(|message| AppError::validation("conversation_id", message))?;
+    let conversation =
+        ConversationId::parse(&path).map_err(|message| AppError::validation("conversation_id", message))?;
     let owner = user.user_id;
     let configuration_id = form.fields.configuration_id;
     let data = state
@@ -132,7 +148,11 @@ pub async fn update(
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
-    let fragment = OverridesFragment { csrf_token: user.csrf_token.clone(), overrides: data.overrides, configurations: data.configurations };
+    let fragment = OverridesFragment {
+        csrf_token: user.csrf_token.clone(),
+        overrides: data.overrides,
+        configurations: data.configurations,
+    };
     Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }
 
@@ -146,12 +166,18 @@ pub struct PinFields {
 
 /// `POST /conversations`: pin a conversation named in the form.
 pub async fn pin(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<PinFields>) -> PageResult {
-    let PinFields { conversation_id, configuration_id } = form.fields;
+    let PinFields {
+        conversation_id,
+        configuration_id,
+    } = form.fields;
     let owner = user.user_id;
     let outcome = match ConversationId::parse(conversation_id.trim()) {
         Ok(conversation) => {
             let configuration_id = configuration_id.clone();
-            state.db.run(move |conn| apply(conn, owner, &conversation, &configuration_id)).await
+            state
+                .db
+                .run(move |conn| apply(conn, owner, &conversation, &configuration_id))
+                .await
         }
         Err(message) => Err(AppError::validation("conversation_id", message)),
     };

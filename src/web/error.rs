@@ -69,9 +69,13 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let error = match self {
-            PageError::SignedOut { htmx: true } => return HttpResponse::Ok().insert_header(("HX-Redirect", "/login")).finish(),
+            PageError::SignedOut { htmx: true } => {
+                return HttpResponse::Ok().insert_header(("HX-Redirect", "/login")).finish();
+            }
             PageError::SignedOut { htmx: false } | PageError::App(AppError::Unauthorized) => {
-                return HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish();
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, "/login"))
+                    .finish();
             }
             PageError::App(error) => error,
         };
@@ -83,7 +87,11 @@ impl ResponseError for PageError {
             AppError::Internal(_) => "An unexpected error occurred. It has been logged.".to_owned(),
             other => other.to_string(),
         };
-        let page = ErrorPage { status: status.as_u16(), title: title_for(status.as_u16()), message };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title: title_for(status.as_u16()),
+            message,
+        };
         let mut response = HttpResponse::build(status);
         if let AppError::RateLimited { retry_after_secs } = error {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

@@ -51,7 +51,10 @@ struct TableFragment {
 }
 
 fn table_fragment(rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<HttpResponse, AppError> {
-    let fragment = TableFragment { configurations: configuration_views(rows), csrf_token: user.csrf_token.clone() };
+    let fragment = TableFragment {
+        configurations: configuration_views(rows),
+        csrf_token: user.csrf_token.clone(),
+    };
     Ok(no_store(html(StatusCode::OK, fragment.render()?)))
 }
 
@@ -151,20 +154,41 @@ struct FormPage {
 /// The form as a dialog fragment (htmx) or its own page.
 fn render_form(form: FormView, user: &SignedIn, status: StatusCode) -> Result<HttpResponse, AppError> {
     let body = if form.in_dialog {
-        FormFragment { form, csrf_token: user.csrf_token.clone() }.render()?
+        FormFragment {
+            form,
+            csrf_token: user.csrf_token.clone(),
+        }
+        .render()?
     } else {
-        let title = if form.is_edit { "Edit configuration" } else { "Add configuration" };
-        FormPage { layout: Layout::signed_in(title, "configurations", user), form, csrf_token: user.csrf_token.clone() }
-            .render()?
+        let title = if form.is_edit {
+            "Edit configuration"
+        } else {
+            "Add configuration"
+        };
+        FormPage {
+            layout: Layout::signed_in(title, "configurations", user),
+            form,
+            csrf_token: user.csrf_token.clone(),
+        }
+        .render()?
     };
     Ok(no_store(html(status, body)))
 }
 
 pub async fn new_form(req: HttpRequest, user: SignedIn) -> PageResult {
-    Ok(render_form(FormView::new_configuration(is_htmx(&req)), &user, StatusCode::OK)?)
+    Ok(render_form(
+        FormView::new_configuration(is_htmx(&req)),
+        &user,
+        StatusCode::OK,
+    )?)
 }
 
-pub async fn edit_form(state: web::Data<AppState>, req: HttpRequest, user: SignedIn, path: web::Path<String>) -> PageResult {
+pub async fn edit_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
@@ -207,9 +231,19 @@ fn parse_fields(fields: &ConfigurationFields, policy: &EgressPolicy, errors: &mu
         .then(|| ApiKey::parse(&fields.api_key).map_err(|m| record("api_key", m)).ok())
         .flatten();
     let base_url = (!fields.base_url.trim().is_empty())
-        .then(|| BaseUrl::parse(&fields.base_url, policy).map_err(|m| record("base_url", m)).ok())
+        .then(|| {
+            BaseUrl::parse(&fields.base_url, policy)
+                .map_err(|m| record("base_url", m))
+                .ok()
+        })
         .flatten();
-    ParsedFields { name, provider, model, api_key, base_url }
+    ParsedFields {
+        name,
+        provider,
+        model,
+        api_key,
+        base_url,
+    }
 }
 
 /// After a successful save: the table (htmx, retargeted from the dialog's form, which the
@@ -220,9 +254,18 @@ fn after_save(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> R
     }
     let mut response = table_fragment(rows, user)?;
     let headers = response.headers_mut();
-    headers.insert(header::HeaderName::from_static("hx-retarget"), header::HeaderValue::from_static("#configurations"));
-    headers.insert(header::HeaderName::from_static("hx-reswap"), header::HeaderValue::from_static("innerHTML"));
-    headers.insert(header::HeaderName::from_static("hx-trigger"), header::HeaderValue::from_static("configuration-saved"));
+    headers.insert(
+        header::HeaderName::from_static("hx-retarget"),
+        header::HeaderValue::from_static("#configurations"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("hx-reswap"),
+        header::HeaderValue::from_static("innerHTML"),
+    );
+    headers.insert(
+        header::HeaderName::from_static("hx-trigger"),
+        header::HeaderValue::from_static("configuration-saved"),
+    );
     Ok(response)
 }
 
@@ -246,7 +289,13 @@ pub async fn create(
     let mut errors = FieldErrors::new();
     let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
     let outcome = match parsed {
-        ParsedFields { name: Some(name), provider: Some(provider), model: Some(model), api_key, base_url } if errors.is_empty() => {
+        ParsedFields {
+            name: Some(name),
+            provider: Some(provider),
+            model: Some(model),
+            api_key,
+            base_url,
+        } if errors.is_empty() => {
             let new = NewConfiguration {
                 name,
                 provider,
@@ -325,7 +374,11 @@ pub async fn update(
 
 /// A row action's answer: the table (htmx) or back to the page.
 fn after_action(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> PageResult {
-    if htmx { Ok(table_fragment(rows, user)?) } else { Ok(see_other(PAGE)) }
+    if htmx {
+        Ok(table_fragment(rows, user)?)
+    } else {
+        Ok(see_other(PAGE))
+    }
 }
 
 pub async fn set_default(
@@ -371,7 +424,10 @@ pub async fn set_active(
     let rows = state
         .db
         .run(move |conn| {
-            let update = ConfigurationUpdate { is_active: Some(is_active), ..ConfigurationUpdate::default() };
+            let update = ConfigurationUpdate {
+                is_active: Some(is_active),
+                ..ConfigurationUpdate::default()
+            };
             configurations::update(conn, &keyring, owner, id, update)?;
             configurations::list(conn, owner)
         })
@@ -436,14 +492,27 @@ pub async fn test_saved(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    connection_tests::test_saved(&state.db, &state.keyring, &state.outbound, owner, id, state.settings.test_rate_per_minute)
-        .await?;
+    connection_tests::test_saved(
+        &state.db,
+        &state.keyring,
+        &state.outbound,
+        owner,
+        id,
+        state.settings.test_rate_per_minute,
+    )
+    .await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-    let fragment = RowFragment { c: ConfigurationView::from(row), csrf_token: user.csrf_token.clone() };
-    Ok(no_store(html(StatusCode::OK, fragment.render().map_err(AppError::from)?)))
+    let fragment = RowFragment {
+        c: ConfigurationView::from(row),
+        csrf_token: user.csrf_token.clone(),
+    };
+    Ok(no_store(html(
+        StatusCode::OK,
+        fragment.render().map_err(AppError::from)?,
+    )))
 }
 
 /// A test result as the form shows it.
@@ -487,8 +556,15 @@ pub struct UnsavedTestFields {
 
 /// "Test before saving": tests the form's values. On the edit form an empty key field uses the
 /// stored key, but only while provider and base URL are unchanged (else it asks for the key).
-pub async fn test_unsaved(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<UnsavedTestFields>) -> PageResult {
-    let UnsavedTestFields { fields, configuration_id } = form.fields;
+pub async fn test_unsaved(
+    state: web::Data<AppState>,
+    user: SignedIn,
+    form: ProtectedForm<UnsavedTestFields>,
+) -> PageResult {
+    let UnsavedTestFields {
+        fields,
+        configuration_id,
+    } = form.fields;
     let mut errors = FieldErrors::new();
     let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
     let (Some(provider), Some(model)) = (parsed.provider, parsed.model) else {
@@ -505,17 +581,27 @@ pub async fn test_unsaved(state: web::Data<AppState>, user: SignedIn, form: Prot
         (None, Some(id)) => {
             let row = state
                 .db
-                .run(move |conn| crate::db::llm_configurations::find_for_user(conn, crate::db::DbId(owner), crate::db::DbId(id)).map_err(AppError::from))
+                .run(move |conn| {
+                    crate::db::llm_configurations::find_for_user(conn, crate::db::DbId(owner), crate::db::DbId(id))
+                        .map_err(AppError::from)
+                })
                 .await?
                 .ok_or(AppError::NotFound)?;
-            let requested_base = parsed.base_url.as_ref().map(BaseUrl::as_str).filter(|url| Some(*url) != provider.default_base_url());
+            let requested_base = parsed
+                .base_url
+                .as_ref()
+                .map(BaseUrl::as_str)
+                .filter(|url| Some(*url) != provider.default_base_url());
             if row.provider != provider.id() || row.base_url.as_deref() != requested_base {
                 return Ok(test_form_errors(FieldErrors::single(
                     "api_key",
                     "enter the key to test a different provider or base URL",
                 ))?);
             }
-            state.db.run(move |conn| connection_tests::consume_test_budget(conn, owner, limit)).await?;
+            state
+                .db
+                .run(move |conn| connection_tests::consume_test_budget(conn, owner, limit))
+                .await?;
             match connection_tests::saved_target(&state.keyring, &row)? {
                 Ok(mut target) => {
                     target.model = model.as_str().to_owned();
@@ -533,8 +619,13 @@ pub async fn test_unsaved(state: web::Data<AppState>, user: SignedIn, form: Prot
             connection_tests::test_unsaved(&state.db, &state.outbound, owner, target, limit).await?
         }
     };
-    let fragment = TestResultFragment { result: TestResultView::from(outcome) };
-    Ok(no_store(html(StatusCode::OK, fragment.render().map_err(AppError::from)?)))
+    let fragment = TestResultFragment {
+        result: TestResultView::from(outcome),
+    };
+    Ok(no_store(html(
+        StatusCode::OK,
+        fragment.render().map_err(AppError::from)?,
+    )))
 }
 
 /// A test that cannot run: the reasons, in the result area (422, which htmx swaps).
@@ -548,5 +639,8 @@ fn test_form_errors(errors: FieldErrors) -> Result<HttpResponse, AppError> {
         models: Vec::new(),
         warnings: Vec::new(),
     };
-    Ok(no_store(html(StatusCode::UNPROCESSABLE_ENTITY, TestResultFragment { result }.render()?)))
+    Ok(no_store(html(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        TestResultFragment { result }.render()?,
+    )))
 }

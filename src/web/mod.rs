@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod error;
 pub mod health;
 pub mod llm_configurations;
+pub mod observability;
 pub mod session;
 pub mod settings;
 pub mod views;
@@ -21,10 +22,15 @@ use error::PageError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(observability::metrics))
         .route("/static/{path:.*}", web::get().to(assets::serve))
         .route("/", web::get().to(home))
         .service(web::resource("/login").get(accounts::login_form).post(accounts::login))
-        .service(web::resource("/register").get(accounts::register_form).post(accounts::register))
+        .service(
+            web::resource("/register")
+                .get(accounts::register_form)
+                .post(accounts::register),
+        )
         .route("/logout", web::post().to(accounts::logout))
         .service(
             web::resource("/llm-configurations")
@@ -32,19 +38,41 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(llm_configurations::create),
         )
         .route("/llm-configurations/new", web::get().to(llm_configurations::new_form))
-        .route("/llm-configurations/test", web::post().to(llm_configurations::test_unsaved))
-        .route("/llm-configurations/{id}/test", web::post().to(llm_configurations::test_saved))
+        .route(
+            "/llm-configurations/test",
+            web::post().to(llm_configurations::test_unsaved),
+        )
+        .route(
+            "/llm-configurations/{id}/test",
+            web::post().to(llm_configurations::test_saved),
+        )
         .route("/llm-configurations/{id}", web::post().to(llm_configurations::update))
-        .route("/llm-configurations/{id}/edit", web::get().to(llm_configurations::edit_form))
-        .route("/llm-configurations/{id}/set-default", web::post().to(llm_configurations::set_default))
-        .route("/llm-configurations/{id}/active", web::post().to(llm_configurations::set_active))
+        .route(
+            "/llm-configurations/{id}/edit",
+            web::get().to(llm_configurations::edit_form),
+        )
+        .route(
+            "/llm-configurations/{id}/set-default",
+            web::post().to(llm_configurations::set_default),
+        )
+        .route(
+            "/llm-configurations/{id}/active",
+            web::post().to(llm_configurations::set_active),
+        )
         .service(
             web::resource("/llm-configurations/{id}/delete")
                 .get(llm_configurations::delete_confirm)
                 .post(llm_configurations::delete),
         )
-        .service(web::resource("/conversations").get(conversations::page).post(conversations::pin))
-        .route("/conversations/{conversation_id}", web::post().to(conversations::update))
+        .service(
+            web::resource("/conversations")
+                .get(conversations::page)
+                .post(conversations::pin),
+        )
+        .route(
+            "/conversations/{conversation_id}",
+            web::post().to(conversations::update),
+        )
         .route("/admin", web::get().to(admin::page))
         .route("/admin/users", web::post().to(admin::create_user))
         .route("/admin/users/{id}/disable", web::post().to(admin::disable_user))

@@ -30,6 +30,8 @@ pub const CSRF_TOKEN: &str = "csrf_token";
 pub const EMAIL: &str = "email";
 /// Filled in on every load from the users table (never stored): the user's current role.
 pub const ROLE: &str = "_role";
+/// Set on load (never stored) when the database could not be reached.
+pub const UNAVAILABLE: &str = "_unavailable";
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -105,7 +107,12 @@ impl SessionStore for DbSessionStore {
                 Ok(Some(state))
             })
             .await
-            .map_err(|error: db::DbError| LoadError::Other(anyhow::anyhow!("{error}")))
+            .or_else(|error: db::DbError| match error {
+                // The database is down: mark the session so that pages and the API answer 503
+                // (actix-session would turn a load error into a 500).
+                db::DbError::Unavailable(_) => Ok(Some(HashMap::from([(UNAVAILABLE.to_owned(), "true".to_owned())]))),
+                db::DbError::Query(error) => Err(LoadError::Other(anyhow::anyhow!("{error}"))),
+            })
     }
 
     async fn save(&self, state: HashMap<String, String>, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
@@ -134,7 +141,11 @@ impl SessionStore for DbSessionStore {
                 let updated = sessions::update_state(conn, &key_hash, user_id, &state, now, now + IDLE_TIMEOUT)?;
                 // The session ended meanwhile (expired, or ended elsewhere): start a fresh one
                 // rather than revive it.
-                if updated == 0 { insert_new(conn, None, "{}") } else { Ok(key) }
+                if updated == 0 {
+                    insert_new(conn, None, "{}")
+                } else {
+                    Ok(key)
+                }
             })
             .await
             .map_err(|error| UpdateError::Other(anyhow::anyhow!("{error}")))?;
@@ -177,4 +188,3 @@ pub fn middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionMiddl
         )
         .build()
 }
-

@@ -29,7 +29,10 @@ fn load(conn: &mut DbConnection, user_id: Uuid) -> Result<SettingsData, AppError
     let now = db::now();
     Ok(SettingsData {
         configurations: configuration_views(configurations::list(conn, user_id)?),
-        tokens: tokens::list(conn, user_id)?.into_iter().map(|token| TokenView::new(token, now)).collect(),
+        tokens: tokens::list(conn, user_id)?
+            .into_iter()
+            .map(|token| TokenView::new(token, now))
+            .collect(),
     })
 }
 
@@ -101,9 +104,10 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         password_changed: state.password_changed,
     };
     let mut response = html(status, page.render().map_err(AppError::from)?);
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
     Ok(response)
 }
 
@@ -115,7 +119,10 @@ pub struct PageQuery {
 pub async fn page(state: web::Data<AppState>, user: SignedIn, query: web::Query<PageQuery>) -> PageResult {
     let owner = user.user_id;
     let data = state.db.run(move |conn| load(conn, owner)).await?;
-    let page_state = PageState { password_changed: query.password_changed.is_some(), ..PageState::default() };
+    let page_state = PageState {
+        password_changed: query.password_changed.is_some(),
+        ..PageState::default()
+    };
     render_page(&user, data, page_state, StatusCode::OK)
 }
 
@@ -135,8 +142,16 @@ pub async fn set_default(
     let owner = user.user_id;
     let chosen = Uuid::parse_str(form.fields.configuration_id.trim());
     let outcome = match chosen {
-        Ok(id) => state.db.run(move |conn| configurations::set_default(conn, owner, id).map(|_| ())).await,
-        Err(_) => Err(AppError::validation("configuration_id", "choose one of your active configurations")),
+        Ok(id) => {
+            state
+                .db
+                .run(move |conn| configurations::set_default(conn, owner, id).map(|_| ()))
+                .await
+        }
+        Err(_) => Err(AppError::validation(
+            "configuration_id",
+            "choose one of your active configurations",
+        )),
     };
     let default_errors = match outcome {
         Ok(()) if !htmx => return Ok(see_other(PAGE)),
@@ -147,15 +162,31 @@ pub async fn set_default(
         }
         Err(other) => return Err(other.into()),
     };
-    let status = if default_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if default_errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let data = state.db.run(move |conn| load(conn, owner)).await?;
     if htmx {
         let (active_configurations, default_configuration) = split_default(data.configurations);
-        let fragment =
-            DefaultFragment { csrf_token: user.csrf_token.clone(), active_configurations, default_configuration, default_errors };
+        let fragment = DefaultFragment {
+            csrf_token: user.csrf_token.clone(),
+            active_configurations,
+            default_configuration,
+            default_errors,
+        };
         return Ok(html(status, fragment.render().map_err(AppError::from)?));
     }
-    render_page(&user, data, PageState { default_errors, ..PageState::default() }, status)
+    render_page(
+        &user,
+        data,
+        PageState {
+            default_errors,
+            ..PageState::default()
+        },
+        status,
+    )
 }
 
 /// Token fields; `scopes` may repeat, so it is read from the raw pairs.
@@ -175,14 +206,27 @@ pub async fn create_token(
 ) -> PageResult {
     let htmx = is_htmx(&req);
     let mut errors = FieldErrors::new();
-    let name = tokens::parse_token_name(&form.fields.name).map_err(|m| errors.add("name", m)).ok();
-    let scope_names: Vec<&str> = form.pairs.iter().filter(|(field, _)| field == "scopes").map(|(_, value)| value.as_str()).collect();
-    let scopes = Scopes::parse(&scope_names.join(",")).map_err(|m| errors.add("scopes", m)).ok();
+    let name = tokens::parse_token_name(&form.fields.name)
+        .map_err(|m| errors.add("name", m))
+        .ok();
+    let scope_names: Vec<&str> = form
+        .pairs
+        .iter()
+        .filter(|(field, _)| field == "scopes")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let scopes = Scopes::parse(&scope_names.join(","))
+        .map_err(|m| errors.add("scopes", m))
+        .ok();
     let expires_raw = form.fields.expires_in_days.trim();
     let expires_in_days = if expires_raw.is_empty() {
         None
     } else {
-        match expires_raw.parse::<i64>().map_err(|_| "must be a whole number of days".to_owned()).and_then(tokens::parse_expiry_days) {
+        match expires_raw
+            .parse::<i64>()
+            .map_err(|_| "must be a whole number of days".to_owned())
+            .and_then(tokens::parse_expiry_days)
+        {
             Ok(days) => Some(days),
             Err(message) => {
                 errors.add("expires_in_days", message);
@@ -197,24 +241,45 @@ pub async fn create_token(
                 .db
                 .run(move |conn| tokens::create_token(conn, owner, &name, &scopes, expires_in_days))
                 .await?;
-            Some(CreatedTokenView { name: created.name.clone(), secret: created.secret.expose().to_owned() })
+            Some(CreatedTokenView {
+                name: created.name.clone(),
+                secret: created.secret.expose().to_owned(),
+            })
         }
         _ => None,
     };
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let data = state.db.run(move |conn| load(conn, owner)).await?;
     // The token is shown in this one response and never again; without htmx the page is
     // rendered directly (not redirected), since a redirect would have to carry the secret.
     if htmx {
-        let fragment =
-            TokensFragment { csrf_token: user.csrf_token.clone(), tokens: data.tokens, created_token: created, token_errors: errors };
+        let fragment = TokensFragment {
+            csrf_token: user.csrf_token.clone(),
+            tokens: data.tokens,
+            created_token: created,
+            token_errors: errors,
+        };
         let mut response = html(status, fragment.render().map_err(AppError::from)?);
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
         return Ok(response);
     }
-    render_page(&user, data, PageState { created_token: created, token_errors: errors, ..PageState::default() }, status)
+    render_page(
+        &user,
+        data,
+        PageState {
+            created_token: created,
+            token_errors: errors,
+            ..PageState::default()
+        },
+        status,
+    )
 }
 
 pub async fn revoke_token(
@@ -248,22 +313,49 @@ pub struct PasswordFields {
     new_password: String,
 }
 
-pub async fn change_password(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm<PasswordFields>) -> PageResult {
-    let PasswordFields { current_password, new_password } = form.fields;
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: SignedIn,
+    form: ProtectedForm<PasswordFields>,
+) -> PageResult {
+    let PasswordFields {
+        current_password,
+        new_password,
+    } = form.fields;
     let owner = user.user_id;
     let outcome = match Password::parse(&new_password) {
-        Ok(new) => state.db.run(move |conn| accounts::change_password(conn, owner, &current_password, &new)).await,
+        Ok(new) => {
+            state
+                .db
+                .run(move |conn| accounts::change_password(conn, owner, &current_password, &new))
+                .await
+        }
         Err(message) => Err(AppError::validation("new_password", message)),
     };
     match outcome {
         Ok(()) => {
             // Every session of the user was ended; this one continues under a new id.
-            sign_in(&user.session, &SignedInUser { id: user.user_id, email: user.email.clone(), role: user.role })?;
+            sign_in(
+                &user.session,
+                &SignedInUser {
+                    id: user.user_id,
+                    email: user.email.clone(),
+                    role: user.role,
+                },
+            )?;
             Ok(see_other("/settings?password_changed=1"))
         }
         Err(AppError::Validation(password_errors)) => {
             let data = state.db.run(move |conn| load(conn, owner)).await?;
-            render_page(&user, data, PageState { password_errors, ..PageState::default() }, StatusCode::UNPROCESSABLE_ENTITY)
+            render_page(
+                &user,
+                data,
+                PageState {
+                    password_errors,
+                    ..PageState::default()
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
         }
         Err(other) => Err(other.into()),
     }

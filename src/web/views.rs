@@ -32,12 +32,20 @@ impl Layout {
             title: title.into(),
             csrf_token: user.csrf_token.clone(),
             section,
-            user: Some(NavUser { email: user.email.clone(), is_admin: user.is_admin() }),
+            user: Some(NavUser {
+                email: user.email.clone(),
+                is_admin: user.is_admin(),
+            }),
         }
     }
 
     pub fn anonymous(title: impl Into<String>, csrf_token: String) -> Self {
-        Layout { title: title.into(), csrf_token, section: "", user: None }
+        Layout {
+            title: title.into(),
+            csrf_token,
+            section: "",
+            user: None,
+        }
     }
 
     pub fn asset(&self, path: &str) -> String {
@@ -71,7 +79,8 @@ impl From<ConfigurationSummary> for ConfigurationView {
         };
         ConfigurationView {
             id: row.id.0.to_string(),
-            provider_label: Provider::parse(&row.provider).map_or_else(|| row.provider.clone(), |p| p.label().to_owned()),
+            provider_label: Provider::parse(&row.provider)
+                .map_or_else(|| row.provider.clone(), |p| p.label().to_owned()),
             name: row.name,
             model: row.model,
             masked_key: row.api_key_hint,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use diesel::prelude::*;
-use lanyard::app::Application;
+use lanyard::app::{Application, BuildError};
 use lanyard::config::{MasterKeySource, Settings};
 use lanyard::crypto::{KeyId, MasterKey};
 use lanyard::db::{self, Database, DatabaseUrl, DbConnection};
@@ -81,13 +81,6 @@ impl TestDatabase {
             TestDatabase::Postgres { url, .. } => url.clone(),
         }
     }
-
-    pub fn backend(&self) -> Backend {
-        match self {
-            TestDatabase::Sqlite { .. } => Backend::Sqlite,
-            TestDatabase::Postgres { .. } => Backend::Postgres,
-        }
-    }
 }
 
 impl Drop for TestDatabase {
@@ -104,15 +97,28 @@ pub fn master_key_entry(id: &str) -> String {
     MasterKey::generate(KeyId::parse(id).unwrap()).to_entry()
 }
 
+/// A port free at the moment of asking, so that the app's public URL can name its own address,
+/// as a real deployment's does (the Origin check compares against it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
+    let port = free_port();
     Settings {
         database_url: database.url(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_url: url::Url::parse("http://127.0.0.1:8080").unwrap(),
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        public_url: url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
         master_keys: MasterKeySource::Entries(SecretString::from(master_keys.to_owned())),
         egress: EgressPolicy::parse("", "allowlist").unwrap(),
         test_rate_per_minute: 10,
         pool_size: 2,
+        fallback: None,
+        metrics_token: None,
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -138,9 +144,40 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     Some(spawn_app_on(test_database, master_keys).await)
 }
 
+/// `spawn_app` with the settings changed by `configure` first (the egress policy, the test
+/// rate, …).
+pub async fn spawn_app_with(backend: Backend, configure: impl Fn(&mut Settings)) -> Option<TestApp> {
+    let test_database = TestDatabase::create(backend)?;
+    let master_keys = master_key_entry("test-key");
+    Some(spawn_app_on_with(test_database, master_keys, configure).await)
+}
+
+/// An egress policy as the operator would write it in `LANYARD_EGRESS_ALLOW` and
+/// `LANYARD_EGRESS_MODE`.
+pub fn egress_policy(allow: &str, mode: &str) -> EgressPolicy {
+    EgressPolicy::parse(allow, mode).unwrap()
+}
+
 pub async fn spawn_app_on(test_database: TestDatabase, master_keys: String) -> TestApp {
-    let settings = settings_for(&test_database, &master_keys);
-    let application = Application::build(settings).await.expect("the application starts");
+    spawn_app_on_with(test_database, master_keys, |_| {}).await
+}
+
+pub async fn spawn_app_on_with(
+    test_database: TestDatabase,
+    master_keys: String,
+    configure: impl Fn(&mut Settings),
+) -> TestApp {
+    // The port is chosen before binding; should another socket take it meanwhile, try another.
+    let mut attempts = 0;
+    let application = loop {
+        let mut settings = settings_for(&test_database, &master_keys);
+        configure(&mut settings);
+        match Application::build(settings).await {
+            Ok(application) => break application,
+            Err(BuildError::Bind { .. }) if attempts < 5 => attempts += 1,
+            Err(error) => panic!("the application starts: {error}"),
+        }
+    };
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let database = Database::new(db::build_pool(&test_database.url(), 2).unwrap());
@@ -160,10 +197,6 @@ pub async fn spawn_app_on(test_database: TestDatabase, master_keys: String) -> T
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.test_database.backend()
     }
 
     /// Runs `work` on a connection of the test's own pool.
@@ -187,7 +220,7 @@ impl TestApp {
                 let user = accounts::create_user(
                     conn,
                     &Email::parse(&stored_email).unwrap(),
-                    &Password::parse("correct horse battery").unwrap(),
+                    &Password::parse(TEST_PASSWORD).unwrap(),
                     false,
                 )
                 .unwrap();
@@ -306,4 +339,213 @@ macro_rules! on_both_backends {
             }
         )+
     };
+}
+
+/// `on_both_backends!` for apps whose settings `configure` (a `fn(&mut Settings)` of the
+/// calling module) changes first: `on_both_backends_with!(loopback_allowed; a_test, …)`.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($configure:ident; $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                use $crate::helpers::{spawn_app_with, Backend};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = spawn_app_with(Backend::Sqlite, super::$configure).await;
+                    super::$test(app.expect("sqlite is always available")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = spawn_app_with(Backend::Postgres, super::$configure).await {
+                        super::$test(app).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// The password test users are created with.
+pub const TEST_PASSWORD: &str = "correct horse battery";
+
+/// A visitor with a browser's cookie jar, who does not follow redirects (so tests see them).
+pub struct Browser {
+    pub client: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
+    address: String,
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        Browser {
+            client,
+            jar,
+            address: app.address.clone(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// The session cookie's value as the jar holds it now.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = url::Url::parse(&self.address).unwrap();
+        let cookies = self.jar.cookies(&url)?;
+        let name = format!("{}=", lanyard::web::session::COOKIE_NAME);
+        cookies
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix(name.as_str()))
+            .map(str::to_owned)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A GET as htmx sends it.
+    pub async fn get_htmx(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("HX-Request", "true")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The body of a page that must answer 200.
+    pub async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// The session's CSRF token, read from a page as a browser would.
+    pub async fn csrf(&self) -> String {
+        csrf_from(&self.page("/settings").await)
+    }
+
+    /// A urlencoded form post; `extra` headers are added (e.g. `HX-Request`, `Origin`).
+    pub async fn post_form_with(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).form(fields);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form_with(path, fields, &[]).await
+    }
+
+    pub async fn post_htmx(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form_with(path, fields, &[("HX-Request", "true")]).await
+    }
+}
+
+/// The CSRF token a page carries: its forms' hidden field, else the `hx-headers` on `<body>`.
+pub fn csrf_from(html: &str) -> String {
+    for marker in ["name=\"csrf_token\" value=\"", "\"X-CSRF-Token\": \""] {
+        if let Some(start) = html.find(marker).map(|at| at + marker.len())
+            && let Some(end) = html[start..].find('"')
+        {
+            return html[start..start + end].to_owned();
+        }
+    }
+    panic!("no CSRF token in the page: {html}");
+}
+
+/// The `Location` a redirect points to.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    /// A visitor without a session.
+    pub fn browser(&self) -> Browser {
+        Browser::new(self)
+    }
+
+    /// The first visitor registers through the setup link; returns their browser and email.
+    pub async fn register_first_admin(&self) -> (Browser, String) {
+        let setup_token = self
+            .with_db(|conn| accounts::issue_setup_token(conn).unwrap())
+            .await
+            .expect("no user exists yet");
+        let browser = self.browser();
+        let form = browser.page(&format!("/register?setup_token={setup_token}")).await;
+        let email = "admin@example.com".to_owned();
+        let response = browser
+            .post_form(
+                "/register",
+                &[
+                    ("email", email.as_str()),
+                    ("password", TEST_PASSWORD),
+                    ("setup_token", setup_token.as_str()),
+                    ("csrf_token", csrf_from(&form).as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            303,
+            "registration failed: {}",
+            response.text().await.unwrap()
+        );
+        assert_eq!(location(&response), "/llm-configurations");
+        (browser, email)
+    }
+
+    /// Logs in through `/login`; panics unless the login succeeds.
+    pub async fn login(&self, email: &str, password: &str) -> Browser {
+        let browser = self.browser();
+        let form = browser.page("/login").await;
+        let response = browser
+            .post_form(
+                "/login",
+                &[
+                    ("email", email),
+                    ("password", password),
+                    ("csrf_token", csrf_from(&form).as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            303,
+            "login failed: {}",
+            response.text().await.unwrap()
+        );
+        assert_eq!(location(&response), "/llm-configurations");
+        browser
+    }
+
+    /// A user with a `read,write` token, also signed in through a browser.
+    pub async fn signed_in_user(&self) -> (TestUser, Browser) {
+        let user = self.user().await;
+        let browser = self.login(&user.email, TEST_PASSWORD).await;
+        (user, browser)
+    }
 }

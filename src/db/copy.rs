@@ -1,0 +1,154 @@
+//! Copying a whole vault from one database to another (the way from the embedded SQLite to
+//! PostgreSQL). Rows keep their ids, so every ciphertext stays valid under the same master keys.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::api_tokens::TokenRow;
+use super::conversation_overrides::OverrideRow;
+use super::llm_configurations::ConfigurationRow;
+use super::master_key_canaries::CanaryRow;
+use super::schema::{
+    api_tokens, conversation_overrides, instance_settings, key_reveals, llm_configurations, master_key_canaries,
+    sessions, users,
+};
+use super::sessions::SessionRow;
+use super::users::UserRow;
+use super::{DbConnection, DbId};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = instance_settings)]
+pub struct SettingRow {
+    pub name: String,
+    pub value: String,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = key_reveals)]
+pub struct RevealRow {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub token_id: Option<DbId>,
+    pub configuration_id: Option<DbId>,
+    pub configuration_name: String,
+    pub conversation_id: Option<String>,
+    pub source: String,
+    pub revealed_at: NaiveDateTime,
+}
+
+/// Everything worth keeping (rate-limit counters are transient and stay behind).
+pub struct Snapshot {
+    pub users: Vec<UserRow>,
+    pub tokens: Vec<TokenRow>,
+    pub configurations: Vec<ConfigurationRow>,
+    pub overrides: Vec<OverrideRow>,
+    pub reveals: Vec<RevealRow>,
+    pub canaries: Vec<CanaryRow>,
+    pub settings: Vec<SettingRow>,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// Rows per table, in the order they are copied.
+pub type Counts = Vec<(&'static str, i64)>;
+
+impl Snapshot {
+    pub fn read(conn: &mut DbConnection) -> QueryResult<Snapshot> {
+        Ok(Snapshot {
+            users: users::table.order(users::id).select(UserRow::as_select()).load(conn)?,
+            tokens: api_tokens::table
+                .order(api_tokens::id)
+                .select(TokenRow::as_select())
+                .load(conn)?,
+            configurations: llm_configurations::table
+                .order(llm_configurations::id)
+                .select(ConfigurationRow::as_select())
+                .load(conn)?,
+            overrides: conversation_overrides::table
+                .select(OverrideRow::as_select())
+                .load(conn)?,
+            reveals: key_reveals::table
+                .order(key_reveals::id)
+                .select(RevealRow::as_select())
+                .load(conn)?,
+            canaries: master_key_canaries::table.select(CanaryRow::as_select()).load(conn)?,
+            settings: instance_settings::table.select(SettingRow::as_select()).load(conn)?,
+            sessions: sessions::table.select(SessionRow::as_select()).load(conn)?,
+        })
+    }
+
+    pub fn counts(&self) -> Counts {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        vec![
+            ("users", count(self.users.len())),
+            ("api_tokens", count(self.tokens.len())),
+            ("llm_configurations", count(self.configurations.len())),
+            ("conversation_overrides", count(self.overrides.len())),
+            ("key_reveals", count(self.reveals.len())),
+            ("master_key_canaries", count(self.canaries.len())),
+            ("instance_settings", count(self.settings.len())),
+            ("sessions", count(self.sessions.len())),
+        ]
+    }
+
+    /// Inserts everything (parents before children); call inside one write transaction.
+    pub fn write(&self, conn: &mut DbConnection) -> QueryResult<()> {
+        // Row by row: the multi-backend connection does not batch inserts, and a vault is small.
+        for row in &self.users {
+            diesel::insert_into(users::table).values(row).execute(conn)?;
+        }
+        for row in &self.tokens {
+            diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+        }
+        for row in &self.configurations {
+            diesel::insert_into(llm_configurations::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        for row in &self.overrides {
+            diesel::insert_into(conversation_overrides::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        for row in &self.reveals {
+            diesel::insert_into(key_reveals::table).values(row).execute(conn)?;
+        }
+        for row in &self.canaries {
+            diesel::insert_into(master_key_canaries::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        for row in &self.settings {
+            diesel::insert_into(instance_settings::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        for row in &self.sessions {
+            diesel::insert_into(sessions::table).values(row).execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows per table as the database holds them now.
+pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
+    Ok(vec![
+        ("users", users::table.count().get_result(conn)?),
+        ("api_tokens", api_tokens::table.count().get_result(conn)?),
+        (
+            "llm_configurations",
+            llm_configurations::table.count().get_result(conn)?,
+        ),
+        (
+            "conversation_overrides",
+            conversation_overrides::table.count().get_result(conn)?,
+        ),
+        ("key_reveals", key_reveals::table.count().get_result(conn)?),
+        (
+            "master_key_canaries",
+            master_key_canaries::table.count().get_result(conn)?,
+        ),
+        ("instance_settings", instance_settings::table.count().get_result(conn)?),
+        ("sessions", sessions::table.count().get_result(conn)?),
+    ])
+}

@@ -1,0 +1,96 @@
+//! Prometheus metrics: requests by route and status, a latency histogram, pool state, and
+//! provider-test outcomes by code. Labels carry route patterns, never ids or values.
+
+use std::sync::LazyLock;
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub pool: IntGaugeVec,
+    pub provider_tests: IntCounterVec,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("lanyard".into()), None)?;
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "http_requests_total",
+            "HTTP requests by route pattern, method and status",
+        ),
+        &["route", "method", "status"],
+    )?;
+    let latency = HistogramVec::new(
+        HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route pattern").buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+        &["route"],
+    )?;
+    let pool = IntGaugeVec::new(
+        Opts::new("db_pool_connections", "Database pool connections by state"),
+        &["state"],
+    )?;
+    let provider_tests = IntCounterVec::new(
+        Opts::new("provider_tests_total", "Provider tests by outcome code"),
+        &["code"],
+    )?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(latency.clone()))?;
+    registry.register(Box::new(pool.clone()))?;
+    registry.register(Box::new(provider_tests.clone()))?;
+    Ok(Metrics {
+        registry,
+        requests,
+        latency,
+        pool,
+        provider_tests,
+    })
+}
+
+/// The process-wide metrics (one registry per process, as Prometheus scrapes a process).
+pub static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match build() {
+    Ok(metrics) => Some(metrics),
+    Err(error) => {
+        tracing::error!(%error, "metrics are unavailable");
+        None
+    }
+});
+
+pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics
+            .requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        metrics.latency.with_label_values(&[route]).observe(seconds);
+    }
+}
+
+pub fn record_provider_test(code: &str) {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics.provider_tests.with_label_values(&[code]).inc();
+    }
+}
+
+/// The text exposition, with the pool's state as of now.
+pub fn render(pool_connections: u32, pool_idle: u32, pool_max: u32) -> String {
+    let Some(metrics) = METRICS.as_ref() else {
+        return String::new();
+    };
+    metrics
+        .pool
+        .with_label_values(&["open"])
+        .set(i64::from(pool_connections));
+    metrics.pool.with_label_values(&["idle"]).set(i64::from(pool_idle));
+    metrics.pool.with_label_values(&["max"]).set(i64::from(pool_max));
+    let mut buffer = Vec::new();
+    if TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut buffer)
+        .is_err()
+    {
+        return String::new();
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}

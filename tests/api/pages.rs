@@ -1,0 +1,587 @@
+//! The pages as a browser sees them: sign-in redirects, the management table (masks, escaping,
+//! row actions with and without htmx), the form and its errors, settings, caching and headers.
+
+use diesel::prelude::*;
+use lanyard::db::DbId;
+use lanyard::db::schema::llm_configurations;
+use serde_json::Value;
+
+use crate::helpers::{Browser, TestApp, location};
+use crate::on_both_backends;
+
+on_both_backends!(
+    every_page_but_login_and_register_sends_a_visitor_without_a_session_to_login,
+    the_management_page_shows_masks_and_never_the_key,
+    configuration_names_render_inert,
+    row_actions_answer_the_table_with_htmx_and_a_redirect_without,
+    the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redirect_without,
+    an_edit_with_an_empty_key_keeps_the_stored_key,
+    an_invalid_form_is_422_with_each_error_next_to_its_field,
+    the_add_form_is_a_fragment_for_htmx_and_a_page_without,
+    key_pages_are_never_cached_and_the_key_field_is_not_autocompleted,
+    every_page_sends_the_security_headers,
+    static_assets_are_versioned_and_cached_for_long,
+);
+
+fn id_of(configuration: &Value) -> &str {
+    configuration["id"].as_str().unwrap()
+}
+
+/// The `<tr>` of a configuration in a table, if it is there.
+fn row_of<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+    let start = html.find(&format!(r#"<tr id="configuration-{id}""#))?;
+    let end = html[start..].find("</tr>")?;
+    Some(&html[start..start + end])
+}
+
+/// The opening tag of the element with this `id`.
+fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("no element #{id} in {html}"));
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    &html[start..=end]
+}
+
+fn position_of(html: &str, needle: &str) -> usize {
+    html.find(needle).unwrap_or_else(|| panic!("`{needle}` not in {html}"))
+}
+
+fn is_fragment(html: &str) -> bool {
+    !html.contains("<html") && !html.contains("<body")
+}
+
+async fn every_page_but_login_and_register_sends_a_visitor_without_a_session_to_login(app: TestApp) {
+    let user = app.user().await;
+    let configuration = app.create_openai(&user.token, "mine", "sk-mine-key-000001").await;
+    let visitor = app.browser();
+    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
+    let delete = format!("/llm-configurations/{}/delete", id_of(&configuration));
+    for path in [
+        "/",
+        "/llm-configurations",
+        "/llm-configurations/new",
+        "/settings",
+        &edit,
+        &delete,
+    ] {
+        let response = visitor.get(path).await;
+        assert_eq!(response.status(), 303, "GET {path}");
+        assert_eq!(location(&response), "/login", "GET {path}");
+        let htmx = visitor.get_htmx(path).await;
+        assert_eq!(htmx.status(), 200, "htmx GET {path}");
+        assert_eq!(htmx.headers()["hx-redirect"], "/login", "htmx GET {path}");
+    }
+    assert_eq!(visitor.get("/login").await.status(), 200);
+    // No user has registered through the setup link here, but users exist: registration is closed.
+    assert_eq!(visitor.get("/register").await.status(), 403);
+
+    let signed_in = app.login(&user.email, crate::helpers::TEST_PASSWORD).await;
+    let home = signed_in.get("/").await;
+    assert_eq!(home.status(), 303);
+    assert_eq!(location(&home), "/llm-configurations");
+    assert_eq!(location(&signed_in.get("/login").await), "/llm-configurations");
+}
+
+async fn the_management_page_shows_masks_and_never_the_key(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let key = "sk-proj-Zq8vLmN3pR7sT1uW5xY9aB2cD4eF6gH0Kx7Qa";
+    let configuration = app.create_openai(&user.token, "work-gpt", key).await;
+    app.create_openai(&user.token, "short", "sk-abcd1234").await;
+
+    let pages = [
+        browser.page("/llm-configurations").await,
+        browser
+            .page(&format!("/llm-configurations/{}/edit", id_of(&configuration)))
+            .await,
+        browser.page("/settings").await,
+    ];
+    let table = &pages[0];
+    let row = row_of(table, id_of(&configuration)).unwrap();
+    assert!(row.contains("work-gpt"));
+    assert!(
+        row.contains(r#"<code class="masked-key">sk-proj-…x7Qa</code>"#),
+        "{row}"
+    );
+    assert!(table.contains("••••"), "a short key shows only dots");
+    assert!(!table.contains("sk-abcd1234"));
+    for page in &pages {
+        for start in 0..=key.len() - 12 {
+            let window = &key[start..start + 12];
+            assert!(!page.contains(window), "`{window}` of the key appears in a page");
+        }
+    }
+    assert!(
+        pages[1].contains("sk-proj-…x7Qa"),
+        "the edit form names the current key by its mask"
+    );
+    assert!(
+        pages[2].contains("sk-proj-…x7Qa"),
+        "the default's details show its mask"
+    );
+}
+
+async fn configuration_names_render_inert(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let image = app
+        .create_openai(&user.token, "<img src=x onerror=alert(1)>", "sk-image-key-000001")
+        .await;
+    let attribute = app
+        .create_openai(&user.token, r#"" hx-get="/x"#, "sk-attribute-key-0001")
+        .await;
+
+    let mut pages = vec![
+        browser.page("/llm-configurations").await,
+        browser.page("/settings").await,
+        browser.get_htmx("/llm-configurations").await.text().await.unwrap(),
+    ];
+    for configuration in [&image, &attribute] {
+        pages.push(
+            browser
+                .page(&format!("/llm-configurations/{}/edit", id_of(configuration)))
+                .await,
+        );
+        pages.push(
+            browser
+                .page(&format!("/llm-configurations/{}/delete", id_of(configuration)))
+                .await,
+        );
+    }
+    let csrf = browser.csrf().await;
+    let fragment = browser
+        .post_htmx(
+            &format!("/llm-configurations/{}/set-default", id_of(&attribute)),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(fragment.status(), 200);
+    pages.push(fragment.text().await.unwrap());
+
+    for page in &pages {
+        assert!(!page.contains("<img"), "a raw <img> tag: {page}");
+        assert!(!page.contains(r#"hx-get="/x"#), "a raw hx-get attribute: {page}");
+    }
+    assert!(
+        pages[0].contains("&#60;img src=x onerror=alert(1)&#62;"),
+        "the name is shown, escaped"
+    );
+    assert!(pages[0].contains("&#34; hx-get=&#34;/x"), "the name is shown, escaped");
+}
+
+async fn row_actions_answer_the_table_with_htmx_and_a_redirect_without(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let first = app.create_openai(&user.token, "first", "sk-first-key-000001").await;
+    let second = app.create_openai(&user.token, "second", "sk-second-key-00002").await;
+    let third = app.create_openai(&user.token, "third", "sk-third-key-000003").await;
+    let csrf = browser.csrf().await;
+    let action = |configuration: &Value, what: &str| format!("/llm-configurations/{}/{what}", id_of(configuration));
+    let default_id = |listed: Vec<Value>| listed[0]["id"].as_str().unwrap().to_owned();
+
+    // Set default.
+    let response = browser
+        .post_htmx(&action(&second, "set-default"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), 200);
+    let table = response.text().await.unwrap();
+    assert!(is_fragment(&table), "{table}");
+    assert!(
+        row_of(&table, id_of(&second))
+            .unwrap()
+            .contains(r#"data-badge="default""#)
+    );
+    assert!(
+        !row_of(&table, id_of(&first))
+            .unwrap()
+            .contains(r#"data-badge="default""#)
+    );
+    let response = browser
+        .post_form(&action(&third, "set-default"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/llm-configurations");
+    assert_eq!(default_id(app.list(&user.token).await), id_of(&third));
+    let page = browser.page("/llm-configurations").await;
+    assert!(
+        row_of(&page, id_of(&third))
+            .unwrap()
+            .contains(r#"data-badge="default""#)
+    );
+
+    // Deactivating the default moves the default; both rows change in the returned table.
+    let response = browser
+        .post_htmx(
+            &action(&third, "active"),
+            &[("is_active", "false"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let table = response.text().await.unwrap();
+    assert!(is_fragment(&table), "{table}");
+    let third_row = row_of(&table, id_of(&third)).unwrap();
+    assert!(third_row.contains(r#"data-badge="inactive""#), "{third_row}");
+    assert!(!third_row.contains(r#"data-badge="default""#));
+    assert!(third_row.contains(r#"data-action="activate""#));
+    let listed = app.list(&user.token).await;
+    assert_ne!(default_id(listed.clone()), id_of(&third));
+    assert!(table.contains(&format!(
+        r#"<tr id="configuration-{}" data-name="{}" class="is-default""#,
+        listed[0]["id"].as_str().unwrap(),
+        listed[0]["name"].as_str().unwrap()
+    )));
+    let response = browser
+        .post_form(
+            &action(&third, "active"),
+            &[("is_active", "true"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/llm-configurations");
+    let third_now = app
+        .list(&user.token)
+        .await
+        .into_iter()
+        .find(|c| c["id"] == third["id"])
+        .unwrap();
+    assert_eq!(third_now["is_active"], true);
+
+    // Delete.
+    let response = browser
+        .post_htmx(&action(&first, "delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), 200);
+    let table = response.text().await.unwrap();
+    assert!(is_fragment(&table), "{table}");
+    assert!(row_of(&table, id_of(&first)).is_none());
+    assert!(row_of(&table, id_of(&second)).is_some());
+    let response = browser
+        .post_form(&action(&second, "delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/llm-configurations");
+    let remaining: Vec<String> = app
+        .list(&user.token)
+        .await
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(remaining, [id_of(&third)]);
+}
+
+async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redirect_without(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let first = app.create_openai(&user.token, "first", "sk-first-key-000001").await;
+    let second = app.create_openai(&user.token, "second", "sk-second-key-00002").await;
+    let csrf = browser.csrf().await;
+
+    let response = browser
+        .post_htmx(
+            "/settings/default",
+            &[("configuration_id", id_of(&second)), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let fragment = response.text().await.unwrap();
+    assert!(is_fragment(&fragment), "{fragment}");
+    assert!(
+        fragment.contains(&format!(r#"<option value="{}" selected>"#, id_of(&second))),
+        "{fragment}"
+    );
+    assert!(
+        fragment.contains("<strong>second</strong>"),
+        "the details show the new default: {fragment}"
+    );
+    assert_eq!(app.list(&user.token).await[0]["id"], second["id"]);
+
+    let response = browser
+        .post_form(
+            "/settings/default",
+            &[("configuration_id", id_of(&first)), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/settings");
+    assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
+    let page = browser.page("/settings").await;
+    assert!(page.contains(&format!(r#"<option value="{}" selected>"#, id_of(&first))));
+
+    // Someone else's or a missing id is an error next to the selector, and nothing moves.
+    let response = browser
+        .post_htmx(
+            "/settings/default",
+            &[
+                ("configuration_id", &uuid::Uuid::new_v4().to_string()),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let fragment = response.text().await.unwrap();
+    assert!(tag_with_id(&fragment, "configuration_id").contains(r#"aria-invalid="true""#));
+    assert!(fragment.contains(r#"id="configuration_id-error""#));
+    assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
+}
+
+async fn stored_ciphertext(app: &TestApp, configuration: &Value) -> Option<Vec<u8>> {
+    let id = DbId(uuid::Uuid::parse_str(id_of(configuration)).unwrap());
+    app.with_db(move |conn| {
+        llm_configurations::table
+            .find(id)
+            .select(llm_configurations::api_key_encrypted)
+            .first::<Option<Vec<u8>>>(conn)
+            .unwrap()
+    })
+    .await
+}
+
+async fn an_edit_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let configuration = app.create_openai(&user.token, "keep", "sk-keep-this-key-x7Qa").await;
+    let ciphertext = stored_ciphertext(&app, &configuration).await;
+    assert!(ciphertext.is_some());
+    let csrf = browser.csrf().await;
+    let path = format!("/llm-configurations/{}", id_of(&configuration));
+    let edit = |name: &'static str| {
+        [
+            ("name", name),
+            ("provider", "openai"),
+            ("model", "gpt-4o-mini"),
+            ("api_key", ""),
+            ("base_url", ""),
+            ("is_active", "true"),
+        ]
+    };
+
+    let mut fields = edit("kept").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let response = browser.post_form(&path, &fields).await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    assert_eq!(location(&response), "/llm-configurations");
+    let mut fields = edit("kept again").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let response = browser.post_htmx(&path, &fields).await;
+    assert_eq!(response.status(), 200);
+    let table = response.text().await.unwrap();
+    assert!(is_fragment(&table));
+    assert!(row_of(&table, id_of(&configuration)).unwrap().contains("kept again"));
+    assert!(row_of(&table, id_of(&configuration)).unwrap().contains("sk-…x7Qa"));
+
+    let fetched: Value = app
+        .get(
+            &format!("/api/llm-configurations/{}", id_of(&configuration)),
+            &user.token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["name"], "kept again");
+    assert_eq!(fetched["model"], "gpt-4o-mini");
+    assert_eq!(fetched["api_key_masked"], "sk-…x7Qa");
+    assert_eq!(fetched["has_api_key"], true);
+    assert_eq!(
+        stored_ciphertext(&app, &configuration).await,
+        ciphertext,
+        "the stored key is untouched"
+    );
+}
+
+async fn assert_form_errors(response: reqwest::Response, htmx: bool) {
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert_eq!(is_fragment(&html), htmx, "htmx {htmx}: {html}");
+    assert!(tag_with_id(&html, "name").contains(r#"aria-invalid="true""#), "{html}");
+    assert!(tag_with_id(&html, "model").contains(r#"aria-invalid="true""#), "{html}");
+    assert!(!tag_with_id(&html, "provider").contains("aria-invalid"), "{html}");
+    // Each message sits right after its field, before the next field.
+    let name_error = position_of(&html, r#"id="name-error""#);
+    assert!(position_of(&html, r#"id="name""#) < name_error);
+    assert!(name_error < position_of(&html, r#"id="provider""#));
+    let model_error = position_of(&html, r#"id="model-error""#);
+    assert!(position_of(&html, r#"id="model""#) < model_error);
+    assert!(model_error < position_of(&html, r#"id="api_key""#));
+    // The submitted values come back, the key never does.
+    assert!(tag_with_id(&html, "model").contains(r#"value="a b""#));
+    assert!(!html.contains("sk-invalid-form-key-01"));
+}
+
+async fn an_invalid_form_is_422_with_each_error_next_to_its_field(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let csrf = browser.csrf().await;
+    let fields = [
+        ("name", ""),
+        ("provider", "openai"),
+        ("model", "a b"),
+        ("api_key", "sk-invalid-form-key-01"),
+        ("base_url", ""),
+        ("is_active", "true"),
+        ("csrf_token", &csrf),
+    ];
+    assert_form_errors(browser.post_form("/llm-configurations", &fields).await, false).await;
+    assert_form_errors(browser.post_htmx("/llm-configurations", &fields).await, true).await;
+    assert!(app.list(&user.token).await.is_empty());
+
+    let existing = app.create_openai(&user.token, "existing", "sk-existing-key-0001").await;
+    let path = format!("/llm-configurations/{}", id_of(&existing));
+    assert_form_errors(browser.post_form(&path, &fields).await, false).await;
+    assert_form_errors(browser.post_htmx(&path, &fields).await, true).await;
+    let unchanged = &app.list(&user.token).await[0];
+    assert_eq!(unchanged["name"], "existing");
+    assert_eq!(unchanged["api_key_masked"], existing["api_key_masked"]);
+}
+
+async fn the_add_form_is_a_fragment_for_htmx_and_a_page_without(app: TestApp) {
+    let (_user, browser) = app.signed_in_user().await;
+    let response = browser.get_htmx("/llm-configurations/new").await;
+    assert_eq!(response.status(), 200);
+    let fragment = response.text().await.unwrap();
+    assert!(is_fragment(&fragment), "{fragment}");
+    assert!(fragment.contains(r#"<form id="configuration-form""#));
+    assert!(fragment.contains(r#"hx-post="/llm-configurations""#));
+    assert!(fragment.contains(r#"name="csrf_token""#));
+
+    let page = browser.page("/llm-configurations/new").await;
+    assert!(page.contains("<html"));
+    assert!(page.contains(r#"<form id="configuration-form""#));
+    assert!(page.contains(r#"action="/llm-configurations""#));
+    assert!(
+        !page.contains(r#"hx-post="/llm-configurations""#),
+        "without JavaScript it is a plain form"
+    );
+}
+
+fn key_input(html: &str) -> &str {
+    tag_with_id(html, "api_key")
+}
+
+async fn key_pages_are_never_cached_and_the_key_field_is_not_autocompleted(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let configuration = app.create_openai(&user.token, "cached", "sk-cached-key-00001").await;
+    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
+    for path in [
+        "/llm-configurations",
+        "/llm-configurations/new",
+        edit.as_str(),
+        "/settings",
+    ] {
+        for htmx in [false, true] {
+            let response = if htmx {
+                browser.get_htmx(path).await
+            } else {
+                browser.get(path).await
+            };
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.headers()["cache-control"], "no-store", "{path} (htmx {htmx})");
+        }
+    }
+    let new_form = browser.page("/llm-configurations/new").await;
+    assert!(key_input(&new_form).contains(r#"autocomplete="off""#), "{new_form}");
+    assert!(key_input(&new_form).contains(r#"type="password""#));
+    let edit_form = browser.page(&edit).await;
+    assert!(key_input(&edit_form).contains(r#"autocomplete="off""#));
+    assert!(
+        !key_input(&edit_form).contains("value="),
+        "the key field is empty on edit"
+    );
+    assert!(edit_form.contains("leave empty to keep the current key"), "{edit_form}");
+}
+
+async fn assert_security_headers(browser: &Browser, path: &str, htmx: bool) {
+    let response = if htmx {
+        browser.get_htmx(path).await
+    } else {
+        browser.get(path).await
+    };
+    let headers = response.headers();
+    let csp = headers
+        .get("content-security-policy")
+        .unwrap_or_else(|| panic!("no CSP on {path}"))
+        .to_str()
+        .unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+    assert!(!csp.contains("unsafe-eval"), "{path}: {csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+}
+
+async fn every_page_sends_the_security_headers(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let configuration = app.create_openai(&user.token, "headers", "sk-headers-key-0001").await;
+    let visitor = app.browser();
+    for path in [
+        "/login",
+        "/register",
+        "/llm-configurations",
+        "/settings",
+        "/no-such-page",
+    ] {
+        assert_security_headers(&visitor, path, false).await;
+    }
+    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
+    let delete = format!("/llm-configurations/{}/delete", id_of(&configuration));
+    for path in [
+        "/",
+        "/llm-configurations",
+        "/llm-configurations/new",
+        edit.as_str(),
+        delete.as_str(),
+        "/settings",
+        "/no-such-page",
+    ] {
+        assert_security_headers(&browser, path, false).await;
+        assert_security_headers(&browser, path, true).await;
+    }
+}
+
+async fn static_assets_are_versioned_and_cached_for_long(app: TestApp) {
+    let (_user, browser) = app.signed_in_user().await;
+    let mut assets = Vec::new();
+    for page in [
+        browser.page("/llm-configurations").await,
+        app.browser().page("/login").await,
+    ] {
+        for marker in [r#"<script src=""#, r#"<link rel="stylesheet" href=""#] {
+            for (at, _) in page.match_indices(marker) {
+                let start = at + marker.len();
+                let end = start + page[start..].find('"').unwrap();
+                assets.push(page[start..end].to_owned());
+            }
+        }
+    }
+    assert!(
+        assets
+            .iter()
+            .any(|url| url.starts_with("/static/vendor/htmx-2.0.11.min.js?v=")),
+        "{assets:?}"
+    );
+    assert!(
+        assets.iter().any(|url| url.starts_with("/static/app.css?v=")),
+        "{assets:?}"
+    );
+    for url in &assets {
+        assert!(
+            url.starts_with("/static/") && url.contains("?v="),
+            "an unversioned asset: {url}"
+        );
+        let response = browser.get(url).await;
+        assert_eq!(response.status(), 200, "{url}");
+        let cache = response.headers()["cache-control"].to_str().unwrap().to_owned();
+        assert!(cache.contains("max-age=31536000"), "{url}: {cache}");
+        assert!(cache.contains("immutable"), "{url}: {cache}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert!(!response.bytes().await.unwrap().is_empty());
+    }
+    let htmx = browser.get("/static/vendor/htmx-2.0.11.min.js?v=1").await;
+    assert!(htmx.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    let css = browser.get("/static/app.css?v=1").await;
+    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    // Unversioned, the same asset may change under its name: a short cache.
+    let unversioned = browser.get("/static/app.css").await;
+    assert!(
+        !unversioned.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("31536000")
+    );
+}

@@ -1,0 +1,980 @@
+//! Testing a configuration against its provider, safely: each provider family gets the one
+//! read-only request its API documents, every answer is classified, results are recorded, and
+//! the egress policy keeps tests away from internal addresses. Fake providers are wiremock
+//! servers on 127.0.0.1; nothing here reaches anything but loopback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use lanyard::config::Settings;
+use lanyard::db::DbId;
+use lanyard::db::schema::llm_configurations;
+use serde_json::{Value, json};
+use wiremock::matchers::{any, header, method, path, query_param};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::{TestApp, assert_error, egress_policy, location};
+use crate::on_both_backends_with;
+
+/// The operator allows the fake providers' address, and nothing else.
+fn loopback_allowed(settings: &mut Settings) {
+    settings.egress = egress_policy("127.0.0.1/32", "allowlist");
+    settings.test_rate_per_minute = 100;
+}
+
+/// As `loopback_allowed`, with the documented default budget of ten tests a minute.
+fn ten_tests_per_minute(settings: &mut Settings) {
+    settings.egress = egress_policy("127.0.0.1/32", "allowlist");
+    settings.test_rate_per_minute = 10;
+}
+
+/// The default policy of a deployment: public addresses only, nothing listed.
+fn public_egress(settings: &mut Settings) {
+    settings.egress = egress_policy("", "public");
+    settings.test_rate_per_minute = 1000;
+}
+
+on_both_backends_with!(loopback_allowed;
+    a_good_key_is_ok_with_the_models_and_a_latency,
+    a_rejected_key_is_invalid_key,
+    a_model_the_provider_does_not_list_is_ok_with_a_warning,
+    each_failing_answer_is_classified_without_the_providers_body,
+    redirects_are_never_followed,
+    a_hanging_provider_times_out_within_fifteen_seconds,
+    a_closed_port_is_unreachable,
+    an_answer_over_one_mebibyte_is_a_provider_error,
+    openai_compatible_providers_are_asked_for_models_with_a_bearer_key,
+    anthropic_is_asked_with_x_api_key_and_its_version,
+    gemini_gets_its_key_in_a_header_and_never_in_the_url,
+    azure_is_asked_with_its_api_version_and_api_key_header,
+    ollama_is_asked_for_its_tags_without_a_key,
+    a_saved_configuration_is_tested_by_path_and_by_id,
+    a_saved_configurations_result_is_recorded_on_it,
+    another_users_configuration_cannot_be_tested,
+    an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_renders,
+    the_row_test_answers_the_row_with_htmx_and_a_redirect_without,
+    testing_the_form_lists_the_models_found_as_suggestions,
+    testing_an_unchanged_edit_form_uses_the_stored_key,
+    testing_a_changed_edit_form_without_a_key_asks_for_the_key,
+);
+
+on_both_backends_with!(ten_tests_per_minute;
+    the_eleventh_test_in_a_minute_is_rate_limited_with_retry_after,
+);
+
+on_both_backends_with!(public_egress;
+    internal_addresses_are_refused_in_every_spelling,
+    a_saved_configuration_pointing_inside_is_refused_too,
+    plain_http_to_a_host_the_operator_did_not_list_is_invalid,
+);
+
+const GOOD_KEY: &str = "sk-good-key-0001";
+const PROVIDER_SECRET: &str = "SECRET-PROVIDER-BODY";
+
+fn openai_models() -> Value {
+    json!({"object": "list", "data": [
+        {"id": "gpt-4o", "object": "model", "owned_by": "system"},
+        {"id": "gpt-4o-mini", "object": "model", "owned_by": "system"},
+    ]})
+}
+
+/// A fake OpenAI at `{uri}/v1`: the good key gets the model list, any other key a 401.
+async fn fake_openai() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(openai_models()))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {PROVIDER_SECRET}")}})),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A fake provider that answers `template` to anything.
+async fn provider_answering(template: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any()).respond_with(template).mount(&server).await;
+    server
+}
+
+fn openai_base(server: &MockServer) -> String {
+    format!("{}/v1", server.uri())
+}
+
+fn openai_values(server: &MockServer, key: &str, model: &str) -> Value {
+    json!({"provider": "openai", "model": model, "api_key": key, "base_url": openai_base(server)})
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("wiremock records requests")
+}
+
+fn id_of(configuration: &Value) -> &str {
+    configuration["id"].as_str().unwrap()
+}
+
+/// `POST /api/llm-configurations/test` that must answer 200; the test result.
+async fn test_values(app: &TestApp, token: &str, body: &Value) -> Value {
+    let response = app.post_json("/api/llm-configurations/test", token, body).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "test of {body}: {text}");
+    assert!(!text.contains(PROVIDER_SECRET), "the provider's body leaked: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `POST /api/llm-configurations/{id}/test` that must answer 200; the test result.
+async fn test_saved(app: &TestApp, token: &str, id: &str) -> Value {
+    let response = app
+        .post_json(&format!("/api/llm-configurations/{id}/test"), token, &json!({}))
+        .await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "test of {id}: {text}");
+    assert!(!text.contains(PROVIDER_SECRET), "the provider's body leaked: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_ok(result: &Value, models: &[&str]) {
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["code"], "ok", "{result}");
+    assert_eq!(result["models"], json!(models), "{result}");
+    assert_eq!(result["warnings"], json!([]), "{result}");
+    assert!(result["latency_ms"].as_i64().is_some_and(|ms| ms >= 0), "{result}");
+    assert!(result["message"].is_string(), "{result}");
+}
+
+fn assert_failed(result: &Value, code: &str) {
+    assert_eq!(result["status"], "failed", "{result}");
+    assert_eq!(result["code"], code, "{result}");
+    assert_eq!(result["models"], json!([]), "{result}");
+    assert!(result["message"].as_str().is_some_and(|m| !m.is_empty()), "{result}");
+}
+
+/// The request carries no query string (Gemini's key must never travel in the URL).
+struct NoQueryString;
+
+impl Match for NoQueryString {
+    fn matches(&self, request: &Request) -> bool {
+        request.url.query().is_none()
+    }
+}
+
+/// The request carries no credential in any header a provider reads one from.
+struct NoKeyHeaders;
+
+impl Match for NoKeyHeaders {
+    fn matches(&self, request: &Request) -> bool {
+        ["authorization", "x-api-key", "api-key", "x-goog-api-key"]
+            .iter()
+            .all(|name| !request.headers.contains_key(*name))
+    }
+}
+
+async fn a_good_key_is_ok_with_the_models_and_a_latency(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(openai_models())
+                .set_delay(Duration::from_millis(60)),
+        )
+        .mount(&server)
+        .await;
+
+    let result = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+    assert_ok(&result, &["gpt-4o", "gpt-4o-mini"]);
+    assert!(
+        result["latency_ms"].as_i64().unwrap() >= 60,
+        "the latency is measured: {result}"
+    );
+    assert_eq!(requests(&server).await.len(), 1, "one request, no retries");
+}
+
+async fn a_rejected_key_is_invalid_key(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let result = test_values(
+        &app,
+        &user.token,
+        &openai_values(&server, "sk-wrong-key-0002", "gpt-4o"),
+    )
+    .await;
+    assert_failed(&result, "invalid_key");
+    assert!(result["latency_ms"].is_i64(), "the provider was reached: {result}");
+}
+
+async fn a_model_the_provider_does_not_list_is_ok_with_a_warning(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let result = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-5-turbo")).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["code"], "ok", "{result}");
+    assert_eq!(result["warnings"], json!(["model_not_listed"]), "{result}");
+    assert_eq!(result["models"], json!(["gpt-4o", "gpt-4o-mini"]), "{result}");
+}
+
+async fn each_failing_answer_is_classified_without_the_providers_body(app: TestApp) {
+    let user = app.user().await;
+    for (status, code) in [
+        (401, "invalid_key"),
+        (403, "forbidden"),
+        (404, "not_found"),
+        (429, "rate_limited"),
+        (500, "provider_error"),
+        (502, "provider_error"),
+        (503, "provider_error"),
+    ] {
+        let server = provider_answering(
+            ResponseTemplate::new(status).set_body_string(format!("{PROVIDER_SECRET}: internal trace, key {GOOD_KEY}")),
+        )
+        .await;
+        let result = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+        assert_failed(&result, code);
+        assert!(
+            result["latency_ms"].is_i64(),
+            "HTTP {status}: the provider was reached: {result}"
+        );
+        assert!(!result.to_string().contains(GOOD_KEY), "HTTP {status}: {result}");
+        if status == 429 {
+            let message = result["message"].as_str().unwrap();
+            assert!(
+                message.contains("throttl"),
+                "a 429 says the key is being throttled: {message}"
+            );
+        }
+    }
+}
+
+async fn redirects_are_never_followed(app: TestApp) {
+    let user = app.user().await;
+    let elsewhere = provider_answering(ResponseTemplate::new(200).set_body_json(openai_models())).await;
+    for status in [301, 302, 303, 307, 308] {
+        let redirecting = provider_answering(
+            ResponseTemplate::new(status).insert_header("location", format!("{}/v1/models", elsewhere.uri()).as_str()),
+        )
+        .await;
+        let result = test_values(&app, &user.token, &openai_values(&redirecting, GOOD_KEY, "gpt-4o")).await;
+        assert_eq!(result["status"], "failed", "HTTP {status}: {result}");
+        assert_ne!(result["code"], "ok", "HTTP {status}: {result}");
+        assert_eq!(requests(&redirecting).await.len(), 1);
+    }
+    assert!(requests(&elsewhere).await.is_empty(), "a redirect was followed");
+}
+
+async fn a_hanging_provider_times_out_within_fifteen_seconds(app: TestApp) {
+    let user = app.user().await;
+    let server = provider_answering(
+        ResponseTemplate::new(200)
+            .set_body_json(openai_models())
+            .set_delay(Duration::from_secs(30)),
+    )
+    .await;
+    let started = Instant::now();
+    let result = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "the test took {took:?}");
+    assert_failed(&result, "timeout");
+}
+
+async fn a_closed_port_is_unreachable(app: TestApp) {
+    let user = app.user().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let body = json!({"provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                      "base_url": format!("http://127.0.0.1:{port}/v1")});
+    let result = test_values(&app, &user.token, &body).await;
+    assert_failed(&result, "unreachable");
+}
+
+async fn an_answer_over_one_mebibyte_is_a_provider_error(app: TestApp) {
+    let user = app.user().await;
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let server = provider_answering(
+        ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "gpt-4o", "padding": padding}]})),
+    )
+    .await;
+    let result = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+    assert_failed(&result, "provider_error");
+}
+
+async fn openai_compatible_providers_are_asked_for_models_with_a_bearer_key(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(openai_models()))
+        .mount(&server)
+        .await;
+    let family = [
+        "openai",
+        "mistral",
+        "groq",
+        "openrouter",
+        "deepseek",
+        "together",
+        "xai",
+        "openai_compatible",
+    ];
+    for provider in family {
+        let body =
+            json!({"provider": provider, "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": openai_base(&server)});
+        let result = test_values(&app, &user.token, &body).await;
+        assert_ok(&result, &["gpt-4o", "gpt-4o-mini"]);
+    }
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), family.len());
+    for request in seen {
+        assert_eq!(request.method.as_str(), "GET");
+        assert!(request.url.query().is_none(), "{}", request.url);
+    }
+}
+
+async fn anthropic_is_asked_with_x_api_key_and_its_version(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("x-api-key", GOOD_KEY))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5"}],
+            "has_more": false, "first_id": "claude-sonnet-4-5", "last_id": "claude-sonnet-4-5",
+        })))
+        .mount(&server)
+        .await;
+    let body =
+        json!({"provider": "anthropic", "model": "claude-sonnet-4-5", "api_key": GOOD_KEY, "base_url": server.uri()});
+    let result = test_values(&app, &user.token, &body).await;
+    assert_ok(&result, &["claude-sonnet-4-5"]);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 1);
+    assert!(
+        !seen[0].headers.contains_key("authorization"),
+        "the key travels only in x-api-key"
+    );
+}
+
+async fn gemini_gets_its_key_in_a_header_and_never_in_the_url(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1beta/models"))
+        .and(header("x-goog-api-key", GOOD_KEY))
+        .and(NoQueryString)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "models": [
+                {"name": "models/gemini-1.5-pro", "displayName": "Gemini 1.5 Pro"},
+                {"name": "models/gemini-2.0-flash", "displayName": "Gemini 2.0 Flash"},
+            ]
+        })))
+        .mount(&server)
+        .await;
+    let body =
+        json!({"provider": "gemini", "model": "gemini-2.0-flash", "api_key": GOOD_KEY, "base_url": server.uri()});
+    let result = test_values(&app, &user.token, &body).await;
+    assert_ok(&result, &["gemini-1.5-pro", "gemini-2.0-flash"]);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].url.as_str().contains(GOOD_KEY), "{}", seen[0].url);
+}
+
+async fn azure_is_asked_with_its_api_version_and_api_key_header(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/openai/models"))
+        .and(query_param("api-version", "2024-10-21"))
+        .and(header("api-key", GOOD_KEY))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "data": [{"id": "gpt-4o", "object": "model"}]
+        })))
+        .mount(&server)
+        .await;
+    let body = json!({"provider": "azure_openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": server.uri()});
+    let result = test_values(&app, &user.token, &body).await;
+    assert_ok(&result, &["gpt-4o"]);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].url.query(),
+        Some("api-version=2024-10-21"),
+        "nothing else in the URL"
+    );
+}
+
+async fn ollama_is_asked_for_its_tags_without_a_key(app: TestApp) {
+    let user = app.user().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/tags"))
+        .and(NoKeyHeaders)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "models": [{"name": "llama3:latest", "model": "llama3:latest", "size": 4_661_224_676_u64}]
+        })))
+        .mount(&server)
+        .await;
+    // A plain http URL on 127.0.0.1 is accepted: the operator listed 127.0.0.1/32.
+    let body = json!({"provider": "ollama", "model": "llama3", "base_url": server.uri()});
+    let result = test_values(&app, &user.token, &body).await;
+    assert_ok(&result, &["llama3:latest"]);
+
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "local", "provider": "ollama", "model": "llama3", "base_url": server.uri()}),
+        )
+        .await;
+    assert_eq!(saved["base_url"], server.uri());
+    assert_ok(&test_saved(&app, &user.token, id_of(&saved)).await, &["llama3:latest"]);
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+async fn a_saved_configuration_is_tested_by_path_and_by_id(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                   "base_url": openai_base(&server)}),
+        )
+        .await;
+    assert_ok(
+        &test_saved(&app, &user.token, id_of(&saved)).await,
+        &["gpt-4o", "gpt-4o-mini"],
+    );
+    let by_id = test_values(&app, &user.token, &json!({"id": id_of(&saved)})).await;
+    assert_ok(&by_id, &["gpt-4o", "gpt-4o-mini"]);
+    assert_eq!(requests(&server).await.len(), 2);
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_error(
+        app.post_json("/api/llm-configurations/test", &user.token, &json!({"id": unknown}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.post_json(
+            &format!("/api/llm-configurations/{unknown}/test"),
+            &user.token,
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+async fn a_saved_configurations_result_is_recorded_on_it(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                   "base_url": openai_base(&server)}),
+        )
+        .await;
+    let resource = format!("/api/llm-configurations/{}", id_of(&saved));
+    assert_eq!(saved["test_status"], "untested");
+
+    let result = test_saved(&app, &user.token, id_of(&saved)).await;
+    assert_ok(&result, &["gpt-4o", "gpt-4o-mini"]);
+    let fetched: Value = app.get(&resource, &user.token).await.json().await.unwrap();
+    assert_eq!(fetched["test_status"], "ok", "{fetched}");
+    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
+    assert_eq!(fetched["test_latency_ms"], result["latency_ms"], "{fetched}");
+    let tested_at = fetched["tested_at"].as_str().expect("tested_at is set");
+    assert!(chrono::DateTime::parse_from_rfc3339(tested_at).is_ok(), "{tested_at}");
+
+    server.reset().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500).set_body_string(PROVIDER_SECRET))
+        .mount(&server)
+        .await;
+    let result = test_values(&app, &user.token, &json!({"id": id_of(&saved)})).await;
+    assert_failed(&result, "provider_error");
+    let response = app.get(&resource, &user.token).await;
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(PROVIDER_SECRET), "{text}");
+    let fetched: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(fetched["test_status"], "failed", "{fetched}");
+    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
+    assert!(fetched["test_latency_ms"].is_i64(), "{fetched}");
+    assert!(fetched["tested_at"].as_str().unwrap() >= tested_at, "{fetched}");
+}
+
+async fn another_users_configuration_cannot_be_tested(app: TestApp) {
+    let owner = app.user().await;
+    let stranger = app.user().await;
+    let server = fake_openai().await;
+    let saved = app
+        .create_configuration(
+            &owner.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                   "base_url": openai_base(&server)}),
+        )
+        .await;
+    let by_path = app
+        .post_json(
+            &format!("/api/llm-configurations/{}/test", id_of(&saved)),
+            &stranger.token,
+            &json!({}),
+        )
+        .await;
+    assert_error(by_path, 404, "not_found").await;
+    let by_id = app
+        .post_json(
+            "/api/llm-configurations/test",
+            &stranger.token,
+            &json!({"id": id_of(&saved)}),
+        )
+        .await;
+    assert_error(by_id, 404, "not_found").await;
+    assert!(
+        requests(&server).await.is_empty(),
+        "a stranger's test reached the provider"
+    );
+    let fetched: Value = app
+        .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["test_status"], "untested");
+}
+
+async fn the_eleventh_test_in_a_minute_is_rate_limited_with_retry_after(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                   "base_url": openai_base(&server)}),
+        )
+        .await;
+    // Saved and unsaved tests share the budget.
+    for _ in 0..5 {
+        assert_ok(
+            &test_saved(&app, &user.token, id_of(&saved)).await,
+            &["gpt-4o", "gpt-4o-mini"],
+        );
+        let unsaved = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+        assert_ok(&unsaved, &["gpt-4o", "gpt-4o-mini"]);
+    }
+    let attempts = [
+        app.post_json(
+            "/api/llm-configurations/test",
+            &user.token,
+            &openai_values(&server, GOOD_KEY, "gpt-4o"),
+        )
+        .await,
+        app.post_json(
+            &format!("/api/llm-configurations/{}/test", id_of(&saved)),
+            &user.token,
+            &json!({}),
+        )
+        .await,
+        app.post_json(
+            "/api/llm-configurations/test",
+            &user.token,
+            &json!({"id": id_of(&saved)}),
+        )
+        .await,
+    ];
+    for response in attempts {
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .expect("a numeric Retry-After header");
+        assert!((1..=60).contains(&retry_after), "Retry-After: {retry_after}");
+        assert_error(response, 429, "rate_limited").await;
+    }
+    assert_eq!(requests(&server).await.len(), 10, "refused tests make no request");
+
+    // The budget is per user.
+    let other = app.user().await;
+    let result = test_values(&app, &other.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
+    assert_ok(&result, &["gpt-4o", "gpt-4o-mini"]);
+}
+
+async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_renders(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let create = |name: &str, key: &str| json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": key, "base_url": openai_base(&server)});
+    let victim = app.create_configuration(&user.token, create("victim", GOOD_KEY)).await;
+    let donor = app
+        .create_configuration(&user.token, create("donor", "sk-donor-key-0003"))
+        .await;
+
+    // Another row's ciphertext is bound to that row: it must not open here.
+    let victim_id = DbId(uuid::Uuid::parse_str(id_of(&victim)).unwrap());
+    let donor_id = DbId(uuid::Uuid::parse_str(id_of(&donor)).unwrap());
+    app.with_db(move |conn| {
+        let donor_ciphertext = llm_configurations::table
+            .find(donor_id)
+            .select(llm_configurations::api_key_encrypted)
+            .first::<Option<Vec<u8>>>(conn)
+            .unwrap();
+        assert!(donor_ciphertext.is_some());
+        diesel::update(llm_configurations::table.find(victim_id))
+            .set(llm_configurations::api_key_encrypted.eq(donor_ciphertext))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+
+    let result = test_saved(&app, &user.token, id_of(&victim)).await;
+    assert_failed(&result, "key_unreadable");
+    assert!(
+        result["message"].as_str().unwrap().contains("re-enter the key"),
+        "{result}"
+    );
+    let by_id = test_values(&app, &user.token, &json!({"id": id_of(&victim)})).await;
+    assert_failed(&by_id, "key_unreadable");
+    assert!(requests(&server).await.is_empty(), "no key, no request");
+
+    let fetched: Value = app
+        .get(&format!("/api/llm-configurations/{}", id_of(&victim)), &user.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["test_status"], "failed", "{fetched}");
+    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
+    assert_eq!(app.list(&user.token).await.len(), 2);
+    for api in [
+        "/api/llm-configurations/default",
+        "/api/conversations",
+        "/api/providers",
+    ] {
+        assert_eq!(app.get(api, &user.token).await.status(), 200, "GET {api}");
+    }
+    let page = browser.page("/llm-configurations").await;
+    assert!(page.contains("re-enter the key"), "the page says what to do: {page}");
+    browser.page("/settings").await;
+    browser
+        .page(&format!("/llm-configurations/{}/edit", id_of(&victim)))
+        .await;
+    browser.page("/llm-configurations/new").await;
+}
+
+async fn the_row_test_answers_the_row_with_htmx_and_a_redirect_without(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
+                   "base_url": openai_base(&server)}),
+        )
+        .await;
+    let action = format!("/llm-configurations/{}/test", id_of(&saved));
+    let csrf = browser.csrf().await;
+
+    let response = browser.post_htmx(&action, &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), 200);
+    let row = response.text().await.unwrap();
+    assert!(
+        row.starts_with(&format!(r#"<tr id="configuration-{}""#, id_of(&saved))),
+        "{row}"
+    );
+    assert!(!row.contains("<html") && !row.contains("<body"), "{row}");
+    assert!(row.contains(r#"data-badge="status">OK</span>"#), "{row}");
+
+    server.reset().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(401).set_body_string(PROVIDER_SECRET))
+        .mount(&server)
+        .await;
+    let response = browser.post_form(&action, &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/llm-configurations");
+    assert_eq!(requests(&server).await.len(), 1);
+    let page = browser.page("/llm-configurations").await;
+    assert!(page.contains(r#"data-badge="status">Failed</span>"#), "{page}");
+    assert!(!page.contains(PROVIDER_SECRET));
+    let fetched: Value = app
+        .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &user.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["test_status"], "failed");
+}
+
+/// The form's fields for testing unsaved values.
+fn form<'a>(provider: &'a str, api_key: &'a str, base_url: &'a str, csrf: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", "work"),
+        ("provider", provider),
+        ("model", "gpt-4o"),
+        ("api_key", api_key),
+        ("base_url", base_url),
+        ("is_active", "true"),
+        ("csrf_token", csrf),
+    ]
+}
+
+async fn testing_the_form_lists_the_models_found_as_suggestions(app: TestApp) {
+    let (_, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let csrf = browser.csrf().await;
+    let base = openai_base(&server);
+    let response = browser
+        .post_htmx("/llm-configurations/test", &form("openai", GOOD_KEY, &base, &csrf))
+        .await;
+    assert_eq!(response.status(), 200);
+    let fragment = response.text().await.unwrap();
+    assert!(!fragment.contains("<html"), "{fragment}");
+    assert!(fragment.contains(r#"data-code="ok""#), "{fragment}");
+    let datalist = &fragment[fragment
+        .find(r#"<datalist id="model-suggestions""#)
+        .expect("a datalist")..];
+    assert!(datalist.contains(r#"<option value="gpt-4o">"#), "{fragment}");
+    assert!(datalist.contains(r#"<option value="gpt-4o-mini">"#), "{fragment}");
+    assert!(!fragment.contains(GOOD_KEY));
+
+    let response = browser
+        .post_htmx(
+            "/llm-configurations/test",
+            &form("openai", "sk-wrong-key-0002", &base, &csrf),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let fragment = response.text().await.unwrap();
+    assert!(fragment.contains(r#"data-code="invalid_key""#), "{fragment}");
+    assert!(!fragment.contains(PROVIDER_SECRET), "{fragment}");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+async fn testing_an_unchanged_edit_form_uses_the_stored_key(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let base = openai_base(&server);
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base}),
+        )
+        .await;
+    let csrf = browser.csrf().await;
+    let mut fields = form("openai", "", &base, &csrf);
+    fields.push(("configuration_id", id_of(&saved)));
+    let response = browser.post_htmx("/llm-configurations/test", &fields).await;
+    assert_eq!(response.status(), 200);
+    let fragment = response.text().await.unwrap();
+    assert!(fragment.contains(r#"data-code="ok""#), "{fragment}");
+    assert!(fragment.contains(r#"<option value="gpt-4o">"#), "{fragment}");
+    assert!(!fragment.contains(GOOD_KEY));
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["authorization"], format!("Bearer {GOOD_KEY}").as_str());
+}
+
+async fn testing_a_changed_edit_form_without_a_key_asks_for_the_key(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let elsewhere = fake_openai().await;
+    let base = openai_base(&server);
+    let saved = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base}),
+        )
+        .await;
+    let csrf = browser.csrf().await;
+    let moved = openai_base(&elsewhere);
+    for (provider, base_url) in [
+        ("openai", moved.as_str()),
+        ("openai_compatible", base.as_str()),
+        ("openai", ""),
+    ] {
+        let mut fields = form(provider, "", base_url, &csrf);
+        fields.push(("configuration_id", id_of(&saved)));
+        let response = browser.post_htmx("/llm-configurations/test", &fields).await;
+        assert_eq!(response.status(), 422, "{provider} at {base_url:?}");
+        let fragment = response.text().await.unwrap();
+        assert!(fragment.contains("enter the key"), "{fragment}");
+        assert!(!fragment.contains("<html"), "{fragment}");
+    }
+    assert!(
+        requests(&elsewhere).await.is_empty(),
+        "the stored key went to another host"
+    );
+    assert!(requests(&server).await.is_empty());
+}
+
+/// A loopback port that counts the connections made to it.
+async fn connection_counter() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, count)
+}
+
+/// Internal hosts in every spelling; each would reach the loopback listener on `port` if a
+/// connection were made to the loopback ones.
+fn internal_base_urls(port: u16) -> Vec<String> {
+    [
+        "127.0.0.1",
+        "localhost",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "10.0.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "[fd00:ec2::254]",
+        "0.0.0.0",
+    ]
+    .iter()
+    .map(|host| format!("https://{host}:{port}"))
+    .collect()
+}
+
+/// The test of `base_url` is refused: a `blocked_address` result or a 422, naming the variable
+/// that would allow it.
+async fn assert_refused(app: &TestApp, token: &str, base_url: &str) {
+    let body = json!({"provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url});
+    let response = app.post_json("/api/llm-configurations/test", token, &body).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    match status {
+        200 => {
+            assert_failed(&body, "blocked_address");
+            assert!(body["latency_ms"].is_null(), "{base_url}: {body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("LANYARD_EGRESS_ALLOW"), "{base_url}: {message}");
+        }
+        422 => {
+            assert_eq!(body["error"], "validation_failed", "{base_url}: {body}");
+            assert!(body.to_string().contains("LANYARD_EGRESS_ALLOW"), "{base_url}: {body}");
+        }
+        other => panic!("{base_url}: HTTP {other}: {body}"),
+    }
+}
+
+async fn internal_addresses_are_refused_in_every_spelling(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let wiremock_port = server.address().port();
+    let (counted_port, connections) = connection_counter().await;
+    for port in [wiremock_port, counted_port] {
+        for base_url in internal_base_urls(port) {
+            assert_refused(&app, &user.token, &base_url).await;
+        }
+    }
+    assert!(
+        requests(&server).await.is_empty(),
+        "a refused test reached the provider"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused test connected");
+}
+
+async fn a_saved_configuration_pointing_inside_is_refused_too(app: TestApp) {
+    let user = app.user().await;
+    let (port, connections) = connection_counter().await;
+    for (name, base_url) in [
+        ("metadata", "https://169.254.169.254".to_owned()),
+        ("mapped", format!("https://[::ffff:127.0.0.1]:{port}")),
+        ("local", format!("https://localhost:{port}")),
+    ] {
+        let saved = app
+            .create_configuration(
+                &user.token,
+                json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url}),
+            )
+            .await;
+        let result = test_saved(&app, &user.token, id_of(&saved)).await;
+        assert_failed(&result, "blocked_address");
+        assert!(
+            result["message"].as_str().unwrap().contains("LANYARD_EGRESS_ALLOW"),
+            "{result}"
+        );
+        let fetched: Value = app
+            .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &user.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(fetched["test_status"], "failed");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused test connected");
+}
+
+async fn plain_http_to_a_host_the_operator_did_not_list_is_invalid(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let port = server.address().port();
+    for base_url in [
+        format!("http://127.0.0.1:{port}/v1"),
+        format!("http://localhost:{port}/v1"),
+        "http://example.com/v1".to_owned(),
+    ] {
+        let body = json!({"provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url});
+        let refused = assert_error(
+            app.post_json("/api/llm-configurations/test", &user.token, &body).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert!(refused["fields"]["base_url"].is_array(), "{base_url}: {refused}");
+        assert!(
+            refused.to_string().contains("LANYARD_EGRESS_ALLOW"),
+            "{base_url}: {refused}"
+        );
+        let mut configuration = body.clone();
+        configuration["name"] = json!("plain");
+        assert_error(
+            app.post_json("/api/llm-configurations", &user.token, &configuration)
+                .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+    }
+    let ollama = json!({"provider": "ollama", "model": "llama3", "base_url": format!("http://127.0.0.1:{port}")});
+    assert_error(
+        app.post_json("/api/llm-configurations/test", &user.token, &ollama)
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(requests(&server).await.is_empty());
+}

@@ -1,0 +1,218 @@
+//! Without JavaScript every action is a plain form post answered by a redirect: the form is its
+//! own page, Delete goes through a confirmation page, and tokens are created and revoked by
+//! full-page posts.
+
+use crate::harness::{Browser, Configuration, HOME, JavaScript, WORK};
+
+const FLOW: &str = "js-off";
+
+/// Adds a configuration on its own page and comes back to the table.
+async fn add_on_its_page(browser: &Browser, fields: &Configuration<'_>, step: &str) {
+    browser.click("#add-configuration").await;
+    // Without JavaScript, htmx cannot intercept the link: the form is a page of its own.
+    browser.wait_for_path("/llm-configurations/new").await;
+    assert!(
+        !browser.exists("#configuration-dialog").await,
+        "the form page has no dialog"
+    );
+    assert!(
+        !browser.exists("[data-close-dialog]").await,
+        "the form page has no dialog button"
+    );
+    browser.fill_configuration("#configuration-form", fields).await;
+    browser.check(step).await;
+    browser.click("#save-configuration").await;
+    browser.wait_for_path("/llm-configurations").await;
+    browser.wait_for(&Browser::row(fields.name)).await;
+}
+
+#[tokio::test]
+async fn every_action_works_as_a_full_page_post_without_javascript() {
+    let Some(browser) = Browser::start(FLOW, JavaScript::Off).await else {
+        return;
+    };
+
+    browser.register_first_admin().await;
+    assert!(
+        browser.exists(".empty-state").await,
+        "a new account starts with no configurations"
+    );
+    browser.check("empty").await;
+
+    add_on_its_page(&browser, &WORK, "new-page").await;
+    assert_eq!(
+        browser.default_name().await.as_deref(),
+        Some(WORK.name),
+        "the first configuration becomes the default"
+    );
+    add_on_its_page(&browser, &HOME, "new-page-second").await;
+    assert_eq!(
+        browser.row_names().await,
+        [WORK.name, HOME.name],
+        "the default comes first"
+    );
+    browser.check("two-configurations").await;
+    browser.check_on_phone("phone").await;
+
+    // Set default, Deactivate and Activate post the row's form and come back to the page.
+    browser
+        .click(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
+        .await;
+    browser.wait_for_path("/llm-configurations").await;
+    browser
+        .wait_until("home-claude to become the default", async || {
+            browser.is_default(HOME.name).await
+        })
+        .await;
+    assert_eq!(browser.default_name().await.as_deref(), Some(HOME.name));
+    browser.check("set-default").await;
+
+    browser
+        .click(&format!("{} [data-action='deactivate']", Browser::row(HOME.name)))
+        .await;
+    browser
+        .wait_until("home-claude to become inactive", async || {
+            browser.is_inactive(HOME.name).await
+        })
+        .await;
+    assert_eq!(browser.path().await, "/llm-configurations");
+    assert_eq!(
+        browser.default_name().await.as_deref(),
+        Some(WORK.name),
+        "the default moves off a deactivated one"
+    );
+    browser.check("deactivated").await;
+
+    browser
+        .click(&format!("{} [data-action='activate']", Browser::row(HOME.name)))
+        .await;
+    browser
+        .wait_until("home-claude to become active", async || {
+            !browser.is_inactive(HOME.name).await
+        })
+        .await;
+    assert_eq!(
+        browser.default_name().await.as_deref(),
+        Some(WORK.name),
+        "reactivating does not take the default"
+    );
+    browser.check("reactivated").await;
+
+    // Edit is its own page; an empty key field keeps the key.
+    let row = Browser::row(WORK.name);
+    let mask = browser.text(&format!("{row} code.masked-key")).await;
+    let id = browser.find(&row).await.attr("id").await.unwrap().unwrap();
+    let id = id.trim_start_matches("configuration-").to_owned();
+    browser.click(&format!("{row} [data-action='edit']")).await;
+    browser.wait_for_path(&format!("/llm-configurations/{id}/edit")).await;
+    assert_eq!(
+        browser
+            .find("#configuration-form #name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(WORK.name)
+    );
+    assert_eq!(
+        browser
+            .find("#api_key")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default(),
+        ""
+    );
+    browser.fill("#model", "gpt-4.1").await;
+    browser.check("edit-page").await;
+    browser.click("#save-configuration").await;
+    browser.wait_for_path("/llm-configurations").await;
+    assert_eq!(browser.text(&format!("{row} code.model")).await, "gpt-4.1");
+    assert_eq!(
+        browser.text(&format!("{row} code.masked-key")).await,
+        mask,
+        "an empty key field keeps the key"
+    );
+    browser.check("edited").await;
+
+    // Delete leads to a confirmation page, whose button deletes.
+    let home_id = browser
+        .find(&Browser::row(HOME.name))
+        .await
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap();
+    let home_id = home_id.trim_start_matches("configuration-").to_owned();
+    browser
+        .click(&format!("{} [data-action='delete']", Browser::row(HOME.name)))
+        .await;
+    browser
+        .wait_for_path(&format!("/llm-configurations/{home_id}/delete"))
+        .await;
+    assert!(
+        browser.text("h1").await.contains(HOME.name),
+        "the confirmation names the configuration"
+    );
+    browser.check("delete-confirmation").await;
+    browser.click("#confirm-delete").await;
+    browser.wait_for_path("/llm-configurations").await;
+    assert_eq!(browser.row_names().await, [WORK.name]);
+    browser.check("deleted").await;
+
+    // Tokens: created by a full-page post that shows the token once, revoked by another.
+    browser.goto("/settings").await;
+    browser.check("settings").await;
+    browser.click("#tokens-section details > summary").await;
+    browser.fill("#token-form #token-name", "ci script").await;
+    browser.click("#token-form button[type=submit]").await;
+    let secret = browser
+        .wait_for("#new-token-value")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(
+        browser.path().await,
+        "/settings/tokens",
+        "the token is shown in the post's own answer"
+    );
+    assert!(secret.len() >= 20, "a token is shown: {secret:?}");
+    browser.check("token-created").await;
+    assert_eq!(
+        browser.server.api_status_with(&secret).await,
+        200,
+        "the new token works on the API"
+    );
+
+    browser.goto("/settings").await;
+    browser.wait_for("tr[id^='token-'][data-name='ci script']").await;
+    assert!(!browser.exists("#new-token-value").await, "a token is shown only once");
+    assert!(
+        !browser.client.source().await.unwrap().contains(&secret),
+        "the page holds no token"
+    );
+    browser.check("settings-again").await;
+
+    browser.click("tr[data-name='ci script'] [data-action='revoke']").await;
+    browser.wait_for_path("/settings").await;
+    browser
+        .wait_until("the token to be revoked", async || {
+            !browser.exists("tr[data-name='ci script'] [data-action='revoke']").await
+        })
+        .await;
+    assert_eq!(browser.text("tr[data-name='ci script'] .badge").await, "Revoked");
+    assert_eq!(
+        browser.server.api_status_with(&secret).await,
+        401,
+        "a revoked token is refused"
+    );
+    browser.check("token-revoked").await;
+
+    browser.log_out().await;
+    browser.finish().await;
+}
