@@ -1,13 +1,13 @@
 //! `/login`, `/register` and `/logout`.
 
 use actix_session::Session;
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{NoFields, ProtectedForm, SignedIn, csrf_token};
 use super::error::PageResult;
+use super::respond::{html, see_other};
 use super::session::{CSRF_TOKEN, EMAIL, USER_ID};
 use super::views::Layout;
 use crate::app::AppState;
@@ -15,22 +15,33 @@ use crate::domain::{Email, Password};
 use crate::error::{AppError, FieldErrors};
 use crate::services::accounts::{self, SignedInUser};
 
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
-}
-
-pub fn html(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
-}
-
-/// The address failures are counted against: the peer's.
+/// The address failures are counted against: the peer's, or, when the peer is a proxy listed
+/// in `LANYARD_TRUSTED_PROXIES`, the nearest `X-Forwarded-For` entry that is not such a proxy.
 pub fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string())
+    let Some(peer) = req.peer_addr().map(|address| address.ip()) else {
+        return "unknown".to_owned();
+    };
+    let trusted: &[ipnet::IpNet] = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.settings.trusted_proxies.as_slice())
+        .unwrap_or(&[]);
+    let is_trusted = |address: &std::net::IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("X-Forwarded-For")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|address| !is_trusted(address))
+        .unwrap_or(&peer)
+        .to_string()
 }
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a

@@ -9,9 +9,9 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::{html, see_other};
 use super::auth::{NoFields, ProtectedForm, SignedIn};
 use super::error::{PageError, PageResult};
+use super::respond::{private_html, see_other};
 use super::views::{Layout, display_time};
 use crate::app::AppState;
 use crate::db::{DbConnection, key_reveals, llm_configurations, users};
@@ -190,12 +190,7 @@ fn render(
         master_keys,
         reveals: data.reveals,
     };
-    let mut response = html(status, page.render().map_err(AppError::from)?);
-    response.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
 
 #[derive(Deserialize)]

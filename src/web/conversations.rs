@@ -7,9 +7,9 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::{html, see_other};
 use super::auth::{ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
+use super::respond::{html, see_other};
 use super::views::{ConfigurationView, Layout, configuration_views, display_time};
 use crate::app::AppState;
 use crate::db::DbConnection;

@@ -8,11 +8,12 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::{html, see_other};
 use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
+use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
 use crate::app::AppState;
+use crate::db::DbConnection;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
 use crate::egress::EgressPolicy;
@@ -25,14 +26,6 @@ const PAGE: &str = "/llm-configurations";
 /// A page id that is not a UUID names nothing: 404, like a missing one.
 fn page_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
-}
-
-/// Pages that show configurations are never cached (they carry key masks and forms).
-fn no_store(mut response: HttpResponse) -> HttpResponse {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    response
 }
 
 #[derive(Template)]
@@ -55,7 +48,7 @@ fn table_fragment(rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<Ht
         configurations: configuration_views(rows),
         csrf_token: user.csrf_token.clone(),
     };
-    Ok(no_store(html(StatusCode::OK, fragment.render()?)))
+    Ok(private_html(StatusCode::OK, fragment.render()?))
 }
 
 pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
@@ -66,7 +59,7 @@ pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
         configurations: configuration_views(rows),
         csrf_token: user.csrf_token.clone(),
     };
-    Ok(no_store(html(StatusCode::OK, page.render().map_err(AppError::from)?)))
+    Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
 }
 
 /// The add/edit form's state.
@@ -172,7 +165,7 @@ fn render_form(form: FormView, user: &SignedIn, status: StatusCode) -> Result<Ht
         }
         .render()?
     };
-    Ok(no_store(html(status, body)))
+    Ok(private_html(status, body))
 }
 
 pub async fn new_form(req: HttpRequest, user: SignedIn) -> PageResult {
@@ -381,6 +374,27 @@ fn after_action(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) ->
     }
 }
 
+/// Runs a row action for the signed-in user, then answers with the table (htmx) or sends the
+/// browser back to the page.
+async fn row_action(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    user: &SignedIn,
+    path: &str,
+    action: impl FnOnce(&mut DbConnection, Uuid, Uuid) -> Result<(), AppError> + Send + 'static,
+) -> PageResult {
+    let id = page_id(path)?;
+    let owner = user.user_id;
+    let rows = state
+        .db
+        .run(move |conn| {
+            action(conn, owner, id)?;
+            configurations::list(conn, owner)
+        })
+        .await?;
+    after_action(is_htmx(req), rows, user)
+}
+
 pub async fn set_default(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -388,16 +402,10 @@ pub async fn set_default(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = page_id(&path)?;
-    let owner = user.user_id;
-    let rows = state
-        .db
-        .run(move |conn| {
-            configurations::set_default(conn, owner, id)?;
-            configurations::list(conn, owner)
-        })
-        .await?;
-    after_action(is_htmx(&req), rows, &user)
+    row_action(state, &req, &user, &path, |conn, owner, id| {
+        configurations::set_default(conn, owner, id).map(|_| ())
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -413,26 +421,20 @@ pub async fn set_active(
     path: web::Path<String>,
     form: ProtectedForm<ActiveField>,
 ) -> PageResult {
-    let id = page_id(&path)?;
     let is_active = match form.fields.is_active.as_str() {
         "true" | "on" => true,
         "false" | "" => false,
         _ => return Err(AppError::validation("is_active", "must be true or false").into()),
     };
-    let owner = user.user_id;
     let keyring = state.keyring.clone();
-    let rows = state
-        .db
-        .run(move |conn| {
-            let update = ConfigurationUpdate {
-                is_active: Some(is_active),
-                ..ConfigurationUpdate::default()
-            };
-            configurations::update(conn, &keyring, owner, id, update)?;
-            configurations::list(conn, owner)
-        })
-        .await?;
-    after_action(is_htmx(&req), rows, &user)
+    row_action(state, &req, &user, &path, move |conn, owner, id| {
+        let update = ConfigurationUpdate {
+            is_active: Some(is_active),
+            ..ConfigurationUpdate::default()
+        };
+        configurations::update(conn, &keyring, owner, id, update).map(|_| ())
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -453,7 +455,7 @@ pub async fn delete_confirm(state: web::Data<AppState>, user: SignedIn, path: we
         id: row.id.0.to_string(),
         name: row.name,
     };
-    Ok(no_store(html(StatusCode::OK, page.render().map_err(AppError::from)?)))
+    Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
 }
 
 pub async fn delete(
@@ -463,16 +465,7 @@ pub async fn delete(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = page_id(&path)?;
-    let owner = user.user_id;
-    let rows = state
-        .db
-        .run(move |conn| {
-            configurations::delete(conn, owner, id)?;
-            configurations::list(conn, owner)
-        })
-        .await?;
-    after_action(is_htmx(&req), rows, &user)
+    row_action(state, &req, &user, &path, configurations::delete).await
 }
 
 #[derive(Template)]
@@ -509,10 +502,7 @@ pub async fn test_saved(
         c: ConfigurationView::from(row),
         csrf_token: user.csrf_token.clone(),
     };
-    Ok(no_store(html(
-        StatusCode::OK,
-        fragment.render().map_err(AppError::from)?,
-    )))
+    Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }
 
 /// A test result as the form shows it.
@@ -622,10 +612,7 @@ pub async fn test_unsaved(
     let fragment = TestResultFragment {
         result: TestResultView::from(outcome),
     };
-    Ok(no_store(html(
-        StatusCode::OK,
-        fragment.render().map_err(AppError::from)?,
-    )))
+    Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }
 
 /// A test that cannot run: the reasons, in the result area (422, which htmx swaps).
@@ -639,8 +626,8 @@ fn test_form_errors(errors: FieldErrors) -> Result<HttpResponse, AppError> {
         models: Vec::new(),
         warnings: Vec::new(),
     };
-    Ok(no_store(html(
+    Ok(private_html(
         StatusCode::UNPROCESSABLE_ENTITY,
         TestResultFragment { result }.render()?,
-    )))
+    ))
 }

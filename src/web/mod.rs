@@ -10,14 +10,15 @@ pub mod error;
 pub mod health;
 pub mod llm_configurations;
 pub mod observability;
+pub mod respond;
 pub mod session;
 pub mod settings;
 pub mod views;
 
 use actix_web::{HttpResponse, web};
 
-use accounts::see_other;
 use error::PageError;
+use respond::see_other;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))

@@ -6,9 +6,10 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::{html, see_other, sign_in};
+use super::accounts::sign_in;
 use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
+use super::respond::{html, private_html, see_other};
 use super::views::{ConfigurationView, CreatedTokenView, Layout, TokenView, configuration_views};
 use crate::app::AppState;
 use crate::db::{self, DbConnection};
@@ -103,12 +104,7 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         password_errors: state.password_errors,
         password_changed: state.password_changed,
     };
-    let mut response = html(status, page.render().map_err(AppError::from)?);
-    response.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
 
 #[derive(Deserialize)]
@@ -263,12 +259,7 @@ pub async fn create_token(
             created_token: created,
             token_errors: errors,
         };
-        let mut response = html(status, fragment.render().map_err(AppError::from)?);
-        response.headers_mut().insert(
-            actix_web::http::header::CACHE_CONTROL,
-            actix_web::http::header::HeaderValue::from_static("no-store"),
-        );
-        return Ok(response);
+        return Ok(private_html(status, fragment.render().map_err(AppError::from)?));
     }
     render_page(
         &user,
