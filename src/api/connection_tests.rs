@@ -121,7 +121,7 @@ pub async fn test_unsaved(
     let (Some(provider), Some(model)) = (provider, model) else {
         return Err(AppError::Validation(errors).into());
     };
-    let target = TestTarget::new(provider, &model, base_url.as_ref(), api_key.as_ref())?;
+    let target = TestTarget::new(provider, Some(&model), base_url.as_ref(), api_key.as_ref())?;
     let outcome = connection_tests::test_unsaved(
         &state.db,
         &state.outbound,

@@ -21,6 +21,18 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<CanaryRow>> {
         .load(conn)
 }
 
+/// Inside a write transaction: makes instances that record canaries at the same moment take
+/// turns, so that each sees what the others recorded. SQLite's `IMMEDIATE` transactions already
+/// serialise writers; PostgreSQL needs a lock that conflicts with itself (reads stay allowed).
+pub fn lock_for_recording(conn: &mut DbConnection) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query("LOCK TABLE master_key_canaries IN SHARE ROW EXCLUSIVE MODE")
+            .execute(pg)
+            .map(|_| ()),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
 pub fn insert(conn: &mut DbConnection, row: &CanaryRow) -> QueryResult<()> {
     diesel::insert_into(master_key_canaries::table)
         .values(row)

@@ -43,10 +43,11 @@ impl TestOutcome {
     }
 }
 
-/// What a test needs: where to send which key, and which model to look for.
+/// What a test needs: where to send which key, and which model to look for (none: just list
+/// what the provider offers).
 pub struct TestTarget {
     pub provider: Provider,
-    pub model: String,
+    pub model: Option<String>,
     pub base_url: String,
     pub api_key: Option<SecretString>,
 }
@@ -55,7 +56,7 @@ impl TestTarget {
     /// For unsaved values; the base URL defaults to the provider's.
     pub fn new(
         provider: Provider,
-        model: &ModelId,
+        model: Option<&ModelId>,
         base_url: Option<&BaseUrl>,
         api_key: Option<&ApiKey>,
     ) -> Result<Self, AppError> {
@@ -82,7 +83,7 @@ impl TestTarget {
         }
         Ok(TestTarget {
             provider,
-            model: model.as_str().to_owned(),
+            model: model.map(|model| model.as_str().to_owned()),
             base_url,
             api_key: api_key.map(|key| SecretString::from(key.expose().to_owned())),
         })
@@ -122,9 +123,11 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
             Some(models) => {
                 let mut warnings = Vec::new();
                 let mut message = format!("the provider accepted the key and listed {} model(s)", models.len());
-                if !providers::model_is_listed(target.provider, &target.model, &models) {
+                if let Some(model) = target.model.as_deref()
+                    && !providers::model_is_listed(target.provider, model, &models)
+                {
                     warnings.push("model_not_listed");
-                    message.push_str(&format!("; `{}` is not among them", target.model));
+                    message.push_str(&format!("; `{model}` is not among them"));
                 }
                 TestOutcome {
                     ok: true,
@@ -231,7 +234,7 @@ pub fn saved_target(
     }
     Ok(Ok(TestTarget {
         provider,
-        model: row.model.clone(),
+        model: Some(row.model.clone()),
         base_url,
         api_key,
     }))

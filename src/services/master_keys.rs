@@ -218,8 +218,13 @@ pub fn check_keyring(keyring: &MasterKeyring, stored: &StoredKeyState) -> Result
             count: *count,
         });
     }
+    check_canaries(keyring, &stored.canaries)
+}
+
+/// Every configured key that has a canary must open it.
+fn check_canaries(keyring: &MasterKeyring, canaries: &BTreeMap<String, Vec<u8>>) -> Result<(), KeyCheckError> {
     for key in keyring.keys() {
-        if let Some(canary) = stored.canaries.get(key.id().as_str()) {
+        if let Some(canary) = canaries.get(key.id().as_str()) {
             let opened = keyring.open(canary, RowBinding::Canary);
             if !matches!(opened, Ok(ref plaintext) if plaintext.as_slice() == CANARY_PLAINTEXT) {
                 return Err(KeyCheckError::WrongKey(key.id().to_string()));
@@ -292,6 +297,8 @@ pub fn record_canaries(
     new_passphrase_salt: Option<&str>,
 ) -> Result<usize, KeyCheckError> {
     db::write_transaction(conn, |conn| {
+        // Instances starting together on one database take turns from here on.
+        master_key_canaries::lock_for_recording(conn)?;
         if let Some(salt) = new_passphrase_salt {
             match instance_settings::get(conn, PASSPHRASE_SALT_SETTING)? {
                 None => instance_settings::set(conn, PASSPHRASE_SALT_SETTING, salt)?,
@@ -303,15 +310,15 @@ pub fn record_canaries(
                 }
             }
         }
-        let existing: Vec<String> = master_key_canaries::list(conn)?
+        let existing: BTreeMap<String, Vec<u8>> = master_key_canaries::list(conn)?
             .into_iter()
-            .map(|row| row.key_id)
+            .map(|row| (row.key_id, row.canary))
             .collect();
+        // A canary recorded since the start-up check (by an instance starting at the same
+        // moment) must match this instance's key too.
+        check_canaries(keyring, &existing)?;
         let mut added = 0;
-        for key in keyring
-            .keys()
-            .filter(|key| !existing.iter().any(|id| id == key.id().as_str()))
-        {
+        for key in keyring.keys().filter(|key| !existing.contains_key(key.id().as_str())) {
             let sealed = key.seal(CANARY_PLAINTEXT, RowBinding::Canary);
             master_key_canaries::insert(
                 conn,

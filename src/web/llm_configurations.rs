@@ -557,13 +557,17 @@ pub async fn test_unsaved(
     } = form.fields;
     let mut errors = FieldErrors::new();
     let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let (Some(provider), Some(model)) = (parsed.provider, parsed.model) else {
+    // A test needs neither a name nor a model (without one it shows what the provider offers):
+    // every other error stops it.
+    let model_is_empty = fields.model.trim().is_empty();
+    let blocking = |field: &str| field != "name" && !(field == "model" && model_is_empty);
+    let Some(provider) = parsed.provider else {
         return Ok(test_form_errors(errors)?);
     };
-    // A test needs no name: every other error stops it.
-    if errors.iter().any(|(field, _)| field != "name") {
+    if errors.iter().any(|(field, _)| blocking(field)) {
         return Ok(test_form_errors(errors)?);
     }
+    let model = parsed.model;
     let owner = user.user_id;
     let limit = state.settings.test_rate_per_minute;
     let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
@@ -594,14 +598,14 @@ pub async fn test_unsaved(
                 .await?;
             match connection_tests::saved_target(&state.keyring, &row)? {
                 Ok(mut target) => {
-                    target.model = model.as_str().to_owned();
+                    target.model = model.map(|model| model.as_str().to_owned());
                     connection_tests::run(&state.outbound, &target).await
                 }
                 Err(outcome) => outcome,
             }
         }
         (api_key, _) => {
-            let target = match TestTarget::new(provider, &model, parsed.base_url.as_ref(), api_key.as_ref()) {
+            let target = match TestTarget::new(provider, model.as_ref(), parsed.base_url.as_ref(), api_key.as_ref()) {
                 Ok(target) => target,
                 Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
                 Err(other) => return Err(other.into()),

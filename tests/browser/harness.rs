@@ -1,7 +1,8 @@
 //! The pieces a browser flow stands on: the real `lanyard` binary with a fresh database,
 //! chromedriver with a headless Chromium session, and the checks made on every page (a
-//! screenshot, and a console free of errors and CSP violations). Every process is owned by a
-//! guard that ends it by its handle when dropped, on success and on panic alike.
+//! screenshot, and a console free of errors and CSP violations), and a fake OpenAI-compatible
+//! provider on loopback for the Test buttons. Every process is owned by a guard that ends it by
+//! its handle when dropped, on success and on panic alike.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
 const SETUP_MARK: &str = "Create the first (admin) account at: ";
@@ -55,8 +58,9 @@ pub struct Server {
 
 impl Server {
     /// Starts the binary on a free loopback port with a fresh SQLite database in a temporary
-    /// working directory, and waits for the setup link it prints.
-    pub async fn start() -> Server {
+    /// working directory, with `env` added to its environment, and waits for the setup link it
+    /// prints.
+    pub async fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let keygen = Command::new(BINARY)
             .arg("keygen")
@@ -84,6 +88,7 @@ impl Server {
             .env("LANYARD_BIND", format!("127.0.0.1:{port}"))
             .env("LANYARD_EGRESS_MODE", "allowlist")
             .env("LANYARD_LOG", "info")
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -295,6 +300,11 @@ impl Browser {
     /// A browser on a fresh server, or `None` (after a notice) when chromedriver or Chromium is
     /// not installed and `LANYARD_BROWSER_TESTS` is not `required`.
     pub async fn start(flow: &'static str, javascript: JavaScript) -> Option<Browser> {
+        Browser::start_with(flow, javascript, &[]).await
+    }
+
+    /// As `start`, with `env` added to the server's environment (such as `LANYARD_EGRESS_ALLOW`).
+    pub async fn start_with(flow: &'static str, javascript: JavaScript, env: &[(&str, &str)]) -> Option<Browser> {
         let chromedriver = find_program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = find_program("CHROMIUM", "/usr/bin/chromium");
         let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
@@ -310,7 +320,7 @@ impl Browser {
             return None;
         };
 
-        let server = Server::start().await;
+        let server = Server::start(env).await;
         let mut driver = Chromedriver::start(&chromedriver).await;
         let mut options = json!({
             "binary": chromium,
@@ -334,7 +344,8 @@ impl Browser {
         let capabilities = json!({
             "browserName": "chrome",
             "unhandledPromptBehavior": "ignore",
-            "goog:loggingPrefs": { "browser": "ALL" },
+            // The performance log holds the network events, redirects included.
+            "goog:loggingPrefs": { "browser": "ALL", "performance": "ALL" },
             "goog:chromeOptions": options,
         });
         let Value::Object(capabilities) = capabilities else {
@@ -415,20 +426,8 @@ impl Browser {
     /// The browser console's errors and CSP violations since the last call (chromedriver's
     /// legacy log endpoint drains the log). A missing favicon is not a problem.
     pub async fn console_problems(&self) -> Vec<String> {
-        let answer: Value = self
-            .http
-            .post(self.driver.url(&format!("/session/{}/se/log", self.session())))
-            .json(&json!({ "type": "browser" }))
-            .send()
+        self.log_entries("browser")
             .await
-            .expect("chromedriver answers the log request")
-            .json()
-            .await
-            .expect("the log as JSON");
-        let entries = answer["value"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no browser log: {answer}"));
-        entries
             .iter()
             .filter_map(|entry| {
                 let level = entry["level"].as_str().unwrap_or("");
@@ -436,6 +435,50 @@ impl Browser {
                 let csp = message.contains("Content Security Policy") || message.contains("Content-Security-Policy");
                 let problem = (level == "SEVERE" || csp) && !message.contains("favicon.ico");
                 problem.then(|| format!("[{level}] {message}"))
+            })
+            .collect()
+    }
+
+    /// Drains one of chromedriver's logs (`browser` or `performance`): its entries.
+    async fn log_entries(&self, kind: &str) -> Vec<Value> {
+        let mut answer: Value = self
+            .http
+            .post(self.driver.url(&format!("/session/{}/se/log", self.session())))
+            .json(&json!({ "type": kind }))
+            .send()
+            .await
+            .expect("chromedriver answers the log request")
+            .json()
+            .await
+            .expect("the log as JSON");
+        match answer["value"].take() {
+            Value::Array(entries) => entries,
+            other => panic!("no {kind} log: {other}"),
+        }
+    }
+
+    /// The redirects the browser followed since the last call, in order: the URL that
+    /// redirected, its status and its `Location`.
+    pub async fn redirects(&self) -> Vec<Redirect> {
+        self.log_entries("performance")
+            .await
+            .iter()
+            .filter_map(|entry| serde_json::from_str::<Value>(entry["message"].as_str()?).ok())
+            .filter(|event| event["message"]["method"] == json!("Network.requestWillBeSent"))
+            .filter_map(|event| {
+                let response = &event["message"]["params"]["redirectResponse"];
+                let headers = response["headers"].as_object()?;
+                let location = headers
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+                    .and_then(|(_, value)| value.as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                Some(Redirect {
+                    from: response["url"].as_str()?.to_owned(),
+                    status: u16::try_from(response["status"].as_u64()?).ok()?,
+                    location,
+                })
             })
             .collect()
     }
@@ -663,12 +706,54 @@ impl Browser {
         defaults.pop()
     }
 
-    /// Fills the add/edit form (on its page or in the dialog). An empty `api_key` leaves the field empty.
+    /// Fills the add/edit form (on its page or in the dialog). An empty `api_key` or `base_url`
+    /// leaves the field empty.
     pub async fn fill_configuration(&self, scope: &str, fields: &Configuration<'_>) {
         self.fill(&format!("{scope} #name"), fields.name).await;
         self.select(&format!("{scope} #provider"), fields.provider).await;
         self.fill(&format!("{scope} #model"), fields.model).await;
         self.fill(&format!("{scope} #api_key"), fields.api_key).await;
+        self.fill(&format!("{scope} #base_url"), fields.base_url).await;
+    }
+
+    /// The status badge's label and the message of the configuration row named `name`.
+    pub async fn row_status(&self, name: &str) -> (String, String) {
+        let row = Browser::row(name);
+        let label = self
+            .try_text(&format!("{row} [data-badge='status']"))
+            .await
+            .unwrap_or_default();
+        let message = self
+            .try_text(&format!("{row} .status-message"))
+            .await
+            .unwrap_or_default();
+        (label, message)
+    }
+
+    /// Waits until the row named `name` shows the status `label` (OK, Failed, Untested).
+    pub async fn wait_for_row_status(&self, name: &str, label: &str) -> String {
+        let mut message = String::new();
+        self.wait_until(&format!("{name} to show the status {label}"), async || {
+            let (shown, shown_message) = self.row_status(name).await;
+            message = shown_message;
+            shown == label
+        })
+        .await;
+        message
+    }
+
+    /// The values the form's model field suggests (`<datalist id="model-suggestions">`).
+    pub async fn model_suggestions(&self) -> Vec<String> {
+        let options = self
+            .client
+            .find_all(Locator::Css("#model-suggestions option"))
+            .await
+            .expect("the suggestions");
+        let mut values = Vec::new();
+        for option in options {
+            values.push(option.attr("value").await.expect("a value").unwrap_or_default());
+        }
+        values
     }
 
     /// Logs out with the header's button: back at the login page, and the management page
@@ -689,12 +774,21 @@ impl Browser {
     }
 }
 
+/// A redirect the browser followed.
+#[derive(Debug)]
+pub struct Redirect {
+    pub from: String,
+    pub status: u16,
+    pub location: String,
+}
+
 /// What the test types into the configuration form.
 pub struct Configuration<'a> {
     pub name: &'a str,
     pub provider: &'a str,
     pub model: &'a str,
     pub api_key: &'a str,
+    pub base_url: &'a str,
 }
 
 pub const WORK: Configuration<'static> = Configuration {
@@ -702,10 +796,76 @@ pub const WORK: Configuration<'static> = Configuration {
     provider: "openai",
     model: "gpt-4o",
     api_key: "sk-browser-test-work-1234567890WXYZ",
+    base_url: "",
 };
 pub const HOME: Configuration<'static> = Configuration {
     name: "home-claude",
     provider: "anthropic",
     model: "claude-sonnet-4-5",
     api_key: "sk-ant-browser-test-home-0987654321ABCD",
+    base_url: "",
 };
+
+/// The key the fake provider accepts, and one it rejects with 401.
+pub const GOOD_PROVIDER_KEY: &str = "sk-fake-provider-good-0123456789ABCD";
+pub const BAD_PROVIDER_KEY: &str = "sk-fake-provider-revoked-9876543210ZYXW";
+/// What the fake provider lists.
+pub const FAKE_MODELS: [&str; 2] = ["gpt-4o", "gpt-4o-mini"];
+
+/// The server's environment for flows that test against the fake provider: plain http to
+/// loopback is allowed, nothing else.
+pub const LOOPBACK_EGRESS: [(&str, &str); 1] = [("LANYARD_EGRESS_ALLOW", "127.0.0.1/32")];
+
+/// A fake OpenAI-compatible provider on 127.0.0.1: `GET /models` with the good bearer key lists
+/// `FAKE_MODELS`, with the bad one answers 401. Stopped when dropped.
+pub struct FakeProvider {
+    server: MockServer,
+}
+
+impl FakeProvider {
+    pub async fn start() -> FakeProvider {
+        let server = MockServer::builder().start().await;
+        let data: Vec<Value> = FAKE_MODELS.iter().map(|id| json!({ "id": id })).collect();
+        Mock::given(method("GET"))
+            .and(path("/models"))
+            .and(header("authorization", format!("Bearer {GOOD_PROVIDER_KEY}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "object": "list", "data": data })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/models"))
+            .and(header("authorization", format!("Bearer {BAD_PROVIDER_KEY}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(json!({ "error": { "message": "Incorrect API key provided" } })),
+            )
+            .mount(&server)
+            .await;
+        FakeProvider { server }
+    }
+
+    /// `http://127.0.0.1:<port>`, the base URL to configure.
+    pub fn base_url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The bearer keys of the `GET /models` requests received so far, in order.
+    pub async fn keys_seen(&self) -> Vec<String> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|request| request.method.as_str() == "GET" && request.url.path() == "/models")
+            .map(|request| {
+                request
+                    .headers
+                    .get("authorization")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("")
+                    .trim_start_matches("Bearer ")
+                    .to_owned()
+            })
+            .collect()
+    }
+}

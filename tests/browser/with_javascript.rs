@@ -5,9 +5,13 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::harness::{Browser, HOME, JavaScript, WORK};
+use crate::harness::{
+    BAD_PROVIDER_KEY, Browser, Configuration, FAKE_MODELS, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript,
+    LOOPBACK_EGRESS, WORK,
+};
 
 const FLOW: &str = "js-on";
+const TEST_FLOW: &str = "js-on-test";
 const DIALOG_FORM: &str = "#configuration-dialog[open] #configuration-form";
 
 /// Sets a marker that a full page load would wipe out.
@@ -265,6 +269,189 @@ async fn every_action_works_in_place_with_javascript() {
     browser.check("token-revoked").await;
 
     browser.log_out().await;
+    browser.finish().await;
+}
+
+/// The Test button swaps its row in place with the new status; "Test before saving" shows the
+/// result in the dialog and offers the models found in the model field.
+#[tokio::test]
+async fn the_test_buttons_work_in_place_with_javascript() {
+    let provider = FakeProvider::start().await;
+    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::On, &LOOPBACK_EGRESS).await else {
+        return;
+    };
+    let base_url = provider.base_url();
+    browser.register_first_admin().await;
+
+    let good = Configuration {
+        name: "fake-good",
+        provider: "openai_compatible",
+        model: "gpt-4o",
+        api_key: GOOD_PROVIDER_KEY,
+        base_url: &base_url,
+    };
+    let bad = Configuration {
+        name: "fake-bad",
+        api_key: BAD_PROVIDER_KEY,
+        ..good
+    };
+    add_in_dialog(&browser, &good, "add-fake-good").await;
+    add_in_dialog(&browser, &bad, "add-fake-bad").await;
+    assert_eq!(browser.row_status(good.name).await.0, "Untested");
+    assert_eq!(browser.row_status(bad.name).await.0, "Untested");
+    assert!(provider.keys_seen().await.is_empty(), "saving does not test");
+    browser.check("untested").await;
+
+    // Test on a good key: the row alone is swapped, with OK and the models listed.
+    mark(&browser).await;
+    browser
+        .click(&format!("{} [data-action='test']", Browser::row(good.name)))
+        .await;
+    let message = browser.wait_for_row_status(good.name, "OK").await;
+    assert_not_reloaded(&browser, "Test").await;
+    assert_eq!(browser.path().await, "/llm-configurations");
+    assert!(
+        message.contains("listed 2 model(s)"),
+        "the row says what was found: {message}"
+    );
+    assert!(
+        browser
+            .exists(&format!("{} [data-badge='status'].badge-ok", Browser::row(good.name)))
+            .await,
+        "the OK badge has its style"
+    );
+    assert_eq!(
+        browser.row_status(bad.name).await.0,
+        "Untested",
+        "only that row was tested"
+    );
+    assert_eq!(
+        browser.row_names().await,
+        [good.name, bad.name],
+        "the table keeps its rows"
+    );
+    assert_eq!(
+        provider.keys_seen().await,
+        [GOOD_PROVIDER_KEY],
+        "one request, with the bearer key"
+    );
+    browser.check("row-tested-ok").await;
+
+    // Test on a rejected key: Failed, saying why. The row keeps working afterwards.
+    mark(&browser).await;
+    browser
+        .click(&format!("{} [data-action='test']", Browser::row(bad.name)))
+        .await;
+    let message = browser.wait_for_row_status(bad.name, "Failed").await;
+    assert_not_reloaded(&browser, "Test with a rejected key").await;
+    assert!(message.contains("rejected the API key"), "the row says why: {message}");
+    assert!(
+        !browser
+            .client
+            .source()
+            .await
+            .unwrap()
+            .contains("Incorrect API key provided"),
+        "the provider's body is never shown"
+    );
+    assert_eq!(browser.row_status(good.name).await.0, "OK");
+    browser.check("row-tested-failed").await;
+
+    // Test before saving, in the Add dialog: the result in place, the models as suggestions.
+    mark(&browser).await;
+    browser.click("#add-configuration").await;
+    browser.wait_for(DIALOG_FORM).await;
+    let button = browser.find("#configuration-dialog #test-before-saving").await;
+    assert!(
+        button.is_displayed().await.unwrap() && button.attr("hidden").await.unwrap().is_none(),
+        "Test before saving is shown with JavaScript"
+    );
+    assert!(
+        browser.model_suggestions().await.is_empty(),
+        "no suggestions before a test"
+    );
+    browser
+        .select("#configuration-dialog #provider", "openai_compatible")
+        .await;
+    browser.fill("#configuration-dialog #base_url", &base_url).await;
+    browser.fill("#configuration-dialog #api_key", GOOD_PROVIDER_KEY).await;
+    browser.fill("#configuration-dialog #model", "gpt-4o").await;
+    browser.click("#configuration-dialog #test-before-saving").await;
+    browser
+        .wait_until("the test result to say OK", async || {
+            browser.try_text("#test-result .badge").await.as_deref() == Some("OK")
+        })
+        .await;
+    assert_not_reloaded(&browser, "Test before saving").await;
+    assert!(dialog_is_open(&browser).await, "the dialog stays open");
+    let result = browser.text("#test-result").await;
+    assert!(
+        result.contains("listed 2 model(s)"),
+        "the result says what was found: {result}"
+    );
+    assert_eq!(
+        browser.model_suggestions().await,
+        FAKE_MODELS,
+        "the model field offers the models found"
+    );
+    assert_eq!(
+        browser.count("#model-suggestions").await,
+        1,
+        "the suggestions are replaced, not added"
+    );
+    assert_eq!(
+        browser
+            .find("#configuration-dialog #model")
+            .await
+            .attr("list")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("model-suggestions"),
+        "the model field uses the suggestions"
+    );
+    assert_eq!(browser.row_names().await, [good.name, bad.name], "nothing was saved");
+    let overflow = browser
+        .script(
+            "var box = document.querySelector('#configuration-dialog > article').getBoundingClientRect(); \
+             var result = document.querySelector('#test-result .test-result').getBoundingClientRect(); \
+             return Math.max(box.left - result.left, result.right - box.right);",
+        )
+        .await;
+    assert!(
+        overflow.as_f64().unwrap() <= 0.5,
+        "the test result fits in the dialog (overflows by {overflow}px)"
+    );
+    browser.check("test-before-saving-ok").await;
+
+    // A rejected key: Failed, saying why, and no suggestions left over.
+    browser.fill("#configuration-dialog #api_key", BAD_PROVIDER_KEY).await;
+    browser.click("#configuration-dialog #test-before-saving").await;
+    browser
+        .wait_until("the test result to say Failed", async || {
+            browser.try_text("#test-result .badge").await.as_deref() == Some("Failed")
+        })
+        .await;
+    assert_not_reloaded(&browser, "Test before saving with a rejected key").await;
+    let result = browser.text("#test-result").await;
+    assert!(result.contains("rejected the API key"), "the result says why: {result}");
+    assert!(
+        browser.model_suggestions().await.is_empty(),
+        "a failed test suggests nothing"
+    );
+    browser.check("test-before-saving-failed").await;
+    assert_eq!(
+        provider.keys_seen().await,
+        [GOOD_PROVIDER_KEY, BAD_PROVIDER_KEY, GOOD_PROVIDER_KEY, BAD_PROVIDER_KEY],
+        "each test made one request with the key it was given"
+    );
+
+    browser.click("#configuration-dialog [data-close-dialog]").await;
+    browser
+        .wait_until("the dialog to close", async || !dialog_is_open(&browser).await)
+        .await;
+    assert_not_reloaded(&browser, "closing the dialog").await;
+    browser.check("dialog-closed").await;
     browser.finish().await;
 }
 

@@ -2,9 +2,12 @@
 //! own page, Delete goes through a confirmation page, and tokens are created and revoked by
 //! full-page posts.
 
-use crate::harness::{Browser, Configuration, HOME, JavaScript, WORK};
+use crate::harness::{
+    BAD_PROVIDER_KEY, Browser, Configuration, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript, LOOPBACK_EGRESS, WORK,
+};
 
 const FLOW: &str = "js-off";
+const TEST_FLOW: &str = "js-off-test";
 
 /// Adds a configuration on its own page and comes back to the table.
 async fn add_on_its_page(browser: &Browser, fields: &Configuration<'_>, step: &str) {
@@ -214,5 +217,98 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     browser.check("token-revoked").await;
 
     browser.log_out().await;
+    browser.finish().await;
+}
+
+/// Without JavaScript the Test button posts the row's form and the redirect brings back the
+/// page with the new status; "Test before saving" is not offered.
+#[tokio::test]
+async fn the_test_button_is_a_full_page_post_without_javascript() {
+    let provider = FakeProvider::start().await;
+    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::Off, &LOOPBACK_EGRESS).await else {
+        return;
+    };
+    let base_url = provider.base_url();
+    browser.register_first_admin().await;
+
+    // The form page has the button in its markup, hidden: nothing to click without a script.
+    browser.click("#add-configuration").await;
+    browser.wait_for_path("/llm-configurations/new").await;
+    let button = browser.find("#test-before-saving").await;
+    assert!(
+        button.attr("hidden").await.unwrap().is_some(),
+        "Test before saving keeps its hidden attribute"
+    );
+    assert!(
+        !button.is_displayed().await.unwrap(),
+        "Test before saving is not shown without JavaScript"
+    );
+    assert!(browser.exists("#save-configuration").await);
+    browser.check("form-without-test-before-saving").await;
+    browser.goto("/llm-configurations").await;
+
+    let good = Configuration {
+        name: "fake-good",
+        provider: "openai_compatible",
+        model: "gpt-4o",
+        api_key: GOOD_PROVIDER_KEY,
+        base_url: &base_url,
+    };
+    let bad = Configuration {
+        name: "fake-bad",
+        api_key: BAD_PROVIDER_KEY,
+        ..good
+    };
+    add_on_its_page(&browser, &good, "new-fake-good").await;
+    add_on_its_page(&browser, &bad, "new-fake-bad").await;
+    assert_eq!(browser.row_status(good.name).await.0, "Untested");
+    assert!(provider.keys_seen().await.is_empty(), "saving does not test");
+    browser.check("untested").await;
+
+    for (fields, label, expected) in [
+        (&good, "OK", "listed 2 model(s)"),
+        (&bad, "Failed", "rejected the API key"),
+    ] {
+        let row = Browser::row(fields.name);
+        let id = browser.find(&row).await.attr("id").await.unwrap().unwrap();
+        let id = id.trim_start_matches("configuration-").to_owned();
+        let before = browser.find(&row).await;
+        browser.redirects().await;
+        browser.click(&format!("{row} [data-action='test']")).await;
+        let message = browser.wait_for_row_status(fields.name, label).await;
+        assert_eq!(browser.path().await, "/llm-configurations");
+        assert!(
+            before.text().await.is_err(),
+            "Test loaded a new page: the old row is gone with the old document"
+        );
+        let redirects = browser.redirects().await;
+        assert!(
+            redirects.iter().any(
+                |redirect| redirect.from.ends_with(&format!("/llm-configurations/{id}/test"))
+                    && redirect.status == 303
+                    && redirect.location == "/llm-configurations"
+            ),
+            "Test posts the row's form and is answered 303 to /llm-configurations: {redirects:?}"
+        );
+        assert!(message.contains(expected), "{}: the row says {message:?}", fields.name);
+        browser.check(&format!("tested-{}", fields.name)).await;
+    }
+    assert_eq!(
+        browser.row_status(good.name).await.0,
+        "OK",
+        "each row keeps its own status"
+    );
+    assert_eq!(
+        provider.keys_seen().await,
+        [GOOD_PROVIDER_KEY, BAD_PROVIDER_KEY],
+        "each test made one request with its configuration's key"
+    );
+
+    // After a reload the status is still there: it was recorded, not just shown.
+    browser.client.refresh().await.unwrap();
+    browser.wait_for(&Browser::row(good.name)).await;
+    assert_eq!(browser.row_status(good.name).await.0, "OK");
+    assert_eq!(browser.row_status(bad.name).await.0, "Failed");
+    browser.check("reloaded").await;
     browser.finish().await;
 }
