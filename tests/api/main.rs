@@ -8,6 +8,7 @@ mod cli;
 mod configurations;
 mod defaults;
 mod openapi;
+mod operations;
 mod pages;
 mod provider_tests;
 mod resolution;
