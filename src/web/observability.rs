@@ -25,12 +25,17 @@ pub async fn measure(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    crate::metrics::record_request(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(&route, &method, status, elapsed.as_secs_f64());
+    // One line per request, inside the request's span (so it carries the request id). Never
+    // the query string or a header: they could hold a token.
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(status, elapsed_ms, route = %route, "request failed");
+    } else {
+        tracing::info!(status, elapsed_ms, route = %route, "request served");
+    }
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response
             .headers_mut()
