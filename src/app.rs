@@ -62,6 +62,7 @@ impl Application {
         let session_store = session::DbSessionStore::new(database.clone());
         let outbound =
             OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
+        let pool_size = settings.pool_size.max(2);
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -84,6 +85,9 @@ impl Application {
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))
         })
+        // Each worker's blocking pool needs no more threads than there are connections to
+        // hand out: more would only wait for the pool, and cost context switches.
+        .worker_max_blocking_threads(pool_size as usize)
         .listen(listener)?
         .run();
         Ok(Application {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authenticated, Field, FieldReader, JsonObject, parse_id};
+use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
 use crate::app::AppState;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
@@ -242,11 +242,13 @@ fn parse_update(body: JsonObject, policy: &EgressPolicy) -> Result<Configuration
     ),
     security(("bearer" = []))
 )]
-pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Read)?;
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let rows = state
         .db
-        .run(move |conn| configurations::list(conn, principal.user_id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Read)?;
+            configurations::list(conn, principal.user_id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(ConfigurationResource::from).collect::<Vec<_>>()))
 }
@@ -262,17 +264,15 @@ pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenti
     ),
     security(("bearer" = []))
 )]
-pub async fn create(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    body: JsonObject,
-) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
+pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
     let new = parse_new(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
     let row = state
         .db
-        .run(move |conn| configurations::create(conn, &keyring, principal.user_id, new))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            configurations::create(conn, &keyring, principal.user_id, new)
+        })
         .await?;
     let location = format!("/api/llm-configurations/{}", row.id.0);
     Ok(HttpResponse::Created()
@@ -289,14 +289,13 @@ pub async fn create(
     ),
     security(("bearer" = []))
 )]
-pub async fn get_default(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Read)?;
+pub async fn get_default(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let row = state
         .db
-        .run(move |conn| configurations::find_default(conn, principal.user_id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Read)?;
+            configurations::find_default(conn, principal.user_id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
@@ -312,16 +311,14 @@ pub async fn get_default(
     ),
     security(("bearer" = []))
 )]
-pub async fn get(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Read)?;
+pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
     let row = state
         .db
-        .run(move |conn| configurations::find(conn, principal.user_id, id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Read)?;
+            configurations::find(conn, principal.user_id, id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
@@ -342,17 +339,19 @@ pub async fn get(
 )]
 pub async fn update(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     path: web::Path<String>,
     body: JsonObject,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
     let id = parse_id(&path)?;
     let update = parse_update(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
     let row = state
         .db
-        .run(move |conn| configurations::update(conn, &keyring, principal.user_id, id, update))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            configurations::update(conn, &keyring, principal.user_id, id, update)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
@@ -369,16 +368,14 @@ pub async fn update(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
+pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
     state
         .db
-        .run(move |conn| configurations::delete(conn, principal.user_id, id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            configurations::delete(conn, principal.user_id, id)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -396,14 +393,16 @@ pub async fn delete(
 )]
 pub async fn set_default(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
     let id = parse_id(&path)?;
     let row = state
         .db
-        .run(move |conn| configurations::set_default(conn, principal.user_id, id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            configurations::set_default(conn, principal.user_id, id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }

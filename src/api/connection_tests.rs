@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::Authenticated;
+use super::extract::Caller;
 use super::extract::{Field, FieldReader, JsonObject, parse_id};
 use crate::app::AppState;
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, Scope};
@@ -81,12 +81,8 @@ async fn saved(state: &AppState, owner: uuid::Uuid, id: uuid::Uuid) -> Result<Te
     ),
     security(("bearer" = []))
 )]
-pub async fn test_unsaved(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    body: JsonObject,
-) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
+pub async fn test_unsaved(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
+    let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let owner = principal.user_id;
     if body.0.contains_key("id") {
         let mut reader = FieldReader::new(body.0, &["id"], &[]);
@@ -146,10 +142,10 @@ pub async fn test_unsaved(
 )]
 pub async fn test_saved(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
+    let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let id = parse_id(&path)?;
     Ok(HttpResponse::Ok().json(TestResultResource::from(saved(&state, principal.user_id, id).await?)))
 }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::configurations::{ConfigurationResource, rfc3339};
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authenticated, FieldReader, JsonObject};
+use super::extract::{Caller, FieldReader, JsonObject};
 use crate::app::AppState;
 use crate::db::conversation_overrides::OverrideRow;
 use crate::domain::{ConversationId, Scope};
@@ -53,11 +53,13 @@ fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
     responses((status = 200, body = [OverrideResource]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Read)?;
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let rows = state
         .db
-        .run(move |conn| conversations::list(conn, principal.user_id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Read)?;
+            conversations::list(conn, principal.user_id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(OverrideResource::from).collect::<Vec<_>>()))
 }
@@ -76,11 +78,10 @@ pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenti
 )]
 pub async fn set_override(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     path: web::Path<String>,
     body: JsonObject,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
     let mut reader = FieldReader::new(body.0, &["configuration_id"], &["conversation_id", "updated_at"]);
     let configuration_id = reader.required_string("configuration_id");
     let configuration_id = reader.parsed("configuration_id", configuration_id, |raw| {
@@ -96,7 +97,10 @@ pub async fn set_override(
     };
     let row = state
         .db
-        .run(move |conn| conversations::set_override(conn, principal.user_id, &conversation, configuration_id))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            conversations::set_override(conn, principal.user_id, &conversation, configuration_id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(OverrideResource::from(row)))
 }
@@ -112,14 +116,16 @@ pub async fn set_override(
 )]
 pub async fn remove_override(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Write)?;
     let conversation = conversation_id(&path)?;
     state
         .db
-        .run(move |conn| conversations::remove_override(conn, principal.user_id, &conversation))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Write)?;
+            conversations::remove_override(conn, principal.user_id, &conversation)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -185,28 +191,30 @@ pub struct ResolveQuery {
 )]
 pub async fn resolve(
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
+    caller: Caller,
     query: web::Query<ResolveQuery>,
 ) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Resolve)?;
     let conversation = query
         .into_inner()
         .conversation_id
         .map(|raw| conversation_id(&raw))
         .transpose()?;
-    let token_id = match &principal.credential {
-        Credential::Token { id, .. } => Some(*id),
-        Credential::Session => None,
-    };
-    let requester = Requester {
-        user_id: principal.user_id,
-        token_id,
-    };
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
     let resolved = state
         .db
-        .run(move |conn| conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref()))
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Resolve)?;
+            let token_id = match &principal.credential {
+                Credential::Token { id, .. } => Some(*id),
+                Credential::Session => None,
+            };
+            let requester = Requester {
+                user_id: principal.user_id,
+                token_id,
+            };
+            conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref())
+        })
         .await?;
     let effective_base_url = resolved.base_url.clone().or_else(|| {
         crate::domain::Provider::parse(&resolved.provider)

@@ -1,5 +1,5 @@
-//! What `/api` handlers take from a request: the authenticated principal, a bounded JSON
-//! object, and ids from the path.
+//! What `/api` handlers take from a request: the caller, a bounded JSON object, and ids from
+//! the path.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::db;
+use crate::domain::Scope;
 use crate::error::{AppError, FieldErrors};
 use crate::services::{Credential, Principal, tokens};
 use crate::web::auth::{self, SignedIn};
@@ -21,35 +21,59 @@ use crate::web::auth::{self, SignedIn};
 /// Request bodies are capped at 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The caller, authenticated by a bearer token.
-pub struct Authenticated(pub Principal);
+/// Who is calling, as far as the request itself tells without the database: a bearer token
+/// still to be checked, or a browser session (already loaded by the session middleware). A
+/// request with neither is refused (401) here.
+///
+/// Handlers check the token inside the same blocking database task as their own work
+/// ([`Caller::authorize`]), so a request costs one trip to the blocking pool, not two.
+pub enum Caller {
+    Token(String),
+    Session(Principal),
+}
 
-impl FromRequest for Authenticated {
+impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let session_principal = session_principal(req);
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(|token| token.trim().to_owned());
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::Internal("application state missing".into()))?;
-            let Some(presented) = presented else {
-                return session_principal?
-                    .map(Authenticated)
-                    .ok_or_else(|| AppError::Unauthorized.into());
-            };
-            let principal = state
-                .db
-                .run(move |conn| tokens::authenticate(conn, &presented, db::now()))
-                .await?;
-            Ok(Authenticated(principal))
+        std::future::ready(match presented {
+            Some(token) => Ok(Caller::Token(token)),
+            None => match session_principal(req) {
+                Ok(Some(principal)) => Ok(Caller::Session(principal)),
+                Ok(None) => Err(AppError::Unauthorized.into()),
+                Err(error) => Err(error.into()),
+            },
         })
+    }
+}
+
+impl Caller {
+    /// Checks the credential (a token against the database) and that it grants `scope`.
+    pub fn authorize(self, conn: &mut db::DbConnection, scope: Scope) -> Result<Principal, AppError> {
+        let principal = match self {
+            Caller::Token(token) => tokens::authenticate(conn, &token, db::now())?,
+            Caller::Session(principal) => principal,
+        };
+        principal.require(scope)?;
+        Ok(principal)
+    }
+
+    /// The same, in a blocking task of its own, for handlers whose work is not one database task.
+    pub async fn authorize_async(self, database: &db::Database, scope: Scope) -> Result<Principal, AppError> {
+        match self {
+            Caller::Session(principal) => {
+                principal.require(scope)?;
+                Ok(principal)
+            }
+            token => database.run(move |conn| token.authorize(conn, scope)).await,
+        }
     }
 }
 

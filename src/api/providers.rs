@@ -1,11 +1,12 @@
 //! `GET /api/providers`: the catalogue.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::Authenticated;
+use super::extract::Caller;
+use crate::app::AppState;
 use crate::domain::{Provider, Scope};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,8 +36,8 @@ impl From<Provider> for ProviderResource {
     responses((status = 200, body = [ProviderResource]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
-    principal.require(Scope::Read)?;
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    caller.authorize_async(&state.db, Scope::Read).await?;
     Ok(HttpResponse::Ok().json(
         Provider::ALL
             .into_iter()

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::configurations::rfc3339;
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{Authenticated, Field, FieldReader, JsonObject, parse_id};
+use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
 use crate::app::AppState;
 use crate::domain::{Scope, Scopes};
 use crate::error::AppError;
@@ -49,9 +49,11 @@ pub struct CreateTokenRequest {
     expires_in_days: Option<i64>,
 }
 
-fn session_only(principal: &Principal) -> Result<(), AppError> {
+/// The session's user; a (valid) token is refused with 403.
+async fn session_only(database: &crate::db::Database, caller: Caller) -> Result<Principal, AppError> {
+    let principal = caller.authorize_async(database, Scope::Read).await?;
     if principal.is_session() {
-        Ok(())
+        Ok(principal)
     } else {
         Err(AppError::Forbidden(
             "tokens cannot manage tokens; sign in to the settings page".into(),
@@ -77,8 +79,8 @@ fn resource(token: tokens::TokenSummary) -> TokenResource {
     responses((status = 200, body = [TokenResource]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("session" = []))
 )]
-pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenticated) -> ApiResult<HttpResponse> {
-    session_only(&principal)?;
+pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let principal = session_only(&state.db, caller).await?;
     let rows = state.db.run(move |conn| tokens::list(conn, principal.user_id)).await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(resource).collect::<Vec<_>>()))
 }
@@ -94,12 +96,8 @@ pub async fn list(state: web::Data<AppState>, Authenticated(principal): Authenti
     ),
     security(("session" = []))
 )]
-pub async fn create(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    body: JsonObject,
-) -> ApiResult<HttpResponse> {
-    session_only(&principal)?;
+pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
+    let principal = session_only(&state.db, caller).await?;
     let mut reader = FieldReader::new(
         body.0,
         &["name", "scopes", "expires_in_days"],
@@ -170,12 +168,8 @@ pub async fn create(
     ),
     security(("session" = []))
 )]
-pub async fn revoke(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    session_only(&principal)?;
+pub async fn revoke(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let principal = session_only(&state.db, caller).await?;
     let id = parse_id(&path)?;
     state
         .db

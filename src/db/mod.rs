@@ -132,11 +132,14 @@ pub fn build_pool(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, std::io::E
         // (SIGSEGV in their exit handlers). Connections are opened when asked for.
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5))
-        // A PostgreSQL connection may have died with its server: test it before handing it out,
-        // so that service resumes by itself when the server is back.
-        .test_on_check_out(url.is_postgres())
+        // Not tested on checkout: `Database::run` discards a connection that fails and no longer
+        // answers, so that service resumes by itself when a restarted server is back.
+        .test_on_check_out(false)
         .build_unchecked(ConnectionManager::new(url.clone())))
 }
+
+/// SQLite write transactions of this process take turns here (see [`write_transaction`]).
+static SQLITE_WRITERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `work` in one write transaction. On SQLite it begins `IMMEDIATE`, taking the write lock
 /// up front (a deferred transaction that reads and then writes fails at once under concurrency);
@@ -157,6 +160,13 @@ where
     {
         return work(conn);
     }
+    // SQLite admits one writer at a time, and a writer that finds the lock taken sleeps in
+    // growing steps (busy_timeout), which turns contention into long latency tails. Writers of
+    // this process queue here instead, and take the database lock only when it is free.
+    let _writer_turn = match conn {
+        DbConnection::Sqlite(_) => Some(SQLITE_WRITERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        DbConnection::Postgres(_) => None,
+    };
     match conn {
         DbConnection::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?,
         DbConnection::Postgres(_) => Manager::begin_transaction(conn)?,
@@ -260,7 +270,16 @@ impl Database {
         let pool = self.pool.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|error| DbError::Unavailable(error.to_string()))?;
-            work(&mut conn)
+            let result = work(&mut conn);
+            // Connections are not tested on checkout (that would cost a round trip per request):
+            // after a failure, a connection that no longer answers (its server restarted, say)
+            // is marked broken so that the pool discards it, and the failure is an outage.
+            if result.is_err() && diesel::sql_query("SELECT 1").execute(&mut *conn).is_err() {
+                <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut conn)
+                    .set_in_error();
+                return Err(E::from(DbError::Unavailable("the database connection was lost".into())));
+            }
+            result
         })
         .await;
         match joined {
