@@ -63,6 +63,7 @@ impl Application {
         let outbound =
             OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
         let pool_size = settings.pool_size.max(2);
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -85,9 +86,10 @@ impl Application {
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))
         })
-        // Each worker's blocking pool needs no more threads than there are connections to
-        // hand out: more would only wait for the pool, and cost context switches.
-        .worker_max_blocking_threads(pool_size as usize)
+        // The workers' blocking pools together need no more threads than there are connections
+        // to hand out: more would only wait for the pool, and cost context switches.
+        .workers(workers)
+        .worker_max_blocking_threads((pool_size as usize / workers).max(1))
         .listen(listener)?
         .run();
         Ok(Application {

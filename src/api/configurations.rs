@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -16,8 +16,49 @@ use crate::error::AppError;
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
 
 /// RFC 3339 in UTC, e.g. `2026-11-26T10:00:00Z`.
+/// Written by hand: listings format several timestamps per row, and chrono's general formatter
+/// showed up in profiles. Same output as `to_rfc3339_opts(SecondsFormat::AutoSi, true)`.
 pub fn rfc3339(at: NaiveDateTime) -> String {
-    DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut out = String::with_capacity(27);
+    let (year, month, day) = (at.year(), at.month(), at.day());
+    let (hour, minute, second) = (at.hour(), at.minute(), at.second());
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+    let nanos = at.nanosecond() % 1_000_000_000;
+    if nanos != 0 {
+        if nanos % 1_000_000 == 0 {
+            let _ = write!(out, ".{:03}", nanos / 1_000_000);
+        } else if nanos % 1_000 == 0 {
+            let _ = write!(out, ".{:06}", nanos / 1_000);
+        } else {
+            let _ = write!(out, ".{nanos:09}");
+        }
+    }
+    out.push('Z');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+    use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+
+    #[test]
+    fn timestamps_format_as_rfc3339_in_utc() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        for at in [
+            day.and_hms_opt(10, 0, 0).unwrap(),
+            day.and_hms_milli_opt(10, 0, 0, 120).unwrap(),
+            day.and_hms_micro_opt(23, 59, 59, 123_456).unwrap(),
+            day.and_hms_nano_opt(0, 0, 1, 7).unwrap(),
+        ] {
+            let expected =
+                DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            assert_eq!(rfc3339(at), expected);
+        }
+    }
 }
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
