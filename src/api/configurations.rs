@@ -28,9 +28,9 @@ pub fn rfc3339(at: NaiveDateTime) -> String {
     let _ = write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
     let nanos = at.nanosecond() % 1_000_000_000;
     if nanos != 0 {
-        if nanos % 1_000_000 == 0 {
+        if nanos.is_multiple_of(1_000_000) {
             let _ = write!(out, ".{:03}", nanos / 1_000_000);
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             let _ = write!(out, ".{:06}", nanos / 1_000);
         } else {
             let _ = write!(out, ".{nanos:09}");
