@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use lanyard::{commands, config::Settings, telemetry};
-use mimalloc::MiMalloc;
-
-// Listing and rendering allocate many small strings; glibc's allocator showed up in profiles.
-#[global_allocator]
-static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(
