@@ -3,10 +3,8 @@
 //! runs in an empty working directory with its environment set explicitly, and is killed by its
 //! handle when the test ends, however it ends.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -19,13 +17,9 @@ use r2d2::ManageConnection;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestDatabase, master_key_entry, spawn_app_on};
+use crate::binary::{COMMAND_LIMIT, Finished, Running, Sandbox, Server};
+use crate::helpers::{TestDatabase, distinctive_key, free_port, master_key_entry, spawn_app_on};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
-/// A command that is not `serve` finishes well within this.
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-/// `serve` answers `/healthz` within this.
-const START_LIMIT: Duration = Duration::from_secs(30);
 /// A refused start exits within this ("within a few seconds").
 const REFUSAL_LIMIT: Duration = Duration::from_secs(5);
 
@@ -72,139 +66,22 @@ enum Keys {
     DefaultFile,
 }
 
-/// A child process that is killed and reaped when dropped, whatever the test did.
-struct Running {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    started: Instant,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// How a command ended.
-#[derive(Debug)]
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Finished {
-    fn assert_success(&self) -> &Self {
-        assert!(
-            self.status.success(),
-            "expected success, got {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
-        self
-    }
-
-    /// A failure by exit code (not a crash by signal), with a sentence on standard error.
-    fn assert_failure(&self) -> &Self {
-        assert!(
-            !self.status.success() && self.status.code().is_some(),
-            "expected a non-zero exit code, got {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
-        assert!(
-            self.stderr.trim().len() > 10,
-            "a failure must say why on standard error"
-        );
-        self
-    }
-}
-
-impl Running {
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("the child's status")
-    }
-
-    /// Waits for the child to exit; panics (and the guard kills it) after `limit`.
-    fn finish(&mut self, limit: Duration) -> Finished {
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            assert!(
-                self.started.elapsed() < limit,
-                "the command did not finish within {limit:?}; stderr so far:\n{}",
-                read(&self.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Finished {
-            status,
-            stdout: read(&self.stdout),
-            stderr: read(&self.stderr),
-            elapsed: self.started.elapsed(),
-        }
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
-
-/// Starts the binary in `workdir` with exactly `envs`, its output going to files in `outdir`.
-fn start(workdir: &Path, outdir: &Path, envs: &[(&str, String)], args: &[&str], stdin: &str) -> Running {
-    let tag = Uuid::new_v4().simple().to_string();
-    let stdout = outdir.join(format!("{tag}.stdout"));
-    let stderr = outdir.join(format!("{tag}.stderr"));
-    let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .env_clear()
-        .envs(envs.iter().map(|(name, value)| (*name, value.as_str())))
-        .current_dir(workdir)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-    let child = command.spawn().expect("the lanyard binary starts");
-    let mut running = Running {
-        child,
-        stdout,
-        stderr,
-        started: Instant::now(),
-    };
-    if let Some(mut input) = running.child.stdin.take() {
-        use std::io::Write;
-        // A child that exits before reading its input is the test's to judge, not a panic here.
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    running
-}
-
 /// The binary's surroundings for one test: a database and an empty working directory.
 struct Cli {
     database: TestDatabase,
-    dir: tempfile::TempDir,
+    sandbox: Sandbox,
 }
 
 impl Cli {
     fn new(database: TestDatabase) -> Cli {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        std::fs::create_dir(dir.path().join("work")).expect("work folder");
-        std::fs::create_dir(dir.path().join("out")).expect("output folder");
-        Cli { database, dir }
+        Cli {
+            database,
+            sandbox: Sandbox::new(),
+        }
     }
 
-    /// The child's working directory: empty, so no `.env` or `lanyard-data` of the repository is used.
     fn workdir(&self) -> PathBuf {
-        self.dir.path().join("work")
+        self.sandbox.workdir()
     }
 
     fn envs(&self, keys: &Keys, port: u16, log: &str) -> Vec<(&'static str, String)> {
@@ -223,13 +100,7 @@ impl Cli {
     }
 
     fn start(&self, keys: &Keys, port: u16, log: &str, args: &[&str], stdin: &str) -> Running {
-        start(
-            &self.workdir(),
-            &self.dir.path().join("out"),
-            &self.envs(keys, port, log),
-            args,
-            stdin,
-        )
+        self.sandbox.start(&self.envs(keys, port, log), args, stdin)
     }
 
     /// Runs a command to completion.
@@ -240,50 +111,15 @@ impl Cli {
     /// `lanyard serve`, once `/healthz` answers 200.
     async fn serve(&self, keys: &Keys) -> Server {
         let port = free_port();
-        let mut running = self.start(keys, port, "debug", &["serve"], "");
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
-        let address = format!("http://127.0.0.1:{port}");
-        loop {
-            if let Some(status) = running.exited() {
-                panic!(
-                    "lanyard serve exited ({status}) before serving; stderr:\n{}",
-                    read(&running.stderr)
-                );
-            }
-            if let Ok(response) = client.get(format!("{address}/healthz")).send().await
-                && response.status() == 200
-            {
-                break;
-            }
-            assert!(
-                running.started.elapsed() < START_LIMIT,
-                "lanyard serve did not answer /healthz within {START_LIMIT:?}; stderr:\n{}",
-                read(&running.stderr)
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Server {
-            running,
-            address,
-            client,
-        }
+        let mut server = Server::new(self.start(keys, port, "debug", &["serve"], ""), port);
+        server.until_serving().await;
+        server
     }
 
     /// `lanyard serve` that must refuse to start: exits non-zero, quickly, saying why.
     fn serve_refused(&self, keys: &Keys) -> Finished {
-        let finished = self
-            .start(keys, free_port(), "debug", &["serve"], "")
-            .finish(START_LIMIT);
-        finished.assert_failure();
-        assert!(
-            finished.elapsed < REFUSAL_LIMIT,
-            "a refused start took {:?}",
-            finished.elapsed
-        );
-        finished
+        self.start(keys, free_port(), "debug", &["serve"], "")
+            .refused_within(REFUSAL_LIMIT)
     }
 
     /// Creates a user (password on standard input) and a `read,write` token for them.
@@ -328,66 +164,6 @@ fn dump(conn: &mut DbConnection) -> Vec<String> {
         .collect()
 }
 
-/// A running `lanyard serve`, killed when dropped.
-struct Server {
-    running: Running,
-    address: String,
-    client: reqwest::Client,
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("a response")
-    }
-
-    async fn send_json(&self, method: reqwest::Method, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("a response")
-    }
-
-    async fn create(&self, token: &str, body: Value) -> Value {
-        let response = self
-            .send_json(reqwest::Method::POST, "/api/llm-configurations", token, &body)
-            .await;
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(status, 201, "create failed: {body}");
-        body
-    }
-
-    async fn list(&self, token: &str) -> Vec<Value> {
-        let response = self.get("/api/llm-configurations", token).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("a JSON array")
-    }
-
-    /// Stops the server and returns its log (standard error).
-    fn stop(mut self) -> String {
-        let _ = self.running.child.kill();
-        let _ = self.running.child.wait();
-        read(&self.running.stderr)
-    }
-}
-
-/// A distinctive API key that appears nowhere else.
-fn distinctive_key(prefix: &str) -> String {
-    format!("{prefix}{}", Uuid::new_v4().simple())
-}
-
 /// Parses a key entry the way the keyring does, asserting the `ID:BASE64` shape of 32 bytes.
 fn assert_key_entry(line: &str) -> String {
     let (id, encoded) = line
@@ -402,51 +178,42 @@ fn assert_key_entry(line: &str) -> String {
     id.to_owned()
 }
 
-fn bare_workdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temporary folder");
-    std::fs::create_dir(dir.path().join("work")).expect("work folder");
-    std::fs::create_dir(dir.path().join("out")).expect("output folder");
-    dir
-}
-
 /// A command that needs no database, with no environment at all.
-fn run_bare(dir: &Path, args: &[&str]) -> Finished {
-    start(&dir.join("work"), &dir.join("out"), &[], args, "").finish(COMMAND_LIMIT)
+fn run_bare(sandbox: &Sandbox, args: &[&str]) -> Finished {
+    sandbox.start(&[], args, "").finish(COMMAND_LIMIT)
 }
 
 #[test]
 fn keygen_prints_one_ready_master_key_entry() {
-    let dir = bare_workdir();
-    let first = run_bare(dir.path(), &["keygen"]);
+    let sandbox = Sandbox::new();
+    let first = run_bare(&sandbox, &["keygen"]);
     first.assert_success();
     assert_eq!(first.stdout.lines().count(), 1, "{:?}", first.stdout);
     assert!(first.stdout.ends_with('\n'));
     let entry = first.stdout.trim_end();
     assert_key_entry(entry);
 
-    let named = run_bare(dir.path(), &["keygen", "--id", "k7"]);
+    let named = run_bare(&sandbox, &["keygen", "--id", "k7"]);
     named.assert_success();
     assert_eq!(named.stdout.lines().count(), 1, "{:?}", named.stdout);
     assert_eq!(assert_key_entry(named.stdout.trim_end()), "k7");
     assert_ne!(named.stdout.trim_end(), entry);
 
-    run_bare(dir.path(), &["keygen", "--id", "not valid!"]).assert_failure();
+    run_bare(&sandbox, &["keygen", "--id", "not valid!"]).assert_failure();
     // keygen touches no database: nothing appears in the working directory.
-    let created: Vec<_> = std::fs::read_dir(dir.path().join("work"))
-        .expect("work folder")
-        .collect();
+    let created: Vec<_> = std::fs::read_dir(sandbox.workdir()).expect("work folder").collect();
     assert!(created.is_empty(), "keygen created files: {created:?}");
 }
 
 #[test]
 fn every_command_and_subcommand_answers_help() {
-    let dir = bare_workdir();
+    let sandbox = Sandbox::new();
     let mut pending: Vec<Vec<String>> = vec![vec![]];
     let mut answered = Vec::new();
     while let Some(path) = pending.pop() {
         let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
         args.push("--help");
-        let help = run_bare(dir.path(), &args);
+        let help = run_bare(&sandbox, &args);
         help.assert_success();
         let usage = ["lanyard".to_owned()].into_iter().chain(path.iter().cloned());
         let usage = format!("Usage: {}", usage.collect::<Vec<_>>().join(" "));
@@ -558,15 +325,10 @@ async fn users_and_tokens_created_from_the_shell_work_against_the_api(cli: Cli) 
 }
 
 async fn serve_creates_a_private_key_file_for_a_fresh_database_and_migrate_succeeds(cli: Cli) {
-    let key_file = cli.dir.path().join("secrets/nested/master.key");
+    let key_file = cli.sandbox.path().join("secrets/nested/master.key");
     let keys = Keys::File(key_file.clone());
     let server = cli.serve(&keys).await;
-    let health = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .expect("a response");
+    let health = server.get_anonymous("/healthz").await;
     assert_eq!(health.status(), 200);
 
     #[cfg(unix)]

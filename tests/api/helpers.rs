@@ -97,9 +97,16 @@ pub fn master_key_entry(id: &str) -> String {
     MasterKey::generate(KeyId::parse(id).unwrap()).to_entry()
 }
 
+/// A distinctive API key that appears nowhere else, so that finding it in a log or a page
+/// can only mean it leaked.
+pub fn distinctive_key(prefix: &str) -> String {
+    format!("{prefix}{}", Uuid::new_v4().simple())
+}
+
 /// A port free at the moment of asking, so that the app's public URL can name its own address,
-/// as a real deployment's does (the Origin check compares against it).
-fn free_port() -> u16 {
+/// as a real deployment's does (the Origin check compares against it), and a child `lanyard`
+/// can be told where to listen.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")

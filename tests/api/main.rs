@@ -2,6 +2,7 @@
 //! per test, on SQLite and (when LANYARD_TEST_POSTGRES_URL is set) on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod binary;
 mod helpers;
 
 mod cli;

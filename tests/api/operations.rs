@@ -4,8 +4,8 @@
 //! process is killed by its handle when the test ends, however it ends, and a private
 //! PostgreSQL server is stopped and removed the same way.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
@@ -13,20 +13,15 @@ use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, schema, us
 use lanyard::domain::Email;
 use lanyard::web::session::COOKIE_NAME;
 use r2d2::ManageConnection;
-use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::binary::{COMMAND_LIMIT, Finished, Running, Sandbox, Server};
 use crate::helpers::{
-    Backend, Browser, POSTGRES_URL_VAR, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, location,
-    master_key_entry,
+    Backend, Browser, POSTGRES_URL_VAR, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, distinctive_key,
+    free_port, location, master_key_entry,
 };
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
-/// A command that is not `serve` finishes well within this.
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-/// `serve` answers `/healthz` within this (a database that is down costs one 5 s checkout).
-const START_LIMIT: Duration = Duration::from_secs(30);
 /// A refused start exits within this.
 const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
 /// The database going away must give 503 within 5 s; this allows for a loaded test machine.
@@ -84,145 +79,31 @@ fn master_passphrase(passphrase: &str) -> Env {
     vec![("LANYARD_MASTER_PASSPHRASE", passphrase.to_owned())]
 }
 
-/// A child process that is killed and reaped when dropped, whatever the test did.
-struct Running {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    started: Instant,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("the child's status")
-    }
-
-    /// Waits for the child to exit; panics (and the guard kills it) after `limit`.
-    fn finish(mut self, limit: Duration) -> Finished {
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            assert!(
-                self.started.elapsed() < limit,
-                "the command did not finish within {limit:?}; stderr so far:\n{}",
-                read(&self.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Finished {
-            status,
-            stdout: read(&self.stdout),
-            stderr: read(&self.stderr),
-            elapsed: self.started.elapsed(),
-        }
-    }
-}
-
-/// How a command ended.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Finished {
-    fn assert_success(&self) -> &Self {
-        assert!(
-            self.status.success(),
-            "expected success, got {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
-        self
-    }
-
-    /// A failure by exit code (not a crash by signal), with a sentence on standard error.
-    fn assert_failure(&self) -> &Self {
-        assert!(
-            !self.status.success() && self.status.code().is_some(),
-            "expected a non-zero exit code, got {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
-        assert!(
-            self.stderr.trim().len() > 10,
-            "a failure must say why on standard error"
-        );
-        self
-    }
-
-    /// Whether standard output has a line that reads `line` once trimmed.
-    fn has_line(&self, line: &str) -> bool {
-        self.stdout.lines().any(|candidate| candidate.trim() == line)
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The binary's surroundings: one database, an empty working directory (so that no `.env` or
-/// `lanyard-data` of the repository is used) and a folder for the children's output.
+/// The binary's surroundings: one database and a sandbox for the children.
 struct Site {
     database_url: String,
-    dir: tempfile::TempDir,
+    sandbox: Sandbox,
 }
 
 impl Site {
     fn new(database_url: String) -> Site {
-        let dir = tempfile::tempdir().expect("temporary folder");
-        std::fs::create_dir(dir.path().join("work")).expect("work folder");
-        std::fs::create_dir(dir.path().join("out")).expect("output folder");
-        Site { database_url, dir }
+        Site {
+            database_url,
+            sandbox: Sandbox::new(),
+        }
     }
 
-    /// Starts the binary with exactly the database, `port`, a locked-down egress policy and `env`.
+    /// Starts the binary with exactly the database, `port`, a locked-down egress policy and `env`
+    /// (which may override any of them).
     fn spawn(&self, env: &[(&'static str, String)], port: u16, args: &[&str], stdin: &str) -> Running {
-        let tag = Uuid::new_v4().simple().to_string();
-        let out = self.dir.path().join("out");
-        let stdout = out.join(format!("{tag}.stdout"));
-        let stderr = out.join(format!("{tag}.stderr"));
-        let mut command = Command::new(BINARY);
-        command
-            .args(args)
-            .env_clear()
-            .env("DATABASE_URL", &self.database_url)
-            .env("LANYARD_BIND", format!("127.0.0.1:{port}"))
-            .env("LANYARD_EGRESS_MODE", "allowlist")
-            .env("LANYARD_LOG", "info")
-            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
-            .current_dir(self.dir.path().join("work"))
-            .stdin(Stdio::piped())
-            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
-        let mut running = Running {
-            child: command.spawn().expect("the lanyard binary starts"),
-            stdout,
-            stderr,
-            started: Instant::now(),
-        };
-        if let Some(mut input) = running.child.stdin.take() {
-            use std::io::Write;
-            // A child that exits before reading its input is the test's to judge, not a panic here.
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        running
+        let mut envs = vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("LANYARD_BIND", format!("127.0.0.1:{port}")),
+            ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
+            ("LANYARD_LOG", "info".to_owned()),
+        ];
+        envs.extend_from_slice(env);
+        self.sandbox.start(&envs, args, stdin)
     }
 
     /// Runs a command to completion.
@@ -233,14 +114,7 @@ impl Site {
     /// `lanyard serve`, started but not yet known to answer.
     fn launch(&self, env: &[(&'static str, String)]) -> Server {
         let port = free_port();
-        Server {
-            running: self.spawn(env, port, &["serve"], ""),
-            address: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client"),
-        }
+        Server::new(self.spawn(env, port, &["serve"], ""), port)
     }
 
     /// `lanyard serve`, once `/healthz` answers 200.
@@ -252,14 +126,8 @@ impl Site {
 
     /// `lanyard serve` that must refuse to start: exits non-zero, quickly, saying why.
     fn serve_refused(&self, env: &[(&'static str, String)]) -> Finished {
-        let finished = self.spawn(env, free_port(), &["serve"], "").finish(START_LIMIT);
-        finished.assert_failure();
-        assert!(
-            finished.elapsed < REFUSAL_LIMIT,
-            "a refused start took {:?}",
-            finished.elapsed
-        );
-        finished
+        self.spawn(env, free_port(), &["serve"], "")
+            .refused_within(REFUSAL_LIMIT)
     }
 
     /// Creates a user from the shell and returns a `read,write` and a `resolve` token.
@@ -281,134 +149,6 @@ impl Site {
         };
         (token("scripts", "read,write"), token("agent", "resolve"))
     }
-}
-
-/// A running `lanyard serve`, killed when dropped.
-struct Server {
-    running: Running,
-    address: String,
-    client: reqwest::Client,
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    /// Waits until `/healthz` answers 200; panics if the process exits first.
-    async fn until_serving(&mut self) {
-        loop {
-            if let Some(status) = self.running.exited() {
-                panic!(
-                    "lanyard serve exited ({status}) before serving; stderr:\n{}",
-                    read(&self.running.stderr)
-                );
-            }
-            if let Ok(response) = self.client.get(self.url("/healthz")).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            assert!(
-                self.running.started.elapsed() < START_LIMIT,
-                "lanyard serve did not answer /healthz within {START_LIMIT:?}; stderr:\n{}",
-                read(&self.running.stderr)
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("a response")
-    }
-
-    async fn get_anonymous(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("a response")
-    }
-
-    /// A page request carrying a session cookie (`name=value`), as a browser sends it.
-    async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .header(COOKIE, cookie)
-            .send()
-            .await
-            .expect("a response")
-    }
-
-    async fn send_json(&self, method: reqwest::Method, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("a response")
-    }
-
-    async fn create(&self, token: &str, body: Value) -> Value {
-        let response = self
-            .send_json(reqwest::Method::POST, "/api/llm-configurations", token, &body)
-            .await;
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(status, 201, "create failed: {body}");
-        body
-    }
-
-    async fn list(&self, token: &str) -> Vec<Value> {
-        let response = self.get("/api/llm-configurations", token).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("a JSON array")
-    }
-
-    /// Logs in through `/login` and returns the session cookie (`name=value`).
-    async fn login(&self, email: &str, password: &str) -> String {
-        let form = self.get_anonymous("/login").await;
-        assert_eq!(form.status(), 200);
-        let cookie = session_cookie(&form).expect("the login form starts a session");
-        let csrf = csrf_from(&form.text().await.expect("a page"));
-        let response = self
-            .client
-            .post(self.url("/login"))
-            .header(COOKIE, &cookie)
-            .form(&[("email", email), ("password", password), ("csrf_token", csrf.as_str())])
-            .send()
-            .await
-            .expect("a response");
-        assert_eq!(response.status(), 303, "login failed");
-        session_cookie(&response).expect("the session id changes at login")
-    }
-
-    /// Stops the server and returns its log (standard error).
-    fn stop(mut self) -> String {
-        let _ = self.running.child.kill();
-        let _ = self.running.child.wait();
-        read(&self.running.stderr)
-    }
-}
-
-/// The session cookie a response sets, as `name=value`.
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    let prefix = format!("{COOKIE_NAME}=");
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.starts_with(&prefix))
-        .and_then(|value| value.split(';').next())
-        .map(str::to_owned)
-}
-
-/// A distinctive API key that appears nowhere else.
-fn distinctive_key(prefix: &str) -> String {
-    format!("{prefix}{}", Uuid::new_v4().simple())
 }
 
 /// A stored key, and the conversation pinned to its configuration.

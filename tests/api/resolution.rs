@@ -2,9 +2,7 @@
 //! comes back is the key that was saved; unreadable keys; per-conversation overrides through the
 //! API and the `/conversations` page; and `lanyard import` / `export` through the real binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use diesel::prelude::*;
 use lanyard::config::Settings;
@@ -16,6 +14,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::binary::{COMMAND_LIMIT, Finished, Sandbox};
 use crate::helpers::{TestApp, TestUser, assert_error, location};
 use crate::{on_both_backends, on_both_backends_with};
 
@@ -653,42 +652,20 @@ async fn a_user_with_a_default_never_gets_the_fallback(app: TestApp) {
 // ---------------------------------------------------------------------------------------------
 // `lanyard import` and `lanyard export`, through the real binary against the test app's database.
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-
-/// How a command ended.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn assert_success(&self) -> &Self {
-        assert!(
-            self.status.success(),
-            "expected success, got {}; stderr:\n{}",
-            self.status,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// A folder for files handed to the binary; it is also the binary's (empty) working directory.
+/// A sandbox whose working directory also holds the files handed to the binary.
 struct Workspace {
-    dir: tempfile::TempDir,
+    sandbox: Sandbox,
 }
 
 impl Workspace {
     fn new() -> Workspace {
         Workspace {
-            dir: tempfile::tempdir().expect("temporary folder"),
+            sandbox: Sandbox::new(),
         }
     }
 
     fn file(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.sandbox.workdir().join(name);
         std::fs::write(&path, contents).expect("write the file");
         path
     }
@@ -696,53 +673,17 @@ impl Workspace {
     /// Runs `lanyard ARGS` with the test app's database and master keys, nothing else from the
     /// environment; kills it should it outlive `COMMAND_LIMIT`.
     async fn lanyard(&self, app: &TestApp, args: &[&str]) -> Finished {
-        let dir = self.dir.path().to_owned();
-        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         let envs = [
             ("DATABASE_URL", app.test_database.url_string()),
             ("LANYARD_MASTER_KEYS", app.master_keys.clone()),
             ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
             ("LANYARD_LOG", "warn".to_owned()),
         ];
-        tokio::task::spawn_blocking(move || run_to_completion(&dir, &envs, &args))
+        let running = self.sandbox.start(&envs, args, "");
+        // Waiting polls and sleeps: do it off the runtime that the test app runs on.
+        tokio::task::spawn_blocking(move || running.finish(COMMAND_LIMIT))
             .await
             .unwrap()
-    }
-}
-
-fn run_to_completion(dir: &Path, envs: &[(&str, String)], args: &[String]) -> Finished {
-    let tag = Uuid::new_v4().simple().to_string();
-    let stdout_path = dir.join(format!("{tag}.stdout"));
-    let stderr_path = dir.join(format!("{tag}.stderr"));
-    let mut child = Command::new(BINARY)
-        .args(args)
-        .env_clear()
-        .envs(envs.iter().map(|(name, value)| (*name, value.as_str())))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("the lanyard binary starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child's status") {
-            break status;
-        }
-        if started.elapsed() > COMMAND_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "lanyard {args:?} did not finish within {COMMAND_LIMIT:?}; stderr:\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
     }
 }
 
