@@ -455,8 +455,12 @@ async fn the_test_buttons_work_in_place_with_javascript() {
     browser.finish().await;
 }
 
-/// The README shows the management page with two configurations.
+/// The README shows the management page with two configurations. Refreshed only on request
+/// (`LANYARD_UPDATE_SCREENSHOTS=1`), so that test runs leave the work tree as it was.
 fn publish_management_screenshot(screenshot: &Path) {
+    if std::env::var_os("LANYARD_UPDATE_SCREENSHOTS").is_none() {
+        return;
+    }
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("screenshots");
     std::fs::create_dir_all(&docs).expect("docs/screenshots");
     std::fs::copy(screenshot, docs.join("management.png")).expect("the screenshot is copied into docs");
