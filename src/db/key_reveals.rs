@@ -54,10 +54,3 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<RevealLine
         ))
         .load(conn)
 }
-
-pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
-    key_reveals::table
-        .filter(key_reveals::user_id.eq(user_id))
-        .count()
-        .get_result(conn)
-}

@@ -24,7 +24,7 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
 pub use migrations::run_pending_migrations;
 pub use sql_types::DbId;
@@ -41,10 +41,30 @@ pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 /// Which backend a `DATABASE_URL` names, decided by its scheme alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Postgres(String),
     Sqlite(PathBuf),
+}
+
+/// Never prints a PostgreSQL password (settings and errors may be debug-printed).
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            DatabaseUrl::Postgres(raw) => {
+                let shown = match url::Url::parse(raw) {
+                    Ok(mut url) if url.password().is_some() => {
+                        let _ = url.set_password(Some("[redacted]"));
+                        url.to_string()
+                    }
+                    Ok(url) => url.to_string(),
+                    Err(_) => "[unparsable URL]".to_owned(),
+                };
+                f.debug_tuple("Postgres").field(&shown).finish()
+            }
+        }
+    }
 }
 
 impl DatabaseUrl {
@@ -202,15 +222,6 @@ pub enum DbError {
     Query(#[from] DieselError),
 }
 
-impl DbError {
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(
-            self,
-            DbError::Query(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
-        )
-    }
-}
-
 /// The pool plus a way to run blocking diesel work off the async workers.
 #[derive(Clone)]
 pub struct Database {
@@ -301,5 +312,18 @@ impl Database {
             Ok(mut conn) => diesel::sql_query("SELECT 1").execute(&mut *conn).is_ok(),
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn a_database_url_never_prints_its_password() {
+        let url = DatabaseUrl::parse("postgres://lanyard:s3cret-pw@db.example.com/lanyard").unwrap();
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("db.example.com"), "{shown}");
     }
 }

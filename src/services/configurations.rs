@@ -46,7 +46,7 @@ pub struct ConfigurationUpdate {
 }
 
 /// `base_url` is stored only when it differs from the provider's default.
-fn stored_base_url(provider: Provider, base_url: Option<&BaseUrl>) -> Option<String> {
+pub(crate) fn stored_base_url(provider: Provider, base_url: Option<&BaseUrl>) -> Option<String> {
     base_url
         .map(BaseUrl::as_str)
         .filter(|url| Some(*url) != provider.default_base_url())

@@ -291,3 +291,41 @@ pub async fn test_unsaved(
         .await?;
     Ok(run(client, &target).await)
 }
+
+/// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key. The key
+/// goes only where it was going: a different provider or base URL needs the key entered again
+/// (422 on `api_key`), so that a test cannot redirect a stored key either.
+#[allow(clippy::too_many_arguments)]
+pub async fn test_edit_with_stored_key(
+    database: &Database,
+    keyring: &MasterKeyring,
+    client: &OutboundClient,
+    owner: Uuid,
+    id: Uuid,
+    provider: Provider,
+    base_url: Option<&BaseUrl>,
+    model: Option<&ModelId>,
+    per_minute: u32,
+) -> Result<TestOutcome, AppError> {
+    let requested_base = crate::services::configurations::stored_base_url(provider, base_url);
+    let row = database
+        .run(move |conn| {
+            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+            if row.provider != provider.id() || row.base_url != requested_base {
+                return Err(AppError::validation(
+                    "api_key",
+                    "enter the key to test a different provider or base URL",
+                ));
+            }
+            consume_test_budget(conn, owner, per_minute)?;
+            Ok(row)
+        })
+        .await?;
+    Ok(match saved_target(keyring, &row)? {
+        Ok(mut target) => {
+            target.model = model.map(|model| model.as_str().to_owned());
+            run(client, &target).await
+        }
+        Err(outcome) => outcome,
+    })
+}

@@ -573,35 +573,22 @@ pub async fn test_unsaved(
     let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
     let outcome = match (parsed.api_key, stored_id) {
         (None, Some(id)) => {
-            let row = state
-                .db
-                .run(move |conn| {
-                    crate::db::llm_configurations::find_for_user(conn, crate::db::DbId(owner), crate::db::DbId(id))
-                        .map_err(AppError::from)
-                })
-                .await?
-                .ok_or(AppError::NotFound)?;
-            let requested_base = parsed
-                .base_url
-                .as_ref()
-                .map(BaseUrl::as_str)
-                .filter(|url| Some(*url) != provider.default_base_url());
-            if row.provider != provider.id() || row.base_url.as_deref() != requested_base {
-                return Ok(test_form_errors(FieldErrors::single(
-                    "api_key",
-                    "enter the key to test a different provider or base URL",
-                ))?);
-            }
-            state
-                .db
-                .run(move |conn| connection_tests::consume_test_budget(conn, owner, limit))
-                .await?;
-            match connection_tests::saved_target(&state.keyring, &row)? {
-                Ok(mut target) => {
-                    target.model = model.map(|model| model.as_str().to_owned());
-                    connection_tests::run(&state.outbound, &target).await
-                }
-                Err(outcome) => outcome,
+            let tested = connection_tests::test_edit_with_stored_key(
+                &state.db,
+                &state.keyring,
+                &state.outbound,
+                owner,
+                id,
+                provider,
+                parsed.base_url.as_ref(),
+                model.as_ref(),
+                limit,
+            )
+            .await;
+            match tested {
+                Ok(outcome) => outcome,
+                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
+                Err(other) => return Err(other.into()),
             }
         }
         (api_key, _) => {
