@@ -2,12 +2,12 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::NaiveDateTime;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
+use super::wire::Rfc3339;
 use crate::app::AppState;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
@@ -15,57 +15,10 @@ use crate::egress::EgressPolicy;
 use crate::error::AppError;
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
 
-/// RFC 3339 in UTC, e.g. `2026-11-26T10:00:00Z`.
-/// Written by hand: listings format several timestamps per row, and chrono's general formatter
-/// showed up in profiles. Same output as `to_rfc3339_opts(SecondsFormat::AutoSi, true)`.
-pub fn rfc3339(at: NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    let mut out = String::with_capacity(27);
-    let (year, month, day) = (at.year(), at.month(), at.day());
-    let (hour, minute, second) = (at.hour(), at.minute(), at.second());
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
-    let nanos = at.nanosecond() % 1_000_000_000;
-    if nanos != 0 {
-        if nanos.is_multiple_of(1_000_000) {
-            let _ = write!(out, ".{:03}", nanos / 1_000_000);
-        } else if nanos.is_multiple_of(1_000) {
-            let _ = write!(out, ".{:06}", nanos / 1_000);
-        } else {
-            let _ = write!(out, ".{nanos:09}");
-        }
-    }
-    out.push('Z');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-    use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-
-    #[test]
-    fn timestamps_format_as_rfc3339_in_utc() {
-        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
-        for at in [
-            day.and_hms_opt(10, 0, 0).unwrap(),
-            day.and_hms_milli_opt(10, 0, 0, 120).unwrap(),
-            day.and_hms_micro_opt(23, 59, 59, 123_456).unwrap(),
-            day.and_hms_nano_opt(0, 0, 1, 7).unwrap(),
-        ] {
-            let expected =
-                DateTime::<Utc>::from_naive_utc_and_offset(at, Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true);
-            assert_eq!(rfc3339(at), expected);
-        }
-    }
-}
-
 /// An LLM configuration as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigurationResource {
-    #[schema(format = Uuid)]
-    pub id: String,
+    pub id: uuid::Uuid,
     pub name: String,
     pub provider: String,
     pub model: String,
@@ -80,21 +33,21 @@ pub struct ConfigurationResource {
     pub test_status: String,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
-    #[schema(format = DateTime)]
-    pub tested_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub last_used_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub tested_at: Option<Rfc3339>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Rfc3339>,
     pub use_count: i64,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Rfc3339,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Rfc3339,
 }
 
 impl From<ConfigurationSummary> for ConfigurationResource {
     fn from(row: ConfigurationSummary) -> Self {
         ConfigurationResource {
-            id: row.id.0.to_string(),
+            id: row.id.0,
             name: row.name,
             provider: row.provider,
             model: row.model,
@@ -106,11 +59,11 @@ impl From<ConfigurationSummary> for ConfigurationResource {
             test_status: row.test_status,
             test_message: row.test_message,
             test_latency_ms: row.test_latency_ms,
-            tested_at: row.tested_at.map(rfc3339),
-            last_used_at: row.last_used_at.map(rfc3339),
+            tested_at: row.tested_at.map(Rfc3339),
+            last_used_at: row.last_used_at.map(Rfc3339),
             use_count: row.use_count,
-            created_at: rfc3339(row.created_at),
-            updated_at: rfc3339(row.updated_at),
+            created_at: Rfc3339(row.created_at),
+            updated_at: Rfc3339(row.updated_at),
         }
     }
 }

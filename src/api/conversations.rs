@@ -6,9 +6,10 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::configurations::{ConfigurationResource, rfc3339};
+use super::configurations::ConfigurationResource;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, FieldReader, JsonObject};
+use super::wire::Rfc3339;
 use crate::app::AppState;
 use crate::db::conversation_overrides::OverrideRow;
 use crate::domain::{ConversationId, Scope};
@@ -19,18 +20,17 @@ use crate::services::conversations::{self, Requester};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverrideResource {
     pub conversation_id: String,
-    #[schema(format = Uuid)]
-    pub configuration_id: String,
-    #[schema(format = DateTime)]
-    pub updated_at: String,
+    pub configuration_id: uuid::Uuid,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Rfc3339,
 }
 
 impl From<OverrideRow> for OverrideResource {
     fn from(row: OverrideRow) -> Self {
         OverrideResource {
             conversation_id: row.conversation_id,
-            configuration_id: row.configuration_id.0.to_string(),
-            updated_at: rfc3339(row.updated_at),
+            configuration_id: row.configuration_id.0,
+            updated_at: Rfc3339(row.updated_at),
         }
     }
 }
@@ -134,8 +134,7 @@ pub async fn remove_override(
 /// fallback `id` is null and `name` is `instance fallback`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResolvedConfiguration {
-    #[schema(format = Uuid)]
-    pub id: Option<String>,
+    pub id: Option<uuid::Uuid>,
     pub name: String,
     pub provider: String,
     pub model: String,
@@ -152,15 +151,15 @@ pub struct ResolvedConfiguration {
     pub test_status: String,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
-    #[schema(format = DateTime)]
-    pub tested_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub last_used_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub tested_at: Option<Rfc3339>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Rfc3339>,
     pub use_count: i64,
-    #[schema(format = DateTime)]
-    pub created_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub updated_at: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub created_at: Option<Rfc3339>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Rfc3339>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod openapi;
 pub mod providers;
 pub mod tokens;
+pub mod wire;
 
 use actix_web::{HttpResponse, web};
 

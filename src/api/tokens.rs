@@ -5,9 +5,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::configurations::rfc3339;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
+use super::wire::Rfc3339;
 use crate::app::AppState;
 use crate::domain::{Scope, Scopes};
 use crate::error::AppError;
@@ -20,12 +20,12 @@ pub struct TokenResource {
     pub name: String,
     /// `read`, `write` and/or `resolve`.
     pub scopes: Vec<String>,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub last_used_at: Option<String>,
-    #[schema(format = DateTime)]
-    pub expires_at: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Rfc3339,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Rfc3339>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Rfc3339>,
     pub revoked: bool,
 }
 
@@ -66,9 +66,9 @@ fn resource(token: tokens::TokenSummary) -> TokenResource {
         id: token.id.to_string(),
         name: token.name,
         scopes: token.scopes.split(',').map(str::to_owned).collect(),
-        created_at: rfc3339(token.created_at),
-        last_used_at: token.last_used_at.map(rfc3339),
-        expires_at: token.expires_at.map(rfc3339),
+        created_at: Rfc3339(token.created_at),
+        last_used_at: token.last_used_at.map(Rfc3339),
+        expires_at: token.expires_at.map(Rfc3339),
         revoked: token.is_revoked,
     }
 }

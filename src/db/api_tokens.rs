@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{api_tokens, users};
+use super::sql_types::{MaybeStamp, Stamp};
 use super::users::UserRow;
 use super::{DbConnection, DbId};
 
@@ -15,8 +16,11 @@ pub struct TokenRow {
     pub name: String,
     pub scopes: String,
     pub token_hash: Vec<u8>,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub expires_at: Option<NaiveDateTime>,
     pub is_revoked: bool,
 }

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::conversation_overrides as overrides;
+use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -12,7 +13,9 @@ pub struct OverrideRow {
     pub user_id: DbId,
     pub conversation_id: String,
     pub configuration_id: DbId,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::llm_configurations as cfg;
+use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -25,10 +26,14 @@ pub struct ConfigurationRow {
     pub test_status: String,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub tested_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
     pub use_count: i64,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 
@@ -48,10 +53,14 @@ pub struct ConfigurationSummary {
     pub test_status: String,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub tested_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
     pub use_count: i64,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 
@@ -200,7 +209,9 @@ pub fn mark_default(conn: &mut DbConnection, user_id: DbId, id: DbId, now: Naive
 #[derive(Debug, Clone, Queryable)]
 pub struct DefaultCandidate {
     pub id: DbId,
+    #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
 }
 

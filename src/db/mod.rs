@@ -326,4 +326,27 @@ mod tests {
         assert!(!shown.contains("s3cret-pw"), "{shown}");
         assert!(shown.contains("db.example.com"), "{shown}");
     }
+
+    /// `.cargo/config.toml` builds the bundled SQLite with these options; without them every
+    /// cached statement was parsed again on every execution (see the comment there).
+    #[test]
+    fn the_bundled_sqlite_keeps_plans_stable_and_skips_per_call_mutexes() {
+        use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+
+        #[derive(QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|option| option.compile_options)
+            .collect();
+        assert!(options.iter().any(|option| option == "ENABLE_QPSG"), "{options:?}");
+        assert!(options.iter().any(|option| option == "THREADSAFE=2"), "{options:?}");
+    }
 }

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{sessions, users};
+use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -12,9 +13,13 @@ pub struct SessionRow {
     pub key_hash: Vec<u8>,
     pub user_id: Option<DbId>,
     pub state: String,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub refreshed_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub idle_expires_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub absolute_expires_at: NaiveDateTime,
 }
 

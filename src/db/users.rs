@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
+use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -15,7 +16,9 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: String,
     pub is_disabled: bool,
+    #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
 }
 
