@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
@@ -94,6 +94,10 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
 }
 
+/// Run on every new SQLite connection.
+const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
         ConnectionManager { url }
@@ -111,12 +115,10 @@ impl r2d2::ManageConnection for ConnectionManager {
                 let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
                 // WAL lets readers proceed while one writer writes; NORMAL is durable in WAL mode
                 // except for the last transactions before a power loss.
-                diesel::sql_query(
-                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .execute(&mut conn)
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                // `batch_execute`, not `sql_query`: a prepared statement runs only the first of
+                // several statements, and these settings were once silently lost that way.
+                conn.batch_execute(SQLITE_CONNECTION_PRAGMAS)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }
@@ -348,5 +350,33 @@ mod tests {
             .collect();
         assert!(options.iter().any(|option| option == "ENABLE_QPSG"), "{options:?}");
         assert!(options.iter().any(|option| option == "THREADSAFE=2"), "{options:?}");
+    }
+
+    /// Every SQLite connection runs in WAL mode with `synchronous = NORMAL`, a busy timeout and
+    /// foreign keys: all four settings, not only the first.
+    #[test]
+    fn sqlite_connections_get_every_setting() {
+        use diesel::{QueryableByName, RunQueryDsl};
+        use r2d2::ManageConnection;
+
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+
+        let directory = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", directory.path().join("settings.db").display())).unwrap();
+        let mut conn = super::ConnectionManager::new(url).connect().unwrap();
+        let mut setting = |pragma: &str| -> String {
+            diesel::sql_query(format!("SELECT CAST((SELECT * FROM pragma_{pragma}) AS TEXT) AS value"))
+                .get_result::<Setting>(&mut conn)
+                .unwrap()
+                .value
+        };
+        assert_eq!(setting("journal_mode"), "wal");
+        assert_eq!(setting("synchronous"), "1", "NORMAL");
+        assert_eq!(setting("busy_timeout"), "5000");
+        assert_eq!(setting("foreign_keys"), "1");
     }
 }
