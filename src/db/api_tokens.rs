@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{api_tokens, users};
 use super::sql_types::{MaybeStamp, Stamp};
 use super::users::UserRow;
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_tokens)]
@@ -47,12 +47,15 @@ pub fn insert(conn: &mut DbConnection, token: &TokenInsert<'_>) -> QueryResult<(
 /// The token with this hash and its owner, in one round trip. Revocation, expiry and a disabled
 /// owner are judged by the caller, so that every instance sees them at once (no cache).
 pub fn find_with_owner_by_hash(conn: &mut DbConnection, token_hash: &[u8]) -> QueryResult<Option<(TokenRow, UserRow)>> {
-    api_tokens::table
-        .inner_join(users::table)
-        .filter(api_tokens::token_hash.eq(token_hash))
-        .select((TokenRow::as_select(), UserRow::as_select()))
-        .first(conn)
-        .optional()
+    // At most one row: token_hash is unique (and `first` would bind a LIMIT).
+    on_backend!(conn, |backend| {
+        api_tokens::table
+            .inner_join(users::table)
+            .filter(api_tokens::token_hash.eq(token_hash))
+            .select((TokenRow::as_select(), UserRow::as_select()))
+            .get_results(backend)
+    })
+    .map(|rows| rows.into_iter().next())
 }
 
 /// Records a use, at most once a minute per token: a read-heavy API must not write on every call.

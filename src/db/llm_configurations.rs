@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
@@ -126,13 +126,21 @@ pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryRe
     diesel::insert_into(cfg::table).values(row).execute(conn).map(|_| ())
 }
 
-/// The owner's configurations, default first, then by case-folded name, then id.
+/// The owner's configurations, default first, then by case-folded name (unique per owner).
 pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<ConfigurationSummary>> {
-    cfg::table
-        .filter(cfg::user_id.eq(user_id))
-        .order((cfg::is_default.desc(), cfg::name_key, cfg::id))
-        .select(ConfigurationSummary::as_select())
-        .load(conn)
+    // Ordered by the (user_id, name_key) unique index, so the database reads rows in order
+    // instead of sorting them; the one default is moved to the front here.
+    let mut rows: Vec<ConfigurationSummary> = on_backend!(conn, |backend| {
+        cfg::table
+            .filter(cfg::user_id.eq(user_id))
+            .order(cfg::name_key)
+            .select(ConfigurationSummary::as_select())
+            .load(backend)
+    })?;
+    if let Some(default) = rows.iter().position(|row| row.is_default) {
+        rows[..=default].rotate_right(1);
+    }
+    Ok(rows)
 }
 
 pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<Option<ConfigurationRow>> {

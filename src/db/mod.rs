@@ -36,6 +36,24 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// Runs a query on the concrete backend connection instead of through [`DbConnection`], for
+/// the queries every request makes (finding the token or session, listing configurations).
+///
+/// diesel's multi-backend connection renders a query's SQL text again on every execution (to
+/// decide whether the cached statement may be reused and to collect its binds), which cost
+/// about a tenth of a listing's CPU; the concrete connections find their cached statement by
+/// the query's type. The body is compiled once per backend, so it must be backend-generic
+/// diesel code.
+macro_rules! on_backend {
+    ($conn:expr, |$backend:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($backend) => $body,
+            $crate::db::DbConnection::Sqlite($backend) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// The pool every request and command draws from.
 pub type DbPool = r2d2::Pool<ConnectionManager>;
 pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{sessions, users};
 use super::sql_types::Stamp;
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -48,14 +48,17 @@ pub fn find_live(
     key_hash: &[u8],
     now: NaiveDateTime,
 ) -> QueryResult<Option<(SessionRow, Option<SessionOwner>)>> {
-    sessions::table
-        .left_join(users::table)
-        .filter(sessions::key_hash.eq(key_hash))
-        .filter(sessions::idle_expires_at.gt(now))
-        .filter(sessions::absolute_expires_at.gt(now))
-        .select((SessionRow::as_select(), (users::role, users::is_disabled).nullable()))
-        .first(conn)
-        .optional()
+    // At most one row: key_hash is the primary key.
+    on_backend!(conn, |backend| {
+        sessions::table
+            .left_join(users::table)
+            .filter(sessions::key_hash.eq(key_hash))
+            .filter(sessions::idle_expires_at.gt(now))
+            .filter(sessions::absolute_expires_at.gt(now))
+            .select((SessionRow::as_select(), (users::role, users::is_disabled).nullable()))
+            .get_results(backend)
+    })
+    .map(|rows| rows.into_iter().next())
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SessionInsert<'_>) -> QueryResult<()> {
