@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::auth::{ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
 use super::respond::{html, see_other};
-use super::views::{ConfigurationView, Layout, configuration_views, display_time};
+use super::views::{ConfigurationView, HtmlId, Layout, configuration_views, display_time};
 use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::domain::ConversationId;
@@ -23,7 +23,7 @@ pub struct OverrideView {
     pub conversation_id: String,
     /// The id as a path segment.
     pub conversation_path: String,
-    pub configuration_id: String,
+    pub configuration_id: HtmlId,
     pub effective: bool,
     pub updated_at: String,
 }
@@ -38,7 +38,7 @@ fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
     let overrides = conversations::list(conn, owner)?
         .into_iter()
         .map(|row| {
-            let configuration_id = row.configuration_id.0.to_string();
+            let configuration_id = HtmlId(row.configuration_id.0);
             let effective = configurations.iter().any(|c| c.id == configuration_id && c.is_active);
             OverrideView {
                 conversation_path: url::form_urlencoded::byte_serialize(row.conversation_id.as_bytes())

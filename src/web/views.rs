@@ -53,9 +53,23 @@ impl Layout {
     }
 }
 
+/// An id as templates write it (in ids, URLs and form values, a dozen times per row): a UUID is
+/// hex digits and hyphens, so it needs no HTML escaping (askama skips `HtmlSafe` values), and it
+/// is formatted straight into the page without a `String` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtmlId(pub uuid::Uuid);
+
+impl std::fmt::Display for HtmlId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0.hyphenated(), formatter)
+    }
+}
+
+impl askama::filters::HtmlSafe for HtmlId {}
+
 #[derive(Clone)]
 pub struct ConfigurationView {
-    pub id: String,
+    pub id: HtmlId,
     pub name: String,
     pub provider_label: String,
     pub model: String,
@@ -78,7 +92,7 @@ impl From<ConfigurationSummary> for ConfigurationView {
             _ => "Untested",
         };
         ConfigurationView {
-            id: row.id.0.to_string(),
+            id: HtmlId(row.id.0),
             provider_label: Provider::parse(&row.provider)
                 .map_or_else(|| row.provider.clone(), |p| p.label().to_owned()),
             name: row.name,
