@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
-use super::wire::Rfc3339;
+use super::wire::{Rfc3339, json_array, json_ok};
 use crate::app::AppState;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
@@ -237,14 +237,17 @@ fn parse_update(body: JsonObject, policy: &EgressPolicy) -> Result<Configuration
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let rows = state
+    let body = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Read)?;
-            configurations::list(conn, principal.user_id)
+            let rows = configurations::list(conn, principal.user_id)?;
+            let resources: Vec<_> = rows.into_iter().map(ConfigurationResource::from).collect();
+            // About 400 bytes each with typical names and no test message.
+            json_array(&resources, 512)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(ConfigurationResource::from).collect::<Vec<_>>()))
+    Ok(json_ok(body))
 }
 
 #[utoipa::path(

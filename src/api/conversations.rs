@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::configurations::ConfigurationResource;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, FieldReader, JsonObject};
-use super::wire::Rfc3339;
+use super::wire::{Rfc3339, json_array, json_ok};
 use crate::app::AppState;
 use crate::db::conversation_overrides::OverrideRow;
 use crate::domain::{ConversationId, Scope};
@@ -54,14 +54,16 @@ fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let rows = state
+    let body = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Read)?;
-            conversations::list(conn, principal.user_id)
+            let rows = conversations::list(conn, principal.user_id)?;
+            let resources: Vec<_> = rows.into_iter().map(OverrideResource::from).collect();
+            json_array(&resources, 160)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(OverrideResource::from).collect::<Vec<_>>()))
+    Ok(json_ok(body))
 }
 
 #[utoipa::path(

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
-use super::wire::Rfc3339;
+use super::wire::{Rfc3339, json_array, json_ok};
 use crate::app::AppState;
 use crate::domain::{Scope, Scopes};
 use crate::error::AppError;
@@ -81,8 +81,17 @@ fn resource(token: tokens::TokenSummary) -> TokenResource {
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
     let principal = session_only(&state.db, caller).await?;
-    let rows = state.db.run(move |conn| tokens::list(conn, principal.user_id)).await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(resource).collect::<Vec<_>>()))
+    let body = state
+        .db
+        .run(move |conn| {
+            let resources: Vec<_> = tokens::list(conn, principal.user_id)?
+                .into_iter()
+                .map(resource)
+                .collect();
+            json_array(&resources, 240)
+        })
+        .await?;
+    Ok(json_ok(body))
 }
 
 #[utoipa::path(

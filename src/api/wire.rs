@@ -1,8 +1,30 @@
 //! How values look on the wire, written without intermediate allocations: a listing serialises
 //! four timestamps per row, and formatting each into its own `String` first showed in profiles.
 
+use actix_web::HttpResponse;
+use actix_web::http::header::ContentType;
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use serde::{Serialize, Serializer};
+
+use crate::error::AppError;
+
+/// `items` as a JSON array, written once into a buffer sized for it (`HttpResponse::json` starts
+/// small and copies the whole body again at every doubling).
+///
+/// Listings call this inside their database task: the rows are then freed on the thread that
+/// allocated them, which glibc's per-thread arenas handle far better than hundreds of frees from
+/// another thread (the listing slowed down over time without it).
+pub fn json_array<T: Serialize>(items: &[T], bytes_per_item: usize) -> Result<Vec<u8>, AppError> {
+    let mut body = Vec::with_capacity(2 + items.len() * bytes_per_item);
+    serde_json::to_writer(&mut body, items)
+        .map_err(|error| AppError::Internal(format!("could not serialise a response: {error}")))?;
+    Ok(body)
+}
+
+/// A 200 with a JSON body made by [`json_array`].
+pub fn json_ok(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::json()).body(body)
+}
 
 /// A timestamp serialised as RFC 3339 in UTC, e.g. `2026-11-26T10:00:00Z` or
 /// `2026-11-26T10:00:00.123456Z`: the same text as chrono's
