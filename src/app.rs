@@ -16,6 +16,9 @@ use crate::startup::{self, StartupError};
 use crate::web::session;
 use crate::{api, web as pages};
 
+/// Threads in each worker's blocking pool (see where the server is built).
+const BLOCKING_THREADS_PER_WORKER: usize = 2;
+
 /// What every handler can reach.
 pub struct AppState {
     pub db: Database,
@@ -86,10 +89,13 @@ impl Application {
                 .configure(pages::routes)
                 .default_service(web::to(pages::not_found))
         })
-        // The workers' blocking pools together need no more threads than there are connections
-        // to hand out: more would only wait for the pool, and cost context switches.
+        // Database work runs on each worker's blocking pool. Two threads per worker keep one
+        // task running while another waits (on PostgreSQL's answer, or SQLite's write lock);
+        // with four, threads mostly parked and woke again (futex wake-ups and context switches
+        // were a sixth of the management page's CPU), and on SQLite the page and the API list
+        // were about 15 % slower (BENCHMARKS.md). Never more than the pool can serve.
         .workers(workers)
-        .worker_max_blocking_threads((pool_size as usize / workers).max(1))
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER.min(pool_size as usize / workers).max(1))
         .listen(listener)?
         .run();
         Ok(Application {
