@@ -5,7 +5,6 @@ use diesel::prelude::*;
 
 use super::schema::{api_tokens, users};
 use super::sql_types::{MaybeStamp, Stamp};
-use super::users::UserRow;
 use super::{DbConnection, DbId, on_backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -44,15 +43,35 @@ pub fn insert(conn: &mut DbConnection, token: &TokenInsert<'_>) -> QueryResult<(
         .map(|_| ())
 }
 
-/// The token with this hash and its owner, in one round trip. Revocation, expiry and a disabled
-/// owner are judged by the caller, so that every instance sees them at once (no cache).
-pub fn find_with_owner_by_hash(conn: &mut DbConnection, token_hash: &[u8]) -> QueryResult<Option<(TokenRow, UserRow)>> {
+/// What authenticating a bearer token reads: the token's state and its owner's (not the whole
+/// user row: its password hash and e-mail address have no business on every API request).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenCredential {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub scopes: String,
+    pub token_hash: Vec<u8>,
+    #[diesel(deserialize_as = MaybeStamp)]
+    pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = MaybeStamp)]
+    pub expires_at: Option<NaiveDateTime>,
+    pub is_revoked: bool,
+    #[diesel(select_expression = users::role)]
+    pub owner_role: String,
+    #[diesel(select_expression = users::is_disabled)]
+    pub owner_is_disabled: bool,
+}
+
+/// The token with this hash and its owner's state, in one round trip. Revocation, expiry and a
+/// disabled owner are judged by the caller, so that every instance sees them at once (no cache).
+pub fn find_credential_by_hash(conn: &mut DbConnection, token_hash: &[u8]) -> QueryResult<Option<TokenCredential>> {
     // At most one row: token_hash is unique (and `first` would bind a LIMIT).
     on_backend!(conn, |backend| {
         api_tokens::table
             .inner_join(users::table)
             .filter(api_tokens::token_hash.eq(token_hash))
-            .select((TokenRow::as_select(), UserRow::as_select()))
+            .select(TokenCredential::as_select())
             .get_results(backend)
     })
     .map(|rows| rows.into_iter().next())

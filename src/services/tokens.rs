@@ -84,20 +84,21 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime
         return Err(AppError::Unauthorized);
     }
     let hash = hash_token(presented);
-    let (token, user) = api_tokens::find_with_owner_by_hash(conn, &hash)?.ok_or(AppError::Unauthorized)?;
+    let token = api_tokens::find_credential_by_hash(conn, &hash)?.ok_or(AppError::Unauthorized)?;
     let hash_matches: bool = token.token_hash.ct_eq(&hash).into();
     let expired = token.expires_at.is_some_and(|expires_at| expires_at <= now);
-    if !hash_matches || token.is_revoked || expired || user.is_disabled {
+    if !hash_matches || token.is_revoked || expired || token.owner_is_disabled {
         return Err(AppError::Unauthorized);
     }
     let scopes =
         Scopes::parse(&token.scopes).map_err(|_| AppError::Internal("stored token scopes are invalid".into()))?;
-    let role = Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+    let role =
+        Role::parse(&token.owner_role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
     if token.last_used_at.is_none_or(|last| last < now - LAST_USED_GRANULARITY) {
         api_tokens::touch_last_used(conn, token.id, now, now - LAST_USED_GRANULARITY)?;
     }
     Ok(Principal {
-        user_id: user.id.0,
+        user_id: token.user_id.0,
         role,
         credential: Credential::Token { id: token.id.0, scopes },
     })
