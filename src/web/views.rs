@@ -71,7 +71,8 @@ impl askama::filters::HtmlSafe for HtmlId {}
 pub struct ConfigurationView {
     pub id: HtmlId,
     pub name: String,
-    pub provider_label: String,
+    /// The provider's display name (static for every known provider).
+    pub provider_label: std::borrow::Cow<'static, str>,
     pub model: String,
     pub masked_key: Option<String>,
     pub base_url: Option<String>,
@@ -94,7 +95,7 @@ impl From<ConfigurationSummary> for ConfigurationView {
         ConfigurationView {
             id: HtmlId(row.id.0),
             provider_label: Provider::parse(&row.provider)
-                .map_or_else(|| row.provider.clone(), |p| p.label().to_owned()),
+                .map_or_else(|| row.provider.clone().into(), |p| p.label().into()),
             name: row.name,
             model: row.model,
             masked_key: row.api_key_hint,
