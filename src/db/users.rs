@@ -98,13 +98,19 @@ pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
         .load(conn)
 }
 
-/// Admins who can still log in.
-pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
-    users::table
+/// The admins who can still log in, their rows locked until the transaction ends on PostgreSQL
+/// (SQLite's `IMMEDIATE` transactions already serialise every writer): of two concurrent
+/// demotions, disablings or deletions of the last two admins, the second waits for the first and
+/// then sees it.
+pub fn lock_active_admins(conn: &mut DbConnection) -> QueryResult<Vec<DbId>> {
+    let active_admins = users::table
         .filter(users::role.eq("admin"))
         .filter(users::is_disabled.eq(false))
-        .count()
-        .get_result(conn)
+        .select(users::id);
+    match conn {
+        DbConnection::Postgres(pg) => active_admins.for_update().load(pg),
+        DbConnection::Sqlite(_) => active_admins.load(conn),
+    }
 }
 
 pub fn set_disabled(conn: &mut DbConnection, id: DbId, disabled: bool, now: NaiveDateTime) -> QueryResult<usize> {

@@ -299,9 +299,11 @@ pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, A
     }))
 }
 
-/// The last admin who can log in must stay one: no disabling, demoting or deleting them.
+/// The last admin who can log in must stay one: no disabling, demoting or deleting them. Judged
+/// on the admins as they are once locked, not on a row read before.
 fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Result<(), AppError> {
-    if user.role == Role::Admin.as_str() && !user.is_disabled && users::count_active_admins(conn)? <= 1 {
+    let active_admins = users::lock_active_admins(conn)?;
+    if active_admins.len() <= 1 && active_admins.contains(&user.id) {
         return Err(AppError::conflict(
             None,
             "this is the last active admin: make another user admin first",

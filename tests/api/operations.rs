@@ -58,6 +58,7 @@ crate::on_both_backends!(
     only_admins_reach_the_admin_page_and_its_actions,
     disabling_a_user_ends_their_open_session_and_their_tokens_at_once,
     the_last_admin_cannot_be_demoted_disabled_or_deleted,
+    two_admins_demoting_each_other_at_once_leave_one_admin,
     deleting_a_user_deletes_their_configurations,
     registration_is_possible_only_while_an_admin_opens_it,
     passwords_and_accounts_are_recoverable_from_the_shell,
@@ -478,6 +479,51 @@ async fn the_last_admin_cannot_be_demoted_disabled_or_deleted(app: TestApp) {
     .await;
     assert_eq!(demoted.status(), 303);
     assert_eq!(member_browser.get("/admin").await.status(), 403);
+}
+
+/// Each of two admins demotes the other at the same moment, twenty times over: at least one
+/// admin must remain every time (on PostgreSQL the check locks the admins' rows).
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
+    let (first, first_email) = app.register_first_admin().await;
+    let first_id = user_id(&app, &first_email).await;
+    let (second, second_browser) = app.signed_in_user().await;
+    for round in 0..20 {
+        for id in [first_id, second.id] {
+            let promoted = post_form(&first, &format!("/admin/users/{id}/role"), &[("role", "admin")]).await;
+            let promoted = if promoted.status() == 403 {
+                // The first admin was the one demoted last round: the second promotes back.
+                post_form(
+                    &second_browser,
+                    &format!("/admin/users/{id}/role"),
+                    &[("role", "admin")],
+                )
+                .await
+            } else {
+                promoted
+            };
+            assert_eq!(promoted.status(), 303, "round {round}: promoting {id}");
+        }
+        let (first_csrf, second_csrf) = (first.csrf().await, second_browser.csrf().await);
+        let demote_second = format!("/admin/users/{}/role", second.id);
+        let demote_first = format!("/admin/users/{first_id}/role");
+        let first_fields = [("role", "member"), ("csrf_token", first_csrf.as_str())];
+        let second_fields = [("role", "member"), ("csrf_token", second_csrf.as_str())];
+        let (a, b) = tokio::join!(
+            first.post_form(&demote_second, &first_fields),
+            second_browser.post_form(&demote_first, &second_fields),
+        );
+        let statuses = [a.status().as_u16(), b.status().as_u16()];
+        assert!(
+            statuses.contains(&303) && statuses.iter().all(|status| [303, 403, 409].contains(status)),
+            "round {round}: {statuses:?}"
+        );
+        let mut admins = 0;
+        for id in [first_id, second.id] {
+            let row = user_row(&app, id).await.expect("both users exist");
+            admins += usize::from(row.role == "admin" && !row.is_disabled);
+        }
+        assert_eq!(admins, 1, "round {round}: exactly one demotion may win ({statuses:?})");
+    }
 }
 
 async fn deleting_a_user_deletes_their_configurations(app: TestApp) {
