@@ -15,8 +15,7 @@ use crate::services::{Principal, tokens};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResource {
-    #[schema(format = Uuid)]
-    pub id: String,
+    pub id: uuid::Uuid,
     pub name: String,
     /// `read`, `write` and/or `resolve`.
     pub scopes: Vec<String>,
@@ -63,7 +62,7 @@ async fn session_only(database: &crate::db::Database, caller: Caller) -> Result<
 
 fn resource(token: tokens::TokenSummary) -> TokenResource {
     TokenResource {
-        id: token.id.to_string(),
+        id: token.id,
         name: token.name,
         scopes: token.scopes.split(',').map(str::to_owned).collect(),
         created_at: Rfc3339(token.created_at),

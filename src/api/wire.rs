@@ -99,12 +99,6 @@ impl Serialize for Rfc3339 {
     }
 }
 
-impl From<NaiveDateTime> for Rfc3339 {
-    fn from(at: NaiveDateTime) -> Self {
-        Rfc3339(at)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Rfc3339;

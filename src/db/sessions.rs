@@ -48,7 +48,7 @@ pub fn find_live(
     key_hash: &[u8],
     now: NaiveDateTime,
 ) -> QueryResult<Option<(SessionRow, Option<SessionOwner>)>> {
-    // At most one row: key_hash is the primary key.
+    // At most one row: key_hash is the primary key (and `first` would bind a LIMIT).
     on_backend!(conn, |backend| {
         sessions::table
             .left_join(users::table)
