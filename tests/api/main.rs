@@ -5,15 +5,19 @@
 mod binary;
 mod helpers;
 
+mod account_security;
 mod cli;
 mod configurations;
 mod defaults;
+mod egress_hardening;
+mod http_hardening;
 mod openapi;
 mod operations;
 mod pages;
 mod provider_tests;
 mod resolution;
 mod schema;
+mod secret_hygiene;
 mod security;
 mod sessions;
 mod validation;
