@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::MasterKeySource;
 use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
+use crate::services::configurations;
 use crate::services::master_keys::{self, KeyCheckError, StoredKeyState};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum StartupError {
     MasterKeys(#[from] KeyCheckError),
     #[error("database migration failed: {0}")]
     Migrate(String),
+    #[error("recomputing the stored key hints failed: {0}")]
+    KeyHints(diesel::result::Error),
 }
 
 /// Runs the start-up sequence on one connection and returns the checked keyring. Blocking.
@@ -39,6 +42,10 @@ pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result
         tracing::info!(applied, "database migrations applied");
     }
     master_keys::record_canaries(&mut conn, &loaded.keyring, loaded.new_passphrase_salt.as_deref())?;
+    let hints = configurations::recompute_key_hints(&mut conn, &loaded.keyring).map_err(StartupError::KeyHints)?;
+    if hints > 0 {
+        tracing::info!(hints, "stored key hints recomputed under the current masking rule");
+    }
     Ok(Arc::new(loaded.keyring))
 }
 

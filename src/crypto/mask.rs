@@ -3,22 +3,29 @@
 /// Known prefixes, longest first so that `sk-ant-` wins over `sk-`.
 const KNOWN_PREFIXES: [&str; 7] = ["sk-or-v1-", "sk-proj-", "sk-ant-", "gsk_", "xai-", "AIza", "sk-"];
 
-/// Keys this short are shown as dots alone: a prefix and four characters would give away too much.
-const SHORT_KEY_CHARS: usize = 12;
+/// A mask shows a prefix and four characters only while at least this many stay hidden; a
+/// shorter key is dots alone, since its visible part would be too large a share of it.
+const MIN_HIDDEN_CHARS: usize = 12;
 
-/// `sk-…x7Qa`, `…x7Qa` without a known prefix, `••••` for a key of 12 characters or fewer.
+/// Bumped whenever the rule below changes, so that hints stored under an older rule are
+/// recomputed once at start-up (see `services::configurations::recompute_key_hints`).
+pub const MASK_RULE_VERSION: u32 = 2;
+
+/// `sk-…x7Qa`, `…x7Qa` without a known prefix, and `••••` unless at least
+/// [`MIN_HIDDEN_CHARS`] characters stay hidden behind the prefix and the last four.
 pub fn mask_api_key(key: &str) -> String {
-    let chars: Vec<char> = key.chars().collect();
-    if chars.len() <= SHORT_KEY_CHARS {
-        return "••••".to_owned();
-    }
+    let chars = key.chars().count();
     let prefix = KNOWN_PREFIXES
         .iter()
         .copied()
         .filter(|prefix| key.starts_with(prefix))
         .max_by_key(|prefix| prefix.len())
         .unwrap_or("");
-    let last_four: String = chars[chars.len() - 4..].iter().collect();
+    let hidden = chars.saturating_sub(prefix.chars().count() + 4);
+    if hidden < MIN_HIDDEN_CHARS {
+        return "••••".to_owned();
+    }
+    let last_four: String = key.chars().skip(chars - 4).collect();
     format!("{prefix}…{last_four}")
 }
 
@@ -39,10 +46,15 @@ mod tests {
     }
 
     #[test]
-    fn short_keys_are_dots_alone() {
+    fn keys_that_would_hide_fewer_than_twelve_characters_are_dots_alone() {
         assert_eq!(mask_api_key("sk-12345678"), "••••");
         assert_eq!(mask_api_key("abcdefghijkl"), "••••");
-        assert_eq!(mask_api_key("abcdefghijklm"), "…jklm");
+        // 16 characters without a known prefix: showing four would hide only twelve.
+        assert_eq!(mask_api_key("abcdefghijklmnop"), "…mnop");
+        assert_eq!(mask_api_key("abcdefghijklmno"), "••••");
+        // The prefix counts as shown: `sk-ant-` + 11 hidden + 4 is too short, + 12 is not.
+        assert_eq!(mask_api_key("sk-ant-0123456789Ax7Qa"), "••••");
+        assert_eq!(mask_api_key("sk-ant-0123456789ABx7Qa"), "sk-ant-…x7Qa");
     }
 
     #[test]

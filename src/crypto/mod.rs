@@ -6,5 +6,5 @@ mod mask;
 mod sealed;
 
 pub use keyring::{KeyId, KeyringError, MasterKey, MasterKeyring};
-pub use mask::mask_api_key;
+pub use mask::{MASK_RULE_VERSION, mask_api_key};
 pub use sealed::{OpenError, RowBinding, Sealed};

@@ -324,6 +324,50 @@ pub fn replace_sealed_key(
     .map(|rows| rows == 1)
 }
 
+/// A stored key with the display hint kept beside it, for recomputing hints.
+#[derive(Debug, Clone, Queryable)]
+pub struct SealedKeyHint {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub sealed: Vec<u8>,
+    pub hint: Option<String>,
+}
+
+/// The next `limit` stored keys after `after`, in id order.
+pub fn sealed_keys_with_hints(
+    conn: &mut DbConnection,
+    after: Option<DbId>,
+    limit: i64,
+) -> QueryResult<Vec<SealedKeyHint>> {
+    let mut query = cfg::table
+        .filter(cfg::api_key_encrypted.is_not_null())
+        .order(cfg::id)
+        .limit(limit)
+        .select((
+            cfg::id,
+            cfg::user_id,
+            cfg::api_key_encrypted.assume_not_null(),
+            cfg::api_key_hint,
+        ))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(cfg::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// Replaces a key's hint only while the key is still the one it was computed from.
+pub fn replace_hint(conn: &mut DbConnection, id: DbId, sealed: &[u8], hint: &str) -> QueryResult<bool> {
+    diesel::update(
+        cfg::table
+            .filter(cfg::id.eq(id))
+            .filter(cfg::api_key_encrypted.eq(sealed)),
+    )
+    .set(cfg::api_key_hint.eq(hint))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}
+
 /// Configurations per user and test status, for the admin's key health (never a key).
 pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, String, i64)>> {
     cfg::table

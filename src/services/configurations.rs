@@ -344,3 +344,47 @@ fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateT
     }
     Ok(())
 }
+
+/// Names the rule the stored display hints follow (see [`recompute_key_hints`]).
+const KEY_HINT_RULE_SETTING: &str = "key_hint_rule";
+const HINT_BATCH: i64 = 500;
+
+/// Recomputes every stored display hint under today's masking rule, once per rule change:
+/// hints written under an older rule may show too much of a short key. Each batch is its own
+/// transaction and writes a hint only while the key is still the one it was computed from, so
+/// that an edit made meanwhile wins; a key that no longer decrypts gets dots alone. Returns
+/// how many hints changed.
+pub fn recompute_key_hints(conn: &mut DbConnection, keyring: &MasterKeyring) -> Result<usize, diesel::result::Error> {
+    let rule = crate::crypto::MASK_RULE_VERSION.to_string();
+    if db::instance_settings::get(conn, KEY_HINT_RULE_SETTING)?.as_deref() == Some(rule.as_str()) {
+        return Ok(0);
+    }
+    let mut changed = 0;
+    let mut after = None;
+    loop {
+        let batch = store::sealed_keys_with_hints(conn, after, HINT_BATCH)?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.id);
+        db::write_transaction(conn, |conn| {
+            for key in &batch {
+                let binding = RowBinding::Configuration {
+                    owner: key.user_id.0,
+                    configuration: key.id.0,
+                };
+                let hint = match keyring.open(&key.sealed, binding) {
+                    Ok(plain) => mask_api_key(&String::from_utf8_lossy(&plain)),
+                    Err(_) => mask_api_key(""),
+                };
+                if key.hint.as_deref() != Some(hint.as_str()) && store::replace_hint(conn, key.id, &key.sealed, &hint)?
+                {
+                    changed += 1;
+                }
+            }
+            Ok::<_, diesel::result::Error>(())
+        })?;
+    }
+    db::write_transaction(conn, |conn| {
+        db::instance_settings::set(conn, KEY_HINT_RULE_SETTING, &rule)
+    })?;
+    Ok(changed)
+}

@@ -11,11 +11,13 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::csrf_from;
+use crate::helpers::{TEST_PASSWORD, csrf_from, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
 /// A command that is not `serve` finishes well within this.
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+/// A refused start exits within this.
+pub const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
 /// `serve` answers `/healthz` within this (a database that is down costs one 5 s checkout).
 pub const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -309,4 +311,89 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
         .find(|value| value.starts_with(&prefix))
         .and_then(|value| value.split(';').next())
         .map(str::to_owned)
+}
+
+/// Environment variables for a child, beyond the database and the listen address.
+pub type Env = Vec<(&'static str, String)>;
+
+/// `LANYARD_MASTER_KEYS`.
+pub fn master_keys(entries: &str) -> Env {
+    vec![("LANYARD_MASTER_KEYS", entries.to_owned())]
+}
+
+/// `LANYARD_MASTER_PASSPHRASE`.
+pub fn master_passphrase(passphrase: &str) -> Env {
+    vec![("LANYARD_MASTER_PASSPHRASE", passphrase.to_owned())]
+}
+
+/// The binary's surroundings: one database and a sandbox for the children.
+pub struct Site {
+    database_url: String,
+    sandbox: Sandbox,
+}
+
+impl Site {
+    pub fn new(database_url: String) -> Site {
+        Site {
+            database_url,
+            sandbox: Sandbox::new(),
+        }
+    }
+
+    /// Starts the binary with exactly the database, `port`, a locked-down egress policy and `env`
+    /// (which may override any of them).
+    pub fn spawn(&self, env: &[(&'static str, String)], port: u16, args: &[&str], stdin: &str) -> Running {
+        let mut envs = vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("LANYARD_BIND", format!("127.0.0.1:{port}")),
+            ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
+            ("LANYARD_LOG", "info".to_owned()),
+        ];
+        envs.extend_from_slice(env);
+        self.sandbox.start(&envs, args, stdin)
+    }
+
+    /// Runs a command to completion.
+    pub fn run(&self, env: &[(&'static str, String)], args: &[&str], stdin: &str) -> Finished {
+        self.spawn(env, free_port(), args, stdin).finish(COMMAND_LIMIT)
+    }
+
+    /// `lanyard serve`, started but not yet known to answer.
+    pub fn launch(&self, env: &[(&'static str, String)]) -> Server {
+        let port = free_port();
+        Server::new(self.spawn(env, port, &["serve"], ""), port)
+    }
+
+    /// `lanyard serve`, once `/healthz` answers 200.
+    pub async fn serve(&self, env: &[(&'static str, String)]) -> Server {
+        let mut server = self.launch(env);
+        server.until_serving().await;
+        server
+    }
+
+    /// `lanyard serve` that must refuse to start: exits non-zero, quickly, saying why.
+    pub fn serve_refused(&self, env: &[(&'static str, String)]) -> Finished {
+        self.spawn(env, free_port(), &["serve"], "")
+            .refused_within(REFUSAL_LIMIT)
+    }
+
+    /// Creates a user from the shell and returns a `read,write` and a `resolve` token.
+    pub fn user_with_tokens(&self, env: &[(&'static str, String)], email: &str) -> (String, String) {
+        self.run(
+            env,
+            &["user", "create", "--email", email, "--password-stdin"],
+            &format!("{TEST_PASSWORD}\n"),
+        )
+        .assert_success();
+        let token = |name: &str, scopes: &str| {
+            let created = self.run(
+                env,
+                &["token", "create", "--email", email, "--name", name, "--scopes", scopes],
+                "",
+            );
+            created.assert_success();
+            created.stdout.trim().to_owned()
+        };
+        (token("scripts", "read,write"), token("agent", "resolve"))
+    }
 }

@@ -324,6 +324,30 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     body
 }
 
+/// Runs each named `async fn(TestDatabase)` (typically driving the real binary) once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! database_on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                use $crate::helpers::{Backend, TestDatabase};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test(TestDatabase::create(Backend::Sqlite).expect("sqlite is always available")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(database) = TestDatabase::create(Backend::Postgres) {
+                        super::$test(database).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
 /// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -16,43 +16,18 @@ use r2d2::ManageConnection;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::binary::{COMMAND_LIMIT, Finished, Running, Sandbox, Server};
+use crate::binary::{Server, Site, master_keys, master_passphrase};
 use crate::helpers::{
     Backend, Browser, POSTGRES_URL_VAR, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, distinctive_key,
     free_port, location, master_key_entry,
 };
 
-/// A refused start exits within this.
-const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
 /// The database going away must give 503 within 5 s; this allows for a loaded test machine.
 const OUTAGE_LIMIT: Duration = Duration::from_secs(7);
 /// Service resumes by itself within this once the database is back.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(20);
 
-/// Runs each named `async fn(TestDatabase)` once on SQLite and once on PostgreSQL.
-macro_rules! binary_on_both_backends {
-    ($($test:ident),+ $(,)?) => {
-        $(
-            mod $test {
-                use $crate::helpers::{Backend, TestDatabase};
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$test(TestDatabase::create(Backend::Sqlite).expect("sqlite is always available")).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(database) = TestDatabase::create(Backend::Postgres) {
-                        super::$test(database).await;
-                    }
-                }
-            }
-        )+
-    };
-}
-
-binary_on_both_backends!(a_passphrase_key_survives_restarts_and_rotates_to_a_new_master_key);
+crate::database_on_both_backends!(a_passphrase_key_survives_restarts_and_rotates_to_a_new_master_key);
 
 crate::on_both_backends!(
     only_admins_reach_the_admin_page_and_its_actions,
@@ -66,91 +41,6 @@ crate::on_both_backends!(
 
 // ---------------------------------------------------------------------------------------------
 // Driving the binary.
-
-/// Environment variables for a child, beyond the database and the listen address.
-type Env = Vec<(&'static str, String)>;
-
-/// `LANYARD_MASTER_KEYS`.
-fn master_keys(entries: &str) -> Env {
-    vec![("LANYARD_MASTER_KEYS", entries.to_owned())]
-}
-
-/// `LANYARD_MASTER_PASSPHRASE`.
-fn master_passphrase(passphrase: &str) -> Env {
-    vec![("LANYARD_MASTER_PASSPHRASE", passphrase.to_owned())]
-}
-
-/// The binary's surroundings: one database and a sandbox for the children.
-struct Site {
-    database_url: String,
-    sandbox: Sandbox,
-}
-
-impl Site {
-    fn new(database_url: String) -> Site {
-        Site {
-            database_url,
-            sandbox: Sandbox::new(),
-        }
-    }
-
-    /// Starts the binary with exactly the database, `port`, a locked-down egress policy and `env`
-    /// (which may override any of them).
-    fn spawn(&self, env: &[(&'static str, String)], port: u16, args: &[&str], stdin: &str) -> Running {
-        let mut envs = vec![
-            ("DATABASE_URL", self.database_url.clone()),
-            ("LANYARD_BIND", format!("127.0.0.1:{port}")),
-            ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
-            ("LANYARD_LOG", "info".to_owned()),
-        ];
-        envs.extend_from_slice(env);
-        self.sandbox.start(&envs, args, stdin)
-    }
-
-    /// Runs a command to completion.
-    fn run(&self, env: &[(&'static str, String)], args: &[&str], stdin: &str) -> Finished {
-        self.spawn(env, free_port(), args, stdin).finish(COMMAND_LIMIT)
-    }
-
-    /// `lanyard serve`, started but not yet known to answer.
-    fn launch(&self, env: &[(&'static str, String)]) -> Server {
-        let port = free_port();
-        Server::new(self.spawn(env, port, &["serve"], ""), port)
-    }
-
-    /// `lanyard serve`, once `/healthz` answers 200.
-    async fn serve(&self, env: &[(&'static str, String)]) -> Server {
-        let mut server = self.launch(env);
-        server.until_serving().await;
-        server
-    }
-
-    /// `lanyard serve` that must refuse to start: exits non-zero, quickly, saying why.
-    fn serve_refused(&self, env: &[(&'static str, String)]) -> Finished {
-        self.spawn(env, free_port(), &["serve"], "")
-            .refused_within(REFUSAL_LIMIT)
-    }
-
-    /// Creates a user from the shell and returns a `read,write` and a `resolve` token.
-    fn user_with_tokens(&self, env: &[(&'static str, String)], email: &str) -> (String, String) {
-        self.run(
-            env,
-            &["user", "create", "--email", email, "--password-stdin"],
-            &format!("{TEST_PASSWORD}\n"),
-        )
-        .assert_success();
-        let token = |name: &str, scopes: &str| {
-            let created = self.run(
-                env,
-                &["token", "create", "--email", email, "--name", name, "--scopes", scopes],
-                "",
-            );
-            created.assert_success();
-            created.stdout.trim().to_owned()
-        };
-        (token("scripts", "read,write"), token("agent", "resolve"))
-    }
-}
 
 /// A stored key, and the conversation pinned to its configuration.
 struct Pinned {

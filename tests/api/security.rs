@@ -631,7 +631,12 @@ async fn masks_show_the_known_prefix_and_the_last_four_characters(app: TestApp) 
         ("mistral", "0123456789abcdefx7Qa", "…x7Qa"),
         ("openai", "sk-abcd1234", "••••"),
         ("openai", "abcdefghijkl", "••••"),
-        ("openai", "abcdefghijklm", "…jklm"),
+        // A prefix and four characters are shown only while at least twelve stay hidden.
+        ("openai", "abcdefghijklm", "••••"),
+        ("openai", "abcdefghijklmno", "••••"),
+        ("openai", "abcdefghijklmnop", "…mnop"),
+        ("anthropic", "sk-ant-0123456789Ax7Qa", "••••"),
+        ("anthropic", "sk-ant-0123456789ABx7Qa", "sk-ant-…x7Qa"),
     ];
     let mut created = Vec::new();
     for (index, (provider, key, mask)) in cases.iter().enumerate() {
