@@ -102,8 +102,15 @@ pub fn token_create(
     let mut conn = database.connection()?;
     let user = accounts::find_by_email(&mut conn, &email)
         .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
-    let created = tokens::create_token(&mut conn, user.id.0, &name, &scopes, expires_in_days)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let created = tokens::create_token(
+        &mut conn,
+        user.id.0,
+        &name,
+        &scopes,
+        expires_in_days,
+        settings.caps.tokens,
+    )
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(created.secret.expose().to_owned())
 }
 
@@ -144,7 +151,7 @@ pub fn import(
     let (database, keyring) = open_database(settings)?;
     let owner = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
-    let report = import::import(&mut conn, &keyring, owner, drafts)
+    let report = import::import(&mut conn, &keyring, owner, drafts, settings.caps.configurations)
         .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
     let mut lines = vec![format!("Imported {} configuration(s).", report.created.len())];
     lines.extend(report.created.iter().map(|name| format!("  created: {name}")));

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::db::DatabaseUrl;
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
+use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, UserCaps};
 use crate::egress::EgressPolicy;
 use crate::services::conversations::FallbackConfiguration;
 
@@ -43,6 +43,8 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// `LANYARD_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `LANYARD_MAX_CONFIGURATIONS`, `LANYARD_MAX_TOKENS`, `LANYARD_MAX_OVERRIDES`.
+    pub caps: UserCaps,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,7 @@ impl Settings {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let caps = caps_from_env()?;
         Ok(Settings {
             database_url,
             bind,
@@ -138,8 +141,25 @@ impl Settings {
             fallback,
             metrics_token,
             trusted_proxies,
+            caps,
         })
     }
+}
+
+/// Each per-user cap from its variable, or its default.
+fn caps_from_env() -> Result<UserCaps, ConfigError> {
+    let mut caps = UserCaps::default();
+    for cap in [&mut caps.configurations, &mut caps.tokens, &mut caps.overrides] {
+        if let Some(raw) = var(cap.variable) {
+            cap.max = raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|max| *max > 0)
+                .ok_or_else(|| ConfigError(format!("{} `{raw}` must be a positive whole number", cap.variable)))?;
+        }
+    }
+    Ok(caps)
 }
 
 /// The instance fallback, validated like any configuration: all of it or none of it.

@@ -27,6 +27,15 @@ impl FieldErrors {
         self.0.entry(field.to_owned()).or_default().push(message.into());
     }
 
+    /// Moves the messages of `from` under `to`: a page shows a cap's refusal (keyed by its
+    /// variable in the API) beside the form field it concerns.
+    pub fn rename(mut self, from: &str, to: &str) -> Self {
+        if let Some(messages) = self.0.remove(from) {
+            self.0.entry(to.to_owned()).or_default().extend(messages);
+        }
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -102,6 +111,11 @@ pub enum AppError {
 impl AppError {
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         AppError::Validation(FieldErrors::single(field, message))
+    }
+
+    /// A per-user cap reached: 422, the cap's variable named as the field.
+    pub fn cap_reached(cap: &crate::domain::UserCap) -> Self {
+        AppError::validation(cap.variable, cap.describe())
     }
 
     pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {

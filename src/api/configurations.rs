@@ -264,11 +264,12 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
     let new = parse_new(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
+    let cap = state.settings.caps.configurations;
     let row = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Write)?;
-            configurations::create(conn, &keyring, principal.user_id, new)
+            configurations::create(conn, &keyring, principal.user_id, new, cap)
         })
         .await?;
     let location = format!("/api/llm-configurations/{}", row.id.0);

@@ -97,11 +97,12 @@ pub async fn set_override(
     let (Some(conversation), Some(configuration_id)) = (conversation, configuration_id) else {
         return Err(AppError::Validation(errors).into());
     };
+    let cap = state.settings.caps.overrides;
     let row = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Write)?;
-            conversations::set_override(conn, principal.user_id, &conversation, configuration_id)
+            conversations::set_override(conn, principal.user_id, &conversation, configuration_id, cap)
         })
         .await?;
     Ok(HttpResponse::Ok().json(OverrideResource::from(row)))

@@ -144,9 +144,10 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
     let (Some(name), Some(scopes)) = (name, scopes) else {
         return Err(AppError::Validation(errors).into());
     };
+    let cap = state.settings.caps.tokens;
     let created = state
         .db
-        .run(move |conn| tokens::create_token(conn, principal.user_id, &name, &scopes, expires_in_days))
+        .run(move |conn| tokens::create_token(conn, principal.user_id, &name, &scopes, expires_in_days, cap))
         .await?;
     let secret = created.secret.expose().to_owned();
     let body = CreatedTokenResource {

@@ -115,3 +115,13 @@ pub fn revoke(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<b
     .execute(conn)
     .map(|rows| rows > 0)
 }
+
+/// How many of the user's tokens still work or could (neither revoked nor expired).
+pub fn count_live_for_user(conn: &mut DbConnection, user_id: DbId, now: NaiveDateTime) -> QueryResult<i64> {
+    api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .filter(api_tokens::is_revoked.eq(false))
+        .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now)))
+        .count()
+        .get_result(conn)
+}

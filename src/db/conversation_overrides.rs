@@ -82,3 +82,11 @@ pub fn delete(conn: &mut DbConnection, user_id: DbId, conversation_id: &str) -> 
 pub fn delete_for_configuration(conn: &mut DbConnection, configuration_id: DbId) -> QueryResult<usize> {
     diesel::delete(overrides::table.filter(overrides::configuration_id.eq(configuration_id))).execute(conn)
 }
+
+/// How many conversations the user has pinned.
+pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
+    overrides::table
+        .filter(overrides::user_id.eq(user_id))
+        .count()
+        .get_result(conn)
+}

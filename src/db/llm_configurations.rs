@@ -324,6 +324,11 @@ pub fn replace_sealed_key(
     .map(|rows| rows == 1)
 }
 
+/// How many configurations the user holds.
+pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
+    cfg::table.filter(cfg::user_id.eq(user_id)).count().get_result(conn)
+}
+
 /// A stored key with the display hint kept beside it, for recomputing hints.
 #[derive(Debug, Clone, Queryable)]
 pub struct SealedKeyHint {

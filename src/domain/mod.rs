@@ -4,11 +4,13 @@
 mod account;
 mod configuration;
 mod conversation;
+mod limits;
 mod provider;
 mod token;
 
 pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, ModelId};
 pub use conversation::ConversationId;
+pub use limits::{UserCap, UserCaps};
 pub use provider::Provider;
 pub use token::{Scope, Scopes, TokenSecret, hash_token};

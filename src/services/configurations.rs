@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert, ConfigurationSummary};
 use crate::db::{self, DbConnection, DbId, conversation_overrides, users};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCap};
 use crate::error::{AppError, FieldErrors};
 
 /// A new configuration, its fields already parsed.
@@ -82,17 +82,19 @@ fn check_key_rules(provider: Provider, has_key: bool, key_was_given: bool, is_ac
     }
 }
 
+/// Creates a configuration, refusing one more than `cap` allows the owner.
 pub fn create(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
     owner: Uuid,
     new: NewConfiguration,
+    cap: UserCap,
 ) -> Result<ConfigurationSummary, AppError> {
     let mut errors = FieldErrors::new();
     if new.provider.needs_api_key() && new.api_key.is_none() {
         errors.add("api_key", format!("is required for {}", new.provider.label()));
     }
-    insert(conn, keyring, owner, new, errors)
+    insert(conn, keyring, owner, new, cap, errors)
 }
 
 /// Creates a configuration that may lack the key its provider needs (an import): it must then
@@ -102,8 +104,9 @@ pub fn create_without_key(
     keyring: &MasterKeyring,
     owner: Uuid,
     new: NewConfiguration,
+    cap: UserCap,
 ) -> Result<ConfigurationSummary, AppError> {
-    insert(conn, keyring, owner, new, FieldErrors::new())
+    insert(conn, keyring, owner, new, cap, FieldErrors::new())
 }
 
 fn insert(
@@ -111,6 +114,7 @@ fn insert(
     keyring: &MasterKeyring,
     owner: Uuid,
     new: NewConfiguration,
+    cap: UserCap,
     mut errors: FieldErrors,
 ) -> Result<ConfigurationSummary, AppError> {
     if new.is_default && !new.is_active {
@@ -142,6 +146,9 @@ fn insert(
         lock_owner(conn, owner)?;
         if store::name_key_taken(conn, DbId(owner), &name_key, None)? {
             return Err(name_taken());
+        }
+        if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
+            return Err(AppError::cap_reached(&cap));
         }
         let now = db::now();
         let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();

@@ -8,22 +8,33 @@ use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::conversation_overrides::{self as overrides, OverrideRow};
 use crate::db::llm_configurations::{self as store, ConfigurationRow, ConfigurationSummary};
 use crate::db::{self, DbConnection, DbId, key_reveals};
-use crate::domain::{ConversationId, Provider};
+use crate::domain::{ConversationId, Provider, UserCap};
 use crate::error::AppError;
 
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<OverrideRow>, AppError> {
     Ok(overrides::list_for_user(conn, DbId(owner))?)
 }
 
-/// Pins a conversation to one of the owner's configurations (404 for anyone else's).
+/// Pins a conversation to one of the owner's configurations (404 for anyone else's); a new pin
+/// beyond `cap` is refused, a changed one never is.
 pub fn set_override(
     conn: &mut DbConnection,
     owner: Uuid,
     conversation: &ConversationId,
     configuration_id: Uuid,
+    cap: UserCap,
 ) -> Result<OverrideRow, AppError> {
     db::write_transaction(conn, |conn| {
+        // The owner's row is the lock that makes the count exact under concurrent pins.
+        if !db::users::lock_owner(conn, DbId(owner))? {
+            return Err(AppError::NotFound);
+        }
         store::find_for_user(conn, DbId(owner), DbId(configuration_id))?.ok_or(AppError::NotFound)?;
+        if overrides::find(conn, DbId(owner), conversation.as_str())?.is_none()
+            && cap.is_reached(overrides::count_for_user(conn, DbId(owner))?)
+        {
+            return Err(AppError::cap_reached(&cap));
+        }
         overrides::upsert(
             conn,
             DbId(owner),

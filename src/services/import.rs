@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::crypto::MasterKeyring;
 use crate::db::{self, DbConnection, DbId, llm_configurations};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCap};
 use crate::egress::EgressPolicy;
 use crate::error::AppError;
 use crate::services::configurations::{self, NewConfiguration};
@@ -258,6 +258,7 @@ pub fn import(
     keyring: &MasterKeyring,
     owner: Uuid,
     drafts: Vec<Draft>,
+    cap: UserCap,
 ) -> Result<ImportReport, ImportError> {
     db::write_transaction(conn, |conn| {
         let mut report = ImportReport::default();
@@ -267,15 +268,15 @@ pub fn import(
                 report.skipped.push(name);
                 continue;
             }
-            configurations::create_without_key(conn, keyring, owner, draft.configuration).map_err(
-                |error| match error {
+            configurations::create_without_key(conn, keyring, owner, draft.configuration, cap).map_err(|error| {
+                match error {
                     AppError::Validation(fields) => ImportError::Invalid {
                         origin: draft.origin.clone(),
                         detail: fields.summary().join("; "),
                     },
                     other => ImportError::App(other),
-                },
-            )?;
+                }
+            })?;
             report.created.push(name);
         }
         Ok(report)

@@ -5,8 +5,8 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{Credential, Principal};
-use crate::db::{self, DbConnection, DbId, api_tokens};
-use crate::domain::{Role, Scopes, TokenSecret, hash_token};
+use crate::db::{self, DbConnection, DbId, api_tokens, users};
+use crate::domain::{Role, Scopes, TokenSecret, UserCap, hash_token};
 use crate::error::AppError;
 
 /// A token's name: trimmed, 1 to 64 characters, no control characters.
@@ -41,29 +41,41 @@ pub struct CreatedToken {
     pub secret: TokenSecret,
 }
 
+/// Creates a token, refusing one more live token than `cap` allows the user.
 pub fn create_token(
     conn: &mut DbConnection,
     user_id: Uuid,
     name: &str,
     scopes: &Scopes,
     expires_in_days: Option<i64>,
+    cap: UserCap,
 ) -> Result<CreatedToken, AppError> {
     let secret = TokenSecret::generate();
     let id = Uuid::now_v7();
     let now = db::now();
     let expires_at = expires_in_days.map(|days| now + Duration::days(days));
-    api_tokens::insert(
-        conn,
-        &api_tokens::TokenInsert {
-            id: DbId(id),
-            user_id: DbId(user_id),
-            name,
-            scopes: &scopes.to_stored(),
-            token_hash: &secret.hash(),
-            created_at: now,
-            expires_at,
-        },
-    )?;
+    db::write_transaction(conn, |conn| {
+        // The owner's row is the lock that makes the count exact under concurrent creations.
+        if !users::lock_owner(conn, DbId(user_id))? {
+            return Err(AppError::NotFound);
+        }
+        if cap.is_reached(api_tokens::count_live_for_user(conn, DbId(user_id), now)?) {
+            return Err(AppError::cap_reached(&cap));
+        }
+        api_tokens::insert(
+            conn,
+            &api_tokens::TokenInsert {
+                id: DbId(id),
+                user_id: DbId(user_id),
+                name,
+                scopes: &scopes.to_stored(),
+                token_hash: &secret.hash(),
+                created_at: now,
+                expires_at,
+            },
+        )?;
+        Ok::<_, AppError>(())
+    })?;
     Ok(CreatedToken {
         id,
         name: name.to_owned(),

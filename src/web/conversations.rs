@@ -13,7 +13,7 @@ use super::respond::{html, see_other};
 use super::views::{ConfigurationView, HtmlId, Layout, configuration_views, display_time};
 use crate::app::AppState;
 use crate::db::DbConnection;
-use crate::domain::ConversationId;
+use crate::domain::{ConversationId, UserCap};
 use crate::error::{AppError, FieldErrors};
 use crate::services::{configurations, conversations};
 
@@ -111,6 +111,7 @@ fn apply(
     owner: Uuid,
     conversation: &ConversationId,
     configuration_id: &str,
+    cap: UserCap,
 ) -> Result<(), AppError> {
     let configuration_id = configuration_id.trim();
     if configuration_id.is_empty() {
@@ -118,10 +119,11 @@ fn apply(
     }
     let id = Uuid::parse_str(configuration_id)
         .map_err(|_| AppError::validation("configuration_id", "choose one of your configurations"))?;
-    conversations::set_override(conn, owner, conversation, id)
+    conversations::set_override(conn, owner, conversation, id, cap)
         .map(|_| ())
         .map_err(|error| match error {
             AppError::NotFound => AppError::validation("configuration_id", "choose one of your configurations"),
+            AppError::Validation(errors) => AppError::Validation(errors.rename(cap.variable, "conversation_id")),
             other => other,
         })
 }
@@ -138,10 +140,11 @@ pub async fn update(
         ConversationId::parse(&path).map_err(|message| AppError::validation("conversation_id", message))?;
     let owner = user.user_id;
     let configuration_id = form.fields.configuration_id;
+    let cap = state.settings.caps.overrides;
     let data = state
         .db
         .run(move |conn| {
-            apply(conn, owner, &conversation, &configuration_id)?;
+            apply(conn, owner, &conversation, &configuration_id, cap)?;
             load(conn, owner)
         })
         .await?;
@@ -174,9 +177,10 @@ pub async fn pin(state: web::Data<AppState>, user: SignedIn, form: ProtectedForm
     let outcome = match ConversationId::parse(conversation_id.trim()) {
         Ok(conversation) => {
             let configuration_id = configuration_id.clone();
+            let cap = state.settings.caps.overrides;
             state
                 .db
-                .run(move |conn| apply(conn, owner, &conversation, &configuration_id))
+                .run(move |conn| apply(conn, owner, &conversation, &configuration_id, cap))
                 .await
         }
         Err(message) => Err(AppError::validation("conversation_id", message)),

@@ -15,7 +15,7 @@ use super::views::{ConfigurationView, Layout, ProviderOption, configuration_view
 use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::db::llm_configurations::ConfigurationSummary;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCaps};
 use crate::egress::EgressPolicy;
 use crate::error::{AppError, FieldErrors};
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
@@ -265,7 +265,7 @@ fn after_save(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> R
 /// Validation errors and one-field conflicts re-render the form (422); others are errors.
 fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
     match error {
-        AppError::Validation(errors) => Ok(errors),
+        AppError::Validation(errors) => Ok(errors.rename(UserCaps::default().configurations.variable, "form")),
         AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
         other => Err(other),
     }
@@ -300,10 +300,11 @@ pub async fn create(
             };
             let keyring = state.keyring.clone();
             let owner = user.user_id;
+            let cap = state.settings.caps.configurations;
             state
                 .db
                 .run(move |conn| {
-                    configurations::create(conn, &keyring, owner, new)?;
+                    configurations::create(conn, &keyring, owner, new, cap)?;
                     configurations::list(conn, owner)
                 })
                 .await

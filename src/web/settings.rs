@@ -233,14 +233,22 @@ pub async fn create_token(
     let owner = user.user_id;
     let created = match (name, scopes) {
         (Some(name), Some(scopes)) if errors.is_empty() => {
-            let created = state
+            let cap = state.settings.caps.tokens;
+            let outcome = state
                 .db
-                .run(move |conn| tokens::create_token(conn, owner, &name, &scopes, expires_in_days))
-                .await?;
-            Some(CreatedTokenView {
-                name: created.name.clone(),
-                secret: created.secret.expose().to_owned(),
-            })
+                .run(move |conn| tokens::create_token(conn, owner, &name, &scopes, expires_in_days, cap))
+                .await;
+            match outcome {
+                Ok(created) => Some(CreatedTokenView {
+                    name: created.name.clone(),
+                    secret: created.secret.expose().to_owned(),
+                }),
+                Err(AppError::Validation(refused)) => {
+                    errors = refused.rename(cap.variable, "name");
+                    None
+                }
+                Err(other) => return Err(other.into()),
+            }
         }
         _ => None,
     };

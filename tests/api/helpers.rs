@@ -8,7 +8,7 @@ use lanyard::app::{Application, BuildError};
 use lanyard::config::{MasterKeySource, Settings};
 use lanyard::crypto::{KeyId, MasterKey};
 use lanyard::db::{self, Database, DatabaseUrl, DbConnection};
-use lanyard::domain::{Email, Password, Scopes};
+use lanyard::domain::{Email, Password, Scopes, UserCaps};
 use lanyard::egress::EgressPolicy;
 use lanyard::services::{accounts, tokens};
 use secrecy::SecretString;
@@ -126,6 +126,7 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         fallback: None,
         metrics_token: None,
         trusted_proxies: Vec::new(),
+        caps: UserCaps::default(),
     }
 }
 
@@ -231,7 +232,8 @@ impl TestApp {
                     false,
                 )
                 .unwrap();
-                let token = tokens::create_token(conn, user.id, "test", &scopes, None).unwrap();
+                let token =
+                    tokens::create_token(conn, user.id, "test", &scopes, None, UserCaps::default().tokens).unwrap();
                 (user.id, token.secret.expose().to_owned())
             })
             .await;
@@ -247,7 +249,7 @@ impl TestApp {
         let scopes = Scopes::parse(scopes).unwrap();
         let id = user.id;
         self.with_db(move |conn| {
-            tokens::create_token(conn, id, "extra", &scopes, None)
+            tokens::create_token(conn, id, "extra", &scopes, None, UserCaps::default().tokens)
                 .unwrap()
                 .secret
                 .expose()

@@ -7,9 +7,20 @@ use r2d2::ManageConnection;
 use serde_json::json;
 
 use crate::binary::{Site, master_keys};
-use crate::helpers::{TestDatabase, master_key_entry};
+use crate::helpers::{TestApp, TestDatabase, assert_error, distinctive_key, master_key_entry};
 
 crate::database_on_both_backends!(hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up);
+
+crate::on_both_backends_with!(small_caps;
+    one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_limit,
+);
+
+/// Caps small enough to reach in a test.
+fn small_caps(settings: &mut lanyard::config::Settings) {
+    settings.caps.configurations.max = 3;
+    settings.caps.tokens.max = 2;
+    settings.caps.overrides.max = 2;
+}
 
 /// A direct connection to the test's database, for what only an older release could have
 /// written.
@@ -83,4 +94,96 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
     let long = listed.iter().find(|item| item["name"] == "long").unwrap();
     assert_eq!(long["api_key_masked"], "sk-…seen", "hints are recomputed once per rule");
     server.stop();
+}
+
+async fn one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_limit(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let mut ids = Vec::new();
+    for index in 0..3 {
+        let created = app
+            .create_openai(&user.token, &format!("cap-{index}"), &distinctive_key("sk-proj-"))
+            .await;
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let refused = app
+        .post_json(
+            "/api/llm-configurations",
+            &user.token,
+            &json!({"name": "one-too-many", "provider": "openai", "model": "m", "api_key": distinctive_key("sk-")}),
+        )
+        .await;
+    let body = assert_error(refused, 422, "validation_failed").await;
+    let message = body["fields"]["LANYARD_MAX_CONFIGURATIONS"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("at most 3 configurations"), "{body}");
+    assert_eq!(app.list(&user.token).await.len(), 3, "nothing was created");
+    // Another user has a budget of their own.
+    let other = app.user().await;
+    app.create_openai(&other.token, "theirs", &distinctive_key("sk-proj-"))
+        .await;
+
+    // The page's form says the same, above the form.
+    let csrf = browser.csrf().await;
+    let page = browser
+        .post_form(
+            "/llm-configurations",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("name", "from-the-page"),
+                ("provider", "openai"),
+                ("model", "m"),
+                ("api_key", &distinctive_key("sk-proj-")),
+                ("is_active", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status(), 422);
+    assert!(page.text().await.unwrap().contains("at most 3 configurations"));
+
+    // Overrides: a third conversation is refused, changing a pinned one is not.
+    let pin = |conversation: &str, id: &str| {
+        let path = format!("/api/conversations/{conversation}/llm-configuration");
+        let body = json!({"configuration_id": id});
+        let token = user.token.clone();
+        let app = &app;
+        async move { app.put_json(&path, &token, &body).await }
+    };
+    assert_eq!(pin("c-1", &ids[0]).await.status(), 200);
+    assert_eq!(pin("c-2", &ids[0]).await.status(), 200);
+    let body = assert_error(pin("c-3", &ids[0]).await, 422, "validation_failed").await;
+    assert!(body["fields"]["LANYARD_MAX_OVERRIDES"].is_array(), "{body}");
+    assert_eq!(pin("c-2", &ids[1]).await.status(), 200, "re-pinning is no new override");
+
+    // Tokens: the user holds one (from sign-up); one more is allowed, then none; a revoked
+    // token frees its place.
+    let create_token = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            let csrf = browser.csrf().await;
+            browser
+                .client
+                .post(browser.url("/api/tokens"))
+                .header("X-CSRF-Token", &csrf)
+                .json(&json!({"name": name, "scopes": ["read"]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let second = create_token("second").await;
+    assert_eq!(second.status(), 201);
+    let second: serde_json::Value = second.json().await.unwrap();
+    let body = assert_error(create_token("third").await, 422, "validation_failed").await;
+    assert!(body["fields"]["LANYARD_MAX_TOKENS"].is_array(), "{body}");
+    let csrf = browser.csrf().await;
+    let revoked = browser
+        .client
+        .delete(browser.url(&format!("/api/tokens/{}", second["id"].as_str().unwrap())))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(create_token("third").await.status(), 201);
 }
