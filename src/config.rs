@@ -225,3 +225,59 @@ fn default_public_url(bind: SocketAddr) -> Result<Url, ConfigError> {
     Url::parse(&format!("http://{host}:{}", bind.port()))
         .map_err(|error| ConfigError(format!("cannot form the public URL: {error}")))
 }
+
+/// Loads `.env` from the working folder or the nearest parent that has one, as dotenvy does,
+/// and returns its path. A malformed line is reported by its file and line number and never by
+/// its text: it may hold a secret (dotenvy's own message quotes the line).
+pub fn load_dotenv() -> Result<Option<PathBuf>, String> {
+    let Ok(start) = std::env::current_dir() else {
+        return Ok(None);
+    };
+    let Some(path) = start
+        .ancestors()
+        .map(|dir| dir.join(".env"))
+        .find(|path| path.is_file())
+    else {
+        return Ok(None);
+    };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(Some(path)),
+        Err(dotenvy::Error::LineParse(line, _)) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(format!(
+                "{} {}: cannot be parsed as NAME=value (the line is not shown: it may hold a secret)",
+                path.display(),
+                line_number_of(&text, &line).map_or_else(|| "has a line that".to_owned(), |n| format!("line {n}")),
+            ))
+        }
+        Err(dotenvy::Error::Io(error)) => Err(format!("{}: cannot be read ({})", path.display(), error.kind())),
+        Err(dotenvy::Error::EnvVar(_)) => Err(format!(
+            "{}: a variable it substitutes is not valid Unicode",
+            path.display()
+        )),
+        Err(_) => Err(format!("{}: cannot be loaded", path.display())),
+    }
+}
+
+/// The 1-based number of the line where `logical_line` (as dotenvy reports it) starts.
+fn line_number_of(text: &str, logical_line: &str) -> Option<usize> {
+    let first = logical_line.lines().next()?.trim_end();
+    if first.is_empty() {
+        return None;
+    }
+    text.lines()
+        .position(|line| line.trim_end() == first)
+        .map(|index| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_number_of;
+
+    #[test]
+    fn a_malformed_dotenv_line_is_found_by_number() {
+        let text = "# settings\nLANYARD_LOG=info\nnot a line sk-secret-0123\nOTHER=1\n";
+        assert_eq!(line_number_of(text, "not a line sk-secret-0123\n"), Some(3));
+        assert_eq!(line_number_of(text, ""), None);
+    }
+}

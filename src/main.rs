@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use lanyard::{commands, config::Settings, telemetry};
+use lanyard::config::{self, Settings};
+use lanyard::{commands, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -190,11 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A missing .env is normal; a malformed one is worth saying.
-    if let Err(error) = dotenvy::dotenv()
-        && !error.not_found()
-    {
-        eprintln!("warning: ignoring .env: {error}");
+    // A missing .env is normal; a malformed one is worth saying (by line, never by its text).
+    if let Err(problem) = config::load_dotenv() {
+        eprintln!("warning: ignoring the rest of .env: {problem}");
     }
     telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

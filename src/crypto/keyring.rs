@@ -21,7 +21,8 @@ impl KeyId {
         if valid {
             Ok(KeyId(raw.to_owned()))
         } else {
-            Err(KeyringError::InvalidId(raw.chars().take(40).collect()))
+            // Never echoed: a key pasted where its id belongs would end up on a terminal.
+            Err(KeyringError::InvalidId)
         }
     }
 
@@ -112,12 +113,20 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// What is wrong with the master keys. No variant carries the text of an entry: it may be a key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyringError {
     #[error("a master key entry must look like ID:BASE64 (generate one with `lanyard keygen`)")]
     MalformedEntry,
-    #[error("master key id `{0}` is invalid: use 1 to 32 letters, digits, '.', '_' or '-'")]
-    InvalidId(String),
+    #[error("a master key id must be 1 to 32 letters, digits, '.', '_' or '-'")]
+    InvalidId,
+    /// Where in the configured text an entry failed (1-based), and why.
+    #[error("entry {entry} (line {line}): {problem}")]
+    InEntry {
+        line: usize,
+        entry: usize,
+        problem: Box<KeyringError>,
+    },
     #[error("master key `{0}` is not 32 bytes of standard base64 (generate one with `lanyard keygen`)")]
     BadKey(KeyId),
     #[error("master key id `{0}` is configured twice")]
@@ -147,12 +156,21 @@ impl MasterKeyring {
 
     /// Parses `ID:BASE64` entries separated by commas or newlines (blank lines and `#` comments
     /// are allowed, for key files).
+    /// A failed entry is reported by its position, never its text.
     pub fn parse(entries: &str) -> Result<Self, KeyringError> {
         let keys = entries
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty() && !entry.starts_with('#'))
-            .map(MasterKey::parse_entry)
+            .lines()
+            .enumerate()
+            .flat_map(|(index, line)| line.split(',').map(move |entry| (index + 1, entry.trim())))
+            .filter(|(_, entry)| !entry.is_empty() && !entry.starts_with('#'))
+            .enumerate()
+            .map(|(index, (line, entry))| {
+                MasterKey::parse_entry(entry).map_err(|problem| KeyringError::InEntry {
+                    line,
+                    entry: index + 1,
+                    problem: Box::new(problem),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         MasterKeyring::new(keys)
     }
@@ -208,12 +226,32 @@ mod tests {
         );
         assert!(matches!(
             MasterKey::parse_entry("bad id:AAAA"),
-            Err(KeyringError::InvalidId(_))
+            Err(KeyringError::InvalidId)
         ));
         assert!(matches!(MasterKey::parse_entry("k:AAAA"), Err(KeyringError::BadKey(_))));
         assert!(matches!(
             MasterKey::parse_entry("k:not base64!"),
             Err(KeyringError::BadKey(_))
         ));
+    }
+
+    #[test]
+    fn a_malformed_entry_is_reported_by_position_never_by_its_text() {
+        let good = MasterKey::generate(KeyId::parse("good").unwrap()).to_entry();
+        let secret = MasterKey::generate(KeyId::parse("x").unwrap()).to_entry();
+        let encoded = secret.split_once(':').unwrap().1.to_owned();
+        // The key pasted where the id belongs, the key without its id, and a broken key.
+        for (configured, line, entry) in [
+            (format!("{good},{encoded}:x"), 1, 2),
+            (format!("{good}\n# a comment\n{encoded}"), 3, 2),
+            (format!("{encoded}x:{encoded}"), 1, 1),
+            (format!("k:{encoded}!"), 1, 1),
+        ] {
+            let error = MasterKeyring::parse(&configured).unwrap_err();
+            let shown = error.to_string();
+            assert!(shown.starts_with(&format!("entry {entry} (line {line}): ")), "{shown}");
+            assert!(!shown.contains(&encoded[..12]), "{shown}");
+            assert!(!format!("{error:?}").contains(&encoded[..12]));
+        }
     }
 }

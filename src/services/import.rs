@@ -74,6 +74,33 @@ pub fn provider_from_litellm(model: &str, base_url: Option<&str>) -> (Provider, 
     (provider, model.to_owned())
 }
 
+/// Where a TOML file stops parsing, and that it is a syntax error. The parser's own message is
+/// left out: with its excerpt of the line it may quote a key.
+fn toml_error_position(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |start| start.chars().count()) + 1;
+            format!("line {line}, column {column}: a syntax error")
+        }
+        None => "a syntax error".to_owned(),
+    }
+}
+
+/// Where a JSON file stops parsing, and what kind of problem it is. serde_json's own message
+/// may quote a value ("invalid type: string \"sk-…\""), so it is left out.
+fn json_error_position(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let problem = match error.classify() {
+        Category::Syntax => "a syntax error",
+        Category::Eof => "the file ends too early",
+        Category::Data => "a field is unknown, missing or of the wrong type for a Lanyard export",
+        Category::Io => "it cannot be read",
+    };
+    format!("line {}, column {}: {problem}", error.line(), error.column())
+}
+
 fn invalid(origin: &str, field: &str, message: impl std::fmt::Display) -> ImportError {
     ImportError::Invalid {
         origin: origin.to_owned(),
@@ -86,7 +113,7 @@ fn invalid(origin: &str, field: &str, message: impl std::fmt::Display) -> Import
 pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
     let document: toml::Table = text.parse().map_err(|error: toml::de::Error| ImportError::Malformed {
         format: "TOML",
-        detail: error.to_string(),
+        detail: toml_error_position(text, &error),
     })?;
     let Some(llm) = document.get("llm") else {
         return Err(ImportError::Malformed {
@@ -206,7 +233,7 @@ pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, Ap
 pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
     let document: ExportDocument = serde_json::from_str(text).map_err(|error| ImportError::Malformed {
         format: "Lanyard export (JSON)",
-        detail: error.to_string(),
+        detail: json_error_position(&error),
     })?;
     if document.lanyard_export != EXPORT_VERSION {
         return Err(ImportError::Malformed {
@@ -390,5 +417,33 @@ base_url = "https://ollama.example.com"
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_and_never_the_value() {
+        let key = "sk-proj-0123456789abcdefSECRET";
+        let toml_cases = [
+            format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{key}\n"),
+            format!("[llm]\nmodel = \"gpt-4o\"\napi_key = {key}\n"),
+            format!("[llm]\nmodel = \"gpt-4o\"\n{key}\n"),
+        ];
+        for text in toml_cases {
+            let error = parse_openhands(&text, &EgressPolicy::default())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("line 3"), "{error}");
+            assert!(!error.contains("SECRET"), "{error}");
+        }
+        let json_cases = [
+            format!("{{\"lanyard_export\": 1,\n\"configurations\": [{{\"name\": \"{key}\", }}]}}"),
+            format!("{{\"lanyard_export\": 1,\n\"configurations\": [{{\"name\": 5, \"provider\": \"{key}\"}}]}}"),
+            format!("{{\"lanyard_export\": 1,\n\"configurations\": [{{\"{key}\": 1}}]}}"),
+            format!("{{\"lanyard_export\": 1,\n\"configurations\": \"{key}"),
+        ];
+        for text in json_cases {
+            let error = parse_export(&text, &EgressPolicy::default()).unwrap_err().to_string();
+            assert!(error.contains("line 2"), "{error}");
+            assert!(!error.contains("SECRET"), "{error}");
+        }
     }
 }

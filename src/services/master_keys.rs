@@ -16,8 +16,12 @@ const CANARY_PLAINTEXT: &[u8] = b"lanyard master key canary v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyCheckError {
-    #[error("invalid master key configuration: {0}")]
-    Keyring(#[from] crate::crypto::KeyringError),
+    #[error("invalid master key configuration in {origin}: {error}")]
+    Keyring {
+        /// `LANYARD_MASTER_KEYS`, or the key file's path.
+        origin: String,
+        error: crate::crypto::KeyringError,
+    },
     #[error(
         "the database holds {count} API key(s) encrypted under master key id `{key_id}`, which is not configured; \
          add that key to LANYARD_MASTER_KEYS (the first entry encrypts, all decrypt) and start again"
@@ -39,6 +43,17 @@ pub enum KeyCheckError {
     Passphrase(String),
     #[error("database error during the master-key check: {0}")]
     Database(String),
+}
+
+/// For keyrings Lanyard builds itself (a derived or a freshly generated key), whose errors name
+/// no configured text.
+impl From<crate::crypto::KeyringError> for KeyCheckError {
+    fn from(error: crate::crypto::KeyringError) -> Self {
+        KeyCheckError::Keyring {
+            origin: "the master keys".into(),
+            error,
+        }
+    }
 }
 
 impl From<diesel::result::Error> for KeyCheckError {
@@ -127,7 +142,10 @@ pub struct LoadedKeyring {
 pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result<LoadedKeyring, KeyCheckError> {
     match source {
         MasterKeySource::Entries(entries) => Ok(LoadedKeyring {
-            keyring: MasterKeyring::parse(entries.expose_secret())?,
+            keyring: MasterKeyring::parse(entries.expose_secret()).map_err(|error| KeyCheckError::Keyring {
+                origin: "LANYARD_MASTER_KEYS".into(),
+                error,
+            })?,
             created_key_file: None,
             new_passphrase_salt: None,
         }),
@@ -154,7 +172,10 @@ pub fn load_keyring(source: &MasterKeySource, stored: &StoredKeyState) -> Result
                         detail: error.to_string(),
                     })?);
                 return Ok(LoadedKeyring {
-                    keyring: MasterKeyring::parse(&contents)?,
+                    keyring: MasterKeyring::parse(&contents).map_err(|error| KeyCheckError::Keyring {
+                        origin: format!("the master key file {}", path.display()),
+                        error,
+                    })?,
                     created_key_file: None,
                     new_passphrase_salt: None,
                 });

@@ -328,8 +328,8 @@ pub fn master_passphrase(passphrase: &str) -> Env {
 
 /// The binary's surroundings: one database and a sandbox for the children.
 pub struct Site {
-    database_url: String,
-    sandbox: Sandbox,
+    pub database_url: String,
+    pub sandbox: Sandbox,
 }
 
 impl Site {

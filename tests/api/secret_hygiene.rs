@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::binary::{Site, master_keys};
 use crate::helpers::{TestApp, TestDatabase, assert_error, distinctive_key, master_key_entry};
 
-crate::database_on_both_backends!(hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up);
+crate::database_on_both_backends!(
+    hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up,
+    parse_errors_name_the_file_and_line_never_the_secret,
+);
 
 crate::on_both_backends_with!(small_caps;
     one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_limit,
@@ -186,4 +189,57 @@ async fn one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_li
         .unwrap();
     assert_eq!(revoked.status(), 204);
     assert_eq!(create_token("third").await.status(), 201);
+}
+
+async fn parse_errors_name_the_file_and_line_never_the_secret(database: TestDatabase) {
+    let site = Site::new(database.url_string());
+    let entry = master_key_entry("parse");
+    let env = master_keys(&entry);
+    let secret = distinctive_key("sk-proj-");
+    let workdir = site.sandbox.workdir();
+
+    // A malformed `.env` line: the command still runs, and the warning names the line alone.
+    std::fs::write(
+        workdir.join(".env"),
+        format!("LANYARD_LOG=warn\nthis line is broken {secret}\n"),
+    )
+    .unwrap();
+    let keygen = site.run(&env, &["keygen", "--id", "fresh"], "");
+    keygen.assert_success();
+    assert!(keygen.stderr.contains(".env line 2"), "{}", keygen.stderr);
+    assert!(!keygen.stderr.contains(&secret), "{}", keygen.stderr);
+    std::fs::remove_file(workdir.join(".env")).unwrap();
+
+    // A master key pasted where its id belongs, as the second entry.
+    let encoded = entry.split_once(':').unwrap().1;
+    let swapped = master_keys(&format!("{entry},{encoded}:parse"));
+    let refused = site.serve_refused(&swapped);
+    assert!(
+        refused.stderr.contains("LANYARD_MASTER_KEYS: entry 2"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(&encoded[..16]), "{}", refused.stderr);
+
+    // An OpenHands file with an unterminated key on line 3.
+    let (_token, _) = site.user_with_tokens(&env, "parse@example.com");
+    let file = site.sandbox.path().join("config.toml");
+    std::fs::write(&file, format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{secret}\n")).unwrap();
+    let imported = site.run(
+        &env,
+        &[
+            "import",
+            "openhands",
+            "--file",
+            file.to_str().unwrap(),
+            "--email",
+            "parse@example.com",
+        ],
+        "",
+    );
+    imported.assert_failure();
+    assert!(imported.stderr.contains("config.toml"), "{}", imported.stderr);
+    assert!(imported.stderr.contains("line 3"), "{}", imported.stderr);
+    assert!(!imported.stderr.contains(&secret), "{}", imported.stderr);
+    assert!(!imported.stdout.contains(&secret));
 }
