@@ -142,7 +142,10 @@ pub fn import(
     file: &std::path::Path,
     email: &str,
 ) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // The file may hold keys in clear: its text is wiped once parsed.
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
     let drafts = match format {
         ImportFormat::OpenHands => import::parse_openhands(&text, &settings.egress),
         ImportFormat::Json => import::parse_export(&text, &settings.egress),

@@ -2,6 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -148,8 +149,8 @@ fn parse_new(body: JsonObject, policy: &EgressPolicy) -> Result<NewConfiguration
     let provider = reader.parsed("provider", provider, parse_provider);
     let model = reader.required_string("model");
     let model = reader.parsed("model", model, ModelId::parse);
-    let api_key = match reader.string("api_key") {
-        Field::Value(key) if !key.is_empty() => reader.parsed("api_key", Some(key), ApiKey::parse),
+    let api_key = match reader.secret("api_key") {
+        Field::Value(key) if !key.expose_secret().is_empty() => reader.parsed_secret("api_key", &key, ApiKey::parse),
         _ => None,
     };
     let base_url = match reader.string("base_url") {
@@ -200,11 +201,11 @@ fn parse_update(body: JsonObject, policy: &EgressPolicy) -> Result<Configuration
     let model = reader.string("model");
     let model = not_null(&mut reader, "model", model);
     update.model = reader.parsed("model", model, ModelId::parse);
-    update.api_key = match reader.string("api_key") {
+    update.api_key = match reader.secret("api_key") {
         Field::Absent | Field::Null => KeyChange::Keep,
-        Field::Value(key) if key.is_empty() => KeyChange::Remove,
+        Field::Value(key) if key.expose_secret().is_empty() => KeyChange::Remove,
         Field::Value(key) => reader
-            .parsed("api_key", Some(key), ApiKey::parse)
+            .parsed_secret("api_key", &key, ApiKey::parse)
             .map_or(KeyChange::Keep, KeyChange::Replace),
     };
     update.base_url = match reader.string("base_url") {

@@ -1,6 +1,7 @@
 //! `POST /api/llm-configurations/test` and `POST /api/llm-configurations/{id}/test`.
 
 use actix_web::{HttpResponse, web};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -101,8 +102,8 @@ pub async fn test_unsaved(state: web::Data<AppState>, caller: Caller, body: Json
     });
     let model = reader.required_string("model");
     let model = reader.parsed("model", model, ModelId::parse);
-    let api_key = match reader.string("api_key") {
-        Field::Value(key) if !key.is_empty() => reader.parsed("api_key", Some(key), ApiKey::parse),
+    let api_key = match reader.secret("api_key") {
+        Field::Value(key) if !key.expose_secret().is_empty() => reader.parsed_secret("api_key", &key, ApiKey::parse),
         _ => None,
     };
     let policy = state.outbound.policy().clone();

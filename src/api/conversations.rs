@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -146,7 +146,9 @@ pub struct ResolvedConfiguration {
     /// Where requests go: `base_url` or the provider's default.
     pub effective_base_url: Option<String>,
     /// The key in clear: this is the one response that carries it.
-    pub api_key: Option<String>,
+    #[serde(serialize_with = "super::wire::expose_secret")]
+    #[schema(value_type = Option<String>)]
+    pub api_key: Option<SecretString>,
     pub api_key_masked: Option<String>,
     pub has_api_key: bool,
     pub is_default: bool,
@@ -223,7 +225,7 @@ pub async fn resolve(
             .and_then(|p| p.default_base_url())
             .map(str::to_owned)
     });
-    let api_key = resolved.api_key.as_ref().map(|key| key.expose_secret().to_owned());
+    let api_key = resolved.api_key;
     let configuration = match resolved.configuration {
         Some(row) => {
             let resource = ConfigurationResource::from(row);

@@ -8,6 +8,7 @@ use actix_session::SessionExt;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -133,8 +134,10 @@ impl FromRequest for JsonObject {
                 )
                 .into());
             }
-            let value: Value = serde_json::from_slice(&body)
-                .map_err(|error| AppError::BadRequest(format!("the body is not valid JSON: {error}")))?;
+            let parsed = serde_json::from_slice::<Value>(&body);
+            // The raw body may hold a key in clear; the parsed fields are taken from here on.
+            zeroize::Zeroize::zeroize(&mut body[..]);
+            let value = parsed.map_err(|error| AppError::BadRequest(format!("the body is not valid JSON: {error}")))?;
             match value {
                 Value::Object(map) => Ok(JsonObject(map)),
                 _ => Err(AppError::validation("body", "must be a JSON object").into()),
@@ -237,6 +240,32 @@ impl FieldReader {
     ) -> Option<T> {
         let value = value?;
         match parse(&value) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.errors.add(field, message);
+                None
+            }
+        }
+    }
+
+    /// A string field that holds a secret (an API key): moved out of the body into a secret
+    /// type, which is zeroised when dropped, never copied into a plain `String`.
+    pub fn secret(&mut self, field: &str) -> Field<SecretString> {
+        match self.string(field) {
+            Field::Value(value) => Field::Value(SecretString::from(value)),
+            Field::Null => Field::Null,
+            Field::Absent => Field::Absent,
+        }
+    }
+
+    /// [`FieldReader::parsed`] for a secret field.
+    pub fn parsed_secret<T>(
+        &mut self,
+        field: &str,
+        value: &SecretString,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(value.expose_secret()) {
             Ok(parsed) => Some(parsed),
             Err(message) => {
                 self.errors.add(field, message);

@@ -14,6 +14,16 @@ use crate::error::AppError;
 /// Listings call this inside their database task: the rows are then freed on the thread that
 /// allocated them, which glibc's per-thread arenas handle far better than hundreds of frees from
 /// another thread (the listing slowed down over time without it).
+/// Serialises a secret in clear: for the one field of the one response that hands a key out
+/// (`/api/resolve`). Everywhere else a secret stays redacted.
+pub fn expose_secret<S: Serializer>(secret: &Option<secrecy::SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    match secret {
+        Some(secret) => serializer.serialize_some(secret.expose_secret()),
+        None => serializer.serialize_none(),
+    }
+}
+
 pub fn json_array<T: Serialize>(items: &[T], bytes_per_item: usize) -> Result<Vec<u8>, AppError> {
     let mut body = Vec::with_capacity(2 + items.len() * bytes_per_item);
     serde_json::to_writer(&mut body, items)

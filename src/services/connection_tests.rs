@@ -44,7 +44,8 @@ impl TestOutcome {
 }
 
 /// What a test needs: where to send which key, and which model to look for (none: just list
-/// what the provider offers).
+/// what the provider offers). The key is redacted in `Debug`.
+#[derive(Debug)]
 pub struct TestTarget {
     pub provider: Provider,
     pub model: Option<String>,

@@ -80,7 +80,8 @@ impl Source {
     }
 }
 
-/// A resolved configuration and its key in clear.
+/// A resolved configuration and its key in clear (redacted in `Debug`).
+#[derive(Debug)]
 pub struct Resolved {
     pub source: Source,
     /// `None` for the instance fallback.

@@ -74,6 +74,32 @@ pub fn provider_from_litellm(model: &str, base_url: Option<&str>) -> (Provider, 
     (provider, model.to_owned())
 }
 
+/// A parsed TOML document whose strings are wiped when it is dropped: it holds the file's keys
+/// in clear until the drafts have taken them into secret types.
+struct WipedOnDrop(toml::Table);
+
+impl std::ops::Deref for WipedOnDrop {
+    type Target = toml::Table;
+
+    fn deref(&self) -> &toml::Table {
+        &self.0
+    }
+}
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        fn wipe(value: &mut toml::Value) {
+            match value {
+                toml::Value::String(text) => zeroize::Zeroize::zeroize(text),
+                toml::Value::Array(items) => items.iter_mut().for_each(wipe),
+                toml::Value::Table(table) => table.iter_mut().for_each(|(_, value)| wipe(value)),
+                _ => {}
+            }
+        }
+        self.0.iter_mut().for_each(|(_, value)| wipe(value));
+    }
+}
+
 /// Where a TOML file stops parsing, and that it is a syntax error. The parser's own message is
 /// left out: with its excerpt of the line it may quote a key.
 fn toml_error_position(text: &str, error: &toml::de::Error) -> String {
@@ -111,10 +137,10 @@ fn invalid(origin: &str, field: &str, message: impl std::fmt::Display) -> Import
 /// Reads OpenHands' `config.toml`: `[llm]` becomes `openhands-default`, each `[llm.NAME]`
 /// becomes `NAME`. Other settings are ignored.
 pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
-    let document: toml::Table = text.parse().map_err(|error: toml::de::Error| ImportError::Malformed {
+    let document = WipedOnDrop(text.parse().map_err(|error: toml::de::Error| ImportError::Malformed {
         format: "TOML",
         detail: toml_error_position(text, &error),
-    })?;
+    })?);
     let Some(llm) = document.get("llm") else {
         return Err(ImportError::Malformed {
             format: "OpenHands configuration",
@@ -154,13 +180,18 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
     };
     let model = text("model")?.ok_or_else(|| invalid(origin, "model", "is missing"))?;
     let base_url = text("base_url")?;
-    let api_key = text("api_key")?;
+    // Parsed straight from the document into a secret type, never copied into a `String`.
+    let api_key = match group.get("api_key") {
+        None => None,
+        Some(toml::Value::String(value)) if value.trim().is_empty() => None,
+        Some(toml::Value::String(value)) => {
+            Some(ApiKey::parse(value).map_err(|message| invalid(origin, "api_key", message))?)
+        }
+        Some(_) => return Err(invalid(origin, "api_key", "must be a string")),
+    };
     let (provider, model) = provider_from_litellm(&model, base_url.as_deref());
     let name = ConfigName::parse(name).map_err(|message| invalid(origin, "the group name", message))?;
     let model = ModelId::parse(&model).map_err(|message| invalid(origin, "model", message))?;
-    let api_key = api_key
-        .map(|key| ApiKey::parse(&key).map_err(|message| invalid(origin, "api_key", message)))
-        .transpose()?;
     let base_url = base_url
         .map(|url| BaseUrl::parse(&url, policy).map_err(|message| invalid(origin, "base_url", message)))
         .transpose()?;

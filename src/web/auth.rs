@@ -154,7 +154,27 @@ impl FromRequest for SignedIn {
 /// ignores the `csrf_token` field; `pairs` keeps every field, for repeated ones.
 pub struct ProtectedForm<T> {
     pub fields: T,
-    pub pairs: Vec<(String, String)>,
+    pub pairs: FormPairs,
+}
+
+/// A form's fields as name/value pairs, wiped when dropped: a form may carry a key in clear
+/// (the parsed `fields` hold it in a secret type of their own).
+pub struct FormPairs(Vec<(String, String)>);
+
+impl std::ops::Deref for FormPairs {
+    type Target = [(String, String)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for FormPairs {
+    fn drop(&mut self) {
+        for (_, value) in &mut self.0 {
+            zeroize::Zeroize::zeroize(value);
+        }
+    }
 }
 
 /// A form with nothing in it but its CSRF token.
@@ -177,15 +197,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for ProtectedForm<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                .map_err(|_| AppError::BadRequest("the form is not valid".into()))?;
+            let pairs = FormPairs(
+                serde_urlencoded::from_bytes(&body)
+                    .map_err(|_| AppError::BadRequest("the form is not valid".into()))?,
+            );
             let form_token = pairs
                 .iter()
                 .find(|(name, _)| name == "csrf_token")
                 .map(|(_, value)| value.as_str());
             check_request(&req, &req.get_session(), form_token)?;
-            let fields = serde_urlencoded::from_bytes(&body)
-                .map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))?;
+            let fields = serde_urlencoded::from_bytes(&body);
+            // The raw body may hold a key in clear; the parsed fields are taken from here on.
+            zeroize::Zeroize::zeroize(&mut body[..]);
+            let fields = fields.map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))?;
             Ok(ProtectedForm { fields, pairs })
         })
     }

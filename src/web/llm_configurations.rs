@@ -5,6 +5,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -196,11 +197,16 @@ pub struct ConfigurationFields {
     provider: String,
     #[serde(default)]
     model: String,
-    #[serde(default)]
-    api_key: String,
+    /// A secret type from the moment the form is read: zeroised on drop, redacted in `Debug`.
+    #[serde(default = "no_key")]
+    api_key: SecretString,
     #[serde(default)]
     base_url: String,
     is_active: Option<String>,
+}
+
+fn no_key() -> SecretString {
+    SecretString::from(String::new())
 }
 
 /// The form's fields, parsed; `None` where a field's error was recorded.
@@ -220,8 +226,12 @@ fn parse_fields(fields: &ConfigurationFields, policy: &EgressPolicy, errors: &mu
         record("provider", "choose a provider from the list".into());
     }
     let model = ModelId::parse(&fields.model).map_err(|m| record("model", m)).ok();
-    let api_key = (!fields.api_key.is_empty())
-        .then(|| ApiKey::parse(&fields.api_key).map_err(|m| record("api_key", m)).ok())
+    let api_key = (!fields.api_key.expose_secret().is_empty())
+        .then(|| {
+            ApiKey::parse(fields.api_key.expose_secret())
+                .map_err(|m| record("api_key", m))
+                .ok()
+        })
         .flatten();
     let base_url = (!fields.base_url.trim().is_empty())
         .then(|| {
@@ -622,4 +632,19 @@ fn test_form_errors(errors: FieldErrors) -> Result<HttpResponse, AppError> {
         StatusCode::UNPROCESSABLE_ENTITY,
         TestResultFragment { result }.render()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigurationFields;
+
+    #[test]
+    fn a_submitted_key_is_redacted_when_the_form_is_formatted() {
+        let key = "sk-proj-form0123456789abcdefSECRET";
+        let fields: ConfigurationFields =
+            serde_urlencoded::from_str(&format!("name=n&provider=openai&model=m&api_key={key}")).unwrap();
+        let shown = format!("{fields:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("provider"), "{shown}");
+    }
 }

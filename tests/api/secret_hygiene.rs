@@ -243,3 +243,73 @@ async fn parse_errors_name_the_file_and_line_never_the_secret(database: TestData
     assert!(!imported.stderr.contains(&secret), "{}", imported.stderr);
     assert!(!imported.stdout.contains(&secret));
 }
+
+/// Every value that holds a key in clear is a secret type: formatting it with `{:?}` (as a log
+/// line or a panic message would) shows no key.
+#[test]
+fn values_holding_a_key_in_clear_are_redacted_in_debug_output() {
+    use lanyard::api::conversations::ResolvedConfiguration;
+    use lanyard::domain::{ApiKey, ModelId, Provider};
+    use lanyard::egress::EgressPolicy;
+    use lanyard::services::connection_tests::TestTarget;
+    use lanyard::services::conversations::{Resolved, Source};
+    use lanyard::services::import;
+    use secrecy::SecretString;
+
+    let key = "sk-proj-debug0123456789abcdefSECRET";
+    let parsed = ApiKey::parse(key).unwrap();
+    let target = TestTarget::new(
+        Provider::Openai,
+        Some(&ModelId::parse("m").unwrap()),
+        None,
+        Some(&parsed),
+    )
+    .unwrap();
+    let resolved = Resolved {
+        source: Source::Default,
+        configuration: None,
+        provider: "openai".into(),
+        model: "m".into(),
+        base_url: None,
+        api_key: Some(SecretString::from(key.to_owned())),
+        api_key_masked: None,
+    };
+    let answer = ResolvedConfiguration {
+        id: None,
+        name: "n".into(),
+        provider: "openai".into(),
+        model: "m".into(),
+        base_url: None,
+        effective_base_url: None,
+        api_key: Some(SecretString::from(key.to_owned())),
+        api_key_masked: None,
+        has_api_key: true,
+        is_default: true,
+        is_active: true,
+        test_status: "untested".into(),
+        test_message: None,
+        test_latency_ms: None,
+        tested_at: None,
+        last_used_at: None,
+        use_count: 0,
+        created_at: None,
+        updated_at: None,
+    };
+    let drafts = import::parse_openhands(
+        &format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{key}\"\n"),
+        &EgressPolicy::default(),
+    )
+    .unwrap();
+    for shown in [
+        format!("{parsed:?}"),
+        format!("{target:?}"),
+        format!("{resolved:?}"),
+        format!("{answer:?}"),
+        format!("{drafts:?}"),
+    ] {
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+    // The one response that hands the key out still carries it in clear.
+    let json = serde_json::to_string(&answer).unwrap();
+    assert!(json.contains(key), "{json}");
+}
