@@ -4,9 +4,9 @@ use chrono::{Duration, NaiveDateTime};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{Credential, Principal};
+use super::{Credential, Principal, accounts};
 use crate::db::{self, DbConnection, DbId, api_tokens};
-use crate::domain::{Role, Scopes, TokenSecret, hash_token};
+use crate::domain::{Role, Scope, Scopes, TokenSecret, hash_token};
 use crate::error::AppError;
 
 /// A token's name: trimmed, 1 to 64 characters, no control characters.
@@ -72,6 +72,25 @@ pub fn create_token(
         expires_at,
         secret,
     })
+}
+
+/// Creates a token for the signed-in user of a browser session. A token with the `resolve` scope
+/// can reveal keys, so it is created only when the request also carries the user's current
+/// password (a wrong one counts against the login limits from `client`); other scopes need none.
+/// The command line uses [`create_token`] directly: its operator holds the database.
+pub fn create_for_session(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    name: &str,
+    scopes: &Scopes,
+    expires_in_days: Option<i64>,
+    current_password: Option<&str>,
+    client: &str,
+) -> Result<CreatedToken, AppError> {
+    if scopes.iter().any(|scope| scope == Scope::Resolve) {
+        accounts::reauthenticate(conn, user_id, current_password, client)?;
+    }
+    create_token(conn, user_id, name, scopes, expires_in_days)
 }
 
 /// Token use is stamped at most once a minute.
