@@ -245,7 +245,8 @@ pub fn user_set_password(settings: &Settings, email: &str, password: Password) -
     let (database, _) = open_database(settings)?;
     let user_id = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
-    accounts::reset_password(&mut conn, user_id, &password, accounts::Actor::CommandLine).map_err(|error| anyhow::anyhow!("{error}"))?;
+    accounts::reset_password(&mut conn, user_id, &password, accounts::Actor::CommandLine)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(format!(
         "Password changed for {email}; their sessions were ended and their tokens revoked."
     ))
@@ -257,7 +258,8 @@ pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> 
     let (database, _) = open_database(settings)?;
     let user_id = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
-    accounts::set_disabled(&mut conn, user_id, true, accounts::Actor::CommandLine).map_err(|error| anyhow::anyhow!("{error}"))?;
+    accounts::set_disabled(&mut conn, user_id, true, accounts::Actor::CommandLine)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(format!(
         "Disabled {email}: their sessions were ended and their tokens revoked."
     ))

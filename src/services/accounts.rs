@@ -129,8 +129,8 @@ enum Limits {
     Address,
 }
 
-/// Registration attempts are recorded under this account key. It is no e-mail address (none is
-/// this short), so it can only share a pair count with a login for the same nonsense name.
+/// Registration attempts are recorded under this account key. It has no `@`, so no account can
+/// have it: at worst it shares a pair count with logins that try this very nonsense name.
 const REGISTRATION_ATTEMPTS: &str = "(registration)";
 
 /// Takes one attempt from the budget *before* any password is hashed or verified, or refuses
@@ -141,12 +141,7 @@ const REGISTRATION_ATTEMPTS: &str = "(registration)";
 /// the limit allows are judged, on both databases. The row stands for a failure until the
 /// caller calls [`release_attempt`] because the password was right: one table, no separate
 /// "attempt" and "failure" rows, at the price of an attempt in flight counting for a moment.
-fn reserve_attempt(
-    conn: &mut DbConnection,
-    account_key: &str,
-    client: &str,
-    limits: Limits,
-) -> Result<DbId, AppError> {
+fn reserve_attempt(conn: &mut DbConnection, account_key: &str, client: &str, limits: Limits) -> Result<DbId, AppError> {
     let now = db::now();
     db::write_transaction(conn, |conn| {
         auth_failures::lock_client_address(conn, client)?;

@@ -7,11 +7,10 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::sign_in;
+use super::accounts::{client_address, sign_in};
 use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
 use super::respond::{html, private_html, see_other};
-use super::accounts::client_address;
 use super::views::{ConfigurationView, CreatedTokenView, Layout, SecurityEventView, TokenView, configuration_views};
 use crate::app::AppState;
 use crate::db::{self, DbConnection};

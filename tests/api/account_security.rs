@@ -13,8 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox};
 use crate::helpers::{
-    Backend, Browser, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, egress_policy, free_port,
-    location,
+    Backend, Browser, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, egress_policy, free_port, location,
 };
 use crate::{on_both_backends, on_both_backends_with};
 
@@ -129,7 +128,12 @@ async fn disabling_a_user_revokes_their_tokens_for_good(app: TestApp) {
     let disabled = post_form(&admin, &format!("/admin/users/{}/disable", member.id), &[]).await;
     assert_eq!(disabled.status(), 303);
     assert_eq!(location(&member_browser.get("/settings").await), "/login");
-    assert_error(app.get("/api/llm-configurations", &member.token).await, 401, "unauthorized").await;
+    assert_error(
+        app.get("/api/llm-configurations", &member.token).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     assert_error(app.get("/api/resolve", &resolve_token).await, 401, "unauthorized").await;
 
     let enabled = post_form(&admin, &format!("/admin/users/{}/enable", member.id), &[]).await;
@@ -183,7 +187,12 @@ async fn an_admins_password_reset_ends_the_users_sessions_and_revokes_their_toke
         .await
         .unwrap();
     assert_eq!(location(&replayed), "/login", "the old session cookie is rejected");
-    assert_error(app.get("/api/llm-configurations", &member.token).await, 401, "unauthorized").await;
+    assert_error(
+        app.get("/api/llm-configurations", &member.token).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     let again = app.login(&member.email, new_password).await;
     assert_eq!(revoked_by_name(&again).await, [("test".to_owned(), true)]);
     let own = again.page("/settings").await;
@@ -193,7 +202,10 @@ async fn an_admins_password_reset_ends_the_users_sessions_and_revokes_their_toke
     assert!(own.contains(&admin_email), "{own}");
     let audit = admin.page("/admin").await;
     let audit = security_events_section(&audit);
-    assert!(audit.contains("Password reset") && audit.contains(&member.email), "{audit}");
+    assert!(
+        audit.contains("Password reset") && audit.contains(&member.email),
+        "{audit}"
+    );
 }
 
 /// Runs `lanyard` against the app's database, as an operator would.
@@ -221,24 +233,49 @@ async fn the_command_line_revokes_and_is_named_as_the_actor(app: TestApp) {
         &format!("{new_password}\n"),
     )
     .assert_success();
-    assert_error(app.get("/api/llm-configurations", &member.token).await, 401, "unauthorized").await;
+    assert_error(
+        app.get("/api/llm-configurations", &member.token).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     let browser = app.login(&member.email, new_password).await;
     assert_eq!(revoked_by_name(&browser).await, [("test".to_owned(), true)]);
     let own = browser.page("/settings").await;
     let own = security_events_section(&own);
-    assert!(own.contains("Password reset") && own.contains("the command line"), "{own}");
+    assert!(
+        own.contains("Password reset") && own.contains("the command line"),
+        "{own}"
+    );
 
     lanyard(&app, &sandbox, &["user", "disable", "--email", &other.email], "").assert_success();
-    assert_error(app.get("/api/llm-configurations", &other.token).await, 401, "unauthorized").await;
+    assert_error(
+        app.get("/api/llm-configurations", &other.token).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     let audit = admin.page("/admin").await;
     let audit = security_events_section(&audit);
-    assert!(audit.contains(&other.email) && audit.contains("Account disabled"), "{audit}");
+    assert!(
+        audit.contains(&other.email) && audit.contains("Account disabled"),
+        "{audit}"
+    );
 
     // The operator holds the database: a resolve token from the shell needs no password.
     let created = lanyard(
         &app,
         &sandbox,
-        &["token", "create", "--email", &member.email, "--name", "agent", "--scopes", "resolve"],
+        &[
+            "token",
+            "create",
+            "--email",
+            &member.email,
+            "--name",
+            "agent",
+            "--scopes",
+            "resolve",
+        ],
         "",
     );
     created.assert_success();
@@ -280,7 +317,11 @@ async fn an_event_outlives_the_admin_who_caused_it_but_not_the_user_it_concerns(
     assert_eq!(app.with_db(events_of_member).await, 1);
     let deleted = post_form(&first_admin, &format!("/admin/users/{}/delete", member.id), &[]).await;
     assert_eq!(deleted.status(), 303);
-    assert_eq!(app.with_db(events_of_member).await, 0, "deleting a user deletes their events");
+    assert_eq!(
+        app.with_db(events_of_member).await,
+        0,
+        "deleting a user deletes their events"
+    );
 }
 
 async fn a_resolve_token_needs_the_current_password_over_the_api(app: TestApp) {
@@ -295,7 +336,11 @@ async fn a_resolve_token_needs_the_current_password_over_the_api(app: TestApp) {
     .await;
     let body = assert_error(wrong, 403, "reauthentication_required").await;
     assert!(body["message"].as_str().unwrap().contains("current_password"), "{body}");
-    assert_eq!(revoked_by_name(&browser).await, [("test".to_owned(), false)], "nothing created");
+    assert_eq!(
+        revoked_by_name(&browser).await,
+        [("test".to_owned(), false)],
+        "nothing created"
+    );
 
     let right = create_token(
         &browser,
@@ -306,7 +351,11 @@ async fn a_resolve_token_needs_the_current_password_over_the_api(app: TestApp) {
     let created: Value = right.json().await.unwrap();
     assert_eq!(created["scopes"], json!(["resolve"]));
     let secret = created["token"].as_str().unwrap();
-    assert_eq!(app.get("/api/resolve", secret).await.status(), 404, "a working resolve token");
+    assert_eq!(
+        app.get("/api/resolve", secret).await.status(),
+        404,
+        "a working resolve token"
+    );
 
     // Tokens that cannot reveal keys need no password.
     let read_write = create_token(&browser, json!({"name": "scripts", "scopes": ["read", "write"]})).await;
@@ -351,23 +400,41 @@ async fn the_settings_form_asks_for_the_current_password_for_a_resolve_token(app
     let wrong = post_form(
         &browser,
         "/settings/tokens",
-        &[("name", "agent"), ("scopes", "resolve"), ("current_password", "not it at all")],
+        &[
+            ("name", "agent"),
+            ("scopes", "resolve"),
+            ("current_password", "not it at all"),
+        ],
     )
     .await;
     assert_eq!(wrong.status(), 422);
-    assert!(wrong.text().await.unwrap().contains("id=\"token-current-password-error\""));
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"token-current-password-error\"")
+    );
 
     let right = post_form(
         &browser,
         "/settings/tokens",
-        &[("name", "agent"), ("scopes", "resolve"), ("current_password", TEST_PASSWORD)],
+        &[
+            ("name", "agent"),
+            ("scopes", "resolve"),
+            ("current_password", TEST_PASSWORD),
+        ],
     )
     .await;
     assert_eq!(right.status(), 200);
     let page = right.text().await.unwrap();
     assert!(page.contains("id=\"new-token-value\">lny_"), "{page}");
     let read_only = post_form(&browser, "/settings/tokens", &[("name", "reader"), ("scopes", "read")]).await;
-    assert_eq!(read_only.status(), 200, "no password for a token that cannot reveal keys");
+    assert_eq!(
+        read_only.status(),
+        200,
+        "no password for a token that cannot reveal keys"
+    );
 }
 
 async fn wrong_current_passwords_in_a_password_change_count_against_the_login_limit(app: TestApp) {
@@ -509,7 +576,10 @@ async fn thirty_simultaneous_provider_tests_run_exactly_the_budget(app: TestApp)
     }
     let refused = statuses.iter().filter(|status| **status == 429).count();
     assert_eq!((30 - refused, refused), (10, 20), "{statuses:?}");
-    assert!(statuses.iter().all(|status| [200, 429].contains(status)), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|status| [200, 429].contains(status)),
+        "{statuses:?}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 10);
 }
 
