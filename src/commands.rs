@@ -102,15 +102,13 @@ pub fn token_create(
     let mut conn = database.connection()?;
     let user = accounts::find_by_email(&mut conn, &email)
         .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
-    let created = tokens::create_token(
-        &mut conn,
-        user.id.0,
-        &name,
-        &scopes,
+    let new = tokens::NewToken {
+        name,
+        scopes,
         expires_in_days,
-        settings.caps.tokens,
-    )
-    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    };
+    let created = tokens::create_token(&mut conn, user.id.0, &new, settings.caps.tokens)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(created.secret.expose().to_owned())
 }
 
@@ -249,23 +247,29 @@ pub fn read_stdin_line() -> anyhow::Result<zeroize::Zeroizing<String>> {
     Ok(zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
-/// `lanyard user set-password --email E --password-stdin`: ends the user's sessions.
+/// `lanyard user set-password --email E --password-stdin`: ends the user's sessions and revokes
+/// their tokens; the user's security events record the command line as the actor.
 pub fn user_set_password(settings: &Settings, email: &str, password: Password) -> anyhow::Result<String> {
     let (database, _) = open_database(settings)?;
     let user_id = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
-    accounts::reset_password(&mut conn, user_id, &password).map_err(|error| anyhow::anyhow!("{error}"))?;
-    Ok(format!("Password changed for {email}; their sessions were ended."))
+    accounts::reset_password(&mut conn, user_id, &password, accounts::Actor::CommandLine)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!(
+        "Password changed for {email}; their sessions were ended and their tokens revoked."
+    ))
 }
 
-/// `lanyard user disable --email E`: ends their sessions; their tokens stop working.
+/// `lanyard user disable --email E`: ends their sessions and revokes their tokens for good; the
+/// user's security events record the command line as the actor.
 pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> {
     let (database, _) = open_database(settings)?;
     let user_id = user_id_for(&database, email)?;
     let mut conn = database.connection()?;
-    accounts::set_disabled(&mut conn, user_id, true).map_err(|error| anyhow::anyhow!("{error}"))?;
+    accounts::set_disabled(&mut conn, user_id, true, accounts::Actor::CommandLine)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(format!(
-        "Disabled {email}: their sessions were ended and their tokens no longer work."
+        "Disabled {email}: their sessions were ended and their tokens revoked."
     ))
 }
 

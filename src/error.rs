@@ -89,6 +89,10 @@ pub enum AppError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The action reveals keys and needs the current password in the same request (absent or
+    /// wrong); pages show it under `current_password`.
+    #[error("this can reveal keys: confirm it with your current password in `current_password`")]
+    ReauthenticationRequired,
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -130,7 +134,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => 400,
             AppError::Unauthorized => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::ReauthenticationRequired => 403,
             AppError::NotFound => 404,
             AppError::Conflict { .. } | AppError::KeyUnreadable => 409,
             AppError::PayloadTooLarge => 413,
@@ -147,6 +151,7 @@ impl AppError {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::ReauthenticationRequired => "reauthentication_required",
             AppError::NotFound => "not_found",
             AppError::Conflict { .. } => "conflict",
             AppError::KeyUnreadable => "key_unreadable",

@@ -95,14 +95,15 @@ enum UserCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Set a user's password (ends their sessions), e.g. when no admin can log in.
+    /// Set a user's password (ends their sessions, revokes their tokens), e.g. when no admin can
+    /// log in.
     SetPassword {
         #[arg(long)]
         email: String,
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Disable a user: their sessions end and their tokens stop working at once.
+    /// Disable a user: their sessions end and their tokens are revoked at once, for good.
     Disable {
         #[arg(long)]
         email: String,

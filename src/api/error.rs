@@ -11,7 +11,8 @@ use crate::error::{AppError, FieldErrors};
 /// `{"error": "validation_failed", "message": "…", "fields": {"name": ["…"]}}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `reauthentication_required`
+    /// (403: the current password is missing or wrong), `not_found`, `conflict`,
     /// `key_unreadable`, `payload_too_large`, `validation_failed`, `rate_limited`,
     /// `unavailable`, `internal`.
     pub error: String,

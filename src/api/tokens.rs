@@ -1,7 +1,7 @@
 //! `/api/tokens`: the signed-in browser session lists, creates and revokes its API tokens.
 //! Tokens cannot manage tokens (403).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::domain::{Scope, Scopes};
 use crate::error::AppError;
 use crate::services::{Principal, tokens};
+use crate::web::accounts::client_address;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResource {
@@ -46,6 +47,11 @@ pub struct CreateTokenRequest {
     scopes: Vec<String>,
     #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<i64>,
+    /// The signed-in user's current password: required when `scopes` contains `resolve` (such a
+    /// token can reveal keys); 403 `reauthentication_required` when missing or wrong, and a wrong
+    /// one counts against the login limits.
+    #[schema(format = Password)]
+    current_password: Option<String>,
 }
 
 /// The session's user; a (valid) token is refused with 403.
@@ -95,20 +101,28 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 
 #[utoipa::path(
     post, path = "/api/tokens", tag = "tokens",
-    description = "Create a token; the 201 body carries it once. Browser session only (with X-CSRF-Token).",
+    description = "Create a token; the 201 body carries it once. Browser session only (with X-CSRF-Token). \
+        A token with the `resolve` scope needs `current_password` (403 `reauthentication_required` otherwise).",
     request_body = CreateTokenRequest,
     responses(
         (status = 201, body = CreatedTokenResource),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden` (not a browser session) or `reauthentication_required`", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, description = "too many wrong passwords; see `Retry-After`", body = ErrorBody),
     ),
     security(("session" = []))
 )]
-pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
     let principal = session_only(&state.db, caller).await?;
     let mut reader = FieldReader::new(
         body.0,
-        &["name", "scopes", "expires_in_days"],
+        &["name", "scopes", "expires_in_days", "current_password"],
         &["id", "token", "created_at"],
     );
     let name = reader.required_string("name");
@@ -139,15 +153,27 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
         }),
         Field::Absent | Field::Null => None,
     };
+    let current_password = match reader.string("current_password") {
+        Field::Value(password) => Some(password),
+        Field::Absent | Field::Null => None,
+    };
     let errors = reader.errors.clone();
     reader.finish()?;
     let (Some(name), Some(scopes)) = (name, scopes) else {
         return Err(AppError::Validation(errors).into());
     };
+    let client = client_address(&req);
     let cap = state.settings.caps.tokens;
+    let new = tokens::NewToken {
+        name,
+        scopes,
+        expires_in_days,
+    };
     let created = state
         .db
-        .run(move |conn| tokens::create_token(conn, principal.user_id, &name, &scopes, expires_in_days, cap))
+        .run(move |conn| {
+            tokens::create_for_session(conn, principal.user_id, &new, cap, current_password.as_deref(), &client)
+        })
         .await?;
     let secret = created.secret.expose().to_owned();
     let body = CreatedTokenResource {

@@ -125,3 +125,15 @@ pub fn count_live_for_user(conn: &mut DbConnection, user_id: DbId, now: NaiveDat
         .count()
         .get_result(conn)
 }
+
+/// Revokes every token of the user that is not revoked yet; returns how many. Revocation is
+/// permanent: enabling the user again brings none back.
+pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<usize> {
+    diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(user_id))
+            .filter(api_tokens::is_revoked.eq(false)),
+    )
+    .set(api_tokens::is_revoked.eq(true))
+    .execute(conn)
+}

@@ -1,24 +1,62 @@
-//! The `auth_failures` table: failed logins and registrations, for rate limiting.
+//! The `auth_failures` table: password attempts that count against the login limits (failed
+//! logins, wrong current passwords, registration attempts), for rate limiting.
+//!
+//! An attempt is recorded *before* its password is judged, inside the transaction that counted
+//! the earlier ones, so that concurrent attempts cannot all see room for one more; an attempt
+//! that turns out right is deleted again (see `services::accounts`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::schema::auth_failures;
 use super::{DbConnection, DbId};
 
-pub fn record(conn: &mut DbConnection, account_key: &str, client_address: &str, now: NaiveDateTime) -> QueryResult<()> {
+/// Records an attempt and returns its id (to delete it should the password be right).
+pub fn record(
+    conn: &mut DbConnection,
+    account_key: &str,
+    client_address: &str,
+    now: NaiveDateTime,
+) -> QueryResult<DbId> {
+    let id = DbId(uuid::Uuid::now_v7());
     diesel::insert_into(auth_failures::table)
         .values((
-            auth_failures::id.eq(DbId(uuid::Uuid::now_v7())),
+            auth_failures::id.eq(id),
             auth_failures::account_key.eq(account_key),
             auth_failures::client_address.eq(client_address),
             auth_failures::failed_at.eq(now),
         ))
         .execute(conn)
-        .map(|_| ())
+        .map(|_| id)
 }
 
-/// Failures since `since`: for this (account, address) pair, and for this address in all.
+/// Takes turns with every other transaction counting attempts from `client_address`, until the
+/// transaction ends. PostgreSQL: an advisory lock on a hash of the address (the address has no
+/// row of its own to lock, and read-committed transactions would otherwise both count 9 and
+/// both insert); SQLite's `IMMEDIATE` write transactions already serialise every writer. The
+/// per-(account, address) count is a subset of the per-address one, so one lock covers both.
+pub fn lock_client_address(conn: &mut DbConnection, client_address: &str) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let digest = Sha256::digest(format!("lanyard:auth_failures:{client_address}").as_bytes());
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&digest[..8]);
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(key))
+                .execute(pg)
+                .map(|_| ())
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Deletes one recorded attempt (its password was right).
+pub fn delete(conn: &mut DbConnection, id: DbId) -> QueryResult<usize> {
+    diesel::delete(auth_failures::table.find(id)).execute(conn)
+}
+
+/// Attempts since `since`: for this (account, address) pair, and for this address in all.
 pub fn count_since(
     conn: &mut DbConnection,
     account_key: &str,

@@ -10,8 +10,9 @@ use super::llm_configurations::ConfigurationRow;
 use super::master_key_canaries::CanaryRow;
 use super::schema::{
     api_tokens, conversation_overrides, instance_settings, key_reveals, llm_configurations, master_key_canaries,
-    sessions, users,
+    security_events, sessions, users,
 };
+use super::security_events::EventRow;
 use super::sessions::SessionRow;
 use super::users::UserRow;
 use super::{DbConnection, DbId};
@@ -47,6 +48,7 @@ pub struct Snapshot {
     pub canaries: Vec<CanaryRow>,
     pub settings: Vec<SettingRow>,
     pub sessions: Vec<SessionRow>,
+    pub security_events: Vec<EventRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -74,6 +76,10 @@ impl Snapshot {
             canaries: master_key_canaries::table.select(CanaryRow::as_select()).load(conn)?,
             settings: instance_settings::table.select(SettingRow::as_select()).load(conn)?,
             sessions: sessions::table.select(SessionRow::as_select()).load(conn)?,
+            security_events: security_events::table
+                .order(security_events::id)
+                .select(EventRow::as_select())
+                .load(conn)?,
         })
     }
 
@@ -88,6 +94,7 @@ impl Snapshot {
             ("master_key_canaries", count(self.canaries.len())),
             ("instance_settings", count(self.settings.len())),
             ("sessions", count(self.sessions.len())),
+            ("security_events", count(self.security_events.len())),
         ]
     }
 
@@ -126,6 +133,9 @@ impl Snapshot {
         for row in &self.sessions {
             diesel::insert_into(sessions::table).values(row).execute(conn)?;
         }
+        for row in &self.security_events {
+            diesel::insert_into(security_events::table).values(row).execute(conn)?;
+        }
         Ok(())
     }
 }
@@ -150,5 +160,6 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         ),
         ("instance_settings", instance_settings::table.count().get_result(conn)?),
         ("sessions", sessions::table.count().get_result(conn)?),
+        ("security_events", security_events::table.count().get_result(conn)?),
     ])
 }

@@ -12,6 +12,7 @@ pub mod master_key_canaries;
 pub mod migrations;
 pub mod provider_test_runs;
 pub mod schema;
+pub mod security_events;
 pub mod sessions;
 pub mod sql_types;
 pub mod users;

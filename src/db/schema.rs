@@ -162,3 +162,22 @@ diesel::joinable!(conversation_overrides -> llm_configurations (configuration_id
 diesel::allow_tables_to_appear_in_same_query!(conversation_overrides, llm_configurations);
 diesel::joinable!(key_reveals -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(key_reveals, users);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    security_events (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        event -> Text,
+        actor_id -> Nullable<DbUuid>,
+        actor -> Text,
+        sessions_ended -> BigInt,
+        tokens_revoked -> BigInt,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(security_events -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(security_events, users);

@@ -1,4 +1,5 @@
-//! Accounts: creating users and hashing their passwords.
+//! Accounts: creating users and hashing their passwords, the login limits, and the security
+//! events that record what was done to an account.
 
 use argon2::password_hash::SaltString;
 use argon2::password_hash::rand_core::OsRng;
@@ -7,7 +8,9 @@ use chrono::{Duration, NaiveDateTime};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::{self, DbConnection, DbId, auth_failures, instance_settings, sessions, users};
+use crate::db::{
+    self, DbConnection, DbId, api_tokens, auth_failures, instance_settings, security_events, sessions, users,
+};
 use crate::domain::{Email, Password, Role, TokenSecret};
 use crate::error::{AppError, FieldErrors};
 
@@ -116,32 +119,51 @@ fn verify_password(hash: &str, password: &str) -> bool {
     hasher().is_ok_and(|argon| argon.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-/// Refuses with 429 when the (account, address) pair or the address has failed too often.
-fn check_failure_budget(
-    conn: &mut DbConnection,
-    account_key: &str,
-    client: &str,
-    now: NaiveDateTime,
-) -> Result<(), AppError> {
-    let since = now - FAILURE_WINDOW;
-    let (by_pair, by_address, oldest) = auth_failures::count_since(conn, account_key, client, since)?;
-    if by_pair >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS || by_address >= MAX_FAILURES_PER_ADDRESS {
-        let retry_at = oldest.unwrap_or(now) + FAILURE_WINDOW;
-        let retry_after_secs = (retry_at - now).num_seconds().max(1) as u64;
-        return Err(AppError::RateLimited { retry_after_secs });
-    }
-    Ok(())
+/// Which limits an attempt counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limits {
+    /// Logins and wrong current passwords: per (account, address) pair and per address.
+    AccountAndAddress,
+    /// Registrations: per address only (each names a new account, so a pair limit would never
+    /// bite, and must not lock an existing account's owner out).
+    Address,
 }
 
-fn record_failure(
-    conn: &mut DbConnection,
-    account_key: &str,
-    client: &str,
-    now: NaiveDateTime,
-) -> Result<(), AppError> {
-    auth_failures::record(conn, account_key, client, now)?;
-    auth_failures::purge_before(conn, now - FAILURE_WINDOW)?;
-    Ok(())
+/// Registration attempts are recorded under this account key. It has no `@`, so no account can
+/// have it: at worst it shares a pair count with logins that try this very nonsense name.
+const REGISTRATION_ATTEMPTS: &str = "(registration)";
+
+/// Takes one attempt from the budget *before* any password is hashed or verified, or refuses
+/// with 429 when the budget is spent.
+///
+/// Counting and recording happen in one write transaction that holds the address's lock (see
+/// `auth_failures::lock_client_address`), so that of 30 simultaneous attempts exactly as many as
+/// the limit allows are judged, on both databases. The row stands for a failure until the
+/// caller calls [`release_attempt`] because the password was right: one table, no separate
+/// "attempt" and "failure" rows, at the price of an attempt in flight counting for a moment.
+fn reserve_attempt(conn: &mut DbConnection, account_key: &str, client: &str, limits: Limits) -> Result<DbId, AppError> {
+    let now = db::now();
+    db::write_transaction(conn, |conn| {
+        auth_failures::lock_client_address(conn, client)?;
+        auth_failures::purge_before(conn, now - FAILURE_WINDOW)?;
+        let since = now - FAILURE_WINDOW;
+        let (by_pair, by_address, oldest) = auth_failures::count_since(conn, account_key, client, since)?;
+        let pair_spent = limits == Limits::AccountAndAddress && by_pair >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS;
+        if pair_spent || by_address >= MAX_FAILURES_PER_ADDRESS {
+            let retry_at = oldest.unwrap_or(now) + FAILURE_WINDOW;
+            let retry_after_secs = (retry_at - now).num_seconds().max(1) as u64;
+            return Err(AppError::RateLimited { retry_after_secs });
+        }
+        Ok(auth_failures::record(conn, account_key, client, now)?)
+    })
+}
+
+/// The password of a reserved attempt was right: it no longer counts.
+fn release_attempt(conn: &mut DbConnection, attempt: DbId) -> Result<(), AppError> {
+    db::write_transaction(conn, |conn| {
+        auth_failures::delete(conn, attempt)?;
+        Ok(())
+    })
 }
 
 /// A signed-in user, as a session records it.
@@ -155,9 +177,8 @@ pub struct SignedInUser {
 /// Checks an email and password. Unknown email, wrong password and disabled account all get
 /// [`LOGIN_FAILED`] after the same amount of work.
 pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str) -> Result<SignedInUser, AppError> {
-    let now = db::now();
     let account_key = email.trim().to_lowercase();
-    check_failure_budget(conn, &account_key, client, now)?;
+    let attempt = reserve_attempt(conn, &account_key, client, Limits::AccountAndAddress)?;
     let user = users::find_by_email_key(conn, &account_key)?;
     let hash = user
         .as_ref()
@@ -168,16 +189,15 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
         Some(user) if password_ok && !user.is_disabled => {
             let role =
                 Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+            release_attempt(conn, attempt)?;
             Ok(SignedInUser {
                 id: user.id.0,
                 email: user.email,
                 role,
             })
         }
-        _ => {
-            db::write_transaction(conn, |conn| record_failure(conn, &account_key, client, now))?;
-            Err(AppError::Validation(FieldErrors::single("email", LOGIN_FAILED)))
-        }
+        // The reserved attempt stays: it is the recorded failure.
+        _ => Err(AppError::Validation(FieldErrors::single("email", LOGIN_FAILED))),
     }
 }
 
@@ -212,40 +232,52 @@ pub fn needs_setup(conn: &mut DbConnection) -> Result<bool, AppError> {
     Ok(users::count(conn)? == 0)
 }
 
+/// What a visitor submits to register, as typed.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub setup_token: Option<&'a str>,
+}
+
+/// The one answer for an e-mail that cannot be registered, taken or malformed alike, so that
+/// registration tells nobody which addresses have accounts.
+pub const EMAIL_UNUSABLE: &str = "this e-mail cannot be used";
+
 /// Registers a user: the first one with the setup token (and becomes admin), later ones only
-/// while registration is open. A wrong setup token counts as a failed attempt.
-pub fn register(
-    conn: &mut DbConnection,
-    email: &Email,
-    password: &Password,
-    setup_token: Option<&str>,
-    client: &str,
-) -> Result<SignedInUser, AppError> {
-    let now = db::now();
-    let account_key = email.key();
-    check_failure_budget(conn, &account_key, client, now)?;
-    let password_hash = hash_password(password)?;
-    let outcome = db::write_transaction(conn, |conn| -> Result<Result<SignedInUser, AppError>, AppError> {
-        let first_user = users::count(conn)? == 0;
-        if first_user {
-            let presented = setup_token.map(setup_token_hash).unwrap_or_default();
-            // Consuming the token is the lock: exactly one request can take it.
-            if presented.is_empty() || !instance_settings::take(conn, SETUP_TOKEN_SETTING, &presented)? {
-                return Ok(Err(AppError::Forbidden(
-                    "registering the first user needs the setup link that Lanyard printed in its log at start-up"
-                        .into(),
-                )));
-            }
-        } else if !registration_open(conn)? {
-            return Ok(Err(AppError::Forbidden(
-                "registration is closed; ask an admin for an account".into(),
-            )));
+/// while registration is open.
+///
+/// Every attempt counts against the per-address login limit before anything else happens, and
+/// the password is hashed only once the budget, the right to register and every field have
+/// passed: a taken e-mail gets [`EMAIL_UNUSABLE`] like any other unusable one.
+pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) -> Result<SignedInUser, AppError> {
+    reserve_attempt(conn, REGISTRATION_ATTEMPTS, client, Limits::Address)?;
+    // Judged here to refuse early and cheaply, and again when inserting (authoritative).
+    let first_user = users::count(conn)? == 0;
+    ensure_may_register(conn, first_user, form.setup_token, false)?;
+
+    let mut errors = FieldErrors::new();
+    let email = match Email::parse(form.email) {
+        Ok(email) if users::find_by_email_key(conn, &email.key())?.is_none() => Some(email),
+        _ => {
+            errors.add("email", EMAIL_UNUSABLE);
+            None
         }
+    };
+    let password = Password::parse(form.password)
+        .map_err(|message| errors.add("password", message))
+        .ok();
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(AppError::Validation(errors));
+    };
+    let password_hash = hash_password(&password)?;
+    let account_key = email.key();
+    let now = db::now();
+    db::write_transaction(conn, |conn| {
+        let first_user = users::count(conn)? == 0;
+        ensure_may_register(conn, first_user, form.setup_token, true)?;
         if users::find_by_email_key(conn, &account_key)?.is_some() {
-            return Ok(Err(AppError::conflict(
-                Some("email"),
-                "a user with this email already exists",
-            )));
+            return Err(AppError::validation("email", EMAIL_UNUSABLE));
         }
         let role = if first_user { Role::Admin } else { Role::Member };
         let id = Uuid::now_v7();
@@ -261,24 +293,99 @@ pub fn register(
                 created_at: now,
                 updated_at: now,
             },
-        )?;
-        Ok(Ok(SignedInUser {
+        )
+        .map_err(|error| match error {
+            // Registered by someone else since the check (PostgreSQL).
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::validation("email", EMAIL_UNUSABLE)
+            }
+            other => AppError::from(other),
+        })?;
+        Ok(SignedInUser {
             id,
             email: email.as_str().to_owned(),
             role,
-        }))
-    })?;
-    if let Err(AppError::Forbidden(_)) = &outcome {
-        db::write_transaction(conn, |conn| record_failure(conn, &account_key, client, now))?;
-    }
-    outcome
+        })
+    })
 }
 
-/// Changes a password after checking the current one, and ends every session of the user
-/// (the caller then starts a fresh one for itself).
-pub fn change_password(conn: &mut DbConnection, user_id: Uuid, current: &str, new: &Password) -> Result<(), AppError> {
-    let user = users::find_by_id(conn, DbId(user_id))?.ok_or(AppError::NotFound)?;
-    if !verify_password(&user.password_hash, current) {
+/// The first user needs the setup token, later ones open registration. `consume` takes the
+/// setup token (inside the inserting transaction: exactly one request can take it).
+fn ensure_may_register(
+    conn: &mut DbConnection,
+    first_user: bool,
+    setup_token: Option<&str>,
+    consume: bool,
+) -> Result<(), AppError> {
+    if first_user {
+        let presented = setup_token.map(setup_token_hash).unwrap_or_default();
+        let valid = !presented.is_empty()
+            && if consume {
+                instance_settings::take(conn, SETUP_TOKEN_SETTING, &presented)?
+            } else {
+                setup_token_valid(conn, setup_token.unwrap_or_default())?
+            };
+        if !valid {
+            return Err(AppError::Forbidden(
+                "registering the first user needs the setup link that Lanyard printed in its log at start-up".into(),
+            ));
+        }
+    } else if !registration_open(conn)? {
+        return Err(AppError::Forbidden(
+            "registration is closed; ask an admin for an account".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the signed-in user's current password, counting a wrong one against the login
+/// limits (the same budget as failed logins from `client`). `Ok(false)` for a wrong password.
+fn current_password_matches(
+    conn: &mut DbConnection,
+    user: &users::UserRow,
+    presented: &str,
+    client: &str,
+) -> Result<bool, AppError> {
+    let attempt = reserve_attempt(conn, &user.email_key, client, Limits::AccountAndAddress)?;
+    if verify_password(&user.password_hash, presented) {
+        release_attempt(conn, attempt)?;
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
+/// Re-authenticates the signed-in user for an action that can reveal keys: the current password
+/// must come with the request. Missing or wrong: [`AppError::ReauthenticationRequired`]; a wrong
+/// one counts against the login limits.
+pub fn reauthenticate(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    current_password: Option<&str>,
+    client: &str,
+) -> Result<(), AppError> {
+    let Some(presented) = current_password.filter(|password| !password.is_empty()) else {
+        return Err(AppError::ReauthenticationRequired);
+    };
+    let user = find_user(conn, user_id)?;
+    if current_password_matches(conn, &user, presented, client)? {
+        Ok(())
+    } else {
+        Err(AppError::ReauthenticationRequired)
+    }
+}
+
+/// Changes a password after checking the current one (a wrong one counts against the login
+/// limits), and ends every session of the user (the caller then starts a fresh one for itself).
+pub fn change_password(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    current: &str,
+    new: &Password,
+    client: &str,
+) -> Result<(), AppError> {
+    let user = find_user(conn, user_id)?;
+    if !current_password_matches(conn, &user, current, client)? {
         return Err(AppError::validation("current_password", "is not your current password"));
     }
     let hash = hash_password(new)?;
@@ -316,16 +423,96 @@ fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, A
     users::find_by_id(conn, DbId(user_id))?.ok_or(AppError::NotFound)
 }
 
-/// Disables (ending every session at once; their tokens stop working too) or re-enables a user.
-pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool) -> Result<(), AppError> {
+/// Who changed an account, for its security events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in admin, by user id.
+    Admin(Uuid),
+    /// An operator at the command line (who holds the database, so has no account here).
+    CommandLine,
+}
+
+/// What happened to an account, as its security events record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityEventKind {
+    UserDisabled,
+    UserEnabled,
+    PasswordReset,
+}
+
+impl SecurityEventKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SecurityEventKind::UserDisabled => "user_disabled",
+            SecurityEventKind::UserEnabled => "user_enabled",
+            SecurityEventKind::PasswordReset => "password_reset",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "user_disabled" => Some(SecurityEventKind::UserDisabled),
+            "user_enabled" => Some(SecurityEventKind::UserEnabled),
+            "password_reset" => Some(SecurityEventKind::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+/// Records a security event inside the caller's transaction. The actor is named in words as
+/// well, so that the event still says who acted after the actor's account is deleted.
+fn record_event(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    kind: SecurityEventKind,
+    actor: Actor,
+    sessions_ended: usize,
+    tokens_revoked: usize,
+) -> Result<(), AppError> {
+    let (actor_id, actor_name) = match actor {
+        Actor::Admin(admin_id) => (Some(DbId(admin_id)), find_user(conn, admin_id)?.email),
+        Actor::CommandLine => (None, COMMAND_LINE.to_owned()),
+    };
+    security_events::insert(
+        conn,
+        &security_events::EventRow {
+            id: DbId(Uuid::now_v7()),
+            user_id: DbId(user_id),
+            event: kind.as_str().to_owned(),
+            actor_id,
+            actor: actor_name,
+            sessions_ended: i64::try_from(sessions_ended).unwrap_or(i64::MAX),
+            tokens_revoked: i64::try_from(tokens_revoked).unwrap_or(i64::MAX),
+            occurred_at: db::now(),
+        },
+    )?;
+    Ok(())
+}
+
+/// How an event names an operator at the command line.
+const COMMAND_LINE: &str = "the command line";
+
+/// Ends every session of the user and revokes every token they hold, for good: returns how
+/// many of each.
+fn cut_off(conn: &mut DbConnection, user_id: Uuid) -> Result<(usize, usize), AppError> {
+    let sessions_ended = sessions::delete_for_user(conn, DbId(user_id), None)?;
+    let tokens_revoked = api_tokens::revoke_all_for_user(conn, DbId(user_id))?;
+    Ok((sessions_ended, tokens_revoked))
+}
+
+/// Disables a user (ending every session and revoking every token at once: enabling them again
+/// brings no token back) or re-enables them; either way a security event records who did it.
+pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool, actor: Actor) -> Result<(), AppError> {
     db::write_transaction(conn, |conn| {
         let user = find_user(conn, user_id)?;
-        if disabled {
+        let (kind, (sessions_ended, tokens_revoked)) = if disabled {
             ensure_not_last_admin(conn, &user)?;
-            sessions::delete_for_user(conn, DbId(user_id), None)?;
-        }
+            (SecurityEventKind::UserDisabled, cut_off(conn, user_id)?)
+        } else {
+            (SecurityEventKind::UserEnabled, (0, 0))
+        };
         users::set_disabled(conn, DbId(user_id), disabled, db::now())?;
-        Ok(())
+        record_event(conn, user_id, kind, actor, sessions_ended, tokens_revoked)
     })
 }
 
@@ -351,15 +538,81 @@ pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppErro
 }
 
 /// Sets a new password without the old one (an admin's reset, or the command line), ending
-/// every session of the user.
-pub fn reset_password(conn: &mut DbConnection, user_id: Uuid, new: &Password) -> Result<(), AppError> {
+/// every session of the user and revoking their tokens; a security event records who did it.
+pub fn reset_password(conn: &mut DbConnection, user_id: Uuid, new: &Password, actor: Actor) -> Result<(), AppError> {
     let hash = hash_password(new)?;
     db::write_transaction(conn, |conn| {
         find_user(conn, user_id)?;
         users::update_password_hash(conn, DbId(user_id), &hash, db::now())?;
-        sessions::delete_for_user(conn, DbId(user_id), None)?;
-        Ok(())
+        let (sessions_ended, tokens_revoked) = cut_off(conn, user_id)?;
+        record_event(
+            conn,
+            user_id,
+            SecurityEventKind::PasswordReset,
+            actor,
+            sessions_ended,
+            tokens_revoked,
+        )
     })
+}
+
+/// A security event as the user or an admin reads it.
+#[derive(Debug, Clone)]
+pub struct SecurityEvent {
+    /// The account it happened to.
+    pub user_email: Option<String>,
+    pub kind: SecurityEventKind,
+    /// Who did it: an admin's e-mail or "the command line".
+    pub actor: String,
+    pub sessions_ended: i64,
+    pub tokens_revoked: i64,
+    pub occurred_at: NaiveDateTime,
+}
+
+impl SecurityEvent {
+    fn from_row(row: security_events::EventRow, user_email: Option<String>) -> Result<Self, AppError> {
+        Ok(SecurityEvent {
+            user_email,
+            kind: SecurityEventKind::parse(&row.event)
+                .ok_or_else(|| AppError::Internal("stored security event is invalid".into()))?,
+            actor: row.actor,
+            sessions_ended: row.sessions_ended,
+            tokens_revoked: row.tokens_revoked,
+            occurred_at: row.occurred_at,
+        })
+    }
+
+    /// What happened, in a sentence.
+    pub fn description(&self) -> String {
+        let cut_off = format!(
+            "{} session(s) ended, {} token(s) revoked",
+            self.sessions_ended, self.tokens_revoked
+        );
+        match self.kind {
+            SecurityEventKind::UserDisabled => format!("Account disabled: {cut_off}"),
+            SecurityEventKind::UserEnabled => "Account enabled (revoked tokens stay revoked)".to_owned(),
+            SecurityEventKind::PasswordReset => format!("Password reset: {cut_off}"),
+        }
+    }
+}
+
+/// How many events a page shows.
+const EVENTS_SHOWN: i64 = 50;
+
+/// The user's own security events, newest first.
+pub fn security_events_of(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<SecurityEvent>, AppError> {
+    security_events::list_for_user(conn, DbId(user_id), EVENTS_SHOWN)?
+        .into_iter()
+        .map(|row| SecurityEvent::from_row(row, None))
+        .collect()
+}
+
+/// Everyone's recent security events, newest first (for admins).
+pub fn recent_security_events(conn: &mut DbConnection) -> Result<Vec<SecurityEvent>, AppError> {
+    security_events::recent(conn, EVENTS_SHOWN * 2)?
+        .into_iter()
+        .map(|(row, email)| SecurityEvent::from_row(row, Some(email)))
+        .collect()
 }
 
 /// Opens or closes self-service registration.

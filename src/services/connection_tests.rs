@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding};
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
-use crate::db::{self, Database, DbConnection, DbId, provider_test_runs};
+use crate::db::{self, Database, DbConnection, DbId, provider_test_runs, users};
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
 use crate::egress::{EgressError, OutboundClient};
 use crate::error::AppError;
@@ -170,9 +170,13 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     }
 }
 
-/// Counts this test against the user's per-minute budget, or refuses with 429.
+/// Counts this test against the user's per-minute budget, or refuses with 429. The run is
+/// recorded before the outbound call, in the transaction that counted the earlier ones, with
+/// the user's row locked (PostgreSQL; SQLite serialises writers anyway): of simultaneous tests
+/// exactly the budget runs, never one more.
 pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), AppError> {
     db::write_transaction(conn, |conn| {
+        users::lock_owner(conn, DbId(user_id))?;
         let now = db::now();
         let window = Duration::minutes(1);
         let (count, oldest) = provider_test_runs::count_since(conn, DbId(user_id), now - window)?;

@@ -4,9 +4,9 @@ use chrono::{Duration, NaiveDateTime};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::{Credential, Principal};
+use super::{Credential, Principal, accounts};
 use crate::db::{self, DbConnection, DbId, api_tokens, users};
-use crate::domain::{Role, Scopes, TokenSecret, UserCap, hash_token};
+use crate::domain::{Role, Scope, Scopes, TokenSecret, UserCap, hash_token};
 use crate::error::AppError;
 
 /// A token's name: trimmed, 1 to 64 characters, no control characters.
@@ -41,19 +41,25 @@ pub struct CreatedToken {
     pub secret: TokenSecret,
 }
 
+/// A token to create, its fields already parsed.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub scopes: Scopes,
+    pub expires_in_days: Option<i64>,
+}
+
 /// Creates a token, refusing one more live token than `cap` allows the user.
 pub fn create_token(
     conn: &mut DbConnection,
     user_id: Uuid,
-    name: &str,
-    scopes: &Scopes,
-    expires_in_days: Option<i64>,
+    new: &NewToken,
     cap: UserCap,
 ) -> Result<CreatedToken, AppError> {
     let secret = TokenSecret::generate();
     let id = Uuid::now_v7();
     let now = db::now();
-    let expires_at = expires_in_days.map(|days| now + Duration::days(days));
+    let expires_at = new.expires_in_days.map(|days| now + Duration::days(days));
     db::write_transaction(conn, |conn| {
         // The owner's row is the lock that makes the count exact under concurrent creations.
         if !users::lock_owner(conn, DbId(user_id))? {
@@ -67,8 +73,8 @@ pub fn create_token(
             &api_tokens::TokenInsert {
                 id: DbId(id),
                 user_id: DbId(user_id),
-                name,
-                scopes: &scopes.to_stored(),
+                name: &new.name,
+                scopes: &new.scopes.to_stored(),
                 token_hash: &secret.hash(),
                 created_at: now,
                 expires_at,
@@ -78,12 +84,30 @@ pub fn create_token(
     })?;
     Ok(CreatedToken {
         id,
-        name: name.to_owned(),
-        scopes: scopes.clone(),
+        name: new.name.clone(),
+        scopes: new.scopes.clone(),
         created_at: now,
         expires_at,
         secret,
     })
+}
+
+/// Creates a token for the signed-in user of a browser session. A token with the `resolve` scope
+/// can reveal keys, so it is created only when the request also carries the user's current
+/// password (a wrong one counts against the login limits from `client`); other scopes need none.
+/// The command line uses [`create_token`] directly: its operator holds the database.
+pub fn create_for_session(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    new: &NewToken,
+    cap: UserCap,
+    current_password: Option<&str>,
+    client: &str,
+) -> Result<CreatedToken, AppError> {
+    if new.scopes.iter().any(|scope| scope == Scope::Resolve) {
+        accounts::reauthenticate(conn, user_id, current_password, client)?;
+    }
+    create_token(conn, user_id, new, cap)
 }
 
 /// Token use is stamped at most once a minute.

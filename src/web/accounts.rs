@@ -11,7 +11,6 @@ use super::respond::{html, see_other};
 use super::session::{CSRF_TOKEN, EMAIL, USER_ID};
 use super::views::Layout;
 use crate::app::AppState;
-use crate::domain::{Email, Password};
 use crate::error::{AppError, FieldErrors};
 use crate::services::accounts::{self, SignedInUser};
 
@@ -199,23 +198,20 @@ pub async fn register(
         password,
         setup_token,
     } = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed_email = Email::parse(&email)
-        .map_err(|message| errors.add("email", message))
-        .ok();
-    let parsed_password = Password::parse(&password)
-        .map_err(|message| errors.add("password", message))
-        .ok();
     let client = client_address(&req);
-    let outcome = match (parsed_email, parsed_password) {
-        (Some(email), Some(password)) => {
-            let token = setup_token.clone();
-            state
-                .db
-                .run(move |conn| accounts::register(conn, &email, &password, token.as_deref(), &client))
-                .await
-        }
-        _ => Err(AppError::Validation(errors)),
+    let outcome = {
+        let (email, setup_token) = (email.clone(), setup_token.clone());
+        state
+            .db
+            .run(move |conn| {
+                let form = accounts::Registration {
+                    email: &email,
+                    password: &password,
+                    setup_token: setup_token.as_deref(),
+                };
+                accounts::register(conn, &form, &client)
+            })
+            .await
     };
     match outcome {
         Ok(user) => {

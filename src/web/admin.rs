@@ -1,5 +1,5 @@
-//! `/admin`: users, registration, the egress policy in force, key health, master-key usage and
-//! the audit of key reveals. Admins only (403 otherwise); never a key.
+//! `/admin`: users, registration, the egress policy in force, key health, master-key usage, the
+//! audit of key reveals and the users' security events. Admins only (403 otherwise); never a key.
 
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::auth::{NoFields, ProtectedForm, SignedIn};
 use super::error::{PageError, PageResult};
 use super::respond::{private_html, see_other};
-use super::views::{Layout, display_time};
+use super::views::{Layout, SecurityEventView, display_time};
 use crate::app::AppState;
 use crate::db::{DbConnection, key_reveals, llm_configurations, users};
 use crate::domain::{Email, Password, Role};
@@ -80,6 +80,7 @@ struct AdminPage {
     egress_allow: Vec<String>,
     master_keys: Vec<MasterKeyView>,
     reveals: Vec<RevealView>,
+    security_events: Vec<SecurityEventView>,
 }
 
 struct AdminData {
@@ -87,6 +88,7 @@ struct AdminData {
     registration_open: bool,
     keys_by_id: Vec<(String, i64)>,
     reveals: Vec<RevealView>,
+    security_events: Vec<SecurityEventView>,
 }
 
 fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
@@ -133,6 +135,10 @@ fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
         registration_open: accounts::registration_open(conn)?,
         keys_by_id: llm_configurations::count_keys_by_key_id(conn)?,
         reveals,
+        security_events: accounts::recent_security_events(conn)?
+            .into_iter()
+            .map(SecurityEventView::new)
+            .collect(),
     })
 }
 
@@ -189,6 +195,7 @@ fn render(
         egress_allow: state.settings.egress.describe_allow_list(),
         master_keys,
         reveals: data.reveals,
+        security_events: data.security_events,
     };
     Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
@@ -204,10 +211,10 @@ pub async fn page(state: web::Data<AppState>, Admin(admin): Admin, query: web::Q
     let notice = query.into_inner().done.map(|done| match done.as_str() {
         "created" => "The user was created.",
         "deleted" => "The user and everything they owned were deleted.",
-        "disabled" => "The user was disabled: their sessions ended and their tokens stopped working.",
-        "enabled" => "The user was enabled.",
+        "disabled" => "The user was disabled: their sessions ended and their tokens were revoked.",
+        "enabled" => "The user was enabled; their revoked tokens stay revoked.",
         "role" => "The role was changed.",
-        "password" => "The password was set; the user's sessions were ended.",
+        "password" => "The password was set; the user's sessions were ended and their tokens revoked.",
         _ => "Saved.",
     });
     render(&state, &admin, data, notice.map(str::to_owned), FieldErrors::new())
@@ -286,8 +293,9 @@ pub async fn disable_user(
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
     let id = user_id(&path)?;
+    let actor = accounts::Actor::Admin(admin.user_id);
     act(state, admin, "disabled", move |conn| {
-        accounts::set_disabled(conn, id, true)
+        accounts::set_disabled(conn, id, true, actor)
     })
     .await
 }
@@ -299,8 +307,9 @@ pub async fn enable_user(
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
     let id = user_id(&path)?;
+    let actor = accounts::Actor::Admin(admin.user_id);
     act(state, admin, "enabled", move |conn| {
-        accounts::set_disabled(conn, id, false)
+        accounts::set_disabled(conn, id, false, actor)
     })
     .await
 }
@@ -346,9 +355,10 @@ pub async fn reset_password(
 ) -> PageResult {
     let id = user_id(&path)?;
     let password = form.fields.new_password;
+    let actor = accounts::Actor::Admin(admin.user_id);
     act(state, admin, "password", move |conn| {
         let password = Password::parse(&password).map_err(|message| AppError::validation("new_password", message))?;
-        accounts::reset_password(conn, id, &password)
+        accounts::reset_password(conn, id, &password, actor)
     })
     .await
 }

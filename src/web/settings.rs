@@ -1,4 +1,5 @@
-//! `/settings`: the default selector, API tokens, and the password.
+//! `/settings`: the default selector, API tokens, the password, and the account's security
+//! events.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -6,11 +7,11 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::sign_in;
+use super::accounts::{client_address, sign_in};
 use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use super::error::PageResult;
 use super::respond::{html, private_html, see_other};
-use super::views::{ConfigurationView, CreatedTokenView, Layout, TokenView, configuration_views};
+use super::views::{ConfigurationView, CreatedTokenView, Layout, SecurityEventView, TokenView, configuration_views};
 use crate::app::AppState;
 use crate::db::{self, DbConnection};
 use crate::domain::{Password, Scopes};
@@ -24,6 +25,7 @@ const PAGE: &str = "/settings";
 struct SettingsData {
     configurations: Vec<ConfigurationView>,
     tokens: Vec<TokenView>,
+    security_events: Vec<SecurityEventView>,
 }
 
 fn load(conn: &mut DbConnection, user_id: Uuid) -> Result<SettingsData, AppError> {
@@ -33,6 +35,10 @@ fn load(conn: &mut DbConnection, user_id: Uuid) -> Result<SettingsData, AppError
         tokens: tokens::list(conn, user_id)?
             .into_iter()
             .map(|token| TokenView::new(token, now))
+            .collect(),
+        security_events: accounts::security_events_of(conn, user_id)?
+            .into_iter()
+            .map(SecurityEventView::new)
             .collect(),
     })
 }
@@ -52,6 +58,7 @@ struct SettingsPage {
     token_errors: FieldErrors,
     password_errors: FieldErrors,
     password_changed: bool,
+    security_events: Vec<SecurityEventView>,
 }
 
 #[derive(Template)]
@@ -103,6 +110,7 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         token_errors: state.token_errors,
         password_errors: state.password_errors,
         password_changed: state.password_changed,
+        security_events: data.security_events,
     };
     Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
@@ -192,6 +200,9 @@ pub struct TokenFields {
     name: String,
     #[serde(default)]
     expires_in_days: String,
+    /// Needed for the `resolve` scope only.
+    #[serde(default)]
+    current_password: String,
 }
 
 pub async fn create_token(
@@ -231,18 +242,34 @@ pub async fn create_token(
         }
     };
     let owner = user.user_id;
+    let client = client_address(&req);
+    let current_password = form.fields.current_password.clone();
     let created = match (name, scopes) {
         (Some(name), Some(scopes)) if errors.is_empty() => {
             let cap = state.settings.caps.tokens;
+            let new = tokens::NewToken {
+                name,
+                scopes,
+                expires_in_days,
+            };
             let outcome = state
                 .db
-                .run(move |conn| tokens::create_token(conn, owner, &name, &scopes, expires_in_days, cap))
+                .run(move |conn| {
+                    tokens::create_for_session(conn, owner, &new, cap, Some(current_password.as_str()), &client)
+                })
                 .await;
             match outcome {
                 Ok(created) => Some(CreatedTokenView {
                     name: created.name.clone(),
                     secret: created.secret.expose().to_owned(),
                 }),
+                Err(AppError::ReauthenticationRequired) => {
+                    errors.add(
+                        "current_password",
+                        "enter your current password to create a token with the resolve scope",
+                    );
+                    None
+                }
                 Err(AppError::Validation(refused)) => {
                     errors = refused.rename(cap.variable, "name");
                     None
@@ -314,6 +341,7 @@ pub struct PasswordFields {
 
 pub async fn change_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: SignedIn,
     form: ProtectedForm<PasswordFields>,
 ) -> PageResult {
@@ -322,11 +350,12 @@ pub async fn change_password(
         new_password,
     } = form.fields;
     let owner = user.user_id;
+    let client = client_address(&req);
     let outcome = match Password::parse(&new_password) {
         Ok(new) => {
             state
                 .db
-                .run(move |conn| accounts::change_password(conn, owner, &current_password, &new))
+                .run(move |conn| accounts::change_password(conn, owner, &current_password, &new, &client))
                 .await
         }
         Err(message) => Err(AppError::validation("new_password", message)),

@@ -170,3 +170,23 @@ pub struct CreatedTokenView {
     pub name: String,
     pub secret: String,
 }
+
+/// One line of "Security events": what happened to an account, when, and by whom.
+pub struct SecurityEventView {
+    pub at: String,
+    /// The account it happened to (on the admin page; the user's own page leaves it out).
+    pub user_email: Option<String>,
+    pub what: String,
+    pub by: String,
+}
+
+impl SecurityEventView {
+    pub fn new(event: crate::services::accounts::SecurityEvent) -> Self {
+        SecurityEventView {
+            at: display_time(event.occurred_at),
+            what: event.description(),
+            user_email: event.user_email,
+            by: event.actor,
+        }
+    }
+}

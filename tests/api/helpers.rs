@@ -130,6 +130,15 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
     }
 }
 
+/// A token without expiry, as the helpers create them.
+fn new_token(name: &str, scopes: Scopes) -> tokens::NewToken {
+    tokens::NewToken {
+        name: name.to_owned(),
+        scopes,
+        expires_in_days: None,
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -232,8 +241,8 @@ impl TestApp {
                     false,
                 )
                 .unwrap();
-                let token =
-                    tokens::create_token(conn, user.id, "test", &scopes, None, UserCaps::default().tokens).unwrap();
+                let token = tokens::create_token(conn, user.id, &new_token("test", scopes), UserCaps::default().tokens)
+                    .unwrap();
                 (user.id, token.secret.expose().to_owned())
             })
             .await;
@@ -249,7 +258,7 @@ impl TestApp {
         let scopes = Scopes::parse(scopes).unwrap();
         let id = user.id;
         self.with_db(move |conn| {
-            tokens::create_token(conn, id, "extra", &scopes, None, UserCaps::default().tokens)
+            tokens::create_token(conn, id, &new_token("extra", scopes), UserCaps::default().tokens)
                 .unwrap()
                 .secret
                 .expose()
