@@ -63,10 +63,7 @@ pub async fn login_form(
         email: String::new(),
         registration_open,
     };
-    let mut response = html(
-        actix_web::http::StatusCode::OK,
-        page.render().map_err(AppError::from)?,
-    );
+    let mut response = html(actix_web::http::StatusCode::OK, page.render().map_err(AppError::from)?);
     set_csrf_cookie(&mut response, &cookie)?;
     Ok(response)
 }

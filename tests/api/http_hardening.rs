@@ -87,7 +87,10 @@ async fn made_up_methods_and_paths_add_no_metric_labels(app: TestApp) {
         );
     }
     let methods = label_values(&exposition, "method");
-    assert!(methods.contains(&"OTHER"), "made-up methods count as OTHER:\n{exposition}");
+    assert!(
+        methods.contains(&"OTHER"),
+        "made-up methods count as OTHER:\n{exposition}"
+    );
     for method in methods {
         assert!(
             method == "OTHER" || STANDARD_METHODS.contains(&method),
@@ -98,10 +101,7 @@ async fn made_up_methods_and_paths_add_no_metric_labels(app: TestApp) {
     assert!(routes.contains(&"unmatched"), "{exposition}");
     assert!(routes.contains(&"/api/llm-configurations"), "{exposition}");
     for route in routes {
-        assert!(
-            route == "unmatched" || route.starts_with('/'),
-            "route label `{route}`"
-        );
+        assert!(route == "unmatched" || route.starts_with('/'), "route label `{route}`");
     }
 }
 
@@ -132,7 +132,10 @@ async fn looking_at_the_login_and_registration_pages_writes_no_session(app: Test
             );
             assert!(csrf_from(&stranger.text().await.unwrap()).len() >= 32, "GET {path}");
             let visitor = returning.get(path).await;
-            assert!(visitor.status() == 200 || visitor.status() == 403, "round {round}, GET {path}");
+            assert!(
+                visitor.status() == 200 || visitor.status() == 403,
+                "round {round}, GET {path}"
+            );
         }
     }
     assert_eq!(session_rows(&app).await, 0, "200 anonymous page views");
@@ -210,10 +213,7 @@ async fn the_sign_in_forms_refuse_a_missing_wrong_forged_or_foreign_csrf_token(a
 
     // The visitor's cookie, without the token or with another.
     let without = visitor
-        .post_form(
-            "/login",
-            &[("email", user.email.as_str()), ("password", TEST_PASSWORD)],
-        )
+        .post_form("/login", &[("email", user.email.as_str()), ("password", TEST_PASSWORD)])
         .await;
     assert_eq!(without.status(), 403);
     let someone_elses = csrf_from(&app.browser().page("/login").await);

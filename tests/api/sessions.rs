@@ -218,7 +218,11 @@ async fn logging_in_starts_a_new_session_with_a_strict_http_only_cookie(app: Tes
     let visitor = app.browser();
     let csrf = csrf_from(&visitor.page("/login").await);
     // Issue 11: the login form's token is a signed cookie, not an anonymous session.
-    assert_eq!(visitor.session_cookie(), None, "viewing the login form starts no session");
+    assert_eq!(
+        visitor.session_cookie(),
+        None,
+        "viewing the login form starts no session"
+    );
     let fields = [
         ("email", user.email.as_str()),
         ("password", TEST_PASSWORD),
