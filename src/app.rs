@@ -61,6 +61,7 @@ impl Application {
         let state_database = database.clone();
         let cookie_key = session::cookie_key(&keyring);
         let secure_cookies = settings.public_url.scheme() == "https";
+        let anonymous_csrf = web::Data::new(pages::anonymous_csrf::AnonymousCsrf::new(&keyring, secure_cookies));
         spawn_housekeeping(database.clone());
         let session_store = session::DbSessionStore::new(database.clone());
         let outbound =
@@ -81,9 +82,10 @@ impl Application {
                     secure_cookies,
                 ))
                 .wrap(actix_web::middleware::from_fn(pages::observability::measure))
-                .wrap(TracingLogger::default())
-                .wrap(security_headers())
+                .wrap(TracingLogger::<pages::observability::RequestSpan>::new())
+                .wrap(security_headers(secure_cookies))
                 .app_data(state.clone())
+                .app_data(anonymous_csrf.clone())
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(api::routes)
                 .configure(pages::routes)
@@ -227,8 +229,14 @@ fn spawn_housekeeping(database: Database) {
     });
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// `https`: whether the public URL is https; browsers then keep to https for a year (HSTS).
+fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = if https {
+        DefaultHeaders::new().add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        DefaultHeaders::new()
+    };
+    headers
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("X-Frame-Options", "DENY"))

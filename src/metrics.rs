@@ -58,12 +58,31 @@ pub static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match build() {
     }
 });
 
-pub fn record_request(route: &str, method: &str, status: u16, seconds: f64) {
+/// The `route` label of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The `method` label: the standard methods by name, anything else as `OTHER`, so that made-up
+/// methods cannot add label values (and the label is never allocated).
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// `route` is a matched route pattern or `UNMATCHED_ROUTE`, `method` from `method_label`,
+/// `status` the three digits.
+pub fn record_request(route: &str, method: &'static str, status: &str, seconds: f64) {
     if let Some(metrics) = METRICS.as_ref() {
-        metrics
-            .requests
-            .with_label_values(&[route, method, &status.to_string()])
-            .inc();
+        metrics.requests.with_label_values(&[route, method, status]).inc();
         metrics.latency.with_label_values(&[route]).observe(seconds);
     }
 }

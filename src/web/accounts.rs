@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{NoFields, ProtectedForm, SignedIn, csrf_token};
+use super::anonymous_csrf::AnonymousCsrf;
+use super::auth::{NoFields, ProtectedForm, SignInForm, SignedIn, csrf_token};
 use super::error::PageResult;
 use super::respond::{html, see_other};
 use super::session::{CSRF_TOKEN, EMAIL, USER_ID};
@@ -15,32 +16,10 @@ use crate::error::{AppError, FieldErrors};
 use crate::services::accounts::{self, SignedInUser};
 
 /// The address failures are counted against: the peer's, or, when the peer is a proxy listed
-/// in `LANYARD_TRUSTED_PROXIES`, the nearest `X-Forwarded-For` entry that is not such a proxy.
+/// in `LANYARD_TRUSTED_PROXIES`, the nearest `X-Forwarded-For` entry that is not such a proxy
+/// (the same address request logs show: see `web::client`).
 pub fn client_address(req: &HttpRequest) -> String {
-    let Some(peer) = req.peer_addr().map(|address| address.ip()) else {
-        return "unknown".to_owned();
-    };
-    let trusted: &[ipnet::IpNet] = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.settings.trusted_proxies.as_slice())
-        .unwrap_or(&[]);
-    let is_trusted = |address: &std::net::IpAddr| trusted.iter().any(|net| net.contains(address));
-    if !is_trusted(&peer) {
-        return peer.to_string();
-    }
-    let forwarded: Vec<std::net::IpAddr> = req
-        .headers()
-        .get_all("X-Forwarded-For")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse().ok())
-        .collect();
-    forwarded
-        .iter()
-        .rev()
-        .find(|address| !is_trusted(address))
-        .unwrap_or(&peer)
-        .to_string()
+    super::client::client_ip(req).map_or_else(|| "unknown".to_owned(), |address| address.to_string())
 }
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
@@ -64,21 +43,37 @@ struct LoginPage {
     registration_open: bool,
 }
 
-pub async fn login_form(state: web::Data<AppState>, session: Session) -> PageResult {
+/// Writes nothing on the server: the form's CSRF token is a signed cookie (see
+/// `anonymous_csrf`), not a session.
+pub async fn login_form(
+    state: web::Data<AppState>,
+    csrf: web::Data<AnonymousCsrf>,
+    req: HttpRequest,
+    session: Session,
+) -> PageResult {
     if SignedIn::from_session(session.clone())?.is_some() {
         return Ok(see_other("/llm-configurations"));
     }
     let registration_open = state.db.run(accounts::registration_open).await?;
+    let (token, cookie) = csrf.issue(&req);
     let page = LoginPage {
-        layout: Layout::anonymous("Log in", csrf_token(&session)?),
+        layout: Layout::anonymous("Log in", token),
         error: None,
         email: String::new(),
         registration_open,
     };
-    Ok(html(
-        actix_web::http::StatusCode::OK,
-        page.render().map_err(AppError::from)?,
-    ))
+    let mut response = html(actix_web::http::StatusCode::OK, page.render().map_err(AppError::from)?);
+    set_csrf_cookie(&mut response, &cookie)?;
+    Ok(response)
+}
+
+fn set_csrf_cookie(
+    response: &mut actix_web::HttpResponse,
+    cookie: &actix_web::cookie::Cookie<'static>,
+) -> Result<(), AppError> {
+    response
+        .add_cookie(cookie)
+        .map_err(|error| AppError::Internal(format!("cannot set the CSRF cookie: {error}")))
 }
 
 #[derive(Deserialize)]
@@ -93,7 +88,7 @@ pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    form: ProtectedForm<LoginFields>,
+    form: SignInForm<LoginFields>,
 ) -> PageResult {
     let LoginFields { email, password } = form.fields;
     let client = client_address(&req);
@@ -109,7 +104,7 @@ pub async fn login(
         Err(AppError::Validation(_)) => {
             // The same page for an unknown email and a wrong password: nothing is echoed back.
             let page = LoginPage {
-                layout: Layout::anonymous("Log in", csrf_token(&session)?),
+                layout: Layout::anonymous("Log in", form.csrf_token),
                 error: Some(format!("Login failed: {}.", accounts::LOGIN_FAILED)),
                 email: String::new(),
                 registration_open: false,
@@ -140,7 +135,14 @@ pub struct SetupQuery {
     setup_token: Option<String>,
 }
 
-pub async fn register_form(state: web::Data<AppState>, session: Session, query: web::Query<SetupQuery>) -> PageResult {
+/// Writes nothing on the server, like `login_form`.
+pub async fn register_form(
+    state: web::Data<AppState>,
+    csrf: web::Data<AnonymousCsrf>,
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<SetupQuery>,
+) -> PageResult {
     if SignedIn::from_session(session.clone())?.is_some() {
         return Ok(see_other("/llm-configurations"));
     }
@@ -161,8 +163,9 @@ pub async fn register_form(state: web::Data<AppState>, session: Session, query: 
     } else {
         "Registration is closed. Ask an admin of this instance for an account."
     };
+    let (token, cookie) = csrf.issue(&req);
     let page = RegisterPage {
-        layout: Layout::anonymous(if first_user { "Set up" } else { "Register" }, csrf_token(&session)?),
+        layout: Layout::anonymous(if first_user { "Set up" } else { "Register" }, token),
         first_user,
         allowed,
         closed_message: closed_message.to_owned(),
@@ -175,7 +178,9 @@ pub async fn register_form(state: web::Data<AppState>, session: Session, query: 
     } else {
         actix_web::http::StatusCode::FORBIDDEN
     };
-    Ok(html(status, page.render().map_err(AppError::from)?))
+    let mut response = html(status, page.render().map_err(AppError::from)?);
+    set_csrf_cookie(&mut response, &cookie)?;
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -191,7 +196,7 @@ pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    form: ProtectedForm<RegisterFields>,
+    form: SignInForm<RegisterFields>,
 ) -> PageResult {
     let RegisterFields {
         email,
@@ -221,7 +226,7 @@ pub async fn register(
         Err(AppError::Validation(errors)) | Err(AppError::Conflict { fields: errors, .. }) => {
             let first_user = setup_token.is_some();
             let page = RegisterPage {
-                layout: Layout::anonymous("Register", csrf_token(&session)?),
+                layout: Layout::anonymous("Register", form.csrf_token),
                 first_user,
                 allowed: true,
                 closed_message: String::new(),

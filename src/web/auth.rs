@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 use uuid::Uuid;
 
+use super::anonymous_csrf::AnonymousCsrf;
 use super::error::PageError;
 use super::session::{CSRF_TOKEN, EMAIL, ROLE, UNAVAILABLE, USER_ID};
 use crate::app::AppState;
@@ -77,19 +78,41 @@ pub fn csrf_header(req: &HttpRequest) -> Option<String> {
 
 /// Refuses (403) an unsafe request without the session's CSRF token or from a foreign origin.
 pub fn check_request(req: &HttpRequest, session: &Session, form_token: Option<&str>) -> Result<(), AppError> {
+    check_origin(req)?;
+    let header_token = csrf_header(req);
+    if !csrf_matches(session, form_token.or(header_token.as_deref())) {
+        return Err(missing_token());
+    }
+    Ok(())
+}
+
+/// Refuses (403) a sign-in form (login, registration) without the token of the visitor's
+/// signed CSRF cookie or from a foreign origin. Returns the token, for a page shown again.
+pub fn check_sign_in_request(req: &HttpRequest, form_token: Option<&str>) -> Result<String, AppError> {
+    check_origin(req)?;
+    let csrf = req
+        .app_data::<web::Data<AnonymousCsrf>>()
+        .ok_or_else(|| AppError::Internal("the CSRF cookie key is missing".into()))?;
+    let header_token = csrf_header(req);
+    let submitted = form_token.or(header_token.as_deref());
+    if !csrf.matches(req, submitted) {
+        return Err(missing_token());
+    }
+    Ok(submitted.unwrap_or_default().to_owned())
+}
+
+fn check_origin(req: &HttpRequest) -> Result<(), AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::Internal("application state missing".into()))?;
     if !origin_allowed(req, &state.settings.public_url) {
         return Err(AppError::Forbidden("this request came from another site".into()));
     }
-    let header_token = csrf_header(req);
-    if !csrf_matches(session, form_token.or(header_token.as_deref())) {
-        return Err(AppError::Forbidden(
-            "the form is missing its security token or it has expired; reload the page".into(),
-        ));
-    }
     Ok(())
+}
+
+fn missing_token() -> AppError {
+    AppError::Forbidden("the form is missing its security token or it has expired; reload the page".into())
 }
 
 /// The signed-in user of a page request; without one, pages redirect to `/login`.
@@ -187,30 +210,70 @@ impl<T: DeserializeOwned + 'static> FromRequest for ProtectedForm<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
-        let mut payload = payload.take();
+        let payload = payload.take();
         Box::pin(async move {
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
-                if body.len() + chunk.len() > crate::api::extract::MAX_BODY_BYTES {
-                    return Err(AppError::PayloadTooLarge.into());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let pairs = FormPairs(
-                serde_urlencoded::from_bytes(&body)
-                    .map_err(|_| AppError::BadRequest("the form is not valid".into()))?,
-            );
-            let form_token = pairs
-                .iter()
-                .find(|(name, _)| name == "csrf_token")
-                .map(|(_, value)| value.as_str());
-            check_request(&req, &req.get_session(), form_token)?;
-            let fields = serde_urlencoded::from_bytes(&body);
-            // The raw body may hold a key in clear; the parsed fields are taken from here on.
-            zeroize::Zeroize::zeroize(&mut body[..]);
-            let fields = fields.map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))?;
+            let (body, pairs) = read_form(payload).await?;
+            check_request(&req, &req.get_session(), form_token(&pairs))?;
+            let fields = parse_fields(body)?;
             Ok(ProtectedForm { fields, pairs })
         })
     }
+}
+
+/// A urlencoded form posted before signing in (login, registration; at most 64 KiB), whose
+/// origin and CSRF cookie token have been checked. `csrf_token` is that token, for a page shown
+/// again after a failed attempt.
+pub struct SignInForm<T> {
+    pub fields: T,
+    pub csrf_token: String,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for SignInForm<T> {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let (body, pairs) = read_form(payload).await?;
+            let csrf_token = check_sign_in_request(&req, form_token(&pairs))?;
+            let fields = parse_fields(body)?;
+            Ok(SignInForm { fields, csrf_token })
+        })
+    }
+}
+
+/// The body of a urlencoded form (at most 64 KiB) and its fields as pairs.
+async fn read_form(mut payload: Payload) -> Result<(web::BytesMut, FormPairs), AppError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
+        if body.len() + chunk.len() > crate::api::extract::MAX_BODY_BYTES {
+            return Err(AppError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let pairs = serde_urlencoded::from_bytes(&body).map_err(|_| AppError::BadRequest("the form is not valid".into()));
+    match pairs {
+        Ok(pairs) => Ok((body, FormPairs(pairs))),
+        Err(error) => {
+            zeroize::Zeroize::zeroize(&mut body[..]);
+            Err(error)
+        }
+    }
+}
+
+/// The form's fields; the raw body, which may hold a key in clear, is wiped once they are read.
+fn parse_fields<T: DeserializeOwned>(mut body: web::BytesMut) -> Result<T, AppError> {
+    let fields = serde_urlencoded::from_bytes(&body);
+    zeroize::Zeroize::zeroize(&mut body[..]);
+    fields.map_err(|error| AppError::BadRequest(format!("the form is not valid: {error}")))
+}
+
+fn form_token(pairs: &[(String, String)]) -> Option<&str> {
+    pairs
+        .iter()
+        .find(|(name, _)| name == "csrf_token")
+        .map(|(_, value)| value.as_str())
 }

@@ -3,8 +3,10 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod anonymous_csrf;
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod conversations;
 pub mod error;
 pub mod health;

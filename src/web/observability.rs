@@ -1,5 +1,5 @@
-//! `/metrics`, and the middleware that measures every request and tags its response with the
-//! request id that its log lines carry.
+//! `/metrics`, the middleware that measures every request and tags its response with the
+//! request id that its log lines carry, and the span those log lines belong to.
 
 use std::time::Instant;
 
@@ -7,27 +7,64 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, web};
 use subtle::ConstantTimeEq;
-use tracing_actix_web::RequestId;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
 use crate::app::AppState;
+use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
+/// The span every log line of a request is written in. Unlike tracing-actix-web's default, it
+/// carries the path without its query string (which may hold a token) and the client address
+/// from `web::client` (which believes `X-Forwarded-For` only from a trusted proxy), and it
+/// never reads `Forwarded`/`X-Forwarded-*` headers for the host or scheme.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let route = request.match_pattern();
+        let request_id = request.extensions().get::<RequestId>().copied();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route.as_deref().unwrap_or(UNMATCHED_ROUTE),
+            http.target = %request.path(),
+            http.client_ip = super::client::client_ip(request.request()).map(tracing::field::display),
+            // Quoted and escaped: whoever sends the request writes it.
+            http.user_agent = ?user_agent,
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            request_id = request_id.map(tracing::field::display),
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
 pub async fn measure(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // Labels from fixed sets only (a stranger's made-up method or path adds no series).
+    let method = method_label(req.method());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let mut response = next.call(req).await?;
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status().as_u16();
+    let matched = response.request().match_pattern();
+    let route = matched.as_deref().unwrap_or(UNMATCHED_ROUTE);
+    let status_code = response.status();
+    let status = status_code.as_u16();
     let elapsed = started.elapsed();
-    crate::metrics::record_request(&route, &method, status, elapsed.as_secs_f64());
+    crate::metrics::record_request(route, method, status_code.as_str(), elapsed.as_secs_f64());
     // One line per request, inside the request's span (so it carries the request id). Never
     // the query string or a header: they could hold a token.
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;

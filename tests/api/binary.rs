@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use lanyard::web::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE_NAME;
 use lanyard::web::session::COOKIE_NAME;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
@@ -278,7 +279,8 @@ impl Server {
     pub async fn login(&self, email: &str, password: &str) -> String {
         let form = self.get_anonymous("/login").await;
         assert_eq!(form.status(), 200);
-        let cookie = session_cookie(&form).expect("the login form starts a session");
+        // The form's token is double-submitted with its cookie; viewing it starts no session.
+        let cookie = cookie_named(&form, CSRF_COOKIE_NAME).expect("the login form sets its CSRF cookie");
         let csrf = csrf_from(&form.text().await.expect("a page"));
         let response = self
             .client
@@ -289,7 +291,7 @@ impl Server {
             .await
             .expect("a response");
         assert_eq!(response.status(), 303, "login failed");
-        session_cookie(&response).expect("the session id changes at login")
+        cookie_named(&response, COOKIE_NAME).expect("the session id changes at login")
     }
 
     /// Stops the server and returns its log (standard error).
@@ -300,9 +302,9 @@ impl Server {
     }
 }
 
-/// The session cookie a response sets, as `name=value`.
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    let prefix = format!("{COOKIE_NAME}=");
+/// The cookie `name` a response sets, as `name=value`.
+fn cookie_named(response: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
     response
         .headers()
         .get_all(SET_COOKIE)

@@ -217,18 +217,19 @@ async fn logging_in_starts_a_new_session_with_a_strict_http_only_cookie(app: Tes
     let user = app.user().await;
     let visitor = app.browser();
     let csrf = csrf_from(&visitor.page("/login").await);
-    let before = visitor.session_cookie().expect("the login form starts a session");
+    // Issue 11: the login form's token is a signed cookie, not an anonymous session.
+    assert_eq!(
+        visitor.session_cookie(),
+        None,
+        "viewing the login form starts no session"
+    );
+    let fields = [
+        ("email", user.email.as_str()),
+        ("password", TEST_PASSWORD),
+        ("csrf_token", csrf.as_str()),
+    ];
 
-    let response = visitor
-        .post_form(
-            "/login",
-            &[
-                ("email", &user.email),
-                ("password", TEST_PASSWORD),
-                ("csrf_token", &csrf),
-            ],
-        )
-        .await;
+    let response = visitor.post_form("/login", &fields).await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/llm-configurations");
     let set_cookies: Vec<String> = response
@@ -249,6 +250,10 @@ async fn logging_in_starts_a_new_session_with_a_strict_http_only_cookie(app: Tes
         "the public URL is http: {cookie}"
     );
 
+    // A session id the browser already holds (one planted in it, say) is replaced at login.
+    let before = visitor.session_cookie().unwrap();
+    let again = visitor.post_form("/login", &fields).await;
+    assert_eq!(again.status(), 303);
     let after = visitor.session_cookie().unwrap();
     assert_ne!(before, after, "the session id changes at login");
     let page = visitor.page("/llm-configurations").await;
