@@ -127,12 +127,12 @@ impl Resolve for CheckedResolver {
         let port = DESTINATION_PORT.try_with(|port| *port).ok();
         Box::pin(async move {
             let failure = |failure: LookupFailure| Box::new(failure) as Box<dyn std::error::Error + Send + Sync>;
-            let addresses: Vec<IpAddr> = match tokio::time::timeout(LOOKUP_TIMEOUT, names.lookup_ip(host.as_str())).await
-            {
-                Ok(Ok(found)) => found.iter().collect(),
-                Ok(Err(NetError::Timeout)) | Err(_) => return Err(failure(LookupFailure::TimedOut)),
-                Ok(Err(_)) => return Err(failure(LookupFailure::NoAddress)),
-            };
+            let addresses: Vec<IpAddr> =
+                match tokio::time::timeout(LOOKUP_TIMEOUT, names.lookup_ip(host.as_str())).await {
+                    Ok(Ok(found)) => found.iter().collect(),
+                    Ok(Err(NetError::Timeout)) | Err(_) => return Err(failure(LookupFailure::TimedOut)),
+                    Ok(Err(_)) => return Err(failure(LookupFailure::NoAddress)),
+                };
             if addresses.is_empty() {
                 return Err(failure(LookupFailure::NoAddress));
             }

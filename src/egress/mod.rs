@@ -195,7 +195,10 @@ fn parse_entry(entry: &str) -> Result<AllowEntry, String> {
         return Ok(network(IpNet::from(socket.ip()), Some(socket.port())));
     }
     let (host, port) = match entry.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|port| *port != 0).ok_or_else(invalid)?)),
+        Some((host, port)) => (
+            host,
+            Some(port.parse::<u16>().ok().filter(|port| *port != 0).ok_or_else(invalid)?),
+        ),
         None => (entry, None),
     };
     let valid_host = host.len() <= 253
@@ -239,7 +242,10 @@ mod tests {
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(policy.allows_address(loopback, Some(11434)));
         assert!(!policy.allows_address(loopback, Some(11435)));
-        assert!(!policy.allows_address(loopback, None), "an unknown port never matches a port entry");
+        assert!(
+            !policy.allows_address(loopback, None),
+            "an unknown port never matches a port entry"
+        );
         assert!(policy.allows_address("::1".parse().unwrap(), Some(11434)));
         assert!(!policy.allows_address("::1".parse().unwrap(), Some(80)));
         assert!(policy.allows_host_name("Ollama.Internal.", Some(11434)));
@@ -253,7 +259,12 @@ mod tests {
         assert!(!policy.allows_plain_http(&url("http://ollama.internal:8080")));
         assert_eq!(
             policy.describe_allow_list(),
-            ["127.0.0.1:11434", "ollama.internal:11434", "[::1]:11434", "other.internal"]
+            [
+                "127.0.0.1:11434",
+                "ollama.internal:11434",
+                "[::1]:11434",
+                "other.internal"
+            ]
         );
         for bad in ["127.0.0.1:0", "host:99999", "host:", "10.0.0.0/8:80", "[::1]:x"] {
             let refused = EgressPolicy::parse(bad, "public").unwrap_err();
@@ -267,14 +278,20 @@ mod tests {
         let refused = public
             .permits(Some("intranet.example"), "10.20.30.40".parse().unwrap(), Some(443))
             .unwrap_err();
-        assert!(refused.contains("`intranet.example` resolves to a non-public address"), "{refused}");
+        assert!(
+            refused.contains("`intranet.example` resolves to a non-public address"),
+            "{refused}"
+        );
         assert!(refused.contains("LANYARD_EGRESS_ALLOW"), "{refused}");
         assert!(!refused.contains("10.20.30.40"), "{refused}");
         let locked = EgressPolicy::parse("", "allowlist").unwrap();
         let refused = locked
             .permits(Some("api.example"), "93.184.216.34".parse().unwrap(), Some(443))
             .unwrap_err();
-        assert!(refused.contains("`api.example`") && !refused.contains("93.184"), "{refused}");
+        assert!(
+            refused.contains("`api.example`") && !refused.contains("93.184"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -284,12 +301,24 @@ mod tests {
             .unwrap();
         assert_eq!(
             policy.nameservers,
-            ["127.0.0.53:53".parse::<SocketAddr>().unwrap(), "[::1]:5353".parse().unwrap()]
+            [
+                "127.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
         );
-        assert!(EgressPolicy::default().with_nameservers("").unwrap().nameservers.is_empty());
+        assert!(
+            EgressPolicy::default()
+                .with_nameservers("")
+                .unwrap()
+                .nameservers
+                .is_empty()
+        );
         for bad in ["127.0.0.53", "dns.example:53", "127.0.0.53:0"] {
             let refused = EgressPolicy::default().with_nameservers(bad).unwrap_err();
-            assert!(refused.contains("LANYARD_EGRESS_NAMESERVERS") && refused.contains(bad), "{refused}");
+            assert!(
+                refused.contains("LANYARD_EGRESS_NAMESERVERS") && refused.contains(bad),
+                "{refused}"
+            );
         }
     }
 }

@@ -39,7 +39,9 @@ pub fn failure_sentence(code: &str) -> &'static str {
         "not_found" => "the provider has no model list at this base URL: check the base URL",
         "rate_limited" => "the key was accepted, but the provider is throttling it; try again later",
         "timeout" => "the provider did not answer in time (3 s for its name, 10 s in all)",
-        "unreachable" => "the provider could not be reached: its name does not resolve, or nothing answers at its address",
+        "unreachable" => {
+            "the provider could not be reached: its name does not resolve, or nothing answers at its address"
+        }
         "tls_error" => "the TLS connection to the provider failed (certificate or handshake)",
         "blocked_address" => "the egress policy does not allow this address (LANYARD_EGRESS_ALLOW)",
         "key_unreadable" => "the stored key cannot be decrypted; re-enter the key",
