@@ -131,9 +131,12 @@ impl EgressPolicy {
             None => (address.to_string(), "is"),
         };
         match self.mode {
-            EgressMode::Allowlist => Err(format!(
-                "`{host}` is not in LANYARD_EGRESS_ALLOW (on this port), and LANYARD_EGRESS_MODE=allowlist permits nothing else"
-            )),
+            EgressMode::Allowlist => {
+                let on_port = port.map(|port| format!(" on port {port}")).unwrap_or_default();
+                Err(format!(
+                    "`{host}`{on_port} is not in LANYARD_EGRESS_ALLOW, and LANYARD_EGRESS_MODE=allowlist permits nothing else"
+                ))
+            }
             EgressMode::Public => match non_public_reason(address) {
                 Some(_) => Err(format!(
                     "`{host}` {what} a non-public address; the operator must list it in LANYARD_EGRESS_ALLOW for Lanyard to reach it"

@@ -144,15 +144,14 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     };
     let response = match client.get(request.url, request.headers).await {
         Ok(response) => response,
-        Err(EgressError::Blocked(refusal)) => return TestOutcome::blocked(refusal),
         Err(error) => {
-            let code = match error {
-                EgressError::Timeout => "timeout",
-                EgressError::Unreachable => "unreachable",
-                EgressError::Tls => "tls_error",
-                EgressError::Blocked(_) | EgressError::TooLarge => "provider_error",
+            return match error {
+                EgressError::Blocked(refusal) => TestOutcome::blocked(refusal),
+                EgressError::Timeout => TestOutcome::failed("timeout", None),
+                EgressError::Unreachable => TestOutcome::failed("unreachable", None),
+                EgressError::Tls => TestOutcome::failed("tls_error", None),
+                EgressError::TooLarge => TestOutcome::failed("provider_error", None),
             };
-            return TestOutcome::failed(code, None);
         }
     };
     let latency_ms = Some(i64::try_from(response.latency.as_millis()).unwrap_or(i64::MAX));
