@@ -100,6 +100,7 @@ impl Settings {
             &var_or("LANYARD_EGRESS_ALLOW", ""),
             &var_or("LANYARD_EGRESS_MODE", "public"),
         )
+        .and_then(|policy| policy.with_nameservers(&var_or("LANYARD_EGRESS_NAMESERVERS", "")))
         .map_err(ConfigError)?;
         let test_rate_raw = var_or("LANYARD_TEST_RATE_PER_MINUTE", "10");
         let test_rate_per_minute = test_rate_raw

@@ -21,13 +21,22 @@ pub struct ModelListRequest {
     pub headers: HeaderMap,
 }
 
+/// Why a model-listing request cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// The base URL and the provider's path do not form a URL.
+    BaseUrl,
+    /// The key holds characters no HTTP header can carry.
+    KeyNotSendable,
+}
+
 /// Builds the model-listing request for `provider` at `base_url` (already without a trailing
 /// slash) with `api_key`, if any.
 pub fn model_list_request(
     provider: Provider,
     base_url: &str,
     api_key: Option<&str>,
-) -> Result<ModelListRequest, String> {
+) -> Result<ModelListRequest, RequestError> {
     let (path, auth) = match provider {
         Provider::Anthropic => (anthropic::PATH, anthropic::auth_headers(api_key)),
         Provider::Gemini => (gemini::PATH, gemini::auth_headers(api_key)),
@@ -42,12 +51,11 @@ pub fn model_list_request(
         | Provider::Xai
         | Provider::OpenaiCompatible => (openai_compatible::PATH, openai_compatible::auth_headers(api_key)),
     };
-    let url = Url::parse(&format!("{base_url}{path}")).map_err(|error| format!("invalid base URL: {error}"))?;
+    let url = Url::parse(&format!("{base_url}{path}")).map_err(|_| RequestError::BaseUrl)?;
     let mut headers = HeaderMap::new();
     headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
     for (name, value) in auth {
-        let mut value =
-            HeaderValue::from_str(&value).map_err(|_| "the API key cannot be sent in a header".to_owned())?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| RequestError::KeyNotSendable)?;
         value.set_sensitive(true);
         headers.insert(name, value);
     }

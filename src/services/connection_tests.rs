@@ -20,22 +20,60 @@ pub struct TestOutcome {
     /// `ok`, `invalid_key`, `forbidden`, `not_found`, `rate_limited`, `timeout`, `unreachable`,
     /// `tls_error`, `blocked_address`, `provider_error` or `key_unreadable`.
     pub code: &'static str,
+    /// Lanyard's own sentence for the code ([`failure_sentence`]), never words from the
+    /// provider's answer.
     pub message: String,
     pub latency_ms: Option<i64>,
     pub models: Vec<String>,
     pub warnings: Vec<&'static str>,
 }
 
+/// Lanyard's one sentence for each failed code. A provider's answer may echo part of the key
+/// (or anything else), so no text from it ever reaches a message, a page or the stored result;
+/// only the HTTP status number is added ([`TestOutcome::failed_with_status`]). `timeout` covers
+/// a name lookup that got no answer within 3 s as well as a provider silent for 10 s.
+pub fn failure_sentence(code: &str) -> &'static str {
+    match code {
+        "invalid_key" => "the provider did not accept the API key, or there is no usable key: enter the key again",
+        "forbidden" => "the key is valid but not allowed to list models",
+        "not_found" => "the provider has no model list at this base URL: check the base URL",
+        "rate_limited" => "the key was accepted, but the provider is throttling it; try again later",
+        "timeout" => "the provider did not answer in time (3 s for its name, 10 s in all)",
+        "unreachable" => {
+            "the provider could not be reached: its name does not resolve, or nothing answers at its address"
+        }
+        "tls_error" => "the TLS connection to the provider failed (certificate or handshake)",
+        "blocked_address" => "the egress policy does not allow this address (LANYARD_EGRESS_ALLOW)",
+        "key_unreadable" => "the stored key cannot be decrypted; re-enter the key",
+        _ => "the provider's answer was not a model list Lanyard can read; check the base URL or try again later",
+    }
+}
+
 impl TestOutcome {
-    fn failed(code: &'static str, message: impl Into<String>, latency_ms: Option<i64>) -> Self {
+    fn failed(code: &'static str, latency_ms: Option<i64>) -> Self {
         TestOutcome {
             ok: false,
             code,
-            message: message.into(),
+            message: failure_sentence(code).to_owned(),
             latency_ms,
             models: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// A failure classified from the provider's HTTP status, which the message gives.
+    fn failed_with_status(code: &'static str, status: u16, latency_ms: Option<i64>) -> Self {
+        let mut outcome = TestOutcome::failed(code, latency_ms);
+        outcome.message = format!("{} (HTTP {status})", outcome.message);
+        outcome
+    }
+
+    /// Refused by the egress policy: its sentence names the host the user gave and the
+    /// variable that would allow it, never an address the host resolved to.
+    fn blocked(refusal: String) -> Self {
+        let mut outcome = TestOutcome::failed("blocked_address", None);
+        outcome.message = refusal;
+        outcome
     }
 
     pub fn status(&self) -> &'static str {
@@ -102,20 +140,19 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     let key = target.api_key.as_ref().map(|key| key.expose_secret());
     let request = match providers::model_list_request(target.provider, &target.base_url, key) {
         Ok(request) => request,
-        Err(message) => return TestOutcome::failed("invalid_key", message, None),
+        Err(providers::RequestError::BaseUrl) => return TestOutcome::failed("not_found", None),
+        Err(providers::RequestError::KeyNotSendable) => return TestOutcome::failed("invalid_key", None),
     };
-    let path = request.url.path().to_owned();
     let response = match client.get(request.url, request.headers).await {
         Ok(response) => response,
         Err(error) => {
-            let code = match &error {
-                EgressError::Blocked(_) => "blocked_address",
-                EgressError::Timeout => "timeout",
-                EgressError::Unreachable => "unreachable",
-                EgressError::Tls => "tls_error",
-                EgressError::TooLarge => "provider_error",
+            return match error {
+                EgressError::Blocked(refusal) => TestOutcome::blocked(refusal),
+                EgressError::Timeout => TestOutcome::failed("timeout", None),
+                EgressError::Unreachable => TestOutcome::failed("unreachable", None),
+                EgressError::Tls => TestOutcome::failed("tls_error", None),
+                EgressError::TooLarge => TestOutcome::failed("provider_error", None),
             };
-            return TestOutcome::failed(code, error.to_string(), None);
         }
     };
     let latency_ms = Some(i64::try_from(response.latency.as_millis()).unwrap_or(i64::MAX));
@@ -128,7 +165,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     && !providers::model_is_listed(target.provider, model, &models)
                 {
                     warnings.push("model_not_listed");
-                    message.push_str(&format!("; `{model}` is not among them"));
+                    message.push_str("; the configured model is not among them");
                 }
                 TestOutcome {
                     ok: true,
@@ -139,34 +176,13 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     warnings,
                 }
             }
-            None => TestOutcome::failed(
-                "provider_error",
-                format!("the answer from {path} is not a model list; check the base URL"),
-                latency_ms,
-            ),
+            None => TestOutcome::failed("provider_error", latency_ms),
         },
-        401 => TestOutcome::failed("invalid_key", "the provider rejected the API key (401)", latency_ms),
-        403 => TestOutcome::failed("forbidden", "the key is not allowed to list models (403)", latency_ms),
-        404 => TestOutcome::failed(
-            "not_found",
-            format!("nothing at {path} (404): check the base URL"),
-            latency_ms,
-        ),
-        429 => TestOutcome::failed(
-            "rate_limited",
-            "the key was accepted, but the provider is throttling it (429); try again later",
-            latency_ms,
-        ),
-        status @ 500..=599 => TestOutcome::failed(
-            "provider_error",
-            format!("the provider failed (HTTP {status}); try again later"),
-            latency_ms,
-        ),
-        status => TestOutcome::failed(
-            "provider_error",
-            format!("the provider answered HTTP {status}"),
-            latency_ms,
-        ),
+        401 => TestOutcome::failed_with_status("invalid_key", 401, latency_ms),
+        403 => TestOutcome::failed_with_status("forbidden", 403, latency_ms),
+        404 => TestOutcome::failed_with_status("not_found", 404, latency_ms),
+        429 => TestOutcome::failed_with_status("rate_limited", 429, latency_ms),
+        status => TestOutcome::failed_with_status("provider_error", status, latency_ms),
     }
 }
 
@@ -200,11 +216,7 @@ pub fn saved_target(
     let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
         Some(url) => url.to_owned(),
         None => {
-            return Ok(Err(TestOutcome::failed(
-                "not_found",
-                "this configuration has no base URL; edit it",
-                None,
-            )));
+            return Ok(Err(TestOutcome::failed("not_found", None)));
         }
     };
     let api_key = match &row.api_key_encrypted {
@@ -221,21 +233,13 @@ pub fn saved_target(
             {
                 Some(key) => Some(SecretString::from(key)),
                 None => {
-                    return Ok(Err(TestOutcome::failed(
-                        "key_unreadable",
-                        "the stored key cannot be decrypted; re-enter the key",
-                        None,
-                    )));
+                    return Ok(Err(TestOutcome::failed("key_unreadable", None)));
                 }
             }
         }
     };
     if provider.needs_api_key() && api_key.is_none() {
-        return Ok(Err(TestOutcome::failed(
-            "invalid_key",
-            "this configuration has no API key; enter one",
-            None,
-        )));
+        return Ok(Err(TestOutcome::failed("invalid_key", None)));
     }
     Ok(Ok(TestTarget {
         provider,
