@@ -7,7 +7,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::schema::auth_failures;
 use super::{DbConnection, DbId};
@@ -32,21 +31,16 @@ pub fn record(
 }
 
 /// Takes turns with every other transaction counting attempts from `client_address`, until the
-/// transaction ends. PostgreSQL: an advisory lock on a hash of the address (the address has no
+/// transaction ends. PostgreSQL: an advisory lock on a hash of the address (computed by the server) (the address has no
 /// row of its own to lock, and read-committed transactions would otherwise both count 9 and
 /// both insert); SQLite's `IMMEDIATE` write transactions already serialise every writer. The
 /// per-(account, address) count is a subset of the per-address one, so one lock covers both.
 pub fn lock_client_address(conn: &mut DbConnection, client_address: &str) -> QueryResult<()> {
     match conn {
-        DbConnection::Postgres(pg) => {
-            let digest = Sha256::digest(format!("lanyard:auth_failures:{client_address}").as_bytes());
-            let mut key = [0u8; 8];
-            key.copy_from_slice(&digest[..8]);
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(key))
-                .execute(pg)
-                .map(|_| ())
-        }
+        DbConnection::Postgres(pg) => diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(format!("lanyard:auth_failures:{client_address}"))
+            .execute(pg)
+            .map(|_| ()),
         DbConnection::Sqlite(_) => Ok(()),
     }
 }

@@ -390,8 +390,12 @@ pub fn recompute_key_hints(conn: &mut DbConnection, keyring: &MasterKeyring) -> 
             Ok::<_, diesel::result::Error>(())
         })?;
     }
-    db::write_transaction(conn, |conn| {
+    match db::write_transaction(conn, |conn| {
         db::instance_settings::set(conn, KEY_HINT_RULE_SETTING, &rule)
-    })?;
+    }) {
+        // Another instance starting at the same moment recorded it first: the same work, done.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
+        other => other?,
+    }
     Ok(changed)
 }
