@@ -34,7 +34,7 @@ pub struct TestOutcome {
 /// a name lookup that got no answer within 3 s as well as a provider silent for 10 s.
 pub fn failure_sentence(code: &str) -> &'static str {
     match code {
-        "invalid_key" => "the provider did not accept the API key, or there is no usable key: enter the key again",
+        "invalid_key" => "the provider rejected the API key, or there is no usable key: enter the key again",
         "forbidden" => "the key is valid but not allowed to list models",
         "not_found" => "the provider has no model list at this base URL: check the base URL",
         "rate_limited" => "the key was accepted, but the provider is throttling it; try again later",
