@@ -12,21 +12,12 @@ use crate::config::{MasterKeySource, Settings};
 use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::egress::OutboundClient;
+use crate::http::{self, AppState, session};
 use crate::startup::{self, StartupError};
-use crate::web::session;
 use crate::{api, web as pages};
 
 /// Threads in each worker's blocking pool (see where the server is built).
 const BLOCKING_THREADS_PER_WORKER: usize = 2;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub db: Database,
-    /// Every outbound request (provider tests) goes through this client and its egress policy.
-    pub outbound: OutboundClient,
-    pub keyring: Arc<MasterKeyring>,
-    pub settings: Arc<Settings>,
-}
 
 /// A server bound to its port, not yet running.
 pub struct Application {
@@ -61,7 +52,7 @@ impl Application {
         let state_database = database.clone();
         let cookie_key = session::cookie_key(&keyring);
         let secure_cookies = settings.public_url.scheme() == "https";
-        let anonymous_csrf = web::Data::new(pages::anonymous_csrf::AnonymousCsrf::new(&keyring, secure_cookies));
+        let anonymous_csrf = web::Data::new(http::anonymous_csrf::AnonymousCsrf::new(&keyring, secure_cookies));
         spawn_housekeeping(database.clone());
         let session_store = session::DbSessionStore::new(database.clone());
         let outbound =
@@ -81,8 +72,8 @@ impl Application {
                     cookie_key.clone(),
                     secure_cookies,
                 ))
-                .wrap(actix_web::middleware::from_fn(pages::observability::measure))
-                .wrap(TracingLogger::<pages::observability::RequestSpan>::new())
+                .wrap(actix_web::middleware::from_fn(http::observability::measure))
+                .wrap(TracingLogger::<http::observability::RequestSpan>::new())
                 .wrap(security_headers(secure_cookies))
                 .app_data(state.clone())
                 .app_data(anonymous_csrf.clone())
@@ -197,9 +188,9 @@ async fn announce_setup_link(database: &Database, public_url: &url::Url) {
 fn query_error(error: actix_web::error::QueryPayloadError, req: &actix_web::HttpRequest) -> actix_web::Error {
     let app_error = crate::error::AppError::BadRequest(format!("the query string is invalid: {error}"));
     if req.path().starts_with("/api/") {
-        api::error::ApiError(app_error).into()
+        http::ApiError(app_error).into()
     } else {
-        pages::error::PageError::App(app_error).into()
+        http::PageError::App(app_error).into()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod egress;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod services;

@@ -6,14 +6,15 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
-use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
+use super::extract::{Field, FieldReader, parse_id};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::app::AppState;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
 use crate::egress::EgressPolicy;
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::api_error::{ApiResult, ErrorBody};
+use crate::http::{Caller, JsonObject};
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.

@@ -5,12 +5,13 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
-use super::extract::Caller;
-use super::extract::{Field, FieldReader, JsonObject, parse_id};
-use crate::app::AppState;
+use super::extract::{Field, FieldReader, parse_id};
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, Scope};
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::Caller;
+use crate::http::JsonObject;
+use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::services::connection_tests::{self, TestOutcome, TestTarget};
 
 /// A test's result. A test that reached the provider and failed is still HTTP 200.

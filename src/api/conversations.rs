@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::configurations::ConfigurationResource;
-use super::error::{ApiResult, ErrorBody};
-use super::extract::{Caller, FieldReader, JsonObject};
+use super::extract::FieldReader;
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::app::AppState;
 use crate::db::conversation_overrides::OverrideRow;
 use crate::domain::{ConversationId, Scope};
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::api_error::{ApiResult, ErrorBody};
+use crate::http::{Caller, JsonObject};
 use crate::services::Credential;
 use crate::services::conversations::{self, Requester};
 

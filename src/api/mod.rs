@@ -3,7 +3,6 @@
 pub mod configurations;
 pub mod connection_tests;
 pub mod conversations;
-pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod providers;
@@ -13,7 +12,7 @@ pub mod wire;
 use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
-use error::ApiError;
+use crate::http::ApiError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -97,7 +96,7 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(error::ErrorBody {
+    HttpResponse::MethodNotAllowed().json(crate::http::ErrorBody {
         error: "method_not_allowed".into(),
         message: "this method is not allowed on this resource".into(),
         fields: None,

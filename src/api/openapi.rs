@@ -4,7 +4,8 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, connection_tests, conversations, error, providers, tokens};
+use super::{configurations, connection_tests, conversations, providers, tokens};
+use crate::http::api_error as error;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,7 +59,7 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::web::session::COOKIE_NAME,
+                crate::http::session::COOKIE_NAME,
                 "The browser session cookie; unsafe methods also need the X-CSRF-Token header",
             ))),
         );

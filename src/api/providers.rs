@@ -4,10 +4,10 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
-use super::extract::Caller;
-use crate::app::AppState;
 use crate::domain::{Provider, Scope};
+use crate::http::AppState;
+use crate::http::Caller;
+use crate::http::api_error::{ApiResult, ErrorBody};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderResource {

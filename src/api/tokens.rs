@@ -5,14 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, ErrorBody};
-use super::extract::{Caller, Field, FieldReader, JsonObject, parse_id};
+use super::extract::{Field, FieldReader, parse_id};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::app::AppState;
 use crate::domain::{Scope, Scopes};
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::api_error::{ApiResult, ErrorBody};
+use crate::http::client_address;
+use crate::http::{Caller, JsonObject};
 use crate::services::{Principal, tokens};
-use crate::web::accounts::client_address;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResource {

@@ -5,22 +5,16 @@ use actix_web::{HttpRequest, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::anonymous_csrf::AnonymousCsrf;
-use super::auth::{NoFields, ProtectedForm, SignInForm, SignedIn, csrf_token};
-use super::error::PageResult;
 use super::respond::{html, see_other};
-use super::session::{CSRF_TOKEN, EMAIL, USER_ID};
 use super::views::Layout;
-use crate::app::AppState;
 use crate::error::{AppError, FieldErrors};
+use crate::http::AppState;
+use crate::http::anonymous_csrf::AnonymousCsrf;
+use crate::http::auth::{NoFields, ProtectedForm, SignInForm, SignedIn, csrf_token};
+use crate::http::client_address;
+use crate::http::page_error::PageResult;
+use crate::http::session::{CSRF_TOKEN, EMAIL, USER_ID};
 use crate::services::accounts::{self, SignedInUser};
-
-/// The address failures are counted against: the peer's, or, when the peer is a proxy listed
-/// in `LANYARD_TRUSTED_PROXIES`, the nearest `X-Forwarded-For` entry that is not such a proxy
-/// (the same address request logs show: see `web::client`).
-pub fn client_address(req: &HttpRequest) -> String {
-    super::client::client_ip(req).map_or_else(|| "unknown".to_owned(), |address| address.to_string())
-}
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
 /// new CSRF token.

@@ -9,15 +9,15 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{NoFields, ProtectedForm, SignedIn};
-use super::error::{PageError, PageResult};
 use super::respond::{private_html, see_other};
 use super::views::{Layout, SecurityEventView, display_time};
-use crate::app::AppState;
 use crate::db::{DbConnection, key_reveals, llm_configurations, users};
 use crate::domain::{Email, Password, Role};
 use crate::egress::EgressMode;
 use crate::error::{AppError, FieldErrors};
+use crate::http::AppState;
+use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
+use crate::http::page_error::{PageError, PageResult};
 use crate::services::accounts;
 
 const PAGE: &str = "/admin";

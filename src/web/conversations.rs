@@ -7,14 +7,14 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{ProtectedForm, SignedIn, is_htmx};
-use super::error::PageResult;
 use super::respond::{html, see_other};
 use super::views::{ConfigurationView, HtmlId, Layout, configuration_views, display_time};
-use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::domain::{ConversationId, UserCap};
 use crate::error::{AppError, FieldErrors};
+use crate::http::AppState;
+use crate::http::auth::{ProtectedForm, SignedIn, is_htmx};
+use crate::http::page_error::PageResult;
 use crate::services::{configurations, conversations};
 
 const PAGE: &str = "/conversations";

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")

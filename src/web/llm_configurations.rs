@@ -9,16 +9,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
-use super::error::PageResult;
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::app::AppState;
 use crate::db::DbConnection;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCaps};
 use crate::egress::EgressPolicy;
 use crate::error::{AppError, FieldErrors};
+use crate::http::AppState;
+use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use crate::http::page_error::PageResult;
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
 use crate::services::connection_tests::{self, TestOutcome, TestTarget};
 

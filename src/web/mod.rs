@@ -3,29 +3,23 @@
 
 pub mod accounts;
 pub mod admin;
-pub mod anonymous_csrf;
 pub mod assets;
-pub mod auth;
-pub mod client;
 pub mod conversations;
-pub mod error;
 pub mod health;
 pub mod llm_configurations;
-pub mod observability;
 pub mod respond;
-pub mod session;
 pub mod settings;
 pub mod views;
 
 use actix_web::{HttpResponse, web};
 
-use error::PageError;
+use crate::http::{PageError, SignedIn};
 use respond::see_other;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(observability::metrics))
+        .route("/metrics", web::get().to(crate::http::observability::metrics))
         .route("/static/{path:.*}", web::get().to(assets::serve))
         .route("/", web::get().to(home))
         .service(web::resource("/login").get(accounts::login_form).post(accounts::login))
@@ -92,7 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `/` leads to the management page (a visitor without a session is sent to `/login` first).
-async fn home(_user: auth::SignedIn) -> HttpResponse {
+async fn home(_user: SignedIn) -> HttpResponse {
     see_other("/llm-configurations")
 }
 

@@ -7,15 +7,16 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::accounts::{client_address, sign_in};
-use super::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
-use super::error::PageResult;
+use super::accounts::sign_in;
 use super::respond::{html, private_html, see_other};
 use super::views::{ConfigurationView, CreatedTokenView, Layout, SecurityEventView, TokenView, configuration_views};
-use crate::app::AppState;
 use crate::db::{self, DbConnection};
 use crate::domain::{Password, Scopes};
 use crate::error::{AppError, FieldErrors};
+use crate::http::AppState;
+use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use crate::http::client_address;
+use crate::http::page_error::PageResult;
 use crate::services::accounts::{self, SignedInUser};
 use crate::services::{configurations, tokens};
 

@@ -3,9 +3,9 @@
 use chrono::NaiveDateTime;
 
 use super::assets::asset_url;
-use super::auth::SignedIn;
 use crate::db::llm_configurations::ConfigurationSummary;
 use crate::domain::Provider;
+use crate::http::auth::SignedIn;
 use crate::services::tokens::TokenSummary;
 
 /// `2026-11-26 10:00 UTC`.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use lanyard::web::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE_NAME;
-use lanyard::web::session::COOKIE_NAME;
+use lanyard::http::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE_NAME;
+use lanyard::http::session::COOKIE_NAME;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
 use uuid::Uuid;

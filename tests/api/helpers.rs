@@ -443,7 +443,7 @@ impl Browser {
         use reqwest::cookie::CookieStore;
         let url = url::Url::parse(&self.address).unwrap();
         let cookies = self.jar.cookies(&url)?;
-        let name = format!("{}=", lanyard::web::session::COOKIE_NAME);
+        let name = format!("{}=", lanyard::http::session::COOKIE_NAME);
         cookies
             .to_str()
             .unwrap()

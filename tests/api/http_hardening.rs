@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use lanyard::config::Settings;
 use lanyard::db::schema::sessions;
-use lanyard::web::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE;
+use lanyard::http::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE;
 use uuid::Uuid;
 
 use crate::binary::{Sandbox, Server};

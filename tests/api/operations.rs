@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, schema, users};
 use lanyard::domain::Email;
-use lanyard::web::session::COOKIE_NAME;
+use lanyard::http::session::COOKIE_NAME;
 use r2d2::ManageConnection;
 use serde_json::{Value, json};
 use uuid::Uuid;

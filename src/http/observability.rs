@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
-use crate::app::AppState;
+use super::AppState;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// The span every log line of a request is written in. Unlike tracing-actix-web's default, it

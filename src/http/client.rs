@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use actix_web::{HttpRequest, web};
 
-use crate::app::AppState;
+use super::AppState;
 
 /// The peer's address; when the peer is a trusted proxy, the nearest `X-Forwarded-For` entry
 /// that is not itself a trusted proxy (entries further left were written by whoever sent the
@@ -31,4 +31,11 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
         .filter(|address| !is_trusted(address))
         .last();
     Some(forwarded.unwrap_or(peer))
+}
+
+/// The address failures are counted against: the peer's, or, when the peer is a proxy listed
+/// in `LANYARD_TRUSTED_PROXIES`, the nearest `X-Forwarded-For` entry that is not such a proxy
+/// (the same address request logs show: see [`client_ip`]).
+pub fn client_address(req: &HttpRequest) -> String {
+    client_ip(req).map_or_else(|| "unknown".to_owned(), |address| address.to_string())
 }

@@ -16,10 +16,10 @@ use subtle::ConstantTimeEq;
 use url::Url;
 use uuid::Uuid;
 
+use super::AppState;
 use super::anonymous_csrf::AnonymousCsrf;
-use super::error::PageError;
+use super::page_error::PageError;
 use super::session::{CSRF_TOKEN, EMAIL, ROLE, UNAVAILABLE, USER_ID};
-use crate::app::AppState;
 use crate::domain::Role;
 use crate::error::AppError;
 
@@ -249,7 +249,7 @@ async fn read_form(mut payload: Payload) -> Result<(web::BytesMut, FormPairs), A
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| AppError::BadRequest("the form could not be read".into()))?;
-        if body.len() + chunk.len() > crate::api::extract::MAX_BODY_BYTES {
+        if body.len() + chunk.len() > super::MAX_BODY_BYTES {
             return Err(AppError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);

@@ -1,0 +1,86 @@
+//! Who is calling: a bearer token (checked against the database inside the handler's own
+//! database task) or a browser session, as one `Caller`.
+
+use actix_session::SessionExt;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+
+use super::api_error::ApiError;
+use super::auth::{self, SignedIn};
+use crate::db;
+use crate::domain::Scope;
+use crate::error::AppError;
+use crate::services::{Credential, Principal, tokens};
+
+/// Who is calling, as far as the request itself tells without the database: a bearer token
+/// still to be checked, or a browser session (already loaded by the session middleware). A
+/// request with neither is refused (401) here.
+///
+/// Handlers check the token inside the same blocking database task as their own work
+/// ([`Caller::authorize`]), so a request costs one trip to the blocking pool, not two.
+pub enum Caller {
+    Token(String),
+    Session(Principal),
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(|token| token.trim().to_owned());
+        std::future::ready(match presented {
+            Some(token) => Ok(Caller::Token(token)),
+            None => match session_principal(req) {
+                Ok(Some(principal)) => Ok(Caller::Session(principal)),
+                Ok(None) => Err(AppError::Unauthorized.into()),
+                Err(error) => Err(error.into()),
+            },
+        })
+    }
+}
+
+impl Caller {
+    /// Checks the credential (a token against the database) and that it grants `scope`.
+    pub fn authorize(self, conn: &mut db::DbConnection, scope: Scope) -> Result<Principal, AppError> {
+        let principal = match self {
+            Caller::Token(token) => tokens::authenticate(conn, &token, db::now())?,
+            Caller::Session(principal) => principal,
+        };
+        principal.require(scope)?;
+        Ok(principal)
+    }
+
+    /// The same, in a blocking task of its own, for handlers whose work is not one database task.
+    pub async fn authorize_async(self, database: &db::Database, scope: Scope) -> Result<Principal, AppError> {
+        match self {
+            Caller::Session(principal) => {
+                principal.require(scope)?;
+                Ok(principal)
+            }
+            token => database.run(move |conn| token.authorize(conn, scope)).await,
+        }
+    }
+}
+
+/// The browser session's user, if any. Unsafe methods must carry the session's CSRF token in
+/// `X-CSRF-Token` and come from the instance's own origin (403 otherwise).
+fn session_principal(req: &HttpRequest) -> Result<Option<Principal>, AppError> {
+    let session = req.get_session();
+    let Some(user) = SignedIn::from_session(session.clone())? else {
+        return Ok(None);
+    };
+    if !req.method().is_safe() {
+        auth::check_request(req, &session, None)?;
+    }
+    Ok(Some(Principal {
+        user_id: user.user_id,
+        role: user.role,
+        credential: Credential::Session,
+    }))
+}

@@ -1,0 +1,37 @@
+//! The edge shared by pages and the API: who is calling (a session or a token, as one
+//! [`Caller`]), CSRF and `Origin` checks, the body cap, the client's address, the request id and
+//! metrics, sessions, and the one place that renders an error as JSON, as a page or as an htmx
+//! redirect. `web/` and `api/` build on it; it knows no page and no resource.
+
+pub mod anonymous_csrf;
+pub mod api_error;
+pub mod auth;
+pub mod body;
+pub mod caller;
+pub mod client;
+pub mod observability;
+pub mod page_error;
+pub mod session;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::crypto::MasterKeyring;
+use crate::db::Database;
+use crate::egress::OutboundClient;
+
+pub use api_error::{ApiError, ApiResult, ErrorBody};
+pub use auth::{NoFields, ProtectedForm, SignInForm, SignedIn, is_htmx};
+pub use body::{JsonObject, MAX_BODY_BYTES};
+pub use caller::Caller;
+pub use client::client_address;
+pub use page_error::{PageError, PageResult};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    /// Every outbound request (provider tests) goes through this client and its egress policy.
+    pub outbound: OutboundClient,
+    pub keyring: Arc<MasterKeyring>,
+    pub settings: Arc<Settings>,
+}
