@@ -8,9 +8,8 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::db::DatabaseUrl;
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, UserCaps};
+use crate::domain::{ApiKey, BaseUrl, FallbackConfiguration, ModelId, Provider, UserCaps};
 use crate::egress::EgressPolicy;
-use crate::services::conversations::FallbackConfiguration;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lanyard-data/lanyard.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";

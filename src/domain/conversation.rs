@@ -1,4 +1,9 @@
-//! A conversation's id, as the agent runtime names it.
+//! A conversation's id, as the agent runtime names it, and what resolution falls back to when a
+//! user has no configuration.
+
+use secrecy::SecretString;
+
+use super::Provider;
 
 /// 1 to 200 printable characters (no control characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +26,15 @@ impl ConversationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The instance-wide configuration (`LANYARD_FALLBACK_*`) for users who have none.
+#[derive(Debug, Clone)]
+pub struct FallbackConfiguration {
+    pub provider: Provider,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
 }
 
 #[cfg(test)]

@@ -54,6 +54,12 @@ pub struct EgressPolicy {
     pub nameservers: Vec<SocketAddr>,
 }
 
+impl crate::domain::PlainHttpHosts for EgressPolicy {
+    fn allows_plain_http(&self, url: &Url) -> bool {
+        EgressPolicy::allows_plain_http(self, url)
+    }
+}
+
 impl EgressPolicy {
     /// Parses the allow list (comma-separated CIDRs, IP addresses or host names, the last two
     /// optionally with a port) and the mode.
@@ -323,5 +329,14 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    #[test]
+    fn plain_http_base_urls_are_allowed_only_for_allowed_hosts() {
+        use crate::domain::BaseUrl;
+        let policy = EgressPolicy::parse("127.0.0.1/32, ollama.internal", "public").unwrap();
+        assert!(BaseUrl::parse("http://127.0.0.1:11434", &policy).is_ok());
+        assert!(BaseUrl::parse("http://ollama.internal:11434", &policy).is_ok());
+        assert!(BaseUrl::parse("http://10.0.0.1:11434", &policy).is_err());
     }
 }

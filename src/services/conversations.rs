@@ -8,7 +8,7 @@ use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::conversation_overrides::{self as overrides, OverrideRow};
 use crate::db::llm_configurations::{self as store, ConfigurationRow, ConfigurationSummary};
 use crate::db::{self, DbConnection, DbId, key_reveals};
-use crate::domain::{ConversationId, Provider, UserCap};
+use crate::domain::{ConversationId, FallbackConfiguration, UserCap};
 use crate::error::AppError;
 
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<OverrideRow>, AppError> {
@@ -51,15 +51,6 @@ pub fn set_override(
 pub fn remove_override(conn: &mut DbConnection, owner: Uuid, conversation: &ConversationId) -> Result<(), AppError> {
     overrides::delete(conn, DbId(owner), conversation.as_str())?;
     Ok(())
-}
-
-/// The instance-wide configuration (`LANYARD_FALLBACK_*`) for users who have none.
-#[derive(Debug, Clone)]
-pub struct FallbackConfiguration {
-    pub provider: Provider,
-    pub model: String,
-    pub base_url: Option<String>,
-    pub api_key: Option<SecretString>,
 }
 
 /// Where a resolution came from.
