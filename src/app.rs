@@ -200,18 +200,10 @@ fn spawn_housekeeping(database: Database) {
         let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             interval.tick().await;
-            let result = database
-                .run(|conn| {
-                    let now = db::now();
-                    let sessions = db::sessions::purge_expired(conn, now)?;
-                    let failures = db::auth_failures::purge_before(conn, now - chrono::Duration::minutes(5))?
-                        + db::provider_test_runs::purge_before(conn, now - chrono::Duration::minutes(1))?;
-                    Ok::<_, db::DbError>((sessions, failures))
-                })
-                .await;
+            let result = database.run(crate::services::operations::purge_expired).await;
             match result {
-                Ok((sessions, failures)) if sessions + failures > 0 => {
-                    tracing::debug!(sessions, failures, "purged expired sessions and old login failures")
+                Ok(purged) if purged != Default::default() => {
+                    tracing::debug!(?purged, "purged expired sessions, old login attempts and test runs")
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "housekeeping failed"),

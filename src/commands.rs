@@ -9,7 +9,7 @@ use crate::config::Settings;
 use crate::crypto::{KeyId, MasterKey};
 use crate::db::{self, Database};
 use crate::domain::{Email, Password, Scopes};
-use crate::services::{accounts, import, tokens};
+use crate::services::{accounts, import, operations, tokens};
 use crate::startup;
 
 /// `lanyard serve`: check keys, migrate, serve until stopped.
@@ -285,24 +285,8 @@ pub fn copy_database(settings: &Settings, to: &str) -> anyhow::Result<String> {
         anyhow::bail!("--to names the database Lanyard is configured with; name an empty PostgreSQL database");
     }
     let (source, _) = open_database(settings)?;
-    let snapshot = {
-        let mut conn = source.connection()?;
-        db::copy::Snapshot::read(&mut conn).context("cannot read the source database")?
-    };
     let target = Database::new(db::build_pool(&target_url, 1).context("cannot prepare the target")?);
-    let mut conn = target
-        .connection()
-        .map_err(|error| anyhow::anyhow!("cannot connect to the target: {error}"))?;
-    if db::migrations::vault_tables_exist(&mut conn)? && db::users::count(&mut conn)? > 0 {
-        anyhow::bail!("the target database already holds users; copy-database only fills an empty database");
-    }
-    db::run_pending_migrations(&mut conn).map_err(|error| anyhow::anyhow!("migrating the target failed: {error}"))?;
-    db::write_transaction(&mut conn, |conn| snapshot.write(conn)).context("copying failed; the target is unchanged")?;
-    let copied = db::copy::count_rows(&mut conn)?;
-    let expected = snapshot.counts();
-    if copied != expected {
-        anyhow::bail!("the counts differ after copying (expected {expected:?}, found {copied:?})");
-    }
+    let expected = operations::copy_database(&source, &target)?;
     let mut lines = vec!["Copied, and verified the counts:".to_owned()];
     lines.extend(expected.iter().map(|(table, count)| format!("  {table}: {count}")));
     lines.push(String::new());

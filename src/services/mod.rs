@@ -7,6 +7,7 @@ pub mod connection_tests;
 pub mod conversations;
 pub mod import;
 pub mod master_keys;
+pub mod operations;
 pub mod tokens;
 
 use uuid::Uuid;
