@@ -86,7 +86,7 @@ pub struct Resolved {
     pub source: Source,
     /// `None` for the instance fallback.
     pub configuration: Option<ConfigurationSummary>,
-    pub provider: String,
+    pub provider: Provider,
     pub model: String,
     pub base_url: Option<String>,
     pub api_key: Option<SecretString>,
@@ -145,7 +145,7 @@ pub fn resolve(
             return Ok(Resolved {
                 source: Source::Fallback,
                 configuration: None,
-                provider: fallback.provider.id().to_owned(),
+                provider: fallback.provider,
                 model: fallback.model.clone(),
                 base_url: fallback.base_url.clone(),
                 api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
@@ -159,7 +159,7 @@ pub fn resolve(
             .ok_or_else(|| AppError::Internal("the configuration vanished while resolving".into()))?;
         Ok(Resolved {
             source,
-            provider: row.provider.clone(),
+            provider: row.provider,
             model: row.model.clone(),
             base_url: row.base_url.clone(),
             api_key_masked: row.api_key_hint.clone(),
