@@ -15,3 +15,20 @@ pub fn stretch_passphrase(passphrase: &str, salt: &str) -> Result<Zeroizing<[u8;
         .map_err(|error| error.to_string())?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pinned: a change of any parameter would make every passphrase-sealed key unreadable.
+    #[test]
+    fn a_passphrase_stretches_to_the_same_key_as_always() {
+        let bytes = stretch_passphrase("correct horse battery staple", "c2FsdHNhbHRzYWx0c2FsdA").unwrap();
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex, "be6f22f240c30d29a523e7304636e384b5843ce896207094eef4dae1527b2ba0");
+        assert_ne!(
+            *stretch_passphrase("correct horse battery staplE", "c2FsdHNhbHRzYWx0c2FsdA").unwrap(),
+            *bytes
+        );
+    }
+}

@@ -56,4 +56,29 @@ mod tests {
         assert_eq!(hash_session_key("abc").len(), 32);
         assert_ne!(new_session_key(), new_session_key());
     }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The derivations pinned to values computed outside Lanyard (Python's hashlib, from the
+    /// formula in the module comment): a change of label or order would sign every cookie anew.
+    #[test]
+    fn cookie_keys_and_session_digests_keep_their_documented_values() {
+        let keyring = MasterKeyring::new(vec![MasterKey::new(KeyId::parse("k1").unwrap(), [7u8; 32])]).unwrap();
+        assert_eq!(
+            hex(&session_cookie_signing_key(&keyring)),
+            "3f27814cdafbd44724613a6055ef8f968305a85cd5b6aa88c64ad330898d8616\
+             acc05ce38e5768aeea03fe0f985c510d818ff60cc7775b51e8ad0f9befa93c7d"
+        );
+        assert_eq!(
+            hex(&anonymous_csrf_signing_key(&keyring)),
+            "69940dd230af871abf7ddda8ee9249904c39ab8b018e34b1aff7ed9b08270435\
+             5e97ee441cdd8c1f5d9efb03dfdd86ff0609fa0f796335553aa11a629b87e191"
+        );
+        assert_eq!(
+            hex(&hash_session_key("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }
