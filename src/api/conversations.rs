@@ -10,7 +10,7 @@ use super::configurations::ConfigurationResource;
 use super::extract::FieldReader;
 use super::wire::{Rfc3339, json_array, json_ok};
 use crate::db::conversation_overrides::OverrideRow;
-use crate::domain::{ConversationId, Scope};
+use crate::domain::{ConversationId, Scope, TestStatus};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -221,11 +221,10 @@ pub async fn resolve(
             conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref())
         })
         .await?;
-    let effective_base_url = resolved.base_url.clone().or_else(|| {
-        crate::domain::Provider::parse(&resolved.provider)
-            .and_then(|p| p.default_base_url())
-            .map(str::to_owned)
-    });
+    let effective_base_url = resolved
+        .base_url
+        .clone()
+        .or_else(|| resolved.provider.default_base_url().map(str::to_owned));
     let api_key = resolved.api_key;
     let configuration = match resolved.configuration {
         Some(row) => {
@@ -255,7 +254,7 @@ pub async fn resolve(
         None => ResolvedConfiguration {
             id: None,
             name: "instance fallback".to_owned(),
-            provider: resolved.provider,
+            provider: resolved.provider.id().to_owned(),
             model: resolved.model,
             base_url: resolved.base_url,
             effective_base_url,
@@ -264,7 +263,7 @@ pub async fn resolve(
             api_key_masked: resolved.api_key_masked,
             is_default: false,
             is_active: true,
-            test_status: "untested".to_owned(),
+            test_status: TestStatus::Untested.as_str().to_owned(),
             test_message: None,
             test_latency_ms: None,
             tested_at: None,

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::{api_tokens, users};
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
+use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_tokens)]
@@ -58,7 +59,7 @@ pub struct TokenCredential {
     pub expires_at: Option<NaiveDateTime>,
     pub is_revoked: bool,
     #[diesel(select_expression = users::role)]
-    pub owner_role: String,
+    pub owner_role: Role,
     #[diesel(select_expression = users::is_disabled)]
     pub owner_is_disabled: bool,
 }

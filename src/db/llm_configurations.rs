@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
+use crate::domain::{Provider, TestStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
@@ -15,7 +16,7 @@ pub struct ConfigurationRow {
     pub user_id: DbId,
     pub name: String,
     pub name_key: String,
-    pub provider: String,
+    pub provider: Provider,
     pub model: String,
     pub api_key_encrypted: Option<Vec<u8>>,
     pub key_id: Option<String>,
@@ -23,7 +24,7 @@ pub struct ConfigurationRow {
     pub base_url: Option<String>,
     pub is_default: bool,
     pub is_active: bool,
-    pub test_status: String,
+    pub test_status: TestStatus,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
     #[diesel(deserialize_as = MaybeStamp)]
@@ -44,13 +45,13 @@ pub struct ConfigurationRow {
 pub struct ConfigurationSummary {
     pub id: DbId,
     pub name: String,
-    pub provider: String,
+    pub provider: Provider,
     pub model: String,
     pub api_key_hint: Option<String>,
     pub base_url: Option<String>,
     pub is_default: bool,
     pub is_active: bool,
-    pub test_status: String,
+    pub test_status: TestStatus,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
     #[diesel(deserialize_as = MaybeStamp)]
@@ -94,7 +95,7 @@ pub struct ConfigurationInsert<'a> {
     pub user_id: DbId,
     pub name: &'a str,
     pub name_key: &'a str,
-    pub provider: &'a str,
+    pub provider: Provider,
     pub model: &'a str,
     pub api_key_encrypted: Option<&'a [u8]>,
     pub key_id: Option<&'a str>,
@@ -112,7 +113,7 @@ pub struct ConfigurationInsert<'a> {
 pub struct ConfigurationChanges<'a> {
     pub name: Option<&'a str>,
     pub name_key: Option<&'a str>,
-    pub provider: Option<&'a str>,
+    pub provider: Option<Provider>,
     pub model: Option<&'a str>,
     pub api_key_encrypted: Option<Option<&'a [u8]>>,
     pub key_id: Option<Option<&'a str>>,
@@ -224,7 +225,10 @@ pub struct DefaultCandidate {
 }
 
 /// The owner's active configurations that hold a key or need none (the caller decides which).
-pub fn active_candidates(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<(DefaultCandidate, String, bool)>> {
+pub fn active_candidates(
+    conn: &mut DbConnection,
+    user_id: DbId,
+) -> QueryResult<Vec<(DefaultCandidate, Provider, bool)>> {
     cfg::table
         .filter(cfg::user_id.eq(user_id))
         .filter(cfg::is_active.eq(true))
@@ -255,7 +259,7 @@ pub fn record_test_result(
     conn: &mut DbConnection,
     user_id: DbId,
     id: DbId,
-    status: &str,
+    status: TestStatus,
     message: Option<&str>,
     latency_ms: Option<i64>,
     at: NaiveDateTime,
@@ -374,7 +378,7 @@ pub fn replace_hint(conn: &mut DbConnection, id: DbId, sealed: &[u8], hint: &str
 }
 
 /// Configurations per user and test status, for the admin's key health (never a key).
-pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, String, i64)>> {
+pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, TestStatus, i64)>> {
     cfg::table
         .group_by((cfg::user_id, cfg::test_status))
         .select((cfg::user_id, cfg::test_status, diesel::dsl::count_star()))

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::{sessions, users};
 use super::sql_types::Stamp;
 use super::{DbConnection, DbId, on_backend};
+use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
@@ -26,7 +27,7 @@ pub struct SessionRow {
 /// What a request needs to know about a session's user, read in the same round trip.
 #[derive(Debug, Clone, Queryable)]
 pub struct SessionOwner {
-    pub role: String,
+    pub role: Role,
     pub is_disabled: bool,
 }
 

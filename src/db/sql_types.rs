@@ -1,7 +1,7 @@
 //! The one SQL type that the two backends spell differently: UUIDs are native `uuid` on
 //! PostgreSQL and lowercase hyphenated text on SQLite. diesel's own `Uuid` type does not pass
 //! through the multi-backend connection, so ids cross it as [`DbId`]. Also a faster way to read
-//! timestamps ([`Stamp`]).
+//! timestamps ([`Stamp`]), and the states kept as text ([`Role`], [`Provider`], [`TestStatus`]).
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::backend::Backend;
@@ -15,6 +15,7 @@ use std::io::Write;
 use uuid::Uuid;
 
 use super::MultiBackend;
+use crate::domain::{Provider, Role, TestStatus};
 
 /// The SQL type of every id column (`uuid` on PostgreSQL, `TEXT` on SQLite).
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
@@ -84,6 +85,56 @@ impl FromSql<DbUuid, MultiBackend> for DbId {
         value.from_sql::<DbId, DbUuid>()
     }
 }
+
+/// A state stored as one of a fixed set of words in a `TEXT` column: written as `as_str`
+/// writes it, read back through `parse`. A word outside the set is a deserialisation error that
+/// names the column's type and the word (never a panic, never a silent default).
+macro_rules! text_state {
+    ($state:ty, $what:literal, $as_str:expr, $parse:expr) => {
+        impl ToSql<Text, Pg> for $state {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                <str as ToSql<Text, Pg>>::to_sql($as_str(*self), out)
+            }
+        }
+
+        impl ToSql<Text, Sqlite> for $state {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
+                <str as ToSql<Text, Sqlite>>::to_sql($as_str(*self), out)
+            }
+        }
+
+        impl ToSql<Text, MultiBackend> for $state {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
+                out.set_value((Text, self));
+                Ok(IsNull::No)
+            }
+        }
+
+        impl FromSql<Text, Pg> for $state {
+            fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+                let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
+                $parse(&text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
+            }
+        }
+
+        impl FromSql<Text, Sqlite> for $state {
+            fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+                $parse(&text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
+            }
+        }
+
+        impl FromSql<Text, MultiBackend> for $state {
+            fn from_sql(value: <MultiBackend as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                value.from_sql::<$state, Text>()
+            }
+        }
+    };
+}
+
+text_state!(Role, "role", Role::as_str, Role::parse);
+text_state!(Provider, "provider", Provider::id, Provider::parse);
+text_state!(TestStatus, "test status", TestStatus::as_str, TestStatus::parse);
 
 /// A `Timestamp` column read through the multi-backend connection, for row structs to name with
 /// `#[diesel(deserialize_as = Stamp)]` on a `NaiveDateTime` field.
@@ -185,7 +236,59 @@ fn parse_sqlite_timestamp(text: &str) -> Option<NaiveDateTime> {
 #[cfg(test)]
 mod tests {
     use super::parse_sqlite_timestamp;
+    use crate::db::DbConnection;
+    use crate::domain::{Provider, Role, TestStatus};
     use chrono::NaiveDateTime;
+    use diesel::dsl::sql;
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    fn read<T>(conn: &mut DbConnection, stored: &str) -> QueryResult<T>
+    where
+        T: diesel::deserialize::FromSqlRow<Text, crate::db::MultiBackend> + 'static,
+    {
+        diesel::select(sql::<Text>("").bind::<Text, _>(stored)).get_result(conn)
+    }
+
+    /// The error and every error under it, as text.
+    fn whole(error: diesel::result::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            text.push_str(&format!(": {inner}"));
+            source = inner.source();
+        }
+        text
+    }
+
+    #[test]
+    fn states_read_back_as_stored_and_unknown_words_are_errors() {
+        let mut conn = DbConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").unwrap());
+        assert_eq!(read::<Role>(&mut conn, "admin").unwrap(), Role::Admin);
+        assert_eq!(read::<Role>(&mut conn, "member").unwrap(), Role::Member);
+        assert_eq!(
+            read::<Provider>(&mut conn, "azure_openai").unwrap(),
+            Provider::AzureOpenai
+        );
+        assert_eq!(read::<TestStatus>(&mut conn, "untested").unwrap(), TestStatus::Untested);
+        let error = read::<Role>(&mut conn, "owner").map(|_| ()).map_err(whole).unwrap_err();
+        assert!(error.contains("unknown role `owner`"), "{error}");
+        let error = read::<TestStatus>(&mut conn, "OK")
+            .map(|_| ())
+            .map_err(whole)
+            .unwrap_err();
+        assert!(error.contains("unknown test status `OK`"), "{error}");
+        let error = read::<Provider>(&mut conn, "openai ")
+            .map(|_| ())
+            .map_err(whole)
+            .unwrap_err();
+        assert!(error.contains("unknown provider `openai `"), "{error}");
+        // Written as the same words.
+        let written: String = diesel::select(sql::<Text>("").bind::<Text, _>(TestStatus::Failed))
+            .get_result(&mut conn)
+            .unwrap();
+        assert_eq!(written, "failed");
+    }
 
     #[test]
     fn sqlite_timestamps_parse_like_chrono() {

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::users;
 use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
+use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -14,7 +15,7 @@ pub struct UserRow {
     pub email: String,
     pub email_key: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub is_disabled: bool,
     #[diesel(deserialize_as = Stamp)]
     pub created_at: NaiveDateTime,
@@ -29,7 +30,7 @@ pub struct UserInsert<'a> {
     pub email: &'a str,
     pub email_key: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub is_disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -104,7 +105,7 @@ pub fn list_all(conn: &mut DbConnection) -> QueryResult<Vec<UserRow>> {
 /// then sees it.
 pub fn lock_active_admins(conn: &mut DbConnection) -> QueryResult<Vec<DbId>> {
     let active_admins = users::table
-        .filter(users::role.eq("admin"))
+        .filter(users::role.eq(Role::Admin))
         .filter(users::is_disabled.eq(false))
         .select(users::id);
     match conn {
@@ -119,7 +120,7 @@ pub fn set_disabled(conn: &mut DbConnection, id: DbId, disabled: bool, now: Naiv
         .execute(conn)
 }
 
-pub fn set_role(conn: &mut DbConnection, id: DbId, role: &str, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn set_role(conn: &mut DbConnection, id: DbId, role: Role, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(users::table.find(id))
         .set((users::role.eq(role), users::updated_at.eq(now)))
         .execute(conn)

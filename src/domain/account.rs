@@ -57,7 +57,9 @@ impl fmt::Debug for Password {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A user's role, stored as `admin` or `member` (the text mapping is in `db/sql_types.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Role {
     Admin,
     Member,

@@ -161,9 +161,53 @@ impl BaseUrl {
     }
 }
 
+/// The outcome of a configuration's last provider test, stored as `untested`, `ok` or `failed`
+/// (the text mapping is in `db/sql_types.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum TestStatus {
+    Untested,
+    Ok,
+    Failed,
+}
+
+impl TestStatus {
+    pub const ALL: [TestStatus; 3] = [TestStatus::Untested, TestStatus::Ok, TestStatus::Failed];
+
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestStatus::Untested => "untested",
+            TestStatus::Ok => "ok",
+            TestStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<TestStatus> {
+        TestStatus::ALL.into_iter().find(|status| status.as_str() == raw)
+    }
+
+    /// How pages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TestStatus::Untested => "Untested",
+            TestStatus::Ok => "OK",
+            TestStatus::Failed => "Failed",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_statuses_read_back_what_they_store() {
+        for status in TestStatus::ALL {
+            assert_eq!(TestStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(TestStatus::parse("OK"), None);
+    }
 
     #[test]
     fn names_are_trimmed_bounded_and_free_of_control_characters() {

@@ -2,7 +2,11 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+/// Stored as its [`Provider::id`] (the text mapping is in `db/sql_types.rs`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, diesel::AsExpression, diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     Openai,

@@ -1,12 +1,4 @@
-//! API token scopes and the token secret itself.
-
-use std::fmt;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+//! API token scopes. The token secret itself is `crypto::TokenSecret`.
 
 /// What a token may do. `write` includes `read`; `resolve` includes nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,43 +67,6 @@ impl Scopes {
     }
 }
 
-/// A freshly made token: `lny_` followed by 43 URL-safe characters (32 random bytes). Shown to
-/// its owner once; only its SHA-256 is stored.
-pub struct TokenSecret(SecretString);
-
-impl TokenSecret {
-    pub const PREFIX: &'static str = "lny_";
-
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        TokenSecret(SecretString::from(format!(
-            "{}{}",
-            Self::PREFIX,
-            URL_SAFE_NO_PAD.encode(bytes)
-        )))
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    pub fn hash(&self) -> [u8; 32] {
-        hash_token(self.expose())
-    }
-}
-
-impl fmt::Debug for TokenSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenSecret([redacted])")
-    }
-}
-
-/// The stored form of a presented token.
-pub fn hash_token(presented: &str) -> [u8; 32] {
-    Sha256::digest(presented.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,16 +80,5 @@ mod tests {
         assert_eq!(Scopes::parse("write, read,write").unwrap().to_stored(), "read,write");
         assert!(Scopes::parse("").is_err());
         assert!(Scopes::parse("admin").is_err());
-    }
-
-    #[test]
-    fn tokens_are_prefixed_random_and_hashed() {
-        let a = TokenSecret::generate();
-        let b = TokenSecret::generate();
-        assert!(a.expose().starts_with("lny_"));
-        assert!(a.expose().len() >= 4 + 32);
-        assert_ne!(a.expose(), b.expose());
-        assert_eq!(a.hash(), hash_token(a.expose()));
-        assert!(!format!("{a:?}").contains(&a.expose()[4..]));
     }
 }

@@ -12,6 +12,9 @@ use url::{Host, Url};
 
 pub use address::non_public_reason;
 pub use client::{EgressError, LOOKUP_TIMEOUT, OutboundBuildError, OutboundClient, OutboundResponse};
+/// The header types of outbound requests, so that `providers/` can build them without naming
+/// the HTTP client (the only door out is this room).
+pub use reqwest::header;
 
 /// `public`: public addresses plus the allow list; `allowlist`: only the allow list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

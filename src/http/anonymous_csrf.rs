@@ -6,14 +6,9 @@
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite, time::Duration as CookieDuration};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha512};
-use subtle::ConstantTimeEq;
 
 use super::session::IDLE_TIMEOUT;
-use crate::crypto::MasterKeyring;
+use crate::crypto::{self, MasterKeyring};
 
 pub const COOKIE_NAME: &str = "lanyard_csrf";
 
@@ -29,12 +24,8 @@ pub struct AnonymousCsrf {
 impl AnonymousCsrf {
     /// `secure`: whether the public URL is https (the cookie is then sent only over https).
     pub fn new(keyring: &MasterKeyring, secure: bool) -> Self {
-        let mut hasher = Sha512::new();
-        hasher.update(b"lanyard/anonymous-csrf-cookie-signing/v1\0");
-        hasher.update(keyring.active().id().as_str().as_bytes());
-        hasher.update(keyring.active().derive_material(b"anonymous-csrf-cookie"));
         AnonymousCsrf {
-            key: Key::from(hasher.finalize().as_slice()),
+            key: Key::from(&crypto::anonymous_csrf_signing_key(keyring)),
             secure,
         }
     }
@@ -51,7 +42,7 @@ impl AnonymousCsrf {
     /// Does `submitted` match the request's cookie? Constant time; no cookie never matches.
     pub fn matches(&self, req: &HttpRequest, submitted: Option<&str>) -> bool {
         match (self.presented(req), submitted) {
-            (Some(expected), Some(submitted)) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
+            (Some(expected), Some(submitted)) => crypto::constant_time_eq(submitted.as_bytes(), expected.as_bytes()),
             _ => false,
         }
     }
@@ -60,11 +51,7 @@ impl AnonymousCsrf {
     /// page and a registration page open side by side both work), else a new one. The cookie
     /// comes back every time, so that its lifetime starts again with each page shown.
     pub fn issue(&self, req: &HttpRequest) -> (String, Cookie<'static>) {
-        let token = self.presented(req).unwrap_or_else(|| {
-            let mut bytes = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            URL_SAFE_NO_PAD.encode(bytes)
-        });
+        let token = self.presented(req).unwrap_or_else(crypto::new_csrf_token);
         let mut jar = CookieJar::new();
         jar.signed_mut(&self.key).add(
             Cookie::build(COOKIE_NAME, token.clone())

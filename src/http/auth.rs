@@ -7,12 +7,8 @@ use std::pin::Pin;
 use actix_session::{Session, SessionExt};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
-use rand::RngCore;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq;
 use url::Url;
 use uuid::Uuid;
 
@@ -20,6 +16,7 @@ use super::AppState;
 use super::anonymous_csrf::AnonymousCsrf;
 use super::page_error::PageError;
 use super::session::{CSRF_TOKEN, EMAIL, ROLE, UNAVAILABLE, USER_ID};
+use crate::crypto;
 use crate::domain::Role;
 use crate::error::AppError;
 
@@ -35,9 +32,7 @@ pub fn csrf_token(session: &Session) -> Result<String, AppError> {
     if let Ok(Some(token)) = session.get::<String>(CSRF_TOKEN) {
         return Ok(token);
     }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token = crypto::new_csrf_token();
     session
         .insert(CSRF_TOKEN, &token)
         .map_err(|error| AppError::Internal(format!("session write failed: {error}")))?;
@@ -47,7 +42,7 @@ pub fn csrf_token(session: &Session) -> Result<String, AppError> {
 /// Does a submitted token match the session's? Constant time.
 pub fn csrf_matches(session: &Session, submitted: Option<&str>) -> bool {
     match (session.get::<String>(CSRF_TOKEN).ok().flatten(), submitted) {
-        (Some(expected), Some(submitted)) => expected.as_bytes().ct_eq(submitted.as_bytes()).into(),
+        (Some(expected), Some(submitted)) => crypto::constant_time_eq(submitted.as_bytes(), expected.as_bytes()),
         _ => false,
     }
 }

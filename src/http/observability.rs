@@ -8,11 +8,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest, HttpResponse, web};
-use subtle::ConstantTimeEq;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
 use super::AppState;
+use crate::crypto;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// The span every log line of a request is written in. Unlike tracing-actix-web's default, it
@@ -91,7 +91,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        if !crypto::constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes()) {
             return HttpResponse::Unauthorized()
                 .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
                 .content_type("text/plain; charset=utf-8")

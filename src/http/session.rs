@@ -10,13 +10,9 @@ use std::collections::HashMap;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_session::{SessionMiddleware, config::PersistentSession};
 use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
-use rand::RngCore;
-use sha2::{Digest, Sha256, Sha512};
 
-use crate::crypto::MasterKeyring;
+use crate::crypto::{self, MasterKeyring, hash_session_key, new_session_key};
 use crate::db::{self, Database, DbId, sessions};
 
 pub const COOKIE_NAME: &str = "lanyard_session";
@@ -42,16 +38,6 @@ impl DbSessionStore {
     pub fn new(db: Database) -> Self {
         DbSessionStore { db }
     }
-}
-
-pub fn hash_session_key(key: &str) -> Vec<u8> {
-    Sha256::digest(key.as_bytes()).to_vec()
-}
-
-fn new_session_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The user a state belongs to, and the state as stored (without the derived entries).
@@ -96,7 +82,10 @@ impl SessionStore for DbSessionStore {
                 match owner {
                     Some(owner) if owner.is_disabled => return Ok(None),
                     Some(owner) => {
-                        state.insert(ROLE.to_owned(), serde_json::Value::String(owner.role).to_string());
+                        state.insert(
+                            ROLE.to_owned(),
+                            serde_json::Value::from(owner.role.as_str()).to_string(),
+                        );
                     }
                     None if row.user_id.is_some() => return Ok(None),
                     None => {}
@@ -169,11 +158,7 @@ impl SessionStore for DbSessionStore {
 
 /// The cookie-signing key, derived from the active master key so that every instance agrees.
 pub fn cookie_key(keyring: &MasterKeyring) -> Key {
-    let mut hasher = Sha512::new();
-    hasher.update(b"lanyard/session-cookie-signing/v1\0");
-    hasher.update(keyring.active().id().as_str().as_bytes());
-    hasher.update(keyring.active().derive_material(b"session-cookie"));
-    Key::from(hasher.finalize().as_slice())
+    Key::from(&crypto::session_cookie_signing_key(keyring))
 }
 
 pub fn middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionMiddleware<DbSessionStore> {

@@ -1,6 +1,6 @@
 //! Anthropic: `GET {base}/v1/models` with `x-api-key` and the API version header.
 
-use reqwest::header::HeaderName;
+use crate::egress::header::HeaderName;
 
 pub const PATH: &str = "/v1/models";
 const API_VERSION: &str = "2023-06-01";

@@ -1,6 +1,6 @@
 //! Azure OpenAI: `GET {resource endpoint}/openai/models?api-version=…` with the `api-key` header.
 
-use reqwest::header::HeaderName;
+use crate::egress::header::HeaderName;
 
 pub const PATH: &str = "/openai/models?api-version=2024-10-21";
 

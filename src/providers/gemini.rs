@@ -1,7 +1,7 @@
 //! Google Gemini: `GET {base}/v1beta/models` with the key in `x-goog-api-key` (never in the
 //! URL, where it would end up in logs). Models are named `models/<id>`.
 
-use reqwest::header::HeaderName;
+use crate::egress::header::HeaderName;
 
 pub const PATH: &str = "/v1beta/models";
 

@@ -7,7 +7,7 @@ mod gemini;
 mod ollama;
 mod openai_compatible;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use crate::egress::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::domain::Provider;
@@ -53,7 +53,10 @@ pub fn model_list_request(
     };
     let url = Url::parse(&format!("{base_url}{path}")).map_err(|_| RequestError::BaseUrl)?;
     let mut headers = HeaderMap::new();
-    headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(
+        crate::egress::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
     for (name, value) in auth {
         let mut value = HeaderValue::from_str(&value).map_err(|_| RequestError::KeyNotSendable)?;
         value.set_sensitive(true);

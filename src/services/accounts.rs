@@ -1,32 +1,19 @@
 //! Accounts: creating users and hashing their passwords, the login limits, and the security
 //! events that record what was done to an account.
 
-use argon2::password_hash::SaltString;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 use chrono::{Duration, NaiveDateTime};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::crypto;
 use crate::db::{
     self, DbConnection, DbId, api_tokens, auth_failures, instance_settings, security_events, sessions, users,
 };
-use crate::domain::{Email, Password, Role, TokenSecret};
+use crate::domain::{Email, Password, Role};
 use crate::error::{AppError, FieldErrors};
 
-/// Argon2id at the OWASP minimum: 19 MiB, 2 iterations, 1 lane.
-fn hasher() -> Result<Argon2<'static>, AppError> {
-    let params =
-        Params::new(19 * 1024, 2, 1, None).map_err(|error| AppError::Internal(format!("argon2 params: {error}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
+/// Hashes a new password (Argon2id: `crypto::hash_password`).
 pub fn hash_password(password: &Password) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut OsRng);
-    hasher()?
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|error| AppError::Internal(format!("argon2 hashing failed: {error}")))
+    crypto::hash_password(password.expose()).map_err(|error| AppError::Internal(error.to_string()))
 }
 
 #[derive(Debug, Clone)]
@@ -67,7 +54,7 @@ pub fn create_user(
                 email: email.as_str(),
                 email_key: &email_key,
                 password_hash: &password_hash,
-                role: role.as_str(),
+                role,
                 is_disabled: false,
                 created_at: now,
                 updated_at: now,
@@ -99,25 +86,6 @@ const REGISTRATION_OPEN_SETTING: &str = "registration_open";
 
 /// The same sentence for an unknown email and a wrong password.
 pub const LOGIN_FAILED: &str = "wrong email or password";
-
-/// A hash to verify against when the email is unknown, so that both failures take as long.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let filler = Password::parse("lanyard-dummy-password-for-timing").map(|p| hash_password(&p));
-        match filler {
-            Ok(Ok(hash)) => hash,
-            _ => String::new(),
-        }
-    })
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(hash) else {
-        return false;
-    };
-    hasher().is_ok_and(|argon| argon.verify_password(password.as_bytes(), &parsed).is_ok())
-}
 
 /// Which limits an attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,15 +148,15 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
     let account_key = email.trim().to_lowercase();
     let attempt = reserve_attempt(conn, &account_key, client, Limits::AccountAndAddress)?;
     let user = users::find_by_email_key(conn, &account_key)?;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
+    let hash = user.as_ref().map_or_else(
+        || crypto::dummy_password_hash().to_owned(),
+        |user| user.password_hash.clone(),
+    );
     let hash = hash.as_str();
-    let password_ok = verify_password(hash, password);
+    let password_ok = crypto::verify_password(hash, password);
     match user {
         Some(user) if password_ok && !user.is_disabled => {
-            let role =
-                Role::parse(&user.role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+            let role = user.role;
             release_attempt(conn, attempt)?;
             Ok(SignedInUser {
                 id: user.id.0,
@@ -201,13 +169,6 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
     }
 }
 
-fn setup_token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 /// While no user exists, issues a fresh one-time setup token (only its hash is stored) for the
 /// start-up log's registration link. `None` once users exist.
 pub fn issue_setup_token(conn: &mut DbConnection) -> Result<Option<String>, AppError> {
@@ -215,9 +176,8 @@ pub fn issue_setup_token(conn: &mut DbConnection) -> Result<Option<String>, AppE
         if users::count(conn)? > 0 {
             return Ok(None);
         }
-        let token = TokenSecret::generate();
-        let token = token.expose().trim_start_matches(TokenSecret::PREFIX).to_owned();
-        instance_settings::set(conn, SETUP_TOKEN_SETTING, &setup_token_hash(&token))?;
+        let token = crypto::new_setup_token();
+        instance_settings::set(conn, SETUP_TOKEN_SETTING, &crypto::hash_setup_token(&token))?;
         Ok(Some(token))
     })
 }
@@ -288,7 +248,7 @@ pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) 
                 email: email.as_str(),
                 email_key: &account_key,
                 password_hash: &password_hash,
-                role: role.as_str(),
+                role,
                 is_disabled: false,
                 created_at: now,
                 updated_at: now,
@@ -318,7 +278,7 @@ fn ensure_may_register(
     consume: bool,
 ) -> Result<(), AppError> {
     if first_user {
-        let presented = setup_token.map(setup_token_hash).unwrap_or_default();
+        let presented = setup_token.map(crypto::hash_setup_token).unwrap_or_default();
         let valid = !presented.is_empty()
             && if consume {
                 instance_settings::take(conn, SETUP_TOKEN_SETTING, &presented)?
@@ -347,7 +307,7 @@ fn current_password_matches(
     client: &str,
 ) -> Result<bool, AppError> {
     let attempt = reserve_attempt(conn, &user.email_key, client, Limits::AccountAndAddress)?;
-    if verify_password(&user.password_hash, presented) {
+    if crypto::verify_password(&user.password_hash, presented) {
         release_attempt(conn, attempt)?;
         Ok(true)
     } else {
@@ -400,10 +360,8 @@ pub fn change_password(
 /// registering).
 pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, AppError> {
     let stored = instance_settings::get(conn, SETUP_TOKEN_SETTING)?;
-    Ok(stored.is_some_and(|stored| {
-        use subtle::ConstantTimeEq;
-        stored.as_bytes().ct_eq(setup_token_hash(token).as_bytes()).into()
-    }))
+    Ok(stored
+        .is_some_and(|stored| crypto::constant_time_eq(stored.as_bytes(), crypto::hash_setup_token(token).as_bytes())))
 }
 
 /// The last admin who can log in must stay one: no disabling, demoting or deleting them. Judged
@@ -522,7 +480,7 @@ pub fn set_role(conn: &mut DbConnection, user_id: Uuid, role: Role) -> Result<()
         if role == Role::Member {
             ensure_not_last_admin(conn, &user)?;
         }
-        users::set_role(conn, DbId(user_id), role.as_str(), db::now())?;
+        users::set_role(conn, DbId(user_id), role, db::now())?;
         Ok(())
     })
 }

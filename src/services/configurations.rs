@@ -163,7 +163,7 @@ fn insert(
                 user_id: DbId(owner),
                 name: new.name.as_str(),
                 name_key: &name_key,
-                provider: new.provider.id(),
+                provider: new.provider,
                 model: new.model.as_str(),
                 api_key_encrypted: sealed.as_ref().map(|sealed| sealed.bytes.as_slice()),
                 key_id: sealed.as_ref().map(|sealed| sealed.key_id.as_str()),
@@ -205,8 +205,7 @@ pub fn update(
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
-        let stored_provider = Provider::parse(&row.provider)
-            .ok_or_else(|| AppError::Internal(format!("unknown stored provider `{}`", row.provider)))?;
+        let stored_provider = row.provider;
         let provider = update.provider.unwrap_or(stored_provider);
         let base_url = match &update.base_url {
             Some(new) => stored_base_url(provider, new.as_ref()),
@@ -283,7 +282,7 @@ pub fn update(
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
             name_key: name_key.as_deref(),
-            provider: update.provider.map(Provider::id),
+            provider: update.provider,
             model: update.model.as_ref().map(ModelId::as_str),
             api_key_encrypted: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.bytes.as_slice())),
             key_id: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.key_id.as_str())),
@@ -343,7 +342,7 @@ fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateT
     let candidates = store::active_candidates(conn, DbId(owner))?;
     let chosen = candidates
         .into_iter()
-        .filter(|(_, provider, has_key)| *has_key || Provider::parse(provider).is_some_and(|p| !p.needs_api_key()))
+        .filter(|(_, provider, has_key)| *has_key || !provider.needs_api_key())
         .map(|(candidate, _, _)| candidate)
         .max_by_key(|candidate| (candidate.last_used_at, candidate.created_at, Reverse(candidate.id)));
     if let Some(chosen) = chosen {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding};
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, Database, DbConnection, DbId, provider_test_runs, users};
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider};
+use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
 use crate::error::AppError;
 use crate::providers;
@@ -76,8 +76,14 @@ impl TestOutcome {
         outcome
     }
 
+    /// What the configuration records.
+    pub fn test_status(&self) -> TestStatus {
+        if self.ok { TestStatus::Ok } else { TestStatus::Failed }
+    }
+
+    /// The wire form of [`TestOutcome::test_status`].
     pub fn status(&self) -> &'static str {
-        if self.ok { "ok" } else { "failed" }
+        self.test_status().as_str()
     }
 }
 
@@ -211,8 +217,7 @@ pub fn saved_target(
     keyring: &MasterKeyring,
     row: &ConfigurationRow,
 ) -> Result<Result<TestTarget, TestOutcome>, AppError> {
-    let provider =
-        Provider::parse(&row.provider).ok_or_else(|| AppError::Internal("unknown stored provider".into()))?;
+    let provider = row.provider;
     let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
         Some(url) => url.to_owned(),
         None => {
@@ -276,7 +281,7 @@ pub async fn test_saved(
                 conn,
                 DbId(owner),
                 DbId(id),
-                recorded.status(),
+                recorded.test_status(),
                 Some(&recorded.message),
                 recorded.latency_ms,
                 db::now(),
@@ -320,7 +325,7 @@ pub async fn test_edit_with_stored_key(
     let row = database
         .run(move |conn| {
             let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
-            if row.provider != provider.id() || row.base_url != requested_base {
+            if row.provider != provider || row.base_url != requested_base {
                 return Err(AppError::validation(
                     "api_key",
                     "enter the key to test a different provider or base URL",

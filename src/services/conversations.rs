@@ -8,7 +8,7 @@ use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::conversation_overrides::{self as overrides, OverrideRow};
 use crate::db::llm_configurations::{self as store, ConfigurationRow, ConfigurationSummary};
 use crate::db::{self, DbConnection, DbId, key_reveals};
-use crate::domain::{ConversationId, FallbackConfiguration, UserCap};
+use crate::domain::{ConversationId, FallbackConfiguration, Provider, UserCap};
 use crate::error::AppError;
 
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<OverrideRow>, AppError> {
@@ -77,7 +77,7 @@ pub struct Resolved {
     pub source: Source,
     /// `None` for the instance fallback.
     pub configuration: Option<ConfigurationSummary>,
-    pub provider: String,
+    pub provider: Provider,
     pub model: String,
     pub base_url: Option<String>,
     pub api_key: Option<SecretString>,
@@ -136,7 +136,7 @@ pub fn resolve(
             return Ok(Resolved {
                 source: Source::Fallback,
                 configuration: None,
-                provider: fallback.provider.id().to_owned(),
+                provider: fallback.provider,
                 model: fallback.model.clone(),
                 base_url: fallback.base_url.clone(),
                 api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
@@ -150,7 +150,7 @@ pub fn resolve(
             .ok_or_else(|| AppError::Internal("the configuration vanished while resolving".into()))?;
         Ok(Resolved {
             source,
-            provider: row.provider.clone(),
+            provider: row.provider,
             model: row.model.clone(),
             base_url: row.base_url.clone(),
             api_key_masked: row.api_key_hint.clone(),

@@ -247,7 +247,7 @@ pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, Ap
         .map(|row| ExportedConfiguration {
             has_api_key: row.api_key_hint.is_some(),
             name: row.name,
-            provider: row.provider,
+            provider: row.provider.id().to_owned(),
             model: row.model,
             base_url: row.base_url,
             is_default: row.is_default,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret;
 
 use crate::config::MasterKeySource;
-use crate::crypto::{KeyId, MasterKey, MasterKeyring, RowBinding};
+use crate::crypto::{self, KeyId, MasterKey, MasterKeyring, RowBinding};
 use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries};
 
 /// The plaintext every canary seals.
@@ -82,27 +82,17 @@ const MIN_PASSPHRASE_CHARS: usize = 12;
 /// Stretches a passphrase into a master key: Argon2id, 64 MiB, 3 passes, under `salt`
 /// (base64). A weak passphrase is a weak key: the stretching only slows guessing down.
 pub fn passphrase_key(passphrase: &str, salt: &str) -> Result<MasterKey, KeyCheckError> {
-    use argon2::{Algorithm, Argon2, Params, Version};
     if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(KeyCheckError::Passphrase(format!(
             "LANYARD_MASTER_PASSPHRASE must be at least {MIN_PASSPHRASE_CHARS} characters"
         )));
     }
-    let params =
-        Params::new(64 * 1024, 3, 1, Some(32)).map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), salt.as_bytes(), bytes.as_mut())
-        .map_err(|error| KeyCheckError::Passphrase(error.to_string()))?;
+    let bytes = crypto::stretch_passphrase(passphrase, salt).map_err(KeyCheckError::Passphrase)?;
     Ok(MasterKey::new(KeyId::parse(PASSPHRASE_KEY_ID)?, *bytes))
 }
 
 fn new_salt() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut salt = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(salt)
+    crypto::new_passphrase_salt()
 }
 
 impl StoredKeyState {

@@ -1,12 +1,12 @@
 //! API tokens: creation (the secret is returned once) and bearer authentication.
 
 use chrono::{Duration, NaiveDateTime};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{Credential, Principal, accounts};
+use crate::crypto::{self, TokenSecret, hash_token};
 use crate::db::{self, DbConnection, DbId, api_tokens, users};
-use crate::domain::{Role, Scope, Scopes, TokenSecret, UserCap, hash_token};
+use crate::domain::{Scope, Scopes, UserCap};
 use crate::error::AppError;
 
 /// A token's name: trimmed, 1 to 64 characters, no control characters.
@@ -121,15 +121,14 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime
     }
     let hash = hash_token(presented);
     let token = api_tokens::find_credential_by_hash(conn, &hash)?.ok_or(AppError::Unauthorized)?;
-    let hash_matches: bool = token.token_hash.ct_eq(&hash).into();
+    let hash_matches = crypto::constant_time_eq(&token.token_hash, &hash);
     let expired = token.expires_at.is_some_and(|expires_at| expires_at <= now);
     if !hash_matches || token.is_revoked || expired || token.owner_is_disabled {
         return Err(AppError::Unauthorized);
     }
     let scopes =
         Scopes::parse(&token.scopes).map_err(|_| AppError::Internal("stored token scopes are invalid".into()))?;
-    let role =
-        Role::parse(&token.owner_role).ok_or_else(|| AppError::Internal("stored user role is invalid".into()))?;
+    let role = token.owner_role;
     if token.last_used_at.is_none_or(|last| last < now - LAST_USED_GRANULARITY) {
         api_tokens::touch_last_used(conn, token.id, now, now - LAST_USED_GRANULARITY)?;
     }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::respond::{private_html, see_other};
 use super::views::{Layout, SecurityEventView, display_time};
 use crate::db::{DbConnection, key_reveals, llm_configurations, users};
-use crate::domain::{Email, Password, Role};
+use crate::domain::{Email, Password, Role, TestStatus};
 use crate::egress::EgressMode;
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
@@ -95,10 +95,10 @@ fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
     let mut health: HashMap<Uuid, (i64, i64, i64)> = HashMap::new();
     for (user_id, status, count) in llm_configurations::health_by_user(conn)? {
         let entry = health.entry(user_id.0).or_default();
-        match status.as_str() {
-            "ok" => entry.0 += count,
-            "failed" => entry.1 += count,
-            _ => entry.2 += count,
+        match status {
+            TestStatus::Ok => entry.0 += count,
+            TestStatus::Failed => entry.1 += count,
+            TestStatus::Untested => entry.2 += count,
         }
     }
     let users = users::list_all(conn)?
@@ -109,7 +109,7 @@ fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
                 id: user.id.0.to_string(),
                 is_you: user.id.0 == me,
                 email: user.email,
-                is_admin: user.role == Role::Admin.as_str(),
+                is_admin: user.role == Role::Admin,
                 is_disabled: user.is_disabled,
                 configurations: ok + failed + untested,
                 ok,

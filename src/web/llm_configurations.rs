@@ -100,17 +100,16 @@ impl FormView {
     }
 
     fn edit(row: &ConfigurationSummary, in_dialog: bool) -> Self {
-        let provider = Provider::parse(&row.provider);
         FormView {
             action: format!("{PAGE}/{}", row.id.0),
             id: row.id.0.to_string(),
             is_edit: true,
             in_dialog,
             name: row.name.clone(),
-            provider: row.provider.clone(),
+            provider: row.provider.id().to_owned(),
             model: row.model.clone(),
             base_url: row.base_url.clone().unwrap_or_default(),
-            base_url_placeholder: provider.and_then(Provider::suggested_base_url).unwrap_or("").to_owned(),
+            base_url_placeholder: row.provider.suggested_base_url().unwrap_or("").to_owned(),
             is_active: row.is_active,
             key_hint: row.api_key_hint.clone(),
             errors: FieldErrors::new(),

@@ -87,22 +87,17 @@ pub struct ConfigurationView {
 
 impl From<ConfigurationSummary> for ConfigurationView {
     fn from(row: ConfigurationSummary) -> Self {
-        let status_label = match row.test_status.as_str() {
-            "ok" => "OK",
-            "failed" => "Failed",
-            _ => "Untested",
-        };
+        let status_label = row.test_status.label();
         ConfigurationView {
             id: HtmlId(row.id.0),
-            provider_label: Provider::parse(&row.provider)
-                .map_or_else(|| row.provider.clone().into(), |p| p.label().into()),
+            provider_label: row.provider.label().into(),
             name: row.name,
             model: row.model,
             masked_key: row.api_key_hint,
             base_url: row.base_url,
             is_default: row.is_default,
             is_active: row.is_active,
-            test_status: row.test_status,
+            test_status: row.test_status.as_str().to_owned(),
             status_label,
             test_message: row.test_message,
             tested_at: row.tested_at.map(display_time),

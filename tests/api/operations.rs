@@ -263,10 +263,14 @@ async fn only_admins_reach_the_admin_page_and_its_actions(app: TestApp) {
         assert_eq!(response.status(), 403, "POST {path} by a member");
     }
     let admin_row = user_row(&app, admin_id).await.expect("the admin exists");
-    assert_eq!(admin_row.role, "admin");
+    assert_eq!(admin_row.role.as_str(), "admin");
     assert!(!admin_row.is_disabled);
     assert_eq!(
-        user_row(&app, member.id).await.expect("the member exists").role,
+        user_row(&app, member.id)
+            .await
+            .expect("the member exists")
+            .role
+            .as_str(),
         "member"
     );
     assert_eq!(app.with_db(|conn| users::count(conn).unwrap()).await, 3);
@@ -344,7 +348,7 @@ async fn the_last_admin_cannot_be_demoted_disabled_or_deleted(app: TestApp) {
         assert_eq!(response.status(), 409, "{action} the last admin");
     }
     let row = user_row(&app, admin_id).await.expect("the admin still exists");
-    assert_eq!(row.role, "admin");
+    assert_eq!(row.role.as_str(), "admin");
     assert!(!row.is_disabled);
     assert_eq!(admin.get("/admin").await.status(), 200, "still an admin");
 
@@ -410,7 +414,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(app: TestApp) {
         let mut admins = 0;
         for id in [first_id, second.id] {
             let row = user_row(&app, id).await.expect("both users exist");
-            admins += usize::from(row.role == "admin" && !row.is_disabled);
+            admins += usize::from(row.role.as_str() == "admin" && !row.is_disabled);
         }
         assert_eq!(admins, 1, "round {round}: exactly one demotion may win ({statuses:?})");
     }
@@ -507,7 +511,7 @@ async fn registration_is_possible_only_while_an_admin_opens_it(app: TestApp) {
     assert_eq!(submitted.status(), 303);
     assert_eq!(location(&submitted), "/llm-configurations");
     let id = user_id(&app, "welcome@example.com").await;
-    assert_eq!(user_row(&app, id).await.unwrap().role, "member");
+    assert_eq!(user_row(&app, id).await.unwrap().role.as_str(), "member");
 
     let closed = post_form(&admin, "/admin/registration", &[("open", "false")]).await;
     assert_eq!(closed.status(), 303);

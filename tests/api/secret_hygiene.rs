@@ -268,7 +268,7 @@ fn values_holding_a_key_in_clear_are_redacted_in_debug_output() {
     let resolved = Resolved {
         source: Source::Default,
         configuration: None,
-        provider: "openai".into(),
+        provider: Provider::Openai,
         model: "m".into(),
         base_url: None,
         api_key: Some(SecretString::from(key.to_owned())),

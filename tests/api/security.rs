@@ -3,9 +3,9 @@
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
+use lanyard::crypto::hash_token;
 use lanyard::db::schema::{api_tokens, llm_configurations, users};
 use lanyard::db::{DbConnection, DbId};
-use lanyard::domain::hash_token;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 use uuid::Uuid;
