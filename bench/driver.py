@@ -543,11 +543,11 @@ class Bench:
     def seed_configurations(self, port: int, credentials: Credentials) -> None:
         for i in range(1, CONFIGURATIONS + 1):
             provider = PROVIDERS[(i - 1) % len(PROVIDERS)]
-            body = (f'{{"name":"bench-{i:02d} {provider}","provider":"{provider}","model":"model-{i:02d}",'
-                    f'"api_key":"sk-bench-{i:032d}","is_default":{"true" if i == 1 else "false"}}}')
+            body = {"name": f"bench-{i:02d} {provider}", "provider": provider, "model": f"model-{i:02d}",
+                    "api_key": f"sk-bench-{i:032d}", "is_default": i == 1}
             expect_status(201, f"creating configuration {i}", port, "POST", "/api/llm-configurations",
                           headers={**bearer(credentials.token_rw), "Content-Type": "application/json"},
-                          body=body.encode())
+                          body=json.dumps(body).encode())
 
     def log_in(self, port: int) -> str:
         """Logs in through the form like a browser; returns the lanyard_session cookie.
@@ -730,7 +730,8 @@ class Bench:
 
     @staticmethod
     def fire_test(port: int, path: str, token: str, outcomes: list[tuple[int, bytes]]) -> None:
-        """One provider test, given as long as curl's --max-time 30 gave it; 0 if it failed."""
+        """One provider test, given 30 s (three times Lanyard's outbound timeout); status 0 when
+        it got no answer."""
         try:
             reply = request(port, "POST", path, headers=bearer(token), timeout=30)
             outcomes.append((reply.status, reply.body))
