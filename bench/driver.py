@@ -1,0 +1,996 @@
+#!/usr/bin/env python3
+"""Lanyard's load benchmark (Python 3.11, standard library only).
+
+    bash bench/run.sh                          # builds the release binary, then runs this
+    python3 bench/driver.py --binary PATH      # an already built binary
+    python3 bench/driver.py --preflight        # checks the options, targets and tools, and stops
+
+Starts Lanyard on SQLite and then on PostgreSQL (a fresh database, dropped afterwards), on
+loopback only, seeds 50 configurations, and measures /healthz, GET /api/llm-configurations
+(bearer token), GET /llm-configurations (session from a real form login) and GET /api/resolve
+with wrk: requests/s, p50 and p99 at 32 connections, median of BENCH_RUNS runs; RSS after the
+load; time from start to first answer. Then, on SQLite, the list's latency while 100 provider
+tests hang on a local server that accepts and never answers (bench/hang_server.py). Prints the
+tables and rewrites the generated section of BENCHMARKS.md (between <!-- bench:start --> and
+<!-- bench:end -->), judging each target of bench/targets.toml as PASS or FAIL.
+
+Environment:
+  BENCH_DURATION    wrk duration per run (default 10s)
+  BENCH_RUNS        runs per endpoint; the median is reported (default 3)
+  CARGO_TARGET_DIR  where the binary was built (default ~/.cache/lanyard-target)
+  BENCH_PG_HOST / BENCH_PG_PORT / BENCH_PG_USER   PostgreSQL (default 127.0.0.1 / 5432 / postgres)
+  BENCH_KEEP_WORK=1 keeps the temporary directory (server logs, every wrk output) for a look
+
+Its own logic (wrk's output, medians, targets, the generated section) is tested without a
+server: python3 -m unittest bench/test_driver.py
+
+Safety: every URL is built on 127.0.0.1; every process this starts is stopped by its PID on
+any exit (errors, Ctrl-C, SIGTERM); the PostgreSQL database it creates is dropped.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 11):
+    sys.exit("bench/driver.py needs Python 3.11 or later (tomllib)")
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS_FILE = ROOT / "bench" / "targets.toml"
+BENCHMARKS_FILE = ROOT / "BENCHMARKS.md"
+HANG_SERVER = ROOT / "bench" / "hang_server.py"
+LOOPBACK = "127.0.0.1"
+
+WRK_THREADS = 2
+WRK_CONNECTIONS = 32
+WARMUP = "2s"
+CONFIGURATIONS = 50
+HANGING_TESTS = 100
+# Lanyard's outbound timeout is 10 s: every wrk window must fall inside the time the tests hang.
+HANG_WINDOW_S = 7
+EMAIL = "bench@example.com"
+SLOW_EMAIL = "slow@example.com"
+PASSWORD = "bench-password-0123456789"
+PROVIDERS = ["openai", "anthropic", "gemini", "mistral", "groq", "openrouter", "deepseek", "together", "xai"]
+BACKENDS = ["sqlite", "postgres"]
+# Settings of the caller's shell that would change what is measured; the server never sees them.
+UNSET_FOR_SERVER = [
+    "LANYARD_PUBLIC_URL", "LANYARD_MASTER_PASSPHRASE", "LANYARD_MASTER_KEY_FILE", "LANYARD_METRICS_TOKEN",
+    "LANYARD_TRUSTED_PROXIES", "LANYARD_FALLBACK_PROVIDER", "LANYARD_FALLBACK_MODEL",
+    "LANYARD_FALLBACK_API_KEY", "LANYARD_FALLBACK_BASE_URL", "LANYARD_TEST_POSTGRES_URL",
+]
+GIT_BUILD_INPUTS = ["src", "Cargo.toml", "Cargo.lock", "migrations", "templates", "static", "build.rs"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    path: str
+    label: str
+    credential: str | None  # which of Credentials' fields authenticates it
+
+
+ENDPOINTS = [
+    Endpoint("healthz", "/healthz", "GET /healthz", None),
+    Endpoint("api", "/api/llm-configurations", "GET /api/llm-configurations (token)", "token_rw"),
+    Endpoint("page", "/llm-configurations", "GET /llm-configurations (session)", "session_cookie"),
+    Endpoint("resolve", "/api/resolve", "GET /api/resolve (token)", "token_resolve"),
+]
+LIST = ENDPOINTS[1]
+
+# The quantities targets.toml may judge, and how each is shown (its value is compared as shown).
+QUANTITIES = {
+    "list_to_healthz.sqlite": "{:.3f}",
+    "list_to_healthz.postgres": "{:.3f}",
+    "page_to_healthz.sqlite": "{:.3f}",
+    "list_p99_ms.sqlite": "{:.2f} ms",
+    "list_p99_ms.postgres": "{:.2f} ms",
+    "list_p99_ms.hanging": "{:.2f} ms",
+    "list_errors": "{:.0f}",
+    "other_errors": "{:.0f}",
+    "rss_mib.sqlite": "{:.1f} MiB",
+    "rss_mib.postgres": "{:.1f} MiB",
+    "first_answer_ms.sqlite": "{:.0f} ms",
+    "first_answer_ms.postgres": "{:.0f} ms",
+}
+COMPARISONS = {
+    ">=": ("≥", lambda measured, threshold: measured >= threshold),
+    "<=": ("≤", lambda measured, threshold: measured <= threshold),
+    "==": ("=", lambda measured, threshold: measured == threshold),
+}
+
+
+class BenchError(Exception):
+    """Stops the run: logged as ERROR, exit status 1, everything cleaned up."""
+
+
+class Interrupted(SystemExit):
+    """Ctrl-C or SIGTERM: exit status 130 after the clean-up, like a shell script's."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and targets: both checked before anything is built or started.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Options:
+    duration: str
+    runs: int
+    pg_host: str
+    pg_port: str
+    pg_user: str
+    keep_work: bool
+    command: str  # how the run is reproduced, as the report states it
+
+    @property
+    def duration_s(self) -> int:
+        number = int(re.match(r"[0-9]+", self.duration).group())
+        return number * {"m": 60, "h": 3600}.get(self.duration[-1], 1)
+
+
+def options_from_environment() -> Options:
+    duration = os.environ.get("BENCH_DURATION") or "10s"
+    runs = os.environ.get("BENCH_RUNS") or "3"
+    if not re.fullmatch(r"[1-9][0-9]*", runs):
+        raise BenchError("BENCH_RUNS must be a positive whole number")
+    if not re.fullmatch(r"[0-9]+[smh]?", duration):
+        raise BenchError("BENCH_DURATION must look like 10s, 30s or 1m")
+    command = "bash bench/run.sh"
+    if os.environ.get("BENCH_DURATION") or os.environ.get("BENCH_RUNS"):
+        command = f"BENCH_DURATION={duration} BENCH_RUNS={runs} {command}"
+    return Options(
+        duration=duration,
+        runs=int(runs),
+        pg_host=os.environ.get("BENCH_PG_HOST") or "127.0.0.1",
+        pg_port=os.environ.get("BENCH_PG_PORT") or "5432",
+        pg_user=os.environ.get("BENCH_PG_USER") or "postgres",
+        keep_work=os.environ.get("BENCH_KEEP_WORK") == "1",
+        command=command,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    quantity: str
+    compare: str
+    threshold: float
+    is_target: bool
+
+    def judge(self, measured: dict[str, float]) -> tuple[str, str]:
+        """(the measured value as shown, PASS or FAIL)."""
+        shown = QUANTITIES[self.quantity].format(measured[self.quantity])
+        # Judged on the value as shown: the reader can check the verdict against the table.
+        value = float(re.match(r"-?[0-9.]+", shown).group())
+        passes = COMPARISONS[self.compare][1](value, self.threshold)
+        return shown, "PASS" if passes else "FAIL"
+
+
+def load_targets(path: Path = TARGETS_FILE) -> list[Target]:
+    try:
+        document = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise BenchError(f"cannot read {path}: {error}") from error
+    targets = []
+    for number, entry in enumerate(document.get("target", []), start=1):
+        where = f"{path.name}, target {number}"
+        unknown = set(entry) - {"label", "quantity", "compare", "threshold", "target"}
+        if unknown:
+            raise BenchError(f"{where}: unknown keys {sorted(unknown)}")
+        if entry.get("quantity") not in QUANTITIES:
+            raise BenchError(f"{where}: quantity must be one of {sorted(QUANTITIES)}")
+        if entry.get("compare") not in COMPARISONS:
+            raise BenchError(f"{where}: compare must be one of {sorted(COMPARISONS)}")
+        threshold = entry.get("threshold")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            raise BenchError(f"{where}: threshold must be a number")
+        if not isinstance(entry.get("label"), str):
+            raise BenchError(f"{where}: label must be text")
+        try:
+            label = entry["label"].format(
+                op=COMPARISONS[entry["compare"]][0], threshold=threshold, hanging_tests=HANGING_TESTS
+            )
+        except (KeyError, IndexError, ValueError) as error:
+            raise BenchError(f"{where}: label {entry['label']!r}: {error}") from error
+        targets.append(Target(label, entry["quantity"], entry["compare"], threshold, entry.get("target", True)))
+    if not targets:
+        raise BenchError(f"{path} lists no [[target]]")
+    return targets
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: every one started here is recorded, and stopped by its PID on any exit.
+# ---------------------------------------------------------------------------------------------
+class Processes:
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, argv: list[str], **popen_arguments) -> subprocess.Popen:
+        process = subprocess.Popen([str(part) for part in argv], **popen_arguments)
+        self.running.append(process)
+        return process
+
+    def wait(self, process: subprocess.Popen) -> int:
+        returncode = process.wait()
+        self.running.remove(process)
+        return returncode
+
+    def stop(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process in self.running:
+            self.running.remove(process)
+
+    def stop_all(self) -> None:
+        # All of them asked at once, so that their shutdowns overlap, then each waited for.
+        for process in self.running:
+            if process.poll() is None:
+                process.terminate()
+        for process in list(self.running):
+            self.stop(process)
+
+
+def run_tool(argv: list[str], *, stdin: str | None = None, cwd: Path | None = None,
+             env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A short-lived command (CLI, psql, git); subprocess.run kills it if we are interrupted."""
+    return subprocess.run([str(part) for part in argv], input=stdin, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP on loopback
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    cookies: dict[str, str]  # from Set-Cookie
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(port: int, method: str, path: str, *, headers: dict[str, str] | None = None,
+            body: bytes | None = None, timeout: float = 30) -> Reply:
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        data = response.read()
+        cookies = {}
+        for header in response.msg.get_all("Set-Cookie") or []:
+            name, _, value = header.split(";", 1)[0].partition("=")
+            cookies[name.strip()] = value.strip()
+        return Reply(response.status, data, cookies)
+    finally:
+        connection.close()
+
+
+def expect_status(want: int, what: str, port: int, method: str, path: str, **arguments) -> Reply:
+    try:
+        reply = request(port, method, path, **arguments)
+    except (OSError, http.client.HTTPException) as error:
+        raise BenchError(f"{what}: {error}") from error
+    if reply.status != want:
+        print(reply.body.decode(errors="replace"), file=sys.stderr)
+        raise BenchError(f"{what}: HTTP {reply.status}, expected {want}")
+    return reply
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # socket errors and non-2xx/3xx responses
+
+
+def wrk_latency_ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)([a-z]*)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}.get(unit, 1)
+
+
+def parse_wrk(output: str) -> WrkResult:
+    rps = re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.M)
+    p50 = re.search(r"^\s*50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)", output, re.M)
+    if not (rps and p50 and p99):
+        raise BenchError(f"cannot read wrk's output: {output}")
+    errors = 0
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if sockets:
+        errors += sum(int(count) for count in sockets.groups())
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    # Rounded as the report shows them, so that medians and verdicts use the shown values.
+    return WrkResult(float(rps.group(1)), round(wrk_latency_ms(p50.group(1)), 2),
+                     round(wrk_latency_ms(p99.group(1)), 2), errors)
+
+
+def latency_distribution(output: str) -> list[str]:
+    """wrk's lines from "Latency Distribution" to the totals, for the report's appendix."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "Latency Distribution" in line), len(lines))
+    kept = []
+    for line in lines[start:]:
+        if line.startswith("Requests"):
+            break
+        kept.append(line)
+    return kept
+
+
+def median(values: list[float]) -> float:
+    """The middle value; of an even count, the lower of the two middle ones."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) + 1) // 2 - 1]
+
+
+def rps_text(rps: float) -> str:
+    return f"{rps:.0f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Credentials:
+    token_rw: str = ""
+    token_resolve: str = ""
+    session_cookie: str = ""
+
+    def wrk_headers(self, endpoint: Endpoint) -> list[str]:
+        if endpoint.credential == "session_cookie":
+            return ["-H", f"Cookie: lanyard_session={self.session_cookie}"]
+        if endpoint.credential is not None:
+            return ["-H", f"Authorization: Bearer {getattr(self, endpoint.credential)}"]
+        return []
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    startup_ms: int
+
+
+@dataclass
+class EndpointResult:
+    runs: list[WrkResult] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return median([run.rps for run in self.runs])
+
+    @property
+    def p50_ms(self) -> float:
+        return median([run.p50_ms for run in self.runs])
+
+    @property
+    def p99_ms(self) -> float:
+        return median([run.p99_ms for run in self.runs])
+
+    @property
+    def errors(self) -> int:
+        return sum(run.errors for run in self.runs)
+
+
+@dataclass
+class BackendResult:
+    startup_ms: int = 0
+    rss_kib: int = 0
+    hwm_kib: int = 0
+    endpoints: dict[str, EndpointResult] = field(default_factory=dict)
+    kept_distributions: dict[str, list[str]] = field(default_factory=dict)
+
+    def ratio(self, endpoint: str) -> float:
+        healthz = self.endpoints["healthz"].rps
+        return self.endpoints[endpoint].rps / healthz if healthz > 0 else 0.0
+
+
+@dataclass
+class HangResult:
+    port: int = 0
+    window: str = ""
+    restart_ms: int = 0
+    alone: EndpointResult = field(default_factory=EndpointResult)
+    hanging: EndpointResult = field(default_factory=EndpointResult)
+    fewest_open: int = HANGING_TESTS
+    fired: int = 0
+    timeouts: int = 0
+    batch_ms: list[int] = field(default_factory=list)
+    rss_kib: int = 0
+    hwm_kib: int = 0
+    distribution: list[str] = field(default_factory=list)
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise BenchError(f"no {key} for process {pid}")
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+class Bench:
+    def __init__(self, options: Options, targets: list[Target], binary: Path) -> None:
+        self.options = options
+        self.targets = targets
+        self.binary = binary
+        self.processes = Processes()
+        self.work = Path(tempfile.mkdtemp(prefix="lanyard-bench."))
+        self.pg_database = ""  # set while a database of ours exists
+        self.master_keys = ""
+        self.server_env: dict[str, str] = {}
+        self.wrk_errors: list[str] = []
+        self.results = {backend: BackendResult() for backend in BACKENDS}
+        self.hang = HangResult()
+
+    # --- clean-up ------------------------------------------------------------------------------
+    def clean_up(self) -> None:
+        self.processes.stop_all()
+        if self.pg_database:
+            self.drop_database()
+        if self.options.keep_work:
+            log(f"kept {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def psql(self, sql: str) -> subprocess.CompletedProcess:
+        o = self.options
+        return run_tool(["psql", "-h", o.pg_host, "-p", o.pg_port, "-U", o.pg_user, "-d", "postgres", "-qAt",
+                         "-c", sql], timeout=60)
+
+    def drop_database(self) -> None:
+        try:
+            dropped = self.psql(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)').returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            dropped = False
+        if dropped:
+            self.pg_database = ""
+        else:
+            log(f"could not drop the PostgreSQL database {self.pg_database}: drop it by hand")
+
+    # --- the server and its CLI ----------------------------------------------------------------
+    def lanyard(self, *arguments: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+        """The CLI, run from the work directory so that no .env of the checkout is read."""
+        done = run_tool([self.binary, *arguments], stdin=stdin, cwd=self.work, env=env or self.server_env)
+        if done.returncode != 0:
+            raise BenchError(f"lanyard {' '.join(arguments[:2])} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def use_backend(self, database_url: str, **extra: str) -> int:
+        """Sets the environment of the CLI and the server of one backend; returns the port."""
+        env = {name: value for name, value in os.environ.items() if name not in UNSET_FOR_SERVER}
+        port = free_port()
+        env.update({
+            "DATABASE_URL": database_url,
+            "LANYARD_BIND": f"{LOOPBACK}:{port}",
+            "LANYARD_MASTER_KEYS": self.master_keys,
+            "LANYARD_LOG": "warn",
+            "LANYARD_EGRESS_MODE": "allowlist",
+            "LANYARD_EGRESS_ALLOW": "",
+            "LANYARD_TEST_RATE_PER_MINUTE": "10",
+        })
+        env.update(extra)
+        self.server_env = env
+        return port
+
+    def start_server(self, port: int, log_name: str) -> Server:
+        """Starts `lanyard serve`; the start-up time runs from the fork to the first 200 from
+        /healthz, polled with curl in a tight loop."""
+        log_path = self.work / log_name
+        started = now_ms()
+        with open(log_path, "wb") as server_log:
+            process = self.processes.start([self.binary, "serve"], cwd=self.work, env=self.server_env,
+                                           stdin=subprocess.DEVNULL, stdout=server_log, stderr=subprocess.STDOUT)
+        url = f"http://{LOOPBACK}:{port}/healthz"
+        while run_tool(["curl", "-sf", "-o", "/dev/null", "--max-time", "1", url]).returncode != 0:
+            if process.poll() is not None:
+                print(log_path.read_text(errors="replace"), file=sys.stderr)
+                raise BenchError("the server exited during start-up")
+            if now_ms() - started >= 60_000:
+                raise BenchError("no answer from /healthz within 60 s")
+        return Server(process, port, now_ms() - started)
+
+    # --- seeding, login, checks ----------------------------------------------------------------
+    def seed_configurations(self, port: int, credentials: Credentials) -> None:
+        for i in range(1, CONFIGURATIONS + 1):
+            provider = PROVIDERS[(i - 1) % len(PROVIDERS)]
+            body = {"name": f"bench-{i:02d} {provider}", "provider": provider, "model": f"model-{i:02d}",
+                    "api_key": f"sk-bench-{i:032d}", "is_default": i == 1}
+            expect_status(201, f"creating configuration {i}", port, "POST", "/api/llm-configurations",
+                          headers={**bearer(credentials.token_rw), "Content-Type": "application/json"},
+                          body=json.dumps(body).encode())
+
+    def log_in(self, port: int) -> str:
+        """Logs in through the form like a browser; returns the lanyard_session cookie.
+
+        Signing in is a double submit: GET /login writes no session but sets a signed
+        `lanyard_csrf` cookie whose token the form repeats in `csrf_token`; the POST must carry
+        both (and no foreign Origin)."""
+        page = expect_status(200, "GET /login", port, "GET", "/login")
+        csrf_cookie = page.cookies.get("lanyard_csrf")
+        if not csrf_cookie:
+            raise BenchError("no lanyard_csrf cookie from the login page")
+        token = re.search(rb'name="csrf_token" value="([^"]*)"', page.body)
+        if not token or not token.group(1):
+            raise BenchError("no csrf_token in the login page")
+        form = {"email": EMAIL, "password": PASSWORD, "csrf_token": token.group(1).decode()}
+        reply = expect_status(303, "POST /login", port, "POST", "/login",
+                              headers={"Content-Type": "application/x-www-form-urlencoded",
+                                       "Cookie": f"lanyard_csrf={csrf_cookie}"},
+                              body=urlencode(form).encode())
+        session = reply.cookies.get("lanyard_session")
+        if not session:
+            raise BenchError("no lanyard_session cookie after logging in")
+        return session
+
+    def check_endpoints(self, port: int, credentials: Credentials) -> None:
+        """Every measured endpoint answers 200 with the full list (before and after the load:
+        wrk does not count a 3xx as an error, so an expired session would go unnoticed)."""
+        expect_status(200, "/healthz", port, "GET", "/healthz")
+        listing = expect_status(200, "GET /api/llm-configurations", port, "GET", LIST.path,
+                                headers=bearer(credentials.token_rw))
+        if (count := len(listing.json())) != CONFIGURATIONS:
+            raise BenchError(f"the API lists {count} configurations, expected {CONFIGURATIONS}")
+        page = expect_status(200, "GET /llm-configurations", port, "GET", "/llm-configurations",
+                             headers={"Cookie": f"lanyard_session={credentials.session_cookie}"})
+        if (count := len(set(re.findall(rb"bench-[0-9][0-9] ", page.body)))) != CONFIGURATIONS:
+            raise BenchError(f"the page shows {count} configurations, expected {CONFIGURATIONS}")
+        expect_status(200, "GET /api/resolve", port, "GET", "/api/resolve", headers=bearer(credentials.token_resolve))
+
+    # --- measuring -----------------------------------------------------------------------------
+    def wrk(self, port: int, duration: str, output_name: str, endpoint: Endpoint,
+            credentials: Credentials) -> tuple[WrkResult, str]:
+        """Runs wrk once; its output is kept in the work directory under output_name."""
+        output_path = self.work / output_name
+        argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration}", "--latency",
+                *credentials.wrk_headers(endpoint), f"http://{LOOPBACK}:{port}{endpoint.path}"]
+        with open(output_path, "wb") as output:
+            process = self.processes.start(argv, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            returncode = self.processes.wait(process)
+        text = output_path.read_text(errors="replace")
+        if returncode != 0:
+            raise BenchError(f"wrk failed: {text}")
+        result = parse_wrk(text)
+        if result.errors > 0:
+            reported = [line.strip() for line in text.splitlines() if re.search(r"Socket errors|Non-2xx", line)]
+            self.wrk_errors.append(f"{Path(output_name).stem}: {';'.join(reported)}")
+        return result, text
+
+    def measure_backend(self, backend: str, port: int, credentials: Credentials) -> None:
+        result = self.results[backend]
+        for endpoint in ENDPOINTS:
+            self.wrk(port, WARMUP, "warmup.txt", endpoint, credentials)
+            result.endpoints[endpoint.name] = EndpointResult()
+        kept_run = 2 if self.options.runs > 1 else 1  # one run's latency distribution, for the report
+        for run in range(1, self.options.runs + 1):
+            # Interleaved (every endpoint once per round) so that a noisy moment hits all of them.
+            for endpoint in ENDPOINTS:
+                measured, text = self.wrk(port, self.options.duration, f"wrk-{backend}-{endpoint.name}-{run}.txt",
+                                          endpoint, credentials)
+                log(f"{backend} {endpoint.path} run {run}: {measured.rps:.2f} req/s, p50 {measured.p50_ms:.2f} ms, "
+                    f"p99 {measured.p99_ms:.2f} ms, errors {measured.errors}")
+                result.endpoints[endpoint.name].runs.append(measured)
+                if run == kept_run:
+                    result.kept_distributions[endpoint.name] = latency_distribution(text)
+
+    def bench_backend(self, backend: str, database_url: str) -> tuple[Server, Credentials]:
+        """Starts on an empty database (the start-up time includes the migrations), creates the
+        user and tokens with the CLI, seeds through the API, logs in, checks, measures."""
+        log(f"=== {backend} ===")
+        port = self.use_backend(database_url)
+        server = self.start_server(port, f"server-{backend}.log")
+        result = self.results[backend]
+        result.startup_ms = server.startup_ms
+        log(f"{backend}: first answer {server.startup_ms} ms after start (empty database, migrations included)")
+        self.lanyard("user", "create", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+        credentials = Credentials(
+            token_rw=self.lanyard("token", "create", "--email", EMAIL, "--name", "bench-rw", "--scopes", "read,write"),
+            token_resolve=self.lanyard("token", "create", "--email", EMAIL, "--name", "bench-resolve",
+                                       "--scopes", "resolve"),
+        )
+        self.seed_configurations(port, credentials)
+        credentials.session_cookie = self.log_in(port)
+        self.check_endpoints(port, credentials)
+        self.measure_backend(backend, port, credentials)
+        result.rss_kib = proc_status_kib(server.process.pid, "VmRSS")
+        result.hwm_kib = proc_status_kib(server.process.pid, "VmHWM")
+        log(f"{backend}: RSS after the load {result.rss_kib} kB (peak {result.hwm_kib} kB)")
+        self.check_endpoints(port, credentials)
+        return server, credentials
+
+    def bench_hanging_provider(self, sqlite_url: str, credentials: Credentials) -> None:
+        """Another user fires 100 tests at a server that never answers; the first user's list is
+        measured meanwhile, and without them on the same server just before."""
+        log("=== hanging provider (sqlite) ===")
+        hang = self.hang
+        port_file, count_file = self.work / "hang.port", self.work / "hang.count"
+        hang_server = self.processes.start([sys.executable, HANG_SERVER, port_file, count_file],
+                                           stdin=subprocess.DEVNULL)
+        for _ in range(100):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        else:
+            raise BenchError("the hanging server did not start")
+        hang.port = int(port_file.read_text())
+
+        def accepted() -> int:
+            try:
+                return int(count_file.read_text())
+            except (OSError, ValueError):
+                return 0
+
+        port = self.use_backend(sqlite_url, LANYARD_TEST_RATE_PER_MINUTE="1000",
+                                LANYARD_EGRESS_ALLOW=f"{LOOPBACK}/32")
+        self.lanyard("user", "create", "--email", SLOW_EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+        slow_token = self.lanyard("token", "create", "--email", SLOW_EMAIL, "--name", "bench-slow",
+                                  "--scopes", "read,write")
+        server = self.start_server(port, "server-hang.log")
+        hang.restart_ms = server.startup_ms
+        log(f"sqlite: first answer {server.startup_ms} ms after a restart (migrated database, 2 users, "
+            f"{CONFIGURATIONS} configurations)")
+        created = expect_status(201, "creating the hanging configuration", port, "POST", "/api/llm-configurations",
+                                headers={**bearer(slow_token), "Content-Type": "application/json"},
+                                body=json.dumps({"name": "hangs", "provider": "openai_compatible", "model": "m",
+                                                 "base_url": f"http://{LOOPBACK}:{hang.port}/v1"}).encode())
+        test_path = f"/api/llm-configurations/{created.json()['id']}/test"
+
+        hang.window = f"{min(self.options.duration_s, HANG_WINDOW_S)}s"
+        self.wrk(port, WARMUP, "warmup.txt", LIST, credentials)
+        kept_run = (self.options.runs + 1) // 2
+        for run in range(1, self.options.runs + 1):
+            alone, _ = self.wrk(port, hang.window, f"wrk-hang-base-{run}.txt", LIST, credentials)
+            hang.alone.runs.append(alone)
+            log(f"list without hanging tests, run {run}: {alone.rps:.2f} req/s, p50 {alone.p50_ms:.2f} ms, "
+                f"p99 {alone.p99_ms:.2f} ms, errors {alone.errors}")
+
+            before = accepted()  # the hanging server counts every connection it ever accepted
+            outcomes: list[tuple[int, bytes]] = []
+            started = now_ms()
+            testers = [threading.Thread(target=self.fire_test, args=(port, test_path, slow_token, outcomes),
+                                        daemon=True) for _ in range(HANGING_TESTS)]
+            for tester in testers:
+                tester.start()
+            # Wait until the hanging server holds every test's connection (at most 5 s).
+            for _ in range(100):
+                if accepted() - before >= HANGING_TESTS:
+                    break
+                time.sleep(0.05)
+            held = accepted() - before
+            hang.fewest_open = min(hang.fewest_open, held)
+            log(f"run {run}: {held} of {HANGING_TESTS} tests hang on {LOOPBACK}:{hang.port} after "
+                f"{now_ms() - started} ms; measuring for {hang.window}")
+            meanwhile, text = self.wrk(port, hang.window, f"wrk-hang-{run}.txt", LIST, credentials)
+            hang.hanging.runs.append(meanwhile)
+            if run == kept_run:
+                hang.distribution = latency_distribution(text)
+            waiting = sum(tester.is_alive() for tester in testers)
+            log(f"list with {HANGING_TESTS} hanging tests, run {run}: {meanwhile.rps:.2f} req/s, "
+                f"p50 {meanwhile.p50_ms:.2f} ms, p99 {meanwhile.p99_ms:.2f} ms, errors {meanwhile.errors} "
+                f"(tests still waiting: {waiting})")
+            for tester in testers:
+                tester.join()
+            hang.batch_ms.append(now_ms() - started)
+            hang.fired += HANGING_TESTS
+            hang.timeouts += sum(1 for status, body in outcomes if status == 200 and timed_out(body))
+        hang.rss_kib = proc_status_kib(server.process.pid, "VmRSS")
+        hang.hwm_kib = proc_status_kib(server.process.pid, "VmHWM")
+        self.check_endpoints(port, credentials)
+        self.processes.stop(server.process)
+        self.processes.stop(hang_server)
+
+    @staticmethod
+    def fire_test(port: int, path: str, token: str, outcomes: list[tuple[int, bytes]]) -> None:
+        """One provider test, given 30 s (three times Lanyard's outbound timeout); status 0 when
+        it got no answer."""
+        try:
+            reply = request(port, "POST", path, headers=bearer(token), timeout=30)
+            outcomes.append((reply.status, reply.body))
+        except (OSError, http.client.HTTPException):
+            outcomes.append((0, b""))
+
+    # --- the whole run -------------------------------------------------------------------------
+    def run(self) -> str:
+        machine = describe_machine(self.options)
+        load_before = load_average()
+        revision = describe_revision()
+        log(f"machine: {machine}; load average before: {load_before}")
+        self.master_keys = self.lanyard("keygen", env=dict(os.environ))
+
+        sqlite_url = f"sqlite://{self.work}/sqlite/lanyard.db"
+        server, sqlite_credentials = self.bench_backend("sqlite", sqlite_url)
+        self.processes.stop(server.process)
+
+        o = self.options
+        self.pg_database = f"lanyard_bench_{os.getpid()}_{int(time.time())}"
+        created = run_tool(["createdb", "-h", o.pg_host, "-p", o.pg_port, "-U", o.pg_user, self.pg_database])
+        if created.returncode != 0:
+            self.pg_database = ""
+            raise BenchError(f"cannot create the PostgreSQL database: {created.stderr.strip()}")
+        # Without TLS: the server is on loopback (libpq would otherwise negotiate TLS with a server
+        # that has it on, as Debian's does, and every round trip would pay for encryption that
+        # protects nothing here). Across a network, use sslmode=verify-full and expect that cost.
+        server, _ = self.bench_backend(
+            "postgres", f"postgres://{o.pg_user}@{o.pg_host}:{o.pg_port}/{self.pg_database}?sslmode=disable")
+        self.processes.stop(server.process)
+        self.drop_database()
+
+        self.bench_hanging_provider(sqlite_url, sqlite_credentials)
+        report = self.report(machine, revision, load_before, load_average())
+        print()
+        print(report, end="")
+        rewrite_generated_section(BENCHMARKS_FILE, report)
+        log("BENCHMARKS.md updated")
+        passed = sum(1 for target in self.targets if target.judge(self.measured())[1] == "PASS")
+        log(f"{passed} of {len(self.targets)} rows of {TARGETS_FILE.name} pass")
+        return report
+
+    # --- the report ----------------------------------------------------------------------------
+    def measured(self) -> dict[str, float]:
+        sqlite, postgres, hang = self.results["sqlite"], self.results["postgres"], self.hang
+        list_errors = (sqlite.endpoints["api"].errors + postgres.endpoints["api"].errors
+                       + hang.alone.errors + hang.hanging.errors)
+        other_errors = sum(result.endpoints[name].errors for result in (sqlite, postgres)
+                           for name in ("healthz", "page", "resolve"))
+        return {
+            "list_to_healthz.sqlite": sqlite.ratio("api"),
+            "list_to_healthz.postgres": postgres.ratio("api"),
+            "page_to_healthz.sqlite": sqlite.ratio("page"),
+            "list_p99_ms.sqlite": sqlite.endpoints["api"].p99_ms,
+            "list_p99_ms.postgres": postgres.endpoints["api"].p99_ms,
+            "list_p99_ms.hanging": hang.hanging.p99_ms,
+            "list_errors": list_errors,
+            "other_errors": other_errors,
+            "rss_mib.sqlite": sqlite.rss_kib / 1024,
+            "rss_mib.postgres": postgres.rss_kib / 1024,
+            "first_answer_ms.sqlite": sqlite.startup_ms,
+            "first_answer_ms.postgres": postgres.startup_ms,
+        }
+
+    def report(self, machine: str, revision: str, load_before: str, load_after: str) -> str:
+        o, hang = self.options, self.hang
+        sqlite, postgres = self.results["sqlite"], self.results["postgres"]
+        lines = [
+            f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `{o.command}` (wrk -t{WRK_THREADS} "
+            f"-c{WRK_CONNECTIONS} -d{o.duration} --latency, median of {o.runs} runs after a {WARMUP} warm-up; "
+            f"{CONFIGURATIONS} configurations), binary built from {revision}.",
+            "",
+            f"Machine: {machine}. Load average before: {load_before}; after: {load_after}. wrk, Lanyard and "
+            "PostgreSQL share the same cores, and the machine runs other work: absolute figures are noisy; "
+            "compare ratios to /healthz.",
+            "",
+            "| endpoint | backend | req/s | ratio to /healthz | p50 ms | p99 ms | errors | req/s of each run |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for backend in BACKENDS:
+            result = self.results[backend]
+            for endpoint in ENDPOINTS:
+                measured = result.endpoints[endpoint.name]
+                errors = str(measured.errors) if measured.errors == 0 else f"**{measured.errors} (FAIL)**"
+                each_run = " / ".join(rps_text(run.rps) for run in measured.runs)
+                lines.append(f"| {endpoint.label} | {backend} | {rps_text(measured.rps)} | "
+                             f"{result.ratio(endpoint.name):.3f} | {measured.p50_ms:.2f} | {measured.p99_ms:.2f} | "
+                             f"{errors} | {each_run} |")
+        lines += [
+            "",
+            "| | SQLite | PostgreSQL |",
+            "|---|---:|---:|",
+            f"| RSS (VmRSS) after the load | {mib(sqlite.rss_kib)} MiB | {mib(postgres.rss_kib)} MiB |",
+            f"| peak RSS (VmHWM) | {mib(sqlite.hwm_kib)} MiB | {mib(postgres.hwm_kib)} MiB |",
+            f"| start to first answer, empty database (migrations included) | {sqlite.startup_ms} ms | "
+            f"{postgres.startup_ms} ms |",
+            f"| start to first answer, restart on the seeded database | {hang.restart_ms} ms | – |",
+            "",
+            f"Hanging provider (SQLite, LANYARD_TEST_RATE_PER_MINUTE=1000, LANYARD_EGRESS_ALLOW={LOOPBACK}/32): "
+            f"a second user fires {HANGING_TESTS} concurrent `POST /api/llm-configurations/{{id}}/test` at "
+            f"{LOOPBACK}:{hang.port}, which accepts and never answers; the first user's `GET /api/llm-configurations` "
+            f"is measured for {hang.window} while they hang (at least {hang.fewest_open} connections held open during "
+            f"each measurement), and for as long just before on the same server. {hang.timeouts} of {hang.fired} "
+            f"tests answered 200 with `code: timeout`; each batch took "
+            f"{', '.join(f'{ms / 1000:.1f} s' for ms in hang.batch_ms)}.",
+            "",
+            "| GET /api/llm-configurations (sqlite) | req/s | p50 ms | p99 ms | errors |",
+            "|---|---:|---:|---:|---:|",
+            f"| alone | {rps_text(hang.alone.rps)} | {hang.alone.p50_ms:.2f} | {hang.alone.p99_ms:.2f} | "
+            f"{hang.alone.errors} |",
+            f"| while {HANGING_TESTS} tests hang | {rps_text(hang.hanging.rps)} | {hang.hanging.p50_ms:.2f} | "
+            f"{hang.hanging.p99_ms:.2f} | {hang.hanging.errors} |",
+            "",
+            f"RSS after the hanging tests: {mib(hang.rss_kib)} MiB (peak {mib(hang.hwm_kib)} MiB).",
+            "",
+            "| target | measured | result |",
+            "|---|---|---|",
+        ]
+        measured = self.measured()
+        for target in self.targets:
+            shown, verdict = target.judge(measured)
+            lines.append(f"| {target.label} | {shown} | {verdict} |")
+        if self.wrk_errors:
+            lines += ["", "Errors as wrk reports them (socket timeouts are requests slower than wrk's 2 s timeout):",
+                      ""]
+            lines += [f"- {line}" for line in self.wrk_errors]
+        lines += ["", "<details><summary>wrk latency distributions (run 2 of each, or run 1 with BENCH_RUNS=1)"
+                      "</summary>", "", "```"]
+        for backend in BACKENDS:
+            for endpoint in ENDPOINTS:
+                lines.append(f"## {backend} {endpoint.path}")
+                lines += self.results[backend].kept_distributions.get(endpoint.name, [])
+        lines.append(f"## sqlite {LIST.path} while {HANGING_TESTS} tests hang (run {(o.runs + 1) // 2})")
+        lines += hang.distribution
+        lines += ["```", "", "</details>"]
+        return "\n".join(lines) + "\n"
+
+
+def timed_out(body: bytes) -> bool:
+    try:
+        return json.loads(body).get("code") == "timeout"
+    except (ValueError, AttributeError):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine and the revision, as the report states them
+# ---------------------------------------------------------------------------------------------
+def command_output(argv: list[str], *, any_status: bool = False) -> str:
+    """The first line a command prints ("" if it cannot run or fails, unless any_status)."""
+    try:
+        done = run_tool(argv, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if done.returncode != 0 and not any_status:
+        return ""
+    return next(iter((done.stdout + done.stderr).strip().splitlines()), "")
+
+
+def describe_machine(options: Options) -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    cpu_model = next((line.split(": ", 1)[1] for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    mem_kib = int(re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M).group(1))
+    os_release = Path("/etc/os-release").read_text()
+    pretty_name = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', os_release, re.M)
+    rustc = " ".join(command_output(["rustc", "--version"]).split()[:2])
+    # `wrk -v` prints its version with its usage, and exits with status 1.
+    wrk = " ".join(command_output(["wrk", "-v"], any_status=True).split()[:2])
+    postgres = command_output(["psql", "-h", options.pg_host, "-p", options.pg_port, "-U", options.pg_user,
+                               "-d", "postgres", "-qAt", "-c", "show server_version"]) or "?"
+    return (f"{len(os.sched_getaffinity(0))} CPUs ({cpu_model}), {mem_kib // 1024 / 1024:.1f} GB RAM, "
+            f"{pretty_name.group(1) if pretty_name else '?'}, {rustc}, {wrk}, PostgreSQL {postgres}")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def describe_revision() -> str:
+    commit = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) or "?"
+    changed = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                              *GIT_BUILD_INPUTS])
+    return f"commit {commit}" + (" with uncommitted changes" if changed else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# BENCHMARKS.md: everything outside the markers is kept, what is between them replaced.
+# ---------------------------------------------------------------------------------------------
+def rewrite_generated_section(path: Path, report: str) -> None:
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    generated = f"{start}\n{report.rstrip()}\n{end}"
+    if path.exists() and start in path.read_text() and end in path.read_text():
+        head, rest = path.read_text().split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = head + generated + tail
+    else:
+        head = path.read_text().rstrip() + "\n\n" if path.exists() else (
+            "# Benchmarks\n\nHow to run: `bash bench/run.sh` (see the comment at its top).\n\n## Latest run\n\n")
+        text = head + generated + "\n"
+    path.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+def ensure_tools() -> None:
+    if shutil.which("wrk") is None:
+        log("installing wrk from Debian's packages")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        for argv in ([*sudo, "apt-get", "update", "-qq"], [*sudo, "apt-get", "install", "-y", "-qq", "wrk"]):
+            if subprocess.run(argv, stdout=subprocess.DEVNULL).returncode != 0:
+                raise BenchError(f"{' '.join(argv)} failed")
+    for tool in ("wrk", "curl", "psql", "createdb"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is required")
+
+
+def default_binary() -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "lanyard-target")
+    return target / "release" / "lanyard"
+
+
+def stop_on_signal(signum, _frame) -> None:
+    log(f"{signal.Signals(signum).name}: stopping everything this run started")
+    raise Interrupted(130)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", type=Path, default=None, help="the lanyard binary (default: the release build)")
+    parser.add_argument("--preflight", action="store_true",
+                        help="check the options, targets.toml and the tools (installing wrk if missing), then stop")
+    arguments = parser.parse_args()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
+
+    bench = None
+    try:
+        options = options_from_environment()
+        targets = load_targets()
+        ensure_tools()
+        if arguments.preflight:
+            return 0
+        binary = (arguments.binary or default_binary()).resolve()
+        if not os.access(binary, os.X_OK):
+            raise BenchError(f"no binary at {binary}")
+        bench = Bench(options, targets, binary)
+        bench.run()
+        return 0
+    except BenchError as error:
+        log(f"ERROR: {error}")
+        return 1
+    finally:
+        if bench is not None:
+            # A second Ctrl-C must not cut the clean-up short.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+            bench.clean_up()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
