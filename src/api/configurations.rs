@@ -8,9 +8,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Field, FieldReader, parse_id};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::db::llm_configurations::ConfigurationSummary;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, Scope};
-use crate::egress::EgressPolicy;
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -46,10 +44,10 @@ pub struct ConfigurationResource {
     pub updated_at: Rfc3339,
 }
 
-impl From<ConfigurationSummary> for ConfigurationResource {
-    fn from(row: ConfigurationSummary) -> Self {
+impl From<Configuration> for ConfigurationResource {
+    fn from(row: Configuration) -> Self {
         ConfigurationResource {
-            id: row.id.0,
+            id: row.id,
             name: row.name,
             provider: row.provider.id().to_owned(),
             model: row.model,
@@ -133,7 +131,7 @@ fn parse_provider(raw: &str) -> Result<Provider, String> {
     })
 }
 
-fn parse_new(body: JsonObject, policy: &EgressPolicy) -> Result<NewConfiguration, AppError> {
+fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConfiguration, AppError> {
     let allowed = [
         "name",
         "provider",
@@ -179,7 +177,7 @@ fn parse_new(body: JsonObject, policy: &EgressPolicy) -> Result<NewConfiguration
     }
 }
 
-fn parse_update(body: JsonObject, policy: &EgressPolicy) -> Result<ConfigurationUpdate, AppError> {
+fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<ConfigurationUpdate, AppError> {
     let allowed = ["name", "provider", "model", "api_key", "base_url", "is_active"];
     let mut read_only = READ_ONLY.to_vec();
     read_only.push("is_default");
@@ -274,7 +272,7 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
             configurations::create(conn, &keyring, principal.user_id, new, cap)
         })
         .await?;
-    let location = format!("/api/llm-configurations/{}", row.id.0);
+    let location = format!("/api/llm-configurations/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json(ConfigurationResource::from(row)))

@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 use super::configurations::ConfigurationResource;
 use super::extract::FieldReader;
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::db::conversation_overrides::OverrideRow;
-use crate::domain::{ConversationId, Scope, TestStatus};
+use crate::domain::{ConversationId, ConversationOverride, Scope, TestStatus};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -26,11 +25,11 @@ pub struct OverrideResource {
     pub updated_at: Rfc3339,
 }
 
-impl From<OverrideRow> for OverrideResource {
-    fn from(row: OverrideRow) -> Self {
+impl From<ConversationOverride> for OverrideResource {
+    fn from(row: ConversationOverride) -> Self {
         OverrideResource {
             conversation_id: row.conversation_id,
-            configuration_id: row.configuration_id.0,
+            configuration_id: row.configuration_id,
             updated_at: Rfc3339(row.updated_at),
         }
     }

@@ -56,8 +56,8 @@ pub struct CreateTokenRequest {
 }
 
 /// The session's user; a (valid) token is refused with 403.
-async fn session_only(database: &crate::db::Database, caller: Caller) -> Result<Principal, AppError> {
-    let principal = caller.authorize_async(database, Scope::Read).await?;
+async fn session_only(state: &AppState, caller: Caller) -> Result<Principal, AppError> {
+    let principal = caller.authorize_async(&state.db, Scope::Read).await?;
     if principal.is_session() {
         Ok(principal)
     } else {
@@ -86,7 +86,7 @@ fn resource(token: tokens::TokenSummary) -> TokenResource {
     security(("session" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let principal = session_only(&state.db, caller).await?;
+    let principal = session_only(&state, caller).await?;
     let body = state
         .db
         .run(move |conn| {
@@ -120,7 +120,7 @@ pub async fn create(
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let principal = session_only(&state.db, caller).await?;
+    let principal = session_only(&state, caller).await?;
     let mut reader = FieldReader::new(
         body.0,
         &["name", "scopes", "expires_in_days", "current_password"],
@@ -205,7 +205,7 @@ pub async fn create(
     security(("session" = []))
 )]
 pub async fn revoke(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let principal = session_only(&state.db, caller).await?;
+    let principal = session_only(&state, caller).await?;
     let id = parse_id(&path)?;
     state
         .db

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::conversation_overrides as overrides;
 use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
+use crate::domain::ConversationOverride;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = overrides)]
@@ -17,6 +18,17 @@ pub struct OverrideRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+}
+
+impl From<OverrideRow> for ConversationOverride {
+    fn from(row: OverrideRow) -> Self {
+        ConversationOverride {
+            conversation_id: row.conversation_id,
+            configuration_id: row.configuration_id.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<OverrideRow>> {

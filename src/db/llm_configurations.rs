@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Provider, TestStatus};
+use crate::domain::{Configuration, Provider, TestStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
@@ -63,6 +63,35 @@ pub struct ConfigurationSummary {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+}
+
+impl From<ConfigurationSummary> for Configuration {
+    fn from(row: ConfigurationSummary) -> Self {
+        Configuration {
+            id: row.id.0,
+            name: row.name,
+            provider: row.provider,
+            model: row.model,
+            api_key_hint: row.api_key_hint,
+            base_url: row.base_url,
+            is_default: row.is_default,
+            is_active: row.is_active,
+            test_status: row.test_status,
+            test_message: row.test_message,
+            test_latency_ms: row.test_latency_ms,
+            tested_at: row.tested_at,
+            last_used_at: row.last_used_at,
+            use_count: row.use_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<ConfigurationRow> for Configuration {
+    fn from(row: ConfigurationRow) -> Self {
+        Configuration::from(ConfigurationSummary::from(row))
+    }
 }
 
 impl From<ConfigurationRow> for ConfigurationSummary {

@@ -197,6 +197,29 @@ impl TestStatus {
     }
 }
 
+/// A configuration as its owner sees it: every field but the key, of which only the stored
+/// hint (the mask) is shown. What the services return and the pages and the API render.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub provider: super::Provider,
+    pub model: String,
+    /// The mask computed when the key was saved; `None` without a key.
+    pub api_key_hint: Option<String>,
+    pub base_url: Option<String>,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub test_status: TestStatus,
+    pub test_message: Option<String>,
+    pub test_latency_ms: Option<i64>,
+    pub tested_at: Option<chrono::NaiveDateTime>,
+    pub last_used_at: Option<chrono::NaiveDateTime>,
+    pub use_count: i64,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,15 @@ impl ConversationId {
     }
 }
 
+/// A conversation pinned to one of its owner's configurations.
+#[derive(Debug, Clone)]
+pub struct ConversationOverride {
+    pub conversation_id: String,
+    pub configuration_id: uuid::Uuid,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
 /// The instance-wide configuration (`LANYARD_FALLBACK_*`) for users who have none.
 #[derive(Debug, Clone)]
 pub struct FallbackConfiguration {

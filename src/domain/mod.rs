@@ -9,8 +9,8 @@ mod provider;
 mod token;
 
 pub use account::{Email, Password, Role};
-pub use configuration::{ApiKey, BaseUrl, ConfigName, ModelId, PlainHttpHosts, TestStatus};
-pub use conversation::{ConversationId, FallbackConfiguration};
+pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
+pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use limits::{UserCap, UserCaps};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

@@ -168,6 +168,14 @@ impl EgressPolicy {
         }
     }
 
+    /// The mode as the operator writes it in `LANYARD_EGRESS_MODE`, for display.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            EgressMode::Public => "public",
+            EgressMode::Allowlist => "allowlist",
+        }
+    }
+
     /// The allow list as the operator wrote it, for display.
     pub fn describe_allow_list(&self) -> Vec<String> {
         self.allow

@@ -7,9 +7,9 @@ use std::cmp::Reverse;
 use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
-use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert, ConfigurationSummary};
+use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
 use crate::db::{self, DbConnection, DbId, conversation_overrides, users};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCap};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Provider, UserCap};
 use crate::error::{AppError, FieldErrors};
 
 /// A new configuration, its fields already parsed.
@@ -89,7 +89,7 @@ pub fn create(
     owner: Uuid,
     new: NewConfiguration,
     cap: UserCap,
-) -> Result<ConfigurationSummary, AppError> {
+) -> Result<Configuration, AppError> {
     let mut errors = FieldErrors::new();
     if new.provider.needs_api_key() && new.api_key.is_none() {
         errors.add("api_key", format!("is required for {}", new.provider.label()));
@@ -105,7 +105,7 @@ pub fn create_without_key(
     owner: Uuid,
     new: NewConfiguration,
     cap: UserCap,
-) -> Result<ConfigurationSummary, AppError> {
+) -> Result<Configuration, AppError> {
     insert(conn, keyring, owner, new, cap, FieldErrors::new())
 }
 
@@ -116,7 +116,7 @@ fn insert(
     new: NewConfiguration,
     cap: UserCap,
     mut errors: FieldErrors,
-) -> Result<ConfigurationSummary, AppError> {
+) -> Result<Configuration, AppError> {
     if new.is_default && !new.is_active {
         errors.add("is_default", "an inactive configuration cannot be the default");
     }
@@ -179,19 +179,22 @@ fn insert(
     })
 }
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<ConfigurationSummary>, AppError> {
-    Ok(store::list_for_user(conn, DbId(owner))?)
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, AppError> {
+    Ok(store::list_for_user(conn, DbId(owner))?
+        .into_iter()
+        .map(Configuration::from)
+        .collect())
 }
 
-pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConfigurationSummary, AppError> {
+pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
     store::find_for_user(conn, DbId(owner), DbId(id))?
-        .map(ConfigurationSummary::from)
+        .map(Configuration::from)
         .ok_or(AppError::NotFound)
 }
 
-pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<ConfigurationSummary, AppError> {
+pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<Configuration, AppError> {
     store::find_default_for_user(conn, DbId(owner))?
-        .map(ConfigurationSummary::from)
+        .map(Configuration::from)
         .ok_or(AppError::NotFound)
 }
 
@@ -201,7 +204,7 @@ pub fn update(
     owner: Uuid,
     id: Uuid,
     update: ConfigurationUpdate,
-) -> Result<ConfigurationSummary, AppError> {
+) -> Result<Configuration, AppError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
@@ -315,12 +318,12 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppE
 }
 
 /// Makes `id` the owner's default in one step.
-pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConfigurationSummary, AppError> {
+pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
         if row.is_default {
-            return Ok(ConfigurationSummary::from(row));
+            return Ok(Configuration::from(row));
         }
         if !row.is_active {
             return Err(AppError::conflict(

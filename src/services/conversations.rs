@@ -5,14 +5,17 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
-use crate::db::conversation_overrides::{self as overrides, OverrideRow};
-use crate::db::llm_configurations::{self as store, ConfigurationRow, ConfigurationSummary};
+use crate::db::conversation_overrides as overrides;
+use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, DbConnection, DbId, key_reveals};
-use crate::domain::{ConversationId, FallbackConfiguration, Provider, UserCap};
+use crate::domain::{Configuration, ConversationId, ConversationOverride, FallbackConfiguration, Provider, UserCap};
 use crate::error::AppError;
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<OverrideRow>, AppError> {
-    Ok(overrides::list_for_user(conn, DbId(owner))?)
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<ConversationOverride>, AppError> {
+    Ok(overrides::list_for_user(conn, DbId(owner))?
+        .into_iter()
+        .map(ConversationOverride::from)
+        .collect())
 }
 
 /// Pins a conversation to one of the owner's configurations (404 for anyone else's); a new pin
@@ -23,7 +26,7 @@ pub fn set_override(
     conversation: &ConversationId,
     configuration_id: Uuid,
     cap: UserCap,
-) -> Result<OverrideRow, AppError> {
+) -> Result<ConversationOverride, AppError> {
     db::write_transaction(conn, |conn| {
         // The owner's row is the lock that makes the count exact under concurrent pins.
         if !db::users::lock_owner(conn, DbId(owner))? {
@@ -43,6 +46,7 @@ pub fn set_override(
             db::now(),
         )?;
         overrides::find(conn, DbId(owner), conversation.as_str())?
+            .map(ConversationOverride::from)
             .ok_or_else(|| AppError::Internal("the override vanished after writing it".into()))
     })
 }
@@ -76,7 +80,7 @@ impl Source {
 pub struct Resolved {
     pub source: Source,
     /// `None` for the instance fallback.
-    pub configuration: Option<ConfigurationSummary>,
+    pub configuration: Option<Configuration>,
     pub provider: Provider,
     pub model: String,
     pub base_url: Option<String>,
@@ -155,7 +159,7 @@ pub fn resolve(
             base_url: row.base_url.clone(),
             api_key_masked: row.api_key_hint.clone(),
             api_key,
-            configuration: Some(ConfigurationSummary::from(row)),
+            configuration: Some(Configuration::from(row)),
         })
     })
 }

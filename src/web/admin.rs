@@ -13,7 +13,6 @@ use super::respond::{private_html, see_other};
 use super::views::{Layout, SecurityEventView, display_time};
 use crate::db::{DbConnection, key_reveals, llm_configurations, users};
 use crate::domain::{Email, Password, Role, TestStatus};
-use crate::egress::EgressMode;
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
@@ -188,10 +187,7 @@ fn render(
         errors,
         users: data.users,
         registration_open: data.registration_open,
-        egress_mode: match state.settings.egress.mode {
-            EgressMode::Public => "public",
-            EgressMode::Allowlist => "allowlist",
-        },
+        egress_mode: state.settings.egress.mode_name(),
         egress_allow: state.settings.egress.describe_allow_list(),
         master_keys,
         reveals: data.reveals,

@@ -38,7 +38,7 @@ fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
     let overrides = conversations::list(conn, owner)?
         .into_iter()
         .map(|row| {
-            let configuration_id = HtmlId(row.configuration_id.0);
+            let configuration_id = HtmlId(row.configuration_id);
             let effective = configurations.iter().any(|c| c.id == configuration_id && c.is_active);
             OverrideView {
                 conversation_path: url::form_urlencoded::byte_serialize(row.conversation_id.as_bytes())

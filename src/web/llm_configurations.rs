@@ -12,9 +12,7 @@ use uuid::Uuid;
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
 use crate::db::DbConnection;
-use crate::db::llm_configurations::ConfigurationSummary;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCaps};
-use crate::egress::EgressPolicy;
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, UserCaps};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -44,7 +42,7 @@ struct TableFragment {
     csrf_token: String,
 }
 
-fn table_fragment(rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+fn table_fragment(rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     let fragment = TableFragment {
         configurations: configuration_views(rows),
         csrf_token: user.csrf_token.clone(),
@@ -99,10 +97,10 @@ impl FormView {
         }
     }
 
-    fn edit(row: &ConfigurationSummary, in_dialog: bool) -> Self {
+    fn edit(row: &Configuration, in_dialog: bool) -> Self {
         FormView {
-            action: format!("{PAGE}/{}", row.id.0),
-            id: row.id.0.to_string(),
+            action: format!("{PAGE}/{}", row.id),
+            id: row.id.to_string(),
             is_edit: true,
             in_dialog,
             name: row.name.clone(),
@@ -217,7 +215,7 @@ struct ParsedFields {
     base_url: Option<BaseUrl>,
 }
 
-fn parse_fields(fields: &ConfigurationFields, policy: &EgressPolicy, errors: &mut FieldErrors) -> ParsedFields {
+fn parse_fields(fields: &ConfigurationFields, policy: &impl PlainHttpHosts, errors: &mut FieldErrors) -> ParsedFields {
     let mut record = |field: &str, message: String| errors.add(field, message);
     let name = ConfigName::parse(&fields.name).map_err(|m| record("name", m)).ok();
     let provider = Provider::parse(&fields.provider);
@@ -250,7 +248,7 @@ fn parse_fields(fields: &ConfigurationFields, policy: &EgressPolicy, errors: &mu
 
 /// After a successful save: the table (htmx, retargeted from the dialog's form, which the
 /// `configuration-saved` event closes) or a redirect to the page.
-fn after_save(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     if !htmx {
         return Ok(see_other(PAGE));
     }
@@ -376,7 +374,7 @@ pub async fn update(
 }
 
 /// A row action's answer: the table (htmx) or back to the page.
-fn after_action(htmx: bool, rows: Vec<ConfigurationSummary>, user: &SignedIn) -> PageResult {
+fn after_action(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> PageResult {
     if htmx {
         Ok(table_fragment(rows, user)?)
     } else {
@@ -462,7 +460,7 @@ pub async fn delete_confirm(state: web::Data<AppState>, user: SignedIn, path: we
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
     let page = DeleteConfirmPage {
         layout: Layout::signed_in("Delete configuration", "configurations", &user),
-        id: row.id.0.to_string(),
+        id: row.id.to_string(),
         name: row.name,
     };
     Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))

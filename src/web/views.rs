@@ -3,8 +3,7 @@
 use chrono::NaiveDateTime;
 
 use super::assets::asset_url;
-use crate::db::llm_configurations::ConfigurationSummary;
-use crate::domain::Provider;
+use crate::domain::{Configuration, Provider};
 use crate::http::auth::SignedIn;
 use crate::services::tokens::TokenSummary;
 
@@ -85,11 +84,11 @@ pub struct ConfigurationView {
     pub last_used_at: Option<String>,
 }
 
-impl From<ConfigurationSummary> for ConfigurationView {
-    fn from(row: ConfigurationSummary) -> Self {
+impl From<Configuration> for ConfigurationView {
+    fn from(row: Configuration) -> Self {
         let status_label = row.test_status.label();
         ConfigurationView {
-            id: HtmlId(row.id.0),
+            id: HtmlId(row.id),
             provider_label: row.provider.label().into(),
             name: row.name,
             model: row.model,
@@ -106,7 +105,7 @@ impl From<ConfigurationSummary> for ConfigurationView {
     }
 }
 
-pub fn configuration_views(rows: Vec<ConfigurationSummary>) -> Vec<ConfigurationView> {
+pub fn configuration_views(rows: Vec<Configuration>) -> Vec<ConfigurationView> {
     rows.into_iter().map(ConfigurationView::from).collect()
 }
 
