@@ -169,7 +169,7 @@ async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp
         assert_eq!(imported["is_active"], true, "{imported}");
 
         let conversation = format!("imported-{name}");
-        pin(&app, &user.token, &conversation, &id_of(imported)).await;
+        pin(&app, &user.token, &conversation, id_of(imported)).await;
         let body = resolved(&app, &resolver, Some(&conversation)).await;
         assert_eq!(body["source"], "override");
         assert_eq!(body["configuration"]["id"], imported["id"]);
@@ -274,7 +274,7 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     let activated = update(
         &app,
         &other.token,
-        &id_of(router),
+        id_of(router),
         json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
     )
     .await;

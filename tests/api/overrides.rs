@@ -76,11 +76,11 @@ async fn conversation_ids_are_1_to_200_characters(app: TestApp) {
     assert_error(refused, 422, "validation_failed").await;
     assert!(overrides(&app, &user.token).await.is_empty());
     // A refused resolution records nothing.
-    assert_eq!(configuration(&app, &user.token, &id_of(&default)).await["use_count"], 0);
+    assert_eq!(configuration(&app, &user.token, id_of(&default)).await["use_count"], 0);
 
     // 200 characters, counted as characters rather than bytes.
     for conversation in ["c".repeat(200), "é".repeat(200)] {
-        let set = pin(&app, &user.token, &conversation, &id_of(&pinned)).await;
+        let set = pin(&app, &user.token, &conversation, id_of(&pinned)).await;
         assert_eq!(set["conversation_id"], conversation.as_str());
         let body = resolved(&app, &resolver, Some(&conversation)).await;
         assert_eq!(body["source"], "override");
@@ -96,8 +96,8 @@ async fn overrides_are_listed_and_removed(app: TestApp) {
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
     assert!(overrides(&app, &user.token).await.is_empty());
 
-    let set = pin(&app, &user.token, "conv-a", &id_of(&pinned)).await;
-    pin(&app, &user.token, "conv-b", &id_of(&pinned)).await;
+    let set = pin(&app, &user.token, "conv-a", id_of(&pinned)).await;
+    pin(&app, &user.token, "conv-b", id_of(&pinned)).await;
     let listed = overrides(&app, &user.token).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     let first = listed
@@ -138,9 +138,9 @@ async fn deleting_a_configuration_removes_its_overrides(app: TestApp) {
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let doomed = app.create_openai(&user.token, "doomed", "sk-doomed-key-0010").await;
     let kept = app.create_openai(&user.token, "kept", "sk-kept-key-0011").await;
-    pin(&app, &user.token, "conv-doomed-1", &id_of(&doomed)).await;
-    pin(&app, &user.token, "conv-doomed-2", &id_of(&doomed)).await;
-    pin(&app, &user.token, "conv-kept", &id_of(&kept)).await;
+    pin(&app, &user.token, "conv-doomed-1", id_of(&doomed)).await;
+    pin(&app, &user.token, "conv-doomed-2", id_of(&doomed)).await;
+    pin(&app, &user.token, "conv-kept", id_of(&kept)).await;
 
     let deleted = app
         .delete(&format!("/api/llm-configurations/{}", id_of(&doomed)), &user.token)
@@ -164,8 +164,8 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     let second = app
         .create_openai(&user.token, "second-config", "sk-second-key-0022")
         .await;
-    pin(&app, &user.token, "conv-page-a", &id_of(&first)).await;
-    pin(&app, &user.token, "conv-page-b", &id_of(&first)).await;
+    pin(&app, &user.token, "conv-page-a", id_of(&first)).await;
+    pin(&app, &user.token, "conv-page-b", id_of(&first)).await;
 
     let page = browser.page("/conversations").await;
     assert!(page.contains("conv-page-a") && page.contains("conv-page-b"), "{page}");
@@ -227,7 +227,7 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     assert!(!page.contains("conv-page-a") && !page.contains("conv-page-b"));
 
     // Without the CSRF token nothing changes.
-    pin(&app, &user.token, "conv-page-c", &id_of(&first)).await;
+    pin(&app, &user.token, "conv-page-c", id_of(&first)).await;
     let response = browser
         .post_form("/conversations/conv-page-c", &[("configuration_id", "")])
         .await;

@@ -71,7 +71,7 @@ async fn an_override_wins_with_its_own_key(app: TestApp) {
             json!({"name": "claude", "provider": "anthropic", "model": "claude-3-5-sonnet", "api_key": "sk-ant-pinned-key-0003"}),
         )
         .await;
-    let set = pin(&app, &user.token, "conv-1", &id_of(&pinned)).await;
+    let set = pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
     assert_eq!(set["conversation_id"], "conv-1");
     assert_eq!(set["configuration_id"], pinned["id"]);
     assert!(set["updated_at"].is_string());
@@ -95,8 +95,8 @@ async fn an_override_to_an_inactive_configuration_falls_back_to_the_default(app:
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", &id_of(&pinned)).await;
-    update(&app, &user.token, &id_of(&pinned), json!({"is_active": false})).await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+    update(&app, &user.token, id_of(&pinned), json!({"is_active": false})).await;
 
     let body = resolved(&app, &resolver, Some("conv-1")).await;
     assert_eq!(body["source"], "default", "{body}");
@@ -104,7 +104,7 @@ async fn an_override_to_an_inactive_configuration_falls_back_to_the_default(app:
     assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
 
     // Reactivated, the override applies again.
-    update(&app, &user.token, &id_of(&pinned), json!({"is_active": true})).await;
+    update(&app, &user.token, id_of(&pinned), json!({"is_active": true})).await;
     let body = resolved(&app, &resolver, Some("conv-1")).await;
     assert_eq!(body["source"], "override");
     assert_eq!(body["configuration"]["api_key"], "sk-pinned-key-0004");
@@ -117,7 +117,7 @@ async fn with_nothing_configured_and_no_fallback_resolution_is_404(app: TestApp)
 
     // An inactive configuration is no default either.
     let only = app.create_openai(&user.token, "only", "sk-only-key-0005").await;
-    update(&app, &user.token, &id_of(&only), json!({"is_active": false})).await;
+    update(&app, &user.token, id_of(&only), json!({"is_active": false})).await;
     assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
 }
 
@@ -177,7 +177,7 @@ async fn the_resolved_key_is_the_saved_key_after_every_kind_of_edit(app: TestApp
         ("reactivating", json!({"is_active": true})),
     ];
     for (what, change) in steps {
-        update(&app, &user.token, &id, change).await;
+        update(&app, &user.token, id, change).await;
         if what == "deactivating" {
             assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
             continue;
@@ -195,7 +195,7 @@ async fn each_resolution_counts_exactly_one_use(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", &id_of(&pinned)).await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
     assert_eq!(default["use_count"], 0);
     assert_eq!(default["last_used_at"], Value::Null);
 
@@ -205,16 +205,16 @@ async fn each_resolution_counts_exactly_one_use(app: TestApp) {
             body["configuration"]["use_count"], expected,
             "the answer counts this use"
         );
-        let stored = configuration(&app, &user.token, &id_of(&default)).await;
+        let stored = configuration(&app, &user.token, id_of(&default)).await;
         assert_eq!(stored["use_count"], expected);
         assert!(stored["last_used_at"].is_string(), "{stored}");
     }
     let body = resolved(&app, &resolver, Some("conv-1")).await;
     assert_eq!(body["source"], "override");
-    let pinned_now = configuration(&app, &user.token, &id_of(&pinned)).await;
+    let pinned_now = configuration(&app, &user.token, id_of(&pinned)).await;
     assert_eq!(pinned_now["use_count"], 1);
     assert!(pinned_now["last_used_at"].is_string());
-    assert_eq!(configuration(&app, &user.token, &id_of(&default)).await["use_count"], 3);
+    assert_eq!(configuration(&app, &user.token, id_of(&default)).await["use_count"], 3);
 }
 
 /// One audit line: token, configuration, its name, conversation, source.
@@ -272,7 +272,7 @@ async fn every_reveal_is_audited_and_refusals_are_not(app: TestApp) {
     let resolver_id = token_id(&app, &user, "resolve").await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", &id_of(&pinned)).await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
 
     resolved(&app, &resolver, None).await;
     resolved(&app, &resolver, Some("conv-1")).await;
@@ -280,7 +280,7 @@ async fn every_reveal_is_audited_and_refusals_are_not(app: TestApp) {
     assert_eq!(resolve(&app, &user.token, None).await.status(), 403);
     assert_eq!(resolve(&app, &resolver, Some(&"c".repeat(201))).await.status(), 422);
 
-    let id = |configuration: &Value| Some(Uuid::parse_str(&id_of(configuration)).unwrap());
+    let id = |configuration: &Value| Some(Uuid::parse_str(id_of(configuration)).unwrap());
     assert_eq!(
         reveals(&app, &user).await,
         [
@@ -319,13 +319,13 @@ async fn a_user_without_a_default_gets_the_instance_fallback(app: TestApp) {
     // A user whose only configuration is inactive has no default: the fallback answers, and
     // neither it nor the inactive configuration records a use.
     let inactive = app.create_openai(&user.token, "inactive", "sk-inactive-key-0012").await;
-    pin(&app, &user.token, "conv-1", &id_of(&inactive)).await;
-    update(&app, &user.token, &id_of(&inactive), json!({"is_active": false})).await;
+    pin(&app, &user.token, "conv-1", id_of(&inactive)).await;
+    update(&app, &user.token, id_of(&inactive), json!({"is_active": false})).await;
     let body = resolved(&app, &resolver, Some("conv-1")).await;
     assert_eq!(body["source"], "fallback");
     assert_eq!(body["configuration"]["use_count"], 0);
     assert_eq!(body["configuration"]["last_used_at"], Value::Null);
-    let stored = configuration(&app, &user.token, &id_of(&inactive)).await;
+    let stored = configuration(&app, &user.token, id_of(&inactive)).await;
     assert_eq!(stored["use_count"], 0);
     assert_eq!(stored["last_used_at"], Value::Null);
     let body = resolved(&app, &resolver, None).await;

@@ -196,8 +196,8 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
     let victim = app
         .create_openai(&user.token, "victim", "sk-victim-key-0007-efgh")
         .await;
-    copy_ciphertext(&app, &id_of(&source), &id_of(&victim)).await;
-    pin(&app, &user.token, "conv-victim", &id_of(&victim)).await;
+    copy_ciphertext(&app, id_of(&source), id_of(&victim)).await;
+    pin(&app, &user.token, "conv-victim", id_of(&victim)).await;
 
     let body = assert_error(
         resolve(&app, &resolver, Some("conv-victim")).await,
@@ -208,7 +208,7 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
     assert!(!body.to_string().contains("sk-source-key"), "{body}");
     assert!(!body.to_string().contains("sk-victim-key"), "{body}");
     // The unreadable attempt records no use.
-    assert_eq!(configuration(&app, &user.token, &id_of(&victim)).await["use_count"], 0);
+    assert_eq!(configuration(&app, &user.token, id_of(&victim)).await["use_count"], 0);
 
     let test = app
         .post_json(
@@ -225,7 +225,7 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
 
     // Everything else still works, and the source's own key is intact.
     assert_eq!(app.list(&user.token).await.len(), 2);
-    let fetched = configuration(&app, &user.token, &id_of(&victim)).await;
+    let fetched = configuration(&app, &user.token, id_of(&victim)).await;
     assert_eq!(fetched["test_status"], "failed");
     let page = browser.page("/llm-configurations").await;
     assert!(page.contains("re-enter the key"), "the page asks for the key again");
