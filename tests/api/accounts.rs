@@ -8,7 +8,8 @@ use lanyard::services::accounts;
 use r2d2::ManageConnection;
 
 use crate::binary::{COMMAND_LIMIT, Sandbox};
-use crate::helpers::forms::{lanyard, open_registration, post_form, revoked_by_name};
+use crate::helpers::command_line::lanyard;
+use crate::helpers::forms::{open_registration, post_form, revoked_by_name};
 use crate::helpers::{Backend, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, location};
 use crate::on_both_backends;
 

@@ -1,5 +1,7 @@
 //! `spawn_app()`: the real application on port 0 against a fresh database (a SQLite file in a
-//! temporary folder, or a uniquely named PostgreSQL database that is dropped afterwards).
+//! temporary folder, or a uniquely named PostgreSQL database that is dropped afterwards), the
+//! one `on_both_backends!` fixture, and a visitor's `Browser`. What several feature files share
+//! beyond that sits in the submodules below, each helper defined once.
 
 pub mod command_line;
 pub mod configurations;

@@ -377,7 +377,7 @@ async fn a_body_over_64_kib_is_413_and_changes_nothing(app: TestApp) {
     let user = app.user().await;
     let created = app.create_openai(&user.token, "kept", "sk-kept-key-0123456789").await;
     let padding = "k".repeat(70 * 1024);
-    let oversized = json!({"name": "big", "provider": "openai_with_key", "model": "gpt-4o", "api_key": padding});
+    let oversized = json!({"name": "big", "provider": "openai", "model": "gpt-4o", "api_key": padding});
     assert_error(
         app.post_json(CONFIGURATIONS, &user.token, &oversized).await,
         413,
@@ -396,8 +396,7 @@ async fn a_body_over_64_kib_is_413_and_changes_nothing(app: TestApp) {
     )
     .await;
     // Just under the cap is read and judged on its merits (a key that long is invalid).
-    let under =
-        json!({"name": "big", "provider": "openai_with_key", "model": "gpt-4o", "api_key": "k".repeat(60 * 1024)});
+    let under = json!({"name": "big", "provider": "openai", "model": "gpt-4o", "api_key": "k".repeat(60 * 1024)});
     let body = assert_error(
         app.post_json(CONFIGURATIONS, &user.token, &under).await,
         422,

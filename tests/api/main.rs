@@ -1,5 +1,11 @@
 //! The integration suite: one binary, the real application on a random port, a fresh database
 //! per test, on SQLite and (when LANYARD_TEST_POSTGRES_URL is set) on PostgreSQL.
+//!
+//! One file per feature of the product, named as the product names it (configurations, defaults,
+//! overrides, resolve, tokens, sessions, accounts, admin, provider tests, egress, import/export,
+//! rotation, operations, limits, secrets, …): to find where X is tested, open the file named
+//! after X. `helpers` holds the app, the fixture macro and what several files share; `binary`
+//! drives the real `lanyard` executable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary;

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Bool, Integer, Nullable, Text};
-use lanyard::db;
-use lanyard::db::{ConnectionManager, DbConnection, DbId, run_pending_migrations, schema};
+use lanyard::db::{self, ConnectionManager, DbConnection, DbId, run_pending_migrations, schema};
 use r2d2::ManageConnection;
 use uuid::Uuid;
 
@@ -116,6 +115,8 @@ fn read_schema(conn: &mut DbConnection) -> Schema {
         DbConnection::Postgres(pg) => postgres_schema(pg),
     }
 }
+
+// --- SQLite: sqlite_master and the pragma table functions -------------------------------------
 
 const SQLITE_TABLES: &str = "FROM sqlite_master AS m \
      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'";
@@ -280,6 +281,8 @@ fn sqlite_schema(conn: &mut diesel::SqliteConnection) -> Schema {
         .collect();
     schema
 }
+
+// --- PostgreSQL: information_schema and pg_indexes ---------------------------------------------
 
 #[derive(QueryableByName)]
 struct PgName {

@@ -340,7 +340,7 @@ async fn no_response_carries_the_key(app: TestApp) {
 
     let create = |name: &str, provider: &str, key: &str| json!({"name": name, "provider": provider, "model": "model-1", "api_key": key});
     let response = app
-        .post_json(CONFIGURATIONS, &user.token, &create("one", "openai_with_key", keys[0]))
+        .post_json(CONFIGURATIONS, &user.token, &create("one", "openai", keys[0]))
         .await;
     let first_location = response.headers()["location"].to_str().unwrap().to_owned();
     record(response_text(response).await, 201, "create");
@@ -350,11 +350,7 @@ async fn no_response_carries_the_key(app: TestApp) {
     let second_location = response.headers()["location"].to_str().unwrap().to_owned();
     record(response_text(response).await, 201, "create");
     let response = app
-        .post_json(
-            CONFIGURATIONS,
-            &user.token,
-            &create("three", "openai_with_key", keys[2]),
-        )
+        .post_json(CONFIGURATIONS, &user.token, &create("three", "openai", keys[2]))
         .await;
     record(response_text(response).await, 201, "create");
 
@@ -403,7 +399,7 @@ async fn no_response_carries_the_key(app: TestApp) {
     // Refusals do not echo a key either.
     record(
         response_text(
-            app.post_json(CONFIGURATIONS, &user.token, &create("two", "openai_with_key", keys[1]))
+            app.post_json(CONFIGURATIONS, &user.token, &create("two", "openai", keys[1]))
                 .await,
         )
         .await,
@@ -415,7 +411,7 @@ async fn no_response_carries_the_key(app: TestApp) {
             app.post_json(
                 CONFIGURATIONS,
                 &user.token,
-                &create("four", "openai_with_key", &format!("{} {}", keys[0], keys[1])),
+                &create("four", "openai", &format!("{} {}", keys[0], keys[1])),
             )
             .await,
         )
@@ -542,20 +538,20 @@ async fn the_database_never_holds_a_key_in_clear(app: TestApp) {
 async fn masks_show_the_known_prefix_and_the_last_four_characters(app: TestApp) {
     let user = app.user().await;
     let cases = [
-        ("openai_with_key", "sk-abcdefghijklmnopx7Qa", "sk-…x7Qa"),
+        ("openai", "sk-abcdefghijklmnopx7Qa", "sk-…x7Qa"),
         ("anthropic", "sk-ant-api03-abcdefghijx7Qa", "sk-ant-…x7Qa"),
-        ("openai_with_key", "sk-proj-abcdefghijklx7Qa", "sk-proj-…x7Qa"),
+        ("openai", "sk-proj-abcdefghijklx7Qa", "sk-proj-…x7Qa"),
         ("openrouter", "sk-or-v1-abcdefghijklx7Qa", "sk-or-v1-…x7Qa"),
         ("groq", "gsk_abcdefghijklmnx7Qa", "gsk_…x7Qa"),
         ("xai", "xai-abcdefghijklmnx7Qa", "xai-…x7Qa"),
         ("gemini", "AIzaSyabcdefghijklx7Qa", "AIza…x7Qa"),
         ("mistral", "0123456789abcdefx7Qa", "…x7Qa"),
-        ("openai_with_key", "sk-abcd1234", "••••"),
-        ("openai_with_key", "abcdefghijkl", "••••"),
+        ("openai", "sk-abcd1234", "••••"),
+        ("openai", "abcdefghijkl", "••••"),
         // A prefix and four characters are shown only while at least twelve stay hidden.
-        ("openai_with_key", "abcdefghijklm", "••••"),
-        ("openai_with_key", "abcdefghijklmno", "••••"),
-        ("openai_with_key", "abcdefghijklmnop", "…mnop"),
+        ("openai", "abcdefghijklm", "••••"),
+        ("openai", "abcdefghijklmno", "••••"),
+        ("openai", "abcdefghijklmnop", "…mnop"),
         ("anthropic", "sk-ant-0123456789Ax7Qa", "••••"),
         ("anthropic", "sk-ant-0123456789ABx7Qa", "sk-ant-…x7Qa"),
     ];

@@ -13,7 +13,7 @@ use lanyard::db::{ConnectionManager, DbConnection, master_key_canaries, schema};
 use r2d2::ManageConnection;
 
 use crate::binary::{COMMAND_LIMIT, Finished, Running, Sandbox, Server};
-use crate::helpers::{TestDatabase, free_port};
+use crate::helpers::{TestApp, TestDatabase, free_port};
 
 /// A refused start exits within this ("within a few seconds").
 pub const QUICK_REFUSAL_LIMIT: Duration = Duration::from_secs(5);
@@ -139,4 +139,15 @@ pub fn assert_key_entry(line: &str) -> String {
     assert_eq!(bytes.len(), 32, "a master key is 32 bytes: {line:?}");
     assert!(MasterKey::parse_entry(line).is_ok());
     id.to_owned()
+}
+
+/// Runs `lanyard` against the app's database, as an operator would.
+pub fn lanyard(app: &TestApp, sandbox: &Sandbox, args: &[&str], stdin: &str) -> Finished {
+    let envs = [
+        ("DATABASE_URL", app.test_database.url_string()),
+        ("LANYARD_BIND", format!("127.0.0.1:{}", free_port())),
+        ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
+        ("LANYARD_MASTER_KEYS", app.master_keys.clone()),
+    ];
+    sandbox.start(&envs, args, stdin).finish(COMMAND_LIMIT)
 }

@@ -13,7 +13,7 @@ pub fn db_id_of(configuration: &Value) -> DbId {
 }
 
 pub fn openai_keyed_by_name(name: &str) -> Value {
-    json!({"name": name, "provider": "openai_keyed_by_name", "model": "gpt-4o", "api_key": format!("sk-{name}-key-0123456789")})
+    json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": format!("sk-{name}-key-0123456789")})
 }
 
 pub fn id_of(configuration: &Value) -> &str {
@@ -21,7 +21,7 @@ pub fn id_of(configuration: &Value) -> &str {
 }
 
 pub fn openai_with_key(name: &str, key: &str) -> Value {
-    json!({"name": name, "provider": "openai_with_key", "model": "gpt-4o", "api_key": key})
+    json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": key})
 }
 
 pub const CONFIGURATIONS: &str = "/api/llm-configurations";

@@ -3,8 +3,7 @@
 use lanyard::services::accounts;
 use serde_json::Value;
 
-use crate::binary::{COMMAND_LIMIT, Finished, Sandbox};
-use crate::helpers::{Browser, TestApp, free_port};
+use crate::helpers::{Browser, TestApp};
 
 /// A form post carrying the session's CSRF token, as the page's forms do.
 pub async fn post_form(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
@@ -43,17 +42,6 @@ pub async fn revoked_by_name(browser: &Browser) -> Vec<(String, bool)> {
         .collect();
     listed.sort();
     listed
-}
-
-/// Runs `lanyard` against the app's database, as an operator would.
-pub fn lanyard(app: &TestApp, sandbox: &Sandbox, args: &[&str], stdin: &str) -> Finished {
-    let envs = [
-        ("DATABASE_URL", app.test_database.url_string()),
-        ("LANYARD_BIND", format!("127.0.0.1:{}", free_port())),
-        ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
-        ("LANYARD_MASTER_KEYS", app.master_keys.clone()),
-    ];
-    sandbox.start(&envs, args, stdin).finish(COMMAND_LIMIT)
 }
 
 pub async fn open_registration(app: &TestApp) {
