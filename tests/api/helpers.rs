@@ -23,7 +23,7 @@ use lanyard::domain::{Email, Password, Scopes, UserCaps};
 use lanyard::egress::EgressPolicy;
 use lanyard::services::{accounts, tokens};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 pub const POSTGRES_URL_VAR: &str = "LANYARD_TEST_POSTGRES_URL";
@@ -322,11 +322,8 @@ impl TestApp {
 
     /// An OpenAI configuration named `name` with key `key`.
     pub async fn create_openai(&self, token: &str, name: &str, key: &str) -> Value {
-        self.create_configuration(
-            token,
-            json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": key}),
-        )
-        .await
+        self.create_configuration(token, configurations::openai_with_key(name, key))
+            .await
     }
 
     pub async fn list(&self, token: &str) -> Vec<Value> {
