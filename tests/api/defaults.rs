@@ -1,14 +1,13 @@
-//! The rules for the default (`product.md`): at most one per user, always active, moved
-//! atomically, and handed on to the most recently used active configuration when it goes.
+//! The default configuration: the first active one becomes it, setting it moves it, and removing
+//! or deactivating it promotes the most recently used active configuration; at most one per user.
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use lanyard::db::DbId;
 use lanyard::db::schema::llm_configurations;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
+use crate::helpers::configurations::{CONFIGURATIONS, db_id_of, openai_keyed_by_name, path_of};
 use crate::helpers::{TestApp, TestUser, assert_error};
 use crate::on_both_backends;
 
@@ -29,20 +28,7 @@ on_both_backends!(
     listing_puts_the_default_first_then_orders_by_name_ignoring_case,
 );
 
-const CONFIGURATIONS: &str = "/api/llm-configurations";
 const DEFAULT: &str = "/api/llm-configurations/default";
-
-fn path_of(configuration: &Value) -> String {
-    format!("{CONFIGURATIONS}/{}", configuration["id"].as_str().unwrap())
-}
-
-fn id_of(configuration: &Value) -> DbId {
-    DbId(Uuid::parse_str(configuration["id"].as_str().unwrap()).unwrap())
-}
-
-fn openai(name: &str) -> Value {
-    json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": format!("sk-{name}-key-0123456789")})
-}
 
 fn ago(duration: Duration) -> NaiveDateTime {
     Utc::now().naive_utc() - duration
@@ -92,7 +78,7 @@ async fn set_times(
     last_used_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
 ) {
-    let id = id_of(configuration);
+    let id = db_id_of(configuration);
     app.with_db(move |conn| {
         diesel::update(llm_configurations::table.find(id))
             .set((
@@ -120,12 +106,22 @@ struct Succession {
 }
 
 async fn arrange_succession(app: &TestApp, user: &TestUser) -> Succession {
-    let first = app.create_configuration(&user.token, openai("first")).await;
-    let used_recently = app.create_configuration(&user.token, openai("used-recently")).await;
-    let used_long_ago = app.create_configuration(&user.token, openai("used-long-ago")).await;
-    let old_unused = app.create_configuration(&user.token, openai("old-unused")).await;
-    let new_unused = app.create_configuration(&user.token, openai("new-unused")).await;
-    let mut inactive = openai("inactive");
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
+    let used_recently = app
+        .create_configuration(&user.token, openai_keyed_by_name("used-recently"))
+        .await;
+    let used_long_ago = app
+        .create_configuration(&user.token, openai_keyed_by_name("used-long-ago"))
+        .await;
+    let old_unused = app
+        .create_configuration(&user.token, openai_keyed_by_name("old-unused"))
+        .await;
+    let new_unused = app
+        .create_configuration(&user.token, openai_keyed_by_name("new-unused"))
+        .await;
+    let mut inactive = openai_keyed_by_name("inactive");
     inactive["is_active"] = json!(false);
     let inactive = app.create_configuration(&user.token, inactive).await;
 
@@ -160,31 +156,37 @@ async fn arrange_succession(app: &TestApp, user: &TestUser) -> Succession {
 
 async fn the_first_active_configuration_becomes_the_default(app: TestApp) {
     let user = app.user().await;
-    let mut inactive = openai("inactive");
+    let mut inactive = openai_keyed_by_name("inactive");
     inactive["is_active"] = json!(false);
     let inactive = app.create_configuration(&user.token, inactive).await;
     assert_eq!(inactive["is_default"], false);
     assert_default(&app, &user.token, None).await;
 
-    let mut active = openai("active");
+    let mut active = openai_keyed_by_name("active");
     active["is_default"] = json!(false);
     let active = app.create_configuration(&user.token, active).await;
     assert_eq!(active["is_default"], true);
-    let later = app.create_configuration(&user.token, openai("later")).await;
+    let later = app
+        .create_configuration(&user.token, openai_keyed_by_name("later"))
+        .await;
     assert_eq!(later["is_default"], false);
     assert_default(&app, &user.token, Some(&active)).await;
 
     // Another user's first configuration is their own default.
     let other = app.user().await;
-    let theirs = app.create_configuration(&other.token, openai("theirs")).await;
+    let theirs = app
+        .create_configuration(&other.token, openai_keyed_by_name("theirs"))
+        .await;
     assert_eq!(theirs["is_default"], true);
     assert_default(&app, &user.token, Some(&active)).await;
 }
 
 async fn creating_with_is_default_moves_the_default(app: TestApp) {
     let user = app.user().await;
-    let first = app.create_configuration(&user.token, openai("first")).await;
-    let mut chosen = openai("chosen");
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
+    let mut chosen = openai_keyed_by_name("chosen");
     chosen["is_default"] = json!(true);
     let chosen = app.create_configuration(&user.token, chosen).await;
     assert_eq!(chosen["is_default"], true);
@@ -196,10 +198,17 @@ async fn creating_with_is_default_moves_the_default(app: TestApp) {
 async fn set_default_moves_the_default_and_lists_it_first(app: TestApp) {
     let user = app.user().await;
     let other = app.user().await;
-    let first = app.create_configuration(&user.token, openai("a-first")).await;
-    app.create_configuration(&user.token, openai("b-second")).await;
-    let last = app.create_configuration(&user.token, openai("c-last")).await;
-    let theirs = app.create_configuration(&other.token, openai("theirs")).await;
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("a-first"))
+        .await;
+    app.create_configuration(&user.token, openai_keyed_by_name("b-second"))
+        .await;
+    let last = app
+        .create_configuration(&user.token, openai_keyed_by_name("c-last"))
+        .await;
+    let theirs = app
+        .create_configuration(&other.token, openai_keyed_by_name("theirs"))
+        .await;
 
     let response = app
         .put_json(&format!("{}/set-default", path_of(&last)), &user.token, &json!({}))
@@ -230,8 +239,10 @@ async fn set_default_moves_the_default_and_lists_it_first(app: TestApp) {
 
 async fn an_inactive_configuration_cannot_be_set_as_default(app: TestApp) {
     let user = app.user().await;
-    let active = app.create_configuration(&user.token, openai("active")).await;
-    let mut inactive = openai("inactive");
+    let active = app
+        .create_configuration(&user.token, openai_keyed_by_name("active"))
+        .await;
+    let mut inactive = openai_keyed_by_name("inactive");
     inactive["is_active"] = json!(false);
     let inactive = app.create_configuration(&user.token, inactive).await;
 
@@ -293,9 +304,15 @@ async fn deleting_the_default_promotes_the_most_recently_used_active_configurati
 
 async fn removing_another_configuration_leaves_the_default_alone(app: TestApp) {
     let user = app.user().await;
-    let first = app.create_configuration(&user.token, openai("first")).await;
-    let second = app.create_configuration(&user.token, openai("second")).await;
-    let third = app.create_configuration(&user.token, openai("third")).await;
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
+    let second = app
+        .create_configuration(&user.token, openai_keyed_by_name("second"))
+        .await;
+    let third = app
+        .create_configuration(&user.token, openai_keyed_by_name("third"))
+        .await;
     set_times(&app, &second, Some(ago(Duration::minutes(1))), ago(Duration::days(1))).await;
 
     let deactivated = app
@@ -309,27 +326,33 @@ async fn removing_another_configuration_leaves_the_default_alone(app: TestApp) {
 
 async fn deleting_the_last_configuration_leaves_no_default(app: TestApp) {
     let user = app.user().await;
-    let only = app.create_configuration(&user.token, openai("only")).await;
+    let only = app
+        .create_configuration(&user.token, openai_keyed_by_name("only"))
+        .await;
     assert_default(&app, &user.token, Some(&only)).await;
     assert_eq!(app.delete(&path_of(&only), &user.token).await.status(), 204);
     assert_default(&app, &user.token, None).await;
     assert!(app.list(&user.token).await.is_empty());
 
     // The next configuration is a first one again.
-    let next = app.create_configuration(&user.token, openai("next")).await;
+    let next = app
+        .create_configuration(&user.token, openai_keyed_by_name("next"))
+        .await;
     assert_eq!(next["is_default"], true);
     assert_default(&app, &user.token, Some(&next)).await;
 }
 
 async fn reactivating_while_there_is_no_default_makes_it_the_default(app: TestApp) {
     let user = app.user().await;
-    let first = app.create_configuration(&user.token, openai("first")).await;
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
     let off = app
         .put_json(&path_of(&first), &user.token, &json!({"is_active": false}))
         .await;
     assert_eq!(off.status(), 200);
     assert_default(&app, &user.token, None).await;
-    let mut dormant = openai("dormant");
+    let mut dormant = openai_keyed_by_name("dormant");
     dormant["is_active"] = json!(false);
     let dormant = app.create_configuration(&user.token, dormant).await;
     assert_default(&app, &user.token, None).await;
@@ -357,7 +380,7 @@ async fn concurrent_set_default_requests_leave_exactly_one_default(app: TestApp)
     let mut configurations = Vec::new();
     for index in 0..8 {
         configurations.push(
-            app.create_configuration(&user.token, openai(&format!("config-{index}")))
+            app.create_configuration(&user.token, openai_keyed_by_name(&format!("config-{index}")))
                 .await,
         );
     }
@@ -409,7 +432,7 @@ async fn concurrent_first_creations_leave_exactly_one_default(app: TestApp) {
                 let response = client
                     .post(url)
                     .bearer_auth(token)
-                    .json(&openai(name))
+                    .json(&openai_keyed_by_name(name))
                     .send()
                     .await
                     .unwrap();
@@ -432,8 +455,12 @@ async fn concurrent_first_creations_leave_exactly_one_default(app: TestApp) {
 
 async fn the_database_refuses_a_second_default_for_a_user(app: TestApp) {
     let user = app.user().await;
-    let first = app.create_configuration(&user.token, openai("first")).await;
-    let second = app.create_configuration(&user.token, openai("second")).await;
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
+    let second = app
+        .create_configuration(&user.token, openai_keyed_by_name("second"))
+        .await;
     let second_id = second["id"].as_str().unwrap().to_owned();
     let result = app
         .with_db(move |conn| {
@@ -467,7 +494,9 @@ async fn the_database_refuses_a_second_default_for_a_user(app: TestApp) {
 
 async fn the_database_refuses_an_inactive_default(app: TestApp) {
     let user = app.user().await;
-    let first = app.create_configuration(&user.token, openai("first")).await;
+    let first = app
+        .create_configuration(&user.token, openai_keyed_by_name("first"))
+        .await;
     let first_id = first["id"].as_str().unwrap().to_owned();
     let result = app
         .with_db(move |conn| {
@@ -485,7 +514,7 @@ async fn listing_puts_the_default_first_then_orders_by_name_ignoring_case(app: T
     let user = app.user().await;
     let mut created = Vec::new();
     for name in ["bravo", "Delta", "alpha", "Charlie", "echo", "ALPHA-2"] {
-        created.push(app.create_configuration(&user.token, openai(name)).await);
+        created.push(app.create_configuration(&user.token, openai_keyed_by_name(name)).await);
     }
     let (_, names) = defaults_and_names(&app, &user.token).await;
     assert_eq!(names, ["bravo", "alpha", "ALPHA-2", "Charlie", "Delta", "echo"]);

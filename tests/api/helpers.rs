@@ -1,5 +1,16 @@
 //! `spawn_app()`: the real application on port 0 against a fresh database (a SQLite file in a
-//! temporary folder, or a uniquely named PostgreSQL database that is dropped afterwards).
+//! temporary folder, or a uniquely named PostgreSQL database that is dropped afterwards), the
+//! one `on_both_backends!` fixture, and a visitor's `Browser`. What several feature files share
+//! beyond that sits in the submodules below, each helper defined once.
+
+pub mod command_line;
+pub mod configurations;
+pub mod forms;
+pub mod pages;
+pub mod providers;
+pub mod resolve;
+pub mod secrets;
+pub mod vault;
 
 use std::path::PathBuf;
 
@@ -12,7 +23,7 @@ use lanyard::domain::{Email, Password, Scopes, UserCaps};
 use lanyard::egress::EgressPolicy;
 use lanyard::services::{accounts, tokens};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 pub const POSTGRES_URL_VAR: &str = "LANYARD_TEST_POSTGRES_URL";
@@ -311,11 +322,8 @@ impl TestApp {
 
     /// An OpenAI configuration named `name` with key `key`.
     pub async fn create_openai(&self, token: &str, name: &str, key: &str) -> Value {
-        self.create_configuration(
-            token,
-            json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": key}),
-        )
-        .await
+        self.create_configuration(token, configurations::openai_with_key(name, key))
+            .await
     }
 
     pub async fn list(&self, token: &str) -> Vec<Value> {
@@ -335,77 +343,75 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     body
 }
 
-/// Runs each named `async fn(TestDatabase)` (typically driving the real binary) once on SQLite and once on PostgreSQL.
+/// Runs each named test once on SQLite and once on PostgreSQL (skipped with a notice when
+/// `LANYARD_TEST_POSTGRES_URL` is unset). The arm says what each test is handed:
+/// - `on_both_backends!(a, b)`: `async fn(TestApp)`, the app with the default settings;
+/// - `on_both_backends!(settings(configure): a, b)`: `async fn(TestApp)`, the settings changed
+///   first by `configure`, a `fn(&mut Settings)` of the calling module;
+/// - `on_both_backends!(database: a, b)`: `async fn(TestDatabase)`, a fresh empty database
+///   (typically for driving the real binary);
+/// - `on_both_backends!(database(Wrapper::new): a, b)`: `async fn(Wrapper)`, the database handed
+///   to a constructor of the calling module;
+/// - `on_both_backends!(blocking database: a, b)`: `fn(TestDatabase)`, without a runtime;
+/// - `on_both_backends!(backend: a, b)`: `async fn(Backend)`, for tests whose settings depend on
+///   servers they start first (they skip PostgreSQL themselves through `spawn_app_with`).
 #[macro_export]
-macro_rules! database_on_both_backends {
-    ($($test:ident),+ $(,)?) => {
+macro_rules! on_both_backends {
+    (@tokio $backend:ident => $fixture:expr; $($test:ident),+) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let $backend = $crate::helpers::Backend::Sqlite;
+                    super::$test($fixture.expect("sqlite is always available")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let $backend = $crate::helpers::Backend::Postgres;
+                    if let Some(fixture) = $fixture {
+                        super::$test(fixture).await;
+                    }
+                }
+            }
+        )+
+    };
+    (settings($configure:ident): $($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@tokio backend =>
+            $crate::helpers::spawn_app_with(backend, super::$configure).await; $($test),+);
+    };
+    (database: $($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@tokio backend =>
+            $crate::helpers::TestDatabase::create(backend); $($test),+);
+    };
+    (database($($wrap:ident)::+): $($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@tokio backend =>
+            $crate::helpers::TestDatabase::create(backend).map(super::$($wrap)::+); $($test),+);
+    };
+    (backend: $($test:ident),+ $(,)?) => {
+        $crate::on_both_backends!(@tokio backend => Some(backend); $($test),+);
+    };
+    (blocking database: $($test:ident),+ $(,)?) => {
         $(
             mod $test {
                 use $crate::helpers::{Backend, TestDatabase};
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$test(TestDatabase::create(Backend::Sqlite).expect("sqlite is always available")).await;
+                #[test]
+                fn sqlite() {
+                    super::$test(TestDatabase::create(Backend::Sqlite).expect("sqlite is always available"));
                 }
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
+                #[test]
+                fn postgres() {
                     if let Some(database) = TestDatabase::create(Backend::Postgres) {
-                        super::$test(database).await;
+                        super::$test(database);
                     }
                 }
             }
         )+
     };
-}
-
-/// Runs each named `async fn(TestApp)` once on SQLite and once on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_backends {
     ($($test:ident),+ $(,)?) => {
-        $(
-            mod $test {
-                use $crate::helpers::{spawn_app, Backend};
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$test(spawn_app(Backend::Sqlite).await.expect("sqlite is always available")).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = spawn_app(Backend::Postgres).await {
-                        super::$test(app).await;
-                    }
-                }
-            }
-        )+
-    };
-}
-
-/// `on_both_backends!` for apps whose settings `configure` (a `fn(&mut Settings)` of the
-/// calling module) changes first: `on_both_backends_with!(loopback_allowed; a_test, …)`.
-#[macro_export]
-macro_rules! on_both_backends_with {
-    ($configure:ident; $($test:ident),+ $(,)?) => {
-        $(
-            mod $test {
-                use $crate::helpers::{spawn_app_with, Backend};
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let app = spawn_app_with(Backend::Sqlite, super::$configure).await;
-                    super::$test(app.expect("sqlite is always available")).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = spawn_app_with(Backend::Postgres, super::$configure).await {
-                        super::$test(app).await;
-                    }
-                }
-            }
-        )+
+        $crate::on_both_backends!(@tokio backend => $crate::helpers::spawn_app(backend).await; $($test),+);
     };
 }
 

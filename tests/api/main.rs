@@ -1,23 +1,33 @@
 //! The integration suite: one binary, the real application on a random port, a fresh database
 //! per test, on SQLite and (when LANYARD_TEST_POSTGRES_URL is set) on PostgreSQL.
+//!
+//! One file per feature of the product, named as the product names it (configurations, defaults,
+//! overrides, resolve, tokens, sessions, accounts, admin, provider tests, egress, import/export,
+//! rotation, operations, limits, secrets, …): to find where X is tested, open the file named
+//! after X. `helpers` holds the app, the fixture macro and what several files share; `binary`
+//! drives the real `lanyard` executable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary;
 mod helpers;
 
-mod account_security;
+mod accounts;
+mod admin;
 mod cli;
 mod configurations;
 mod defaults;
-mod egress_hardening;
-mod http_hardening;
+mod egress;
+mod http;
+mod import_export;
+mod limits;
 mod openapi;
 mod operations;
+mod overrides;
 mod pages;
 mod provider_tests;
-mod resolution;
+mod resolve;
+mod rotation;
 mod schema;
-mod secret_hygiene;
-mod security;
+mod secrets;
 mod sessions;
-mod validation;
+mod tokens;

@@ -1,48 +1,23 @@
-//! The pages as a browser sees them: sign-in redirects, the management table (masks, escaping,
-//! row actions with and without htmx), the form and its errors, settings, caching and headers.
+//! The configuration pages: redirects to login, rendering, htmx fragments and plain-form
+//! redirects, form errors next to their fields, static assets.
 
-use diesel::prelude::*;
-use lanyard::db::DbId;
-use lanyard::db::schema::llm_configurations;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, location};
+use crate::helpers::configurations::{id_of, stored_ciphertext};
+use crate::helpers::pages::{row_of, tag_with_id};
+use crate::helpers::{TestApp, location};
 use crate::on_both_backends;
 
 on_both_backends!(
     every_page_but_login_and_register_sends_a_visitor_without_a_session_to_login,
-    the_management_page_shows_masks_and_never_the_key,
     configuration_names_render_inert,
     row_actions_answer_the_table_with_htmx_and_a_redirect_without,
     the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redirect_without,
     an_edit_with_an_empty_key_keeps_the_stored_key,
     an_invalid_form_is_422_with_each_error_next_to_its_field,
     the_add_form_is_a_fragment_for_htmx_and_a_page_without,
-    key_pages_are_never_cached_and_the_key_field_is_not_autocompleted,
-    every_page_sends_the_security_headers,
     static_assets_are_versioned_and_cached_for_long,
 );
-
-fn id_of(configuration: &Value) -> &str {
-    configuration["id"].as_str().unwrap()
-}
-
-/// The `<tr>` of a configuration in a table, if it is there.
-fn row_of<'a>(html: &'a str, id: &str) -> Option<&'a str> {
-    let start = html.find(&format!(r#"<tr id="configuration-{id}""#))?;
-    let end = html[start..].find("</tr>")?;
-    Some(&html[start..start + end])
-}
-
-/// The opening tag of the element with this `id`.
-fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
-    let at = html
-        .find(&format!(r#"id="{id}""#))
-        .unwrap_or_else(|| panic!("no element #{id} in {html}"));
-    let start = html[..at].rfind('<').unwrap();
-    let end = at + html[at..].find('>').unwrap();
-    &html[start..=end]
-}
 
 fn position_of(html: &str, needle: &str) -> usize {
     html.find(needle).unwrap_or_else(|| panic!("`{needle}` not in {html}"))
@@ -82,44 +57,6 @@ async fn every_page_but_login_and_register_sends_a_visitor_without_a_session_to_
     assert_eq!(home.status(), 303);
     assert_eq!(location(&home), "/llm-configurations");
     assert_eq!(location(&signed_in.get("/login").await), "/llm-configurations");
-}
-
-async fn the_management_page_shows_masks_and_never_the_key(app: TestApp) {
-    let (user, browser) = app.signed_in_user().await;
-    let key = "sk-proj-Zq8vLmN3pR7sT1uW5xY9aB2cD4eF6gH0Kx7Qa";
-    let configuration = app.create_openai(&user.token, "work-gpt", key).await;
-    app.create_openai(&user.token, "short", "sk-abcd1234").await;
-
-    let pages = [
-        browser.page("/llm-configurations").await,
-        browser
-            .page(&format!("/llm-configurations/{}/edit", id_of(&configuration)))
-            .await,
-        browser.page("/settings").await,
-    ];
-    let table = &pages[0];
-    let row = row_of(table, id_of(&configuration)).unwrap();
-    assert!(row.contains("work-gpt"));
-    assert!(
-        row.contains(r#"<code class="masked-key">sk-proj-…x7Qa</code>"#),
-        "{row}"
-    );
-    assert!(table.contains("••••"), "a short key shows only dots");
-    assert!(!table.contains("sk-abcd1234"));
-    for page in &pages {
-        for start in 0..=key.len() - 12 {
-            let window = &key[start..start + 12];
-            assert!(!page.contains(window), "`{window}` of the key appears in a page");
-        }
-    }
-    assert!(
-        pages[1].contains("sk-proj-…x7Qa"),
-        "the edit form names the current key by its mask"
-    );
-    assert!(
-        pages[2].contains("sk-proj-…x7Qa"),
-        "the default's details show its mask"
-    );
 }
 
 async fn configuration_names_render_inert(app: TestApp) {
@@ -322,18 +259,6 @@ async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redire
     assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
 }
 
-async fn stored_ciphertext(app: &TestApp, configuration: &Value) -> Option<Vec<u8>> {
-    let id = DbId(uuid::Uuid::parse_str(id_of(configuration)).unwrap());
-    app.with_db(move |conn| {
-        llm_configurations::table
-            .find(id)
-            .select(llm_configurations::api_key_encrypted)
-            .first::<Option<Vec<u8>>>(conn)
-            .unwrap()
-    })
-    .await
-}
-
 async fn an_edit_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     let configuration = app.create_openai(&user.token, "keep", "sk-keep-this-key-x7Qa").await;
@@ -448,90 +373,6 @@ async fn the_add_form_is_a_fragment_for_htmx_and_a_page_without(app: TestApp) {
         !page.contains(r#"hx-post="/llm-configurations""#),
         "without JavaScript it is a plain form"
     );
-}
-
-fn key_input(html: &str) -> &str {
-    tag_with_id(html, "api_key")
-}
-
-async fn key_pages_are_never_cached_and_the_key_field_is_not_autocompleted(app: TestApp) {
-    let (user, browser) = app.signed_in_user().await;
-    let configuration = app.create_openai(&user.token, "cached", "sk-cached-key-00001").await;
-    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
-    for path in [
-        "/llm-configurations",
-        "/llm-configurations/new",
-        edit.as_str(),
-        "/settings",
-    ] {
-        for htmx in [false, true] {
-            let response = if htmx {
-                browser.get_htmx(path).await
-            } else {
-                browser.get(path).await
-            };
-            assert_eq!(response.status(), 200, "{path}");
-            assert_eq!(response.headers()["cache-control"], "no-store", "{path} (htmx {htmx})");
-        }
-    }
-    let new_form = browser.page("/llm-configurations/new").await;
-    assert!(key_input(&new_form).contains(r#"autocomplete="off""#), "{new_form}");
-    assert!(key_input(&new_form).contains(r#"type="password""#));
-    let edit_form = browser.page(&edit).await;
-    assert!(key_input(&edit_form).contains(r#"autocomplete="off""#));
-    assert!(
-        !key_input(&edit_form).contains("value="),
-        "the key field is empty on edit"
-    );
-    assert!(edit_form.contains("leave empty to keep the current key"), "{edit_form}");
-}
-
-async fn assert_security_headers(browser: &Browser, path: &str, htmx: bool) {
-    let response = if htmx {
-        browser.get_htmx(path).await
-    } else {
-        browser.get(path).await
-    };
-    let headers = response.headers();
-    let csp = headers
-        .get("content-security-policy")
-        .unwrap_or_else(|| panic!("no CSP on {path}"))
-        .to_str()
-        .unwrap();
-    assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
-    assert!(!csp.contains("unsafe-eval"), "{path}: {csp}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-    assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
-    assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
-}
-
-async fn every_page_sends_the_security_headers(app: TestApp) {
-    let (user, browser) = app.signed_in_user().await;
-    let configuration = app.create_openai(&user.token, "headers", "sk-headers-key-0001").await;
-    let visitor = app.browser();
-    for path in [
-        "/login",
-        "/register",
-        "/llm-configurations",
-        "/settings",
-        "/no-such-page",
-    ] {
-        assert_security_headers(&visitor, path, false).await;
-    }
-    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
-    let delete = format!("/llm-configurations/{}/delete", id_of(&configuration));
-    for path in [
-        "/",
-        "/llm-configurations",
-        "/llm-configurations/new",
-        edit.as_str(),
-        delete.as_str(),
-        "/settings",
-        "/no-such-page",
-    ] {
-        assert_security_headers(&browser, path, false).await;
-        assert_security_headers(&browser, path, true).await;
-    }
 }
 
 async fn static_assets_are_versioned_and_cached_for_long(app: TestApp) {

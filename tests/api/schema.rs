@@ -1,6 +1,5 @@
-//! The two migration folders build equivalent schemas: the same tables, columns (nullability,
-//! type, default, primary key), indexes, unique constraints, foreign keys and CHECK constraints,
-//! read from each database's own catalogue after a real migration run.
+//! The two migration trees (SQLite and PostgreSQL) build equivalent schemas, and the database's
+//! own constraints hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +11,11 @@ use r2d2::ManageConnection;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestDatabase};
+use crate::on_both_backends;
+
+on_both_backends!(blocking database:
+    the_one_default_per_user_index_exists_and_holds,
+);
 
 const ONE_DEFAULT_INDEX: &str = "llm_configurations_one_default_per_user";
 
@@ -512,24 +516,6 @@ fn sqlite_and_postgres_migrations_build_equivalent_schemas() {
         "CHECK constraints per table (SQLite left)"
     );
     assert_eq!(sqlite, postgres);
-}
-
-mod the_one_default_per_user_index_exists_and_holds {
-    use crate::helpers::{Backend, TestDatabase};
-
-    #[test]
-    fn sqlite() {
-        super::the_one_default_per_user_index_exists_and_holds(
-            TestDatabase::create(Backend::Sqlite).expect("sqlite is always available"),
-        );
-    }
-
-    #[test]
-    fn postgres() {
-        if let Some(database) = TestDatabase::create(Backend::Postgres) {
-            super::the_one_default_per_user_index_exists_and_holds(database);
-        }
-    }
 }
 
 fn insert_user(conn: &mut DbConnection) -> DbId {

@@ -1,60 +1,45 @@
-//! Hardening of outbound calls (issue 11): an async resolver off the database threads, the
-//! complete blocked-address list, allow-list entries with ports, messages of Lanyard's own.
-//! Everything here stays on loopback: fake providers and a fake name server listen on
-//! 127.0.0.1 (or ::1), and every name that resolves to an address the policy must refuse
-//! resolves to a loopback listener first, so that a refusal that failed would connect to that
-//! listener (and be counted), never leave the machine.
+//! The door out: the address policy (internal addresses in every spelling, allow-list entries
+//! with ports, plain HTTP), name resolution that never stalls the database, no redirects.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanyard::config::Settings;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use uuid::Uuid;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::binary::{START_LIMIT, Sandbox};
+use crate::helpers::configurations::id_of;
+use crate::helpers::providers::{
+    GOOD_KEY, assert_failed, connection_counter, fake_openai, loopback_allowed, openai_models, openai_values,
+    provider_answering, requests, test_saved, test_values,
+};
 use crate::helpers::{
     Backend, TestApp, TestDatabase, assert_error, distinctive_key, egress_policy, free_port, master_key_entry,
     spawn_app_with,
 };
-use crate::on_both_backends_with;
+use crate::on_both_backends;
 
-/// For tests whose settings depend on servers they start first (a name server's port, a
-/// provider's port): each `async fn(Backend)` runs once on SQLite and once on PostgreSQL.
-macro_rules! on_both_backends_starting_servers_first {
-    ($($test:ident),+ $(,)?) => {
-        $(
-            mod $test {
-                use $crate::helpers::Backend;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$test(Backend::Sqlite).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$test(Backend::Postgres).await;
-                }
-            }
-        )+
-    };
-}
-
-on_both_backends_starting_servers_first!(
+on_both_backends!(backend:
     tests_waiting_on_a_silent_name_server_leave_the_database_serving,
     a_blocked_test_names_the_host_and_never_the_address_it_resolves_to,
     an_allow_list_entry_with_a_port_allows_that_port_only,
 );
 
-on_both_backends_with!(loopback_allowed;
+on_both_backends!(settings(loopback_allowed):
     a_tests_message_is_lanyards_own_sentence_whatever_the_provider_answers,
+    redirects_are_never_followed,
+);
+
+on_both_backends!(settings(public_egress):
+    internal_addresses_are_refused_in_every_spelling,
+    a_saved_configuration_pointing_inside_is_refused_too,
+    plain_http_to_a_host_the_operator_did_not_list_is_invalid,
 );
 
 /// The real binary refuses to start on a bad name server or allow-list entry, naming the
@@ -92,14 +77,6 @@ fn a_bad_name_server_or_allow_list_entry_stops_start_up_naming_it() {
         );
     }
 }
-
-fn loopback_allowed(settings: &mut Settings) {
-    settings.egress = egress_policy("127.0.0.1/32", "allowlist");
-    settings.test_rate_per_minute = 100;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A name server on loopback.
 
 /// Answers the names it knows with their addresses (A or AAAA records), never answers any other
 /// name, and remembers every name it was asked.
@@ -186,50 +163,18 @@ fn answer(query: &[u8], question_end: usize, record_type: u16, addresses: &[IpAd
     reply
 }
 
-/// A loopback port that counts the connections made to it.
-async fn connection_counter(bind: &str) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind(bind).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
-    tokio::spawn(async move {
-        while let Ok((_stream, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (port, count)
-}
-
 /// A name under a label of this run's own, so that runs never share a cached answer.
 fn run_label() -> String {
     format!("r{}", Uuid::new_v4().simple())
 }
 
-fn openai_models() -> Value {
+fn one_openai_model() -> Value {
     json!({"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]})
-}
-
-async fn provider_answering(template: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any()).respond_with(template).mount(&server).await;
-    server
 }
 
 fn openai_test(base_url: &str) -> Value {
     json!({"provider": "openai", "model": "gpt-4o", "api_key": distinctive_key("sk-egress-"), "base_url": base_url})
 }
-
-/// `POST /api/llm-configurations/test` that must answer 200; the test result.
-async fn test_values(app: &TestApp, token: &str, body: &Value) -> Value {
-    let response = app.post_json("/api/llm-configurations/test", token, body).await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "test of {body}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-// ---------------------------------------------------------------------------------------------
-// 5. DNS never stalls the database.
 
 async fn tests_waiting_on_a_silent_name_server_leave_the_database_serving(backend: Backend) {
     let name_server = FakeNameServer::silent().await;
@@ -293,9 +238,6 @@ async fn tests_waiting_on_a_silent_name_server_leave_the_database_serving(backen
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// 12. The blocked-address list is complete; a refusal never prints the address.
-
 /// Non-public addresses a name may resolve to, from every kind of range and the forms that
 /// carry an IPv4 address (the first eight were let through before this issue).
 const NON_PUBLIC: &[&str] = &[
@@ -323,7 +265,7 @@ const NON_PUBLIC: &[&str] = &[
 async fn a_blocked_test_names_the_host_and_never_the_address_it_resolves_to(backend: Backend) {
     let (v4_port, v4_connections) = connection_counter("127.0.0.1:0").await;
     let (v6_port, v6_connections) = connection_counter("[::1]:0").await;
-    let provider = provider_answering(ResponseTemplate::new(200).set_body_json(openai_models())).await;
+    let provider = provider_answering(ResponseTemplate::new(200).set_body_json(one_openai_model())).await;
     let run = run_label();
     let reachable = format!("reachable.{run}.lanyard.test");
     let mut answers = HashMap::new();
@@ -386,11 +328,8 @@ async fn a_blocked_test_names_the_host_and_never_the_address_it_resolves_to(back
     assert_eq!(v6_connections.load(Ordering::SeqCst), 0, "a refused test connected");
 }
 
-// ---------------------------------------------------------------------------------------------
-// 13. Allow-list entries may carry a port.
-
 async fn an_allow_list_entry_with_a_port_allows_that_port_only(backend: Backend) {
-    let provider = provider_answering(ResponseTemplate::new(200).set_body_json(openai_models())).await;
+    let provider = provider_answering(ResponseTemplate::new(200).set_body_json(one_openai_model())).await;
     let port = provider.address().port();
     let (other_port, connections) = connection_counter("127.0.0.1:0").await;
     // `localhost` never reaches a name server; a silent one makes sure nothing else is asked.
@@ -450,9 +389,6 @@ async fn an_allow_list_entry_with_a_port_allows_that_port_only(backend: Backend)
     }
     assert_eq!(connections.load(Ordering::SeqCst), 0, "another port was reached");
 }
-
-// ---------------------------------------------------------------------------------------------
-// A test's message is Lanyard's own sentence for its code.
 
 const MARKER: &str = "MARKER-PHRASE-FROM-THE-PROVIDER";
 
@@ -546,4 +482,161 @@ async fn a_tests_message_is_lanyards_own_sentence_whatever_the_provider_answers(
     }
     let page = browser.page("/llm-configurations").await;
     assert!(!page.contains(MARKER) && !page.contains(&key), "{page}");
+}
+
+/// The default policy of a deployment: public addresses only, nothing listed.
+fn public_egress(settings: &mut Settings) {
+    settings.egress = egress_policy("", "public");
+    settings.test_rate_per_minute = 1000;
+}
+
+async fn redirects_are_never_followed(app: TestApp) {
+    let user = app.user().await;
+    let elsewhere = provider_answering(ResponseTemplate::new(200).set_body_json(openai_models())).await;
+    for status in [301, 302, 303, 307, 308] {
+        let redirecting = provider_answering(
+            ResponseTemplate::new(status).insert_header("location", format!("{}/v1/models", elsewhere.uri()).as_str()),
+        )
+        .await;
+        let result = test_values(&app, &user.token, &openai_values(&redirecting, GOOD_KEY, "gpt-4o")).await;
+        assert_eq!(result["status"], "failed", "HTTP {status}: {result}");
+        assert_ne!(result["code"], "ok", "HTTP {status}: {result}");
+        assert_eq!(requests(&redirecting).await.len(), 1);
+    }
+    assert!(requests(&elsewhere).await.is_empty(), "a redirect was followed");
+}
+
+/// Internal hosts in every spelling; each would reach the loopback listener on `port` if a
+/// connection were made to the loopback ones.
+fn internal_base_urls(port: u16) -> Vec<String> {
+    [
+        "127.0.0.1",
+        "localhost",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "10.0.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "[fd00:ec2::254]",
+        "0.0.0.0",
+    ]
+    .iter()
+    .map(|host| format!("https://{host}:{port}"))
+    .collect()
+}
+
+/// The test of `base_url` is refused: a `blocked_address` result or a 422, naming the variable
+/// that would allow it.
+async fn assert_refused(app: &TestApp, token: &str, base_url: &str) {
+    let body = json!({"provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url});
+    let response = app.post_json("/api/llm-configurations/test", token, &body).await;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    match status {
+        200 => {
+            assert_failed(&body, "blocked_address");
+            assert!(body["latency_ms"].is_null(), "{base_url}: {body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("LANYARD_EGRESS_ALLOW"), "{base_url}: {message}");
+        }
+        422 => {
+            assert_eq!(body["error"], "validation_failed", "{base_url}: {body}");
+            assert!(body.to_string().contains("LANYARD_EGRESS_ALLOW"), "{base_url}: {body}");
+        }
+        other => panic!("{base_url}: HTTP {other}: {body}"),
+    }
+}
+
+async fn internal_addresses_are_refused_in_every_spelling(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let wiremock_port = server.address().port();
+    let (counted_port, connections) = connection_counter("127.0.0.1:0").await;
+    for port in [wiremock_port, counted_port] {
+        for base_url in internal_base_urls(port) {
+            assert_refused(&app, &user.token, &base_url).await;
+        }
+    }
+    assert!(
+        requests(&server).await.is_empty(),
+        "a refused test reached the provider"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused test connected");
+}
+
+async fn a_saved_configuration_pointing_inside_is_refused_too(app: TestApp) {
+    let user = app.user().await;
+    let (port, connections) = connection_counter("127.0.0.1:0").await;
+    for (name, base_url) in [
+        ("metadata", "https://169.254.169.254".to_owned()),
+        ("mapped", format!("https://[::ffff:127.0.0.1]:{port}")),
+        ("local", format!("https://localhost:{port}")),
+    ] {
+        let saved = app
+            .create_configuration(
+                &user.token,
+                json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url}),
+            )
+            .await;
+        let result = test_saved(&app, &user.token, id_of(&saved)).await;
+        assert_failed(&result, "blocked_address");
+        assert!(
+            result["message"].as_str().unwrap().contains("LANYARD_EGRESS_ALLOW"),
+            "{result}"
+        );
+        let fetched: Value = app
+            .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &user.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(fetched["test_status"], "failed");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused test connected");
+}
+
+async fn plain_http_to_a_host_the_operator_did_not_list_is_invalid(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let port = server.address().port();
+    for base_url in [
+        format!("http://127.0.0.1:{port}/v1"),
+        format!("http://localhost:{port}/v1"),
+        "http://example.com/v1".to_owned(),
+    ] {
+        let body = json!({"provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url});
+        let refused = assert_error(
+            app.post_json("/api/llm-configurations/test", &user.token, &body).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert!(refused["fields"]["base_url"].is_array(), "{base_url}: {refused}");
+        assert!(
+            refused.to_string().contains("LANYARD_EGRESS_ALLOW"),
+            "{base_url}: {refused}"
+        );
+        let mut configuration = body.clone();
+        configuration["name"] = json!("plain");
+        assert_error(
+            app.post_json("/api/llm-configurations", &user.token, &configuration)
+                .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+    }
+    let ollama = json!({"provider": "ollama", "model": "llama3", "base_url": format!("http://127.0.0.1:{port}")});
+    assert_error(
+        app.post_json("/api/llm-configurations/test", &user.token, &ollama)
+            .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(requests(&server).await.is_empty());
 }

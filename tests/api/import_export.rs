@@ -1,0 +1,389 @@
+//! `lanyard import` and `lanyard export`, through the real binary: OpenHands files with their
+//! keys, idempotent re-imports, exports without keys, and errors that name the place, not the secret.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::binary::{COMMAND_LIMIT, Finished, Sandbox, Site, master_keys};
+use crate::helpers::configurations::id_of;
+use crate::helpers::resolve::{pin, resolve, resolved, update, user_and_resolver};
+use crate::helpers::{TestApp, TestDatabase, TestUser, assert_error, distinctive_key, master_key_entry};
+use crate::on_both_backends;
+
+on_both_backends!(
+    an_openhands_file_imports_through_the_binary_with_its_keys,
+    importing_the_same_file_again_creates_nothing_and_names_what_it_skipped,
+    an_export_holds_no_key_and_round_trips_to_another_user,
+    a_malformed_file_imports_nothing_and_says_where,
+);
+
+on_both_backends!(database:
+    parse_errors_name_the_file_and_line_never_the_secret,
+);
+
+/// A sandbox whose working directory also holds the files handed to the binary.
+struct Workspace {
+    sandbox: Sandbox,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        Workspace {
+            sandbox: Sandbox::new(),
+        }
+    }
+
+    fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.sandbox.workdir().join(name);
+        std::fs::write(&path, contents).expect("write the file");
+        path
+    }
+
+    /// Runs `lanyard ARGS` with the test app's database and master keys, nothing else from the
+    /// environment; kills it should it outlive `COMMAND_LIMIT`.
+    async fn lanyard(&self, app: &TestApp, args: &[&str]) -> Finished {
+        let envs = [
+            ("DATABASE_URL", app.test_database.url_string()),
+            ("LANYARD_MASTER_KEYS", app.master_keys.clone()),
+            ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
+            ("LANYARD_LOG", "warn".to_owned()),
+        ];
+        let running = self.sandbox.start(&envs, args, "");
+        // Waiting polls and sleeps: do it off the runtime that the test app runs on.
+        tokio::task::spawn_blocking(move || running.finish(COMMAND_LIMIT))
+            .await
+            .unwrap()
+    }
+}
+
+const ANTHROPIC_KEY: &str = "sk-ant-api03-Imp0rt3d_Key-with\"quote\\slash-0013";
+
+const OPENAI_KEY: &str = "sk-proj-imported-gpt4o-key-0014+/=";
+
+const OPENROUTER_KEY: &str = "sk-or-v1-imported-router-key-0015";
+
+/// An OpenHands `config.toml` with three LLM groups, each with a key, among other settings.
+fn openhands_toml() -> String {
+    format!(
+        r#"[core]
+workspace_base = "./workspace"
+max_iterations = 100
+
+[llm]
+model = "anthropic/claude-3-5-sonnet-20241022"
+api_key = "{anthropic}"
+temperature = 0.0
+
+[llm.gpt4o]
+model = "gpt-4o"
+api_key = "{openai}"
+
+[llm.router]
+model = "openrouter/anthropic/claude-3.5-sonnet"
+api_key = "{openrouter}"
+base_url = "https://openrouter.ai/api/v1"
+
+[sandbox]
+timeout = 120
+"#,
+        anthropic = toml_escape(ANTHROPIC_KEY),
+        openai = toml_escape(OPENAI_KEY),
+        openrouter = toml_escape(OPENROUTER_KEY),
+    )
+}
+
+fn toml_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The configuration named `name` in a list.
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no configuration named {name} in {list:?}"))
+}
+
+/// Imports the sample file for `user` through the binary; panics unless it succeeds.
+async fn import_sample(app: &TestApp, workspace: &Workspace, user: &TestUser) -> Finished {
+    let file = workspace.file("config.toml", &openhands_toml());
+    let finished = workspace
+        .lanyard(
+            app,
+            &[
+                "import",
+                "openhands",
+                "--file",
+                file.to_str().unwrap(),
+                "--email",
+                &user.email,
+            ],
+        )
+        .await;
+    finished.assert_success();
+    finished
+}
+
+async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let workspace = Workspace::new();
+    let finished = import_sample(&app, &workspace, &user).await;
+    for name in ["openhands-default", "gpt4o", "router"] {
+        assert!(
+            finished.stdout.contains(name),
+            "the report names {name}: {}",
+            finished.stdout
+        );
+    }
+    for key in [ANTHROPIC_KEY, OPENAI_KEY, OPENROUTER_KEY] {
+        assert!(!finished.stdout.contains(key) && !finished.stderr.contains(key));
+    }
+
+    let list = app.list(&user.token).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    let expected = [
+        (
+            "openhands-default",
+            "anthropic",
+            "claude-3-5-sonnet-20241022",
+            ANTHROPIC_KEY,
+        ),
+        ("gpt4o", "openai", "gpt-4o", OPENAI_KEY),
+        ("router", "openrouter", "anthropic/claude-3.5-sonnet", OPENROUTER_KEY),
+    ];
+    assert_eq!(
+        list.iter().filter(|c| c["is_default"] == true).count(),
+        1,
+        "exactly one default"
+    );
+    for (name, provider, model, key) in expected {
+        let imported = named(&list, name);
+        assert_eq!(imported["provider"], provider, "{imported}");
+        assert_eq!(imported["model"], model, "{imported}");
+        assert_eq!(
+            imported["base_url"],
+            Value::Null,
+            "the provider's default base URL: {imported}"
+        );
+        assert_eq!(imported["has_api_key"], true, "{imported}");
+        assert_eq!(imported["is_active"], true, "{imported}");
+
+        let conversation = format!("imported-{name}");
+        pin(&app, &user.token, &conversation, id_of(imported)).await;
+        let body = resolved(&app, &resolver, Some(&conversation)).await;
+        assert_eq!(body["source"], "override");
+        assert_eq!(body["configuration"]["id"], imported["id"]);
+        assert_eq!(
+            body["configuration"]["api_key"].as_str().map(str::as_bytes),
+            Some(key.as_bytes()),
+            "the key of {name}, byte for byte"
+        );
+        assert!(body["configuration"]["effective_base_url"].is_string());
+    }
+}
+
+async fn importing_the_same_file_again_creates_nothing_and_names_what_it_skipped(app: TestApp) {
+    let user = app.user().await;
+    let workspace = Workspace::new();
+    import_sample(&app, &workspace, &user).await;
+    let before = app.list(&user.token).await;
+
+    let again = import_sample(&app, &workspace, &user).await;
+    assert!(again.stdout.contains("Imported 0"), "{}", again.stdout);
+    for name in ["openhands-default", "gpt4o", "router"] {
+        let skipped = again
+            .stdout
+            .lines()
+            .any(|line| line.contains("skipped") && line.contains(name));
+        assert!(skipped, "the report names {name} as skipped: {}", again.stdout);
+    }
+    let after = app.list(&user.token).await;
+    assert_eq!(after, before, "nothing changed");
+}
+
+async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
+    let user = app.user().await;
+    let workspace = Workspace::new();
+    import_sample(&app, &workspace, &user).await;
+    let extra_key = "sk-created-through-the-api-0016";
+    app.create_openai(&user.token, "api-made", extra_key).await;
+    let originals = app.list(&user.token).await;
+
+    let exported = workspace.lanyard(&app, &["export", "--email", &user.email]).await;
+    exported.assert_success();
+    let document: Value = serde_json::from_str(&exported.stdout).expect("the export is JSON");
+    assert_eq!(
+        document["configurations"].as_array().map(Vec::len),
+        Some(4),
+        "{document}"
+    );
+    for key in [ANTHROPIC_KEY, OPENAI_KEY, OPENROUTER_KEY, extra_key] {
+        let chars: Vec<char> = key.chars().collect();
+        for piece in chars.windows(12) {
+            let piece: String = piece.iter().collect();
+            assert!(
+                !exported.stdout.contains(&piece),
+                "the export carries a piece of a key: {piece}"
+            );
+            assert!(
+                !exported.stderr.contains(&piece),
+                "standard error carries a piece of a key: {piece}"
+            );
+        }
+    }
+    assert!(!exported.stdout.contains('…'), "no masks either");
+
+    let other = app.user().await;
+    let other_resolver = app.token_for(&other, "resolve").await;
+    let file = workspace.file("export.json", &exported.stdout);
+    let imported = workspace
+        .lanyard(
+            &app,
+            &[
+                "import",
+                "json",
+                "--file",
+                file.to_str().unwrap(),
+                "--email",
+                &other.email,
+            ],
+        )
+        .await;
+    imported.assert_success();
+    assert!(imported.stdout.contains("Imported 4"), "{}", imported.stdout);
+
+    let copies = app.list(&other.token).await;
+    assert_eq!(copies.len(), 4);
+    for original in &originals {
+        let copy = named(&copies, original["name"].as_str().unwrap());
+        assert_ne!(copy["id"], original["id"]);
+        for field in ["provider", "model", "base_url"] {
+            assert_eq!(copy[field], original[field], "{field} of {copy}");
+        }
+        assert_eq!(copy["is_active"], false, "{copy}");
+        assert_eq!(copy["is_default"], false, "{copy}");
+        assert_eq!(copy["has_api_key"], false, "{copy}");
+        assert_eq!(copy["api_key_masked"], Value::Null, "{copy}");
+    }
+    // The original owner is untouched.
+    assert_eq!(app.list(&user.token).await, originals);
+    assert_error(resolve(&app, &other_resolver, None).await, 404, "not_found").await;
+
+    // A key entered, the copy can be activated, becomes the default and resolves with that key.
+    let router = named(&copies, "router");
+    let activated = update(
+        &app,
+        &other.token,
+        id_of(router),
+        json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
+    )
+    .await;
+    assert_eq!(activated["is_active"], true);
+    assert_eq!(activated["has_api_key"], true);
+    assert_eq!(activated["is_default"], true);
+    let body = resolved(&app, &other_resolver, None).await;
+    assert_eq!(body["configuration"]["id"], router["id"]);
+    assert_eq!(body["configuration"]["api_key"], "sk-or-v1-entered-after-import-0017");
+}
+
+async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
+    let user = app.user().await;
+    app.create_openai(&user.token, "existing", "sk-existing-key-0018").await;
+    let before = app.list(&user.token).await;
+    let workspace = Workspace::new();
+
+    let bad_toml = workspace.file(
+        "bad.toml",
+        "[llm]\nmodel = \"gpt-4o\"\napi_key = \"sk-valid-before-the-error-0019\"\n\n[llm.broken\nmodel = \"gpt-4o\"\n",
+    );
+    let number_model = workspace.file(
+        "number.toml",
+        "[llm]\nmodel = \"gpt-4o\"\napi_key = \"sk-valid-before-the-error-0019\"\n\n[llm.broken]\nmodel = 4\napi_key = \"sk-broken-group-key-0020\"\n",
+    );
+    for (file, where_) in [(&bad_toml, "line 5"), (&number_model, "[llm.broken]")] {
+        let finished = workspace
+            .lanyard(
+                &app,
+                &[
+                    "import",
+                    "openhands",
+                    "--file",
+                    file.to_str().unwrap(),
+                    "--email",
+                    &user.email,
+                ],
+            )
+            .await;
+        assert!(
+            !finished.status.success() && finished.status.code().is_some(),
+            "a malformed file fails with an exit code: {}",
+            finished.status
+        );
+        assert!(
+            finished.stderr.contains(where_),
+            "standard error says where ({where_}): {}",
+            finished.stderr
+        );
+        assert!(finished.stderr.contains("nothing was imported"), "{}", finished.stderr);
+        assert!(!finished.stderr.contains("sk-valid-before") && !finished.stderr.contains("sk-broken-group"));
+        assert_eq!(
+            app.list(&user.token).await,
+            before,
+            "nothing was imported from {}",
+            file.display()
+        );
+    }
+}
+
+async fn parse_errors_name_the_file_and_line_never_the_secret(database: TestDatabase) {
+    let site = Site::new(database.url_string());
+    let entry = master_key_entry("parse");
+    let env = master_keys(&entry);
+    let secret = distinctive_key("sk-proj-");
+    let workdir = site.sandbox.workdir();
+
+    // A malformed `.env` line: the command still runs, and the warning names the line alone.
+    std::fs::write(
+        workdir.join(".env"),
+        format!("LANYARD_LOG=warn\nthis line is broken {secret}\n"),
+    )
+    .unwrap();
+    let keygen = site.run(&env, &["keygen", "--id", "fresh"], "");
+    keygen.assert_success();
+    assert!(keygen.stderr.contains(".env line 2"), "{}", keygen.stderr);
+    assert!(!keygen.stderr.contains(&secret), "{}", keygen.stderr);
+    std::fs::remove_file(workdir.join(".env")).unwrap();
+
+    // A master key pasted where its id belongs, as the second entry.
+    let encoded = entry.split_once(':').unwrap().1;
+    let swapped = master_keys(&format!("{entry},{encoded}:parse"));
+    let refused = site.serve_refused(&swapped);
+    assert!(
+        refused.stderr.contains("LANYARD_MASTER_KEYS: entry 2"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(&encoded[..16]), "{}", refused.stderr);
+
+    // An OpenHands file with an unterminated key on line 3.
+    let (_token, _) = site.user_with_tokens(&env, "parse@example.com");
+    let file = site.sandbox.path().join("config.toml");
+    std::fs::write(&file, format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{secret}\n")).unwrap();
+    let imported = site.run(
+        &env,
+        &[
+            "import",
+            "openhands",
+            "--file",
+            file.to_str().unwrap(),
+            "--email",
+            "parse@example.com",
+        ],
+        "",
+    );
+    imported.assert_failure();
+    assert!(imported.stderr.contains("config.toml"), "{}", imported.stderr);
+    assert!(imported.stderr.contains("line 3"), "{}", imported.stderr);
+    assert!(!imported.stderr.contains(&secret), "{}", imported.stderr);
+    assert!(!imported.stdout.contains(&secret));
+}

@@ -1,0 +1,354 @@
+//! `GET /api/resolve`: which configuration and key a conversation gets (override, default, the
+//! instance fallback), who may ask, and the audit of every reveal.
+
+use diesel::prelude::*;
+use lanyard::config::Settings;
+use lanyard::db::DbId;
+use lanyard::db::schema::{api_tokens, key_reveals};
+use lanyard::domain::FallbackConfiguration;
+use lanyard::domain::Provider;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::configurations::id_of;
+use crate::helpers::resolve::{configuration, pin, resolve, resolved, update, user_and_resolver};
+use crate::helpers::{TestApp, TestUser, assert_error};
+use crate::on_both_backends;
+
+on_both_backends!(
+    without_an_override_the_default_resolves_with_its_key,
+    an_override_wins_with_its_own_key,
+    an_override_to_an_inactive_configuration_falls_back_to_the_default,
+    with_nothing_configured_and_no_fallback_resolution_is_404,
+    only_a_token_with_the_resolve_scope_may_resolve,
+    the_resolved_key_is_the_saved_key_after_every_kind_of_edit,
+    each_resolution_counts_exactly_one_use,
+    every_reveal_is_audited_and_refusals_are_not,
+);
+
+on_both_backends!(settings(with_a_fallback):
+    a_user_without_a_default_gets_the_instance_fallback,
+    a_user_with_a_default_never_gets_the_fallback,
+);
+
+const FALLBACK_KEY: &str = "sk-instance-fallback-key-0042";
+
+const FALLBACK_BASE_URL: &str = "https://llm.example.com/v1";
+
+/// The operator set `LANYARD_FALLBACK_*`.
+fn with_a_fallback(settings: &mut Settings) {
+    settings.fallback = Some(FallbackConfiguration {
+        provider: Provider::OpenaiCompatible,
+        model: "shared-model".to_owned(),
+        base_url: Some(FALLBACK_BASE_URL.to_owned()),
+        api_key: Some(SecretString::from(FALLBACK_KEY.to_owned())),
+    });
+}
+
+async fn without_an_override_the_default_resolves_with_its_key(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    app.create_openai(&user.token, "other", "sk-other-key-0002-y8Rb").await;
+
+    for conversation in [None, Some("conv-without-override")] {
+        let body = resolved(&app, &resolver, conversation).await;
+        assert_eq!(body["source"], "default", "{body}");
+        assert_eq!(body["configuration"]["id"], default["id"]);
+        assert_eq!(body["configuration"]["name"], "main");
+        assert_eq!(body["configuration"]["provider"], "openai");
+        assert_eq!(body["configuration"]["model"], "gpt-4o");
+        assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+    }
+}
+
+async fn an_override_wins_with_its_own_key(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let pinned = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "claude", "provider": "anthropic", "model": "claude-3-5-sonnet", "api_key": "sk-ant-pinned-key-0003"}),
+        )
+        .await;
+    let set = pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+    assert_eq!(set["conversation_id"], "conv-1");
+    assert_eq!(set["configuration_id"], pinned["id"]);
+    assert!(set["updated_at"].is_string());
+
+    let body = resolved(&app, &resolver, Some("conv-1")).await;
+    assert_eq!(body["source"], "override", "{body}");
+    assert_eq!(body["configuration"]["id"], pinned["id"]);
+    assert_eq!(body["configuration"]["provider"], "anthropic");
+    assert_eq!(body["configuration"]["api_key"], "sk-ant-pinned-key-0003");
+
+    // Another conversation, and no conversation at all, still use the default.
+    for conversation in [Some("conv-2"), None] {
+        let body = resolved(&app, &resolver, conversation).await;
+        assert_eq!(body["source"], "default");
+        assert_eq!(body["configuration"]["id"], default["id"]);
+        assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+    }
+}
+
+async fn an_override_to_an_inactive_configuration_falls_back_to_the_default(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+    update(&app, &user.token, id_of(&pinned), json!({"is_active": false})).await;
+
+    let body = resolved(&app, &resolver, Some("conv-1")).await;
+    assert_eq!(body["source"], "default", "{body}");
+    assert_eq!(body["configuration"]["id"], default["id"]);
+    assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+
+    // Reactivated, the override applies again.
+    update(&app, &user.token, id_of(&pinned), json!({"is_active": true})).await;
+    let body = resolved(&app, &resolver, Some("conv-1")).await;
+    assert_eq!(body["source"], "override");
+    assert_eq!(body["configuration"]["api_key"], "sk-pinned-key-0004");
+}
+
+async fn with_nothing_configured_and_no_fallback_resolution_is_404(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
+    assert_error(resolve(&app, &resolver, Some("conv-1")).await, 404, "not_found").await;
+
+    // An inactive configuration is no default either.
+    let only = app.create_openai(&user.token, "only", "sk-only-key-0005").await;
+    update(&app, &user.token, id_of(&only), json!({"is_active": false})).await;
+    assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
+}
+
+async fn only_a_token_with_the_resolve_scope_may_resolve(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+
+    let read_write = resolve(&app, &user.token, None).await;
+    let body = assert_error(read_write, 403, "forbidden").await;
+    assert!(!body.to_string().contains("sk-main-key"));
+    let read = app.token_for(&user, "read").await;
+    assert_error(resolve(&app, &read, None).await, 403, "forbidden").await;
+
+    let session = browser.get("/api/resolve").await;
+    let body = assert_error(session, 403, "forbidden").await;
+    assert!(!body.to_string().contains("sk-main-key"));
+
+    assert_error(
+        resolve(&app, "lny_not-a-real-token-0000000000000000", None).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    // `resolve` includes nothing else.
+    let resolver = app.token_for(&user, "resolve").await;
+    assert_error(app.get("/api/llm-configurations", &resolver).await, 403, "forbidden").await;
+    assert_eq!(resolve(&app, &resolver, None).await.status(), 200);
+}
+
+async fn the_resolved_key_is_the_saved_key_after_every_kind_of_edit(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    // Characters that JSON, URLs and the database each treat specially, and some beyond ASCII.
+    let key = "sk-proj-Ωmega_+/=%~!$&'()*,;:@[]{}|^`<>\"\\#?é€😀-tail";
+    let created = app
+        .create_configuration(
+            &user.token,
+            json!({"name": "exact", "provider": "openai", "model": "gpt-4o", "api_key": key}),
+        )
+        .await;
+    let id = id_of(&created);
+    let key_of = |body: &Value| {
+        body["configuration"]["api_key"]
+            .as_str()
+            .map(str::as_bytes)
+            .map(<[u8]>::to_vec)
+    };
+
+    let body = resolved(&app, &resolver, None).await;
+    assert_eq!(key_of(&body), Some(key.as_bytes().to_vec()), "as created");
+
+    let steps = [
+        ("a rename", json!({"name": "renamed"})),
+        ("a model change", json!({"model": "gpt-4o-mini"})),
+        ("an api_key: null update", json!({"api_key": null})),
+        ("deactivating", json!({"is_active": false})),
+        ("reactivating", json!({"is_active": true})),
+    ];
+    for (what, change) in steps {
+        update(&app, &user.token, id, change).await;
+        if what == "deactivating" {
+            assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
+            continue;
+        }
+        let body = resolved(&app, &resolver, None).await;
+        assert_eq!(body["configuration"]["id"], created["id"], "after {what}");
+        assert_eq!(key_of(&body), Some(key.as_bytes().to_vec()), "after {what}");
+    }
+    let body = resolved(&app, &resolver, None).await;
+    assert_eq!(body["configuration"]["name"], "renamed");
+    assert_eq!(body["configuration"]["model"], "gpt-4o-mini");
+}
+
+async fn each_resolution_counts_exactly_one_use(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+    assert_eq!(default["use_count"], 0);
+    assert_eq!(default["last_used_at"], Value::Null);
+
+    for expected in 1..=3 {
+        let body = resolved(&app, &resolver, None).await;
+        assert_eq!(
+            body["configuration"]["use_count"], expected,
+            "the answer counts this use"
+        );
+        let stored = configuration(&app, &user.token, id_of(&default)).await;
+        assert_eq!(stored["use_count"], expected);
+        assert!(stored["last_used_at"].is_string(), "{stored}");
+    }
+    let body = resolved(&app, &resolver, Some("conv-1")).await;
+    assert_eq!(body["source"], "override");
+    let pinned_now = configuration(&app, &user.token, id_of(&pinned)).await;
+    assert_eq!(pinned_now["use_count"], 1);
+    assert!(pinned_now["last_used_at"].is_string());
+    assert_eq!(configuration(&app, &user.token, id_of(&default)).await["use_count"], 3);
+}
+
+/// One audit line: token, configuration, its name, conversation, source.
+type Reveal = (Option<Uuid>, Option<Uuid>, String, Option<String>, String);
+
+/// The key reveals recorded for `user`, oldest first.
+async fn reveals(app: &TestApp, user: &TestUser) -> Vec<Reveal> {
+    let owner = DbId(user.id);
+    app.with_db(move |conn| {
+        key_reveals::table
+            .filter(key_reveals::user_id.eq(owner))
+            .order((key_reveals::revealed_at, key_reveals::id))
+            .select((
+                key_reveals::token_id,
+                key_reveals::configuration_id,
+                key_reveals::configuration_name,
+                key_reveals::conversation_id,
+                key_reveals::source,
+            ))
+            .load::<(Option<DbId>, Option<DbId>, String, Option<String>, String)>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|(token, configuration, name, conversation, source)| {
+                (
+                    token.map(|id| id.0),
+                    configuration.map(|id| id.0),
+                    name,
+                    conversation,
+                    source,
+                )
+            })
+            .collect()
+    })
+    .await
+}
+
+/// The id of `user`'s token whose scopes are exactly `scopes`.
+async fn token_id(app: &TestApp, user: &TestUser, scopes: &str) -> Uuid {
+    let owner = DbId(user.id);
+    let scopes = scopes.to_owned();
+    app.with_db(move |conn| {
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(owner))
+            .filter(api_tokens::scopes.eq(scopes))
+            .select(api_tokens::id)
+            .first::<DbId>(conn)
+            .unwrap()
+            .0
+    })
+    .await
+}
+
+async fn every_reveal_is_audited_and_refusals_are_not(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let resolver_id = token_id(&app, &user, "resolve").await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
+    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+
+    resolved(&app, &resolver, None).await;
+    resolved(&app, &resolver, Some("conv-1")).await;
+    // Refusals reveal nothing and record nothing.
+    assert_eq!(resolve(&app, &user.token, None).await.status(), 403);
+    assert_eq!(resolve(&app, &resolver, Some(&"c".repeat(201))).await.status(), 422);
+
+    let id = |configuration: &Value| Some(Uuid::parse_str(id_of(configuration)).unwrap());
+    assert_eq!(
+        reveals(&app, &user).await,
+        [
+            (
+                Some(resolver_id),
+                id(&default),
+                "main".to_owned(),
+                None,
+                "default".to_owned()
+            ),
+            (
+                Some(resolver_id),
+                id(&pinned),
+                "pinned".to_owned(),
+                Some("conv-1".to_owned()),
+                "override".to_owned()
+            ),
+        ]
+    );
+}
+
+async fn a_user_without_a_default_gets_the_instance_fallback(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    for conversation in [None, Some("conv-1")] {
+        let body = resolved(&app, &resolver, conversation).await;
+        assert_eq!(body["source"], "fallback", "{body}");
+        let configuration = &body["configuration"];
+        assert_eq!(configuration["id"], Value::Null);
+        assert_eq!(configuration["name"], "instance fallback");
+        assert_eq!(configuration["provider"], "openai_compatible");
+        assert_eq!(configuration["model"], "shared-model");
+        assert_eq!(configuration["base_url"], FALLBACK_BASE_URL);
+        assert_eq!(configuration["api_key"], FALLBACK_KEY);
+    }
+
+    // A user whose only configuration is inactive has no default: the fallback answers, and
+    // neither it nor the inactive configuration records a use.
+    let inactive = app.create_openai(&user.token, "inactive", "sk-inactive-key-0012").await;
+    pin(&app, &user.token, "conv-1", id_of(&inactive)).await;
+    update(&app, &user.token, id_of(&inactive), json!({"is_active": false})).await;
+    let body = resolved(&app, &resolver, Some("conv-1")).await;
+    assert_eq!(body["source"], "fallback");
+    assert_eq!(body["configuration"]["use_count"], 0);
+    assert_eq!(body["configuration"]["last_used_at"], Value::Null);
+    let stored = configuration(&app, &user.token, id_of(&inactive)).await;
+    assert_eq!(stored["use_count"], 0);
+    assert_eq!(stored["last_used_at"], Value::Null);
+    let body = resolved(&app, &resolver, None).await;
+    assert_eq!(body["source"], "fallback");
+    assert_eq!(body["configuration"]["use_count"], 0);
+
+    // Each fallback reveal is audited, under no configuration.
+    let audit = reveals(&app, &user).await;
+    assert_eq!(audit.len(), 4, "{audit:?}");
+    for (token, configuration, name, _, source) in &audit {
+        assert!(token.is_some());
+        assert_eq!(*configuration, None);
+        assert_eq!(name, "instance fallback");
+        assert_eq!(source, "fallback");
+    }
+}
+
+async fn a_user_with_a_default_never_gets_the_fallback(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let body = resolved(&app, &resolver, None).await;
+    assert_eq!(body["source"], "default");
+    assert_eq!(body["configuration"]["id"], default["id"]);
+    assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+    assert!(!body.to_string().contains(FALLBACK_KEY));
+}
