@@ -2,6 +2,7 @@
 //! HTTP: the same functions serve the JSON API, the pages and the command line.
 
 pub mod accounts;
+pub mod admin;
 pub mod configurations;
 pub mod connection_tests;
 pub mod conversations;
@@ -11,6 +12,10 @@ pub mod operations;
 pub mod tokens;
 
 use uuid::Uuid;
+
+/// One unit of work: a database connection lent to use cases for the length of one blocking
+/// task (see `db::Database::run`). Pages and the API name it only to pass it on.
+pub type Work = crate::db::DbConnection;
 
 use crate::domain::{Role, Scope, Scopes};
 use crate::error::AppError;

@@ -1,8 +1,6 @@
 //! `/admin`: users, registration, the egress policy in force, key health, master-key usage, the
 //! audit of key reveals and the users' security events. Admins only (403 otherwise); never a key.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use askama::Template;
@@ -11,13 +9,12 @@ use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{Layout, SecurityEventView, display_time};
-use crate::db::{DbConnection, key_reveals, llm_configurations, users};
-use crate::domain::{Email, Password, Role, TestStatus};
+use crate::domain::{Email, Password, Role};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
 use crate::http::page_error::{PageError, PageResult};
-use crate::services::accounts;
+use crate::services::{Work, accounts, admin};
 
 const PAGE: &str = "/admin";
 
@@ -90,51 +87,43 @@ struct AdminData {
     security_events: Vec<SecurityEventView>,
 }
 
-fn load(conn: &mut DbConnection, me: Uuid) -> Result<AdminData, AppError> {
-    let mut health: HashMap<Uuid, (i64, i64, i64)> = HashMap::new();
-    for (user_id, status, count) in llm_configurations::health_by_user(conn)? {
-        let entry = health.entry(user_id.0).or_default();
-        match status {
-            TestStatus::Ok => entry.0 += count,
-            TestStatus::Failed => entry.1 += count,
-            TestStatus::Untested => entry.2 += count,
-        }
-    }
-    let users = users::list_all(conn)?
+fn load(conn: &mut Work, me: Uuid) -> Result<AdminData, AppError> {
+    let overview = admin::overview(conn)?;
+    let users = overview
+        .users
         .into_iter()
-        .map(|user| {
-            let (ok, failed, untested) = health.get(&user.id.0).copied().unwrap_or_default();
-            UserView {
-                id: user.id.0.to_string(),
-                is_you: user.id.0 == me,
-                email: user.email,
-                is_admin: user.role == Role::Admin,
-                is_disabled: user.is_disabled,
-                configurations: ok + failed + untested,
-                ok,
-                failed,
-                untested,
-                created_at: display_time(user.created_at),
-            }
+        .map(|user| UserView {
+            id: user.id.to_string(),
+            is_you: user.id == me,
+            email: user.email,
+            is_admin: user.role == Role::Admin,
+            is_disabled: user.is_disabled,
+            configurations: user.tested_ok + user.tested_failed + user.untested,
+            ok: user.tested_ok,
+            failed: user.tested_failed,
+            untested: user.untested,
+            created_at: display_time(user.created_at),
         })
         .collect();
-    let reveals = key_reveals::recent(conn, 100)?
+    let reveals = overview
+        .reveals
         .into_iter()
-        .map(|line| RevealView {
-            at: display_time(line.revealed_at),
-            email: line.email,
-            configuration: line.configuration_name,
-            source: line.source,
-            conversation: line.conversation_id,
-            token: line.token_id.map(|id| id.0.to_string()),
+        .map(|reveal| RevealView {
+            at: display_time(reveal.at),
+            email: reveal.email,
+            configuration: reveal.configuration,
+            source: reveal.source,
+            conversation: reveal.conversation,
+            token: reveal.token.map(|id| id.to_string()),
         })
         .collect();
     Ok(AdminData {
         users,
-        registration_open: accounts::registration_open(conn)?,
-        keys_by_id: llm_configurations::count_keys_by_key_id(conn)?,
+        registration_open: overview.registration_open,
+        keys_by_id: overview.keys_by_id,
         reveals,
-        security_events: accounts::recent_security_events(conn)?
+        security_events: overview
+            .security_events
             .into_iter()
             .map(SecurityEventView::new)
             .collect(),
@@ -222,7 +211,7 @@ async fn act(
     state: web::Data<AppState>,
     admin: SignedIn,
     done: &str,
-    action: impl FnOnce(&mut DbConnection) -> Result<(), AppError> + Send + 'static,
+    action: impl FnOnce(&mut Work) -> Result<(), AppError> + Send + 'static,
 ) -> PageResult {
     match state.db.run(action).await {
         Ok(()) => Ok(see_other(&format!("{PAGE}?done={done}"))),

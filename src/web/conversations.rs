@@ -9,13 +9,12 @@ use uuid::Uuid;
 
 use super::respond::{html, see_other};
 use super::views::{ConfigurationView, HtmlId, Layout, configuration_views, display_time};
-use crate::db::DbConnection;
 use crate::domain::{ConversationId, UserCap};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
-use crate::services::{configurations, conversations};
+use crate::services::{Work, configurations, conversations};
 
 const PAGE: &str = "/conversations";
 
@@ -33,7 +32,7 @@ struct PageData {
     configurations: Vec<ConfigurationView>,
 }
 
-fn load(conn: &mut DbConnection, owner: Uuid) -> Result<PageData, AppError> {
+fn load(conn: &mut Work, owner: Uuid) -> Result<PageData, AppError> {
     let configurations = configuration_views(configurations::list(conn, owner)?);
     let overrides = conversations::list(conn, owner)?
         .into_iter()
@@ -107,7 +106,7 @@ pub struct OverrideFields {
 
 /// Sets (or, with an empty `configuration_id`, removes) an override.
 fn apply(
-    conn: &mut DbConnection,
+    conn: &mut Work,
     owner: Uuid,
     conversation: &ConversationId,
     configuration_id: &str,

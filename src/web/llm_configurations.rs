@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::db::DbConnection;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, UserCaps};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
+use crate::services::Work;
 use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
 use crate::services::connection_tests::{self, TestOutcome, TestTarget};
 
@@ -389,7 +389,7 @@ async fn row_action(
     req: &HttpRequest,
     user: &SignedIn,
     path: &str,
-    action: impl FnOnce(&mut DbConnection, Uuid, Uuid) -> Result<(), AppError> + Send + 'static,
+    action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), AppError> + Send + 'static,
 ) -> PageResult {
     let id = page_id(path)?;
     let owner = user.user_id;

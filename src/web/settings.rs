@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::accounts::sign_in;
 use super::respond::{html, private_html, see_other};
 use super::views::{ConfigurationView, CreatedTokenView, Layout, SecurityEventView, TokenView, configuration_views};
-use crate::db::{self, DbConnection};
 use crate::domain::{Password, Scopes};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
@@ -18,7 +17,7 @@ use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::client_address;
 use crate::http::page_error::PageResult;
 use crate::services::accounts::{self, SignedInUser};
-use crate::services::{configurations, tokens};
+use crate::services::{Work, configurations, tokens};
 
 const PAGE: &str = "/settings";
 
@@ -29,8 +28,9 @@ struct SettingsData {
     security_events: Vec<SecurityEventView>,
 }
 
-fn load(conn: &mut DbConnection, user_id: Uuid) -> Result<SettingsData, AppError> {
-    let now = db::now();
+fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
+    // Only to show which tokens have expired.
+    let now = chrono::Utc::now().naive_utc();
     Ok(SettingsData {
         configurations: configuration_views(configurations::list(conn, user_id)?),
         tokens: tokens::list(conn, user_id)?
