@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-/// Stored as its [`Provider::id`] (the text mapping is in `db/sql_types.rs`).
+// Stored as its `Provider::id` (the text mapping is in `db/sql_types.rs`). A plain comment: a doc
+// comment here would become the OpenAPI schema's description.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, diesel::AsExpression, diesel::FromSqlRow,
 )]
