@@ -20,7 +20,8 @@ use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewC
 pub struct ConfigurationResource {
     pub id: uuid::Uuid,
     pub name: String,
-    pub provider: String,
+    #[schema(value_type = String)]
+    pub provider: &'static str,
     pub model: String,
     /// `null` means the provider's default.
     pub base_url: Option<String>,
@@ -30,7 +31,8 @@ pub struct ConfigurationResource {
     pub is_default: bool,
     pub is_active: bool,
     /// `untested`, `ok` or `failed`.
-    pub test_status: String,
+    #[schema(value_type = String)]
+    pub test_status: &'static str,
     pub test_message: Option<String>,
     pub test_latency_ms: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -49,14 +51,14 @@ impl From<Configuration> for ConfigurationResource {
         ConfigurationResource {
             id: row.id,
             name: row.name,
-            provider: row.provider.id().to_owned(),
+            provider: row.provider.id(),
             model: row.model,
             base_url: row.base_url,
             has_api_key: row.api_key_hint.is_some(),
             api_key_masked: row.api_key_hint,
             is_default: row.is_default,
             is_active: row.is_active,
-            test_status: row.test_status.as_str().to_owned(),
+            test_status: row.test_status.as_str(),
             test_message: row.test_message,
             test_latency_ms: row.test_latency_ms,
             tested_at: row.tested_at.map(Rfc3339),

@@ -231,7 +231,7 @@ pub async fn resolve(
             ResolvedConfiguration {
                 id: Some(resource.id),
                 name: resource.name,
-                provider: resource.provider,
+                provider: resource.provider.to_owned(),
                 model: resource.model,
                 base_url: resource.base_url,
                 effective_base_url,
@@ -240,7 +240,7 @@ pub async fn resolve(
                 has_api_key: resource.has_api_key,
                 is_default: resource.is_default,
                 is_active: resource.is_active,
-                test_status: resource.test_status,
+                test_status: resource.test_status.to_owned(),
                 test_message: resource.test_message,
                 test_latency_ms: resource.test_latency_ms,
                 tested_at: resource.tested_at,

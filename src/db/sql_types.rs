@@ -110,17 +110,18 @@ macro_rules! text_state {
             }
         }
 
+        // Read in place, without a `String` per row: listings read two states a row.
         impl FromSql<Text, Pg> for $state {
             fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
-                let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
-                $parse(&text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
+                let text = std::str::from_utf8(value.as_bytes())?;
+                $parse(text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
             }
         }
 
         impl FromSql<Text, Sqlite> for $state {
-            fn from_sql(value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
-                let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
-                $parse(&text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
+            fn from_sql(mut value: <Sqlite as Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = value.read_text();
+                $parse(text).ok_or_else(|| format!("unknown {} `{text}` in the database", $what).into())
             }
         }
 
