@@ -557,7 +557,12 @@ class Bench:
         both (and no foreign Origin)."""
         page = expect_status(200, "GET /login", port, "GET", "/login")
         csrf_cookie = page.cookies.get("lanyard_csrf")
-        if not csrf_cookie:
+        # Releases before the double-submit cookie kept the form's token in a session started by
+        # GET /login: accepted too, so that an earlier binary can be measured for comparison.
+        cookie = f"lanyard_csrf={csrf_cookie}" if csrf_cookie else None
+        if not cookie and (earlier_session := page.cookies.get("lanyard_session")):
+            cookie = f"lanyard_session={earlier_session}"
+        if not cookie:
             raise BenchError("no lanyard_csrf cookie from the login page")
         token = re.search(rb'name="csrf_token" value="([^"]*)"', page.body)
         if not token or not token.group(1):
@@ -565,7 +570,7 @@ class Bench:
         form = {"email": EMAIL, "password": PASSWORD, "csrf_token": token.group(1).decode()}
         reply = expect_status(303, "POST /login", port, "POST", "/login",
                               headers={"Content-Type": "application/x-www-form-urlencoded",
-                                       "Cookie": f"lanyard_csrf={csrf_cookie}"},
+                                       "Cookie": cookie},
                               body=urlencode(form).encode())
         session = reply.cookies.get("lanyard_session")
         if not session:
