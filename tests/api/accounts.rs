@@ -374,17 +374,8 @@ async fn without_the_setup_token_nobody_can_register_the_first_user(app: TestApp
     assert_eq!(location(&visitor.get("/llm-configurations").await), "/login");
 
     // The real link still works afterwards: the failures did not consume it.
-    let form = visitor.page(&format!("/register?setup_token={setup_token}")).await;
     let registered = visitor
-        .post_form(
-            "/register",
-            &[
-                ("email", "first@example.com"),
-                ("password", TEST_PASSWORD),
-                ("setup_token", &setup_token),
-                ("csrf_token", &csrf_from(&form)),
-            ],
-        )
+        .register_with_setup_link(&setup_token, "first@example.com")
         .await;
     assert_eq!(registered.status(), 303);
     assert_eq!(user_count(&app).await, 1);
@@ -396,18 +387,7 @@ async fn once_a_user_exists_nobody_else_can_register_even_with_the_old_link(app:
         .await
         .unwrap();
     let first = app.browser();
-    let form = first.page(&format!("/register?setup_token={setup_token}")).await;
-    let registered = first
-        .post_form(
-            "/register",
-            &[
-                ("email", "first@example.com"),
-                ("password", TEST_PASSWORD),
-                ("setup_token", &setup_token),
-                ("csrf_token", &csrf_from(&form)),
-            ],
-        )
-        .await;
+    let registered = first.register_with_setup_link(&setup_token, "first@example.com").await;
     assert_eq!(registered.status(), 303);
 
     let second = app.browser();

@@ -426,6 +426,22 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Opens the setup link and registers `email` (with [`TEST_PASSWORD`]) through its form, as
+    /// the first visitor does; the answer as it came.
+    pub async fn register_with_setup_link(&self, setup_token: &str, email: &str) -> reqwest::Response {
+        let form = self.page(&format!("/register?setup_token={setup_token}")).await;
+        self.post_form(
+            "/register",
+            &[
+                ("email", email),
+                ("password", TEST_PASSWORD),
+                ("setup_token", setup_token),
+                ("csrf_token", csrf_from(&form).as_str()),
+            ],
+        )
+        .await
+    }
+
     pub fn new(app: &TestApp) -> Browser {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
@@ -543,19 +559,8 @@ impl TestApp {
             .await
             .expect("no user exists yet");
         let browser = self.browser();
-        let form = browser.page(&format!("/register?setup_token={setup_token}")).await;
         let email = "admin@example.com".to_owned();
-        let response = browser
-            .post_form(
-                "/register",
-                &[
-                    ("email", email.as_str()),
-                    ("password", TEST_PASSWORD),
-                    ("setup_token", setup_token.as_str()),
-                    ("csrf_token", csrf_from(&form).as_str()),
-                ],
-            )
-            .await;
+        let response = browser.register_with_setup_link(&setup_token, &email).await;
         assert_eq!(
             response.status(),
             303,

@@ -62,17 +62,8 @@ async fn looking_at_the_login_and_registration_pages_writes_no_session(app: Test
     assert_eq!(returning.session_cookie(), None, "no session cookie either");
 
     // The forms still work, with the visitor's cookie from all those views.
-    let form = returning.page(&setup_link).await;
     let registered = returning
-        .post_form(
-            "/register",
-            &[
-                ("email", "first@example.com"),
-                ("password", TEST_PASSWORD),
-                ("setup_token", setup_token.as_str()),
-                ("csrf_token", csrf_from(&form).as_str()),
-            ],
-        )
+        .register_with_setup_link(&setup_token, "first@example.com")
         .await;
     assert_eq!(registered.status(), 303);
     assert_eq!(location(&registered), "/llm-configurations");
