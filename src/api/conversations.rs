@@ -100,9 +100,15 @@ pub async fn set_override(
     let cap = state.settings.caps.overrides;
     let row = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, AppError> {
             let principal = caller.authorize(conn, Scope::Write)?;
-            conversations::set_override(conn, principal.user_id, &conversation, configuration_id, cap)
+            Ok(conversations::set_override(
+                conn,
+                principal.user_id,
+                &conversation,
+                configuration_id,
+                cap,
+            )?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(OverrideResource::from(row)))
@@ -125,9 +131,9 @@ pub async fn remove_override(
     let conversation = conversation_id(&path)?;
     state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, AppError> {
             let principal = caller.authorize(conn, Scope::Write)?;
-            conversations::remove_override(conn, principal.user_id, &conversation)
+            Ok(conversations::remove_override(conn, principal.user_id, &conversation)?)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -207,7 +213,7 @@ pub async fn resolve(
     let fallback = state.settings.fallback.clone();
     let resolved = state
         .db
-        .run(move |conn| {
+        .run(move |conn| -> Result<_, AppError> {
             let principal = caller.authorize(conn, Scope::Resolve)?;
             let token_id = match &principal.credential {
                 Credential::Token { id, .. } => Some(*id),
@@ -217,7 +223,13 @@ pub async fn resolve(
                 user_id: principal.user_id,
                 token_id,
             };
-            conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref())
+            Ok(conversations::resolve(
+                conn,
+                &keyring,
+                &requester,
+                conversation.as_ref(),
+                fallback.as_ref(),
+            )?)
         })
         .await?;
     let effective_base_url = resolved
