@@ -54,10 +54,8 @@ fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let body = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
+    let body = caller
+        .run(&state.db, Scope::Read, |conn, principal| {
             let rows = conversations::list(conn, principal.user_id)?;
             let resources: Vec<_> = rows.into_iter().map(OverrideResource::from).collect();
             json_array(&resources, 160)
@@ -98,10 +96,8 @@ pub async fn set_override(
         return Err(AppError::Validation(errors).into());
     };
     let cap = state.settings.caps.overrides;
-    let row = state
-        .db
-        .run(move |conn| -> Result<_, AppError> {
-            let principal = caller.authorize(conn, Scope::Write)?;
+    let row = caller
+        .run(&state.db, Scope::Write, move |conn, principal| {
             Ok(conversations::set_override(
                 conn,
                 principal.user_id,
@@ -129,10 +125,8 @@ pub async fn remove_override(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let conversation = conversation_id(&path)?;
-    state
-        .db
-        .run(move |conn| -> Result<_, AppError> {
-            let principal = caller.authorize(conn, Scope::Write)?;
+    caller
+        .run(&state.db, Scope::Write, move |conn, principal| {
             Ok(conversations::remove_override(conn, principal.user_id, &conversation)?)
         })
         .await?;
@@ -211,10 +205,8 @@ pub async fn resolve(
         .transpose()?;
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
-    let resolved = state
-        .db
-        .run(move |conn| -> Result<_, AppError> {
-            let principal = caller.authorize(conn, Scope::Resolve)?;
+    let resolved = caller
+        .run(&state.db, Scope::Resolve, move |conn, principal| {
             let token_id = match &principal.credential {
                 Credential::Token { id, .. } => Some(*id),
                 Credential::Session => None,

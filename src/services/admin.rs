@@ -88,9 +88,9 @@ pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AdminError> {
         .collect();
     let reveals = key_reveals::recent(conn, REVEALS_SHOWN)?
         .into_iter()
-        .map(|line| Reveal {
+        .map(|(line, email)| Reveal {
             at: line.revealed_at,
-            email: line.email,
+            email,
             configuration: line.configuration_name,
             source: line.source,
             conversation: line.conversation_id,

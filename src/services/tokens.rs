@@ -7,7 +7,7 @@ use super::accounts::{self, AccountsError};
 use super::{Credential, Principal};
 use crate::crypto::{self, TokenSecret, hash_token};
 use crate::db::{self, DbConnection, DbError, DbId, api_tokens, users};
-use crate::domain::{Scope, Scopes, UserCap};
+use crate::domain::{FieldErrors, Scope, Scopes, UserCap};
 
 /// What went wrong with a token, in the product's words (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,26 @@ pub struct NewToken {
     pub name: String,
     pub scopes: Scopes,
     pub expires_in_days: Option<i64>,
+}
+
+impl NewToken {
+    /// The token to create once every field has parsed; else the refusals in `errors` (the page
+    /// and the API read their fields differently, and share this).
+    pub fn from_parsed(
+        name: Option<String>,
+        scopes: Option<Scopes>,
+        expires_in_days: Option<i64>,
+        errors: FieldErrors,
+    ) -> Result<Self, FieldErrors> {
+        match (name, scopes) {
+            (Some(name), Some(scopes)) if errors.is_empty() => Ok(NewToken {
+                name,
+                scopes,
+                expires_in_days,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// Creates a token, refusing one more live token than `cap` allows the user.

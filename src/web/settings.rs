@@ -246,14 +246,13 @@ pub async fn create_token(
     let owner = user.user_id;
     let client = client_address(&req);
     let current_password = form.fields.current_password.clone();
-    let created = match (name, scopes) {
-        (Some(name), Some(scopes)) if errors.is_empty() => {
+    let created = match tokens::NewToken::from_parsed(name, scopes, expires_in_days, std::mem::take(&mut errors)) {
+        Err(refused) => {
+            errors = refused;
+            None
+        }
+        Ok(new) => {
             let cap = state.settings.caps.tokens;
-            let new = tokens::NewToken {
-                name,
-                scopes,
-                expires_in_days,
-            };
             let outcome = state
                 .db
                 .run(move |conn| {
@@ -280,7 +279,6 @@ pub async fn create_token(
                 Err(other) => return Err(other.into()),
             }
         }
-        _ => None,
     };
     let status = if errors.is_empty() {
         StatusCode::OK
