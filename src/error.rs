@@ -1,5 +1,7 @@
-//! The one error type the services return. It knows its status and code; `api::ApiError`
-//! renders it as JSON (and the pages will render it as HTML).
+//! What a client is told: a status, a stable code, a message and the fields it names.
+//! `http::ApiError` renders it as JSON and `http::PageError` as a page; each service's own error
+//! becomes one in `http::service_errors`. (The configuration services still return it directly,
+//! until their rework.)
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
