@@ -11,14 +11,15 @@ use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, UserCaps};
+use crate::domain::{Configuration, Provider};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
 use crate::services::Work;
-use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
-use crate::services::connection_tests::{self, TestOutcome, TestTarget};
+use crate::services::configuration_input::{ConfigurationInput, Sent, TestInput};
+use crate::services::configurations::{self, ConfigurationError, ConfigurationUpdate, KeyRule};
+use crate::services::connection_tests::{TestError, TestOutcome, TestSubject};
 
 const PAGE: &str = "/llm-configurations";
 
@@ -206,43 +207,35 @@ fn no_key() -> SecretString {
     SecretString::from(String::new())
 }
 
-/// The form's fields, parsed; `None` where a field's error was recorded.
-struct ParsedFields {
-    name: Option<ConfigName>,
-    provider: Option<Provider>,
-    model: Option<ModelId>,
-    api_key: Option<ApiKey>,
-    base_url: Option<BaseUrl>,
+/// A form field as sent: an HTML form cannot leave a field out, so an empty one means "not
+/// set" where that is what the field allows.
+fn filled(value: &str) -> Sent<String> {
+    if value.trim().is_empty() {
+        Sent::Absent
+    } else {
+        Sent::Value(value.to_owned())
+    }
 }
 
-fn parse_fields(fields: &ConfigurationFields, policy: &impl PlainHttpHosts, errors: &mut FieldErrors) -> ParsedFields {
-    let mut record = |field: &str, message: String| errors.add(field, message);
-    let name = ConfigName::parse(&fields.name).map_err(|m| record("name", m)).ok();
-    let provider = Provider::parse(&fields.provider);
-    if provider.is_none() {
-        record("provider", "choose a provider from the list".into());
-    }
-    let model = ModelId::parse(&fields.model).map_err(|m| record("model", m)).ok();
-    let api_key = (!fields.api_key.expose_secret().is_empty())
-        .then(|| {
-            ApiKey::parse(fields.api_key.expose_secret())
-                .map_err(|m| record("api_key", m))
-                .ok()
-        })
-        .flatten();
-    let base_url = (!fields.base_url.trim().is_empty())
-        .then(|| {
-            BaseUrl::parse(&fields.base_url, policy)
-                .map_err(|m| record("base_url", m))
-                .ok()
-        })
-        .flatten();
-    ParsedFields {
-        name,
-        provider,
-        model,
-        api_key,
-        base_url,
+impl ConfigurationFields {
+    /// The form as the one configuration parser reads it. An empty key field sends no key (on
+    /// the edit form: keeps the stored one); the checkbox is sent either way.
+    fn input(&self) -> ConfigurationInput {
+        let api_key = self.api_key.expose_secret();
+        ConfigurationInput {
+            name: Sent::Value(self.name.clone()),
+            provider: Sent::Value(self.provider.clone()),
+            model: Sent::Value(self.model.clone()),
+            api_key: if api_key.is_empty() {
+                Sent::Absent
+            } else {
+                Sent::Value(SecretString::from(api_key.to_owned()))
+            },
+            base_url: Sent::Value(self.base_url.clone()),
+            is_default: Sent::Absent,
+            is_active: Sent::Value(self.is_active.is_some()),
+            refused: FieldErrors::new(),
+        }
     }
 }
 
@@ -269,12 +262,38 @@ fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<H
     Ok(response)
 }
 
-/// Validation errors and one-field conflicts re-render the form (422); others are errors.
-fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
+/// Refusals of the input re-render the form (422), a cap's at the top of the form; others are
+/// errors.
+fn form_errors(error: ConfigurationError) -> Result<FieldErrors, ConfigurationError> {
     match error {
-        AppError::Validation(errors) => Ok(errors.rename(UserCaps::default().configurations.variable, "form")),
-        AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
-        other => Err(other),
+        ConfigurationError::CapReached(cap) => Ok(FieldErrors::single("form", cap.describe())),
+        other => other.into_field_errors(),
+    }
+}
+
+/// Saves parsed form input with `save` in one database task, then lists the owner's rows; a
+/// refusal of the input (the parser's or the service's) is handed back for the form.
+async fn save<T: Send + 'static>(
+    state: &AppState,
+    owner: Uuid,
+    parsed: Result<T, FieldErrors>,
+    save: impl FnOnce(&mut Work, T) -> Result<Configuration, ConfigurationError> + Send + 'static,
+) -> Result<Result<Vec<Configuration>, FieldErrors>, ConfigurationError> {
+    let outcome = match parsed {
+        Ok(input) => {
+            state
+                .db
+                .run(move |conn| {
+                    save(conn, input)?;
+                    configurations::list(conn, owner)
+                })
+                .await
+        }
+        Err(errors) => Err(ConfigurationError::Invalid(errors)),
+    };
+    match outcome {
+        Ok(rows) => Ok(Ok(rows)),
+        Err(error) => form_errors(error).map(Err),
     }
 }
 
@@ -286,42 +305,15 @@ pub async fn create(
 ) -> PageResult {
     let htmx = is_htmx(&req);
     let fields = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let outcome = match parsed {
-        ParsedFields {
-            name: Some(name),
-            provider: Some(provider),
-            model: Some(model),
-            api_key,
-            base_url,
-        } if errors.is_empty() => {
-            let new = NewConfiguration {
-                name,
-                provider,
-                model,
-                api_key,
-                base_url,
-                is_default: false,
-                is_active: fields.is_active.is_some(),
-            };
-            let keyring = state.keyring.clone();
-            let owner = user.user_id;
-            let cap = state.settings.caps.configurations;
-            state
-                .db
-                .run(move |conn| {
-                    configurations::create(conn, &keyring, owner, new, cap)?;
-                    configurations::list(conn, owner)
-                })
-                .await
-        }
-        _ => Err(AppError::Validation(errors)),
-    };
-    match outcome {
+    let (keyring, owner, cap) = (state.keyring.clone(), user.user_id, state.settings.caps.configurations);
+    let parsed = fields.input().into_new(&state.settings.egress);
+    let saved = save(&state, owner, parsed, move |conn, new| {
+        configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+    })
+    .await?;
+    match saved {
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(error) => {
-            let errors = form_errors(error)?;
+        Err(errors) => {
             let form = FormView::new_configuration(htmx).resubmitted(&fields, errors);
             Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
         }
@@ -338,34 +330,15 @@ pub async fn update(
     let htmx = is_htmx(&req);
     let id = page_id(&path)?;
     let fields = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let owner = user.user_id;
-    let outcome = if errors.is_empty() {
-        let update = ConfigurationUpdate {
-            name: parsed.name,
-            provider: parsed.provider,
-            model: parsed.model,
-            // An empty key field keeps the stored key.
-            api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
-            base_url: Some(parsed.base_url),
-            is_active: Some(fields.is_active.is_some()),
-        };
-        let keyring = state.keyring.clone();
-        state
-            .db
-            .run(move |conn| {
-                configurations::update(conn, &keyring, owner, id, update)?;
-                configurations::list(conn, owner)
-            })
-            .await
-    } else {
-        Err(AppError::Validation(errors))
-    };
-    match outcome {
+    let (keyring, owner) = (state.keyring.clone(), user.user_id);
+    let parsed = fields.input().into_update(&state.settings.egress);
+    let saved = save(&state, owner, parsed, move |conn, update| {
+        configurations::update(conn, &keyring, owner, id, update)
+    })
+    .await?;
+    match saved {
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(error) => {
-            let errors = form_errors(error)?;
+        Err(errors) => {
             let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
             let form = FormView::edit(&row, htmx).resubmitted(&fields, errors);
             Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
@@ -389,7 +362,7 @@ async fn row_action(
     req: &HttpRequest,
     user: &SignedIn,
     path: &str,
-    action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), AppError> + Send + 'static,
+    action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), ConfigurationError> + Send + 'static,
 ) -> PageResult {
     let id = page_id(path)?;
     let owner = user.user_id;
@@ -493,15 +466,7 @@ pub async fn test_saved(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    connection_tests::test_saved(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        owner,
-        id,
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    state.tester().test(owner, TestSubject::Saved(id)).await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
@@ -553,7 +518,8 @@ pub struct UnsavedTestFields {
 }
 
 /// "Test before saving": tests the form's values. On the edit form an empty key field uses the
-/// stored key, but only while provider and base URL are unchanged (else it asks for the key).
+/// stored key, but only while provider and base URL are unchanged (else it asks for the key). A
+/// test needs neither a name nor a model (without one it shows what the provider offers).
 pub async fn test_unsaved(
     state: web::Data<AppState>,
     user: SignedIn,
@@ -563,50 +529,28 @@ pub async fn test_unsaved(
         fields,
         configuration_id,
     } = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    // A test needs neither a name nor a model (without one it shows what the provider offers):
-    // every other error stops it.
-    let model_is_empty = fields.model.trim().is_empty();
-    let blocking = |field: &str| field != "name" && !(field == "model" && model_is_empty);
-    let Some(provider) = parsed.provider else {
-        return Ok(test_form_errors(errors)?);
+    let ConfigurationInput {
+        provider,
+        api_key,
+        base_url,
+        ..
+    } = fields.input();
+    let input = TestInput {
+        id: filled(&configuration_id),
+        provider,
+        model: filled(&fields.model),
+        api_key,
+        base_url,
+        refused: FieldErrors::new(),
     };
-    if errors.iter().any(|(field, _)| blocking(field)) {
-        return Ok(test_form_errors(errors)?);
-    }
-    let model = parsed.model;
-    let owner = user.user_id;
-    let limit = state.settings.test_rate_per_minute;
-    let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
-    let outcome = match (parsed.api_key, stored_id) {
-        (None, Some(id)) => {
-            let tested = connection_tests::test_edit_with_stored_key(
-                &state.db,
-                &state.keyring,
-                &state.outbound,
-                owner,
-                id,
-                provider,
-                parsed.base_url.as_ref(),
-                model.as_ref(),
-                limit,
-            )
-            .await;
-            match tested {
-                Ok(outcome) => outcome,
-                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
-                Err(other) => return Err(other.into()),
-            }
-        }
-        (api_key, _) => {
-            let target = match TestTarget::new(provider, model.as_ref(), parsed.base_url.as_ref(), api_key.as_ref()) {
-                Ok(target) => target,
-                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
-                Err(other) => return Err(other.into()),
-            };
-            connection_tests::test_unsaved(&state.db, &state.outbound, owner, target, limit).await?
-        }
+    let subject = match input.parse(&state.settings.egress) {
+        Ok(subject) => subject,
+        Err(errors) => return Ok(test_form_errors(errors)?),
+    };
+    let outcome = match state.tester().test(user.user_id, subject).await {
+        Ok(outcome) => outcome,
+        Err(TestError::Invalid(errors)) => return Ok(test_form_errors(errors)?),
+        Err(other) => return Err(AppError::from(other).into()),
     };
     let fragment = TestResultFragment {
         result: TestResultView::from(outcome),
