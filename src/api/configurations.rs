@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::extract::{Wire, parse_id, read_request};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{Configuration, Provider, Scope};
+use crate::domain::{Configuration, Parameters, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -47,6 +47,8 @@ pub struct ConfigurationResource {
     pub created_at: Rfc3339,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Rfc3339,
+    /// Passed to the runtime with the configuration; `{}` when none is set.
+    pub parameters: Parameters,
 }
 
 impl From<Configuration> for ConfigurationResource {
@@ -69,6 +71,7 @@ impl From<Configuration> for ConfigurationResource {
             use_count: row.use_count,
             created_at: Rfc3339(row.created_at),
             updated_at: Rfc3339(row.updated_at),
+            parameters: row.parameters,
         }
     }
 }
@@ -100,6 +103,10 @@ pub struct CreateConfigurationRequest {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     is_active: Wire<bool>,
+    /// Every member optional; unknown members are refused.
+    #[serde(default)]
+    #[schema(value_type = Option<Parameters>)]
+    parameters: Wire<serde_json::Value>,
 }
 
 /// The body of `PUT /api/llm-configurations/{id}`: any subset of the fields. A missing or null
@@ -125,6 +132,10 @@ pub struct UpdateConfigurationRequest {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     is_active: Wire<bool>,
+    /// Replaces the stored parameters as a whole; `null` removes them all.
+    #[serde(default)]
+    #[schema(value_type = Option<Parameters>)]
+    parameters: Wire<serde_json::Value>,
 }
 
 /// Fields a client can see but never set.
@@ -154,6 +165,7 @@ impl CreateConfigurationRequest {
             base_url: request.base_url.sent("base_url", &mut refused),
             is_default: request.is_default.sent("is_default", &mut refused),
             is_active: request.is_active.sent("is_active", &mut refused),
+            parameters: request.parameters.sent("parameters", &mut refused),
             refused,
         })
     }
@@ -172,6 +184,7 @@ impl UpdateConfigurationRequest {
             base_url: request.base_url.sent("base_url", &mut refused),
             is_default: Sent::Absent,
             is_active: request.is_active.sent("is_active", &mut refused),
+            parameters: request.parameters.sent("parameters", &mut refused),
             refused,
         })
     }

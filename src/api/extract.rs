@@ -68,6 +68,14 @@ impl WireType for SecretString {
     }
 }
 
+/// Any JSON: what the value must be is the parser's to say (e.g. parameters, an object).
+impl WireType for Value {
+    const EXPECTED: &'static str = "must be JSON";
+    fn from_json(value: Value) -> Option<Self> {
+        Some(value)
+    }
+}
+
 impl<'de, T: WireType> Deserialize<'de> for Wire<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(match Value::deserialize(deserializer)? {

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Configuration, Provider, TestStatus};
+use crate::domain::{Configuration, Parameters, Provider, TestStatus};
 
 /// A whole row: what a listing shows ([`ConfigurationSummary`], reached through `Deref`) and the
 /// columns a listing never reads.
@@ -55,6 +55,8 @@ pub struct ConfigurationSummary {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 impl From<ConfigurationSummary> for Configuration {
@@ -76,6 +78,7 @@ impl From<ConfigurationSummary> for Configuration {
             use_count: row.use_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            parameters: Parameters::from_stored(&row.parameters),
         }
     }
 }
@@ -103,6 +106,7 @@ pub struct ConfigurationInsert<'a> {
     pub is_active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub parameters: &'a str,
 }
 
 /// A partial update: `None` leaves a column alone, `Some(None)` sets it to NULL.
@@ -119,6 +123,7 @@ pub struct ConfigurationChanges<'a> {
     pub base_url: Option<Option<&'a str>>,
     pub is_active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
+    pub parameters: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {

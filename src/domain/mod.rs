@@ -5,6 +5,7 @@ mod account;
 mod configuration;
 mod conversation;
 mod limits;
+mod parameters;
 mod provider;
 mod token;
 
@@ -12,5 +13,6 @@ pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use limits::{UserCap, UserCaps};
+pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

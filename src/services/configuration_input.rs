@@ -5,11 +5,12 @@
 //! all of them at once.
 
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::configurations::{ConfigurationUpdate, KeyChange, NewConfiguration};
 use super::connection_tests::TestSubject;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, PlainHttpHosts, Provider};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Parameters, PlainHttpHosts, Provider};
 use crate::error::FieldErrors;
 
 /// A field as it arrived: left out, explicitly `null` (only JSON can say that), or a value.
@@ -32,6 +33,9 @@ pub struct ConfigurationInput {
     pub base_url: Sent<String>,
     pub is_default: Sent<bool>,
     pub is_active: Sent<bool>,
+    /// A JSON object of parameters (`Parameters::from_json`); the page builds one from its
+    /// inputs. Refusals are named `parameters.<member>`.
+    pub parameters: Sent<Value>,
     /// What reading the wire format already refused (unknown or read-only fields, values of the
     /// wrong type); reported together with the rest.
     pub refused: FieldErrors,
@@ -123,6 +127,22 @@ impl Fields {
         }
     }
 
+    /// A parameters object; refusals are named `parameters.<member>` (`parameters` when it is
+    /// not an object).
+    fn parameters(&mut self, value: &Value) -> Option<Parameters> {
+        Parameters::from_json(value)
+            .map_err(|errors| {
+                for error in errors {
+                    let field = match error.member.as_str() {
+                        "" => "parameters".to_owned(),
+                        member => format!("parameters.{member}"),
+                    };
+                    self.errors.add(&field, error.message);
+                }
+            })
+            .ok()
+    }
+
     /// A key to use: left out, null or empty means none.
     fn key(&mut self, sent: Sent<SecretString>) -> Option<ApiKey> {
         match sent {
@@ -155,8 +175,12 @@ impl ConfigurationInput {
         let base_url = fields.optional("base_url", self.base_url, |raw| BaseUrl::parse(raw, policy));
         let is_default = matches!(self.is_default, Sent::Value(true));
         let is_active = !matches!(self.is_active, Sent::Value(false));
-        let parsed = match (name, provider, model) {
-            (Some(name), Some(provider), Some(model)) => Some(NewConfiguration {
+        let parameters = match &self.parameters {
+            Sent::Value(value) => fields.parameters(value),
+            Sent::Absent | Sent::Null => Some(Parameters::default()),
+        };
+        let parsed = match (name, provider, model, parameters) {
+            (Some(name), Some(provider), Some(model), Some(parameters)) => Some(NewConfiguration {
                 name,
                 provider,
                 model,
@@ -164,6 +188,7 @@ impl ConfigurationInput {
                 base_url,
                 is_default,
                 is_active,
+                parameters,
             }),
             _ => None,
         };
@@ -172,7 +197,8 @@ impl ConfigurationInput {
 
     /// A partial update: what is left out stays. A null or left-out `api_key` keeps the stored
     /// key and `""` removes it; a null or blank `base_url` goes back to the provider's default.
-    /// The default is not changed by an update (set-default does that).
+    /// Parameters sent replace the stored ones as a whole (`null`: none). The default is not
+    /// changed by an update (set-default does that).
     pub fn into_update(self, policy: &impl PlainHttpHosts) -> Result<ConfigurationUpdate, FieldErrors> {
         let mut fields = Fields { errors: self.refused };
         if !matches!(self.is_default, Sent::Absent) {
@@ -204,6 +230,11 @@ impl ConfigurationInput {
             }
             Sent::Absent => None,
         };
+        let parameters = match &self.parameters {
+            Sent::Value(value) => fields.parameters(value),
+            Sent::Null => Some(Parameters::default()),
+            Sent::Absent => None,
+        };
         fields.finish(Some(ConfigurationUpdate {
             name,
             provider,
@@ -211,6 +242,7 @@ impl ConfigurationInput {
             api_key,
             base_url,
             is_active,
+            parameters,
         }))
     }
 }

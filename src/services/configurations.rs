@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
 use crate::db::{self, DbConnection, DbError, DbId, conversation_overrides, users};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Provider, UserCap};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
 use crate::error::FieldErrors;
 
 /// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
@@ -70,6 +70,7 @@ pub struct NewConfiguration {
     pub base_url: Option<BaseUrl>,
     pub is_default: bool,
     pub is_active: bool,
+    pub parameters: Parameters,
 }
 
 /// What an update does to the stored key.
@@ -91,6 +92,8 @@ pub struct ConfigurationUpdate {
     /// `Some(None)`: back to the provider's default.
     pub base_url: Option<Option<BaseUrl>>,
     pub is_active: Option<bool>,
+    /// `Some`: replaces the stored parameters as a whole.
+    pub parameters: Option<Parameters>,
 }
 
 /// `base_url` is stored only when it differs from the provider's default.
@@ -172,6 +175,7 @@ pub fn create(
     let hint = new.api_key.as_ref().map(|key| mask_api_key(key.expose()));
     let base_url = stored_base_url(new.provider, new.base_url.as_ref());
     let name_key = new.name.key();
+    let parameters = new.parameters.to_json_text();
 
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
@@ -204,6 +208,7 @@ pub fn create(
                 is_active: new.is_active,
                 created_at: now,
                 updated_at: now,
+                parameters: &parameters,
             },
         )?;
         find(conn, owner, id)
@@ -313,6 +318,7 @@ pub fn update(
             store::clear_default(conn, DbId(owner), now)?;
         }
         let key_columns_change = !matches!(update.api_key, KeyChange::Keep);
+        let parameters = update.parameters.as_ref().map(Parameters::to_json_text);
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
             name_key: name_key.as_deref(),
@@ -324,6 +330,7 @@ pub fn update(
             base_url: Some(base_url.as_deref()),
             is_active: update.is_active,
             updated_at: Some(now),
+            parameters: parameters.as_deref(),
         };
         store::update(conn, DbId(owner), DbId(id), &changes)?;
         if deactivating_default {

@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use secrecy::SecretString;
+use serde_json::{Map, Value};
 
 use crate::crypto::MasterKeyring;
 use crate::db::{self, DbConnection, DbError, DbId, llm_configurations};
-use crate::domain::{Provider, UserCap};
+use crate::domain::{Parameters, Provider, UserCap};
 use crate::egress::EgressPolicy;
 use crate::services::configuration_input::{ConfigurationInput, Sent};
 use crate::services::configurations::{self, ConfigurationError, KeyRule, NewConfiguration};
@@ -61,6 +62,16 @@ const LITELLM_PREFIXES: [(&str, Provider); 11] = [
 ];
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// OpenHands' names for the parameters Lanyard keeps, and Lanyard's name for each.
+const OPENHANDS_PARAMETERS: [(&str, &str); 6] = [
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("max_output_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning_effort"),
+    ("timeout", "timeout_seconds"),
+    ("api_version", "api_version"),
+];
 
 /// The provider a LiteLLM model string names, and the model id as that provider knows it (the
 /// prefix stripped; OpenRouter's own ids keep their vendor part, e.g. `anthropic/claude-3.5`).
@@ -221,12 +232,22 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
         Some(_) => return Err(invalid(origin, "api_key", "must be a string")),
     };
     let (provider, model) = provider_from_litellm(&model, base_url.as_deref());
+    // The parameters under OpenHands' names, checked by the same rules as any other input.
+    let parameters: Map<String, Value> = OPENHANDS_PARAMETERS
+        .into_iter()
+        .filter_map(|(theirs, ours)| {
+            let value = group.get(theirs)?;
+            let value = serde_json::to_value(value).unwrap_or_else(|_| Value::String(value.type_str().to_owned()));
+            Some((ours.to_owned(), value))
+        })
+        .collect();
     let input = ConfigurationInput {
         name: Sent::Value(name.to_owned()),
         provider: Sent::Value(provider.id().to_owned()),
         model: Sent::Value(model),
         api_key,
         base_url: base_url.map_or(Sent::Absent, Sent::Value),
+        parameters: Sent::Value(Value::Object(parameters)),
         ..ConfigurationInput::default()
     };
     let mut draft = draft(origin, "the group name", input, policy)?;
@@ -261,6 +282,9 @@ pub struct ExportedConfiguration {
     pub is_active: bool,
     #[serde(default)]
     pub has_api_key: bool,
+    /// As the API shows them; left out by exports made before parameters existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
 fn default_true() -> bool {
@@ -281,6 +305,7 @@ pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, Im
             base_url: row.base_url,
             is_default: row.is_default,
             is_active: row.is_active,
+            parameters: Some(Value::Object(Parameters::from_stored(&row.parameters).to_json())),
         })
         .collect();
     Ok(ExportDocument {
@@ -315,6 +340,7 @@ pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, Imp
                 model: Sent::Value(exported.model),
                 base_url: exported.base_url.map_or(Sent::Absent, Sent::Value),
                 is_active: Sent::Value(false),
+                parameters: exported.parameters.map_or(Sent::Absent, Sent::Value),
                 ..ConfigurationInput::default()
             };
             draft(&format!("configurations[{index}]"), "name", input, policy)

@@ -7,11 +7,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::domain::{Configuration, Provider};
+use crate::domain::{Configuration, Parameters, Provider, ReasoningEffort};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -75,6 +76,7 @@ pub struct FormView {
     pub base_url_placeholder: String,
     pub is_active: bool,
     pub key_hint: Option<String>,
+    pub parameters: ParameterFields,
     pub errors: FieldErrors,
     pub providers: Vec<ProviderOption>,
 }
@@ -93,6 +95,7 @@ impl FormView {
             base_url_placeholder: Provider::Openai.suggested_base_url().unwrap_or("").to_owned(),
             is_active: true,
             key_hint: None,
+            parameters: ParameterFields::default(),
             errors: FieldErrors::new(),
             providers: provider_options(),
         }
@@ -111,6 +114,7 @@ impl FormView {
             base_url_placeholder: row.provider.suggested_base_url().unwrap_or("").to_owned(),
             is_active: row.is_active,
             key_hint: row.api_key_hint.clone(),
+            parameters: ParameterFields::from(&row.parameters),
             errors: FieldErrors::new(),
             providers: provider_options(),
         }
@@ -123,8 +127,19 @@ impl FormView {
         self.model = fields.model.clone();
         self.base_url = fields.base_url.clone();
         self.is_active = fields.is_active.is_some();
+        self.parameters = fields.parameters.clone();
         self.errors = errors;
         self
+    }
+
+    /// The closed "Parameters" section opens itself when it holds an error.
+    pub fn parameters_have_errors(&self) -> bool {
+        self.errors.iter().any(|(field, _)| field.starts_with("parameters"))
+    }
+
+    /// The choices of the reasoning effort `<select>` (the empty one: not set).
+    pub fn reasoning_efforts(&self) -> [&'static str; 3] {
+        ReasoningEffort::ALL.map(ReasoningEffort::as_str)
     }
 }
 
@@ -201,6 +216,98 @@ pub struct ConfigurationFields {
     #[serde(default)]
     base_url: String,
     is_active: Option<String>,
+    #[serde(flatten)]
+    parameters: ParameterFields,
+}
+
+/// The form's "Parameters" section: one input per parameter, named `parameters.<name>`, and
+/// the extra headers as one `Name: value` per line. An empty input means "not set".
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ParameterFields {
+    #[serde(default, rename = "parameters.temperature")]
+    pub temperature: String,
+    #[serde(default, rename = "parameters.top_p")]
+    pub top_p: String,
+    #[serde(default, rename = "parameters.max_output_tokens")]
+    pub max_output_tokens: String,
+    #[serde(default, rename = "parameters.reasoning_effort")]
+    pub reasoning_effort: String,
+    #[serde(default, rename = "parameters.timeout_seconds")]
+    pub timeout_seconds: String,
+    #[serde(default, rename = "parameters.api_version")]
+    pub api_version: String,
+    #[serde(default, rename = "parameters.extra_headers")]
+    pub extra_headers: String,
+}
+
+impl From<&Parameters> for ParameterFields {
+    fn from(parameters: &Parameters) -> Self {
+        let text = |value: Option<String>| value.unwrap_or_default();
+        ParameterFields {
+            temperature: text(parameters.temperature.map(|value| value.to_string())),
+            top_p: text(parameters.top_p.map(|value| value.to_string())),
+            max_output_tokens: text(parameters.max_output_tokens.map(|value| value.to_string())),
+            reasoning_effort: text(parameters.reasoning_effort.map(|effort| effort.as_str().to_owned())),
+            timeout_seconds: text(parameters.timeout_seconds.map(|value| value.to_string())),
+            api_version: text(parameters.api_version.clone()),
+            extra_headers: parameters
+                .extra_headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+impl ParameterFields {
+    /// The inputs as a parameters object for the one parser: empty inputs left out, numbers as
+    /// JSON numbers (text that is not one is passed on, for the parser to refuse by name). A
+    /// header line without `:` is refused here, under `parameters.extra_headers`.
+    fn to_json(&self, refused: &mut FieldErrors) -> Value {
+        let mut members = Map::new();
+        let mut put = |member: &str, text: &str, numeric: bool| {
+            let text = text.trim();
+            if text.is_empty() {
+                return;
+            }
+            let value = match serde_json::from_str::<serde_json::Number>(text) {
+                Ok(number) if numeric => Value::Number(number),
+                _ => Value::String(text.to_owned()),
+            };
+            members.insert(member.to_owned(), value);
+        };
+        put("temperature", &self.temperature, true);
+        put("top_p", &self.top_p, true);
+        put("max_output_tokens", &self.max_output_tokens, true);
+        put("reasoning_effort", &self.reasoning_effort, false);
+        put("timeout_seconds", &self.timeout_seconds, true);
+        put("api_version", &self.api_version, false);
+        let mut headers = Map::new();
+        for (index, line) in self.extra_headers.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let field = "parameters.extra_headers";
+            match line.split_once(':') {
+                Some((name, value)) => {
+                    let name = name.trim();
+                    if headers
+                        .insert(name.to_owned(), Value::String(value.trim().to_owned()))
+                        .is_some()
+                    {
+                        refused.add(field, format!("line {}: `{name}` is given twice", index + 1));
+                    }
+                }
+                None => refused.add(field, format!("line {}: write one `Name: value` per line", index + 1)),
+            }
+        }
+        if !headers.is_empty() {
+            members.insert("extra_headers".to_owned(), Value::Object(headers));
+        }
+        Value::Object(members)
+    }
 }
 
 fn no_key() -> SecretString {
@@ -219,9 +326,12 @@ fn filled(value: &str) -> Sent<String> {
 
 impl ConfigurationFields {
     /// The form as the one configuration parser reads it. An empty key field sends no key (on
-    /// the edit form: keeps the stored one); the checkbox is sent either way.
+    /// the edit form: keeps the stored one); the checkbox and the parameters (which replace the
+    /// stored ones) are sent either way.
     fn input(&self) -> ConfigurationInput {
         let api_key = self.api_key.expose_secret();
+        let mut refused = FieldErrors::new();
+        let parameters = Sent::Value(self.parameters.to_json(&mut refused));
         ConfigurationInput {
             name: Sent::Value(self.name.clone()),
             provider: Sent::Value(self.provider.clone()),
@@ -234,7 +344,8 @@ impl ConfigurationFields {
             base_url: Sent::Value(self.base_url.clone()),
             is_default: Sent::Absent,
             is_active: Sent::Value(self.is_active.is_some()),
-            refused: FieldErrors::new(),
+            parameters,
+            refused,
         }
     }
 }
