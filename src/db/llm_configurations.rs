@@ -7,40 +7,32 @@ use diesel::prelude::*;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Configuration, Provider, TestStatus};
+use crate::domain::{Configuration, Parameters, Provider, TestStatus};
 
+/// A whole row: what a listing shows ([`ConfigurationSummary`], reached through `Deref`) and the
+/// columns a listing never reads.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationRow {
-    pub id: DbId,
     pub user_id: DbId,
-    pub name: String,
     pub name_key: String,
-    pub provider: Provider,
-    pub model: String,
     pub api_key_encrypted: Option<Vec<u8>>,
     pub key_id: Option<String>,
-    pub api_key_hint: Option<String>,
-    pub base_url: Option<String>,
-    pub is_default: bool,
-    pub is_active: bool,
-    pub test_status: TestStatus,
-    pub test_message: Option<String>,
-    pub test_latency_ms: Option<i64>,
-    #[diesel(deserialize_as = MaybeStamp)]
-    pub tested_at: Option<NaiveDateTime>,
-    #[diesel(deserialize_as = MaybeStamp)]
-    pub last_used_at: Option<NaiveDateTime>,
-    pub use_count: i64,
-    #[diesel(deserialize_as = Stamp)]
-    pub created_at: NaiveDateTime,
-    #[diesel(deserialize_as = Stamp)]
-    pub updated_at: NaiveDateTime,
+    #[diesel(embed)]
+    pub summary: ConfigurationSummary,
+}
+
+impl std::ops::Deref for ConfigurationRow {
+    type Target = ConfigurationSummary;
+
+    fn deref(&self) -> &ConfigurationSummary {
+        &self.summary
+    }
 }
 
 /// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
 /// could decrypt) a key.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationSummary {
     pub id: DbId,
@@ -63,6 +55,8 @@ pub struct ConfigurationSummary {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 impl From<ConfigurationSummary> for Configuration {
@@ -84,36 +78,14 @@ impl From<ConfigurationSummary> for Configuration {
             use_count: row.use_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            parameters: Parameters::from_stored(&row.parameters),
         }
     }
 }
 
 impl From<ConfigurationRow> for Configuration {
     fn from(row: ConfigurationRow) -> Self {
-        Configuration::from(ConfigurationSummary::from(row))
-    }
-}
-
-impl From<ConfigurationRow> for ConfigurationSummary {
-    fn from(row: ConfigurationRow) -> Self {
-        ConfigurationSummary {
-            id: row.id,
-            name: row.name,
-            provider: row.provider,
-            model: row.model,
-            api_key_hint: row.api_key_hint,
-            base_url: row.base_url,
-            is_default: row.is_default,
-            is_active: row.is_active,
-            test_status: row.test_status,
-            test_message: row.test_message,
-            test_latency_ms: row.test_latency_ms,
-            tested_at: row.tested_at,
-            last_used_at: row.last_used_at,
-            use_count: row.use_count,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
+        Configuration::from(row.summary)
     }
 }
 
@@ -134,6 +106,7 @@ pub struct ConfigurationInsert<'a> {
     pub is_active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub parameters: &'a str,
 }
 
 /// A partial update: `None` leaves a column alone, `Some(None)` sets it to NULL.
@@ -150,6 +123,7 @@ pub struct ConfigurationChanges<'a> {
     pub base_url: Option<Option<&'a str>>,
     pub is_active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
+    pub parameters: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {

@@ -58,6 +58,7 @@ diesel::table! {
         use_count -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        parameters -> Text,
     }
 }
 

@@ -6,6 +6,7 @@ mod configuration;
 mod conversation;
 mod field_errors;
 mod limits;
+mod parameters;
 mod provider;
 mod token;
 
@@ -14,5 +15,6 @@ pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Pla
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
+pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

@@ -8,9 +8,57 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
-use crate::db::{self, DbConnection, DbId, conversation_overrides, users};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Provider, UserCap};
-use crate::error::{AppError, FieldErrors};
+use crate::db::{self, DbConnection, DbError, DbId, conversation_overrides, users};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
+use crate::error::FieldErrors;
+
+/// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
+/// says how each reaches a client).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigurationError {
+    /// No such configuration, or someone else's: the same either way.
+    #[error("not found")]
+    NotFound,
+    #[error("you already have a configuration with this name")]
+    NameTaken,
+    #[error("an inactive configuration cannot be the default; activate it first")]
+    InactiveDefault,
+    /// The owner holds as many configurations as the cap allows.
+    #[error("{}", .0.describe())]
+    CapReached(UserCap),
+    #[error("the configuration is invalid")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ConfigurationError {
+    fn from(error: diesel::result::Error) -> Self {
+        ConfigurationError::Store(DbError::Query(error))
+    }
+}
+
+impl ConfigurationError {
+    /// The refusals that concern one field of the input (a form shows them beside it, an import
+    /// names them), or the error itself when it concerns no field.
+    pub fn into_field_errors(self) -> Result<FieldErrors, ConfigurationError> {
+        match self {
+            ConfigurationError::Invalid(errors) => Ok(errors),
+            ConfigurationError::NameTaken => Ok(FieldErrors::single("name", self.to_string())),
+            ConfigurationError::CapReached(cap) => Ok(FieldErrors::single(cap.variable, cap.describe())),
+            other => Err(other),
+        }
+    }
+}
+
+/// `Ok(())` when nothing was refused.
+fn refuse_any(errors: FieldErrors) -> Result<(), ConfigurationError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigurationError::Invalid(errors))
+    }
+}
 
 /// A new configuration, its fields already parsed.
 #[derive(Debug)]
@@ -22,6 +70,7 @@ pub struct NewConfiguration {
     pub base_url: Option<BaseUrl>,
     pub is_default: bool,
     pub is_active: bool,
+    pub parameters: Parameters,
 }
 
 /// What an update does to the stored key.
@@ -43,6 +92,8 @@ pub struct ConfigurationUpdate {
     /// `Some(None)`: back to the provider's default.
     pub base_url: Option<Option<BaseUrl>>,
     pub is_active: Option<bool>,
+    /// `Some`: replaces the stored parameters as a whole.
+    pub parameters: Option<Parameters>,
 }
 
 /// `base_url` is stored only when it differs from the provider's default.
@@ -53,15 +104,11 @@ pub(crate) fn stored_base_url(provider: Provider, base_url: Option<&BaseUrl>) ->
         .map(str::to_owned)
 }
 
-fn name_taken() -> AppError {
-    AppError::conflict(Some("name"), "you already have a configuration with this name")
-}
-
-fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppError> {
+fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), ConfigurationError> {
     if users::lock_owner(conn, DbId(user_id))? {
         Ok(())
     } else {
-        Err(AppError::NotFound)
+        Err(ConfigurationError::NotFound)
     }
 }
 
@@ -82,6 +129,15 @@ fn check_key_rules(provider: Provider, has_key: bool, key_was_given: bool, is_ac
     }
 }
 
+/// Whether a new configuration must hold the key its provider needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRule {
+    /// Created by its owner: a provider that needs a key gets one.
+    Required,
+    /// Imported: it may lack the key, and then arrives inactive until a key is entered.
+    MayLack,
+}
+
 /// Creates a configuration, refusing one more than `cap` allows the owner.
 pub fn create(
     conn: &mut DbConnection,
@@ -89,34 +145,12 @@ pub fn create(
     owner: Uuid,
     new: NewConfiguration,
     cap: UserCap,
-) -> Result<Configuration, AppError> {
+    key_rule: KeyRule,
+) -> Result<Configuration, ConfigurationError> {
     let mut errors = FieldErrors::new();
-    if new.provider.needs_api_key() && new.api_key.is_none() {
+    if key_rule == KeyRule::Required && new.provider.needs_api_key() && new.api_key.is_none() {
         errors.add("api_key", format!("is required for {}", new.provider.label()));
     }
-    insert(conn, keyring, owner, new, cap, errors)
-}
-
-/// Creates a configuration that may lack the key its provider needs (an import): it must then
-/// arrive inactive, and can be activated once a key is entered.
-pub fn create_without_key(
-    conn: &mut DbConnection,
-    keyring: &MasterKeyring,
-    owner: Uuid,
-    new: NewConfiguration,
-    cap: UserCap,
-) -> Result<Configuration, AppError> {
-    insert(conn, keyring, owner, new, cap, FieldErrors::new())
-}
-
-fn insert(
-    conn: &mut DbConnection,
-    keyring: &MasterKeyring,
-    owner: Uuid,
-    new: NewConfiguration,
-    cap: UserCap,
-    mut errors: FieldErrors,
-) -> Result<Configuration, AppError> {
     if new.is_default && !new.is_active {
         errors.add("is_default", "an inactive configuration cannot be the default");
     }
@@ -126,7 +160,7 @@ fn insert(
     if new.provider.needs_base_url() && new.base_url.is_none() {
         errors.add("base_url", format!("is required for {}", new.provider.label()));
     }
-    errors.into_result()?;
+    refuse_any(errors)?;
 
     let id = Uuid::now_v7();
     let sealed = new.api_key.as_ref().map(|key| {
@@ -141,14 +175,15 @@ fn insert(
     let hint = new.api_key.as_ref().map(|key| mask_api_key(key.expose()));
     let base_url = stored_base_url(new.provider, new.base_url.as_ref());
     let name_key = new.name.key();
+    let parameters = new.parameters.to_json_text();
 
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         if store::name_key_taken(conn, DbId(owner), &name_key, None)? {
-            return Err(name_taken());
+            return Err(ConfigurationError::NameTaken);
         }
         if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
-            return Err(AppError::cap_reached(&cap));
+            return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
         let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
@@ -173,29 +208,30 @@ fn insert(
                 is_active: new.is_active,
                 created_at: now,
                 updated_at: now,
+                parameters: &parameters,
             },
         )?;
         find(conn, owner, id)
     })
 }
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, AppError> {
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, ConfigurationError> {
     Ok(store::list_for_user(conn, DbId(owner))?
         .into_iter()
         .map(Configuration::from)
         .collect())
 }
 
-pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
+pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     store::find_for_user(conn, DbId(owner), DbId(id))?
         .map(Configuration::from)
-        .ok_or(AppError::NotFound)
+        .ok_or(ConfigurationError::NotFound)
 }
 
-pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<Configuration, AppError> {
+pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<Configuration, ConfigurationError> {
     store::find_default_for_user(conn, DbId(owner))?
         .map(Configuration::from)
-        .ok_or(AppError::NotFound)
+        .ok_or(ConfigurationError::NotFound)
 }
 
 pub fn update(
@@ -204,10 +240,10 @@ pub fn update(
     owner: Uuid,
     id: Uuid,
     update: ConfigurationUpdate,
-) -> Result<Configuration, AppError> {
+) -> Result<Configuration, ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         let stored_provider = row.provider;
         let provider = update.provider.unwrap_or(stored_provider);
         let base_url = match &update.base_url {
@@ -253,13 +289,13 @@ pub fn update(
         if provider.needs_base_url() && base_url.is_none() {
             errors.add("base_url", format!("is required for {}", provider.label()));
         }
-        errors.into_result()?;
+        refuse_any(errors)?;
 
         let name_key = update.name.as_ref().map(ConfigName::key);
         if let Some(name_key) = &name_key
             && store::name_key_taken(conn, DbId(owner), name_key, Some(DbId(id)))?
         {
-            return Err(name_taken());
+            return Err(ConfigurationError::NameTaken);
         }
         let sealed = match &update.api_key {
             KeyChange::Replace(key) => Some(keyring.seal(
@@ -282,6 +318,7 @@ pub fn update(
             store::clear_default(conn, DbId(owner), now)?;
         }
         let key_columns_change = !matches!(update.api_key, KeyChange::Keep);
+        let parameters = update.parameters.as_ref().map(Parameters::to_json_text);
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
             name_key: name_key.as_deref(),
@@ -293,6 +330,7 @@ pub fn update(
             base_url: Some(base_url.as_deref()),
             is_active: update.is_active,
             updated_at: Some(now),
+            parameters: parameters.as_deref(),
         };
         store::update(conn, DbId(owner), DbId(id), &changes)?;
         if deactivating_default {
@@ -304,10 +342,10 @@ pub fn update(
     })
 }
 
-pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         conversation_overrides::delete_for_configuration(conn, DbId(id))?;
         store::delete(conn, DbId(owner), DbId(id))?;
         if row.is_default {
@@ -318,18 +356,15 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppE
 }
 
 /// Makes `id` the owner's default in one step.
-pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
+pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         if row.is_default {
             return Ok(Configuration::from(row));
         }
         if !row.is_active {
-            return Err(AppError::conflict(
-                None,
-                "an inactive configuration cannot be the default; activate it first",
-            ));
+            return Err(ConfigurationError::InactiveDefault);
         }
         let now = db::now();
         store::clear_default(conn, DbId(owner), now)?;
@@ -341,7 +376,7 @@ pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Con
 /// After the default was deleted or deactivated: the active configuration used most recently
 /// becomes the default (never-used ones after used ones, then the newest, then by id). Decided
 /// here rather than in SQL so that both databases order NULLs and ids identically.
-fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), AppError> {
+fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), ConfigurationError> {
     let candidates = store::active_candidates(conn, DbId(owner))?;
     let chosen = candidates
         .into_iter()

@@ -7,11 +7,66 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding};
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
-use crate::db::{self, Database, DbConnection, DbId, provider_test_runs, users};
+use crate::db::{self, Database, DbConnection, DbError, DbId, provider_test_runs, users};
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
-use crate::error::AppError;
+use crate::error::FieldErrors;
 use crate::providers;
+
+/// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// No such configuration, or someone else's.
+    #[error("not found")]
+    NotFound,
+    #[error("the test's input is invalid")]
+    Invalid(FieldErrors),
+    /// The owner's per-minute budget of tests is spent.
+    #[error("too many tests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for TestError {
+    fn from(error: diesel::result::Error) -> Self {
+        TestError::Store(DbError::Query(error))
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> TestError {
+    TestError::Invalid(FieldErrors::single(field, message))
+}
+
+/// What a test is asked to test, parsed (see `configuration_input::TestInput`).
+#[derive(Debug)]
+pub enum TestSubject {
+    /// A saved configuration as stored; the result is recorded on it.
+    Saved(Uuid),
+    /// Edited, unsaved values of a saved configuration, tested with its stored key.
+    EditedWithStoredKey {
+        id: Uuid,
+        provider: Provider,
+        model: Option<ModelId>,
+        base_url: Option<BaseUrl>,
+    },
+    /// Values saved nowhere.
+    Values {
+        provider: Provider,
+        model: Option<ModelId>,
+        base_url: Option<BaseUrl>,
+        api_key: Option<ApiKey>,
+    },
+}
+
+/// What running a test needs: the database (budget, stored keys, results), the keyring, the
+/// one door out, and the per-user budget of tests per minute.
+pub struct Tester<'a> {
+    pub database: &'a Database,
+    pub keyring: &'a MasterKeyring,
+    pub client: &'a OutboundClient,
+    pub per_minute: u32,
+}
 
 /// A test's result, as the API and the pages show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,27 +159,16 @@ impl TestTarget {
         model: Option<&ModelId>,
         base_url: Option<&BaseUrl>,
         api_key: Option<&ApiKey>,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, TestError> {
         let base_url = match base_url.map(BaseUrl::as_str).or(provider.default_base_url()) {
             Some(url) => url.to_owned(),
-            None => {
-                return Err(AppError::validation(
-                    "base_url",
-                    format!("is required for {}", provider.label()),
-                ));
-            }
+            None => return Err(invalid("base_url", format!("is required for {}", provider.label()))),
         };
         if provider.needs_api_key() && api_key.is_none() {
-            return Err(AppError::validation(
-                "api_key",
-                format!("is required for {}", provider.label()),
-            ));
+            return Err(invalid("api_key", format!("is required for {}", provider.label())));
         }
         if api_key.is_some() && !provider.accepts_api_key() {
-            return Err(AppError::validation(
-                "api_key",
-                format!("{} takes no API key", provider.label()),
-            ));
+            return Err(invalid("api_key", format!("{} takes no API key", provider.label())));
         }
         Ok(TestTarget {
             provider,
@@ -196,7 +240,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
 /// recorded before the outbound call, in the transaction that counted the earlier ones, with
 /// the user's row locked (PostgreSQL; SQLite serialises writers anyway): of simultaneous tests
 /// exactly the budget runs, never one more.
-pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), AppError> {
+pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), TestError> {
     db::write_transaction(conn, |conn| {
         users::lock_owner(conn, DbId(user_id))?;
         let now = db::now();
@@ -204,7 +248,7 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
         let (count, oldest) = provider_test_runs::count_since(conn, DbId(user_id), now - window)?;
         if count >= i64::from(per_minute) {
             let retry_after_secs = ((oldest.unwrap_or(now) + window) - now).num_seconds().max(1) as u64;
-            return Err(AppError::RateLimited { retry_after_secs });
+            return Err(TestError::RateLimited { retry_after_secs });
         }
         provider_test_runs::record(conn, DbId(user_id), now)?;
         Ok(())
@@ -213,16 +257,10 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
 
 /// The saved configuration's test target; a key that does not decrypt is the failed outcome
 /// `key_unreadable`, never an error.
-pub fn saved_target(
-    keyring: &MasterKeyring,
-    row: &ConfigurationRow,
-) -> Result<Result<TestTarget, TestOutcome>, AppError> {
+fn saved_target(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<TestTarget, TestOutcome> {
     let provider = row.provider;
-    let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
-        Some(url) => url.to_owned(),
-        None => {
-            return Ok(Err(TestOutcome::failed("not_found", None)));
-        }
+    let Some(base_url) = row.base_url.as_deref().or(provider.default_base_url()) else {
+        return Err(TestOutcome::failed("not_found", None));
     };
     let api_key = match &row.api_key_encrypted {
         None => None,
@@ -231,115 +269,131 @@ pub fn saved_target(
                 owner: row.user_id.0,
                 configuration: row.id.0,
             };
-            match keyring
+            let opened = keyring
                 .open(sealed, binding)
                 .ok()
-                .and_then(|plain| String::from_utf8(plain.to_vec()).ok())
-            {
+                .and_then(|plain| String::from_utf8(plain.to_vec()).ok());
+            match opened {
                 Some(key) => Some(SecretString::from(key)),
-                None => {
-                    return Ok(Err(TestOutcome::failed("key_unreadable", None)));
-                }
+                None => return Err(TestOutcome::failed("key_unreadable", None)),
             }
         }
     };
     if provider.needs_api_key() && api_key.is_none() {
-        return Ok(Err(TestOutcome::failed("invalid_key", None)));
+        return Err(TestOutcome::failed("invalid_key", None));
     }
-    Ok(Ok(TestTarget {
+    Ok(TestTarget {
         provider,
         model: Some(row.model.clone()),
-        base_url,
+        base_url: base_url.to_owned(),
         api_key,
-    }))
-}
-
-/// Tests a saved configuration of `owner` and records the outcome on it.
-pub async fn test_saved(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    id: Uuid,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    let row = database
-        .run(move |conn| {
-            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
-            consume_test_budget(conn, owner, per_minute)?;
-            Ok::<_, AppError>(row)
-        })
-        .await?;
-    let outcome = match saved_target(keyring, &row)? {
-        Ok(target) => run(client, &target).await,
-        Err(outcome) => outcome,
-    };
-    let recorded = outcome.clone();
-    database
-        .run(move |conn| {
-            store::record_test_result(
-                conn,
-                DbId(owner),
-                DbId(id),
-                recorded.test_status(),
-                Some(&recorded.message),
-                recorded.latency_ms,
-                db::now(),
-            )
-            .map_err(AppError::from)
-        })
-        .await?;
-    Ok(outcome)
-}
-
-/// Tests unsaved values for `owner` (counted against the same budget).
-pub async fn test_unsaved(
-    database: &Database,
-    client: &OutboundClient,
-    owner: Uuid,
-    target: TestTarget,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    database
-        .run(move |conn| consume_test_budget(conn, owner, per_minute))
-        .await?;
-    Ok(run(client, &target).await)
-}
-
-/// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key. The key
-/// goes only where it was going: a different provider or base URL needs the key entered again
-/// (422 on `api_key`), so that a test cannot redirect a stored key either.
-#[allow(clippy::too_many_arguments)]
-pub async fn test_edit_with_stored_key(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    id: Uuid,
-    provider: Provider,
-    base_url: Option<&BaseUrl>,
-    model: Option<&ModelId>,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    let requested_base = crate::services::configurations::stored_base_url(provider, base_url);
-    let row = database
-        .run(move |conn| {
-            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
-            if row.provider != provider || row.base_url != requested_base {
-                return Err(AppError::validation(
-                    "api_key",
-                    "enter the key to test a different provider or base URL",
-                ));
-            }
-            consume_test_budget(conn, owner, per_minute)?;
-            Ok(row)
-        })
-        .await?;
-    Ok(match saved_target(keyring, &row)? {
-        Ok(mut target) => {
-            target.model = model.map(|model| model.as_str().to_owned());
-            run(client, &target).await
-        }
-        Err(outcome) => outcome,
     })
+}
+
+impl Tester<'_> {
+    /// Runs one test for `owner`, counted against the owner's budget: a saved configuration
+    /// (its result recorded on it), edited values with a saved configuration's key, or values
+    /// saved nowhere. Input that cannot be tested is refused before anything is counted.
+    pub async fn test(&self, owner: Uuid, subject: TestSubject) -> Result<TestOutcome, TestError> {
+        match subject {
+            TestSubject::Saved(id) => self.test_saved(owner, id).await,
+            TestSubject::EditedWithStoredKey {
+                id,
+                provider,
+                model,
+                base_url,
+            } => {
+                self.test_edit_with_stored_key(owner, id, provider, base_url, model)
+                    .await
+            }
+            TestSubject::Values {
+                provider,
+                model,
+                base_url,
+                api_key,
+            } => {
+                let target = TestTarget::new(provider, model.as_ref(), base_url.as_ref(), api_key.as_ref())?;
+                let per_minute = self.per_minute;
+                self.database
+                    .run(move |conn| consume_test_budget(conn, owner, per_minute))
+                    .await?;
+                Ok(run(self.client, &target).await)
+            }
+        }
+    }
+
+    /// The owner's configuration `id`, with this test counted (`check` may refuse it first).
+    async fn saved_row(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        check: impl FnOnce(&ConfigurationRow) -> Result<(), TestError> + Send + 'static,
+    ) -> Result<ConfigurationRow, TestError> {
+        let per_minute = self.per_minute;
+        self.database
+            .run(move |conn| {
+                let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound)?;
+                check(&row)?;
+                consume_test_budget(conn, owner, per_minute)?;
+                Ok(row)
+            })
+            .await
+    }
+
+    /// Tests a saved configuration of `owner` and records the outcome on it.
+    async fn test_saved(&self, owner: Uuid, id: Uuid) -> Result<TestOutcome, TestError> {
+        let row = self.saved_row(owner, id, |_| Ok(())).await?;
+        let outcome = match saved_target(self.keyring, &row) {
+            Ok(target) => run(self.client, &target).await,
+            Err(outcome) => outcome,
+        };
+        let recorded = outcome.clone();
+        self.database
+            .run(move |conn| {
+                store::record_test_result(
+                    conn,
+                    DbId(owner),
+                    DbId(id),
+                    recorded.test_status(),
+                    Some(&recorded.message),
+                    recorded.latency_ms,
+                    db::now(),
+                )
+                .map_err(TestError::from)
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key. The
+    /// key goes only where it was going: a different provider or base URL needs the key entered
+    /// again (refused on `api_key`), so that a test cannot redirect a stored key either.
+    async fn test_edit_with_stored_key(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        provider: Provider,
+        base_url: Option<BaseUrl>,
+        model: Option<ModelId>,
+    ) -> Result<TestOutcome, TestError> {
+        let requested_base = crate::services::configurations::stored_base_url(provider, base_url.as_ref());
+        let row = self
+            .saved_row(owner, id, move |row| {
+                if row.provider != provider || row.base_url != requested_base {
+                    return Err(invalid(
+                        "api_key",
+                        "enter the key to test a different provider or base URL",
+                    ));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(match saved_target(self.keyring, &row) {
+            Ok(mut target) => {
+                target.model = model.map(|model| model.as_str().to_owned());
+                run(self.client, &target).await
+            }
+            Err(outcome) => outcome,
+        })
+    }
 }

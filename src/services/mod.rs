@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod configuration_input;
 pub mod configurations;
 pub mod connection_tests;
 pub mod conversations;

@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod overrides;
 mod pages;
+mod parameters;
 mod provider_tests;
 mod resolve;
 mod rotation;
