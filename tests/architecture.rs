@@ -147,14 +147,8 @@ const DIESEL_OUTSIDE_DB: &[(&str, &[&str])] = &[
 ];
 
 /// (file, room it imports against `ROOMS`) pairs tolerated for now, each to be removed by the
-/// change that fixes it.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
-    // The configuration services still return `AppError`; the configuration rework (one parser
-    // per resource, errors of their own) removes these three.
-    ("src/services/configurations.rs", "error"),
-    ("src/services/connection_tests.rs", "error"),
-    ("src/services/import.rs", "error"),
-];
+/// change that fixes it. Empty since the edge redesign (issue 12); keep it that way.
+const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
 
 // ---------------------------------------------------------------------------------------------
 // The checks.

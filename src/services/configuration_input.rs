@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::configurations::{ConfigurationUpdate, KeyChange, NewConfiguration};
 use super::connection_tests::TestSubject;
+use crate::domain::FieldErrors;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Parameters, PlainHttpHosts, Provider};
-use crate::error::FieldErrors;
 
 /// A field as it arrived: left out, explicitly `null` (only JSON can say that), or a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

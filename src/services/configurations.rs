@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
 use crate::db::{self, DbConnection, DbError, DbId, conversation_overrides, users};
+use crate::domain::FieldErrors;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
-use crate::error::FieldErrors;
 
 /// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
 /// says how each reaches a client).

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding};
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, Database, DbConnection, DbError, DbId, provider_test_runs, users};
+use crate::domain::FieldErrors;
 use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
-use crate::error::FieldErrors;
 use crate::providers;
 
 /// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
