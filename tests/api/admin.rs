@@ -247,7 +247,7 @@ async fn deleting_a_user_deletes_their_configurations(app: TestApp) {
         .put_json(
             "/api/conversations/c-1/llm-configuration",
             &member.token,
-            &json!({"configuration_id": first["id"]}),
+            &json!({"configuration_id": first.id}),
         )
         .await;
     assert_eq!(pinned.status(), 200);
@@ -285,7 +285,11 @@ async fn deleting_a_user_deletes_their_configurations(app: TestApp) {
         "unauthorized",
     )
     .await;
-    assert_eq!(app.list(&kept.token).await.len(), 1, "nobody else's configurations");
+    assert_eq!(
+        app.configurations(&kept.token).await.len(),
+        1,
+        "nobody else's configurations"
+    );
     assert!(!admin.page("/admin").await.contains(&member.email));
 }
 

@@ -310,27 +310,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-
-    /// Creates a configuration and returns its resource; panics unless 201.
-    pub async fn create_configuration(&self, token: &str, body: Value) -> Value {
-        let response = self.post_json("/api/llm-configurations", token, &body).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 201, "create failed: {body}");
-        body
-    }
-
-    /// An OpenAI configuration named `name` with key `key`.
-    pub async fn create_openai(&self, token: &str, name: &str, key: &str) -> Value {
-        self.create_configuration(token, configurations::openai_with_key(name, key))
-            .await
-    }
-
-    pub async fn list(&self, token: &str) -> Vec<Value> {
-        let response = self.get("/api/llm-configurations", token).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
 }
 
 /// Asserts the JSON error shape and code, and returns the body.

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox, Site, master_keys};
-use crate::helpers::configurations::id_of;
-use crate::helpers::resolve::{pin, resolve, resolved, update, user_and_resolver};
+use crate::helpers::configurations::Configuration;
+use crate::helpers::resolve::{pin, resolve, resolved, user_and_resolver};
 use crate::helpers::{TestApp, TestDatabase, TestUser, assert_error, distinctive_key, master_key_entry};
 use crate::on_both_backends;
 
@@ -98,9 +98,9 @@ fn toml_escape(text: &str) -> String {
 }
 
 /// The configuration named `name` in a list.
-fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+fn named<'a>(list: &'a [Configuration], name: &str) -> &'a Configuration {
     list.iter()
-        .find(|c| c["name"] == name)
+        .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no configuration named {name} in {list:?}"))
 }
 
@@ -139,7 +139,7 @@ async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp
         assert!(!finished.stdout.contains(key) && !finished.stderr.contains(key));
     }
 
-    let list = app.list(&user.token).await;
+    let list = app.configurations(&user.token).await;
     assert_eq!(list.len(), 3, "{list:?}");
     let expected = [
         (
@@ -151,34 +151,26 @@ async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp
         ("gpt4o", "openai", "gpt-4o", OPENAI_KEY),
         ("router", "openrouter", "anthropic/claude-3.5-sonnet", OPENROUTER_KEY),
     ];
-    assert_eq!(
-        list.iter().filter(|c| c["is_default"] == true).count(),
-        1,
-        "exactly one default"
-    );
+    assert_eq!(list.iter().filter(|c| c.is_default).count(), 1, "exactly one default");
     for (name, provider, model, key) in expected {
         let imported = named(&list, name);
-        assert_eq!(imported["provider"], provider, "{imported}");
-        assert_eq!(imported["model"], model, "{imported}");
-        assert_eq!(
-            imported["base_url"],
-            Value::Null,
-            "the provider's default base URL: {imported}"
-        );
-        assert_eq!(imported["has_api_key"], true, "{imported}");
-        assert_eq!(imported["is_active"], true, "{imported}");
+        assert_eq!(imported.provider, provider, "{imported:?}");
+        assert_eq!(imported.model, model, "{imported:?}");
+        assert_eq!(imported.base_url, None, "the provider's default base URL: {imported:?}");
+        assert!(imported.has_api_key, "{imported:?}");
+        assert!(imported.is_active, "{imported:?}");
 
         let conversation = format!("imported-{name}");
-        pin(&app, &user.token, &conversation, id_of(imported)).await;
+        pin(&app, &user.token, &conversation, imported).await;
         let body = resolved(&app, &resolver, Some(&conversation)).await;
-        assert_eq!(body["source"], "override");
-        assert_eq!(body["configuration"]["id"], imported["id"]);
+        assert_eq!(body.source, "override");
+        assert_eq!(body.configuration.id, Some(imported.id));
         assert_eq!(
-            body["configuration"]["api_key"].as_str().map(str::as_bytes),
+            body.configuration.api_key.as_deref().map(str::as_bytes),
             Some(key.as_bytes()),
             "the key of {name}, byte for byte"
         );
-        assert!(body["configuration"]["effective_base_url"].is_string());
+        assert!(body.configuration.effective_base_url.is_some());
     }
 }
 
@@ -186,7 +178,7 @@ async fn importing_the_same_file_again_creates_nothing_and_names_what_it_skipped
     let user = app.user().await;
     let workspace = Workspace::new();
     import_sample(&app, &workspace, &user).await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
 
     let again = import_sample(&app, &workspace, &user).await;
     assert!(again.stdout.contains("Imported 0"), "{}", again.stdout);
@@ -197,7 +189,7 @@ async fn importing_the_same_file_again_creates_nothing_and_names_what_it_skipped
             .any(|line| line.contains("skipped") && line.contains(name));
         assert!(skipped, "the report names {name} as skipped: {}", again.stdout);
     }
-    let after = app.list(&user.token).await;
+    let after = app.configurations(&user.token).await;
     assert_eq!(after, before, "nothing changed");
 }
 
@@ -207,7 +199,7 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     import_sample(&app, &workspace, &user).await;
     let extra_key = "sk-created-through-the-api-0016";
     app.create_openai(&user.token, "api-made", extra_key).await;
-    let originals = app.list(&user.token).await;
+    let originals = app.configurations(&user.token).await;
 
     let exported = workspace.lanyard(&app, &["export", "--email", &user.email]).await;
     exported.assert_success();
@@ -252,44 +244,49 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     imported.assert_success();
     assert!(imported.stdout.contains("Imported 4"), "{}", imported.stdout);
 
-    let copies = app.list(&other.token).await;
+    let copies = app.configurations(&other.token).await;
     assert_eq!(copies.len(), 4);
     for original in &originals {
-        let copy = named(&copies, original["name"].as_str().unwrap());
-        assert_ne!(copy["id"], original["id"]);
-        for field in ["provider", "model", "base_url"] {
-            assert_eq!(copy[field], original[field], "{field} of {copy}");
-        }
-        assert_eq!(copy["is_active"], false, "{copy}");
-        assert_eq!(copy["is_default"], false, "{copy}");
-        assert_eq!(copy["has_api_key"], false, "{copy}");
-        assert_eq!(copy["api_key_masked"], Value::Null, "{copy}");
+        let copy = named(&copies, &original.name);
+        assert_ne!(copy.id, original.id);
+        assert_eq!(
+            (&copy.provider, &copy.model, &copy.base_url),
+            (&original.provider, &original.model, &original.base_url),
+            "provider, model and base_url of {copy:?}"
+        );
+        assert!(!copy.is_active, "{copy:?}");
+        assert!(!copy.is_default, "{copy:?}");
+        assert!(!copy.has_api_key, "{copy:?}");
+        assert_eq!(copy.api_key_masked, None, "{copy:?}");
     }
     // The original owner is untouched.
-    assert_eq!(app.list(&user.token).await, originals);
+    assert_eq!(app.configurations(&user.token).await, originals);
     assert_error(resolve(&app, &other_resolver, None).await, 404, "not_found").await;
 
     // A key entered, the copy can be activated, becomes the default and resolves with that key.
     let router = named(&copies, "router");
-    let activated = update(
-        &app,
-        &other.token,
-        id_of(router),
-        json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
-    )
-    .await;
-    assert_eq!(activated["is_active"], true);
-    assert_eq!(activated["has_api_key"], true);
-    assert_eq!(activated["is_default"], true);
+    let activated = app
+        .update_configuration(
+            &other.token,
+            router,
+            json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
+        )
+        .await;
+    assert!(activated.is_active);
+    assert!(activated.has_api_key);
+    assert!(activated.is_default);
     let body = resolved(&app, &other_resolver, None).await;
-    assert_eq!(body["configuration"]["id"], router["id"]);
-    assert_eq!(body["configuration"]["api_key"], "sk-or-v1-entered-after-import-0017");
+    assert_eq!(body.configuration.id, Some(router.id));
+    assert_eq!(
+        body.configuration.api_key.as_deref(),
+        Some("sk-or-v1-entered-after-import-0017")
+    );
 }
 
 async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
     let user = app.user().await;
     app.create_openai(&user.token, "existing", "sk-existing-key-0018").await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
     let workspace = Workspace::new();
 
     let bad_toml = workspace.file(
@@ -327,7 +324,7 @@ async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
         assert!(finished.stderr.contains("nothing was imported"), "{}", finished.stderr);
         assert!(!finished.stderr.contains("sk-valid-before") && !finished.stderr.contains("sk-broken-group"));
         assert_eq!(
-            app.list(&user.token).await,
+            app.configurations(&user.token).await,
             before,
             "nothing was imported from {}",
             file.display()
