@@ -34,11 +34,6 @@ fn ago(duration: Duration) -> NaiveDateTime {
     Utc::now().naive_utc() - duration
 }
 
-/// The names in the order the list gives them.
-async fn listed_names(app: &TestApp, token: &str) -> Vec<String> {
-    app.configurations(token).await.into_iter().map(|c| c.name).collect()
-}
-
 /// Asserts that `expected` is the one default: in the list (listed first) and at
 /// `GET /default`; `None` means the user has no default at all.
 async fn assert_default(app: &TestApp, token: &str, expected: Option<&Configuration>) {
@@ -251,7 +246,10 @@ async fn set_default_moves_the_default_and_lists_it_first(app: TestApp) {
     assert_eq!(body.id, last.id);
     assert!(body.is_default);
     assert_default(&app, &user.token, Some(&last)).await;
-    assert_eq!(listed_names(&app, &user.token).await, ["c-last", "a-first", "b-second"]);
+    assert_eq!(
+        app.configuration_names(&user.token).await,
+        ["c-last", "a-first", "b-second"]
+    );
 
     // Setting the default again is harmless.
     app.set_default(&user.token, &last).await;
@@ -298,7 +296,7 @@ async fn deleting_the_default_promotes_the_most_recently_used_active_configurati
         assert_error(app.get(&deleted.path(), &user.token).await, 404, "not_found").await;
         assert_default(&app, &user.token, successor).await;
     }
-    assert_eq!(listed_names(&app, &user.token).await, ["inactive"]);
+    assert_eq!(app.configuration_names(&user.token).await, ["inactive"]);
 }
 
 async fn removing_another_configuration_leaves_the_default_alone(app: TestApp) {
@@ -451,14 +449,14 @@ async fn listing_puts_the_default_first_then_orders_by_name_ignoring_case(app: T
     )
     .await;
     assert_eq!(
-        listed_names(&app, &user.token).await,
+        app.configuration_names(&user.token).await,
         ["bravo", "alpha", "ALPHA-2", "Charlie", "Delta", "echo"]
     );
 
     let delta = created.iter().find(|c| c.name == "Delta").unwrap();
     app.set_default(&user.token, delta).await;
     assert_eq!(
-        listed_names(&app, &user.token).await,
+        app.configuration_names(&user.token).await,
         ["Delta", "alpha", "ALPHA-2", "bravo", "Charlie", "echo"]
     );
 }

@@ -155,13 +155,7 @@ async fn a_body_not_sent_as_json_is_a_400(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(accepted.status(), 201);
-    let names: Vec<String> = app
-        .configurations(&user.token)
-        .await
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    assert_eq!(names, ["kept", "sent-as-text"]);
+    assert_eq!(app.configuration_names(&user.token).await, ["kept", "sent-as-text"]);
 }
 
 async fn a_malformed_uuid_in_the_path_is_a_400(app: TestApp) {

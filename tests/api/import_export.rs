@@ -1,7 +1,7 @@
 //! `lanyard import` and `lanyard export`, through the real binary: OpenHands files with their
 //! keys, idempotent re-imports, exports without keys, and errors that name the place, not the secret.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -55,6 +55,13 @@ impl Workspace {
             .await
             .unwrap()
     }
+
+    /// `lanyard import FORMAT --file FILE --email EMAIL`, as it finished.
+    async fn import(&self, app: &TestApp, format: &str, file: &Path, email: &str) -> Finished {
+        let file = file.to_str().unwrap();
+        self.lanyard(app, &["import", format, "--file", file, "--email", email])
+            .await
+    }
 }
 
 const ANTHROPIC_KEY: &str = "sk-ant-api03-Imp0rt3d_Key-with\"quote\\slash-0013";
@@ -107,19 +114,7 @@ fn named<'a>(list: &'a [Configuration], name: &str) -> &'a Configuration {
 /// Imports the sample file for `user` through the binary; panics unless it succeeds.
 async fn import_sample(app: &TestApp, workspace: &Workspace, user: &TestUser) -> Finished {
     let file = workspace.file("config.toml", &openhands_toml());
-    let finished = workspace
-        .lanyard(
-            app,
-            &[
-                "import",
-                "openhands",
-                "--file",
-                file.to_str().unwrap(),
-                "--email",
-                &user.email,
-            ],
-        )
-        .await;
+    let finished = workspace.import(app, "openhands", &file, &user.email).await;
     finished.assert_success();
     finished
 }
@@ -228,19 +223,7 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     let other = app.user().await;
     let other_resolver = app.token_for(&other, "resolve").await;
     let file = workspace.file("export.json", &exported.stdout);
-    let imported = workspace
-        .lanyard(
-            &app,
-            &[
-                "import",
-                "json",
-                "--file",
-                file.to_str().unwrap(),
-                "--email",
-                &other.email,
-            ],
-        )
-        .await;
+    let imported = workspace.import(&app, "json", &file, &other.email).await;
     imported.assert_success();
     assert!(imported.stdout.contains("Imported 4"), "{}", imported.stdout);
 
@@ -298,19 +281,7 @@ async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
         "[llm]\nmodel = \"gpt-4o\"\napi_key = \"sk-valid-before-the-error-0019\"\n\n[llm.broken]\nmodel = 4\napi_key = \"sk-broken-group-key-0020\"\n",
     );
     for (file, where_) in [(&bad_toml, "line 5"), (&number_model, "[llm.broken]")] {
-        let finished = workspace
-            .lanyard(
-                &app,
-                &[
-                    "import",
-                    "openhands",
-                    "--file",
-                    file.to_str().unwrap(),
-                    "--email",
-                    &user.email,
-                ],
-            )
-            .await;
+        let finished = workspace.import(&app, "openhands", file, &user.email).await;
         assert!(
             !finished.status.success() && finished.status.code().is_some(),
             "a malformed file fails with an exit code: {}",

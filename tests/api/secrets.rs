@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::command_line::{Cli, Keys};
-use crate::helpers::configurations::{CONFIGURATIONS, Configuration};
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION};
 use crate::helpers::pages::{row_of, tag_with_id};
 use crate::helpers::resolve::{pin, resolve, resolved};
 use crate::helpers::secrets::{assert_no_key_in, windows_of};
@@ -347,89 +347,63 @@ async fn no_response_carries_the_key(app: TestApp) {
         .await;
     record(response_text(response).await, 201, "create");
 
-    record(
-        response_text(app.get(CONFIGURATIONS, &user.token).await).await,
-        200,
-        "list",
-    );
-    record(
-        response_text(app.get(&first_location, &user.token).await).await,
-        200,
-        "get",
-    );
-    record(
-        response_text(app.get("/api/llm-configurations/default", &user.token).await).await,
-        200,
-        "default",
-    );
-    record(
-        response_text(
-            app.put_json(&first_location, &user.token, &json!({"name": "one-renamed"}))
-                .await,
-        )
-        .await,
-        200,
-        "update",
-    );
-    record(
-        response_text(
-            app.put_json(&first_location, &user.token, &json!({"api_key": keys[3]}))
-                .await,
-        )
-        .await,
-        200,
-        "update",
-    );
-    record(
-        response_text(
-            app.put_json(&format!("{second_location}/set-default"), &user.token, &json!({}))
-                .await,
-        )
-        .await,
-        200,
-        "set-default",
-    );
-    // Refusals do not echo a key either.
-    record(
-        response_text(
-            app.post_json(CONFIGURATIONS, &user.token, &create("two", "openai", keys[1]))
-                .await,
-        )
-        .await,
-        409,
-        "conflict",
-    );
-    record(
-        response_text(
-            app.post_json(
-                CONFIGURATIONS,
-                &user.token,
-                &create("four", "openai", &format!("{} {}", keys[0], keys[1])),
-            )
-            .await,
-        )
-        .await,
-        422,
-        "invalid key",
-    );
-    record(
-        response_text(
-            app.put_json(
-                &second_location,
-                &user.token,
-                &json!({"base_url": "https://elsewhere.example.com", "api_key": format!("{}…", keys[1])}),
-            )
-            .await,
-        )
-        .await,
-        422,
-        "masked-looking key",
-    );
-    record(
-        response_text(app.get(CONFIGURATIONS, &user.token).await).await,
-        200,
-        "list after changes",
-    );
+    use reqwest::Method;
+    let requests = [
+        ("list", Method::GET, CONFIGURATIONS.to_owned(), None, 200),
+        ("get", Method::GET, first_location.clone(), None, 200),
+        ("default", Method::GET, DEFAULT_CONFIGURATION.to_owned(), None, 200),
+        (
+            "update",
+            Method::PUT,
+            first_location.clone(),
+            Some(json!({"name": "one-renamed"})),
+            200,
+        ),
+        (
+            "update",
+            Method::PUT,
+            first_location,
+            Some(json!({"api_key": keys[3]})),
+            200,
+        ),
+        (
+            "set-default",
+            Method::PUT,
+            format!("{second_location}/set-default"),
+            Some(json!({})),
+            200,
+        ),
+        // Refusals do not echo a key either.
+        (
+            "conflict",
+            Method::POST,
+            CONFIGURATIONS.to_owned(),
+            Some(create("two", "openai", keys[1])),
+            409,
+        ),
+        (
+            "invalid key",
+            Method::POST,
+            CONFIGURATIONS.to_owned(),
+            Some(create("four", "openai", &format!("{} {}", keys[0], keys[1]))),
+            422,
+        ),
+        (
+            "masked-looking key",
+            Method::PUT,
+            second_location,
+            Some(json!({"base_url": "https://elsewhere.example.com", "api_key": format!("{}…", keys[1])})),
+            422,
+        ),
+        ("list after changes", Method::GET, CONFIGURATIONS.to_owned(), None, 200),
+    ];
+    for (what, method, path, body, expected) in requests {
+        let mut request = app.client.request(method, app.url(&path)).bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        record(response_text(request.send().await.unwrap()).await, expected, what);
+    }
     assert!(texts.iter().any(|(_, text)| text.contains("one-renamed")));
     for (what, text) in &texts {
         assert_no_key_in(text, &keys, what);

@@ -4,8 +4,8 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use lanyard::crypto::hash_token;
-use lanyard::db::schema::{api_tokens, users};
-use lanyard::db::{DbConnection, DbId};
+use lanyard::db::DbConnection;
+use lanyard::db::schema::api_tokens;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
@@ -171,7 +171,7 @@ async fn a_revoked_token_is_401(app: TestApp) {
             .unwrap()
     })
     .await;
-    assert_error(app.get(CONFIGURATIONS, &token).await, 401, "unauthorized").await;
+    app.assert_unauthorized(CONFIGURATIONS, &token).await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,
@@ -203,7 +203,7 @@ async fn an_expired_token_is_401(app: TestApp) {
     app.with_db(set_expiry(Duration::hours(1))).await;
     assert_eq!(list_status(&app, &token).await, 200);
     app.with_db(set_expiry(Duration::seconds(-1))).await;
-    assert_error(app.get(CONFIGURATIONS, &token).await, 401, "unauthorized").await;
+    app.assert_unauthorized(CONFIGURATIONS, &token).await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,
@@ -222,21 +222,10 @@ async fn a_disabled_users_token_is_401(app: TestApp) {
     let user = app.user().await;
     let bystander = app.user().await;
     app.create_openai(&user.token, "mine", "sk-disabled-0123456789").await;
-    let id = DbId(user.id);
-    app.with_db(move |conn| {
-        diesel::update(users::table.find(id))
-            .set(users::is_disabled.eq(true))
-            .execute(conn)
-            .unwrap()
-    })
-    .await;
-    assert_error(app.get(CONFIGURATIONS, &user.token).await, 401, "unauthorized").await;
-    assert_error(
-        app.get("/api/llm-configurations/default", &user.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.disable_in_database(&user).await;
+    app.assert_unauthorized(CONFIGURATIONS, &user.token).await;
+    app.assert_unauthorized("/api/llm-configurations/default", &user.token)
+        .await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,

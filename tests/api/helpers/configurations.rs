@@ -108,6 +108,11 @@ impl TestApp {
         expect_json(self.get(CONFIGURATIONS, token).await, 200, "list").await
     }
 
+    /// The names of the configurations, in the order the list gives them.
+    pub async fn configuration_names(&self, token: &str) -> Vec<String> {
+        self.configurations(token).await.into_iter().map(|c| c.name).collect()
+    }
+
     /// `GET /api/llm-configurations/{id}`; panics unless 200.
     pub async fn configuration(&self, token: &str, id: Uuid) -> Configuration {
         let response = self.get(&format!("{CONFIGURATIONS}/{id}"), token).await;
