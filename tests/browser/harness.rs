@@ -304,6 +304,18 @@ impl Browser {
     }
 
     /// As `start`, with `env` added to the server's environment (such as `LANYARD_EGRESS_ALLOW`).
+    /// A fake provider, and a browser on a server allowed to reach it (plain http to loopback)
+    /// whose first admin has registered.
+    pub async fn start_with_fake_provider(
+        flow: &'static str,
+        javascript: JavaScript,
+    ) -> Option<(Browser, FakeProvider)> {
+        let provider = FakeProvider::start().await;
+        let browser = Browser::start_with(flow, javascript, &LOOPBACK_EGRESS).await?;
+        browser.register_first_admin().await;
+        Some((browser, provider))
+    }
+
     pub async fn start_with(flow: &'static str, javascript: JavaScript, env: &[(&str, &str)]) -> Option<Browser> {
         let chromedriver = find_program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = find_program("CHROMIUM", "/usr/bin/chromium");
@@ -771,6 +783,15 @@ impl Browser {
             "a signed-out visitor must be sent to /login"
         );
         self.check("signed-out-redirect").await;
+    }
+
+    /// The management page as a new account sees it: no configurations yet.
+    pub async fn assert_starts_empty(&self) {
+        assert!(
+            self.exists(".empty-state").await,
+            "a new account starts with no configurations"
+        );
+        self.check("empty").await;
     }
 
     /// Opens the settings' token form and names the new token.

@@ -6,8 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript, LOOPBACK_EGRESS, WORK,
-    fake_good_and_bad,
+    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-on";
@@ -68,11 +67,7 @@ async fn every_action_works_in_place_with_javascript() {
 
     // Registration with the setup link lands on the (empty) management page.
     browser.register_first_admin().await;
-    assert!(
-        browser.exists(".empty-state").await,
-        "a new account starts with no configurations"
-    );
-    browser.check("empty").await;
+    browser.assert_starts_empty().await;
     // The console check is not vacuous: an error logged by a script is caught.
     browser
         .script("console.error('lanyard-console-probe'); return null;")
@@ -254,12 +249,10 @@ async fn every_action_works_in_place_with_javascript() {
 /// result in the dialog and offers the models found in the model field.
 #[tokio::test]
 async fn the_test_buttons_work_in_place_with_javascript() {
-    let provider = FakeProvider::start().await;
-    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::On, &LOOPBACK_EGRESS).await else {
+    let Some((browser, provider)) = Browser::start_with_fake_provider(TEST_FLOW, JavaScript::On).await else {
         return;
     };
     let base_url = provider.base_url();
-    browser.register_first_admin().await;
 
     let (good, bad) = fake_good_and_bad(&base_url);
     add_in_dialog(&browser, &good, "add-fake-good").await;

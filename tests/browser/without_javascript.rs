@@ -3,8 +3,7 @@
 //! full-page posts.
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, Configuration, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript, LOOPBACK_EGRESS, WORK,
-    fake_good_and_bad,
+    BAD_PROVIDER_KEY, Browser, Configuration, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-off";
@@ -37,11 +36,7 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     };
 
     browser.register_first_admin().await;
-    assert!(
-        browser.exists(".empty-state").await,
-        "a new account starts with no configurations"
-    );
-    browser.check("empty").await;
+    browser.assert_starts_empty().await;
 
     add_on_its_page(&browser, &WORK, "new-page").await;
     assert_eq!(
@@ -203,12 +198,10 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
 /// page with the new status; "Test before saving" is not offered.
 #[tokio::test]
 async fn the_test_button_is_a_full_page_post_without_javascript() {
-    let provider = FakeProvider::start().await;
-    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::Off, &LOOPBACK_EGRESS).await else {
+    let Some((browser, provider)) = Browser::start_with_fake_provider(TEST_FLOW, JavaScript::Off).await else {
         return;
     };
     let base_url = provider.base_url();
-    browser.register_first_admin().await;
 
     // The form page has the button in its markup, hidden: nothing to click without a script.
     browser.click("#add-configuration").await;
