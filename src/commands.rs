@@ -1,4 +1,6 @@
-//! What each command-line command does. `main.rs` parses the arguments and calls these.
+//! What each command-line command does. `main.rs` parses the arguments and calls these. The
+//! command line is an edge like the pages and the API: it reads its input, calls services (and
+//! `startup` to open the database as `serve` does), and words their errors for the operator.
 
 use std::io::{BufRead, Write};
 
@@ -6,19 +8,19 @@ use anyhow::{Context, bail};
 
 use crate::app::Application;
 use crate::config::Settings;
-use crate::crypto::{KeyId, MasterKey};
-use crate::db::{self, Database};
 use crate::domain::{Email, Password, Scopes};
-use crate::services::{accounts, import, operations, tokens};
-use crate::startup;
+use crate::services::operations::{self, CopyError, CopyTarget};
+use crate::services::{accounts, import, master_keys, tokens};
+use crate::startup::{self, Prepared};
 
 /// `lanyard serve`: check keys, migrate, serve until stopped.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.bind;
     let public_url = settings.public_url.clone();
-    let database = match &settings.database_url {
-        db::DatabaseUrl::Postgres(_) => "postgres",
-        db::DatabaseUrl::Sqlite(_) => "sqlite",
+    let database = if settings.database_url.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
     };
     let app = Application::build(settings).await?;
     tracing::info!(address = %bind, port = app.port(), %public_url, database, "Lanyard is listening");
@@ -28,11 +30,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// Prepares the database exactly as `serve` does (key check, then migrations).
-fn open_database(settings: &Settings) -> anyhow::Result<(Database, std::sync::Arc<crate::crypto::MasterKeyring>)> {
-    let pool = db::build_pool(&settings.database_url, 2).context("cannot prepare the database location")?;
-    let database = Database::new(pool);
-    let keyring = startup::prepare_database(&database, &settings.master_keys)?;
-    Ok((database, keyring))
+fn open_database(settings: &Settings) -> anyhow::Result<Prepared> {
+    Ok(startup::open(&settings.database_url, &settings.master_keys, 2)?)
 }
 
 /// `lanyard migrate`.
@@ -44,11 +43,7 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// `lanyard keygen`: a new random master key as an `ID:BASE64` entry.
 pub fn keygen(id: Option<&str>) -> anyhow::Result<String> {
-    let id = match id {
-        Some(id) => KeyId::parse(id)?,
-        None => KeyId::generate(),
-    };
-    Ok(MasterKey::generate(id).to_entry())
+    Ok(master_keys::new_key_entry(id)?)
 }
 
 /// Reads a password from standard input (one line) or, interactively, from the terminal.
@@ -75,11 +70,9 @@ pub fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
 
 /// `lanyard user create`.
 pub fn user_create(settings: &Settings, email: &str, admin: bool, password: Password) -> anyhow::Result<String> {
-    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
-    let (database, _) = open_database(settings)?;
-    let mut conn = database.connection()?;
-    let user =
-        accounts::create_user(&mut conn, &email, &password, admin).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let email = parse_email(email)?;
+    let prepared = open_database(settings)?;
+    let user = accounts::create_user(&mut *prepared.database.connection()?, &email, &password, admin)?;
     Ok(format!("Created {} ({}).", user.email, user.role.as_str()))
 }
 
@@ -91,24 +84,21 @@ pub fn token_create(
     scopes: &str,
     expires_in_days: Option<i64>,
 ) -> anyhow::Result<String> {
-    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
+    let email = parse_email(email)?;
     let name = tokens::parse_token_name(name).map_err(|message| anyhow::anyhow!("--name {message}"))?;
     let scopes = Scopes::parse(scopes).map_err(|message| anyhow::anyhow!("--scopes: {message}"))?;
     let expires_in_days = expires_in_days
         .map(tokens::parse_expiry_days)
         .transpose()
         .map_err(|message| anyhow::anyhow!("--expires-in-days {message}"))?;
-    let (database, _) = open_database(settings)?;
-    let mut conn = database.connection()?;
-    let user = accounts::find_by_email(&mut conn, &email)
-        .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
+    let prepared = open_database(settings)?;
+    let owner = user_id(&prepared, &email)?;
     let new = tokens::NewToken {
         name,
         scopes,
         expires_in_days,
     };
-    let created = tokens::create_token(&mut conn, user.id.0, &new, settings.caps.tokens)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let created = tokens::create_token(&mut *prepared.database.connection()?, owner, &new, settings.caps.tokens)?;
     Ok(created.secret.expose().to_owned())
 }
 
@@ -118,12 +108,19 @@ pub fn print_line(line: &str) -> anyhow::Result<()> {
     writeln!(out, "{line}").context("cannot write to standard output")
 }
 
-fn user_id_for(database: &Database, email: &str) -> anyhow::Result<uuid::Uuid> {
-    let email = Email::parse(email).map_err(|message| anyhow::anyhow!("--email {message}"))?;
-    let mut conn = database.connection()?;
-    let user = accounts::find_by_email(&mut conn, &email)
-        .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))?;
-    Ok(user.id.0)
+fn parse_email(raw: &str) -> anyhow::Result<Email> {
+    Email::parse(raw).map_err(|message| anyhow::anyhow!("--email {message}"))
+}
+
+/// The id of the user with this email, or an error that names the email.
+fn user_id(prepared: &Prepared, email: &Email) -> anyhow::Result<uuid::Uuid> {
+    accounts::id_by_email(&mut *prepared.database.connection()?, email)
+        .map_err(|_| anyhow::anyhow!("no user has the email {}", email.as_str()))
+}
+
+/// The same for an email as typed.
+fn user_id_for(prepared: &Prepared, email: &str) -> anyhow::Result<uuid::Uuid> {
+    user_id(prepared, &parse_email(email)?)
 }
 
 /// Which file format `lanyard import` reads.
@@ -149,11 +146,17 @@ pub fn import(
         ImportFormat::Json => import::parse_export(&text, &settings.egress),
     }
     .map_err(|error| anyhow::anyhow!("{}: {error}; nothing was imported", file.display()))?;
-    let (database, keyring) = open_database(settings)?;
-    let owner = user_id_for(&database, email)?;
-    let mut conn = database.connection()?;
-    let report = import::import(&mut conn, &keyring, owner, drafts, settings.caps.configurations)
-        .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
+    let prepared = open_database(settings)?;
+    let owner = user_id_for(&prepared, email)?;
+    let mut conn = prepared.database.connection()?;
+    let report = import::import(
+        &mut conn,
+        &prepared.keyring,
+        owner,
+        drafts,
+        settings.caps.configurations,
+    )
+    .map_err(|error| anyhow::anyhow!("{error}; nothing was imported"))?;
     let mut lines = vec![format!("Imported {} configuration(s).", report.created.len())];
     lines.extend(report.created.iter().map(|name| format!("  created: {name}")));
     lines.extend(
@@ -170,10 +173,10 @@ pub fn import(
 
 /// `lanyard export --email E [--output F]`: JSON without any secret.
 pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let (database, _) = open_database(settings)?;
-    let owner = user_id_for(&database, email)?;
-    let mut conn = database.connection()?;
-    let document = import::export(&mut conn, owner).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let prepared = open_database(settings)?;
+    let owner = user_id_for(&prepared, email)?;
+    let document =
+        import::export(&mut *prepared.database.connection()?, owner).map_err(|error| anyhow::anyhow!("{error}"))?;
     let json = serde_json::to_string_pretty(&document).context("cannot encode the export")?;
     match output {
         Some(path) => {
@@ -191,9 +194,8 @@ pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>
 
 /// `lanyard rotate-keys`: the report to print.
 pub fn rotate_keys(settings: &Settings) -> anyhow::Result<String> {
-    let (database, keyring) = open_database(settings)?;
-    let mut conn = database.connection()?;
-    let report = crate::services::master_keys::rotate(&mut conn, &keyring, 100)?;
+    let Prepared { database, keyring } = open_database(settings)?;
+    let report = master_keys::rotate(&mut *database.connection()?, &keyring, 100)?;
     let mut lines = vec![format!(
         "Re-encrypted {} key(s) under the active master key `{}`.",
         report.re_encrypted,
@@ -226,15 +228,8 @@ pub fn rotate_keys(settings: &Settings) -> anyhow::Result<String> {
 /// `lanyard keygen --from-passphrase`: the `passphrase:BASE64` entry equivalent to
 /// LANYARD_MASTER_PASSPHRASE for this database (its salt is kept there).
 pub fn keygen_from_passphrase(settings: &Settings, passphrase: &str) -> anyhow::Result<String> {
-    let pool = db::build_pool(&settings.database_url, 1).context("cannot prepare the database location")?;
-    let mut conn = Database::new(pool).connection()?;
-    let stored = crate::services::master_keys::StoredKeyState::read(&mut conn)?;
-    let salt = stored.passphrase_salt.ok_or_else(|| {
-        anyhow::anyhow!(
-            "this database has no passphrase salt yet: start Lanyard once with LANYARD_MASTER_PASSPHRASE set"
-        )
-    })?;
-    Ok(crate::services::master_keys::passphrase_key(passphrase, &salt)?.to_entry())
+    let database = startup::connect(&settings.database_url, 1)?;
+    Ok(master_keys::passphrase_entry(&mut *database.connection()?, passphrase)?)
 }
 
 /// Reads one line (a passphrase or password) from standard input.
@@ -250,11 +245,10 @@ pub fn read_stdin_line() -> anyhow::Result<zeroize::Zeroizing<String>> {
 /// `lanyard user set-password --email E --password-stdin`: ends the user's sessions and revokes
 /// their tokens; the user's security events record the command line as the actor.
 pub fn user_set_password(settings: &Settings, email: &str, password: Password) -> anyhow::Result<String> {
-    let (database, _) = open_database(settings)?;
-    let user_id = user_id_for(&database, email)?;
-    let mut conn = database.connection()?;
-    accounts::reset_password(&mut conn, user_id, &password, accounts::Actor::CommandLine)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let prepared = open_database(settings)?;
+    let user_id = user_id_for(&prepared, email)?;
+    let mut conn = prepared.database.connection()?;
+    accounts::reset_password(&mut conn, user_id, &password, accounts::Actor::CommandLine)?;
     Ok(format!(
         "Password changed for {email}; their sessions were ended and their tokens revoked."
     ))
@@ -263,11 +257,10 @@ pub fn user_set_password(settings: &Settings, email: &str, password: Password) -
 /// `lanyard user disable --email E`: ends their sessions and revokes their tokens for good; the
 /// user's security events record the command line as the actor.
 pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> {
-    let (database, _) = open_database(settings)?;
-    let user_id = user_id_for(&database, email)?;
-    let mut conn = database.connection()?;
-    accounts::set_disabled(&mut conn, user_id, true, accounts::Actor::CommandLine)
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let prepared = open_database(settings)?;
+    let user_id = user_id_for(&prepared, email)?;
+    let mut conn = prepared.database.connection()?;
+    accounts::set_disabled(&mut conn, user_id, true, accounts::Actor::CommandLine)?;
     Ok(format!(
         "Disabled {email}: their sessions were ended and their tokens revoked."
     ))
@@ -277,16 +270,16 @@ pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> 
 /// into an empty PostgreSQL database in one transaction, verifies the counts, and says what to
 /// set next.
 pub fn copy_database(settings: &Settings, to: &str) -> anyhow::Result<String> {
-    let target_url = db::DatabaseUrl::parse(to).map_err(|message| anyhow::anyhow!("--to: {message}"))?;
-    if !target_url.is_postgres() {
-        anyhow::bail!("--to must be a postgres:// or postgresql:// URL");
-    }
-    if target_url == settings.database_url {
-        anyhow::bail!("--to names the database Lanyard is configured with; name an empty PostgreSQL database");
-    }
-    let (source, _) = open_database(settings)?;
-    let target = Database::new(db::build_pool(&target_url, 1).context("cannot prepare the target")?);
-    let expected = operations::copy_database(&source, &target)?;
+    let target = CopyTarget::parse(to, &settings.database_url).map_err(|error| match error {
+        CopyError::TargetUrl(message) => anyhow::anyhow!("--to: {message}"),
+        CopyError::TargetNotPostgres => anyhow::anyhow!("--to must be a postgres:// or postgresql:// URL"),
+        CopyError::TargetIsSource => {
+            anyhow::anyhow!("--to names the database Lanyard is configured with; name an empty PostgreSQL database")
+        }
+        other => other.into(),
+    })?;
+    let source = open_database(settings)?;
+    let expected = operations::copy_database(&source.database, &target)?;
     let mut lines = vec!["Copied, and verified the counts:".to_owned()];
     lines.extend(expected.iter().map(|(table, count)| format!("  {table}: {count}")));
     lines.push(String::new());

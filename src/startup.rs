@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use crate::config::MasterKeySource;
 use crate::crypto::MasterKeyring;
-use crate::db::{self, Database};
+use crate::db::{self, Database, DatabaseUrl};
 use crate::services::configurations;
 use crate::services::master_keys::{self, KeyCheckError, StoredKeyState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("cannot prepare the database location: {0}")]
+    Location(String),
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     #[error(transparent)]
@@ -20,6 +22,26 @@ pub enum StartupError {
     Migrate(String),
     #[error("recomputing the stored key hints failed: {0}")]
     KeyHints(diesel::result::Error),
+}
+
+/// A database prepared for a command: connected, master keys checked, migrated.
+pub struct Prepared {
+    pub database: Database,
+    pub keyring: Arc<MasterKeyring>,
+}
+
+/// Connects with at most `pool_size` connections, checking and writing nothing (connections are
+/// opened when asked for).
+pub fn connect(url: &DatabaseUrl, pool_size: u32) -> Result<Database, StartupError> {
+    let pool = db::build_pool(url, pool_size).map_err(|error| StartupError::Location(error.to_string()))?;
+    Ok(Database::new(pool))
+}
+
+/// Connects and prepares the database exactly as `serve` does (key check, then migrations).
+pub fn open(url: &DatabaseUrl, source: &MasterKeySource, pool_size: u32) -> Result<Prepared, StartupError> {
+    let database = connect(url, pool_size)?;
+    let keyring = prepare_database(&database, source)?;
+    Ok(Prepared { database, keyring })
 }
 
 /// Runs the start-up sequence on one connection and returns the checked keyring. Blocking.

@@ -44,8 +44,9 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("error", &["db", "domain"]),
     // Settings read from the environment: below the services.
     ("config", &["db", "domain", "egress"]),
-    // Use cases; from `config` only plain settings types (`ITEM_LIMITS`).
-    ("services", &["config", "crypto", "db", "domain", "egress", "error", "metrics", "providers"]),
+    // Use cases; from `config` only plain settings types (`ITEM_LIMITS`). Not `error`: each
+    // service names what went wrong in an enum of its own, and `http::service_errors` maps it.
+    ("services", &["config", "crypto", "db", "domain", "egress", "metrics", "providers"]),
     // The edge shared by pages and the API: who is calling, CSRF, errors rendered once. It
     // composes the application's state (the database pool, the outbound client) and keeps the
     // sessions' store, so it may reach `db` and `egress`; pages and the API may not.
@@ -58,8 +59,10 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("startup", &["config", "crypto", "db", "domain", "egress", "error", "metrics", "services", "telemetry"]),
     // Builds the server: everything below it.
     ("app", &["api", "config", "crypto", "db", "domain", "egress", "error", "http", "metrics", "services", "startup", "telemetry", "web"]),
-    // The command line (another edge; today it still reaches into `db` and `crypto` itself).
-    ("commands", &["app", "config", "crypto", "db", "domain", "egress", "error", "metrics", "services", "startup", "telemetry"]),
+    // The command line, another edge: it parses its arguments (`domain`), reads the settings,
+    // opens the database through `startup` as `serve` does, calls services, and starts the
+    // server (`app`). No `db`, no `crypto`: pools, key checks, look-ups and copies are services'.
+    ("commands", &["app", "config", "domain", "services", "startup"]),
 ];
 
 /// (importing room, imported room, the only items it may name there).
@@ -94,8 +97,14 @@ const DIESEL_OUTSIDE_DB: &[(&str, &[&str])] = &[
 const STATE_AS_TEXT: &[&str] = &["diesel::AsExpression", "diesel::FromSqlRow", "diesel::sql_types::Text"];
 
 /// (file, room it imports against `ROOMS`) pairs tolerated for now, each to be removed by the
-/// change that fixes it. Empty since the edge redesign (issue 12); keep it that way.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
+/// change that fixes it.
+const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
+    // The configuration services still return `AppError`; the configuration rework (one parser
+    // per resource, errors of their own) removes these three.
+    ("src/services/configurations.rs", "error"),
+    ("src/services/connection_tests.rs", "error"),
+    ("src/services/import.rs", "error"),
+];
 
 // ---------------------------------------------------------------------------------------------
 // The checks.

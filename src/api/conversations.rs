@@ -54,10 +54,8 @@ fn conversation_id(raw: &str) -> Result<ConversationId, AppError> {
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let body = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
+    let body = caller
+        .run(&state.db, Scope::Read, |conn, principal| {
             let rows = conversations::list(conn, principal.user_id)?;
             let resources: Vec<_> = rows.into_iter().map(OverrideResource::from).collect();
             json_array(&resources, 160)
@@ -98,11 +96,15 @@ pub async fn set_override(
         return Err(AppError::Validation(errors).into());
     };
     let cap = state.settings.caps.overrides;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            conversations::set_override(conn, principal.user_id, &conversation, configuration_id, cap)
+    let row = caller
+        .run(&state.db, Scope::Write, move |conn, principal| {
+            Ok(conversations::set_override(
+                conn,
+                principal.user_id,
+                &conversation,
+                configuration_id,
+                cap,
+            )?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(OverrideResource::from(row)))
@@ -123,11 +125,9 @@ pub async fn remove_override(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let conversation = conversation_id(&path)?;
-    state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            conversations::remove_override(conn, principal.user_id, &conversation)
+    caller
+        .run(&state.db, Scope::Write, move |conn, principal| {
+            Ok(conversations::remove_override(conn, principal.user_id, &conversation)?)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -205,10 +205,8 @@ pub async fn resolve(
         .transpose()?;
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
-    let resolved = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Resolve)?;
+    let resolved = caller
+        .run(&state.db, Scope::Resolve, move |conn, principal| {
             let token_id = match &principal.credential {
                 Credential::Token { id, .. } => Some(*id),
                 Credential::Session => None,
@@ -217,7 +215,13 @@ pub async fn resolve(
                 user_id: principal.user_id,
                 token_id,
             };
-            conversations::resolve(conn, &keyring, &requester, conversation.as_ref(), fallback.as_ref())
+            Ok(conversations::resolve(
+                conn,
+                &keyring,
+                &requester,
+                conversation.as_ref(),
+                fallback.as_ref(),
+            )?)
         })
         .await?;
     let effective_base_url = resolved

@@ -138,7 +138,7 @@ impl FieldReader {
     }
 
     pub fn finish(self) -> Result<(), AppError> {
-        self.errors.into_result()
+        Ok(self.errors.into_result()?)
     }
 }
 

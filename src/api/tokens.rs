@@ -160,16 +160,9 @@ pub async fn create(
     };
     let errors = reader.errors.clone();
     reader.finish()?;
-    let (Some(name), Some(scopes)) = (name, scopes) else {
-        return Err(AppError::Validation(errors).into());
-    };
+    let new = tokens::NewToken::from_parsed(name, scopes, expires_in_days, errors)?;
     let client = client_address(&req);
     let cap = state.settings.caps.tokens;
-    let new = tokens::NewToken {
-        name,
-        scopes,
-        expires_in_days,
-    };
     let created = state
         .db
         .run(move |conn| {

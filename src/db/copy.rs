@@ -4,8 +4,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
 use super::api_tokens::TokenRow;
 use super::conversation_overrides::OverrideRow;
+use super::key_reveals::RevealRow;
 use super::llm_configurations::ConfigurationRow;
 use super::master_key_canaries::CanaryRow;
 use super::schema::{
@@ -15,7 +17,6 @@ use super::schema::{
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
 use super::users::UserRow;
-use super::{DbConnection, DbId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = instance_settings)]
@@ -23,19 +24,6 @@ pub struct SettingRow {
     pub name: String,
     pub value: String,
     pub updated_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = key_reveals)]
-pub struct RevealRow {
-    pub id: DbId,
-    pub user_id: DbId,
-    pub token_id: Option<DbId>,
-    pub configuration_id: Option<DbId>,
-    pub configuration_name: String,
-    pub conversation_id: Option<String>,
-    pub source: String,
-    pub revealed_at: NaiveDateTime,
 }
 
 /// Everything worth keeping (rate-limit counters are transient and stay behind).

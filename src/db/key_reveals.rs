@@ -26,10 +26,12 @@ pub fn insert(conn: &mut DbConnection, row: &RevealInsert<'_>) -> QueryResult<()
         .map(|_| ())
 }
 
-/// One audit line with the user's email, for admins.
-#[derive(Debug, Clone, Queryable)]
-pub struct RevealLine {
-    pub email: String,
+/// One stored audit line.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = key_reveals)]
+pub struct RevealRow {
+    pub id: DbId,
+    pub user_id: DbId,
     pub token_id: Option<DbId>,
     pub configuration_id: Option<DbId>,
     pub configuration_name: String,
@@ -38,19 +40,12 @@ pub struct RevealLine {
     pub revealed_at: NaiveDateTime,
 }
 
-pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<RevealLine>> {
+/// The latest audit lines, each with the user's email (for admins).
+pub fn recent(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<(RevealRow, String)>> {
     key_reveals::table
         .inner_join(users::table)
         .order((key_reveals::revealed_at.desc(), key_reveals::id.desc()))
         .limit(limit)
-        .select((
-            users::email,
-            key_reveals::token_id,
-            key_reveals::configuration_id,
-            key_reveals::configuration_name,
-            key_reveals::conversation_id,
-            key_reveals::source,
-            key_reveals::revealed_at,
-        ))
+        .select((RevealRow::as_select(), users::email))
         .load(conn)
 }

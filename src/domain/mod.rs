@@ -4,6 +4,7 @@
 mod account;
 mod configuration;
 mod conversation;
+mod field_errors;
 mod limits;
 mod provider;
 mod token;
@@ -11,6 +12,7 @@ mod token;
 pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
+pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

@@ -204,12 +204,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for ProtectedForm<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let payload = payload.take();
+        let form = read_checked_form(req.clone(), payload.take(), |req, token| {
+            check_request(req, &req.get_session(), token)
+        });
         Box::pin(async move {
-            let (body, pairs) = read_form(payload).await?;
-            check_request(&req, &req.get_session(), form_token(&pairs))?;
-            let fields = parse_fields(body)?;
+            let (fields, pairs, ()) = form.await?;
             Ok(ProtectedForm { fields, pairs })
         })
     }
@@ -228,15 +227,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignInForm<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let payload = payload.take();
+        let form = read_checked_form(req.clone(), payload.take(), check_sign_in_request);
         Box::pin(async move {
-            let (body, pairs) = read_form(payload).await?;
-            let csrf_token = check_sign_in_request(&req, form_token(&pairs))?;
-            let fields = parse_fields(body)?;
+            let (fields, _, csrf_token) = form.await?;
             Ok(SignInForm { fields, csrf_token })
         })
     }
+}
+
+/// Reads a urlencoded form, passes its CSRF token to `check` (with the request), and only then
+/// parses its fields: the fields, the pairs, and what `check` returned.
+async fn read_checked_form<T: DeserializeOwned, C>(
+    req: HttpRequest,
+    payload: Payload,
+    check: impl FnOnce(&HttpRequest, Option<&str>) -> Result<C, AppError>,
+) -> Result<(T, FormPairs, C), AppError> {
+    let (body, pairs) = read_form(payload).await?;
+    let checked = check(&req, form_token(&pairs))?;
+    let fields = parse_fields(body)?;
+    Ok((fields, pairs, checked))
 }
 
 /// The body of a urlencoded form (at most 64 KiB) and its fields as pairs.

@@ -56,6 +56,22 @@ impl Caller {
         Ok(principal)
     }
 
+    /// Checks the credential for `scope` and runs `work` with the caller, all in one database
+    /// task: the shape of a handler whose work is one unit of work.
+    pub async fn run<T: Send + 'static>(
+        self,
+        database: &db::Database,
+        scope: Scope,
+        work: impl FnOnce(&mut db::DbConnection, Principal) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        database
+            .run(move |conn| {
+                let principal = self.authorize(conn, scope)?;
+                work(conn, principal)
+            })
+            .await
+    }
+
     /// The same, in a blocking task of its own, for handlers whose work is not one database task.
     pub async fn authorize_async(self, database: &db::Database, scope: Scope) -> Result<Principal, AppError> {
         match self {

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod client;
 pub mod observability;
 pub mod page_error;
+pub mod service_errors;
 pub mod session;
 
 use std::sync::Arc;

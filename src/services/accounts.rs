@@ -6,14 +6,51 @@ use uuid::Uuid;
 
 use crate::crypto;
 use crate::db::{
-    self, DbConnection, DbId, api_tokens, auth_failures, instance_settings, security_events, sessions, users,
+    self, DbConnection, DbError, DbId, api_tokens, auth_failures, instance_settings, security_events, sessions, users,
 };
-use crate::domain::{Email, Password, Role};
-use crate::error::{AppError, FieldErrors};
+use crate::domain::{Email, FieldErrors, Password, Role};
+
+/// What went wrong with an account, in the product's words (the edge gives it a status).
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    #[error("no such user")]
+    NotFound,
+    /// Too many failed attempts from this address (or for this account from it).
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Unknown email, wrong password or disabled account: one answer for all three.
+    #[error("wrong email or password")]
+    LoginFailed,
+    /// Input refused, field by field.
+    #[error("the input is invalid")]
+    Invalid(FieldErrors),
+    #[error("registering the first user needs the setup link that Lanyard printed in its log at start-up")]
+    SetupLinkRequired,
+    #[error("registration is closed; ask an admin for an account")]
+    RegistrationClosed,
+    /// An action that can reveal keys came without the current password, or with a wrong one.
+    #[error("the current password is missing or wrong")]
+    ReauthenticationRequired,
+    /// The current password given to change it is wrong.
+    #[error("is not your current password")]
+    WrongPassword,
+    #[error("this is the last active admin: make another user admin first")]
+    LastAdmin,
+    #[error("hashing the password failed: {0}")]
+    PasswordHash(String),
+    #[error("stored security event is invalid")]
+    CorruptEvent,
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+super::store_error!(AccountsError);
 
 /// Hashes a new password (Argon2id: `crypto::hash_password`).
-pub fn hash_password(password: &Password) -> Result<String, AppError> {
-    crypto::hash_password(password.expose()).map_err(|error| AppError::Internal(error.to_string()))
+pub fn hash_password(password: &Password) -> Result<String, AccountsError> {
+    crypto::hash_password(password.expose()).map_err(|error| AccountsError::PasswordHash(error.to_string()))
 }
 
 #[derive(Debug, Clone)]
@@ -29,16 +66,13 @@ pub fn create_user(
     email: &Email,
     password: &Password,
     admin: bool,
-) -> Result<CreatedUser, AppError> {
+) -> Result<CreatedUser, AccountsError> {
     // Hash outside the transaction: it takes tens of milliseconds and holds no lock.
     let password_hash = hash_password(password)?;
     db::write_transaction(conn, |conn| {
         let email_key = email.key();
         if users::find_by_email_key(conn, &email_key)?.is_some() {
-            return Err(AppError::conflict(
-                Some("email"),
-                "a user with this email already exists",
-            ));
+            return Err(AccountsError::EmailTaken);
         }
         let role = if admin || users::count(conn)? == 0 {
             Role::Admin
@@ -68,9 +102,10 @@ pub fn create_user(
     })
 }
 
-/// The active user with this email, or a clear error.
-pub fn find_by_email(conn: &mut DbConnection, email: &Email) -> Result<users::UserRow, AppError> {
-    users::find_by_email_key(conn, &email.key())?.ok_or(AppError::NotFound)
+/// The id of the user with this email.
+pub fn id_by_email(conn: &mut DbConnection, email: &Email) -> Result<Uuid, AccountsError> {
+    let user = users::find_by_email_key(conn, &email.key())?.ok_or(AccountsError::NotFound)?;
+    Ok(user.id.0)
 }
 
 /// Failed logins and registrations are limited over this window...
@@ -109,7 +144,12 @@ const REGISTRATION_ATTEMPTS: &str = "(registration)";
 /// the limit allows are judged, on both databases. The row stands for a failure until the
 /// caller calls [`release_attempt`] because the password was right: one table, no separate
 /// "attempt" and "failure" rows, at the price of an attempt in flight counting for a moment.
-fn reserve_attempt(conn: &mut DbConnection, account_key: &str, client: &str, limits: Limits) -> Result<DbId, AppError> {
+fn reserve_attempt(
+    conn: &mut DbConnection,
+    account_key: &str,
+    client: &str,
+    limits: Limits,
+) -> Result<DbId, AccountsError> {
     let now = db::now();
     db::write_transaction(conn, |conn| {
         auth_failures::lock_client_address(conn, client)?;
@@ -120,14 +160,14 @@ fn reserve_attempt(conn: &mut DbConnection, account_key: &str, client: &str, lim
         if pair_spent || by_address >= MAX_FAILURES_PER_ADDRESS {
             let retry_at = oldest.unwrap_or(now) + FAILURE_WINDOW;
             let retry_after_secs = (retry_at - now).num_seconds().max(1) as u64;
-            return Err(AppError::RateLimited { retry_after_secs });
+            return Err(AccountsError::RateLimited { retry_after_secs });
         }
         Ok(auth_failures::record(conn, account_key, client, now)?)
     })
 }
 
 /// The password of a reserved attempt was right: it no longer counts.
-fn release_attempt(conn: &mut DbConnection, attempt: DbId) -> Result<(), AppError> {
+fn release_attempt(conn: &mut DbConnection, attempt: DbId) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         auth_failures::delete(conn, attempt)?;
         Ok(())
@@ -144,7 +184,12 @@ pub struct SignedInUser {
 
 /// Checks an email and password. Unknown email, wrong password and disabled account all get
 /// [`LOGIN_FAILED`] after the same amount of work.
-pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str) -> Result<SignedInUser, AppError> {
+pub fn login(
+    conn: &mut DbConnection,
+    email: &str,
+    password: &str,
+    client: &str,
+) -> Result<SignedInUser, AccountsError> {
     let account_key = email.trim().to_lowercase();
     let attempt = reserve_attempt(conn, &account_key, client, Limits::AccountAndAddress)?;
     let user = users::find_by_email_key(conn, &account_key)?;
@@ -165,13 +210,13 @@ pub fn login(conn: &mut DbConnection, email: &str, password: &str, client: &str)
             })
         }
         // The reserved attempt stays: it is the recorded failure.
-        _ => Err(AppError::Validation(FieldErrors::single("email", LOGIN_FAILED))),
+        _ => Err(AccountsError::LoginFailed),
     }
 }
 
 /// While no user exists, issues a fresh one-time setup token (only its hash is stored) for the
 /// start-up log's registration link. `None` once users exist.
-pub fn issue_setup_token(conn: &mut DbConnection) -> Result<Option<String>, AppError> {
+pub fn issue_setup_token(conn: &mut DbConnection) -> Result<Option<String>, AccountsError> {
     db::write_transaction(conn, |conn| {
         if users::count(conn)? > 0 {
             return Ok(None);
@@ -183,12 +228,12 @@ pub fn issue_setup_token(conn: &mut DbConnection) -> Result<Option<String>, AppE
 }
 
 /// Whether anyone may register now (an admin opened registration).
-pub fn registration_open(conn: &mut DbConnection) -> Result<bool, AppError> {
+pub fn registration_open(conn: &mut DbConnection) -> Result<bool, AccountsError> {
     Ok(instance_settings::get(conn, REGISTRATION_OPEN_SETTING)?.as_deref() == Some("true"))
 }
 
 /// Whether the instance still waits for its first user.
-pub fn needs_setup(conn: &mut DbConnection) -> Result<bool, AppError> {
+pub fn needs_setup(conn: &mut DbConnection) -> Result<bool, AccountsError> {
     Ok(users::count(conn)? == 0)
 }
 
@@ -210,7 +255,7 @@ pub const EMAIL_UNUSABLE: &str = "this e-mail cannot be used";
 /// Every attempt counts against the per-address login limit before anything else happens, and
 /// the password is hashed only once the budget, the right to register and every field have
 /// passed: a taken e-mail gets [`EMAIL_UNUSABLE`] like any other unusable one.
-pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) -> Result<SignedInUser, AppError> {
+pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) -> Result<SignedInUser, AccountsError> {
     reserve_attempt(conn, REGISTRATION_ATTEMPTS, client, Limits::Address)?;
     // Judged here to refuse early and cheaply, and again when inserting (authoritative).
     let first_user = users::count(conn)? == 0;
@@ -228,7 +273,7 @@ pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) 
         .map_err(|message| errors.add("password", message))
         .ok();
     let (Some(email), Some(password)) = (email, password) else {
-        return Err(AppError::Validation(errors));
+        return Err(AccountsError::Invalid(errors));
     };
     let password_hash = hash_password(&password)?;
     let account_key = email.key();
@@ -237,7 +282,7 @@ pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) 
         let first_user = users::count(conn)? == 0;
         ensure_may_register(conn, first_user, form.setup_token, true)?;
         if users::find_by_email_key(conn, &account_key)?.is_some() {
-            return Err(AppError::validation("email", EMAIL_UNUSABLE));
+            return Err(email_unusable());
         }
         let role = if first_user { Role::Admin } else { Role::Member };
         let id = Uuid::now_v7();
@@ -257,9 +302,9 @@ pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) 
         .map_err(|error| match error {
             // Registered by someone else since the check (PostgreSQL).
             diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                AppError::validation("email", EMAIL_UNUSABLE)
+                email_unusable()
             }
-            other => AppError::from(other),
+            other => AccountsError::from(other),
         })?;
         Ok(SignedInUser {
             id,
@@ -269,6 +314,10 @@ pub fn register(conn: &mut DbConnection, form: &Registration<'_>, client: &str) 
     })
 }
 
+fn email_unusable() -> AccountsError {
+    AccountsError::Invalid(FieldErrors::single("email", EMAIL_UNUSABLE))
+}
+
 /// The first user needs the setup token, later ones open registration. `consume` takes the
 /// setup token (inside the inserting transaction: exactly one request can take it).
 fn ensure_may_register(
@@ -276,7 +325,7 @@ fn ensure_may_register(
     first_user: bool,
     setup_token: Option<&str>,
     consume: bool,
-) -> Result<(), AppError> {
+) -> Result<(), AccountsError> {
     if first_user {
         let presented = setup_token.map(crypto::hash_setup_token).unwrap_or_default();
         let valid = !presented.is_empty()
@@ -286,14 +335,10 @@ fn ensure_may_register(
                 setup_token_valid(conn, setup_token.unwrap_or_default())?
             };
         if !valid {
-            return Err(AppError::Forbidden(
-                "registering the first user needs the setup link that Lanyard printed in its log at start-up".into(),
-            ));
+            return Err(AccountsError::SetupLinkRequired);
         }
     } else if !registration_open(conn)? {
-        return Err(AppError::Forbidden(
-            "registration is closed; ask an admin for an account".into(),
-        ));
+        return Err(AccountsError::RegistrationClosed);
     }
     Ok(())
 }
@@ -305,7 +350,7 @@ fn current_password_matches(
     user: &users::UserRow,
     presented: &str,
     client: &str,
-) -> Result<bool, AppError> {
+) -> Result<bool, AccountsError> {
     let attempt = reserve_attempt(conn, &user.email_key, client, Limits::AccountAndAddress)?;
     if crypto::verify_password(&user.password_hash, presented) {
         release_attempt(conn, attempt)?;
@@ -316,22 +361,22 @@ fn current_password_matches(
 }
 
 /// Re-authenticates the signed-in user for an action that can reveal keys: the current password
-/// must come with the request. Missing or wrong: [`AppError::ReauthenticationRequired`]; a wrong
+/// must come with the request. Missing or wrong: [`AccountsError::ReauthenticationRequired`]; a wrong
 /// one counts against the login limits.
 pub fn reauthenticate(
     conn: &mut DbConnection,
     user_id: Uuid,
     current_password: Option<&str>,
     client: &str,
-) -> Result<(), AppError> {
+) -> Result<(), AccountsError> {
     let Some(presented) = current_password.filter(|password| !password.is_empty()) else {
-        return Err(AppError::ReauthenticationRequired);
+        return Err(AccountsError::ReauthenticationRequired);
     };
     let user = find_user(conn, user_id)?;
     if current_password_matches(conn, &user, presented, client)? {
         Ok(())
     } else {
-        Err(AppError::ReauthenticationRequired)
+        Err(AccountsError::ReauthenticationRequired)
     }
 }
 
@@ -343,10 +388,10 @@ pub fn change_password(
     current: &str,
     new: &Password,
     client: &str,
-) -> Result<(), AppError> {
+) -> Result<(), AccountsError> {
     let user = find_user(conn, user_id)?;
     if !current_password_matches(conn, &user, current, client)? {
-        return Err(AppError::validation("current_password", "is not your current password"));
+        return Err(AccountsError::WrongPassword);
     }
     let hash = hash_password(new)?;
     db::write_transaction(conn, |conn| {
@@ -358,7 +403,7 @@ pub fn change_password(
 
 /// Whether `token` is the current setup token (read-only: the token is consumed only by
 /// registering).
-pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, AppError> {
+pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, AccountsError> {
     let stored = instance_settings::get(conn, SETUP_TOKEN_SETTING)?;
     Ok(stored
         .is_some_and(|stored| crypto::constant_time_eq(stored.as_bytes(), crypto::hash_setup_token(token).as_bytes())))
@@ -366,19 +411,16 @@ pub fn setup_token_valid(conn: &mut DbConnection, token: &str) -> Result<bool, A
 
 /// The last admin who can log in must stay one: no disabling, demoting or deleting them. Judged
 /// on the admins as they are once locked, not on a row read before.
-fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Result<(), AppError> {
+fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Result<(), AccountsError> {
     let active_admins = users::lock_active_admins(conn)?;
     if active_admins.len() <= 1 && active_admins.contains(&user.id) {
-        return Err(AppError::conflict(
-            None,
-            "this is the last active admin: make another user admin first",
-        ));
+        return Err(AccountsError::LastAdmin);
     }
     Ok(())
 }
 
-fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AppError> {
-    users::find_by_id(conn, DbId(user_id))?.ok_or(AppError::NotFound)
+fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AccountsError> {
+    users::find_by_id(conn, DbId(user_id))?.ok_or(AccountsError::NotFound)
 }
 
 /// Who changed an account, for its security events.
@@ -426,7 +468,7 @@ fn record_event(
     actor: Actor,
     sessions_ended: usize,
     tokens_revoked: usize,
-) -> Result<(), AppError> {
+) -> Result<(), AccountsError> {
     let (actor_id, actor_name) = match actor {
         Actor::Admin(admin_id) => (Some(DbId(admin_id)), find_user(conn, admin_id)?.email),
         Actor::CommandLine => (None, COMMAND_LINE.to_owned()),
@@ -452,7 +494,7 @@ const COMMAND_LINE: &str = "the command line";
 
 /// Ends every session of the user and revokes every token they hold, for good: returns how
 /// many of each.
-fn cut_off(conn: &mut DbConnection, user_id: Uuid) -> Result<(usize, usize), AppError> {
+fn cut_off(conn: &mut DbConnection, user_id: Uuid) -> Result<(usize, usize), AccountsError> {
     let sessions_ended = sessions::delete_for_user(conn, DbId(user_id), None)?;
     let tokens_revoked = api_tokens::revoke_all_for_user(conn, DbId(user_id))?;
     Ok((sessions_ended, tokens_revoked))
@@ -460,7 +502,7 @@ fn cut_off(conn: &mut DbConnection, user_id: Uuid) -> Result<(usize, usize), App
 
 /// Disables a user (ending every session and revoking every token at once: enabling them again
 /// brings no token back) or re-enables them; either way a security event records who did it.
-pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool, actor: Actor) -> Result<(), AppError> {
+pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool, actor: Actor) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         let user = find_user(conn, user_id)?;
         let (kind, (sessions_ended, tokens_revoked)) = if disabled {
@@ -474,7 +516,7 @@ pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool, acto
     })
 }
 
-pub fn set_role(conn: &mut DbConnection, user_id: Uuid, role: Role) -> Result<(), AppError> {
+pub fn set_role(conn: &mut DbConnection, user_id: Uuid, role: Role) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         let user = find_user(conn, user_id)?;
         if role == Role::Member {
@@ -486,7 +528,7 @@ pub fn set_role(conn: &mut DbConnection, user_id: Uuid, role: Role) -> Result<()
 }
 
 /// Deletes a user with everything they own.
-pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppError> {
+pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         let user = find_user(conn, user_id)?;
         ensure_not_last_admin(conn, &user)?;
@@ -497,7 +539,12 @@ pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppErro
 
 /// Sets a new password without the old one (an admin's reset, or the command line), ending
 /// every session of the user and revoking their tokens; a security event records who did it.
-pub fn reset_password(conn: &mut DbConnection, user_id: Uuid, new: &Password, actor: Actor) -> Result<(), AppError> {
+pub fn reset_password(
+    conn: &mut DbConnection,
+    user_id: Uuid,
+    new: &Password,
+    actor: Actor,
+) -> Result<(), AccountsError> {
     let hash = hash_password(new)?;
     db::write_transaction(conn, |conn| {
         find_user(conn, user_id)?;
@@ -528,11 +575,10 @@ pub struct SecurityEvent {
 }
 
 impl SecurityEvent {
-    fn from_row(row: security_events::EventRow, user_email: Option<String>) -> Result<Self, AppError> {
+    fn from_row(row: security_events::EventRow, user_email: Option<String>) -> Result<Self, AccountsError> {
         Ok(SecurityEvent {
             user_email,
-            kind: SecurityEventKind::parse(&row.event)
-                .ok_or_else(|| AppError::Internal("stored security event is invalid".into()))?,
+            kind: SecurityEventKind::parse(&row.event).ok_or(AccountsError::CorruptEvent)?,
             actor: row.actor,
             sessions_ended: row.sessions_ended,
             tokens_revoked: row.tokens_revoked,
@@ -558,7 +604,7 @@ impl SecurityEvent {
 const EVENTS_SHOWN: i64 = 50;
 
 /// The user's own security events, newest first.
-pub fn security_events_of(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<SecurityEvent>, AppError> {
+pub fn security_events_of(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<SecurityEvent>, AccountsError> {
     security_events::list_for_user(conn, DbId(user_id), EVENTS_SHOWN)?
         .into_iter()
         .map(|row| SecurityEvent::from_row(row, None))
@@ -566,7 +612,7 @@ pub fn security_events_of(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<
 }
 
 /// Everyone's recent security events, newest first (for admins).
-pub fn recent_security_events(conn: &mut DbConnection) -> Result<Vec<SecurityEvent>, AppError> {
+pub fn recent_security_events(conn: &mut DbConnection) -> Result<Vec<SecurityEvent>, AccountsError> {
     security_events::recent(conn, EVENTS_SHOWN * 2)?
         .into_iter()
         .map(|(row, email)| SecurityEvent::from_row(row, Some(email)))
@@ -574,7 +620,7 @@ pub fn recent_security_events(conn: &mut DbConnection) -> Result<Vec<SecurityEve
 }
 
 /// Opens or closes self-service registration.
-pub fn set_registration_open(conn: &mut DbConnection, open: bool) -> Result<(), AppError> {
+pub fn set_registration_open(conn: &mut DbConnection, open: bool) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         instance_settings::set(conn, REGISTRATION_OPEN_SETTING, if open { "true" } else { "false" })?;
         Ok(())

@@ -7,10 +7,20 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
-use super::accounts::{self, SecurityEvent};
-use crate::db::{DbConnection, key_reveals, llm_configurations, users};
+use super::accounts::{self, AccountsError, SecurityEvent};
+use crate::db::{DbConnection, DbError, key_reveals, llm_configurations, users};
 use crate::domain::{Role, TestStatus};
-use crate::error::AppError;
+
+/// What can go wrong reading the instance's overview: nothing of the admin's doing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Account(#[from] AccountsError),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+super::store_error!(AdminError);
 
 /// A user as the admin page lists them.
 #[derive(Debug, Clone)]
@@ -50,7 +60,7 @@ pub struct AdminOverview {
 /// Reveals shown on the admin page.
 const REVEALS_SHOWN: i64 = 100;
 
-pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AppError> {
+pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AdminError> {
     let mut health: HashMap<Uuid, (i64, i64, i64)> = HashMap::new();
     for (user_id, status, count) in llm_configurations::health_by_user(conn)? {
         let entry = health.entry(user_id.0).or_default();
@@ -78,9 +88,9 @@ pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AppError> {
         .collect();
     let reveals = key_reveals::recent(conn, REVEALS_SHOWN)?
         .into_iter()
-        .map(|line| Reveal {
+        .map(|(line, email)| Reveal {
             at: line.revealed_at,
-            email: line.email,
+            email,
             configuration: line.configuration_name,
             source: line.source,
             conversation: line.conversation_id,

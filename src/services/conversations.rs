@@ -7,11 +7,31 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
-use crate::db::{self, DbConnection, DbId, key_reveals};
+use crate::db::{self, DbConnection, DbError, DbId, key_reveals};
 use crate::domain::{Configuration, ConversationId, ConversationOverride, FallbackConfiguration, Provider, UserCap};
-use crate::error::AppError;
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<ConversationOverride>, AppError> {
+/// What went wrong with an override or a resolution (the edge gives it a status).
+#[derive(Debug, thiserror::Error)]
+pub enum ConversationsError {
+    /// No such configuration (or user) for this owner; or nothing to resolve to.
+    #[error("not found")]
+    NotFound,
+    /// A new pin beyond the user's cap.
+    #[error("{}", .0.describe())]
+    CapReached(UserCap),
+    /// The stored key does not open under any configured master key.
+    #[error("the stored API key cannot be decrypted; re-enter the key")]
+    KeyUnreadable,
+    /// A row written or read a moment ago is gone: a bug, not the caller's doing.
+    #[error("{0}")]
+    Vanished(&'static str),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+super::store_error!(ConversationsError);
+
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<ConversationOverride>, ConversationsError> {
     Ok(overrides::list_for_user(conn, DbId(owner))?
         .into_iter()
         .map(ConversationOverride::from)
@@ -26,17 +46,17 @@ pub fn set_override(
     conversation: &ConversationId,
     configuration_id: Uuid,
     cap: UserCap,
-) -> Result<ConversationOverride, AppError> {
+) -> Result<ConversationOverride, ConversationsError> {
     db::write_transaction(conn, |conn| {
         // The owner's row is the lock that makes the count exact under concurrent pins.
         if !db::users::lock_owner(conn, DbId(owner))? {
-            return Err(AppError::NotFound);
+            return Err(ConversationsError::NotFound);
         }
-        store::find_for_user(conn, DbId(owner), DbId(configuration_id))?.ok_or(AppError::NotFound)?;
+        store::find_for_user(conn, DbId(owner), DbId(configuration_id))?.ok_or(ConversationsError::NotFound)?;
         if overrides::find(conn, DbId(owner), conversation.as_str())?.is_none()
             && cap.is_reached(overrides::count_for_user(conn, DbId(owner))?)
         {
-            return Err(AppError::cap_reached(&cap));
+            return Err(ConversationsError::CapReached(cap));
         }
         overrides::upsert(
             conn,
@@ -47,12 +67,16 @@ pub fn set_override(
         )?;
         overrides::find(conn, DbId(owner), conversation.as_str())?
             .map(ConversationOverride::from)
-            .ok_or_else(|| AppError::Internal("the override vanished after writing it".into()))
+            .ok_or(ConversationsError::Vanished("the override vanished after writing it"))
     })
 }
 
 /// Removes a conversation's override; removing one that does not exist is not an error.
-pub fn remove_override(conn: &mut DbConnection, owner: Uuid, conversation: &ConversationId) -> Result<(), AppError> {
+pub fn remove_override(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    conversation: &ConversationId,
+) -> Result<(), ConversationsError> {
     overrides::delete(conn, DbId(owner), conversation.as_str())?;
     Ok(())
 }
@@ -102,7 +126,7 @@ pub fn resolve(
     requester: &Requester,
     conversation: Option<&ConversationId>,
     fallback: Option<&FallbackConfiguration>,
-) -> Result<Resolved, AppError> {
+) -> Result<Resolved, ConversationsError> {
     let owner = DbId(requester.user_id);
     db::write_transaction(conn, |conn| {
         let pinned = match conversation {
@@ -134,7 +158,7 @@ pub fn resolve(
         };
         let Some((source, row)) = chosen else {
             let Some(fallback) = fallback else {
-                return Err(AppError::NotFound);
+                return Err(ConversationsError::NotFound);
             };
             audit(conn, Source::Fallback, None)?;
             return Ok(Resolved {
@@ -150,8 +174,9 @@ pub fn resolve(
         let api_key = open_key(keyring, &row)?;
         store::record_use(conn, owner, row.id, now)?;
         audit(conn, source, Some((row.id, &row.name)))?;
-        let row = store::find_for_user(conn, owner, row.id)?
-            .ok_or_else(|| AppError::Internal("the configuration vanished while resolving".into()))?;
+        let row = store::find_for_user(conn, owner, row.id)?.ok_or(ConversationsError::Vanished(
+            "the configuration vanished while resolving",
+        ))?;
         Ok(Resolved {
             source,
             provider: row.provider,
@@ -165,7 +190,7 @@ pub fn resolve(
 }
 
 /// The key in clear, or 409 `key_unreadable` (never a partial key, never a 500).
-fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<SecretString>, AppError> {
+fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<SecretString>, ConversationsError> {
     let Some(sealed) = &row.api_key_encrypted else {
         return Ok(None);
     };
@@ -173,7 +198,9 @@ fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<Se
         owner: row.user_id.0,
         configuration: row.id.0,
     };
-    let plain = keyring.open(sealed, binding).map_err(|_| AppError::KeyUnreadable)?;
-    let key = String::from_utf8(plain.to_vec()).map_err(|_| AppError::KeyUnreadable)?;
+    let plain = keyring
+        .open(sealed, binding)
+        .map_err(|_| ConversationsError::KeyUnreadable)?;
+    let key = String::from_utf8(plain.to_vec()).map_err(|_| ConversationsError::KeyUnreadable)?;
     Ok(Some(SecretString::from(key)))
 }

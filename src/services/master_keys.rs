@@ -41,6 +41,8 @@ pub enum KeyCheckError {
     KeyFile { path: PathBuf, detail: String },
     #[error("{0}")]
     Passphrase(String),
+    #[error("this database has no passphrase salt yet: start Lanyard once with LANYARD_MASTER_PASSPHRASE set")]
+    NoPassphraseSalt,
     #[error("database error during the master-key check: {0}")]
     Database(String),
 }
@@ -89,6 +91,23 @@ pub fn passphrase_key(passphrase: &str, salt: &str) -> Result<MasterKey, KeyChec
     }
     let bytes = crypto::stretch_passphrase(passphrase, salt).map_err(KeyCheckError::Passphrase)?;
     Ok(MasterKey::new(KeyId::parse(PASSPHRASE_KEY_ID)?, *bytes))
+}
+
+/// A new random master key as an `ID:BASE64` entry, under `id` or a random one.
+pub fn new_key_entry(id: Option<&str>) -> Result<String, crate::crypto::KeyringError> {
+    let id = match id {
+        Some(id) => KeyId::parse(id)?,
+        None => KeyId::generate(),
+    };
+    Ok(MasterKey::generate(id).to_entry())
+}
+
+/// The `passphrase:BASE64` entry that `passphrase` stretches to under this database's salt.
+pub fn passphrase_entry(conn: &mut DbConnection, passphrase: &str) -> Result<String, KeyCheckError> {
+    let salt = StoredKeyState::read(conn)?
+        .passphrase_salt
+        .ok_or(KeyCheckError::NoPassphraseSalt)?;
+    Ok(passphrase_key(passphrase, &salt)?.to_entry())
 }
 
 fn new_salt() -> String {

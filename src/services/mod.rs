@@ -1,5 +1,7 @@
 //! Use cases. They take a database connection and validated domain values, and know nothing of
-//! HTTP: the same functions serve the JSON API, the pages and the command line.
+//! HTTP: the same functions serve the JSON API, the pages and the command line. Each service
+//! names what went wrong in an error enum of its own; the edge (`http::service_errors`) gives
+//! those a status and a code, once.
 
 pub mod accounts;
 pub mod admin;
@@ -18,7 +20,19 @@ use uuid::Uuid;
 pub type Work = crate::db::DbConnection;
 
 use crate::domain::{Role, Scope, Scopes};
-use crate::error::AppError;
+
+/// `From<diesel::result::Error>` for a service error whose `Store` variant holds a `DbError`, so
+/// that `?` on a query and `db::write_transaction` work inside the service.
+macro_rules! store_error {
+    ($error:ty) => {
+        impl From<diesel::result::Error> for $error {
+            fn from(error: diesel::result::Error) -> Self {
+                Self::Store(crate::db::DbError::Query(error))
+            }
+        }
+    };
+}
+pub(crate) use store_error;
 
 /// Who is making a request, and through what.
 #[derive(Debug, Clone)]
@@ -43,18 +57,22 @@ impl Principal {
         matches!(self.credential, Credential::Session)
     }
 
-    /// Refuses (403) a credential that lacks `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+    /// Refuses a credential that lacks `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), AccessError> {
         match &self.credential {
             Credential::Token { scopes, .. } if scopes.grants(scope) => Ok(()),
-            Credential::Token { .. } => Err(AppError::Forbidden(format!(
-                "this token lacks the `{}` scope",
-                scope.as_str()
-            ))),
+            Credential::Token { .. } => Err(AccessError::MissingScope(scope)),
             Credential::Session if scope != Scope::Resolve => Ok(()),
-            Credential::Session => Err(AppError::Forbidden(
-                "a browser session cannot use the `resolve` scope; use an API token".into(),
-            )),
+            Credential::Session => Err(AccessError::SessionCannotResolve),
         }
     }
+}
+
+/// A credential that does not reach what it asks for.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("this token lacks the `{}` scope", .0.as_str())]
+    MissingScope(Scope),
+    #[error("a browser session cannot use the `resolve` scope; use an API token")]
+    SessionCannotResolve,
 }

@@ -4,10 +4,19 @@
 
 use chrono::Duration;
 
-use crate::db::{self, Database, DbError};
+use crate::db::{self, Database, DatabaseUrl, DbError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// The target's URL does not parse.
+    #[error("{0}")]
+    TargetUrl(String),
+    #[error("the target must be a postgres:// or postgresql:// URL")]
+    TargetNotPostgres,
+    #[error("the target is the database Lanyard is configured with; name an empty PostgreSQL database")]
+    TargetIsSource,
+    #[error("cannot prepare the target: {0}")]
+    TargetPool(String),
     #[error("cannot read the source database: {0}")]
     Read(String),
     #[error("cannot connect to the target: {0}")]
@@ -25,9 +34,30 @@ pub enum CopyError {
     },
 }
 
+/// Where `copy-database` writes: an empty PostgreSQL database other than the source.
+pub struct CopyTarget(Database);
+
+impl CopyTarget {
+    /// Checks the target's URL against the source's; connects to nothing yet.
+    pub fn parse(raw: &str, source: &DatabaseUrl) -> Result<Self, CopyError> {
+        let url = DatabaseUrl::parse(raw).map_err(CopyError::TargetUrl)?;
+        if !url.is_postgres() {
+            return Err(CopyError::TargetNotPostgres);
+        }
+        if url == *source {
+            return Err(CopyError::TargetIsSource);
+        }
+        let pool = db::build_pool(&url, 1).map_err(|error| CopyError::TargetPool(error.to_string()))?;
+        Ok(CopyTarget(Database::new(pool)))
+    }
+}
+
 /// Copies every row of `source` into `target` (migrated first, and refused unless it holds no
 /// user) in one transaction, then checks the counts table by table. Returns them.
-pub fn copy_database(source: &Database, target: &Database) -> Result<Vec<(&'static str, i64)>, CopyError> {
+pub fn copy_database(
+    source: &Database,
+    CopyTarget(target): &CopyTarget,
+) -> Result<Vec<(&'static str, i64)>, CopyError> {
     let snapshot = {
         let mut conn = source
             .connection()

@@ -3,11 +3,34 @@
 use chrono::{Duration, NaiveDateTime};
 use uuid::Uuid;
 
-use super::{Credential, Principal, accounts};
+use super::accounts::{self, AccountsError};
+use super::{Credential, Principal};
 use crate::crypto::{self, TokenSecret, hash_token};
-use crate::db::{self, DbConnection, DbId, api_tokens, users};
-use crate::domain::{Scope, Scopes, UserCap};
-use crate::error::AppError;
+use crate::db::{self, DbConnection, DbError, DbId, api_tokens, users};
+use crate::domain::{FieldErrors, Scope, Scopes, UserCap};
+
+/// What went wrong with a token, in the product's words (the edge gives it a status).
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    /// No such token (or user) for this owner.
+    #[error("no such token")]
+    NotFound,
+    /// The user holds as many live tokens as the cap allows.
+    #[error("{}", .0.describe())]
+    CapReached(UserCap),
+    /// A presented token that is unknown, revoked, expired or its owner's disabled: one answer.
+    #[error("missing or invalid credentials")]
+    InvalidCredential,
+    #[error("stored token scopes are invalid")]
+    CorruptScopes,
+    /// Re-authenticating for a `resolve` token failed.
+    #[error(transparent)]
+    Account(#[from] AccountsError),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+super::store_error!(TokensError);
 
 /// A token's name: trimmed, 1 to 64 characters, no control characters.
 pub fn parse_token_name(raw: &str) -> Result<String, String> {
@@ -49,13 +72,33 @@ pub struct NewToken {
     pub expires_in_days: Option<i64>,
 }
 
+impl NewToken {
+    /// The token to create once every field has parsed; else the refusals in `errors` (the page
+    /// and the API read their fields differently, and share this).
+    pub fn from_parsed(
+        name: Option<String>,
+        scopes: Option<Scopes>,
+        expires_in_days: Option<i64>,
+        errors: FieldErrors,
+    ) -> Result<Self, FieldErrors> {
+        match (name, scopes) {
+            (Some(name), Some(scopes)) if errors.is_empty() => Ok(NewToken {
+                name,
+                scopes,
+                expires_in_days,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// Creates a token, refusing one more live token than `cap` allows the user.
 pub fn create_token(
     conn: &mut DbConnection,
     user_id: Uuid,
     new: &NewToken,
     cap: UserCap,
-) -> Result<CreatedToken, AppError> {
+) -> Result<CreatedToken, TokensError> {
     let secret = TokenSecret::generate();
     let id = Uuid::now_v7();
     let now = db::now();
@@ -63,10 +106,10 @@ pub fn create_token(
     db::write_transaction(conn, |conn| {
         // The owner's row is the lock that makes the count exact under concurrent creations.
         if !users::lock_owner(conn, DbId(user_id))? {
-            return Err(AppError::NotFound);
+            return Err(TokensError::NotFound);
         }
         if cap.is_reached(api_tokens::count_live_for_user(conn, DbId(user_id), now)?) {
-            return Err(AppError::cap_reached(&cap));
+            return Err(TokensError::CapReached(cap));
         }
         api_tokens::insert(
             conn,
@@ -80,7 +123,7 @@ pub fn create_token(
                 expires_at,
             },
         )?;
-        Ok::<_, AppError>(())
+        Ok::<_, TokensError>(())
     })?;
     Ok(CreatedToken {
         id,
@@ -103,7 +146,7 @@ pub fn create_for_session(
     cap: UserCap,
     current_password: Option<&str>,
     client: &str,
-) -> Result<CreatedToken, AppError> {
+) -> Result<CreatedToken, TokensError> {
     if new.scopes.iter().any(|scope| scope == Scope::Resolve) {
         accounts::reauthenticate(conn, user_id, current_password, client)?;
     }
@@ -115,19 +158,18 @@ const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
 
 /// Authenticates a presented bearer token: it must exist, be unrevoked and unexpired, and
 /// belong to an enabled user. Every failure is the same 401.
-pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime) -> Result<Principal, AppError> {
+pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime) -> Result<Principal, TokensError> {
     if !presented.starts_with(TokenSecret::PREFIX) || presented.len() > 256 {
-        return Err(AppError::Unauthorized);
+        return Err(TokensError::InvalidCredential);
     }
     let hash = hash_token(presented);
-    let token = api_tokens::find_credential_by_hash(conn, &hash)?.ok_or(AppError::Unauthorized)?;
+    let token = api_tokens::find_credential_by_hash(conn, &hash)?.ok_or(TokensError::InvalidCredential)?;
     let hash_matches = crypto::constant_time_eq(&token.token_hash, &hash);
     let expired = token.expires_at.is_some_and(|expires_at| expires_at <= now);
     if !hash_matches || token.is_revoked || expired || token.owner_is_disabled {
-        return Err(AppError::Unauthorized);
+        return Err(TokensError::InvalidCredential);
     }
-    let scopes =
-        Scopes::parse(&token.scopes).map_err(|_| AppError::Internal("stored token scopes are invalid".into()))?;
+    let scopes = Scopes::parse(&token.scopes).map_err(|_| TokensError::CorruptScopes)?;
     let role = token.owner_role;
     if token.last_used_at.is_none_or(|last| last < now - LAST_USED_GRANULARITY) {
         api_tokens::touch_last_used(conn, token.id, now, now - LAST_USED_GRANULARITY)?;
@@ -151,7 +193,7 @@ pub struct TokenSummary {
     pub is_revoked: bool,
 }
 
-pub fn list(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<TokenSummary>, AppError> {
+pub fn list(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<TokenSummary>, TokensError> {
     Ok(api_tokens::list_for_user(conn, DbId(user_id))?
         .into_iter()
         .map(|row| TokenSummary {
@@ -167,10 +209,10 @@ pub fn list(conn: &mut DbConnection, user_id: Uuid) -> Result<Vec<TokenSummary>,
 }
 
 /// Revokes one of the user's tokens (404 for anyone else's).
-pub fn revoke(conn: &mut DbConnection, user_id: Uuid, id: Uuid) -> Result<(), AppError> {
+pub fn revoke(conn: &mut DbConnection, user_id: Uuid, id: Uuid) -> Result<(), TokensError> {
     if api_tokens::revoke(conn, DbId(user_id), DbId(id))? {
         Ok(())
     } else {
-        Err(AppError::NotFound)
+        Err(TokensError::NotFound)
     }
 }

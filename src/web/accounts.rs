@@ -14,7 +14,7 @@ use crate::http::auth::{NoFields, ProtectedForm, SignInForm, SignedIn, csrf_toke
 use crate::http::client_address;
 use crate::http::page_error::PageResult;
 use crate::http::session::{CSRF_TOKEN, EMAIL, USER_ID};
-use crate::services::accounts::{self, SignedInUser};
+use crate::services::accounts::{self, AccountsError, SignedInUser};
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
 /// new CSRF token.
@@ -95,7 +95,7 @@ pub async fn login(
             sign_in(&session, &user)?;
             Ok(see_other("/llm-configurations"))
         }
-        Err(AppError::Validation(_)) => {
+        Err(AccountsError::LoginFailed) => {
             // The same page for an unknown email and a wrong password: nothing is echoed back.
             let page = LoginPage {
                 layout: Layout::anonymous("Log in", form.csrf_token),
@@ -217,7 +217,7 @@ pub async fn register(
             sign_in(&session, &user)?;
             Ok(see_other("/llm-configurations"))
         }
-        Err(AppError::Validation(errors)) | Err(AppError::Conflict { fields: errors, .. }) => {
+        Err(AccountsError::Invalid(errors)) => {
             let first_user = setup_token.is_some();
             let page = RegisterPage {
                 layout: Layout::anonymous("Register", form.csrf_token),

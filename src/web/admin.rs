@@ -14,7 +14,8 @@ use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
 use crate::http::page_error::{PageError, PageResult};
-use crate::services::{Work, accounts, admin};
+use crate::services::accounts::{self, AccountsError};
+use crate::services::{Work, admin};
 
 const PAGE: &str = "/admin";
 
@@ -205,30 +206,37 @@ pub async fn page(state: web::Data<AppState>, Admin(admin): Admin, query: web::Q
     render(&state, &admin, data, notice.map(str::to_owned), FieldErrors::new())
 }
 
-/// Runs an admin action; a refusal (validation or the last-admin rule) re-renders the page
-/// with the reason, anything else is an error page.
+/// Runs an admin action; a refusal (a taken e-mail, the last-admin rule, invalid input)
+/// re-renders the page with the reason, anything else is an error page.
 async fn act(
     state: web::Data<AppState>,
     admin: SignedIn,
     done: &str,
-    action: impl FnOnce(&mut Work) -> Result<(), AppError> + Send + 'static,
+    action: impl FnOnce(&mut Work) -> Result<(), AccountsError> + Send + 'static,
 ) -> PageResult {
     match state.db.run(action).await {
         Ok(()) => Ok(see_other(&format!("{PAGE}?done={done}"))),
-        Err(AppError::Validation(errors)) => {
-            let me = admin.user_id;
-            let data = state.db.run(move |conn| load(conn, me)).await?;
-            render(&state, &admin, data, None, errors)
+        // Shown under the e-mail field, as any other refusal of the form.
+        Err(error @ AccountsError::EmailTaken) => {
+            let errors = FieldErrors::single("email", error.to_string());
+            refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
-        Err(AppError::Conflict { message, .. }) => {
-            let me = admin.user_id;
-            let data = state.db.run(move |conn| load(conn, me)).await?;
-            let mut response = render(&state, &admin, data, None, FieldErrors::single("user", message))?;
-            *response.status_mut() = StatusCode::CONFLICT;
-            Ok(response)
+        Err(error @ AccountsError::LastAdmin) => {
+            let errors = FieldErrors::single("user", error.to_string());
+            refuse(state, admin, StatusCode::CONFLICT, errors).await
         }
+        Err(AccountsError::Invalid(errors)) => refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await,
         Err(other) => Err(other.into()),
     }
+}
+
+/// The page again, with the reason an action was refused.
+async fn refuse(state: web::Data<AppState>, admin: SignedIn, status: StatusCode, errors: FieldErrors) -> PageResult {
+    let me = admin.user_id;
+    let data = state.db.run(move |conn| load(conn, me)).await?;
+    let mut response = render(&state, &admin, data, None, errors)?;
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 fn user_id(raw: &str) -> Result<Uuid, AppError> {
@@ -254,19 +262,25 @@ pub async fn create_user(
         password,
         admin: make_admin,
     } = form.fields;
+    let mut errors = FieldErrors::new();
+    let email = Email::parse(&email).map_err(|m| errors.add("email", m)).ok();
+    let password = Password::parse(&password).map_err(|m| errors.add("password", m)).ok();
+    let (Some(email), Some(password)) = (email, password) else {
+        return refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+    };
     act(state, admin, "created", move |conn| {
-        let mut errors = FieldErrors::new();
-        let email = Email::parse(&email).map_err(|m| errors.add("email", m)).ok();
-        let password = Password::parse(&password).map_err(|m| errors.add("password", m)).ok();
-        let (Some(email), Some(password)) = (email, password) else {
-            return Err(AppError::Validation(errors));
-        };
-        accounts::create_user(conn, &email, &password, make_admin.is_some())
-            .map(|_| ())
-            .map_err(|error| match error {
-                AppError::Conflict { fields, .. } if !fields.is_empty() => AppError::Validation(fields),
-                other => other,
-            })
+        accounts::create_user(conn, &email, &password, make_admin.is_some()).map(|_| ())
+    })
+    .await
+}
+
+/// Disables (`disabled`) or enables the user of the path.
+async fn set_disabled(state: web::Data<AppState>, admin: SignedIn, path: &str, disabled: bool) -> PageResult {
+    let id = user_id(path)?;
+    let actor = accounts::Actor::Admin(admin.user_id);
+    let done = if disabled { "disabled" } else { "enabled" };
+    act(state, admin, done, move |conn| {
+        accounts::set_disabled(conn, id, disabled, actor)
     })
     .await
 }
@@ -277,12 +291,7 @@ pub async fn disable_user(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = user_id(&path)?;
-    let actor = accounts::Actor::Admin(admin.user_id);
-    act(state, admin, "disabled", move |conn| {
-        accounts::set_disabled(conn, id, true, actor)
-    })
-    .await
+    set_disabled(state, admin, &path, true).await
 }
 
 pub async fn enable_user(
@@ -291,12 +300,7 @@ pub async fn enable_user(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = user_id(&path)?;
-    let actor = accounts::Actor::Admin(admin.user_id);
-    act(state, admin, "enabled", move |conn| {
-        accounts::set_disabled(conn, id, false, actor)
-    })
-    .await
+    set_disabled(state, admin, &path, false).await
 }
 
 pub async fn delete_user(
@@ -339,10 +343,15 @@ pub async fn reset_password(
     form: ProtectedForm<PasswordField>,
 ) -> PageResult {
     let id = user_id(&path)?;
-    let password = form.fields.new_password;
+    let password = match Password::parse(&form.fields.new_password) {
+        Ok(password) => password,
+        Err(message) => {
+            let errors = FieldErrors::single("new_password", message);
+            return refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
+        }
+    };
     let actor = accounts::Actor::Admin(admin.user_id);
     act(state, admin, "password", move |conn| {
-        let password = Password::parse(&password).map_err(|message| AppError::validation("new_password", message))?;
         accounts::reset_password(conn, id, &password, actor)
     })
     .await

@@ -14,7 +14,8 @@ use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
-use crate::services::{Work, configurations, conversations};
+use crate::services::conversations::{self, ConversationsError};
+use crate::services::{Work, configurations};
 
 const PAGE: &str = "/conversations";
 
@@ -112,19 +113,20 @@ fn apply(
     configuration_id: &str,
     cap: UserCap,
 ) -> Result<(), AppError> {
+    let choose = || AppError::validation("configuration_id", "choose one of your configurations");
     let configuration_id = configuration_id.trim();
     if configuration_id.is_empty() {
-        return conversations::remove_override(conn, owner, conversation);
+        return Ok(conversations::remove_override(conn, owner, conversation)?);
     }
-    let id = Uuid::parse_str(configuration_id)
-        .map_err(|_| AppError::validation("configuration_id", "choose one of your configurations"))?;
-    conversations::set_override(conn, owner, conversation, id, cap)
-        .map(|_| ())
-        .map_err(|error| match error {
-            AppError::NotFound => AppError::validation("configuration_id", "choose one of your configurations"),
-            AppError::Validation(errors) => AppError::Validation(errors.rename(cap.variable, "conversation_id")),
-            other => other,
-        })
+    let id = Uuid::parse_str(configuration_id).map_err(|_| choose())?;
+    match conversations::set_override(conn, owner, conversation, id, cap) {
+        Ok(_) => Ok(()),
+        // The form offers the user's own configurations: another id is a wrong choice.
+        Err(ConversationsError::NotFound) => Err(choose()),
+        // The cap concerns the conversation being pinned: shown beside its field.
+        Err(ConversationsError::CapReached(cap)) => Err(AppError::validation("conversation_id", cap.describe())),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// `POST /conversations/{conversation_id}`: change or remove one override.

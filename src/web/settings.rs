@@ -16,7 +16,8 @@ use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::client_address;
 use crate::http::page_error::PageResult;
-use crate::services::accounts::{self, SignedInUser};
+use crate::services::accounts::{self, AccountsError, SignedInUser};
+use crate::services::tokens::TokensError;
 use crate::services::{Work, configurations, tokens};
 
 const PAGE: &str = "/settings";
@@ -245,14 +246,13 @@ pub async fn create_token(
     let owner = user.user_id;
     let client = client_address(&req);
     let current_password = form.fields.current_password.clone();
-    let created = match (name, scopes) {
-        (Some(name), Some(scopes)) if errors.is_empty() => {
+    let created = match tokens::NewToken::from_parsed(name, scopes, expires_in_days, std::mem::take(&mut errors)) {
+        Err(refused) => {
+            errors = refused;
+            None
+        }
+        Ok(new) => {
             let cap = state.settings.caps.tokens;
-            let new = tokens::NewToken {
-                name,
-                scopes,
-                expires_in_days,
-            };
             let outcome = state
                 .db
                 .run(move |conn| {
@@ -264,21 +264,21 @@ pub async fn create_token(
                     name: created.name.clone(),
                     secret: created.secret.expose().to_owned(),
                 }),
-                Err(AppError::ReauthenticationRequired) => {
+                Err(TokensError::Account(AccountsError::ReauthenticationRequired)) => {
                     errors.add(
                         "current_password",
                         "enter your current password to create a token with the resolve scope",
                     );
                     None
                 }
-                Err(AppError::Validation(refused)) => {
-                    errors = refused.rename(cap.variable, "name");
+                // The cap concerns the token being named: shown beside its name.
+                Err(TokensError::CapReached(cap)) => {
+                    errors.add("name", cap.describe());
                     None
                 }
                 Err(other) => return Err(other.into()),
             }
         }
-        _ => None,
     };
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -352,40 +352,39 @@ pub async fn change_password(
     } = form.fields;
     let owner = user.user_id;
     let client = client_address(&req);
-    let outcome = match Password::parse(&new_password) {
+    let password_errors = match Password::parse(&new_password) {
+        Err(message) => FieldErrors::single("new_password", message),
         Ok(new) => {
-            state
+            let outcome = state
                 .db
                 .run(move |conn| accounts::change_password(conn, owner, &current_password, &new, &client))
-                .await
+                .await;
+            match outcome {
+                Ok(()) => {
+                    // Every session of the user was ended; this one continues under a new id.
+                    sign_in(
+                        &user.session,
+                        &SignedInUser {
+                            id: user.user_id,
+                            email: user.email.clone(),
+                            role: user.role,
+                        },
+                    )?;
+                    return Ok(see_other("/settings?password_changed=1"));
+                }
+                Err(error @ AccountsError::WrongPassword) => FieldErrors::single("current_password", error.to_string()),
+                Err(other) => return Err(other.into()),
+            }
         }
-        Err(message) => Err(AppError::validation("new_password", message)),
     };
-    match outcome {
-        Ok(()) => {
-            // Every session of the user was ended; this one continues under a new id.
-            sign_in(
-                &user.session,
-                &SignedInUser {
-                    id: user.user_id,
-                    email: user.email.clone(),
-                    role: user.role,
-                },
-            )?;
-            Ok(see_other("/settings?password_changed=1"))
-        }
-        Err(AppError::Validation(password_errors)) => {
-            let data = state.db.run(move |conn| load(conn, owner)).await?;
-            render_page(
-                &user,
-                data,
-                PageState {
-                    password_errors,
-                    ..PageState::default()
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
-        Err(other) => Err(other.into()),
-    }
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    render_page(
+        &user,
+        data,
+        PageState {
+            password_errors,
+            ..PageState::default()
+        },
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
 }

@@ -1,0 +1,70 @@
+//! The one place a service's error gets a status, a code and the fields it names: one `From`
+//! per service. Pages that show a refusal beside a form field match the service's variant
+//! themselves; everything else goes through here, so the API and the pages answer alike.
+
+use crate::error::AppError;
+use crate::services::AccessError;
+use crate::services::accounts::AccountsError;
+use crate::services::admin::AdminError;
+use crate::services::conversations::ConversationsError;
+use crate::services::tokens::TokensError;
+
+impl From<AccessError> for AppError {
+    fn from(error: AccessError) -> Self {
+        AppError::Forbidden(error.to_string())
+    }
+}
+
+impl From<AccountsError> for AppError {
+    fn from(error: AccountsError) -> Self {
+        match error {
+            AccountsError::EmailTaken => AppError::conflict(Some("email"), error.to_string()),
+            AccountsError::NotFound => AppError::NotFound,
+            AccountsError::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
+            AccountsError::LoginFailed => AppError::validation("email", error.to_string()),
+            AccountsError::Invalid(fields) => AppError::Validation(fields),
+            AccountsError::SetupLinkRequired | AccountsError::RegistrationClosed => {
+                AppError::Forbidden(error.to_string())
+            }
+            AccountsError::ReauthenticationRequired => AppError::ReauthenticationRequired,
+            AccountsError::WrongPassword => AppError::validation("current_password", error.to_string()),
+            AccountsError::LastAdmin => AppError::conflict(None, error.to_string()),
+            AccountsError::PasswordHash(_) | AccountsError::CorruptEvent => AppError::Internal(error.to_string()),
+            AccountsError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<AdminError> for AppError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Account(error) => AppError::from(error),
+            AdminError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<ConversationsError> for AppError {
+    fn from(error: ConversationsError) -> Self {
+        match error {
+            ConversationsError::NotFound => AppError::NotFound,
+            ConversationsError::CapReached(cap) => AppError::cap_reached(&cap),
+            ConversationsError::KeyUnreadable => AppError::KeyUnreadable,
+            ConversationsError::Vanished(detail) => AppError::Internal(detail.to_owned()),
+            ConversationsError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<TokensError> for AppError {
+    fn from(error: TokensError) -> Self {
+        match error {
+            TokensError::NotFound => AppError::NotFound,
+            TokensError::CapReached(cap) => AppError::cap_reached(&cap),
+            TokensError::InvalidCredential => AppError::Unauthorized,
+            TokensError::CorruptScopes => AppError::Internal(error.to_string()),
+            TokensError::Account(error) => AppError::from(error),
+            TokensError::Store(error) => AppError::from(error),
+        }
+    }
+}
