@@ -10,7 +10,7 @@ use r2d2::ManageConnection;
 use crate::binary::{COMMAND_LIMIT, Sandbox};
 use crate::helpers::command_line::lanyard;
 use crate::helpers::forms::{open_registration, post_form, revoked_by_name};
-use crate::helpers::{Backend, TEST_PASSWORD, TestApp, TestDatabase, assert_error, csrf_from, location};
+use crate::helpers::{Backend, TEST_PASSWORD, TestApp, TestDatabase, csrf_from, location};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -44,23 +44,13 @@ async fn disabling_a_user_revokes_their_tokens_for_good(app: TestApp) {
     let disabled = post_form(&admin, &format!("/admin/users/{}/disable", member.id), &[]).await;
     assert_eq!(disabled.status(), 303);
     assert_eq!(location(&member_browser.get("/settings").await), "/login");
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert_error(app.get("/api/resolve", &resolve_token).await, 401, "unauthorized").await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
+    app.assert_unauthorized("/api/resolve", &resolve_token).await;
 
     let enabled = post_form(&admin, &format!("/admin/users/{}/enable", member.id), &[]).await;
     assert_eq!(enabled.status(), 303);
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert_error(app.get("/api/resolve", &resolve_token).await, 401, "unauthorized").await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
+    app.assert_unauthorized("/api/resolve", &resolve_token).await;
     let again = app.login(&member.email, TEST_PASSWORD).await;
     assert_eq!(
         revoked_by_name(&again).await,
@@ -103,12 +93,7 @@ async fn an_admins_password_reset_ends_the_users_sessions_and_revokes_their_toke
         .await
         .unwrap();
     assert_eq!(location(&replayed), "/login", "the old session cookie is rejected");
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
     let again = app.login(&member.email, new_password).await;
     assert_eq!(revoked_by_name(&again).await, [("test".to_owned(), true)]);
     let own = again.page("/settings").await;
@@ -138,12 +123,7 @@ async fn the_command_line_revokes_and_is_named_as_the_actor(app: TestApp) {
         &format!("{new_password}\n"),
     )
     .assert_success();
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
     let browser = app.login(&member.email, new_password).await;
     assert_eq!(revoked_by_name(&browser).await, [("test".to_owned(), true)]);
     let own = browser.page("/settings").await;
@@ -154,12 +134,7 @@ async fn the_command_line_revokes_and_is_named_as_the_actor(app: TestApp) {
     );
 
     lanyard(&app, &sandbox, &["user", "disable", "--email", &other.email], "").assert_success();
-    assert_error(
-        app.get("/api/llm-configurations", &other.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.assert_unauthorized("/api/llm-configurations", &other.token).await;
     let audit = admin.page("/admin").await;
     let audit = security_events_section(&audit);
     assert!(
@@ -471,18 +446,7 @@ async fn a_password_change_ends_the_other_sessions_and_keeps_this_one(app: TestA
     );
 
     // Only the new password logs in now.
-    let visitor = app.browser();
-    let form_csrf = csrf_from(&visitor.page("/login").await);
-    let old = visitor
-        .post_form(
-            "/login",
-            &[
-                ("email", &user.email),
-                ("password", TEST_PASSWORD),
-                ("csrf_token", &form_csrf),
-            ],
-        )
-        .await;
+    let (_, old) = app.attempt_login(&user.email, TEST_PASSWORD).await;
     assert_eq!(old.status(), 422);
     app.login(&user.email, "a brand new password").await;
 }
@@ -490,28 +454,10 @@ async fn a_password_change_ends_the_other_sessions_and_keeps_this_one(app: TestA
 async fn disabling_a_user_ends_their_sessions(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     assert!(browser.page("/llm-configurations").await.contains("Log out"));
-    let id = lanyard::db::DbId(user.id);
-    app.with_db(move |conn| {
-        diesel::update(users::table.find(id))
-            .set(users::is_disabled.eq(true))
-            .execute(conn)
-            .unwrap()
-    })
-    .await;
+    app.disable_in_database(&user).await;
 
     assert_eq!(location(&browser.get("/llm-configurations").await), "/login");
     assert_eq!(browser.get("/api/llm-configurations").await.status(), 401);
-    let visitor = app.browser();
-    let csrf = csrf_from(&visitor.page("/login").await);
-    let login = visitor
-        .post_form(
-            "/login",
-            &[
-                ("email", &user.email),
-                ("password", TEST_PASSWORD),
-                ("csrf_token", &csrf),
-            ],
-        )
-        .await;
+    let (_, login) = app.attempt_login(&user.email, TEST_PASSWORD).await;
     assert_eq!(login.status(), 422, "a disabled account cannot log in");
 }

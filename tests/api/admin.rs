@@ -125,25 +125,9 @@ async fn disabling_a_user_ends_their_open_session_and_their_tokens_at_once(app: 
     assert_eq!(location(&page), "/login");
     let by_cookie = member_browser.get("/api/llm-configurations").await;
     assert_error(by_cookie, 401, "unauthorized").await;
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert_error(app.get("/api/resolve", &resolve_token).await, 401, "unauthorized").await;
-    let login = app.browser();
-    let form = login.page("/login").await;
-    let refused = login
-        .post_form(
-            "/login",
-            &[
-                ("email", member.email.as_str()),
-                ("password", TEST_PASSWORD),
-                ("csrf_token", csrf_from(&form).as_str()),
-            ],
-        )
-        .await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
+    app.assert_unauthorized("/api/resolve", &resolve_token).await;
+    let (_, refused) = app.attempt_login(&member.email, TEST_PASSWORD).await;
     assert_eq!(refused.status(), 422, "a disabled user cannot log in");
     assert!(user_row(&app, member.id).await.expect("still stored").is_disabled);
 }
@@ -247,7 +231,7 @@ async fn deleting_a_user_deletes_their_configurations(app: TestApp) {
         .put_json(
             "/api/conversations/c-1/llm-configuration",
             &member.token,
-            &json!({"configuration_id": first["id"]}),
+            &json!({"configuration_id": first.id}),
         )
         .await;
     assert_eq!(pinned.status(), 200);
@@ -279,13 +263,12 @@ async fn deleting_a_user_deletes_their_configurations(app: TestApp) {
         (0, 0),
         "their configurations went with them"
     );
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    assert_eq!(app.list(&kept.token).await.len(), 1, "nobody else's configurations");
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
+    assert_eq!(
+        app.configurations(&kept.token).await.len(),
+        1,
+        "nobody else's configurations"
+    );
     assert!(!admin.page("/admin").await.contains(&member.email));
 }
 

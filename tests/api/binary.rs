@@ -12,6 +12,7 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, expect_json};
 use crate::helpers::{TEST_PASSWORD, csrf_from, free_port};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
@@ -259,20 +260,16 @@ impl Server {
             .expect("a response")
     }
 
-    pub async fn create(&self, token: &str, body: Value) -> Value {
+    /// Creates a configuration; panics unless 201.
+    pub async fn create(&self, token: &str, body: Value) -> Configuration {
         let response = self
-            .send_json(reqwest::Method::POST, "/api/llm-configurations", token, &body)
+            .send_json(reqwest::Method::POST, CONFIGURATIONS, token, &body)
             .await;
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON body");
-        assert_eq!(status, 201, "create failed: {body}");
-        body
+        expect_json(response, 201, "create").await
     }
 
-    pub async fn list(&self, token: &str) -> Vec<Value> {
-        let response = self.get("/api/llm-configurations", token).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("a JSON array")
+    pub async fn list(&self, token: &str) -> Vec<Configuration> {
+        expect_json(self.get(CONFIGURATIONS, token).await, 200, "list").await
     }
 
     /// Logs in through `/login` and returns the session cookie (`name=value`).

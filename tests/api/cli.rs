@@ -3,7 +3,7 @@
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox, Site, master_keys};
 use crate::helpers::command_line::{Cli, Keys, assert_key_entry};
-use crate::helpers::{TEST_PASSWORD, TestApp, assert_error, csrf_from, location, master_key_entry, spawn_app_on};
+use crate::helpers::{TEST_PASSWORD, TestApp, location, master_key_entry, spawn_app_on};
 use crate::on_both_backends;
 
 on_both_backends!(database(Cli::new):
@@ -178,18 +178,7 @@ async fn passwords_and_accounts_are_recoverable_from_the_shell(app: TestApp) {
         "/login",
         "a new password ends the user's sessions"
     );
-    let old = app.browser();
-    let form = old.page("/login").await;
-    let refused = old
-        .post_form(
-            "/login",
-            &[
-                ("email", member.email.as_str()),
-                ("password", TEST_PASSWORD),
-                ("csrf_token", csrf_from(&form).as_str()),
-            ],
-        )
-        .await;
+    let (_, refused) = app.attempt_login(&member.email, TEST_PASSWORD).await;
     assert_eq!(refused.status(), 422, "the old password no longer works");
     let fresh = app.login(&member.email, new_password).await;
     assert_eq!(fresh.get("/llm-configurations").await.status(), 200);
@@ -198,12 +187,7 @@ async fn passwords_and_accounts_are_recoverable_from_the_shell(app: TestApp) {
     disabled.assert_success();
     assert!(disabled.stderr.contains(&member.email), "{}", disabled.stderr);
     assert_eq!(location(&fresh.get("/llm-configurations").await), "/login");
-    assert_error(
-        app.get("/api/llm-configurations", &member.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.assert_unauthorized("/api/llm-configurations", &member.token).await;
 
     let unknown = site.run(&env, &["user", "disable", "--email", "nobody@example.com"], "");
     unknown.assert_failure();

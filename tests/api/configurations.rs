@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::configurations::{CONFIGURATIONS, openai, path_of, stored_ciphertext};
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, expect_json, openai, with};
 use crate::helpers::{TestApp, assert_error};
 use crate::on_both_backends;
 
@@ -72,44 +72,31 @@ async fn creating_a_configuration_returns_it_masked_with_its_location(app: TestA
 
 async fn the_first_configuration_becomes_the_default(app: TestApp) {
     let user = app.user().await;
-    assert_error(
-        app.get("/api/llm-configurations/default", &user.token).await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(app.get(DEFAULT_CONFIGURATION, &user.token).await, 404, "not_found").await;
     let first = app.create_openai(&user.token, "first", "sk-first-key-0001").await;
     let second = app.create_openai(&user.token, "second", "sk-second-key-0002").await;
-    assert_eq!(first["is_default"], true);
-    assert_eq!(second["is_default"], false);
-    let default: Value = app
-        .get("/api/llm-configurations/default", &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(default["id"], first["id"]);
+    assert!(first.is_default);
+    assert!(!second.is_default);
+    let default: Configuration = expect_json(app.get(DEFAULT_CONFIGURATION, &user.token).await, 200, "default").await;
+    assert_eq!(default.id, first.id);
 }
 
 async fn a_missing_or_null_api_key_on_update_keeps_the_stored_key(app: TestApp) {
     let user = app.user().await;
     let created = app.create_openai(&user.token, "keep", "sk-keep-this-key-x7Qa").await;
-    let path = format!("/api/llm-configurations/{}", created["id"].as_str().unwrap());
     let renamed = app
-        .put_json(&path, &user.token, &json!({"name": "kept", "api_key": null}))
+        .update_configuration(&user.token, &created, json!({"name": "kept", "api_key": null}))
         .await;
-    assert_eq!(renamed.status(), 200);
-    let renamed: Value = renamed.json().await.unwrap();
-    assert_eq!(renamed["name"], "kept");
-    assert_eq!(renamed["api_key_masked"], "sk-…x7Qa");
-    assert_eq!(renamed["has_api_key"], true);
+    assert_eq!(renamed.name, "kept");
+    assert_eq!(renamed.api_key_masked.as_deref(), Some("sk-…x7Qa"));
+    assert!(renamed.has_api_key);
 }
 
 async fn another_users_configuration_is_the_same_404_as_a_missing_one(app: TestApp) {
     let owner = app.user().await;
     let intruder = app.user().await;
     let created = app.create_openai(&owner.token, "mine", "sk-owner-key-000001").await;
-    let theirs = format!("/api/llm-configurations/{}", created["id"].as_str().unwrap());
+    let theirs = created.path();
     let missing = format!("/api/llm-configurations/{}", uuid::Uuid::new_v4());
     for path in [&theirs, &missing] {
         let get = assert_error(app.get(path, &intruder.token).await, 404, "not_found").await;
@@ -131,13 +118,7 @@ async fn another_users_configuration_is_the_same_404_as_a_missing_one(app: TestA
         assert_eq!(get, delete);
         assert_eq!(get, set_default);
     }
-    assert_eq!(app.list(&owner.token).await.len(), 1);
-}
-
-/// `body` with `field` set to `value`.
-fn with(mut body: Value, field: &str, value: Value) -> Value {
-    body[field] = value;
-    body
+    assert_eq!(app.configurations(&owner.token).await.len(), 1);
 }
 
 /// The field names of a validation error.
@@ -170,51 +151,65 @@ async fn assert_create_refused(app: &TestApp, token: &str, body: Value, fields: 
     assert_invalid(response, fields).await;
 }
 
-async fn fetch(app: &TestApp, token: &str, configuration: &Value) -> Value {
-    let response = app.get(&path_of(configuration), token).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+/// Posts `template` with `field` set to each of `values` in turn, asserts each is refused on
+/// that field alone.
+async fn assert_each_refused_on_create(app: &TestApp, token: &str, template: Value, field: &str, values: &[Value]) {
+    for value in values {
+        assert_create_refused(app, token, with(template.clone(), field, value.clone()), &[field]).await;
+    }
+}
+
+/// `assert_each_refused_on_create` for text values of `field` in an otherwise valid OpenAI
+/// configuration; then nothing is stored.
+async fn assert_each_text_refused_and_none_stored(app: &TestApp, token: &str, field: &str, values: &[&str]) {
+    let values: Vec<Value> = values.iter().map(|value| json!(value)).collect();
+    assert_each_refused_on_create(app, token, openai("refused"), field, &values).await;
+    assert!(app.configurations(token).await.is_empty());
+}
+
+/// Puts `body` on `configuration`, asserts it is refused on exactly `fields`, and that the
+/// configuration is as it was.
+async fn assert_update_refused(
+    app: &TestApp,
+    token: &str,
+    configuration: &Configuration,
+    body: Value,
+    fields: &[&str],
+) {
+    assert_invalid(app.put_json(&configuration.path(), token, &body).await, fields).await;
+    assert_eq!(app.refetch(token, configuration).await, *configuration);
 }
 
 async fn names_are_trimmed_and_hold_1_to_64_characters(app: TestApp) {
     let user = app.user().await;
     let padded = app.create_configuration(&user.token, openai("  padded name \t")).await;
-    assert_eq!(padded["name"], "padded name");
+    assert_eq!(padded.name, "padded name");
 
     let longest = "é".repeat(64);
     let created = app.create_configuration(&user.token, openai(&longest)).await;
-    assert_eq!(created["name"], longest.as_str());
+    assert_eq!(created.name, longest.as_str());
 
     for name in [String::new(), "   ".to_owned(), "x".repeat(65), "é".repeat(65)] {
         assert_create_refused(&app, &user.token, openai(&name), &["name"]).await;
     }
-    let renamed = app
-        .put_json(&path_of(&padded), &user.token, &json!({"name": "  "}))
-        .await;
+    let renamed = app.put_json(&padded.path(), &user.token, &json!({"name": "  "})).await;
     assert_invalid(renamed, &["name"]).await;
 
-    let names: Vec<Value> = app
-        .list(&user.token)
-        .await
-        .into_iter()
-        .map(|c| c["name"].clone())
-        .collect();
+    let names = app.configuration_names(&user.token).await;
     assert_eq!(names.len(), 2);
-    assert!(names.contains(&json!("padded name")));
+    assert!(names.contains(&"padded name".to_owned()));
 }
 
 async fn names_with_control_characters_are_refused(app: TestApp) {
     let user = app.user().await;
-    for name in [
+    let names = [
         "bad\u{7}name",
         "line\nbreak",
         "nul\u{0}byte",
         "del\u{7f}ete",
         "c1\u{85}control",
-    ] {
-        assert_create_refused(&app, &user.token, openai(name), &["name"]).await;
-    }
-    assert!(app.list(&user.token).await.is_empty());
+    ];
+    assert_each_text_refused_and_none_stored(&app, &user.token, "name", &names).await;
 }
 
 async fn a_name_already_used_ignoring_case_is_a_conflict_on_name(app: TestApp) {
@@ -232,38 +227,45 @@ async fn a_name_already_used_ignoring_case_is_a_conflict_on_name(app: TestApp) {
 
     let other = app.create_configuration(&user.token, openai("other")).await;
     let rename = app
-        .put_json(&path_of(&other), &user.token, &json!({"name": "wORK gpt"}))
+        .put_json(&other.path(), &user.token, &json!({"name": "wORK gpt"}))
         .await;
     let body = assert_error(rename, 409, "conflict").await;
     assert!(body["fields"]["name"].is_array(), "{body}");
-    assert_eq!(fetch(&app, &user.token, &other).await["name"], "other");
+    assert_eq!(app.refetch(&user.token, &other).await.name, "other");
 
     // Renaming a configuration to its own name in another case is no conflict.
-    let recased = app
-        .put_json(&path_of(&work), &user.token, &json!({"name": "work GPT"}))
+    app.update_configuration(&user.token, &work, json!({"name": "work GPT"}))
         .await;
-    assert_eq!(recased.status(), 200);
-    assert_eq!(fetch(&app, &user.token, &work).await["name"], "work GPT");
+    assert_eq!(app.refetch(&user.token, &work).await.name, "work GPT");
 
     // Names are unique per user, not across users.
     let someone_else = app.user().await;
     app.create_configuration(&someone_else.token, openai("Work GPT")).await;
-    assert_eq!(app.list(&user.token).await.len(), 2);
+    assert_eq!(app.configurations(&user.token).await.len(), 2);
 }
 
 async fn providers_outside_the_catalogue_are_refused(app: TestApp) {
     let user = app.user().await;
-    for provider in ["OpenAI", "", "not-a-provider", "openai "] {
-        let body = with(openai("p"), "provider", json!(provider));
-        assert_create_refused(&app, &user.token, body, &["provider"]).await;
-    }
+    let providers = ["OpenAI", "", "not-a-provider", "openai "];
+
+    assert_each_refused_on_create(
+        &app,
+        &user.token,
+        openai("p"),
+        "provider",
+        &providers.map(|provider| json!(provider)),
+    )
+    .await;
     let created = app.create_configuration(&user.token, openai("p")).await;
-    let refused = app
-        .put_json(&path_of(&created), &user.token, &json!({"provider": "chatgpt"}))
-        .await;
-    assert_invalid(refused, &["provider"]).await;
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
-    assert_eq!(app.list(&user.token).await.len(), 1);
+    assert_update_refused(
+        &app,
+        &user.token,
+        &created,
+        json!({"provider": "chatgpt"}),
+        &["provider"],
+    )
+    .await;
+    assert_eq!(app.configurations(&user.token).await.len(), 1);
 }
 
 async fn models_are_trimmed_bounded_and_free_of_inner_whitespace(app: TestApp) {
@@ -271,12 +273,12 @@ async fn models_are_trimmed_bounded_and_free_of_inner_whitespace(app: TestApp) {
     let trimmed = app
         .create_configuration(&user.token, with(openai("trimmed"), "model", json!("  gpt-4o-mini ")))
         .await;
-    assert_eq!(trimmed["model"], "gpt-4o-mini");
+    assert_eq!(trimmed.model, "gpt-4o-mini");
     let longest = "m".repeat(200);
     let created = app
         .create_configuration(&user.token, with(openai("longest"), "model", json!(longest)))
         .await;
-    assert_eq!(created["model"], longest.as_str());
+    assert_eq!(created.model, longest.as_str());
 
     for model in [
         String::new(),
@@ -289,12 +291,8 @@ async fn models_are_trimmed_bounded_and_free_of_inner_whitespace(app: TestApp) {
         let body = with(openai("refused"), "model", json!(model));
         assert_create_refused(&app, &user.token, body, &["model"]).await;
     }
-    let refused = app
-        .put_json(&path_of(&trimmed), &user.token, &json!({"model": "gpt 4o"}))
-        .await;
-    assert_invalid(refused, &["model"]).await;
-    assert_eq!(fetch(&app, &user.token, &trimmed).await, trimmed);
-    assert_eq!(app.list(&user.token).await.len(), 2);
+    assert_update_refused(&app, &user.token, &trimmed, json!({"model": "gpt 4o"}), &["model"]).await;
+    assert_eq!(app.configurations(&user.token).await.len(), 2);
 }
 
 async fn api_keys_hold_8_to_4096_characters_without_whitespace(app: TestApp) {
@@ -302,12 +300,12 @@ async fn api_keys_hold_8_to_4096_characters_without_whitespace(app: TestApp) {
     let shortest = app
         .create_configuration(&user.token, with(openai("shortest"), "api_key", json!("sk-12345")))
         .await;
-    assert_eq!(shortest["has_api_key"], true);
+    assert!(shortest.has_api_key);
     let longest = format!("sk-{}", "k".repeat(4093));
     let created = app
         .create_configuration(&user.token, with(openai("longest"), "api_key", json!(longest)))
         .await;
-    assert_eq!(created["has_api_key"], true);
+    assert!(created.has_api_key);
 
     let refused_keys = [
         "sk-1234".to_owned(),
@@ -322,72 +320,53 @@ async fn api_keys_hold_8_to_4096_characters_without_whitespace(app: TestApp) {
         let body = with(openai("refused"), "api_key", json!(key));
         assert_create_refused(&app, &user.token, body, &["api_key"]).await;
     }
-    let ciphertext = stored_ciphertext(&app, &shortest).await;
+    let ciphertext = app.stored_ciphertext(&shortest).await;
     for key in &refused_keys {
-        let refused = app
-            .put_json(&path_of(&shortest), &user.token, &json!({"api_key": key}))
-            .await;
-        assert_invalid(refused, &["api_key"]).await;
+        assert_update_refused(&app, &user.token, &shortest, json!({"api_key": key}), &["api_key"]).await;
     }
-    assert_eq!(fetch(&app, &user.token, &shortest).await, shortest);
-    assert_eq!(stored_ciphertext(&app, &shortest).await, ciphertext);
-    assert_eq!(app.list(&user.token).await.len(), 2);
+    assert_eq!(app.stored_ciphertext(&shortest).await, ciphertext);
+    assert_eq!(app.configurations(&user.token).await.len(), 2);
 }
 
 async fn a_missing_api_key_is_refused_where_the_provider_needs_one(app: TestApp) {
     let user = app.user().await;
     let mut missing = openai("keyless");
     missing.as_object_mut().unwrap().remove("api_key");
-    for body in [
-        missing.clone(),
-        with(missing.clone(), "api_key", Value::Null),
-        with(missing, "api_key", json!("")),
-    ] {
-        assert_create_refused(&app, &user.token, body, &["api_key"]).await;
-    }
-    assert!(app.list(&user.token).await.is_empty());
+    assert_create_refused(&app, &user.token, missing.clone(), &["api_key"]).await;
+    assert_each_refused_on_create(&app, &user.token, missing, "api_key", &[Value::Null, json!("")]).await;
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn a_masked_looking_key_is_refused_on_create(app: TestApp) {
     let user = app.user().await;
-    for key in [
+    let keys = [
         "sk-…x7Qa",
         "sk-…x7Qa-and-more",
         "sk-***-0123456789",
         "••••••••",
         "sk-abc•def0123",
-    ] {
-        let body = with(openai("masked"), "api_key", json!(key));
-        assert_create_refused(&app, &user.token, body, &["api_key"]).await;
-    }
-    assert!(app.list(&user.token).await.is_empty());
+    ];
+    assert_each_text_refused_and_none_stored(&app, &user.token, "api_key", &keys).await;
 }
 
 async fn a_masked_looking_key_is_refused_on_update_and_the_stored_key_is_kept(app: TestApp) {
     let user = app.user().await;
     let created = app.create_openai(&user.token, "real", "sk-the-real-key-0000x7Qa").await;
-    assert_eq!(created["api_key_masked"], "sk-…x7Qa");
-    let ciphertext = stored_ciphertext(&app, &created).await;
+    assert_eq!(created.api_key_masked.as_deref(), Some("sk-…x7Qa"));
+    let ciphertext = app.stored_ciphertext(&created).await;
     assert!(ciphertext.is_some());
 
-    let shown_mask = created["api_key_masked"].as_str().unwrap().to_owned();
+    let shown_mask = created.api_key_masked.clone().unwrap();
     for key in [
         shown_mask.as_str(),
         "sk-…x7Qa-and-more",
         "sk-***-0123456789",
         "••••••••••••",
     ] {
-        let refused = app
-            .put_json(
-                &path_of(&created),
-                &user.token,
-                &json!({"name": "renamed", "api_key": key}),
-            )
-            .await;
-        assert_invalid(refused, &["api_key"]).await;
+        let body = json!({"name": "renamed", "api_key": key});
+        assert_update_refused(&app, &user.token, &created, body, &["api_key"]).await;
     }
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
-    assert_eq!(stored_ciphertext(&app, &created).await, ciphertext);
+    assert_eq!(app.stored_ciphertext(&created).await, ciphertext);
 }
 
 async fn base_urls_must_use_https(app: TestApp) {
@@ -396,7 +375,7 @@ async fn base_urls_must_use_https(app: TestApp) {
     let created = app
         .create_configuration(&user.token, custom("https://llm.example.com/v1/"))
         .await;
-    assert_eq!(created["base_url"], "https://llm.example.com/v1");
+    assert_eq!(created.base_url.as_deref(), Some("https://llm.example.com/v1"));
 
     // The test app's egress allow list is empty, so plain http is allowed for no host.
     for base_url in [
@@ -413,31 +392,27 @@ async fn base_urls_must_use_https(app: TestApp) {
         json!({"name": "local", "provider": "ollama", "model": "llama3", "base_url": "http://127.0.0.1:11434"});
     assert_create_refused(&app, &user.token, ollama, &["base_url"]).await;
 
-    let refused = app
-        .put_json(
-            &path_of(&created),
-            &user.token,
-            &json!({"base_url": "http://llm.example.com/v1"}),
-        )
-        .await;
-    assert_invalid(refused, &["base_url"]).await;
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
-    assert_eq!(app.list(&user.token).await.len(), 1);
+    assert_update_refused(
+        &app,
+        &user.token,
+        &created,
+        json!({"base_url": "http://llm.example.com/v1"}),
+        &["base_url"],
+    )
+    .await;
+    assert_eq!(app.configurations(&user.token).await.len(), 1);
 }
 
 async fn base_urls_with_user_info_or_a_fragment_are_refused(app: TestApp) {
     let user = app.user().await;
-    for base_url in [
+    let user_info = [
         "https://user:secret@llm.example.com/v1",
         "https://user@llm.example.com/v1",
         "https://:secret@llm.example.com/v1",
-        "https://llm.example.com/v1#fragment",
-        "https://llm.example.com/v1#",
-    ] {
-        let body = with(openai("proxied"), "base_url", json!(base_url));
-        assert_create_refused(&app, &user.token, body, &["base_url"]).await;
-    }
-    assert!(app.list(&user.token).await.is_empty());
+    ];
+    let fragments = ["https://llm.example.com/v1#fragment", "https://llm.example.com/v1#"];
+    assert_each_text_refused_and_none_stored(&app, &user.token, "base_url", &[&user_info[..], &fragments].concat())
+        .await;
 }
 
 async fn base_urls_hold_at_most_2048_characters(app: TestApp) {
@@ -447,7 +422,7 @@ async fn base_urls_hold_at_most_2048_characters(app: TestApp) {
     let created = app
         .create_configuration(&user.token, with(openai("long"), "base_url", json!(longest)))
         .await;
-    assert_eq!(created["base_url"], longest.as_str());
+    assert_eq!(created.base_url.as_deref(), Some(longest.as_str()));
 
     let too_long = format!("{longest}b");
     assert_create_refused(
@@ -457,7 +432,7 @@ async fn base_urls_hold_at_most_2048_characters(app: TestApp) {
         &["base_url"],
     )
     .await;
-    assert_eq!(app.list(&user.token).await.len(), 1);
+    assert_eq!(app.configurations(&user.token).await.len(), 1);
 }
 
 async fn providers_without_a_default_base_url_require_one(app: TestApp) {
@@ -476,7 +451,7 @@ async fn providers_without_a_default_base_url_require_one(app: TestApp) {
             assert_create_refused(&app, &user.token, body, &["base_url"]).await;
         }
     }
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let custom = app
         .create_configuration(
@@ -484,11 +459,7 @@ async fn providers_without_a_default_base_url_require_one(app: TestApp) {
             json!({"name": "custom", "provider": "openai_compatible", "model": "llama3", "base_url": "https://llm.example.com"}),
         )
         .await;
-    let cleared = app
-        .put_json(&path_of(&custom), &user.token, &json!({"base_url": null}))
-        .await;
-    assert_invalid(cleared, &["base_url"]).await;
-    assert_eq!(fetch(&app, &user.token, &custom).await, custom);
+    assert_update_refused(&app, &user.token, &custom, json!({"base_url": null}), &["base_url"]).await;
 }
 
 async fn a_base_url_equal_to_the_provider_default_is_stored_as_null(app: TestApp) {
@@ -500,8 +471,8 @@ async fn a_base_url_equal_to_the_provider_default_is_stored_as_null(app: TestApp
         let created = app
             .create_configuration(&user.token, with(openai(name), "base_url", json!(base_url)))
             .await;
-        assert_eq!(created["base_url"], Value::Null, "{base_url}");
-        assert_eq!(fetch(&app, &user.token, &created).await["base_url"], Value::Null);
+        assert_eq!(created.base_url, None, "{base_url}");
+        assert_eq!(app.refetch(&user.token, &created).await.base_url, None);
     }
     let anthropic = app
         .create_configuration(
@@ -510,7 +481,7 @@ async fn a_base_url_equal_to_the_provider_default_is_stored_as_null(app: TestApp
                    "api_key": "sk-ant-key-0123456789", "base_url": "https://api.anthropic.com"}),
         )
         .await;
-    assert_eq!(anthropic["base_url"], Value::Null);
+    assert_eq!(anthropic.base_url, None);
 
     let proxied = app
         .create_configuration(
@@ -518,16 +489,14 @@ async fn a_base_url_equal_to_the_provider_default_is_stored_as_null(app: TestApp
             with(openai("proxied"), "base_url", json!("https://proxy.example.com/v1")),
         )
         .await;
-    assert_eq!(proxied["base_url"], "https://proxy.example.com/v1");
-    let back_to_default = app
-        .put_json(
-            &path_of(&proxied),
-            &user.token,
-            &json!({"base_url": "https://api.openai.com/v1", "api_key": "sk-new-key-0123456789"}),
-        )
-        .await;
-    assert_eq!(back_to_default.status(), 200);
-    assert_eq!(fetch(&app, &user.token, &proxied).await["base_url"], Value::Null);
+    assert_eq!(proxied.base_url.as_deref(), Some("https://proxy.example.com/v1"));
+    app.update_configuration(
+        &user.token,
+        &proxied,
+        json!({"base_url": "https://api.openai.com/v1", "api_key": "sk-new-key-0123456789"}),
+    )
+    .await;
+    assert_eq!(app.refetch(&user.token, &proxied).await.base_url, None);
 
     // A URL kept across a change of provider is judged against the new provider's default.
     let custom = app
@@ -537,19 +506,17 @@ async fn a_base_url_equal_to_the_provider_default_is_stored_as_null(app: TestApp
                    "base_url": "https://api.openai.com/v1"}),
         )
         .await;
-    assert_eq!(custom["base_url"], "https://api.openai.com/v1");
+    assert_eq!(custom.base_url.as_deref(), Some("https://api.openai.com/v1"));
     let now_openai = app
-        .put_json(
-            &path_of(&custom),
+        .update_configuration(
             &user.token,
-            &json!({"provider": "openai", "api_key": "sk-now-openai-0123456789"}),
+            &custom,
+            json!({"provider": "openai", "api_key": "sk-now-openai-0123456789"}),
         )
         .await;
-    assert_eq!(now_openai.status(), 200);
-    let now_openai: Value = now_openai.json().await.unwrap();
-    assert_eq!(now_openai["provider"], "openai");
-    assert_eq!(now_openai["base_url"], Value::Null);
-    assert_eq!(fetch(&app, &user.token, &custom).await, now_openai);
+    assert_eq!(now_openai.provider, "openai");
+    assert_eq!(now_openai.base_url, None);
+    assert_eq!(app.refetch(&user.token, &custom).await, now_openai);
 }
 
 async fn fields_of_the_wrong_json_type_are_named(app: TestApp) {
@@ -578,12 +545,12 @@ async fn fields_of_the_wrong_json_type_are_named(app: TestApp) {
         ],
     )
     .await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let created = app.create_configuration(&user.token, openai("typed")).await;
     let refused = app
         .put_json(
-            &path_of(&created),
+            &created.path(),
             &user.token,
             &json!({"name": ["typed"], "model": 4, "is_active": "false", "api_key": false}),
         )
@@ -591,13 +558,13 @@ async fn fields_of_the_wrong_json_type_are_named(app: TestApp) {
     assert_invalid(refused, &["name", "model", "is_active", "api_key"]).await;
     let nulls = app
         .put_json(
-            &path_of(&created),
+            &created.path(),
             &user.token,
             &json!({"name": null, "provider": null, "model": null, "is_active": null}),
         )
         .await;
     assert_invalid(nulls, &["name", "provider", "model", "is_active"]).await;
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
+    assert_eq!(app.refetch(&user.token, &created).await, created);
 }
 
 async fn a_body_that_is_not_a_json_object_is_refused(app: TestApp) {
@@ -606,7 +573,7 @@ async fn a_body_that_is_not_a_json_object_is_refused(app: TestApp) {
         let response = app.post_json(CONFIGURATIONS, &user.token, &body).await;
         assert_error(response, 422, "validation_failed").await;
     }
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn unknown_and_read_only_fields_are_each_named_on_create(app: TestApp) {
@@ -630,31 +597,27 @@ async fn unknown_and_read_only_fields_are_each_named_on_create(app: TestApp) {
         .extend(extras.as_object().unwrap().clone());
     let names: Vec<&str> = extra_names.iter().map(String::as_str).collect();
     assert_create_refused(&app, &user.token, body, &names).await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn unknown_and_read_only_fields_are_each_named_on_update(app: TestApp) {
     let user = app.user().await;
     let first = app.create_configuration(&user.token, openai("first")).await;
     let second = app.create_configuration(&user.token, openai("second")).await;
-    assert_eq!(second["is_default"], false);
-    let refused = app
-        .put_json(
-            &path_of(&second),
-            &user.token,
-            &json!({
+    assert!(!second.is_default);
+    assert_update_refused(
+        &app,
+        &user.token,
+        &second,
+        json!({
                 "name": "renamed",
-                "id": first["id"],
+                "id": first.id,
                 "is_default": true,
                 "api_key_masked": "sk-…x7Qa",
                 "use_count": 7,
                 "created_at": "2020-01-01T00:00:00Z",
-                "nickname": "x",
-            }),
-        )
-        .await;
-    assert_invalid(
-        refused,
+            "nickname": "x",
+        }),
         &[
             "id",
             "is_default",
@@ -665,8 +628,7 @@ async fn unknown_and_read_only_fields_are_each_named_on_update(app: TestApp) {
         ],
     )
     .await;
-    assert_eq!(fetch(&app, &user.token, &first).await, first);
-    assert_eq!(fetch(&app, &user.token, &second).await, second);
+    assert_eq!(app.refetch(&user.token, &first).await, first);
 }
 
 async fn several_bad_fields_are_reported_together(app: TestApp) {
@@ -687,15 +649,14 @@ async fn several_bad_fields_are_reported_together(app: TestApp) {
     )
     .await;
     let created = app.create_configuration(&user.token, openai("fine")).await;
-    let refused = app
-        .put_json(
-            &path_of(&created),
-            &user.token,
-            &json!({"name": "x".repeat(65), "model": "", "api_key": "sk-…x7Qa", "is_active": 0}),
-        )
-        .await;
-    assert_invalid(refused, &["name", "model", "api_key", "is_active"]).await;
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
+    assert_update_refused(
+        &app,
+        &user.token,
+        &created,
+        json!({"name": "x".repeat(65), "model": "", "api_key": "sk-…x7Qa", "is_active": 0}),
+        &["name", "model", "api_key", "is_active"],
+    )
+    .await;
 }
 
 async fn a_default_cannot_be_inactive(app: TestApp) {
@@ -706,22 +667,22 @@ async fn a_default_cannot_be_inactive(app: TestApp) {
         json!(false),
     );
     assert_create_refused(&app, &user.token, body, &["is_default"]).await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let created = app.create_configuration(&user.token, openai("active")).await;
     let refused = app
         .put_json(
-            &path_of(&created),
+            &created.path(),
             &user.token,
             &json!({"is_default": true, "is_active": false}),
         )
         .await;
     let body = assert_error(refused, 422, "validation_failed").await;
     assert!(body["fields"]["is_default"].is_array(), "{body}");
-    let after = fetch(&app, &user.token, &created).await;
+    let after = app.refetch(&user.token, &created).await;
     assert_eq!(after, created);
-    assert_eq!(after["is_active"], true);
-    assert_eq!(after["is_default"], true);
+    assert!(after.is_active);
+    assert!(after.is_default);
 }
 
 async fn changing_the_base_url_of_a_keyed_configuration_requires_the_key(app: TestApp) {
@@ -733,40 +694,34 @@ async fn changing_the_base_url_of_a_keyed_configuration_requires_the_key(app: Te
                    "base_url": "https://first.example.com/v1", "api_key": "sk-custom-key-0000x7Qa"}),
         )
         .await;
-    let ciphertext = stored_ciphertext(&app, &keyed).await;
+    let ciphertext = app.stored_ciphertext(&keyed).await;
     for body in [
         json!({"base_url": "https://attacker.example.com/v1"}),
         json!({"base_url": "https://attacker.example.com/v1", "api_key": null}),
         json!({"base_url": "https://attacker.example.com/v1", "name": "moved"}),
     ] {
-        let refused = app.put_json(&path_of(&keyed), &user.token, &body).await;
-        assert_invalid(refused, &["api_key"]).await;
+        assert_update_refused(&app, &user.token, &keyed, body, &["api_key"]).await;
     }
-    assert_eq!(fetch(&app, &user.token, &keyed).await, keyed);
-    assert_eq!(stored_ciphertext(&app, &keyed).await, ciphertext);
+    assert_eq!(app.stored_ciphertext(&keyed).await, ciphertext);
 
     // Sending the same base URL changes no destination.
-    let same = app
-        .put_json(
-            &path_of(&keyed),
-            &user.token,
-            &json!({"base_url": "https://first.example.com/v1", "model": "llama3.1"}),
-        )
-        .await;
-    assert_eq!(same.status(), 200);
+    app.update_configuration(
+        &user.token,
+        &keyed,
+        json!({"base_url": "https://first.example.com/v1", "model": "llama3.1"}),
+    )
+    .await;
 
     let moved = app
-        .put_json(
-            &path_of(&keyed),
+        .update_configuration(
             &user.token,
-            &json!({"base_url": "https://second.example.com/v1", "api_key": "sk-second-key-000Zz9Y"}),
+            &keyed,
+            json!({"base_url": "https://second.example.com/v1", "api_key": "sk-second-key-000Zz9Y"}),
         )
         .await;
-    assert_eq!(moved.status(), 200);
-    let moved: Value = moved.json().await.unwrap();
-    assert_eq!(moved["base_url"], "https://second.example.com/v1");
-    assert_eq!(moved["api_key_masked"], "sk-…Zz9Y");
-    assert_eq!(fetch(&app, &user.token, &keyed).await, moved);
+    assert_eq!(moved.base_url.as_deref(), Some("https://second.example.com/v1"));
+    assert_eq!(moved.api_key_masked.as_deref(), Some("sk-…Zz9Y"));
+    assert_eq!(app.refetch(&user.token, &keyed).await, moved);
 
     // Without a stored key there is nothing to redirect.
     let keyless = app
@@ -776,48 +731,39 @@ async fn changing_the_base_url_of_a_keyed_configuration_requires_the_key(app: Te
                    "base_url": "https://first.example.com/v1"}),
         )
         .await;
-    let keyless_moved = app
-        .put_json(
-            &path_of(&keyless),
-            &user.token,
-            &json!({"base_url": "https://other.example.com"}),
-        )
+    app.update_configuration(&user.token, &keyless, json!({"base_url": "https://other.example.com"}))
         .await;
-    assert_eq!(keyless_moved.status(), 200);
     assert_eq!(
-        fetch(&app, &user.token, &keyless).await["base_url"],
-        "https://other.example.com"
+        app.refetch(&user.token, &keyless).await.base_url.as_deref(),
+        Some("https://other.example.com")
     );
 }
 
 async fn changing_the_provider_of_a_keyed_configuration_requires_the_key(app: TestApp) {
     let user = app.user().await;
     let keyed = app.create_openai(&user.token, "switch", "sk-openai-key-0000x7Qa").await;
-    let ciphertext = stored_ciphertext(&app, &keyed).await;
-    let refused = app
-        .put_json(
-            &path_of(&keyed),
-            &user.token,
-            &json!({"provider": "anthropic", "model": "claude-sonnet-4"}),
-        )
-        .await;
-    assert_invalid(refused, &["api_key"]).await;
-    assert_eq!(fetch(&app, &user.token, &keyed).await, keyed);
-    assert_eq!(stored_ciphertext(&app, &keyed).await, ciphertext);
+    let ciphertext = app.stored_ciphertext(&keyed).await;
+    assert_update_refused(
+        &app,
+        &user.token,
+        &keyed,
+        json!({"provider": "anthropic", "model": "claude-sonnet-4"}),
+        &["api_key"],
+    )
+    .await;
+    assert_eq!(app.stored_ciphertext(&keyed).await, ciphertext);
 
     let switched = app
-        .put_json(
-            &path_of(&keyed),
+        .update_configuration(
             &user.token,
-            &json!({"provider": "anthropic", "model": "claude-sonnet-4", "api_key": "sk-ant-api03-key-00Bb2C"}),
+            &keyed,
+            json!({"provider": "anthropic", "model": "claude-sonnet-4", "api_key": "sk-ant-api03-key-00Bb2C"}),
         )
         .await;
-    assert_eq!(switched.status(), 200);
-    let switched: Value = switched.json().await.unwrap();
-    assert_eq!(switched["provider"], "anthropic");
-    assert_eq!(switched["model"], "claude-sonnet-4");
-    assert_eq!(switched["api_key_masked"], "sk-ant-…Bb2C");
-    assert_ne!(stored_ciphertext(&app, &keyed).await, ciphertext);
+    assert_eq!(switched.provider, "anthropic");
+    assert_eq!(switched.model, "claude-sonnet-4");
+    assert_eq!(switched.api_key_masked.as_deref(), Some("sk-ant-…Bb2C"));
+    assert_ne!(app.stored_ciphertext(&keyed).await, ciphertext);
 }
 
 async fn an_empty_api_key_removes_the_key_only_where_the_provider_needs_none(app: TestApp) {
@@ -829,25 +775,19 @@ async fn an_empty_api_key_removes_the_key_only_where_the_provider_needs_none(app
                    "base_url": "https://llm.example.com/v1", "api_key": "sk-custom-key-0000x7Qa"}),
         )
         .await;
-    assert_eq!(custom["has_api_key"], true);
+    assert!(custom.has_api_key);
     let removed = app
-        .put_json(&path_of(&custom), &user.token, &json!({"api_key": ""}))
+        .update_configuration(&user.token, &custom, json!({"api_key": ""}))
         .await;
-    assert_eq!(removed.status(), 200);
-    let removed: Value = removed.json().await.unwrap();
-    assert_eq!(removed["has_api_key"], false);
-    assert_eq!(removed["api_key_masked"], Value::Null);
-    assert_eq!(fetch(&app, &user.token, &custom).await["has_api_key"], false);
-    assert_eq!(stored_ciphertext(&app, &custom).await, None);
+    assert!(!removed.has_api_key);
+    assert_eq!(removed.api_key_masked, None);
+    assert!(!app.refetch(&user.token, &custom).await.has_api_key);
+    assert_eq!(app.stored_ciphertext(&custom).await, None);
 
     let openai = app.create_openai(&user.token, "openai", "sk-openai-key-0000x7Qa").await;
-    let ciphertext = stored_ciphertext(&app, &openai).await;
-    let refused = app
-        .put_json(&path_of(&openai), &user.token, &json!({"api_key": ""}))
-        .await;
-    assert_invalid(refused, &["api_key"]).await;
-    assert_eq!(fetch(&app, &user.token, &openai).await, openai);
-    assert_eq!(stored_ciphertext(&app, &openai).await, ciphertext);
+    let ciphertext = app.stored_ciphertext(&openai).await;
+    assert_update_refused(&app, &user.token, &openai, json!({"api_key": ""}), &["api_key"]).await;
+    assert_eq!(app.stored_ciphertext(&openai).await, ciphertext);
 }
 
 async fn ollama_takes_no_api_key(app: TestApp) {
@@ -861,19 +801,18 @@ async fn ollama_takes_no_api_key(app: TestApp) {
         &["api_key"],
     )
     .await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let created = app.create_configuration(&user.token, ollama).await;
-    assert_eq!(created["has_api_key"], false);
-    let refused = app
-        .put_json(
-            &path_of(&created),
-            &user.token,
-            &json!({"api_key": "ollama-key-0123456789"}),
-        )
-        .await;
-    assert_invalid(refused, &["api_key"]).await;
-    assert_eq!(fetch(&app, &user.token, &created).await, created);
+    assert!(!created.has_api_key);
+    assert_update_refused(
+        &app,
+        &user.token,
+        &created,
+        json!({"api_key": "ollama-key-0123456789"}),
+        &["api_key"],
+    )
+    .await;
 
     // Moving a keyed configuration to ollama must drop its key.
     let custom = app
@@ -885,21 +824,19 @@ async fn ollama_takes_no_api_key(app: TestApp) {
         .await;
     let kept_key = app
         .put_json(
-            &path_of(&custom),
+            &custom.path(),
             &user.token,
             &json!({"provider": "ollama", "base_url": "https://ollama.example.com", "api_key": "sk-another-key-000001"}),
         )
         .await;
     assert_invalid(kept_key, &["api_key"]).await;
     let dropped = app
-        .put_json(
-            &path_of(&custom),
+        .update_configuration(
             &user.token,
-            &json!({"provider": "ollama", "base_url": "https://ollama.example.com", "api_key": ""}),
+            &custom,
+            json!({"provider": "ollama", "base_url": "https://ollama.example.com", "api_key": ""}),
         )
         .await;
-    assert_eq!(dropped.status(), 200);
-    let dropped: Value = dropped.json().await.unwrap();
-    assert_eq!(dropped["provider"], "ollama");
-    assert_eq!(dropped["has_api_key"], false);
+    assert_eq!(dropped.provider, "ollama");
+    assert!(!dropped.has_api_key);
 }

@@ -14,7 +14,6 @@ use uuid::Uuid;
 use wiremock::ResponseTemplate;
 
 use crate::binary::{START_LIMIT, Sandbox};
-use crate::helpers::configurations::id_of;
 use crate::helpers::providers::{
     GOOD_KEY, assert_failed, connection_counter, fake_openai, loopback_allowed, openai_models, openai_values,
     provider_answering, requests, test_saved, test_values,
@@ -226,7 +225,7 @@ async fn tests_waiting_on_a_silent_name_server_leave_the_database_serving(backen
 
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "/readyz while 20 tests wait on DNS");
-    let theirs = app.list(&other.token).await;
+    let theirs = app.configurations(&other.token).await;
     assert_eq!(theirs.len(), 1, "another user's list while 20 tests wait on DNS");
 
     for test in tests {
@@ -436,7 +435,7 @@ async fn a_tests_message_is_lanyards_own_sentence_whatever_the_provider_answers(
                        "api_key": key, "base_url": base_url}),
             )
             .await;
-        let id = saved["id"].as_str().unwrap();
+        let id = saved.id;
         let row = browser
             .post_htmx(&format!("/llm-configurations/{id}/test"), &[("csrf_token", &csrf)])
             .await;
@@ -582,19 +581,14 @@ async fn a_saved_configuration_pointing_inside_is_refused_too(app: TestApp) {
                 json!({"name": name, "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base_url}),
             )
             .await;
-        let result = test_saved(&app, &user.token, id_of(&saved)).await;
+        let result = test_saved(&app, &user.token, &saved).await;
         assert_failed(&result, "blocked_address");
         assert!(
             result["message"].as_str().unwrap().contains("LANYARD_EGRESS_ALLOW"),
             "{result}"
         );
-        let fetched: Value = app
-            .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &user.token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(fetched["test_status"], "failed");
+        let fetched = app.refetch(&user.token, &saved).await;
+        assert_eq!(fetched.test_status, "failed");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused test connected");
 }

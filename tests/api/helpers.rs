@@ -310,27 +310,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-
-    /// Creates a configuration and returns its resource; panics unless 201.
-    pub async fn create_configuration(&self, token: &str, body: Value) -> Value {
-        let response = self.post_json("/api/llm-configurations", token, &body).await;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 201, "create failed: {body}");
-        body
-    }
-
-    /// An OpenAI configuration named `name` with key `key`.
-    pub async fn create_openai(&self, token: &str, name: &str, key: &str) -> Value {
-        self.create_configuration(token, configurations::openai_with_key(name, key))
-            .await
-    }
-
-    pub async fn list(&self, token: &str) -> Vec<Value> {
-        let response = self.get("/api/llm-configurations", token).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
 }
 
 /// Asserts the JSON error shape and code, and returns the body.
@@ -571,20 +550,18 @@ impl TestApp {
         (browser, email)
     }
 
+    /// A visitor fills in the `/login` form; their browser and the answer as it came.
+    pub async fn attempt_login(&self, email: &str, password: &str) -> (Browser, reqwest::Response) {
+        let browser = self.browser();
+        let csrf = csrf_from(&browser.page("/login").await);
+        let fields = [("email", email), ("password", password), ("csrf_token", csrf.as_str())];
+        let response = browser.post_form("/login", &fields).await;
+        (browser, response)
+    }
+
     /// Logs in through `/login`; panics unless the login succeeds.
     pub async fn login(&self, email: &str, password: &str) -> Browser {
-        let browser = self.browser();
-        let form = browser.page("/login").await;
-        let response = browser
-            .post_form(
-                "/login",
-                &[
-                    ("email", email),
-                    ("password", password),
-                    ("csrf_token", csrf_from(&form).as_str()),
-                ],
-            )
-            .await;
+        let (browser, response) = self.attempt_login(email, password).await;
         assert_eq!(
             response.status(),
             303,
@@ -593,6 +570,23 @@ impl TestApp {
         );
         assert_eq!(location(&response), "/llm-configurations");
         browser
+    }
+
+    /// Asserts that `token` is refused at `path` with 401 `unauthorized`.
+    pub async fn assert_unauthorized(&self, path: &str, token: &str) {
+        assert_error(self.get(path, token).await, 401, "unauthorized").await;
+    }
+
+    /// Disables `user` straight in the database, as an operator's SQL would.
+    pub async fn disable_in_database(&self, user: &TestUser) {
+        let id = db::DbId(user.id);
+        self.with_db(move |conn| {
+            diesel::update(lanyard::db::schema::users::table.find(id))
+                .set(lanyard::db::schema::users::is_disabled.eq(true))
+                .execute(conn)
+                .unwrap()
+        })
+        .await;
     }
 
     /// A user with a `read,write` token, also signed in through a browser.

@@ -3,9 +3,9 @@
 
 use lanyard::config::Settings;
 use reqwest::header::CONTENT_TYPE;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::configurations::{CONFIGURATIONS, id_of, openai_with_key, path_of};
+use crate::helpers::configurations::{CONFIGURATIONS, openai_with_key};
 use crate::helpers::{Browser, TestApp, assert_error};
 use crate::on_both_backends;
 
@@ -78,8 +78,8 @@ async fn every_page_sends_the_security_headers(app: TestApp) {
     ] {
         assert_security_headers(&visitor, path, false).await;
     }
-    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
-    let delete = format!("/llm-configurations/{}/delete", id_of(&configuration));
+    let edit = format!("/llm-configurations/{}/edit", configuration.id);
+    let delete = format!("/llm-configurations/{}/delete", configuration.id);
     for path in [
         "/",
         "/llm-configurations",
@@ -106,7 +106,7 @@ async fn malformed_json_is_a_400(app: TestApp) {
     ] {
         for request in [
             app.client.post(app.url(CONFIGURATIONS)),
-            app.client.put(app.url(&path_of(&created))),
+            app.client.put(app.url(&created.path())),
         ] {
             let response = request
                 .bearer_auth(&user.token)
@@ -118,7 +118,7 @@ async fn malformed_json_is_a_400(app: TestApp) {
             assert_error(response, 400, "bad_request").await;
         }
     }
-    assert_eq!(app.list(&user.token).await, vec![created]);
+    assert_eq!(app.configurations(&user.token).await, vec![created]);
 }
 
 async fn a_body_not_sent_as_json_is_a_400(app: TestApp) {
@@ -134,7 +134,7 @@ async fn a_body_not_sent_as_json_is_a_400(app: TestApp) {
     ] {
         for request in [
             app.client.post(app.url(CONFIGURATIONS)),
-            app.client.put(app.url(&path_of(&created))),
+            app.client.put(app.url(&created.path())),
         ] {
             let mut request = request.bearer_auth(&user.token).body(valid.clone());
             if let Some(content_type) = content_type {
@@ -155,14 +155,13 @@ async fn a_body_not_sent_as_json_is_a_400(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(accepted.status(), 201);
-    let names: Vec<Value> = app.list(&user.token).await.iter().map(|c| c["name"].clone()).collect();
-    assert_eq!(names, [json!("kept"), json!("sent-as-text")]);
+    assert_eq!(app.configuration_names(&user.token).await, ["kept", "sent-as-text"]);
 }
 
 async fn a_malformed_uuid_in_the_path_is_a_400(app: TestApp) {
     let user = app.user().await;
     let created = app.create_openai(&user.token, "kept", "sk-kept-key-0123456789").await;
-    let valid = created["id"].as_str().unwrap();
+    let valid = created.id.to_string();
     for id in [
         "not-a-uuid".to_owned(),
         "123".to_owned(),
@@ -187,7 +186,7 @@ async fn a_malformed_uuid_in_the_path_is_a_400(app: TestApp) {
         )
         .await;
     }
-    assert_eq!(app.list(&user.token).await, vec![created]);
+    assert_eq!(app.configurations(&user.token).await, vec![created]);
 }
 
 async fn unknown_api_routes_are_a_json_404(app: TestApp) {
@@ -196,7 +195,7 @@ async fn unknown_api_routes_are_a_json_404(app: TestApp) {
     for path in [
         "/api/nope".to_owned(),
         "/api/llm-configuration".to_owned(),
-        format!("{}/nope", path_of(&created)),
+        format!("{}/nope", created.path()),
         "/api/llm-configurations/default/extra".to_owned(),
     ] {
         for response in [

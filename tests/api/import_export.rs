@@ -1,13 +1,13 @@
 //! `lanyard import` and `lanyard export`, through the real binary: OpenHands files with their
 //! keys, idempotent re-imports, exports without keys, and errors that name the place, not the secret.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox, Site, master_keys};
-use crate::helpers::configurations::id_of;
-use crate::helpers::resolve::{pin, resolve, resolved, update, user_and_resolver};
+use crate::helpers::configurations::Configuration;
+use crate::helpers::resolve::{pin, resolve, resolved, user_and_resolver};
 use crate::helpers::{TestApp, TestDatabase, TestUser, assert_error, distinctive_key, master_key_entry};
 use crate::on_both_backends;
 
@@ -55,6 +55,13 @@ impl Workspace {
             .await
             .unwrap()
     }
+
+    /// `lanyard import FORMAT --file FILE --email EMAIL`, as it finished.
+    async fn import(&self, app: &TestApp, format: &str, file: &Path, email: &str) -> Finished {
+        let file = file.to_str().unwrap();
+        self.lanyard(app, &["import", format, "--file", file, "--email", email])
+            .await
+    }
 }
 
 const ANTHROPIC_KEY: &str = "sk-ant-api03-Imp0rt3d_Key-with\"quote\\slash-0013";
@@ -98,28 +105,16 @@ fn toml_escape(text: &str) -> String {
 }
 
 /// The configuration named `name` in a list.
-fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+fn named<'a>(list: &'a [Configuration], name: &str) -> &'a Configuration {
     list.iter()
-        .find(|c| c["name"] == name)
+        .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no configuration named {name} in {list:?}"))
 }
 
 /// Imports the sample file for `user` through the binary; panics unless it succeeds.
 async fn import_sample(app: &TestApp, workspace: &Workspace, user: &TestUser) -> Finished {
     let file = workspace.file("config.toml", &openhands_toml());
-    let finished = workspace
-        .lanyard(
-            app,
-            &[
-                "import",
-                "openhands",
-                "--file",
-                file.to_str().unwrap(),
-                "--email",
-                &user.email,
-            ],
-        )
-        .await;
+    let finished = workspace.import(app, "openhands", &file, &user.email).await;
     finished.assert_success();
     finished
 }
@@ -139,7 +134,7 @@ async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp
         assert!(!finished.stdout.contains(key) && !finished.stderr.contains(key));
     }
 
-    let list = app.list(&user.token).await;
+    let list = app.configurations(&user.token).await;
     assert_eq!(list.len(), 3, "{list:?}");
     let expected = [
         (
@@ -151,34 +146,26 @@ async fn an_openhands_file_imports_through_the_binary_with_its_keys(app: TestApp
         ("gpt4o", "openai", "gpt-4o", OPENAI_KEY),
         ("router", "openrouter", "anthropic/claude-3.5-sonnet", OPENROUTER_KEY),
     ];
-    assert_eq!(
-        list.iter().filter(|c| c["is_default"] == true).count(),
-        1,
-        "exactly one default"
-    );
+    assert_eq!(list.iter().filter(|c| c.is_default).count(), 1, "exactly one default");
     for (name, provider, model, key) in expected {
         let imported = named(&list, name);
-        assert_eq!(imported["provider"], provider, "{imported}");
-        assert_eq!(imported["model"], model, "{imported}");
-        assert_eq!(
-            imported["base_url"],
-            Value::Null,
-            "the provider's default base URL: {imported}"
-        );
-        assert_eq!(imported["has_api_key"], true, "{imported}");
-        assert_eq!(imported["is_active"], true, "{imported}");
+        assert_eq!(imported.provider, provider, "{imported:?}");
+        assert_eq!(imported.model, model, "{imported:?}");
+        assert_eq!(imported.base_url, None, "the provider's default base URL: {imported:?}");
+        assert!(imported.has_api_key, "{imported:?}");
+        assert!(imported.is_active, "{imported:?}");
 
         let conversation = format!("imported-{name}");
-        pin(&app, &user.token, &conversation, id_of(imported)).await;
+        pin(&app, &user.token, &conversation, imported).await;
         let body = resolved(&app, &resolver, Some(&conversation)).await;
-        assert_eq!(body["source"], "override");
-        assert_eq!(body["configuration"]["id"], imported["id"]);
+        assert_eq!(body.source, "override");
+        assert_eq!(body.configuration.id, Some(imported.id));
         assert_eq!(
-            body["configuration"]["api_key"].as_str().map(str::as_bytes),
+            body.configuration.api_key.as_deref().map(str::as_bytes),
             Some(key.as_bytes()),
             "the key of {name}, byte for byte"
         );
-        assert!(body["configuration"]["effective_base_url"].is_string());
+        assert!(body.configuration.effective_base_url.is_some());
     }
 }
 
@@ -186,7 +173,7 @@ async fn importing_the_same_file_again_creates_nothing_and_names_what_it_skipped
     let user = app.user().await;
     let workspace = Workspace::new();
     import_sample(&app, &workspace, &user).await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
 
     let again = import_sample(&app, &workspace, &user).await;
     assert!(again.stdout.contains("Imported 0"), "{}", again.stdout);
@@ -197,7 +184,7 @@ async fn importing_the_same_file_again_creates_nothing_and_names_what_it_skipped
             .any(|line| line.contains("skipped") && line.contains(name));
         assert!(skipped, "the report names {name} as skipped: {}", again.stdout);
     }
-    let after = app.list(&user.token).await;
+    let after = app.configurations(&user.token).await;
     assert_eq!(after, before, "nothing changed");
 }
 
@@ -207,7 +194,7 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     import_sample(&app, &workspace, &user).await;
     let extra_key = "sk-created-through-the-api-0016";
     app.create_openai(&user.token, "api-made", extra_key).await;
-    let originals = app.list(&user.token).await;
+    let originals = app.configurations(&user.token).await;
 
     let exported = workspace.lanyard(&app, &["export", "--email", &user.email]).await;
     exported.assert_success();
@@ -236,60 +223,53 @@ async fn an_export_holds_no_key_and_round_trips_to_another_user(app: TestApp) {
     let other = app.user().await;
     let other_resolver = app.token_for(&other, "resolve").await;
     let file = workspace.file("export.json", &exported.stdout);
-    let imported = workspace
-        .lanyard(
-            &app,
-            &[
-                "import",
-                "json",
-                "--file",
-                file.to_str().unwrap(),
-                "--email",
-                &other.email,
-            ],
-        )
-        .await;
+    let imported = workspace.import(&app, "json", &file, &other.email).await;
     imported.assert_success();
     assert!(imported.stdout.contains("Imported 4"), "{}", imported.stdout);
 
-    let copies = app.list(&other.token).await;
+    let copies = app.configurations(&other.token).await;
     assert_eq!(copies.len(), 4);
     for original in &originals {
-        let copy = named(&copies, original["name"].as_str().unwrap());
-        assert_ne!(copy["id"], original["id"]);
-        for field in ["provider", "model", "base_url"] {
-            assert_eq!(copy[field], original[field], "{field} of {copy}");
-        }
-        assert_eq!(copy["is_active"], false, "{copy}");
-        assert_eq!(copy["is_default"], false, "{copy}");
-        assert_eq!(copy["has_api_key"], false, "{copy}");
-        assert_eq!(copy["api_key_masked"], Value::Null, "{copy}");
+        let copy = named(&copies, &original.name);
+        assert_ne!(copy.id, original.id);
+        assert_eq!(
+            (&copy.provider, &copy.model, &copy.base_url),
+            (&original.provider, &original.model, &original.base_url),
+            "provider, model and base_url of {copy:?}"
+        );
+        assert!(!copy.is_active, "{copy:?}");
+        assert!(!copy.is_default, "{copy:?}");
+        assert!(!copy.has_api_key, "{copy:?}");
+        assert_eq!(copy.api_key_masked, None, "{copy:?}");
     }
     // The original owner is untouched.
-    assert_eq!(app.list(&user.token).await, originals);
+    assert_eq!(app.configurations(&user.token).await, originals);
     assert_error(resolve(&app, &other_resolver, None).await, 404, "not_found").await;
 
     // A key entered, the copy can be activated, becomes the default and resolves with that key.
     let router = named(&copies, "router");
-    let activated = update(
-        &app,
-        &other.token,
-        id_of(router),
-        json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
-    )
-    .await;
-    assert_eq!(activated["is_active"], true);
-    assert_eq!(activated["has_api_key"], true);
-    assert_eq!(activated["is_default"], true);
+    let activated = app
+        .update_configuration(
+            &other.token,
+            router,
+            json!({"api_key": "sk-or-v1-entered-after-import-0017", "is_active": true}),
+        )
+        .await;
+    assert!(activated.is_active);
+    assert!(activated.has_api_key);
+    assert!(activated.is_default);
     let body = resolved(&app, &other_resolver, None).await;
-    assert_eq!(body["configuration"]["id"], router["id"]);
-    assert_eq!(body["configuration"]["api_key"], "sk-or-v1-entered-after-import-0017");
+    assert_eq!(body.configuration.id, Some(router.id));
+    assert_eq!(
+        body.configuration.api_key.as_deref(),
+        Some("sk-or-v1-entered-after-import-0017")
+    );
 }
 
 async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
     let user = app.user().await;
     app.create_openai(&user.token, "existing", "sk-existing-key-0018").await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
     let workspace = Workspace::new();
 
     let bad_toml = workspace.file(
@@ -301,19 +281,7 @@ async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
         "[llm]\nmodel = \"gpt-4o\"\napi_key = \"sk-valid-before-the-error-0019\"\n\n[llm.broken]\nmodel = 4\napi_key = \"sk-broken-group-key-0020\"\n",
     );
     for (file, where_) in [(&bad_toml, "line 5"), (&number_model, "[llm.broken]")] {
-        let finished = workspace
-            .lanyard(
-                &app,
-                &[
-                    "import",
-                    "openhands",
-                    "--file",
-                    file.to_str().unwrap(),
-                    "--email",
-                    &user.email,
-                ],
-            )
-            .await;
+        let finished = workspace.import(&app, "openhands", file, &user.email).await;
         assert!(
             !finished.status.success() && finished.status.code().is_some(),
             "a malformed file fails with an exit code: {}",
@@ -327,7 +295,7 @@ async fn a_malformed_file_imports_nothing_and_says_where(app: TestApp) {
         assert!(finished.stderr.contains("nothing was imported"), "{}", finished.stderr);
         assert!(!finished.stderr.contains("sk-valid-before") && !finished.stderr.contains("sk-broken-group"));
         assert_eq!(
-            app.list(&user.token).await,
+            app.configurations(&user.token).await,
             before,
             "nothing was imported from {}",
             file.display()

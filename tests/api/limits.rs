@@ -6,10 +6,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::configurations::{CONFIGURATIONS, id_of, path_of};
+use crate::helpers::configurations::CONFIGURATIONS;
 use crate::helpers::forms::{create_token, open_registration, post_form};
 use crate::helpers::providers::{
-    GOOD_KEY, assert_ok, fake_openai, openai_base, openai_values, requests, test_saved, test_values,
+    GOOD_KEY, assert_ok, fake_openai, openai_at, openai_values, requests, test_saved, test_values,
 };
 use crate::helpers::{TEST_PASSWORD, TestApp, assert_error, csrf_from, distinctive_key, egress_policy};
 use crate::on_both_backends;
@@ -220,19 +220,10 @@ fn ten_tests_per_minute(settings: &mut Settings) {
 async fn the_eleventh_test_in_a_minute_is_rate_limited_with_retry_after(app: TestApp) {
     let user = app.user().await;
     let server = fake_openai().await;
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
-                   "base_url": openai_base(&server)}),
-        )
-        .await;
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
     // Saved and unsaved tests share the budget.
     for _ in 0..5 {
-        assert_ok(
-            &test_saved(&app, &user.token, id_of(&saved)).await,
-            &["gpt-4o", "gpt-4o-mini"],
-        );
+        assert_ok(&test_saved(&app, &user.token, &saved).await, &["gpt-4o", "gpt-4o-mini"]);
         let unsaved = test_values(&app, &user.token, &openai_values(&server, GOOD_KEY, "gpt-4o")).await;
         assert_ok(&unsaved, &["gpt-4o", "gpt-4o-mini"]);
     }
@@ -243,18 +234,9 @@ async fn the_eleventh_test_in_a_minute_is_rate_limited_with_retry_after(app: Tes
             &openai_values(&server, GOOD_KEY, "gpt-4o"),
         )
         .await,
-        app.post_json(
-            &format!("/api/llm-configurations/{}/test", id_of(&saved)),
-            &user.token,
-            &json!({}),
-        )
-        .await,
-        app.post_json(
-            "/api/llm-configurations/test",
-            &user.token,
-            &json!({"id": id_of(&saved)}),
-        )
-        .await,
+        app.post_json(&saved.action("test"), &user.token, &json!({})).await,
+        app.post_json("/api/llm-configurations/test", &user.token, &json!({"id": saved.id}))
+            .await,
     ];
     for response in attempts {
         let retry_after = response
@@ -288,7 +270,7 @@ async fn one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_li
         let created = app
             .create_openai(&user.token, &format!("cap-{index}"), &distinctive_key("sk-proj-"))
             .await;
-        ids.push(created["id"].as_str().unwrap().to_owned());
+        ids.push(created.id.to_string());
     }
     let refused = app
         .post_json(
@@ -302,7 +284,7 @@ async fn one_configuration_token_or_override_beyond_a_cap_is_a_422_naming_the_li
         .as_str()
         .unwrap_or_default();
     assert!(message.contains("at most 3 configurations"), "{body}");
-    assert_eq!(app.list(&user.token).await.len(), 3, "nothing was created");
+    assert_eq!(app.configurations(&user.token).await.len(), 3, "nothing was created");
     // Another user has a budget of their own.
     let other = app.user().await;
     app.create_openai(&other.token, "theirs", &distinctive_key("sk-proj-"))
@@ -386,7 +368,7 @@ async fn a_body_over_64_kib_is_413_and_changes_nothing(app: TestApp) {
     .await;
     assert_error(
         app.put_json(
-            &path_of(&created),
+            &created.path(),
             &user.token,
             &json!({"name": "renamed", "api_key": padding}),
         )
@@ -404,7 +386,7 @@ async fn a_body_over_64_kib_is_413_and_changes_nothing(app: TestApp) {
     )
     .await;
     assert!(body["fields"]["api_key"].is_array(), "{body}");
-    assert_eq!(app.list(&user.token).await, vec![created]);
+    assert_eq!(app.configurations(&user.token).await, vec![created]);
 }
 
 async fn the_eleventh_failed_login_within_five_minutes_is_refused_with_retry_after(app: TestApp) {

@@ -100,8 +100,7 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
         let owned = app
             .create_openai(&user.token, &format!("route-{n}"), "sk-route-key-000001")
             .await;
-        let id = owned["id"].as_str().unwrap();
-        let path = substitute_parameters(template, id);
+        let path = substitute_parameters(template, &owned.id.to_string());
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut request = app
             .client

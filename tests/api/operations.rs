@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, users};
 use lanyard::http::session::COOKIE_NAME;
 use r2d2::ManageConnection;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::binary::{Sandbox, Server, Site, master_keys};
+use crate::helpers::configurations::Configuration;
 use crate::helpers::vault::{assert_every_key_resolves, fill_vault};
 use crate::helpers::{
     Backend, POSTGRES_URL_VAR, TEST_PASSWORD, TestApp, TestDatabase, assert_error, distinctive_key, free_port,
@@ -487,7 +488,7 @@ async fn lanyard_started_while_the_database_is_down_becomes_ready_when_it_answer
     );
     drop(conn);
     let (write, _) = site.user_with_tokens(&env, "late@example.com");
-    assert_eq!(server.list(&write).await, Vec::<Value>::new());
+    assert!(server.list(&write).await.is_empty());
     server
         .create(
             &write,
@@ -533,16 +534,15 @@ async fn two_instances_start_together_on_an_empty_database_and_share_sessions() 
             json!({"name": "shared", "provider": "openai", "model": "gpt-4o", "api_key": key}),
         )
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    let fetched = b.get(&format!("/api/llm-configurations/{id}"), &write).await;
+    let fetched = b.get(&created.path(), &write).await;
     assert_eq!(fetched.status(), 200);
     let request_id = fetched.headers().get("x-request-id").cloned();
     assert!(
         request_id.is_some_and(|id| !id.is_empty()),
         "responses carry a request id"
     );
-    assert_eq!(fetched.json::<Value>().await.unwrap(), created);
-    let fetched = a.get(&format!("/api/llm-configurations/{id}"), &write).await;
+    assert_eq!(fetched.json::<Configuration>().await.unwrap(), created);
+    let fetched = a.get(&created.path(), &write).await;
     assert_eq!(fetched.status(), 200);
     assert!(a.get_anonymous("/healthz").await.headers().contains_key("x-request-id"));
 
@@ -561,6 +561,7 @@ async fn two_instances_start_together_on_an_empty_database_and_share_sessions() 
         text.contains("route=\"/api/llm-configurations/{id}\""),
         "routes are labelled by pattern:\n{text}"
     );
+    let id = created.id.to_string();
     for secret in [
         id.as_str(),
         key.as_str(),

@@ -1,11 +1,11 @@
 //! Per-conversation overrides: pinning a conversation to a configuration, listing and removing
 //! pins, over the API and on the `/conversations` page.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::configurations::id_of;
-use crate::helpers::resolve::{configuration, override_path, pin, resolve, resolved, user_and_resolver};
+use crate::helpers::configurations::expect_json;
+use crate::helpers::resolve::{Override, override_path, pin, resolve, resolved, user_and_resolver};
 use crate::helpers::{TestApp, assert_error, location};
 use crate::on_both_backends;
 
@@ -17,10 +17,8 @@ on_both_backends!(
     the_conversations_page_lists_changes_and_removes_overrides,
 );
 
-async fn overrides(app: &TestApp, token: &str) -> Vec<Value> {
-    let response = app.get("/api/conversations", token).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+async fn overrides(app: &TestApp, token: &str) -> Vec<Override> {
+    expect_json(app.get("/api/conversations", token).await, 200, "overrides").await
 }
 
 async fn an_override_cannot_point_at_another_users_configuration(app: TestApp) {
@@ -33,7 +31,7 @@ async fn an_override_cannot_point_at_another_users_configuration(app: TestApp) {
         .put_json(
             &override_path("conv-1"),
             &intruder.token,
-            &json!({"configuration_id": id_of(&theirs)}),
+            &json!({"configuration_id": theirs.id}),
         )
         .await;
     let body = assert_error(response, 404, "not_found").await;
@@ -52,14 +50,14 @@ async fn an_override_cannot_point_at_another_users_configuration(app: TestApp) {
 
     assert!(overrides(&app, &intruder.token).await.is_empty());
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["configuration"]["api_key"], "sk-mine-key-0009");
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-mine-key-0009"));
 }
 
 async fn conversation_ids_are_1_to_200_characters(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    let body = json!({"configuration_id": id_of(&pinned)});
+    let body = json!({"configuration_id": pinned.id});
 
     let too_long = "c".repeat(201);
     let refused = app.put_json(&override_path(&too_long), &user.token, &body).await;
@@ -76,15 +74,15 @@ async fn conversation_ids_are_1_to_200_characters(app: TestApp) {
     assert_error(refused, 422, "validation_failed").await;
     assert!(overrides(&app, &user.token).await.is_empty());
     // A refused resolution records nothing.
-    assert_eq!(configuration(&app, &user.token, id_of(&default)).await["use_count"], 0);
+    assert_eq!(app.refetch(&user.token, &default).await.use_count, 0);
 
     // 200 characters, counted as characters rather than bytes.
     for conversation in ["c".repeat(200), "é".repeat(200)] {
-        let set = pin(&app, &user.token, &conversation, id_of(&pinned)).await;
-        assert_eq!(set["conversation_id"], conversation.as_str());
+        let set = pin(&app, &user.token, &conversation, &pinned).await;
+        assert_eq!(set.conversation_id, conversation);
         let body = resolved(&app, &resolver, Some(&conversation)).await;
-        assert_eq!(body["source"], "override");
-        assert_eq!(body["configuration"]["api_key"], "sk-pinned-key-0004");
+        assert_eq!(body.source, "override");
+        assert_eq!(body.configuration.api_key.as_deref(), Some("sk-pinned-key-0004"));
     }
     let listed = overrides(&app, &user.token).await;
     assert_eq!(listed.len(), 2);
@@ -96,19 +94,18 @@ async fn overrides_are_listed_and_removed(app: TestApp) {
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
     assert!(overrides(&app, &user.token).await.is_empty());
 
-    let set = pin(&app, &user.token, "conv-a", id_of(&pinned)).await;
-    pin(&app, &user.token, "conv-b", id_of(&pinned)).await;
+    let set = pin(&app, &user.token, "conv-a", &pinned).await;
+    pin(&app, &user.token, "conv-b", &pinned).await;
     let listed = overrides(&app, &user.token).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     let first = listed
         .iter()
-        .find(|o| o["conversation_id"] == "conv-a")
+        .find(|o| o.conversation_id == "conv-a")
         .expect("conv-a is listed");
-    let mut fields: Vec<&str> = first.as_object().unwrap().keys().map(String::as_str).collect();
-    fields.sort_unstable();
-    assert_eq!(fields, ["configuration_id", "conversation_id", "updated_at"]);
-    assert_eq!(first["configuration_id"], pinned["id"]);
-    assert_eq!(first["updated_at"], set["updated_at"]);
+    // Exactly these fields: `configuration_id`, `conversation_id`, `updated_at`.
+    assert!(first.other.is_empty(), "{first:?}");
+    assert_eq!(first.configuration_id, pinned.id);
+    assert_eq!(first.updated_at, set.updated_at);
 
     // A read-only token lists but cannot change.
     let read = app.token_for(&user, "read").await;
@@ -128,9 +125,9 @@ async fn overrides_are_listed_and_removed(app: TestApp) {
 
     let listed = overrides(&app, &user.token).await;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["conversation_id"], "conv-b");
-    assert_eq!(resolved(&app, &resolver, Some("conv-a")).await["source"], "default");
-    assert_eq!(resolved(&app, &resolver, Some("conv-b")).await["source"], "override");
+    assert_eq!(listed[0].conversation_id, "conv-b");
+    assert_eq!(resolved(&app, &resolver, Some("conv-a")).await.source, "default");
+    assert_eq!(resolved(&app, &resolver, Some("conv-b")).await.source, "override");
 }
 
 async fn deleting_a_configuration_removes_its_overrides(app: TestApp) {
@@ -138,22 +135,20 @@ async fn deleting_a_configuration_removes_its_overrides(app: TestApp) {
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let doomed = app.create_openai(&user.token, "doomed", "sk-doomed-key-0010").await;
     let kept = app.create_openai(&user.token, "kept", "sk-kept-key-0011").await;
-    pin(&app, &user.token, "conv-doomed-1", id_of(&doomed)).await;
-    pin(&app, &user.token, "conv-doomed-2", id_of(&doomed)).await;
-    pin(&app, &user.token, "conv-kept", id_of(&kept)).await;
+    pin(&app, &user.token, "conv-doomed-1", &doomed).await;
+    pin(&app, &user.token, "conv-doomed-2", &doomed).await;
+    pin(&app, &user.token, "conv-kept", &kept).await;
 
-    let deleted = app
-        .delete(&format!("/api/llm-configurations/{}", id_of(&doomed)), &user.token)
-        .await;
+    let deleted = app.delete(&doomed.path(), &user.token).await;
     assert_eq!(deleted.status(), 204);
 
     let listed = overrides(&app, &user.token).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0]["conversation_id"], "conv-kept");
-    assert_eq!(listed[0]["configuration_id"], kept["id"]);
+    assert_eq!(listed[0].conversation_id, "conv-kept");
+    assert_eq!(listed[0].configuration_id, kept.id);
     let body = resolved(&app, &resolver, Some("conv-doomed-1")).await;
-    assert_eq!(body["source"], "default");
-    assert_eq!(body["configuration"]["id"], default["id"]);
+    assert_eq!(body.source, "default");
+    assert_eq!(body.configuration.id, Some(default.id));
 }
 
 async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp) {
@@ -164,8 +159,8 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     let second = app
         .create_openai(&user.token, "second-config", "sk-second-key-0022")
         .await;
-    pin(&app, &user.token, "conv-page-a", id_of(&first)).await;
-    pin(&app, &user.token, "conv-page-b", id_of(&first)).await;
+    pin(&app, &user.token, "conv-page-a", &first).await;
+    pin(&app, &user.token, "conv-page-b", &first).await;
 
     let page = browser.page("/conversations").await;
     assert!(page.contains("conv-page-a") && page.contains("conv-page-b"), "{page}");
@@ -177,7 +172,10 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     let response = browser
         .post_htmx(
             "/conversations/conv-page-a",
-            &[("configuration_id", id_of(&second)), ("csrf_token", &csrf)],
+            &[
+                ("configuration_id", second.id.to_string().as_str()),
+                ("csrf_token", &csrf),
+            ],
         )
         .await;
     assert_eq!(response.status(), 200);
@@ -185,23 +183,23 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     assert!(!fragment.contains("<html"), "a fragment, not a page");
     assert!(fragment.contains("conv-page-a"));
     let listed = overrides(&app, &user.token).await;
-    let a = listed.iter().find(|o| o["conversation_id"] == "conv-page-a").unwrap();
-    assert_eq!(a["configuration_id"], second["id"]);
+    let a = listed.iter().find(|o| o.conversation_id == "conv-page-a").unwrap();
+    assert_eq!(a.configuration_id, second.id);
 
     // Without JavaScript: a redirect back to the page.
     let response = browser
         .post_form(
             "/conversations/conv-page-b",
-            &[("configuration_id", id_of(&second)), ("csrf_token", &csrf)],
+            &[
+                ("configuration_id", second.id.to_string().as_str()),
+                ("csrf_token", &csrf),
+            ],
         )
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/conversations");
     let listed = overrides(&app, &user.token).await;
-    assert!(
-        listed.iter().all(|o| o["configuration_id"] == second["id"]),
-        "{listed:?}"
-    );
+    assert!(listed.iter().all(|o| o.configuration_id == second.id), "{listed:?}");
 
     // An empty configuration removes the override, in both modes.
     let response = browser
@@ -227,7 +225,7 @@ async fn the_conversations_page_lists_changes_and_removes_overrides(app: TestApp
     assert!(!page.contains("conv-page-a") && !page.contains("conv-page-b"));
 
     // Without the CSRF token nothing changes.
-    pin(&app, &user.token, "conv-page-c", id_of(&first)).await;
+    pin(&app, &user.token, "conv-page-c", &first).await;
     let response = browser
         .post_form("/conversations/conv-page-c", &[("configuration_id", "")])
         .await;

@@ -1,9 +1,6 @@
 //! The configuration pages: redirects to login, rendering, htmx fragments and plain-form
 //! redirects, form errors next to their fields, static assets.
 
-use serde_json::Value;
-
-use crate::helpers::configurations::{id_of, stored_ciphertext};
 use crate::helpers::pages::{row_of, tag_with_id};
 use crate::helpers::{TestApp, location};
 use crate::on_both_backends;
@@ -31,8 +28,8 @@ async fn every_page_but_login_and_register_sends_a_visitor_without_a_session_to_
     let user = app.user().await;
     let configuration = app.create_openai(&user.token, "mine", "sk-mine-key-000001").await;
     let visitor = app.browser();
-    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
-    let delete = format!("/llm-configurations/{}/delete", id_of(&configuration));
+    let edit = configuration.page("edit");
+    let delete = configuration.page("delete");
     for path in [
         "/",
         "/llm-configurations",
@@ -74,21 +71,13 @@ async fn configuration_names_render_inert(app: TestApp) {
         browser.get_htmx("/llm-configurations").await.text().await.unwrap(),
     ];
     for configuration in [&image, &attribute] {
-        pages.push(
-            browser
-                .page(&format!("/llm-configurations/{}/edit", id_of(configuration)))
-                .await,
-        );
-        pages.push(
-            browser
-                .page(&format!("/llm-configurations/{}/delete", id_of(configuration)))
-                .await,
-        );
+        pages.push(browser.page(&configuration.page("edit")).await);
+        pages.push(browser.page(&configuration.page("delete")).await);
     }
     let csrf = browser.csrf().await;
     let fragment = browser
         .post_htmx(
-            &format!("/llm-configurations/{}/set-default", id_of(&attribute)),
+            &format!("/llm-configurations/{}/set-default", attribute.id),
             &[("csrf_token", &csrf)],
         )
         .await;
@@ -112,97 +101,69 @@ async fn row_actions_answer_the_table_with_htmx_and_a_redirect_without(app: Test
     let second = app.create_openai(&user.token, "second", "sk-second-key-00002").await;
     let third = app.create_openai(&user.token, "third", "sk-third-key-000003").await;
     let csrf = browser.csrf().await;
-    let action = |configuration: &Value, what: &str| format!("/llm-configurations/{}/{what}", id_of(configuration));
-    let default_id = |listed: Vec<Value>| listed[0]["id"].as_str().unwrap().to_owned();
 
     // Set default.
     let response = browser
-        .post_htmx(&action(&second, "set-default"), &[("csrf_token", &csrf)])
+        .post_htmx(&second.page("set-default"), &[("csrf_token", &csrf)])
         .await;
     assert_eq!(response.status(), 200);
     let table = response.text().await.unwrap();
     assert!(is_fragment(&table), "{table}");
-    assert!(
-        row_of(&table, id_of(&second))
-            .unwrap()
-            .contains(r#"data-badge="default""#)
-    );
-    assert!(
-        !row_of(&table, id_of(&first))
-            .unwrap()
-            .contains(r#"data-badge="default""#)
-    );
+    assert!(row_of(&table, second.id).unwrap().contains(r#"data-badge="default""#));
+    assert!(!row_of(&table, first.id).unwrap().contains(r#"data-badge="default""#));
     let response = browser
-        .post_form(&action(&third, "set-default"), &[("csrf_token", &csrf)])
+        .post_form(&third.page("set-default"), &[("csrf_token", &csrf)])
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/llm-configurations");
-    assert_eq!(default_id(app.list(&user.token).await), id_of(&third));
+    assert_eq!(app.configurations(&user.token).await[0].id, third.id);
     let page = browser.page("/llm-configurations").await;
-    assert!(
-        row_of(&page, id_of(&third))
-            .unwrap()
-            .contains(r#"data-badge="default""#)
-    );
+    assert!(row_of(&page, third.id).unwrap().contains(r#"data-badge="default""#));
 
     // Deactivating the default moves the default; both rows change in the returned table.
     let response = browser
-        .post_htmx(
-            &action(&third, "active"),
-            &[("is_active", "false"), ("csrf_token", &csrf)],
-        )
+        .post_htmx(&third.page("active"), &[("is_active", "false"), ("csrf_token", &csrf)])
         .await;
     assert_eq!(response.status(), 200);
     let table = response.text().await.unwrap();
     assert!(is_fragment(&table), "{table}");
-    let third_row = row_of(&table, id_of(&third)).unwrap();
+    let third_row = row_of(&table, third.id).unwrap();
     assert!(third_row.contains(r#"data-badge="inactive""#), "{third_row}");
     assert!(!third_row.contains(r#"data-badge="default""#));
     assert!(third_row.contains(r#"data-action="activate""#));
-    let listed = app.list(&user.token).await;
-    assert_ne!(default_id(listed.clone()), id_of(&third));
+    let listed = app.configurations(&user.token).await;
+    assert_ne!(listed[0].id, third.id);
     assert!(table.contains(&format!(
         r#"<tr id="configuration-{}" data-name="{}" class="is-default""#,
-        listed[0]["id"].as_str().unwrap(),
-        listed[0]["name"].as_str().unwrap()
+        listed[0].id, listed[0].name
     )));
     let response = browser
-        .post_form(
-            &action(&third, "active"),
-            &[("is_active", "true"), ("csrf_token", &csrf)],
-        )
+        .post_form(&third.page("active"), &[("is_active", "true"), ("csrf_token", &csrf)])
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/llm-configurations");
     let third_now = app
-        .list(&user.token)
+        .configurations(&user.token)
         .await
         .into_iter()
-        .find(|c| c["id"] == third["id"])
+        .find(|c| c.id == third.id)
         .unwrap();
-    assert_eq!(third_now["is_active"], true);
+    assert!(third_now.is_active);
 
     // Delete.
-    let response = browser
-        .post_htmx(&action(&first, "delete"), &[("csrf_token", &csrf)])
-        .await;
+    let response = browser.post_htmx(&first.page("delete"), &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 200);
     let table = response.text().await.unwrap();
     assert!(is_fragment(&table), "{table}");
-    assert!(row_of(&table, id_of(&first)).is_none());
-    assert!(row_of(&table, id_of(&second)).is_some());
+    assert!(row_of(&table, first.id).is_none());
+    assert!(row_of(&table, second.id).is_some());
     let response = browser
-        .post_form(&action(&second, "delete"), &[("csrf_token", &csrf)])
+        .post_form(&second.page("delete"), &[("csrf_token", &csrf)])
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/llm-configurations");
-    let remaining: Vec<String> = app
-        .list(&user.token)
-        .await
-        .iter()
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(remaining, [id_of(&third)]);
+    let remaining: Vec<uuid::Uuid> = app.configurations(&user.token).await.iter().map(|c| c.id).collect();
+    assert_eq!(remaining, [third.id]);
 }
 
 async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redirect_without(app: TestApp) {
@@ -214,33 +175,39 @@ async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redire
     let response = browser
         .post_htmx(
             "/settings/default",
-            &[("configuration_id", id_of(&second)), ("csrf_token", &csrf)],
+            &[
+                ("configuration_id", second.id.to_string().as_str()),
+                ("csrf_token", &csrf),
+            ],
         )
         .await;
     assert_eq!(response.status(), 200);
     let fragment = response.text().await.unwrap();
     assert!(is_fragment(&fragment), "{fragment}");
     assert!(
-        fragment.contains(&format!(r#"<option value="{}" selected>"#, id_of(&second))),
+        fragment.contains(&format!(r#"<option value="{}" selected>"#, second.id)),
         "{fragment}"
     );
     assert!(
         fragment.contains("<strong>second</strong>"),
         "the details show the new default: {fragment}"
     );
-    assert_eq!(app.list(&user.token).await[0]["id"], second["id"]);
+    assert_eq!(app.configurations(&user.token).await[0].id, second.id);
 
     let response = browser
         .post_form(
             "/settings/default",
-            &[("configuration_id", id_of(&first)), ("csrf_token", &csrf)],
+            &[
+                ("configuration_id", first.id.to_string().as_str()),
+                ("csrf_token", &csrf),
+            ],
         )
         .await;
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), "/settings");
-    assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
+    assert_eq!(app.configurations(&user.token).await[0].id, first.id);
     let page = browser.page("/settings").await;
-    assert!(page.contains(&format!(r#"<option value="{}" selected>"#, id_of(&first))));
+    assert!(page.contains(&format!(r#"<option value="{}" selected>"#, first.id)));
 
     // Someone else's or a missing id is an error next to the selector, and nothing moves.
     let response = browser
@@ -256,16 +223,16 @@ async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redire
     let fragment = response.text().await.unwrap();
     assert!(tag_with_id(&fragment, "configuration_id").contains(r#"aria-invalid="true""#));
     assert!(fragment.contains(r#"id="configuration_id-error""#));
-    assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
+    assert_eq!(app.configurations(&user.token).await[0].id, first.id);
 }
 
 async fn an_edit_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     let configuration = app.create_openai(&user.token, "keep", "sk-keep-this-key-x7Qa").await;
-    let ciphertext = stored_ciphertext(&app, &configuration).await;
+    let ciphertext = app.stored_ciphertext(&configuration).await;
     assert!(ciphertext.is_some());
     let csrf = browser.csrf().await;
-    let path = format!("/llm-configurations/{}", id_of(&configuration));
+    let path = format!("/llm-configurations/{}", configuration.id);
     let edit = |name: &'static str| {
         [
             ("name", name),
@@ -288,24 +255,16 @@ async fn an_edit_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     assert_eq!(response.status(), 200);
     let table = response.text().await.unwrap();
     assert!(is_fragment(&table));
-    assert!(row_of(&table, id_of(&configuration)).unwrap().contains("kept again"));
-    assert!(row_of(&table, id_of(&configuration)).unwrap().contains("sk-…x7Qa"));
+    assert!(row_of(&table, configuration.id).unwrap().contains("kept again"));
+    assert!(row_of(&table, configuration.id).unwrap().contains("sk-…x7Qa"));
 
-    let fetched: Value = app
-        .get(
-            &format!("/api/llm-configurations/{}", id_of(&configuration)),
-            &user.token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched["name"], "kept again");
-    assert_eq!(fetched["model"], "gpt-4o-mini");
-    assert_eq!(fetched["api_key_masked"], "sk-…x7Qa");
-    assert_eq!(fetched["has_api_key"], true);
+    let fetched = app.refetch(&user.token, &configuration).await;
+    assert_eq!(fetched.name, "kept again");
+    assert_eq!(fetched.model, "gpt-4o-mini");
+    assert_eq!(fetched.api_key_masked.as_deref(), Some("sk-…x7Qa"));
+    assert!(fetched.has_api_key);
     assert_eq!(
-        stored_ciphertext(&app, &configuration).await,
+        app.stored_ciphertext(&configuration).await,
         ciphertext,
         "the stored key is untouched"
     );
@@ -344,15 +303,15 @@ async fn an_invalid_form_is_422_with_each_error_next_to_its_field(app: TestApp) 
     ];
     assert_form_errors(browser.post_form("/llm-configurations", &fields).await, false).await;
     assert_form_errors(browser.post_htmx("/llm-configurations", &fields).await, true).await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let existing = app.create_openai(&user.token, "existing", "sk-existing-key-0001").await;
-    let path = format!("/llm-configurations/{}", id_of(&existing));
+    let path = format!("/llm-configurations/{}", existing.id);
     assert_form_errors(browser.post_form(&path, &fields).await, false).await;
     assert_form_errors(browser.post_htmx(&path, &fields).await, true).await;
-    let unchanged = &app.list(&user.token).await[0];
-    assert_eq!(unchanged["name"], "existing");
-    assert_eq!(unchanged["api_key_masked"], existing["api_key_masked"]);
+    let unchanged = &app.configurations(&user.token).await[0];
+    assert_eq!(unchanged.name, "existing");
+    assert_eq!(unchanged.api_key_masked, existing.api_key_masked);
 }
 
 async fn the_add_form_is_a_fragment_for_htmx_and_a_page_without(app: TestApp) {

@@ -4,16 +4,15 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use lanyard::db::DbId;
 use lanyard::db::schema::llm_configurations;
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::matchers::{any, header, method, path, query_param};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::configurations::id_of;
+use crate::helpers::configurations::Configuration;
 use crate::helpers::providers::{
-    GOOD_KEY, PROVIDER_SECRET, assert_failed, assert_ok, fake_openai, loopback_allowed, openai_base, openai_models,
-    openai_values, provider_answering, requests, test_saved, test_values,
+    GOOD_KEY, PROVIDER_SECRET, assert_failed, assert_ok, fake_openai, loopback_allowed, openai_at, openai_base,
+    openai_models, openai_values, provider_answering, requests, test_saved, test_values,
 };
 use crate::helpers::{TestApp, assert_error, location};
 use crate::on_both_backends;
@@ -305,26 +304,17 @@ async fn ollama_is_asked_for_its_tags_without_a_key(app: TestApp) {
             json!({"name": "local", "provider": "ollama", "model": "llama3", "base_url": server.uri()}),
         )
         .await;
-    assert_eq!(saved["base_url"], server.uri());
-    assert_ok(&test_saved(&app, &user.token, id_of(&saved)).await, &["llama3:latest"]);
+    assert_eq!(saved.base_url, Some(server.uri()));
+    assert_ok(&test_saved(&app, &user.token, &saved).await, &["llama3:latest"]);
     assert_eq!(requests(&server).await.len(), 2);
 }
 
 async fn a_saved_configuration_is_tested_by_path_and_by_id(app: TestApp) {
     let user = app.user().await;
     let server = fake_openai().await;
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
-                   "base_url": openai_base(&server)}),
-        )
-        .await;
-    assert_ok(
-        &test_saved(&app, &user.token, id_of(&saved)).await,
-        &["gpt-4o", "gpt-4o-mini"],
-    );
-    let by_id = test_values(&app, &user.token, &json!({"id": id_of(&saved)})).await;
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
+    assert_ok(&test_saved(&app, &user.token, &saved).await, &["gpt-4o", "gpt-4o-mini"]);
+    let by_id = test_values(&app, &user.token, &json!({"id": saved.id})).await;
     assert_ok(&by_id, &["gpt-4o", "gpt-4o-mini"]);
     assert_eq!(requests(&server).await.len(), 2);
 
@@ -352,66 +342,58 @@ async fn a_saved_configuration_is_tested_by_path_and_by_id(app: TestApp) {
 async fn a_saved_configurations_result_is_recorded_on_it(app: TestApp) {
     let user = app.user().await;
     let server = fake_openai().await;
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
-                   "base_url": openai_base(&server)}),
-        )
-        .await;
-    let resource = format!("/api/llm-configurations/{}", id_of(&saved));
-    assert_eq!(saved["test_status"], "untested");
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
+    assert_eq!(saved.test_status, "untested");
 
-    let result = test_saved(&app, &user.token, id_of(&saved)).await;
+    let result = test_saved(&app, &user.token, &saved).await;
     assert_ok(&result, &["gpt-4o", "gpt-4o-mini"]);
-    let fetched: Value = app.get(&resource, &user.token).await.json().await.unwrap();
-    assert_eq!(fetched["test_status"], "ok", "{fetched}");
-    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
-    assert_eq!(fetched["test_latency_ms"], result["latency_ms"], "{fetched}");
-    let tested_at = fetched["tested_at"].as_str().expect("tested_at is set");
-    assert!(chrono::DateTime::parse_from_rfc3339(tested_at).is_ok(), "{tested_at}");
+    let fetched = app.refetch(&user.token, &saved).await;
+    assert_eq!(fetched.test_status, "ok", "{fetched:?}");
+    assert_eq!(
+        fetched.test_message.as_deref(),
+        result["message"].as_str(),
+        "{fetched:?}"
+    );
+    assert_eq!(fetched.test_latency_ms, result["latency_ms"].as_i64(), "{fetched:?}");
+    let tested_at = fetched.tested_at.expect("tested_at is set");
+    assert!(chrono::DateTime::parse_from_rfc3339(&tested_at).is_ok(), "{tested_at}");
 
     server.reset().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(500).set_body_string(PROVIDER_SECRET))
         .mount(&server)
         .await;
-    let result = test_values(&app, &user.token, &json!({"id": id_of(&saved)})).await;
+    let result = test_values(&app, &user.token, &json!({"id": saved.id})).await;
     assert_failed(&result, "provider_error");
-    let response = app.get(&resource, &user.token).await;
+    let response = app.get(&saved.path(), &user.token).await;
     let text = response.text().await.unwrap();
     assert!(!text.contains(PROVIDER_SECRET), "{text}");
-    let fetched: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(fetched["test_status"], "failed", "{fetched}");
-    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
-    assert!(fetched["test_latency_ms"].is_i64(), "{fetched}");
-    assert!(fetched["tested_at"].as_str().unwrap() >= tested_at, "{fetched}");
+    let fetched: Configuration = serde_json::from_str(&text).unwrap();
+    assert_eq!(fetched.test_status, "failed", "{fetched:?}");
+    assert_eq!(
+        fetched.test_message.as_deref(),
+        result["message"].as_str(),
+        "{fetched:?}"
+    );
+    assert!(fetched.test_latency_ms.is_some(), "{fetched:?}");
+    assert!(
+        fetched.tested_at.as_deref().unwrap() >= tested_at.as_str(),
+        "{fetched:?}"
+    );
 }
 
 async fn another_users_configuration_cannot_be_tested(app: TestApp) {
     let owner = app.user().await;
     let stranger = app.user().await;
     let server = fake_openai().await;
-    let saved = app
-        .create_configuration(
-            &owner.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
-                   "base_url": openai_base(&server)}),
-        )
-        .await;
-    let by_path = app
-        .post_json(
-            &format!("/api/llm-configurations/{}/test", id_of(&saved)),
-            &stranger.token,
-            &json!({}),
-        )
-        .await;
+    let saved = app.create_configuration(&owner.token, openai_at(&server, "work")).await;
+    let by_path = app.post_json(&saved.action("test"), &stranger.token, &json!({})).await;
     assert_error(by_path, 404, "not_found").await;
     let by_id = app
         .post_json(
             "/api/llm-configurations/test",
             &stranger.token,
-            &json!({"id": id_of(&saved)}),
+            &json!({"id": saved.id}),
         )
         .await;
     assert_error(by_id, 404, "not_found").await;
@@ -419,13 +401,8 @@ async fn another_users_configuration_cannot_be_tested(app: TestApp) {
         requests(&server).await.is_empty(),
         "a stranger's test reached the provider"
     );
-    let fetched: Value = app
-        .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &owner.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched["test_status"], "untested");
+    let fetched = app.refetch(&owner.token, &saved).await;
+    assert_eq!(fetched.test_status, "untested", "{fetched:?}");
 }
 
 async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_renders(app: TestApp) {
@@ -438,8 +415,8 @@ async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_rende
         .await;
 
     // Another row's ciphertext is bound to that row: it must not open here.
-    let victim_id = DbId(uuid::Uuid::parse_str(id_of(&victim)).unwrap());
-    let donor_id = DbId(uuid::Uuid::parse_str(id_of(&donor)).unwrap());
+    let victim_id = victim.db_id();
+    let donor_id = donor.db_id();
     app.with_db(move |conn| {
         let donor_ciphertext = llm_configurations::table
             .find(donor_id)
@@ -454,25 +431,24 @@ async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_rende
     })
     .await;
 
-    let result = test_saved(&app, &user.token, id_of(&victim)).await;
+    let result = test_saved(&app, &user.token, &victim).await;
     assert_failed(&result, "key_unreadable");
     assert!(
         result["message"].as_str().unwrap().contains("re-enter the key"),
         "{result}"
     );
-    let by_id = test_values(&app, &user.token, &json!({"id": id_of(&victim)})).await;
+    let by_id = test_values(&app, &user.token, &json!({"id": victim.id})).await;
     assert_failed(&by_id, "key_unreadable");
     assert!(requests(&server).await.is_empty(), "no key, no request");
 
-    let fetched: Value = app
-        .get(&format!("/api/llm-configurations/{}", id_of(&victim)), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched["test_status"], "failed", "{fetched}");
-    assert_eq!(fetched["test_message"], result["message"], "{fetched}");
-    assert_eq!(app.list(&user.token).await.len(), 2);
+    let fetched = app.refetch(&user.token, &victim).await;
+    assert_eq!(fetched.test_status, "failed", "{fetched:?}");
+    assert_eq!(
+        fetched.test_message.as_deref(),
+        result["message"].as_str(),
+        "{fetched:?}"
+    );
+    assert_eq!(app.configurations(&user.token).await.len(), 2);
     for api in [
         "/api/llm-configurations/default",
         "/api/conversations",
@@ -483,30 +459,22 @@ async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_rende
     let page = browser.page("/llm-configurations").await;
     assert!(page.contains("re-enter the key"), "the page says what to do: {page}");
     browser.page("/settings").await;
-    browser
-        .page(&format!("/llm-configurations/{}/edit", id_of(&victim)))
-        .await;
+    browser.page(&format!("/llm-configurations/{}/edit", victim.id)).await;
     browser.page("/llm-configurations/new").await;
 }
 
 async fn the_row_test_answers_the_row_with_htmx_and_a_redirect_without(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     let server = fake_openai().await;
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY,
-                   "base_url": openai_base(&server)}),
-        )
-        .await;
-    let action = format!("/llm-configurations/{}/test", id_of(&saved));
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
+    let action = format!("/llm-configurations/{}/test", saved.id);
     let csrf = browser.csrf().await;
 
     let response = browser.post_htmx(&action, &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), 200);
     let row = response.text().await.unwrap();
     assert!(
-        row.starts_with(&format!(r#"<tr id="configuration-{}""#, id_of(&saved))),
+        row.starts_with(&format!(r#"<tr id="configuration-{}""#, saved.id)),
         "{row}"
     );
     assert!(!row.contains("<html") && !row.contains("<body"), "{row}");
@@ -524,13 +492,8 @@ async fn the_row_test_answers_the_row_with_htmx_and_a_redirect_without(app: Test
     let page = browser.page("/llm-configurations").await;
     assert!(page.contains(r#"data-badge="status">Failed</span>"#), "{page}");
     assert!(!page.contains(PROVIDER_SECRET));
-    let fetched: Value = app
-        .get(&format!("/api/llm-configurations/{}", id_of(&saved)), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched["test_status"], "failed");
+    let fetched = app.refetch(&user.token, &saved).await;
+    assert_eq!(fetched.test_status, "failed", "{fetched:?}");
 }
 
 /// The form's fields for testing unsaved values.
@@ -582,15 +545,11 @@ async fn testing_an_unchanged_edit_form_uses_the_stored_key(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     let server = fake_openai().await;
     let base = openai_base(&server);
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base}),
-        )
-        .await;
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
+    let saved_id = saved.id.to_string();
     let csrf = browser.csrf().await;
     let mut fields = form("openai", "", &base, &csrf);
-    fields.push(("configuration_id", id_of(&saved)));
+    fields.push(("configuration_id", saved_id.as_str()));
     let response = browser.post_htmx("/llm-configurations/test", &fields).await;
     assert_eq!(response.status(), 200);
     let fragment = response.text().await.unwrap();
@@ -607,12 +566,8 @@ async fn testing_a_changed_edit_form_without_a_key_asks_for_the_key(app: TestApp
     let server = fake_openai().await;
     let elsewhere = fake_openai().await;
     let base = openai_base(&server);
-    let saved = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "work", "provider": "openai", "model": "gpt-4o", "api_key": GOOD_KEY, "base_url": base}),
-        )
-        .await;
+    let saved = app.create_configuration(&user.token, openai_at(&server, "work")).await;
+    let saved_id = saved.id.to_string();
     let csrf = browser.csrf().await;
     let moved = openai_base(&elsewhere);
     for (provider, base_url) in [
@@ -621,7 +576,7 @@ async fn testing_a_changed_edit_form_without_a_key_asks_for_the_key(app: TestApp
         ("openai", ""),
     ] {
         let mut fields = form(provider, "", base_url, &csrf);
-        fields.push(("configuration_id", id_of(&saved)));
+        fields.push(("configuration_id", saved_id.as_str()));
         let response = browser.post_htmx("/llm-configurations/test", &fields).await;
         assert_eq!(response.status(), 422, "{provider} at {base_url:?}");
         let fragment = response.text().await.unwrap();

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::configurations::id_of;
-use crate::helpers::resolve::{configuration, pin, resolve, resolved, update, user_and_resolver};
+use crate::helpers::configurations::{Configuration, expect_json};
+use crate::helpers::resolve::{Resolution, pin, resolve, resolved, user_and_resolver};
 use crate::helpers::{TestApp, TestUser, assert_error};
 use crate::on_both_backends;
 
@@ -53,12 +53,12 @@ async fn without_an_override_the_default_resolves_with_its_key(app: TestApp) {
 
     for conversation in [None, Some("conv-without-override")] {
         let body = resolved(&app, &resolver, conversation).await;
-        assert_eq!(body["source"], "default", "{body}");
-        assert_eq!(body["configuration"]["id"], default["id"]);
-        assert_eq!(body["configuration"]["name"], "main");
-        assert_eq!(body["configuration"]["provider"], "openai");
-        assert_eq!(body["configuration"]["model"], "gpt-4o");
-        assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+        assert_eq!(body.source, "default", "{body:?}");
+        assert_eq!(body.configuration.id, Some(default.id));
+        assert_eq!(body.configuration.name, "main");
+        assert_eq!(body.configuration.provider, "openai");
+        assert_eq!(body.configuration.model, "gpt-4o");
+        assert_eq!(body.configuration.api_key.as_deref(), Some("sk-main-key-0001-x7Qa"));
     }
 }
 
@@ -71,23 +71,23 @@ async fn an_override_wins_with_its_own_key(app: TestApp) {
             json!({"name": "claude", "provider": "anthropic", "model": "claude-3-5-sonnet", "api_key": "sk-ant-pinned-key-0003"}),
         )
         .await;
-    let set = pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
-    assert_eq!(set["conversation_id"], "conv-1");
-    assert_eq!(set["configuration_id"], pinned["id"]);
-    assert!(set["updated_at"].is_string());
+    let set = pin(&app, &user.token, "conv-1", &pinned).await;
+    assert_eq!(set.conversation_id, "conv-1");
+    assert_eq!(set.configuration_id, pinned.id);
+    assert!(!set.updated_at.is_empty());
 
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["source"], "override", "{body}");
-    assert_eq!(body["configuration"]["id"], pinned["id"]);
-    assert_eq!(body["configuration"]["provider"], "anthropic");
-    assert_eq!(body["configuration"]["api_key"], "sk-ant-pinned-key-0003");
+    assert_eq!(body.source, "override", "{body:?}");
+    assert_eq!(body.configuration.id, Some(pinned.id));
+    assert_eq!(body.configuration.provider, "anthropic");
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-ant-pinned-key-0003"));
 
     // Another conversation, and no conversation at all, still use the default.
     for conversation in [Some("conv-2"), None] {
         let body = resolved(&app, &resolver, conversation).await;
-        assert_eq!(body["source"], "default");
-        assert_eq!(body["configuration"]["id"], default["id"]);
-        assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+        assert_eq!(body.source, "default");
+        assert_eq!(body.configuration.id, Some(default.id));
+        assert_eq!(body.configuration.api_key.as_deref(), Some("sk-main-key-0001-x7Qa"));
     }
 }
 
@@ -95,19 +95,21 @@ async fn an_override_to_an_inactive_configuration_falls_back_to_the_default(app:
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
-    update(&app, &user.token, id_of(&pinned), json!({"is_active": false})).await;
+    pin(&app, &user.token, "conv-1", &pinned).await;
+    app.update_configuration(&user.token, &pinned, json!({"is_active": false}))
+        .await;
 
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["source"], "default", "{body}");
-    assert_eq!(body["configuration"]["id"], default["id"]);
-    assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
+    assert_eq!(body.source, "default", "{body:?}");
+    assert_eq!(body.configuration.id, Some(default.id));
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-main-key-0001-x7Qa"));
 
     // Reactivated, the override applies again.
-    update(&app, &user.token, id_of(&pinned), json!({"is_active": true})).await;
+    app.update_configuration(&user.token, &pinned, json!({"is_active": true}))
+        .await;
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["source"], "override");
-    assert_eq!(body["configuration"]["api_key"], "sk-pinned-key-0004");
+    assert_eq!(body.source, "override");
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-pinned-key-0004"));
 }
 
 async fn with_nothing_configured_and_no_fallback_resolution_is_404(app: TestApp) {
@@ -117,7 +119,8 @@ async fn with_nothing_configured_and_no_fallback_resolution_is_404(app: TestApp)
 
     // An inactive configuration is no default either.
     let only = app.create_openai(&user.token, "only", "sk-only-key-0005").await;
-    update(&app, &user.token, id_of(&only), json!({"is_active": false})).await;
+    app.update_configuration(&user.token, &only, json!({"is_active": false}))
+        .await;
     assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
 }
 
@@ -158,13 +161,7 @@ async fn the_resolved_key_is_the_saved_key_after_every_kind_of_edit(app: TestApp
             json!({"name": "exact", "provider": "openai", "model": "gpt-4o", "api_key": key}),
         )
         .await;
-    let id = id_of(&created);
-    let key_of = |body: &Value| {
-        body["configuration"]["api_key"]
-            .as_str()
-            .map(str::as_bytes)
-            .map(<[u8]>::to_vec)
-    };
+    let key_of = |body: &Resolution| body.configuration.api_key.as_ref().map(|key| key.as_bytes().to_vec());
 
     let body = resolved(&app, &resolver, None).await;
     assert_eq!(key_of(&body), Some(key.as_bytes().to_vec()), "as created");
@@ -177,44 +174,41 @@ async fn the_resolved_key_is_the_saved_key_after_every_kind_of_edit(app: TestApp
         ("reactivating", json!({"is_active": true})),
     ];
     for (what, change) in steps {
-        update(&app, &user.token, id, change).await;
+        app.update_configuration(&user.token, &created, change).await;
         if what == "deactivating" {
             assert_error(resolve(&app, &resolver, None).await, 404, "not_found").await;
             continue;
         }
         let body = resolved(&app, &resolver, None).await;
-        assert_eq!(body["configuration"]["id"], created["id"], "after {what}");
+        assert_eq!(body.configuration.id, Some(created.id), "after {what}");
         assert_eq!(key_of(&body), Some(key.as_bytes().to_vec()), "after {what}");
     }
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["configuration"]["name"], "renamed");
-    assert_eq!(body["configuration"]["model"], "gpt-4o-mini");
+    assert_eq!(body.configuration.name, "renamed");
+    assert_eq!(body.configuration.model, "gpt-4o-mini");
 }
 
 async fn each_resolution_counts_exactly_one_use(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
-    assert_eq!(default["use_count"], 0);
-    assert_eq!(default["last_used_at"], Value::Null);
+    pin(&app, &user.token, "conv-1", &pinned).await;
+    assert_eq!(default.use_count, 0);
+    assert_eq!(default.last_used_at, None);
 
     for expected in 1..=3 {
         let body = resolved(&app, &resolver, None).await;
-        assert_eq!(
-            body["configuration"]["use_count"], expected,
-            "the answer counts this use"
-        );
-        let stored = configuration(&app, &user.token, id_of(&default)).await;
-        assert_eq!(stored["use_count"], expected);
-        assert!(stored["last_used_at"].is_string(), "{stored}");
+        assert_eq!(body.configuration.use_count, expected, "the answer counts this use");
+        let stored = app.refetch(&user.token, &default).await;
+        assert_eq!(stored.use_count, expected);
+        assert!(stored.last_used_at.is_some(), "{stored:?}");
     }
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["source"], "override");
-    let pinned_now = configuration(&app, &user.token, id_of(&pinned)).await;
-    assert_eq!(pinned_now["use_count"], 1);
-    assert!(pinned_now["last_used_at"].is_string());
-    assert_eq!(configuration(&app, &user.token, id_of(&default)).await["use_count"], 3);
+    assert_eq!(body.source, "override");
+    let pinned_now = app.refetch(&user.token, &pinned).await;
+    assert_eq!(pinned_now.use_count, 1);
+    assert!(pinned_now.last_used_at.is_some());
+    assert_eq!(app.refetch(&user.token, &default).await.use_count, 3);
 }
 
 /// One audit line: token, configuration, its name, conversation, source.
@@ -272,7 +266,7 @@ async fn every_reveal_is_audited_and_refusals_are_not(app: TestApp) {
     let resolver_id = token_id(&app, &user, "resolve").await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let pinned = app.create_openai(&user.token, "pinned", "sk-pinned-key-0004").await;
-    pin(&app, &user.token, "conv-1", id_of(&pinned)).await;
+    pin(&app, &user.token, "conv-1", &pinned).await;
 
     resolved(&app, &resolver, None).await;
     resolved(&app, &resolver, Some("conv-1")).await;
@@ -280,7 +274,7 @@ async fn every_reveal_is_audited_and_refusals_are_not(app: TestApp) {
     assert_eq!(resolve(&app, &user.token, None).await.status(), 403);
     assert_eq!(resolve(&app, &resolver, Some(&"c".repeat(201))).await.status(), 422);
 
-    let id = |configuration: &Value| Some(Uuid::parse_str(id_of(configuration)).unwrap());
+    let id = |configuration: &Configuration| Some(configuration.id);
     assert_eq!(
         reveals(&app, &user).await,
         [
@@ -306,31 +300,32 @@ async fn a_user_without_a_default_gets_the_instance_fallback(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     for conversation in [None, Some("conv-1")] {
         let body = resolved(&app, &resolver, conversation).await;
-        assert_eq!(body["source"], "fallback", "{body}");
-        let configuration = &body["configuration"];
-        assert_eq!(configuration["id"], Value::Null);
-        assert_eq!(configuration["name"], "instance fallback");
-        assert_eq!(configuration["provider"], "openai_compatible");
-        assert_eq!(configuration["model"], "shared-model");
-        assert_eq!(configuration["base_url"], FALLBACK_BASE_URL);
-        assert_eq!(configuration["api_key"], FALLBACK_KEY);
+        assert_eq!(body.source, "fallback", "{body:?}");
+        let configuration = &body.configuration;
+        assert_eq!(configuration.id, None);
+        assert_eq!(configuration.name, "instance fallback");
+        assert_eq!(configuration.provider, "openai_compatible");
+        assert_eq!(configuration.model, "shared-model");
+        assert_eq!(configuration.base_url.as_deref(), Some(FALLBACK_BASE_URL));
+        assert_eq!(configuration.api_key.as_deref(), Some(FALLBACK_KEY));
     }
 
     // A user whose only configuration is inactive has no default: the fallback answers, and
     // neither it nor the inactive configuration records a use.
     let inactive = app.create_openai(&user.token, "inactive", "sk-inactive-key-0012").await;
-    pin(&app, &user.token, "conv-1", id_of(&inactive)).await;
-    update(&app, &user.token, id_of(&inactive), json!({"is_active": false})).await;
+    pin(&app, &user.token, "conv-1", &inactive).await;
+    app.update_configuration(&user.token, &inactive, json!({"is_active": false}))
+        .await;
     let body = resolved(&app, &resolver, Some("conv-1")).await;
-    assert_eq!(body["source"], "fallback");
-    assert_eq!(body["configuration"]["use_count"], 0);
-    assert_eq!(body["configuration"]["last_used_at"], Value::Null);
-    let stored = configuration(&app, &user.token, id_of(&inactive)).await;
-    assert_eq!(stored["use_count"], 0);
-    assert_eq!(stored["last_used_at"], Value::Null);
+    assert_eq!(body.source, "fallback");
+    assert_eq!(body.configuration.use_count, 0);
+    assert_eq!(body.configuration.last_used_at, None);
+    let stored = app.refetch(&user.token, &inactive).await;
+    assert_eq!(stored.use_count, 0);
+    assert_eq!(stored.last_used_at, None);
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["source"], "fallback");
-    assert_eq!(body["configuration"]["use_count"], 0);
+    assert_eq!(body.source, "fallback");
+    assert_eq!(body.configuration.use_count, 0);
 
     // Each fallback reveal is audited, under no configuration.
     let audit = reveals(&app, &user).await;
@@ -346,9 +341,10 @@ async fn a_user_without_a_default_gets_the_instance_fallback(app: TestApp) {
 async fn a_user_with_a_default_never_gets_the_fallback(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
-    let body = resolved(&app, &resolver, None).await;
+    // Read raw: the fallback's key may appear in no field at all.
+    let body: Value = expect_json(resolve(&app, &resolver, None).await, 200, "resolve").await;
     assert_eq!(body["source"], "default");
-    assert_eq!(body["configuration"]["id"], default["id"]);
+    assert_eq!(body["configuration"]["id"], json!(default.id));
     assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
     assert!(!body.to_string().contains(FALLBACK_KEY));
 }

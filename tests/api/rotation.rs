@@ -4,10 +4,11 @@
 use diesel::prelude::*;
 use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, schema};
 use r2d2::ManageConnection;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::binary::{Site, master_keys, master_passphrase};
 use crate::helpers::command_line::{Cli, Keys, assert_key_entry};
+use crate::helpers::configurations::{Configuration, expect_json};
 use crate::helpers::vault::{assert_every_key_resolves, fill_vault};
 use crate::helpers::{TestDatabase, distinctive_key, master_key_entry};
 use crate::on_both_backends;
@@ -81,7 +82,7 @@ async fn a_wrong_or_unconfigured_master_key_is_refused_by_name_and_changes_nothi
         .await;
     let listed = server.list(&token).await;
     assert_eq!(listed.len(), 3);
-    assert!(listed.iter().all(|c| c["api_key_masked"].is_string()));
+    assert!(listed.iter().all(|c| c.api_key_masked.is_some()));
     server.stop();
     let before = cli.dump();
 
@@ -102,13 +103,8 @@ async fn a_wrong_or_unconfigured_master_key_is_refused_by_name_and_changes_nothi
     let server = cli.serve(&original).await;
     assert_eq!(server.list(&token).await, listed);
     for configuration in &listed {
-        let path = format!(
-            "/api/llm-configurations/{}",
-            configuration["id"].as_str().expect("an id")
-        );
-        let response = server.get(&path, &token).await;
-        assert_eq!(response.status(), 200);
-        let fetched: Value = response.json().await.expect("a resource");
+        let response = server.get(&configuration.path(), &token).await;
+        let fetched: Configuration = expect_json(response, 200, "get").await;
         assert_eq!(&fetched, configuration);
     }
 }
@@ -238,8 +234,8 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
             json!({"name": "long", "provider": "openai", "model": "m", "api_key": "sk-0123456789abcdefx7Qa"}),
         )
         .await;
-    assert_eq!(short["api_key_masked"], "••••");
-    assert_eq!(long["api_key_masked"], "sk-…x7Qa");
+    assert_eq!(short.api_key_masked.as_deref(), Some("••••"));
+    assert_eq!(long.api_key_masked.as_deref(), Some("sk-…x7Qa"));
     server.stop();
 
     // The database as the previous release left it: the short key's hint under the old rule
@@ -259,13 +255,8 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
     let masks: Vec<(String, String)> = server
         .list(&token)
         .await
-        .iter()
-        .map(|item| {
-            (
-                item["name"].as_str().unwrap().to_owned(),
-                item["api_key_masked"].as_str().unwrap().to_owned(),
-            )
-        })
+        .into_iter()
+        .map(|item| (item.name, item.api_key_masked.unwrap()))
         .collect();
     assert!(masks.contains(&("short".to_owned(), "••••".to_owned())), "{masks:?}");
     assert!(masks.contains(&("long".to_owned(), "sk-…x7Qa".to_owned())), "{masks:?}");
@@ -282,7 +273,11 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
     }
     let server = site.serve(&env).await;
     let listed = server.list(&token).await;
-    let long = listed.iter().find(|item| item["name"] == "long").unwrap();
-    assert_eq!(long["api_key_masked"], "sk-…seen", "hints are recomputed once per rule");
+    let long = listed.iter().find(|item| item.name == "long").unwrap();
+    assert_eq!(
+        long.api_key_masked.as_deref(),
+        Some("sk-…seen"),
+        "hints are recomputed once per rule"
+    );
     server.stop();
 }

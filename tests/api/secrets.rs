@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::command_line::{Cli, Keys};
-use crate::helpers::configurations::{CONFIGURATIONS, db_id_of, id_of, path_of};
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION};
 use crate::helpers::pages::{row_of, tag_with_id};
-use crate::helpers::resolve::{configuration, pin, resolve, resolved};
+use crate::helpers::resolve::{pin, resolve, resolved};
 use crate::helpers::secrets::{assert_no_key_in, windows_of};
 use crate::helpers::{TestApp, TestDatabase, assert_error, distinctive_key, master_key_entry};
 use crate::on_both_backends;
@@ -49,7 +49,7 @@ async fn the_server_log_holds_no_api_key_and_no_token(cli: Cli) {
             )
             .await;
         secrets.push(key);
-        let path = format!("/api/llm-configurations/{}", created["id"].as_str().expect("an id"));
+        let path = created.path();
         let new_key = distinctive_key(prefix);
         let updated = server
             .send_json(reqwest::Method::PUT, &path, &token, &json!({"api_key": new_key}))
@@ -98,12 +98,12 @@ async fn the_management_page_shows_masks_and_never_the_key(app: TestApp) {
     let pages = [
         browser.page("/llm-configurations").await,
         browser
-            .page(&format!("/llm-configurations/{}/edit", id_of(&configuration)))
+            .page(&format!("/llm-configurations/{}/edit", configuration.id))
             .await,
         browser.page("/settings").await,
     ];
     let table = &pages[0];
-    let row = row_of(table, id_of(&configuration)).unwrap();
+    let row = row_of(table, configuration.id).unwrap();
     assert!(row.contains("work-gpt"));
     assert!(
         row.contains(r#"<code class="masked-key">sk-proj-…x7Qa</code>"#),
@@ -134,7 +134,7 @@ fn key_input(html: &str) -> &str {
 async fn key_pages_are_never_cached_and_the_key_field_is_not_autocompleted(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
     let configuration = app.create_openai(&user.token, "cached", "sk-cached-key-00001").await;
-    let edit = format!("/llm-configurations/{}/edit", id_of(&configuration));
+    let edit = format!("/llm-configurations/{}/edit", configuration.id);
     for path in [
         "/llm-configurations",
         "/llm-configurations/new",
@@ -165,9 +165,8 @@ async fn key_pages_are_never_cached_and_the_key_field_is_not_autocompleted(app: 
 
 /// Copies the stored ciphertext (and its key id) of `from` onto `to`, as an attacker with write
 /// access to the database would.
-async fn copy_ciphertext(app: &TestApp, from: &str, to: &str) {
-    let from = DbId(Uuid::parse_str(from).unwrap());
-    let to = DbId(Uuid::parse_str(to).unwrap());
+async fn copy_ciphertext(app: &TestApp, from: &Configuration, to: &Configuration) {
+    let (from, to) = (from.db_id(), to.db_id());
     app.with_db(move |conn| {
         let (sealed, key_id) = llm_configurations::table
             .find(from)
@@ -196,8 +195,8 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
     let victim = app
         .create_openai(&user.token, "victim", "sk-victim-key-0007-efgh")
         .await;
-    copy_ciphertext(&app, id_of(&source), id_of(&victim)).await;
-    pin(&app, &user.token, "conv-victim", id_of(&victim)).await;
+    copy_ciphertext(&app, &source, &victim).await;
+    pin(&app, &user.token, "conv-victim", &victim).await;
 
     let body = assert_error(
         resolve(&app, &resolver, Some("conv-victim")).await,
@@ -208,15 +207,9 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
     assert!(!body.to_string().contains("sk-source-key"), "{body}");
     assert!(!body.to_string().contains("sk-victim-key"), "{body}");
     // The unreadable attempt records no use.
-    assert_eq!(configuration(&app, &user.token, id_of(&victim)).await["use_count"], 0);
+    assert_eq!(app.refetch(&user.token, &victim).await.use_count, 0);
 
-    let test = app
-        .post_json(
-            &format!("/api/llm-configurations/{}/test", id_of(&victim)),
-            &user.token,
-            &json!({}),
-        )
-        .await;
+    let test = app.post_json(&victim.action("test"), &user.token, &json!({})).await;
     let status = test.status();
     let result: Value = test.json().await.unwrap();
     assert_eq!(status, 200, "{result}");
@@ -224,15 +217,15 @@ async fn a_ciphertext_copied_onto_another_row_is_unreadable_and_breaks_nothing_e
     assert_eq!(result["status"], "failed", "{result}");
 
     // Everything else still works, and the source's own key is intact.
-    assert_eq!(app.list(&user.token).await.len(), 2);
-    let fetched = configuration(&app, &user.token, id_of(&victim)).await;
-    assert_eq!(fetched["test_status"], "failed");
+    assert_eq!(app.configurations(&user.token).await.len(), 2);
+    let fetched = app.refetch(&user.token, &victim).await;
+    assert_eq!(fetched.test_status, "failed");
     let page = browser.page("/llm-configurations").await;
     assert!(page.contains("re-enter the key"), "the page asks for the key again");
     assert!(!page.contains("sk-source-key") && !page.contains("sk-victim-key"));
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["configuration"]["id"], source["id"]);
-    assert_eq!(body["configuration"]["api_key"], "sk-source-key-0006-abcd");
+    assert_eq!(body.configuration.id, Some(source.id));
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-source-key-0006-abcd"));
 }
 
 /// Every value that holds a key in clear is a secret type: formatting it with `{:?}` (as a log
@@ -355,89 +348,63 @@ async fn no_response_carries_the_key(app: TestApp) {
         .await;
     record(response_text(response).await, 201, "create");
 
-    record(
-        response_text(app.get(CONFIGURATIONS, &user.token).await).await,
-        200,
-        "list",
-    );
-    record(
-        response_text(app.get(&first_location, &user.token).await).await,
-        200,
-        "get",
-    );
-    record(
-        response_text(app.get("/api/llm-configurations/default", &user.token).await).await,
-        200,
-        "default",
-    );
-    record(
-        response_text(
-            app.put_json(&first_location, &user.token, &json!({"name": "one-renamed"}))
-                .await,
-        )
-        .await,
-        200,
-        "update",
-    );
-    record(
-        response_text(
-            app.put_json(&first_location, &user.token, &json!({"api_key": keys[3]}))
-                .await,
-        )
-        .await,
-        200,
-        "update",
-    );
-    record(
-        response_text(
-            app.put_json(&format!("{second_location}/set-default"), &user.token, &json!({}))
-                .await,
-        )
-        .await,
-        200,
-        "set-default",
-    );
-    // Refusals do not echo a key either.
-    record(
-        response_text(
-            app.post_json(CONFIGURATIONS, &user.token, &create("two", "openai", keys[1]))
-                .await,
-        )
-        .await,
-        409,
-        "conflict",
-    );
-    record(
-        response_text(
-            app.post_json(
-                CONFIGURATIONS,
-                &user.token,
-                &create("four", "openai", &format!("{} {}", keys[0], keys[1])),
-            )
-            .await,
-        )
-        .await,
-        422,
-        "invalid key",
-    );
-    record(
-        response_text(
-            app.put_json(
-                &second_location,
-                &user.token,
-                &json!({"base_url": "https://elsewhere.example.com", "api_key": format!("{}…", keys[1])}),
-            )
-            .await,
-        )
-        .await,
-        422,
-        "masked-looking key",
-    );
-    record(
-        response_text(app.get(CONFIGURATIONS, &user.token).await).await,
-        200,
-        "list after changes",
-    );
+    use reqwest::Method;
+    let requests = [
+        ("list", Method::GET, CONFIGURATIONS.to_owned(), None, 200),
+        ("get", Method::GET, first_location.clone(), None, 200),
+        ("default", Method::GET, DEFAULT_CONFIGURATION.to_owned(), None, 200),
+        (
+            "update",
+            Method::PUT,
+            first_location.clone(),
+            Some(json!({"name": "one-renamed"})),
+            200,
+        ),
+        (
+            "update",
+            Method::PUT,
+            first_location,
+            Some(json!({"api_key": keys[3]})),
+            200,
+        ),
+        (
+            "set-default",
+            Method::PUT,
+            format!("{second_location}/set-default"),
+            Some(json!({})),
+            200,
+        ),
+        // Refusals do not echo a key either.
+        (
+            "conflict",
+            Method::POST,
+            CONFIGURATIONS.to_owned(),
+            Some(create("two", "openai", keys[1])),
+            409,
+        ),
+        (
+            "invalid key",
+            Method::POST,
+            CONFIGURATIONS.to_owned(),
+            Some(create("four", "openai", &format!("{} {}", keys[0], keys[1]))),
+            422,
+        ),
+        (
+            "masked-looking key",
+            Method::PUT,
+            second_location,
+            Some(json!({"base_url": "https://elsewhere.example.com", "api_key": format!("{}…", keys[1])})),
+            422,
+        ),
+        ("list after changes", Method::GET, CONFIGURATIONS.to_owned(), None, 200),
+    ];
+    for (what, method, path, body, expected) in requests {
+        let mut request = app.client.request(method, app.url(&path)).bearer_auth(&user.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        record(response_text(request.send().await.unwrap()).await, expected, what);
+    }
     assert!(texts.iter().any(|(_, text)| text.contains("one-renamed")));
     for (what, text) in &texts {
         assert_no_key_in(text, &keys, what);
@@ -497,7 +464,7 @@ async fn the_database_never_holds_a_key_in_clear(app: TestApp) {
     )
     .await;
     let replaced = app
-        .put_json(&path_of(&first), &user.token, &json!({"api_key": keys[3]}))
+        .put_json(&first.path(), &user.token, &json!({"api_key": keys[3]}))
         .await;
     assert_eq!(replaced.status(), 200);
 
@@ -564,27 +531,22 @@ async fn masks_show_the_known_prefix_and_the_last_four_characters(app: TestApp) 
                 json!({"name": format!("mask-{index:02}"), "provider": provider, "model": "m", "api_key": key}),
             )
             .await;
-        assert_eq!(configuration["api_key_masked"], *mask, "{key}");
-        assert_eq!(configuration["has_api_key"], true);
+        assert_eq!(configuration.api_key_masked.as_deref(), Some(*mask), "{key}");
+        assert!(configuration.has_api_key);
         created.push((configuration, *mask));
     }
-    let listed = app.list(&user.token).await;
+    let listed = app.configurations(&user.token).await;
     for (configuration, mask) in &created {
-        let shown = listed.iter().find(|item| item["id"] == configuration["id"]).unwrap();
-        assert_eq!(shown["api_key_masked"], *mask);
-        let fetched: Value = app
-            .get(&path_of(configuration), &user.token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let shown = listed.iter().find(|item| item.id == configuration.id).unwrap();
+        assert_eq!(shown.api_key_masked.as_deref(), Some(*mask));
+        let fetched: Value = app.get(&configuration.path(), &user.token).await.json().await.unwrap();
         assert_eq!(fetched["api_key_masked"], *mask);
     }
     // A new key gets a new mask.
     let (first, _) = &created[0];
     let updated: Value = app
         .put_json(
-            &path_of(first),
+            &first.path(),
             &user.token,
             &json!({"api_key": "sk-ant-different-key-Zz9Y"}),
         )
@@ -611,12 +573,8 @@ async fn a_ciphertext_copied_onto_another_row_does_not_break_reading(app: TestAp
         .create_openai(&other.token, "garbled", "sk-garbled-key-000DdDd")
         .await;
 
-    let (source_id, target_id, foreign_id, garbled_id) = (
-        db_id_of(&source),
-        db_id_of(&target),
-        db_id_of(&foreign),
-        db_id_of(&other_target),
-    );
+    let (source_id, target_id, foreign_id, garbled_id) =
+        (source.db_id(), target.db_id(), foreign.db_id(), other_target.db_id());
     app.with_db(move |conn| {
         let copy = |conn: &mut DbConnection, from: DbId, onto: DbId| {
             let (ciphertext, key_id): (Option<Vec<u8>>, Option<String>) = llm_configurations::table
@@ -644,24 +602,24 @@ async fn a_ciphertext_copied_onto_another_row_does_not_break_reading(app: TestAp
     .await;
 
     for (user, configurations) in [(&owner, [&source, &target]), (&other, [&foreign, &other_target])] {
-        let listed = app.list(&user.token).await;
+        let listed = app.configurations(&user.token).await;
         assert_eq!(listed.len(), 2);
         for configuration in configurations {
-            let response = app.get(&path_of(configuration), &user.token).await;
+            let response = app.get(&configuration.path(), &user.token).await;
             assert_eq!(response.status(), 200);
             let fetched: Value = response.json().await.unwrap();
-            assert_eq!(fetched["api_key_masked"], configuration["api_key_masked"]);
+            assert_eq!(fetched["api_key_masked"], json!(configuration.api_key_masked));
             assert_eq!(fetched["has_api_key"], true);
         }
         let default = app.get("/api/llm-configurations/default", &user.token).await;
         assert_eq!(default.status(), 200);
         let renamed = app
-            .put_json(&path_of(configurations[1]), &user.token, &json!({"model": "gpt-4.1"}))
+            .put_json(&configurations[1].path(), &user.token, &json!({"model": "gpt-4.1"}))
             .await;
         assert_eq!(renamed.status(), 200);
         let moved = app
             .put_json(
-                &format!("{}/set-default", path_of(configurations[1])),
+                &format!("{}/set-default", configurations[1].path()),
                 &user.token,
                 &json!({}),
             )

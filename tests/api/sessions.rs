@@ -6,6 +6,7 @@ use lanyard::db::schema::sessions;
 use lanyard::http::anonymous_csrf::COOKIE_NAME as CSRF_COOKIE;
 use serde_json::{Value, json};
 
+use crate::helpers::configurations::Configuration;
 use crate::helpers::forms::token_names;
 use crate::helpers::{TEST_PASSWORD, TestApp, csrf_from, location};
 use crate::on_both_backends;
@@ -303,9 +304,9 @@ async fn a_form_post_without_the_right_csrf_token_is_refused_and_changes_nothing
     let (user, browser) = app.signed_in_user().await;
     let first = app.create_openai(&user.token, "first", "sk-first-key-000001").await;
     let second = app.create_openai(&user.token, "second", "sk-second-key-00002").await;
-    let set_second_default = format!("/llm-configurations/{}/set-default", second["id"].as_str().unwrap());
+    let set_second_default = second.page("set-default");
     let csrf = browser.csrf().await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
     let tokens_before = token_names(&browser).await;
 
     for token in [None, Some("not-the-token"), Some("")] {
@@ -347,10 +348,10 @@ async fn a_form_post_without_the_right_csrf_token_is_refused_and_changes_nothing
         }
     }
 
-    assert_eq!(app.list(&user.token).await, before);
+    assert_eq!(app.configurations(&user.token).await, before);
     assert_eq!(
-        app.list(&user.token).await[0]["id"],
-        first["id"],
+        app.configurations(&user.token).await[0].id,
+        first.id,
         "the default did not move"
     );
     assert_eq!(token_names(&browser).await, tokens_before);
@@ -359,9 +360,9 @@ async fn a_form_post_without_the_right_csrf_token_is_refused_and_changes_nothing
     // The right token, in the field or in the header, is accepted.
     let accepted = browser.post_form(&set_second_default, &[("csrf_token", &csrf)]).await;
     assert_eq!(accepted.status(), 303);
-    let listed = app.list(&user.token).await;
-    assert_eq!(listed[0]["id"], second["id"]);
-    let set_first_default = format!("/llm-configurations/{}/set-default", first["id"].as_str().unwrap());
+    let listed = app.configurations(&user.token).await;
+    assert_eq!(listed[0].id, second.id);
+    let set_first_default = first.page("set-default");
     let by_header = browser
         .post_form_with(
             &set_first_default,
@@ -370,7 +371,7 @@ async fn a_form_post_without_the_right_csrf_token_is_refused_and_changes_nothing
         )
         .await;
     assert_eq!(by_header.status(), 200);
-    assert_eq!(app.list(&user.token).await[0]["id"], first["id"]);
+    assert_eq!(app.configurations(&user.token).await[0].id, first.id);
 }
 
 async fn a_form_post_from_another_origin_is_refused_but_loopback_aliases_count_as_ours(app: TestApp) {
@@ -404,7 +405,7 @@ async fn a_form_post_from_another_origin_is_refused_but_loopback_aliases_count_a
             .await;
         assert_eq!(logout.status(), 403, "Origin {origin}");
     }
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let names = ["own", "localhost", "ipv6"];
     let origins = [
@@ -426,10 +427,10 @@ async fn a_form_post_from_another_origin_is_refused_but_loopback_aliases_count_a
         );
     }
     let mut listed: Vec<String> = app
-        .list(&user.token)
+        .configurations(&user.token)
         .await
-        .iter()
-        .map(|configuration| configuration["name"].as_str().unwrap().to_owned())
+        .into_iter()
+        .map(|configuration| configuration.name)
         .collect();
     listed.sort();
     assert_eq!(listed, ["ipv6", "localhost", "own"]);
@@ -465,7 +466,7 @@ async fn a_session_may_use_the_api_but_writes_need_the_csrf_header(app: TestApp)
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 
     let created = browser
         .client
@@ -476,8 +477,8 @@ async fn a_session_may_use_the_api_but_writes_need_the_csrf_header(app: TestApp)
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
-    assert_eq!(created["api_key_masked"], "sk-…0001");
+    let created: Configuration = created.json().await.unwrap();
+    assert_eq!(created.api_key_masked.as_deref(), Some("sk-…0001"));
 
     // A session never reaches a key in clear, with or without the CSRF header.
     let resolve = browser.get("/api/resolve").await;
@@ -496,11 +497,11 @@ async fn a_session_may_use_the_api_but_writes_need_the_csrf_header(app: TestApp)
     // Reading needs no token.
     let listed = browser.get("/api/llm-configurations").await;
     assert_eq!(listed.status(), 200);
-    let listed: Vec<Value> = listed.json().await.unwrap();
+    let listed: Vec<Configuration> = listed.json().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["id"], created["id"]);
+    assert_eq!(listed[0].id, created.id);
     // Deleting is a write too.
-    let path = browser.url(&format!("/api/llm-configurations/{}", created["id"].as_str().unwrap()));
+    let path = browser.url(&created.path());
     assert_eq!(browser.client.delete(&path).send().await.unwrap().status(), 403);
     let deleted = browser
         .client
@@ -510,7 +511,7 @@ async fn a_session_may_use_the_api_but_writes_need_the_csrf_header(app: TestApp)
         .await
         .unwrap();
     assert_eq!(deleted.status(), 204);
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn logout_ends_the_session_on_the_server(app: TestApp) {

@@ -4,12 +4,12 @@
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use lanyard::crypto::hash_token;
-use lanyard::db::schema::{api_tokens, users};
-use lanyard::db::{DbConnection, DbId};
+use lanyard::db::DbConnection;
+use lanyard::db::schema::api_tokens;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
-use crate::helpers::configurations::{CONFIGURATIONS, openai_with_key, path_of};
+use crate::helpers::configurations::{CONFIGURATIONS, openai_with_key};
 use crate::helpers::forms::{create_token, post_form, revoked_by_name, token_names};
 use crate::helpers::secrets::assert_no_key_in;
 use crate::helpers::{TEST_PASSWORD, TestApp, assert_error};
@@ -138,15 +138,13 @@ async fn requests_without_a_valid_bearer_token_are_401(app: TestApp) {
     for authorization in garbage {
         for request in [
             app.client.get(app.url(CONFIGURATIONS)),
-            app.client.get(app.url(&path_of(&created))),
+            app.client.get(app.url(&created.path())),
             app.client.get(app.url("/api/llm-configurations/default")),
             app.client
                 .post(app.url(CONFIGURATIONS))
                 .json(&openai_with_key("intruder", "sk-intruder-0123456789")),
-            app.client
-                .put(app.url(&path_of(&created)))
-                .json(&json!({"name": "taken"})),
-            app.client.delete(app.url(&path_of(&created))),
+            app.client.put(app.url(&created.path())).json(&json!({"name": "taken"})),
+            app.client.delete(app.url(&created.path())),
         ] {
             let request = if authorization.is_empty() {
                 request
@@ -158,7 +156,7 @@ async fn requests_without_a_valid_bearer_token_are_401(app: TestApp) {
     }
     // Every failure looks the same, so nothing tells a guesser which part was wrong.
     assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "{bodies:?}");
-    assert_eq!(app.list(&user.token).await, vec![created]);
+    assert_eq!(app.configurations(&user.token).await, vec![created]);
 }
 
 async fn a_revoked_token_is_401(app: TestApp) {
@@ -173,7 +171,7 @@ async fn a_revoked_token_is_401(app: TestApp) {
             .unwrap()
     })
     .await;
-    assert_error(app.get(CONFIGURATIONS, &token).await, 401, "unauthorized").await;
+    app.assert_unauthorized(CONFIGURATIONS, &token).await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,
@@ -186,7 +184,7 @@ async fn a_revoked_token_is_401(app: TestApp) {
     )
     .await;
     // The user's other token is unaffected.
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn an_expired_token_is_401(app: TestApp) {
@@ -205,7 +203,7 @@ async fn an_expired_token_is_401(app: TestApp) {
     app.with_db(set_expiry(Duration::hours(1))).await;
     assert_eq!(list_status(&app, &token).await, 200);
     app.with_db(set_expiry(Duration::seconds(-1))).await;
-    assert_error(app.get(CONFIGURATIONS, &token).await, 401, "unauthorized").await;
+    app.assert_unauthorized(CONFIGURATIONS, &token).await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,
@@ -217,28 +215,17 @@ async fn an_expired_token_is_401(app: TestApp) {
         "unauthorized",
     )
     .await;
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn a_disabled_users_token_is_401(app: TestApp) {
     let user = app.user().await;
     let bystander = app.user().await;
     app.create_openai(&user.token, "mine", "sk-disabled-0123456789").await;
-    let id = DbId(user.id);
-    app.with_db(move |conn| {
-        diesel::update(users::table.find(id))
-            .set(users::is_disabled.eq(true))
-            .execute(conn)
-            .unwrap()
-    })
-    .await;
-    assert_error(app.get(CONFIGURATIONS, &user.token).await, 401, "unauthorized").await;
-    assert_error(
-        app.get("/api/llm-configurations/default", &user.token).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    app.disable_in_database(&user).await;
+    app.assert_unauthorized(CONFIGURATIONS, &user.token).await;
+    app.assert_unauthorized("/api/llm-configurations/default", &user.token)
+        .await;
     assert_error(
         app.post_json(
             CONFIGURATIONS,
@@ -259,11 +246,11 @@ async fn a_read_token_cannot_change_anything(app: TestApp) {
     let second = app
         .create_openai(&user.token, "second", "sk-second-key-0123456789")
         .await;
-    let before = app.list(&user.token).await;
+    let before = app.configurations(&user.token).await;
     let read = app.token_for(&user, "read").await;
 
     assert_eq!(list_status(&app, &read).await, 200);
-    assert_eq!(app.get(&path_of(&first), &read).await.status(), 200);
+    assert_eq!(app.get(&first.path(), &read).await.status(), 200);
     assert_eq!(app.get("/api/llm-configurations/default", &read).await.status(), 200);
 
     let responses = [
@@ -273,15 +260,14 @@ async fn a_read_token_cannot_change_anything(app: TestApp) {
             &openai_with_key("third", "sk-third-key-0123456789"),
         )
         .await,
-        app.put_json(&path_of(&first), &read, &json!({"name": "renamed"})).await,
-        app.delete(&path_of(&first), &read).await,
-        app.put_json(&format!("{}/set-default", path_of(&second)), &read, &json!({}))
-            .await,
+        app.put_json(&first.path(), &read, &json!({"name": "renamed"})).await,
+        app.delete(&first.path(), &read).await,
+        app.put_json(&second.action("set-default"), &read, &json!({})).await,
     ];
     for response in responses {
         assert_error(response, 403, "forbidden").await;
     }
-    assert_eq!(app.list(&user.token).await, before);
+    assert_eq!(app.configurations(&user.token).await, before);
 }
 
 async fn a_resolve_only_token_cannot_read_configurations(app: TestApp) {
@@ -292,7 +278,7 @@ async fn a_resolve_only_token_cannot_read_configurations(app: TestApp) {
     let resolve = app.token_for(&user, "resolve").await;
     for path in [
         CONFIGURATIONS.to_owned(),
-        path_of(&created),
+        created.path(),
         "/api/llm-configurations/default".to_owned(),
     ] {
         let body = assert_error(app.get(&path, &resolve).await, 403, "forbidden").await;
@@ -309,7 +295,7 @@ async fn a_resolve_only_token_cannot_read_configurations(app: TestApp) {
         "forbidden",
     )
     .await;
-    assert_eq!(app.list(&user.token).await, vec![created]);
+    assert_eq!(app.configurations(&user.token).await, vec![created]);
 }
 
 async fn api_tokens_are_managed_by_the_browser_session_only(app: TestApp) {

@@ -304,6 +304,18 @@ impl Browser {
     }
 
     /// As `start`, with `env` added to the server's environment (such as `LANYARD_EGRESS_ALLOW`).
+    /// A fake provider, and a browser on a server allowed to reach it (plain http to loopback)
+    /// whose first admin has registered.
+    pub async fn start_with_fake_provider(
+        flow: &'static str,
+        javascript: JavaScript,
+    ) -> Option<(Browser, FakeProvider)> {
+        let provider = FakeProvider::start().await;
+        let browser = Browser::start_with(flow, javascript, &LOOPBACK_EGRESS).await?;
+        browser.register_first_admin().await;
+        Some((browser, provider))
+    }
+
     pub async fn start_with(flow: &'static str, javascript: JavaScript, env: &[(&str, &str)]) -> Option<Browser> {
         let chromedriver = find_program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = find_program("CHROMIUM", "/usr/bin/chromium");
@@ -772,6 +784,60 @@ impl Browser {
         );
         self.check("signed-out-redirect").await;
     }
+
+    /// The management page as a new account sees it: no configurations yet.
+    pub async fn assert_starts_empty(&self) {
+        assert!(
+            self.exists(".empty-state").await,
+            "a new account starts with no configurations"
+        );
+        self.check("empty").await;
+    }
+
+    /// Opens the settings' token form and names the new token.
+    pub async fn open_token_form(&self, name: &str) {
+        self.click("#tokens-section details > summary").await;
+        self.fill("#token-form #token-name", name).await;
+    }
+
+    /// The token the page shows once after creating it (asserting one is shown).
+    pub async fn shown_token(&self) -> String {
+        let secret = self
+            .wait_for("#new-token-value")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .trim()
+            .to_owned();
+        assert!(secret.len() >= 20, "a token is shown: {secret:?}");
+        secret
+    }
+
+    /// The tokens table lists `ci script` without showing `secret` again.
+    pub async fn assert_token_listed_without_its_secret(&self, secret: &str, step: &str) {
+        self.wait_for("tr[id^='token-'][data-name='ci script']").await;
+        assert!(!self.exists("#new-token-value").await, "a token is shown only once");
+        assert!(
+            !self.client.source().await.unwrap().contains(secret),
+            "the page holds no token"
+        );
+        self.check(step).await;
+    }
+
+    /// After revoking `ci script`: its badge says so, the API refuses it; then logs out and
+    /// ends the session.
+    pub async fn assert_token_revoked_then_finish(self, secret: &str) {
+        assert_eq!(self.text("tr[data-name='ci script'] .badge").await, "Revoked");
+        assert_eq!(
+            self.server.api_status_with(secret).await,
+            401,
+            "a revoked token is refused"
+        );
+        self.check("token-revoked").await;
+        self.log_out().await;
+        self.finish().await;
+    }
 }
 
 /// A redirect the browser followed.
@@ -805,6 +871,24 @@ pub const HOME: Configuration<'static> = Configuration {
     api_key: "sk-ant-browser-test-home-0987654321ABCD",
     base_url: "",
 };
+
+/// `fake-good` and `fake-bad`: the fake provider at `base_url` with its accepted and its
+/// rejected key.
+pub fn fake_good_and_bad(base_url: &str) -> (Configuration<'_>, Configuration<'_>) {
+    let good = Configuration {
+        name: "fake-good",
+        provider: "openai_compatible",
+        model: "gpt-4o",
+        api_key: GOOD_PROVIDER_KEY,
+        base_url,
+    };
+    let bad = Configuration {
+        name: "fake-bad",
+        api_key: BAD_PROVIDER_KEY,
+        ..good
+    };
+    (good, bad)
+}
 
 /// The key the fake provider accepts, and one it rejects with 401.
 pub const GOOD_PROVIDER_KEY: &str = "sk-fake-provider-good-0123456789ABCD";

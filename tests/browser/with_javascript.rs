@@ -6,8 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, Configuration, FAKE_MODELS, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript,
-    LOOPBACK_EGRESS, WORK,
+    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-on";
@@ -68,11 +67,7 @@ async fn every_action_works_in_place_with_javascript() {
 
     // Registration with the setup link lands on the (empty) management page.
     browser.register_first_admin().await;
-    assert!(
-        browser.exists(".empty-state").await,
-        "a new account starts with no configurations"
-    );
-    browser.check("empty").await;
+    browser.assert_starts_empty().await;
     // The console check is not vacuous: an error logged by a script is caught.
     browser
         .script("console.error('lanyard-console-probe'); return null;")
@@ -215,24 +210,15 @@ async fn every_action_works_in_place_with_javascript() {
     browser.goto("/settings").await;
     browser.check("settings").await;
     mark(&browser).await;
-    browser.click("#tokens-section details > summary").await;
-    browser.fill("#token-form #token-name", "ci script").await;
+    browser.open_token_form("ci script").await;
     let resolve = browser.find("#token-form input[name='scopes'][value='resolve']").await;
     assert!(
         !resolve.is_selected().await.unwrap(),
         "resolve is not offered by default"
     );
     browser.click("#token-form button[type=submit]").await;
-    let secret = browser
-        .wait_for("#new-token-value")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .trim()
-        .to_owned();
+    let secret = browser.shown_token().await;
     assert_not_reloaded(&browser, "creating a token").await;
-    assert!(secret.len() >= 20, "a token is shown: {secret:?}");
     browser.check("token-created").await;
     assert_eq!(
         browser.server.api_status_with(&secret).await,
@@ -241,13 +227,9 @@ async fn every_action_works_in_place_with_javascript() {
     );
 
     browser.client.refresh().await.unwrap();
-    browser.wait_for("tr[id^='token-'][data-name='ci script']").await;
-    assert!(!browser.exists("#new-token-value").await, "a token is shown only once");
-    assert!(
-        !browser.client.source().await.unwrap().contains(&secret),
-        "the reloaded page holds no token"
-    );
-    browser.check("settings-reloaded").await;
+    browser
+        .assert_token_listed_without_its_secret(&secret, "settings-reloaded")
+        .await;
 
     mark(&browser).await;
     browser.click("tr[data-name='ci script'] [data-action='revoke']").await;
@@ -260,41 +242,19 @@ async fn every_action_works_in_place_with_javascript() {
         .wait_gone("tr[data-name='ci script'] [data-action='revoke']")
         .await;
     assert_not_reloaded(&browser, "Revoke").await;
-    assert_eq!(browser.text("tr[data-name='ci script'] .badge").await, "Revoked");
-    assert_eq!(
-        browser.server.api_status_with(&secret).await,
-        401,
-        "a revoked token is refused"
-    );
-    browser.check("token-revoked").await;
-
-    browser.log_out().await;
-    browser.finish().await;
+    browser.assert_token_revoked_then_finish(&secret).await;
 }
 
 /// The Test button swaps its row in place with the new status; "Test before saving" shows the
 /// result in the dialog and offers the models found in the model field.
 #[tokio::test]
 async fn the_test_buttons_work_in_place_with_javascript() {
-    let provider = FakeProvider::start().await;
-    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::On, &LOOPBACK_EGRESS).await else {
+    let Some((browser, provider)) = Browser::start_with_fake_provider(TEST_FLOW, JavaScript::On).await else {
         return;
     };
     let base_url = provider.base_url();
-    browser.register_first_admin().await;
 
-    let good = Configuration {
-        name: "fake-good",
-        provider: "openai_compatible",
-        model: "gpt-4o",
-        api_key: GOOD_PROVIDER_KEY,
-        base_url: &base_url,
-    };
-    let bad = Configuration {
-        name: "fake-bad",
-        api_key: BAD_PROVIDER_KEY,
-        ..good
-    };
+    let (good, bad) = fake_good_and_bad(&base_url);
     add_in_dialog(&browser, &good, "add-fake-good").await;
     add_in_dialog(&browser, &bad, "add-fake-bad").await;
     assert_eq!(browser.row_status(good.name).await.0, "Untested");

@@ -3,7 +3,7 @@
 //! full-page posts.
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, Configuration, FakeProvider, GOOD_PROVIDER_KEY, HOME, JavaScript, LOOPBACK_EGRESS, WORK,
+    BAD_PROVIDER_KEY, Browser, Configuration, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-off";
@@ -36,11 +36,7 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     };
 
     browser.register_first_admin().await;
-    assert!(
-        browser.exists(".empty-state").await,
-        "a new account starts with no configurations"
-    );
-    browser.check("empty").await;
+    browser.assert_starts_empty().await;
 
     add_on_its_page(&browser, &WORK, "new-page").await;
     assert_eq!(
@@ -168,23 +164,14 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     // Tokens: created by a full-page post that shows the token once, revoked by another.
     browser.goto("/settings").await;
     browser.check("settings").await;
-    browser.click("#tokens-section details > summary").await;
-    browser.fill("#token-form #token-name", "ci script").await;
+    browser.open_token_form("ci script").await;
     browser.click("#token-form button[type=submit]").await;
-    let secret = browser
-        .wait_for("#new-token-value")
-        .await
-        .text()
-        .await
-        .unwrap()
-        .trim()
-        .to_owned();
+    let secret = browser.shown_token().await;
     assert_eq!(
         browser.path().await,
         "/settings/tokens",
         "the token is shown in the post's own answer"
     );
-    assert!(secret.len() >= 20, "a token is shown: {secret:?}");
     browser.check("token-created").await;
     assert_eq!(
         browser.server.api_status_with(&secret).await,
@@ -193,13 +180,9 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     );
 
     browser.goto("/settings").await;
-    browser.wait_for("tr[id^='token-'][data-name='ci script']").await;
-    assert!(!browser.exists("#new-token-value").await, "a token is shown only once");
-    assert!(
-        !browser.client.source().await.unwrap().contains(&secret),
-        "the page holds no token"
-    );
-    browser.check("settings-again").await;
+    browser
+        .assert_token_listed_without_its_secret(&secret, "settings-again")
+        .await;
 
     browser.click("tr[data-name='ci script'] [data-action='revoke']").await;
     browser.wait_for_path("/settings").await;
@@ -208,28 +191,17 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
             !browser.exists("tr[data-name='ci script'] [data-action='revoke']").await
         })
         .await;
-    assert_eq!(browser.text("tr[data-name='ci script'] .badge").await, "Revoked");
-    assert_eq!(
-        browser.server.api_status_with(&secret).await,
-        401,
-        "a revoked token is refused"
-    );
-    browser.check("token-revoked").await;
-
-    browser.log_out().await;
-    browser.finish().await;
+    browser.assert_token_revoked_then_finish(&secret).await;
 }
 
 /// Without JavaScript the Test button posts the row's form and the redirect brings back the
 /// page with the new status; "Test before saving" is not offered.
 #[tokio::test]
 async fn the_test_button_is_a_full_page_post_without_javascript() {
-    let provider = FakeProvider::start().await;
-    let Some(browser) = Browser::start_with(TEST_FLOW, JavaScript::Off, &LOOPBACK_EGRESS).await else {
+    let Some((browser, provider)) = Browser::start_with_fake_provider(TEST_FLOW, JavaScript::Off).await else {
         return;
     };
     let base_url = provider.base_url();
-    browser.register_first_admin().await;
 
     // The form page has the button in its markup, hidden: nothing to click without a script.
     browser.click("#add-configuration").await;
@@ -247,18 +219,7 @@ async fn the_test_button_is_a_full_page_post_without_javascript() {
     browser.check("form-without-test-before-saving").await;
     browser.goto("/llm-configurations").await;
 
-    let good = Configuration {
-        name: "fake-good",
-        provider: "openai_compatible",
-        model: "gpt-4o",
-        api_key: GOOD_PROVIDER_KEY,
-        base_url: &base_url,
-    };
-    let bad = Configuration {
-        name: "fake-bad",
-        api_key: BAD_PROVIDER_KEY,
-        ..good
-    };
+    let (good, bad) = fake_good_and_bad(&base_url);
     add_on_its_page(&browser, &good, "new-fake-good").await;
     add_on_its_page(&browser, &bad, "new-fake-bad").await;
     assert_eq!(browser.row_status(good.name).await.0, "Untested");

@@ -1,7 +1,7 @@
 //! Reading rows and elements out of rendered pages.
 
 /// The `<tr>` of a configuration in a table, if it is there.
-pub fn row_of<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+pub fn row_of(html: &str, id: uuid::Uuid) -> Option<&str> {
     let start = html.find(&format!(r#"<tr id="configuration-{id}""#))?;
     let end = html[start..].find("</tr>")?;
     Some(&html[start..start + end])

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use wiremock::matchers::{any, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::helpers::configurations::Configuration;
 use crate::helpers::{TestApp, egress_policy};
 
 /// A loopback port that counts the connections made to it.
@@ -86,23 +87,32 @@ pub async fn requests(server: &MockServer) -> Vec<Request> {
 /// `POST /api/llm-configurations/test` that must answer 200; the test result.
 pub async fn test_values(app: &TestApp, token: &str, body: &Value) -> Value {
     let response = app.post_json("/api/llm-configurations/test", token, body).await;
+    checked_test_result(response, &body.to_string()).await
+}
+
+/// `POST /api/llm-configurations/{id}/test` that must answer 200; the test result.
+pub async fn test_saved(app: &TestApp, token: &str, saved: &Configuration) -> Value {
+    checked_test_result(
+        app.post_json(&saved.action("test"), token, &json!({})).await,
+        &saved.name,
+    )
+    .await
+}
+
+/// A test result that came with 200 and holds nothing of the provider's own body.
+async fn checked_test_result(response: reqwest::Response, what: &str) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "test of {body}: {text}");
+    assert_eq!(status, 200, "test of {what}: {text}");
     assert!(!text.contains(PROVIDER_SECRET), "the provider's body leaked: {text}");
     serde_json::from_str(&text).unwrap()
 }
 
-/// `POST /api/llm-configurations/{id}/test` that must answer 200; the test result.
-pub async fn test_saved(app: &TestApp, token: &str, id: &str) -> Value {
-    let response = app
-        .post_json(&format!("/api/llm-configurations/{id}/test"), token, &json!({}))
-        .await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 200, "test of {id}: {text}");
-    assert!(!text.contains(PROVIDER_SECRET), "the provider's body leaked: {text}");
-    serde_json::from_str(&text).unwrap()
+/// A configuration named `name` of the fake OpenAI at `server`, with the good key.
+pub fn openai_at(server: &MockServer, name: &str) -> Value {
+    let mut body = openai_values(server, GOOD_KEY, "gpt-4o");
+    body["name"] = json!(name);
+    body
 }
 
 pub fn assert_ok(result: &Value, models: &[&str]) {

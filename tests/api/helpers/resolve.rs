@@ -1,8 +1,46 @@
-//! Resolving and pinning conversations over the API.
+//! Resolving and pinning conversations over the API: the typed answers of `GET /api/resolve`
+//! and of pinning.
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
+use crate::helpers::configurations::{Configuration, expect_json};
 use crate::helpers::{TestApp, TestUser};
+
+/// What `GET /api/resolve` answers: where the configuration came from, and the configuration
+/// with its key in the clear.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resolution {
+    /// `default`, `override` or `fallback`.
+    pub source: String,
+    pub configuration: Resolved,
+}
+
+/// The resolved configuration; `id` is `None` for the instance fallback. Fields the tests do
+/// not name are ignored, never refused.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Resolved {
+    pub id: Option<Uuid>,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub effective_base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub use_count: i64,
+    pub last_used_at: Option<String>,
+}
+
+/// A conversation pinned to a configuration, as `PUT …/llm-configuration` and the list answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Override {
+    pub conversation_id: String,
+    pub configuration_id: Uuid,
+    pub updated_at: String,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
 
 /// A conversation id as one path segment.
 pub fn segment(conversation: &str) -> String {
@@ -24,46 +62,20 @@ pub async fn resolve(app: &TestApp, token: &str, conversation: Option<&str>) -> 
     app.client.get(url).bearer_auth(token).send().await.unwrap()
 }
 
-/// A resolution that must succeed; returns its body.
-pub async fn resolved(app: &TestApp, token: &str, conversation: Option<&str>) -> Value {
-    let response = resolve(app, token, conversation).await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "resolve failed: {body}");
-    body
+/// A resolution that must succeed.
+pub async fn resolved(app: &TestApp, token: &str, conversation: Option<&str>) -> Resolution {
+    expect_json(resolve(app, token, conversation).await, 200, "resolve").await
 }
 
-/// Pins `conversation` to `configuration_id`; panics unless 200.
-pub async fn pin(app: &TestApp, token: &str, conversation: &str, configuration_id: &str) -> Value {
-    let response = app
-        .put_json(
-            &override_path(conversation),
-            token,
-            &json!({"configuration_id": configuration_id}),
-        )
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "pinning failed: {body}");
-    body
-}
-
-pub async fn configuration(app: &TestApp, token: &str, id: &str) -> Value {
-    let response = app.get(&format!("/api/llm-configurations/{id}"), token).await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "GET configuration failed: {body}");
-    body
-}
-
-pub async fn update(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
-    let response = app
-        .put_json(&format!("/api/llm-configurations/{id}"), token, &body)
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "update failed: {body}");
-    body
+/// Pins `conversation` to `configuration`; panics unless 200.
+pub async fn pin(app: &TestApp, token: &str, conversation: &str, configuration: &Configuration) -> Override {
+    let body = json!({"configuration_id": configuration.id});
+    expect_json(
+        app.put_json(&override_path(conversation), token, &body).await,
+        200,
+        "pin",
+    )
+    .await
 }
 
 /// A user with a `read,write` token and a `resolve` token.

@@ -33,7 +33,7 @@ pub async fn fill_vault(server: &Server, write_token: &str) -> Vec<Pinned> {
                 json!({"name": format!("{provider} key"), "provider": provider, "model": model, "api_key": key}),
             )
             .await;
-        let id = created["id"].as_str().expect("an id").to_owned();
+        let id = created.id.to_string();
         let conversation = format!("conversation-{index}");
         let pinned = server
             .send_json(
