@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::binary::{Finished, Sandbox};
 use crate::helpers::command_line::lanyard;
-use crate::helpers::configurations::{CONFIGURATIONS, id_of, openai, path_of};
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, openai};
 use crate::helpers::pages::tag_with_id;
 use crate::helpers::resolve::{resolved, user_and_resolver};
 use crate::helpers::{TestApp, assert_error, location};
@@ -49,12 +49,18 @@ fn same(actual: &Value, expected: &Value) -> bool {
 
 /// `parameters` refused under exactly `field`, both on a create and on an update of `target`;
 /// returns the two error bodies.
-async fn assert_refused(app: &TestApp, token: &str, target: &Value, parameters: Value, field: &str) -> [Value; 2] {
+async fn assert_refused(
+    app: &TestApp,
+    token: &str,
+    target: &Configuration,
+    parameters: Value,
+    field: &str,
+) -> [Value; 2] {
     let created = app
         .post_json(CONFIGURATIONS, token, &with_parameters("refused", parameters.clone()))
         .await;
     let updated = app
-        .put_json(&path_of(target), token, &json!({ "parameters": parameters }))
+        .put_json(&target.path(), token, &json!({ "parameters": parameters }))
         .await;
     let mut bodies = Vec::new();
     for (action, response) in [("create", created), ("update", updated)] {
@@ -129,16 +135,16 @@ async fn each_parameter_is_accepted_at_its_bounds_and_refused_just_past_them(app
     for (member, accepted, refused) in table() {
         for value in accepted {
             let parameters = json!({ member: value });
-            let body = app
+            let made = app
                 .create_configuration(
                     &user.token,
                     with_parameters(&format!("{member}-{created}"), parameters.clone()),
                 )
                 .await;
             created += 1;
-            assert!(same(&body["parameters"][member], &value), "{member} = {value}: {body}");
+            assert!(same(&made.parameters[member], &value), "{member} = {value}: {made:?}");
             let response = app
-                .put_json(&path_of(&target), &user.token, &json!({ "parameters": parameters }))
+                .put_json(&target.path(), &user.token, &json!({ "parameters": parameters }))
                 .await;
             assert_eq!(response.status(), 200, "{member} = {value}");
             let body: Value = response.json().await.unwrap();
@@ -146,13 +152,13 @@ async fn each_parameter_is_accepted_at_its_bounds_and_refused_just_past_them(app
             assert_eq!(members.len(), 1, "replaced whole: {body}");
             assert!(same(&members[member], &value), "{member} = {value}: {body}");
         }
-        let before = app.list(&user.token).await;
+        let before = app.configurations(&user.token).await;
         for value in refused {
             let field = format!("parameters.{member}");
             assert_refused(&app, &user.token, &target, json!({ member: value }), &field).await;
         }
         assert_eq!(
-            app.list(&user.token).await,
+            app.configurations(&user.token).await,
             before,
             "a refused {member} changes nothing"
         );
@@ -178,7 +184,7 @@ async fn unknown_members_and_anything_but_an_object_are_refused(app: TestApp) {
     for (parameters, field) in cases {
         assert_refused(&app, &user.token, &target, parameters, field).await;
     }
-    let list = app.list(&user.token).await;
+    let list = app.configurations(&user.token).await;
     assert_eq!(list, [target]);
 }
 
@@ -206,7 +212,7 @@ async fn credential_headers_are_refused_in_any_case(app: TestApp) {
             );
         }
     }
-    assert_eq!(app.list(&user.token).await, [target]);
+    assert_eq!(app.configurations(&user.token).await, [target]);
 }
 
 fn full_parameters() -> Value {
@@ -224,25 +230,24 @@ fn full_parameters() -> Value {
 async fn parameters_round_trip_through_create_get_and_resolve(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     let plain = app.create_configuration(&user.token, openai("plain")).await;
-    assert_eq!(plain["parameters"], json!({}), "none set: {plain}");
+    assert_eq!(plain.parameters, json!({}), "none set: {plain:?}");
     let tuned = app
         .create_configuration(&user.token, with_parameters("tuned", full_parameters()))
         .await;
-    assert_eq!(tuned["parameters"], full_parameters());
-    let fetched: Value = app.get(&path_of(&tuned), &user.token).await.json().await.unwrap();
-    assert_eq!(fetched, tuned);
+    assert_eq!(tuned.parameters, full_parameters());
+    assert_eq!(app.refetch(&user.token, &tuned).await, tuned);
 
     // The first configuration is the default: resolve shows its (empty) parameters…
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["configuration"]["parameters"], json!({}), "{body}");
+    assert_eq!(body.configuration.parameters, json!({}), "{body:?}");
     // …and the tuned one's once it is the default.
     let response = app
-        .put_json(&format!("{}/set-default", path_of(&tuned)), &user.token, &json!({}))
+        .put_json(&tuned.action("set-default"), &user.token, &json!({}))
         .await;
     assert_eq!(response.status(), 200);
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["configuration"]["id"], tuned["id"]);
-    assert_eq!(body["configuration"]["parameters"], full_parameters(), "{body}");
+    assert_eq!(body.configuration.id, Some(tuned.id));
+    assert_eq!(body.configuration.parameters, full_parameters(), "{body:?}");
 }
 
 async fn a_put_replaces_the_parameters_and_null_clears_them(app: TestApp) {
@@ -252,7 +257,7 @@ async fn a_put_replaces_the_parameters_and_null_clears_them(app: TestApp) {
         .await;
     let put = |body: Value| {
         let app = &app;
-        let path = path_of(&created);
+        let path = created.path();
         let token = user.token.clone();
         async move {
             let response = app.put_json(&path, &token, &body).await;
@@ -273,8 +278,7 @@ async fn a_put_replaces_the_parameters_and_null_clears_them(app: TestApp) {
     put(json!({"parameters": {"top_p": 0.5}})).await;
     let cleared = put(json!({"parameters": null})).await;
     assert_eq!(cleared["parameters"], json!({}), "null clears them");
-    let fetched: Value = app.get(&path_of(&created), &user.token).await.json().await.unwrap();
-    assert_eq!(fetched["parameters"], json!({}));
+    assert_eq!(app.refetch(&user.token, &created).await.parameters, json!({}));
 }
 
 const OPENHANDS_TUNED: &str = r#"[core]
@@ -329,12 +333,8 @@ async fn an_openhands_import_carries_the_parameters_to_resolve_and_the_export(ap
     import(&app, &sandbox, "openhands", OPENHANDS_TUNED, &user.email).assert_success();
 
     let body = resolved(&app, &resolver, None).await;
-    assert_eq!(body["configuration"]["name"], "tuned", "{body}");
-    assert_eq!(
-        body["configuration"]["parameters"],
-        openhands_tuned_parameters(),
-        "{body}"
-    );
+    assert_eq!(body.configuration.name, "tuned", "{body:?}");
+    assert_eq!(body.configuration.parameters, openhands_tuned_parameters(), "{body:?}");
 
     let document = export(&app, &sandbox, &user.email);
     assert_eq!(
@@ -357,7 +357,7 @@ async fn an_openhands_parameter_out_of_range_imports_nothing(app: TestApp) {
         finished.stderr
     );
     assert!(finished.stderr.contains("nothing was imported"), "{}", finished.stderr);
-    assert!(app.list(&user.token).await.is_empty());
+    assert!(app.configurations(&user.token).await.is_empty());
 }
 
 async fn a_json_export_round_trips_the_parameters(app: TestApp) {
@@ -371,10 +371,10 @@ async fn a_json_export_round_trips_the_parameters(app: TestApp) {
     let other = app.user().await;
     import(&app, &sandbox, "json", &document.to_string(), &other.email).assert_success();
     let copies: Map<String, Value> = app
-        .list(&other.token)
+        .configurations(&other.token)
         .await
         .into_iter()
-        .map(|copy| (copy["name"].as_str().unwrap().to_owned(), copy["parameters"].clone()))
+        .map(|copy| (copy.name, copy.parameters))
         .collect();
     assert_eq!(copies["tuned"], full_parameters());
     assert_eq!(copies["plain"], json!({}));
@@ -434,19 +434,17 @@ async fn the_form_posts_parameters_and_shows_an_error_beside_the_field(app: Test
         .await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     assert_eq!(location(&response), "/llm-configurations");
-    let created = app.list(&user.token).await.remove(0);
+    let created = app.configurations(&user.token).await.remove(0);
     let expected = json!({
         "temperature": 0.5,
         "max_output_tokens": 2048,
         "reasoning_effort": "high",
         "extra_headers": {"X-Team": "platform", "X-Trace": "on"},
     });
-    assert_eq!(created["parameters"], expected, "empty inputs are not set: {created}");
+    assert_eq!(created.parameters, expected, "empty inputs are not set: {created:?}");
 
     // The edit form shows them again.
-    let edit = browser
-        .page(&format!("/llm-configurations/{}/edit", id_of(&created)))
-        .await;
+    let edit = browser.page(&created.page("edit")).await;
     assert!(
         tag_with_id(&edit, "parameters-temperature").contains(r#"value="0.5""#),
         "{edit}"
@@ -462,7 +460,7 @@ async fn the_form_posts_parameters_and_shows_an_error_beside_the_field(app: Test
             "Authorization: Bearer sk-smuggled-0123456789",
         ),
     ];
-    let path = format!("/llm-configurations/{}", id_of(&created));
+    let path = format!("/llm-configurations/{}", created.id);
     for htmx in [false, true] {
         let fields = form_with("formed", &csrf, &refused);
         let response = if htmx {
@@ -490,6 +488,6 @@ async fn the_form_posts_parameters_and_shows_an_error_beside_the_field(app: Test
         .post_form("/llm-configurations", &form_with("second", &csrf, &refused))
         .await;
     assert_eq!(response.status(), 422);
-    let after = app.list(&user.token).await;
+    let after = app.configurations(&user.token).await;
     assert_eq!(after, [created], "nothing changed");
 }

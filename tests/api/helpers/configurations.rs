@@ -37,6 +37,8 @@ pub struct Configuration {
     pub use_count: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// `{}` when none is set.
+    pub parameters: Value,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }

@@ -30,6 +30,8 @@ pub struct Resolved {
     pub api_key: Option<String>,
     pub use_count: i64,
     pub last_used_at: Option<String>,
+    /// `{}` when none is set (and for the fallback).
+    pub parameters: Value,
 }
 
 /// A conversation pinned to a configuration, as `PUT …/llm-configuration` and the list answer.
