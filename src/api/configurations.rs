@@ -19,6 +19,9 @@ use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewC
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigurationResource {
     pub id: uuid::Uuid,
+    /// The connection it uses: `provider`, `base_url`, the key and the test fields are the
+    /// connection's.
+    pub connection_id: uuid::Uuid,
     pub name: String,
     #[schema(value_type = String)]
     pub provider: &'static str,
@@ -50,6 +53,7 @@ impl From<Configuration> for ConfigurationResource {
     fn from(row: Configuration) -> Self {
         ConfigurationResource {
             id: row.id,
+            connection_id: row.connection_id,
             name: row.name,
             provider: row.provider.id(),
             model: row.model,

@@ -5,12 +5,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::api_tokens::TokenRow;
+use super::connections::{ConnectionRow, ModelRow};
 use super::conversation_overrides::OverrideRow;
-use super::llm_configurations::ConfigurationRow;
+use super::llm_configurations::ConfigurationTableRow;
 use super::master_key_canaries::CanaryRow;
 use super::schema::{
-    api_tokens, conversation_overrides, instance_settings, key_reveals, llm_configurations, master_key_canaries,
-    security_events, sessions, users,
+    api_tokens, connection_models, connections, conversation_overrides, instance_settings, key_reveals,
+    llm_configurations, master_key_canaries, security_events, sessions, users,
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
@@ -42,7 +43,9 @@ pub struct RevealRow {
 pub struct Snapshot {
     pub users: Vec<UserRow>,
     pub tokens: Vec<TokenRow>,
-    pub configurations: Vec<ConfigurationRow>,
+    pub connections: Vec<ConnectionRow>,
+    pub connection_models: Vec<ModelRow>,
+    pub configurations: Vec<ConfigurationTableRow>,
     pub overrides: Vec<OverrideRow>,
     pub reveals: Vec<RevealRow>,
     pub canaries: Vec<CanaryRow>,
@@ -62,10 +65,9 @@ impl Snapshot {
                 .order(api_tokens::id)
                 .select(TokenRow::as_select())
                 .load(conn)?,
-            configurations: llm_configurations::table
-                .order(llm_configurations::id)
-                .select(ConfigurationRow::as_select())
-                .load(conn)?,
+            connections: super::connections::all(conn)?,
+            connection_models: super::connections::all_models(conn)?,
+            configurations: super::llm_configurations::all(conn)?,
             overrides: conversation_overrides::table
                 .select(OverrideRow::as_select())
                 .load(conn)?,
@@ -88,6 +90,8 @@ impl Snapshot {
         vec![
             ("users", count(self.users.len())),
             ("api_tokens", count(self.tokens.len())),
+            ("connections", count(self.connections.len())),
+            ("connection_models", count(self.connection_models.len())),
             ("llm_configurations", count(self.configurations.len())),
             ("conversation_overrides", count(self.overrides.len())),
             ("key_reveals", count(self.reveals.len())),
@@ -106,6 +110,14 @@ impl Snapshot {
         }
         for row in &self.tokens {
             diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+        }
+        for row in &self.connections {
+            diesel::insert_into(connections::table).values(row).execute(conn)?;
+        }
+        for row in &self.connection_models {
+            diesel::insert_into(connection_models::table)
+                .values(row)
+                .execute(conn)?;
         }
         for row in &self.configurations {
             diesel::insert_into(llm_configurations::table)
@@ -145,6 +157,8 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
     Ok(vec![
         ("users", users::table.count().get_result(conn)?),
         ("api_tokens", api_tokens::table.count().get_result(conn)?),
+        ("connections", connections::table.count().get_result(conn)?),
+        ("connection_models", connection_models::table.count().get_result(conn)?),
         (
             "llm_configurations",
             llm_configurations::table.count().get_result(conn)?,

@@ -3,6 +3,7 @@
 
 mod account;
 mod configuration;
+mod connection;
 mod conversation;
 mod limits;
 mod provider;
@@ -10,6 +11,7 @@ mod token;
 
 pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
+pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use limits::{UserCap, UserCaps};
 pub use provider::Provider;

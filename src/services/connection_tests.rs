@@ -1,17 +1,21 @@
-//! Testing a configuration against its provider: one free, read-only request (never a prompt),
-//! classified into something a person can act on, and recorded on a saved configuration.
+//! Testing a connection (or a configuration, through its connection) against its provider: one
+//! free, read-only request (never a prompt), classified into something a person can act on,
+//! recorded on the saved connection, whose model catalogue it refreshes when the provider
+//! listed models.
 
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::crypto::{MasterKeyring, RowBinding};
-use crate::db::llm_configurations::{self as store, ConfigurationRow};
+use crate::crypto::MasterKeyring;
+use crate::db::connections::{self as connection_store, ConnectionRow};
+use crate::db::llm_configurations as store;
 use crate::db::{self, Database, DbConnection, DbId, provider_test_runs, users};
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, TestStatus};
+use crate::domain::{ApiKey, BaseUrl, ModelCatalogue, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
 use crate::error::AppError;
 use crate::providers;
+use crate::services::connections;
 
 /// A test's result, as the API and the pages show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,9 @@ pub struct TestOutcome {
     pub latency_ms: Option<i64>,
     pub models: Vec<String>,
     pub warnings: Vec<&'static str>,
+    /// Everything the provider listed (sorted, at most 2,000), for the connection's catalogue;
+    /// `None` when it listed nothing readable.
+    pub catalogue: Option<Vec<String>>,
 }
 
 /// Lanyard's one sentence for each failed code. A provider's answer may echo part of the key
@@ -58,6 +65,7 @@ impl TestOutcome {
             latency_ms,
             models: Vec::new(),
             warnings: Vec::new(),
+            catalogue: None,
         }
     }
 
@@ -165,10 +173,11 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     match response.status {
         200..=299 => match providers::parse_models(target.provider, &response.body) {
             Some(models) => {
+                let catalogue = providers::parse_catalogue(target.provider, &response.body).unwrap_or_default();
                 let mut warnings = Vec::new();
                 let mut message = format!("the provider accepted the key and listed {} model(s)", models.len());
                 if let Some(model) = target.model.as_deref()
-                    && !providers::model_is_listed(target.provider, model, &models)
+                    && !providers::model_is_listed(target.provider, model, &catalogue)
                 {
                     warnings.push("model_not_listed");
                     message.push_str("; the configured model is not among them");
@@ -180,6 +189,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     latency_ms,
                     models,
                     warnings,
+                    catalogue: Some(catalogue),
                 }
             }
             None => TestOutcome::failed("provider_error", latency_ms),
@@ -211,50 +221,113 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
     })
 }
 
-/// The saved configuration's test target; a key that does not decrypt is the failed outcome
-/// `key_unreadable`, never an error.
-pub fn saved_target(
-    keyring: &MasterKeyring,
-    row: &ConfigurationRow,
-) -> Result<Result<TestTarget, TestOutcome>, AppError> {
-    let provider = row.provider;
-    let base_url = match row.base_url.as_deref().or(provider.default_base_url()) {
-        Some(url) => url.to_owned(),
-        None => {
-            return Ok(Err(TestOutcome::failed("not_found", None)));
+/// What a saved connection can be tested with: a target, or the outcome that needs no request.
+pub enum SavedTarget {
+    Ready(TestTarget),
+    /// A key that does not decrypt (`key_unreadable`), or nothing to send it to.
+    Settled(TestOutcome),
+}
+
+impl SavedTarget {
+    /// Runs the test, or settles it without a request.
+    async fn outcome(self, client: &OutboundClient) -> TestOutcome {
+        match self {
+            SavedTarget::Ready(target) => run(client, &target).await,
+            SavedTarget::Settled(outcome) => outcome,
         }
+    }
+}
+
+/// The saved connection's test target; a key that does not decrypt is the failed outcome
+/// `key_unreadable`, never an error.
+pub fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<String>) -> SavedTarget {
+    let provider = row.provider;
+    let Some(base_url) = row.base_url.as_deref().or(provider.default_base_url()) else {
+        return SavedTarget::Settled(TestOutcome::failed("not_found", None));
     };
     let api_key = match &row.api_key_encrypted {
         None => None,
-        Some(sealed) => {
-            let binding = RowBinding::Configuration {
-                owner: row.user_id.0,
-                configuration: row.id.0,
-            };
-            match keyring
-                .open(sealed, binding)
-                .ok()
-                .and_then(|plain| String::from_utf8(plain.to_vec()).ok())
-            {
-                Some(key) => Some(SecretString::from(key)),
-                None => {
-                    return Ok(Err(TestOutcome::failed("key_unreadable", None)));
-                }
-            }
-        }
+        Some(sealed) => match connections::open_key(
+            keyring,
+            row.owner_user_id.0,
+            row.id.0,
+            row.legacy_configuration_id.map(|id| id.0),
+            sealed,
+        ) {
+            Some(key) => Some(key),
+            None => return SavedTarget::Settled(TestOutcome::failed("key_unreadable", None)),
+        },
     };
     if provider.needs_api_key() && api_key.is_none() {
-        return Ok(Err(TestOutcome::failed("invalid_key", None)));
+        return SavedTarget::Settled(TestOutcome::failed("invalid_key", None));
     }
-    Ok(Ok(TestTarget {
+    SavedTarget::Ready(TestTarget {
         provider,
-        model: Some(row.model.clone()),
-        base_url,
+        model,
+        base_url: base_url.to_owned(),
         api_key,
-    }))
+    })
 }
 
-/// Tests a saved configuration of `owner` and records the outcome on it.
+/// What to test: a saved connection, and the model to look for (a configuration's, or one
+/// given with the connection).
+#[derive(Debug, Clone, Copy)]
+pub enum SavedSubject<'a> {
+    Configuration(Uuid),
+    Connection { id: Uuid, model: Option<&'a ModelId> },
+}
+
+/// Tests a saved connection of `owner` (directly, or through one of their configurations),
+/// records the outcome on the connection, and refreshes its catalogue when the provider listed
+/// models.
+pub async fn test_saved_subject(
+    database: &Database,
+    keyring: &MasterKeyring,
+    client: &OutboundClient,
+    owner: Uuid,
+    subject: SavedSubject<'_>,
+    per_minute: u32,
+) -> Result<TestOutcome, AppError> {
+    let (connection_id, model) = match subject {
+        SavedSubject::Configuration(id) => {
+            let row = database
+                .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound))
+                .await?;
+            (row.connection_id.0, Some(row.model))
+        }
+        SavedSubject::Connection { id, model } => (id, model.map(|model| model.as_str().to_owned())),
+    };
+    let row = database
+        .run(move |conn| {
+            let row = connections::find_row(conn, owner, connection_id)?;
+            consume_test_budget(conn, owner, per_minute)?;
+            Ok::<_, AppError>(row)
+        })
+        .await?;
+    let outcome = saved_target(keyring, &row, model).outcome(client).await;
+    let recorded = outcome.clone();
+    database
+        .run(move |conn| {
+            connection_store::record_test_result(
+                conn,
+                DbId(owner),
+                DbId(connection_id),
+                recorded.test_status(),
+                recorded.code,
+                Some(&recorded.message),
+                recorded.latency_ms,
+                db::now(),
+            )?;
+            if let Some(catalogue) = recorded.catalogue {
+                connections::store_catalogue(conn, owner, connection_id, catalogue)?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(outcome)
+}
+
+/// Tests a saved configuration of `owner` (through its connection) and records the outcome.
 pub async fn test_saved(
     database: &Database,
     keyring: &MasterKeyring,
@@ -263,33 +336,42 @@ pub async fn test_saved(
     id: Uuid,
     per_minute: u32,
 ) -> Result<TestOutcome, AppError> {
+    test_saved_subject(
+        database,
+        keyring,
+        client,
+        owner,
+        SavedSubject::Configuration(id),
+        per_minute,
+    )
+    .await
+}
+
+/// Fetches a connection's model list now (counted against the test budget) and stores it as
+/// its catalogue. A provider that lists nothing readable leaves the catalogue as it was; the
+/// failure is the outcome.
+pub async fn refresh_models(
+    database: &Database,
+    keyring: &MasterKeyring,
+    client: &OutboundClient,
+    owner: Uuid,
+    id: Uuid,
+    per_minute: u32,
+) -> Result<Result<ModelCatalogue, TestOutcome>, AppError> {
     let row = database
         .run(move |conn| {
-            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+            let row = connections::find_row(conn, owner, id)?;
             consume_test_budget(conn, owner, per_minute)?;
             Ok::<_, AppError>(row)
         })
         .await?;
-    let outcome = match saved_target(keyring, &row)? {
-        Ok(target) => run(client, &target).await,
-        Err(outcome) => outcome,
-    };
-    let recorded = outcome.clone();
-    database
-        .run(move |conn| {
-            store::record_test_result(
-                conn,
-                DbId(owner),
-                DbId(id),
-                recorded.test_status(),
-                Some(&recorded.message),
-                recorded.latency_ms,
-                db::now(),
-            )
-            .map_err(AppError::from)
-        })
-        .await?;
-    Ok(outcome)
+    let outcome = saved_target(keyring, &row, None).outcome(client).await;
+    match outcome.catalogue {
+        Some(models) => Ok(Ok(database
+            .run(move |conn| connections::store_catalogue(conn, owner, id, models))
+            .await?)),
+        None => Ok(Err(outcome)),
+    }
 }
 
 /// Tests unsaved values for `owner` (counted against the same budget).
@@ -324,7 +406,8 @@ pub async fn test_edit_with_stored_key(
     let requested_base = crate::services::configurations::stored_base_url(provider, base_url);
     let row = database
         .run(move |conn| {
-            let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+            let configuration = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+            let row = connections::find_row(conn, owner, configuration.connection_id.0)?;
             if row.provider != provider || row.base_url != requested_base {
                 return Err(AppError::validation(
                     "api_key",
@@ -335,11 +418,9 @@ pub async fn test_edit_with_stored_key(
             Ok(row)
         })
         .await?;
-    Ok(match saved_target(keyring, &row)? {
-        Ok(mut target) => {
-            target.model = model.map(|model| model.as_str().to_owned());
-            run(client, &target).await
-        }
-        Err(outcome) => outcome,
-    })
+    Ok(
+        saved_target(keyring, &row, model.map(|model| model.as_str().to_owned()))
+            .outcome(client)
+            .await,
+    )
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod configurations;
 pub mod connection_tests;
+pub mod connections;
 pub mod conversations;
 pub mod import;
 pub mod master_keys;

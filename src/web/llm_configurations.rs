@@ -344,6 +344,7 @@ pub async fn update(
     let outcome = if errors.is_empty() {
         let update = ConfigurationUpdate {
             name: parsed.name,
+            connection_id: None,
             provider: parsed.provider,
             model: parsed.model,
             // An empty key field keeps the stored key.

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use lanyard::db::DbId;
-use lanyard::db::schema::llm_configurations;
+use lanyard::db::schema::connections;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -41,13 +41,18 @@ pub fn openai_keyed_by_name(name: &str) -> Value {
     openai_with_key(name, &format!("sk-{name}-key-0123456789"))
 }
 
-/// The stored ciphertext of a configuration, read straight from the database.
+/// The `connection_id` of a configuration resource as the database keys it.
+pub fn connection_db_id_of(configuration: &Value) -> DbId {
+    DbId(Uuid::parse_str(configuration["connection_id"].as_str().unwrap()).unwrap())
+}
+
+/// The stored ciphertext of a configuration (on its connection), read straight from the database.
 pub async fn stored_ciphertext(app: &TestApp, configuration: &Value) -> Option<Vec<u8>> {
-    let id = db_id_of(configuration);
+    let id = connection_db_id_of(configuration);
     app.with_db(move |conn| {
-        llm_configurations::table
+        connections::table
             .find(id)
-            .select(llm_configurations::api_key_encrypted)
+            .select(connections::api_key_encrypted)
             .first::<Option<Vec<u8>>>(conn)
             .unwrap()
     })
