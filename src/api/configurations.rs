@@ -13,7 +13,9 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
+use crate::services::configurations::{
+    self, ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection,
+};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,14 +76,20 @@ impl From<Configuration> for ConfigurationResource {
     }
 }
 
-/// The body of `POST /api/llm-configurations`. Unknown and read-only fields are refused.
+/// The body of `POST /api/llm-configurations`: either `connection_id` (one of the caller's
+/// connections), or `provider`, `api_key` and `base_url`, which make a connection of its own
+/// named after the configuration; both at once are refused. Unknown and read-only fields are
+/// refused.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the wire format; `parse_new` reads it field by field
 pub struct CreateConfigurationRequest {
     #[schema(min_length = 1, max_length = 64)]
     name: String,
-    /// One of the ids of `GET /api/providers`.
-    provider: Provider,
+    /// One of the caller's connections, instead of `provider`, `api_key` and `base_url`.
+    #[schema(format = Uuid)]
+    connection_id: Option<String>,
+    /// One of the ids of `GET /api/providers` (required without `connection_id`).
+    provider: Option<Provider>,
     #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
     model: String,
     /// Required unless the provider needs no key. A value that looks masked is refused.
@@ -101,6 +109,11 @@ pub struct CreateConfigurationRequest {
 pub struct UpdateConfigurationRequest {
     #[schema(min_length = 1, max_length = 64)]
     name: Option<String>,
+    /// Move to another of the caller's connections (not together with `provider`, `api_key` or
+    /// `base_url`, which change the connection itself: refused with 409 `connection_shared`
+    /// when other configurations use it).
+    #[schema(format = Uuid)]
+    connection_id: Option<String>,
     provider: Option<Provider>,
     #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
     model: Option<String>,
@@ -135,6 +148,62 @@ fn parse_provider(raw: &str) -> Result<Provider, String> {
             raw.chars().take(40).collect::<String>()
         )
     })
+}
+
+/// A create request, the new way or the old.
+enum CreateRequest {
+    OnConnection(NewConfigurationOnConnection),
+    WithOwnConnection(NewConfiguration),
+}
+
+fn parse_connection_id(raw: &str) -> Result<uuid::Uuid, String> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| "must be a connection id (a UUID)".to_owned())
+}
+
+/// `connection_id` picks the new way; any of the old connection fields beside it is refused,
+/// each named.
+fn parse_create(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<CreateRequest, AppError> {
+    if !body.0.contains_key("connection_id") {
+        return parse_new(body, policy).map(CreateRequest::WithOwnConnection);
+    }
+    let mixed: Vec<&str> = ["provider", "api_key", "base_url"]
+        .into_iter()
+        .filter(|field| body.0.contains_key(*field))
+        .collect();
+    if !mixed.is_empty() {
+        let mut errors = crate::error::FieldErrors::new();
+        let message = "give either connection_id or provider, api_key and base_url (a connection of its own), not both";
+        errors.add("connection_id", message);
+        for field in mixed {
+            errors.add(field, message);
+        }
+        return Err(AppError::Validation(errors));
+    }
+    let allowed = ["name", "connection_id", "model", "is_default", "is_active"];
+    let mut reader = FieldReader::new(body.0, &allowed, &READ_ONLY);
+    let name = reader.required_string("name");
+    let name = reader.parsed("name", name, ConfigName::parse);
+    let connection_id = reader.required_string("connection_id");
+    let connection_id = reader.parsed("connection_id", connection_id, parse_connection_id);
+    let model = reader.required_string("model");
+    let model = reader.parsed("model", model, ModelId::parse);
+    let is_default = matches!(reader.boolean("is_default"), Field::Value(true));
+    let is_active = !matches!(reader.boolean("is_active"), Field::Value(false));
+    let errors_before = reader.errors.clone();
+    reader.finish()?;
+    match (name, connection_id, model) {
+        (Some(name), Some(connection_id), Some(model)) => {
+            Ok(CreateRequest::OnConnection(NewConfigurationOnConnection {
+                name,
+                connection_id,
+                model,
+                is_default,
+                is_active,
+            }))
+        }
+        // Every missing piece recorded an error above.
+        _ => Err(AppError::Validation(errors_before)),
+    }
 }
 
 fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConfiguration, AppError> {
@@ -184,7 +253,15 @@ fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConfig
 }
 
 fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<ConfigurationUpdate, AppError> {
-    let allowed = ["name", "provider", "model", "api_key", "base_url", "is_active"];
+    let allowed = [
+        "name",
+        "connection_id",
+        "provider",
+        "model",
+        "api_key",
+        "base_url",
+        "is_active",
+    ];
     let mut read_only = READ_ONLY.to_vec();
     read_only.push("is_default");
     let mut reader = FieldReader::new(body.0, &allowed, &read_only);
@@ -200,6 +277,9 @@ fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<Config
     let name = reader.string("name");
     let name = not_null(&mut reader, "name", name);
     update.name = reader.parsed("name", name, ConfigName::parse);
+    let connection_id = reader.string("connection_id");
+    let connection_id = not_null(&mut reader, "connection_id", connection_id);
+    update.connection_id = reader.parsed("connection_id", connection_id, parse_connection_id);
     let provider = reader.string("provider");
     let provider = not_null(&mut reader, "provider", provider);
     update.provider = reader.parsed("provider", provider, parse_provider);
@@ -258,7 +338,9 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 
 #[utoipa::path(
     post, path = "/api/llm-configurations", tag = "configurations",
-    description = "Create a configuration. The first active configuration becomes the default. Scope: `write`.",
+    description = "Create a configuration on one of the caller's connections (`connection_id`), or with \
+                   `provider`, `api_key` and `base_url`, which make a connection of its own named after it. \
+                   The first active configuration becomes the default. Scope: `write`.",
     request_body = CreateConfigurationRequest,
     responses(
         (status = 201, body = ConfigurationResource, headers(("Location" = String))),
@@ -268,14 +350,21 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
     security(("bearer" = []))
 )]
 pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
-    let new = parse_new(body, &state.settings.egress)?;
+    let new = parse_create(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.configurations;
     let row = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Write)?;
-            configurations::create(conn, &keyring, principal.user_id, new, cap)
+            match new {
+                CreateRequest::WithOwnConnection(new) => {
+                    configurations::create(conn, &keyring, principal.user_id, new, cap)
+                }
+                CreateRequest::OnConnection(new) => {
+                    configurations::create_on_connection(conn, principal.user_id, new, cap)
+                }
+            }
         })
         .await?;
     let location = format!("/api/llm-configurations/{}", row.id);
@@ -330,7 +419,10 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<Str
 #[utoipa::path(
     put, path = "/api/llm-configurations/{id}", tag = "configurations",
     description = "Update any subset of the fields. Changing `provider` or `base_url` of a configuration \
-                   that has a key requires `api_key` in the same request. Scope: `write`.",
+                   that has a key requires `api_key` in the same request. `provider`, `base_url` and `api_key` \
+                   belong to the configuration's connection: while other configurations use it they are \
+                   refused with 409 `connection_shared`. `connection_id` moves it to another connection. \
+                   Scope: `write`.",
     params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
     request_body = UpdateConfigurationRequest,
     responses(

@@ -12,7 +12,7 @@ use crate::http::AppState;
 use crate::http::Caller;
 use crate::http::JsonObject;
 use crate::http::api_error::{ApiResult, ErrorBody};
-use crate::services::connection_tests::{self, TestOutcome, TestTarget};
+use crate::services::connection_tests::{self, SavedSubject, TestOutcome, TestTarget};
 
 /// A test's result. A test that reached the provider and failed is still HTTP 200.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,13 +43,16 @@ impl From<TestOutcome> for TestResultResource {
     }
 }
 
-/// The body of `POST /api/llm-configurations/test`: unsaved values, or `{"id": "…"}` alone to
-/// test a saved configuration and record the result on it.
+/// The body of `POST /api/llm-configurations/test`: unsaved values; or `{"id": "…"}` to test a
+/// saved configuration, or `{"connection_id": "…"}` to test a saved connection, recording the
+/// result on the connection (beside either, only `model` may be given: the model to look for).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the wire format; `test_unsaved` reads it field by field
 pub struct TestRequest {
     #[schema(format = Uuid)]
     id: Option<String>,
+    #[schema(format = Uuid)]
+    connection_id: Option<String>,
     provider: Option<Provider>,
     #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
     model: Option<String>,
@@ -71,10 +74,54 @@ async fn saved(state: &AppState, owner: uuid::Uuid, id: uuid::Uuid) -> Result<Te
     .await
 }
 
+/// `{"id"}` or `{"connection_id"}`, each with an optional `model` and nothing else.
+async fn saved_from_body(state: &AppState, owner: uuid::Uuid, body: JsonObject) -> Result<TestOutcome, AppError> {
+    let field = if body.0.contains_key("id") {
+        "id"
+    } else {
+        "connection_id"
+    };
+    let mut reader = FieldReader::new(body.0, &[field, "model"], &[]);
+    let id = reader.required_string(field);
+    let id = reader.parsed(field, id, |raw| {
+        uuid::Uuid::parse_str(raw).map_err(|_| "must be a UUID".to_owned())
+    });
+    let model = match reader.string("model") {
+        Field::Value(model) => reader.parsed("model", Some(model), ModelId::parse),
+        Field::Null | Field::Absent => None,
+    };
+    reader.finish()?;
+    let id = id.ok_or_else(|| AppError::validation(field, "must be a UUID"))?;
+    let subject = if field == "id" {
+        if model.is_none() {
+            return saved(state, owner, id).await;
+        }
+        SavedSubject::Configuration {
+            id,
+            model: model.as_ref(),
+        }
+    } else {
+        SavedSubject::Connection {
+            id,
+            model: model.as_ref(),
+        }
+    };
+    connection_tests::test_saved_subject(
+        &state.db,
+        &state.keyring,
+        &state.outbound,
+        owner,
+        subject,
+        state.settings.test_rate_per_minute,
+    )
+    .await
+}
+
 #[utoipa::path(
     post, path = "/api/llm-configurations/test", tag = "tests",
     description = "Test unsaved values against the provider (one free, read-only request), or `{\"id\"}` \
-                   to test a saved configuration and record the result. Scope: `write`.",
+                   to test a saved configuration, or `{\"connection_id\"}` a saved connection, and record the \
+                   result on the connection (beside either, only `model` may stand). Scope: `write`.",
     request_body = TestRequest,
     responses(
         (status = 200, body = TestResultResource),
@@ -86,15 +133,9 @@ async fn saved(state: &AppState, owner: uuid::Uuid, id: uuid::Uuid) -> Result<Te
 pub async fn test_unsaved(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let owner = principal.user_id;
-    if body.0.contains_key("id") {
-        let mut reader = FieldReader::new(body.0, &["id"], &[]);
-        let id = reader.required_string("id");
-        let id = reader.parsed("id", id, |raw| {
-            uuid::Uuid::parse_str(raw).map_err(|_| "must be a UUID".to_owned())
-        });
-        reader.finish()?;
-        let id = id.ok_or_else(|| AppError::validation("id", "must be a UUID"))?;
-        return Ok(HttpResponse::Ok().json(TestResultResource::from(saved(&state, owner, id).await?)));
+    if body.0.contains_key("id") || body.0.contains_key("connection_id") {
+        let outcome = saved_from_body(&state, owner, body).await?;
+        return Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)));
     }
     let mut reader = FieldReader::new(body.0, &["provider", "model", "api_key", "base_url"], &[]);
     let provider = reader.required_string("provider");

@@ -273,8 +273,15 @@ pub fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<
 /// given with the connection).
 #[derive(Debug, Clone, Copy)]
 pub enum SavedSubject<'a> {
-    Configuration(Uuid),
-    Connection { id: Uuid, model: Option<&'a ModelId> },
+    /// A configuration, with its own model unless another is given.
+    Configuration {
+        id: Uuid,
+        model: Option<&'a ModelId>,
+    },
+    Connection {
+        id: Uuid,
+        model: Option<&'a ModelId>,
+    },
 }
 
 /// Tests a saved connection of `owner` (directly, or through one of their configurations),
@@ -289,11 +296,14 @@ pub async fn test_saved_subject(
     per_minute: u32,
 ) -> Result<TestOutcome, AppError> {
     let (connection_id, model) = match subject {
-        SavedSubject::Configuration(id) => {
+        SavedSubject::Configuration { id, model } => {
             let row = database
                 .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound))
                 .await?;
-            (row.connection_id.0, Some(row.model))
+            (
+                row.connection_id.0,
+                Some(model.map_or(row.model, |model| model.as_str().to_owned())),
+            )
         }
         SavedSubject::Connection { id, model } => (id, model.map(|model| model.as_str().to_owned())),
     };
@@ -341,7 +351,7 @@ pub async fn test_saved(
         keyring,
         client,
         owner,
-        SavedSubject::Configuration(id),
+        SavedSubject::Configuration { id, model: None },
         per_minute,
     )
     .await

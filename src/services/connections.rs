@@ -235,7 +235,11 @@ pub fn insert_implicit(
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, AppError> {
     let counts: std::collections::HashMap<DbId, i64> =
         store::configuration_counts(conn, DbId(owner))?.into_iter().collect();
-    Ok(store::list_for_owner(conn, DbId(owner))?
+    let mut rows = store::list_for_owner(conn, DbId(owner))?;
+    // By the case-folded name, compared as Rust compares it: the same on both databases,
+    // whatever their collation.
+    rows.sort_by(|a, b| a.name_key.cmp(&b.name_key));
+    Ok(rows
         .into_iter()
         .map(|row| {
             let count = counts.get(&row.id).copied().unwrap_or(0);
