@@ -32,3 +32,4 @@ mod schema;
 mod secrets;
 mod sessions;
 mod tokens;
+mod upgrade;
