@@ -11,6 +11,8 @@ use uuid::Uuid;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::binary::Sandbox;
+use crate::helpers::command_line::lanyard;
 use crate::helpers::configurations::{CONFIGURATIONS, id_of, path_of};
 use crate::helpers::connections::{
     CONNECTIONS, connection_path, create_connection, create_on, id_str, list_connections, openai_connection,
@@ -31,6 +33,7 @@ on_both_backends!(
     someone_elses_connection_is_refused_and_nothing_changes,
     connections_are_validated_like_configurations,
     a_configuration_moves_to_another_connection,
+    an_import_of_the_old_shape_makes_a_connection_for_each_configuration,
 );
 
 on_both_backends!(settings(loopback_allowed):
@@ -605,6 +608,68 @@ async fn a_configuration_moves_to_another_connection(app: TestApp) {
         .map(|connection| connection["name"].clone())
         .collect();
     assert_eq!(names, [json!("target")]);
+}
+
+async fn an_import_of_the_old_shape_makes_a_connection_for_each_configuration(app: TestApp) {
+    let user = app.user().await;
+    create_connection(&app, &user.token, openai_connection("imported-gpt", GOOD_KEY, None)).await;
+    let sandbox = Sandbox::new();
+    let file = sandbox.workdir().join("export.json");
+    let document = json!({"lanyard_export": 1, "configurations": [
+        {"name": "imported-gpt", "provider": "openai", "model": "gpt-4o", "base_url": null,
+         "is_default": true, "is_active": true, "has_api_key": true},
+        {"name": "imported-llama", "provider": "ollama", "model": "llama3",
+         "base_url": "https://ollama.example.com", "is_default": false, "is_active": true, "has_api_key": false},
+    ]});
+    std::fs::write(&file, document.to_string()).unwrap();
+    lanyard(
+        &app,
+        &sandbox,
+        &[
+            "import",
+            "json",
+            "--file",
+            file.to_str().unwrap(),
+            "--email",
+            &user.email,
+        ],
+        "",
+    )
+    .assert_success();
+
+    let configurations = app.list(&user.token).await;
+    assert_eq!(configurations.len(), 2, "{configurations:?}");
+    let connections = list_connections(&app, &user.token).await;
+    let names: Vec<&str> = connections
+        .iter()
+        .map(|connection| connection["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["imported-gpt", "imported-gpt (2)", "imported-llama"]);
+    for configuration in &configurations {
+        let own = connections
+            .iter()
+            .find(|connection| connection["id"] == configuration["connection_id"])
+            .unwrap();
+        assert_eq!(own["configuration_count"], 1);
+        assert_eq!(own["provider"], configuration["provider"]);
+        assert_eq!(own["base_url"], configuration["base_url"]);
+        assert_eq!(own["has_api_key"], false, "an export carries no key");
+    }
+
+    let exported = lanyard(&app, &sandbox, &["export", "--email", &user.email], "");
+    exported.assert_success();
+    let exported: Value = serde_json::from_str(&exported.stdout).unwrap();
+    let names: Vec<&str> = exported["configurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|configuration| configuration["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.contains(&"imported-gpt") && names.contains(&"imported-llama"),
+        "{names:?}"
+    );
 }
 
 /// A fake OpenAI-compatible provider listing `models` (in this order) to the good key, and
