@@ -273,7 +273,7 @@ fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<H
 fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
     match error {
         AppError::Validation(errors) => Ok(errors.rename(UserCaps::default().configurations.variable, "form")),
-        AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
+        AppError::Conflict { fields, .. } | AppError::Refused { fields, .. } if !fields.is_empty() => Ok(fields),
         other => Err(other),
     }
 }
