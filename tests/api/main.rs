@@ -25,6 +25,7 @@ mod openapi;
 mod operations;
 mod overrides;
 mod pages;
+mod parameters;
 mod provider_tests;
 mod resolve;
 mod rotation;
