@@ -193,7 +193,7 @@ fn insert_row(
     api_key: Option<&ApiKey>,
     is_implicit: bool,
     now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<()> {
+) -> Result<(), diesel::result::Error> {
     let sealed = api_key.map(|key| seal_key(keyring, owner, id, key));
     store::insert(
         conn,
@@ -224,7 +224,7 @@ fn insert_row(
 
 /// The first free name of `base`, `base (2)`, `base (3)`, … among the owner's connections,
 /// shortened so that it fits a name's 64 characters.
-fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> diesel::QueryResult<String> {
+fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<String, diesel::result::Error> {
     let mut n: u64 = 1;
     loop {
         let candidate = if n == 1 {
@@ -250,7 +250,7 @@ pub fn insert_implicit(
     owner: Uuid,
     configuration: &NewConfiguration,
     now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<Uuid> {
+) -> Result<Uuid, diesel::result::Error> {
     let name = free_name(conn, owner, &configuration.name)?;
     let id = Uuid::now_v7();
     insert_row(
@@ -350,7 +350,7 @@ pub(crate) fn write_changes(
     base_url: Option<String>,
     key: &KeyChange,
     now: chrono::NaiveDateTime,
-) -> diesel::QueryResult<()> {
+) -> Result<(), diesel::result::Error> {
     let id = row.id.0;
     let sealed = match key {
         KeyChange::Replace(key) => Some(seal_key(keyring, owner, id, key)),
@@ -449,7 +449,11 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), Conn
 
 /// Inside the caller's write transaction: deletes an implicit connection that no configuration
 /// uses any more (a connection made explicitly stays until its owner deletes it).
-pub(crate) fn delete_if_unused_implicit(conn: &mut DbConnection, owner: Uuid, id: DbId) -> diesel::QueryResult<()> {
+pub(crate) fn delete_if_unused_implicit(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    id: DbId,
+) -> Result<(), diesel::result::Error> {
     let Some(row) = store::find_for_owner(conn, DbId(owner), id)? else {
         return Ok(());
     };
