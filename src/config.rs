@@ -149,7 +149,12 @@ impl Settings {
 /// Each per-user cap from its variable, or its default.
 fn caps_from_env() -> Result<UserCaps, ConfigError> {
     let mut caps = UserCaps::default();
-    for cap in [&mut caps.configurations, &mut caps.tokens, &mut caps.overrides] {
+    for cap in [
+        &mut caps.configurations,
+        &mut caps.connections,
+        &mut caps.tokens,
+        &mut caps.overrides,
+    ] {
         if let Some(raw) = var(cap.variable) {
             cap.max = raw
                 .trim()
@@ -160,6 +165,57 @@ fn caps_from_env() -> Result<UserCaps, ConfigError> {
         }
     }
     Ok(caps)
+}
+
+/// How the start-up re-seal of upgraded keys proceeds (`LANYARD_UPGRADE_BATCH_SIZE`, default 100
+/// keys per transaction; `LANYARD_UPGRADE_BATCH_PAUSE_MS`, default 0, a pause between batches
+/// that spreads the work on a busy database). Read where start-up runs, not in [`Settings`]:
+/// only that one pass uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradePace {
+    pub batch_size: i64,
+    pub pause: std::time::Duration,
+}
+
+impl Default for UpgradePace {
+    fn default() -> Self {
+        UpgradePace {
+            batch_size: 100,
+            pause: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl UpgradePace {
+    pub fn from_env() -> Result<UpgradePace, ConfigError> {
+        let mut pace = UpgradePace::default();
+        if let Some(raw) = var("LANYARD_UPGRADE_BATCH_SIZE") {
+            pace.batch_size = raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|size| (1..=10_000).contains(size))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "LANYARD_UPGRADE_BATCH_SIZE `{raw}` must be a whole number from 1 to 10000"
+                    ))
+                })?;
+        }
+        if let Some(raw) = var("LANYARD_UPGRADE_BATCH_PAUSE_MS") {
+            let millis = raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|millis| *millis <= 60_000)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "LANYARD_UPGRADE_BATCH_PAUSE_MS `{raw}` must be a whole number of milliseconds up to 60000"
+                    ))
+                })?;
+            pace.pause = std::time::Duration::from_millis(millis);
+        }
+        Ok(pace)
+    }
 }
 
 /// The instance fallback, validated like any configuration: all of it or none of it.

@@ -25,6 +25,14 @@ pub enum AppError {
     NotFound,
     #[error("{message}")]
     Conflict { message: String, fields: FieldErrors },
+    /// A 409 with its own code (`in_use`, `connection_shared`): the request is valid, but the
+    /// state of something else forbids it.
+    #[error("{message}")]
+    Refused {
+        code: &'static str,
+        message: String,
+        fields: FieldErrors,
+    },
     #[error("the stored API key cannot be decrypted; re-enter the key")]
     KeyUnreadable,
     #[error("the request body is larger than 64 KiB")]
@@ -58,13 +66,21 @@ impl AppError {
         AppError::Conflict { message, fields }
     }
 
+    pub fn refused(code: &'static str, message: impl Into<String>, fields: FieldErrors) -> Self {
+        AppError::Refused {
+            code,
+            message: message.into(),
+            fields,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             AppError::BadRequest(_) => 400,
             AppError::Unauthorized => 401,
             AppError::Forbidden(_) | AppError::ReauthenticationRequired => 403,
             AppError::NotFound => 404,
-            AppError::Conflict { .. } | AppError::KeyUnreadable => 409,
+            AppError::Conflict { .. } | AppError::Refused { .. } | AppError::KeyUnreadable => 409,
             AppError::PayloadTooLarge => 413,
             AppError::Validation(_) => 422,
             AppError::RateLimited { .. } => 429,
@@ -82,6 +98,7 @@ impl AppError {
             AppError::ReauthenticationRequired => "reauthentication_required",
             AppError::NotFound => "not_found",
             AppError::Conflict { .. } => "conflict",
+            AppError::Refused { code, .. } => code,
             AppError::KeyUnreadable => "key_unreadable",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Validation(_) => "validation_failed",
@@ -94,7 +111,7 @@ impl AppError {
     pub fn fields(&self) -> Option<&FieldErrors> {
         match self {
             AppError::Validation(fields) => Some(fields),
-            AppError::Conflict { fields, .. } if !fields.is_empty() => Some(fields),
+            AppError::Conflict { fields, .. } | AppError::Refused { fields, .. } if !fields.is_empty() => Some(fields),
             _ => None,
         }
     }

@@ -1,13 +1,14 @@
 //! Preparing the database before serving, in the order `security.md` gives: connect, check the
-//! master keys read-only, migrate, then record canaries. Every command that needs the database
-//! goes through here.
+//! master keys read-only, migrate, then record canaries, finish the upgrade to connections (the
+//! keys still sealed under their configuration's binding), and recompute stale key hints. Every
+//! command that needs the database goes through here, so nothing serves before it ends.
 
 use std::sync::Arc;
 
-use crate::config::MasterKeySource;
+use crate::config::{MasterKeySource, UpgradePace};
 use crate::crypto::MasterKeyring;
 use crate::db::{self, Database, DatabaseUrl};
-use crate::services::configurations;
+use crate::services::connections;
 use crate::services::master_keys::{self, KeyCheckError, StoredKeyState};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,8 @@ pub enum StartupError {
     Migrate(String),
     #[error("recomputing the stored key hints failed: {0}")]
     KeyHints(diesel::result::Error),
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// A database prepared for a command: connected, master keys checked, migrated.
@@ -46,6 +49,7 @@ pub fn open(url: &DatabaseUrl, source: &MasterKeySource, pool_size: u32) -> Resu
 
 /// Runs the start-up sequence on one connection and returns the checked keyring. Blocking.
 pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result<Arc<MasterKeyring>, StartupError> {
+    let pace = UpgradePace::from_env().map_err(|error| StartupError::Settings(error.0))?;
     let mut conn = database
         .connection()
         .map_err(|error| StartupError::Connect(error.to_string()))?;
@@ -64,7 +68,8 @@ pub fn prepare_database(database: &Database, source: &MasterKeySource) -> Result
         tracing::info!(applied, "database migrations applied");
     }
     master_keys::record_canaries(&mut conn, &loaded.keyring, loaded.new_passphrase_salt.as_deref())?;
-    let hints = configurations::recompute_key_hints(&mut conn, &loaded.keyring).map_err(StartupError::KeyHints)?;
+    master_keys::reseal_upgraded_keys(&mut conn, &loaded.keyring, pace.batch_size, pace.pause)?;
+    let hints = connections::recompute_key_hints(&mut conn, &loaded.keyring).map_err(StartupError::KeyHints)?;
     if hints > 0 {
         tracing::info!(hints, "stored key hints recomputed under the current masking rule");
     }

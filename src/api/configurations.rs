@@ -15,13 +15,16 @@ use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
 use crate::services::Work;
-use crate::services::configuration_input::{ConfigurationInput, Sent};
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::configurations::{self, ConfigurationError, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigurationResource {
     pub id: uuid::Uuid,
+    /// The connection it uses: `provider`, `base_url`, the key and the test fields are the
+    /// connection's.
+    pub connection_id: uuid::Uuid,
     pub name: String,
     #[schema(value_type = String)]
     pub provider: &'static str,
@@ -55,6 +58,7 @@ impl From<Configuration> for ConfigurationResource {
     fn from(row: Configuration) -> Self {
         ConfigurationResource {
             id: row.id,
+            connection_id: row.connection_id,
             name: row.name,
             provider: row.provider.id(),
             model: row.model,
@@ -76,15 +80,22 @@ impl From<Configuration> for ConfigurationResource {
     }
 }
 
-/// The body of `POST /api/llm-configurations`. Unknown and read-only fields are refused.
+/// The body of `POST /api/llm-configurations`: either `connection_id` (one of the caller's
+/// connections), or `provider`, `api_key` and `base_url`, which make a connection of its own
+/// named after the configuration; both at once are refused. Unknown and read-only fields are
+/// refused.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateConfigurationRequest {
     #[serde(default)]
     #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
     name: Wire<String>,
-    /// One of the ids of `GET /api/providers`.
+    /// One of the caller's connections, instead of `provider`, `api_key` and `base_url`.
     #[serde(default)]
-    #[schema(value_type = Provider, required = true)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
+    /// One of the ids of `GET /api/providers` (required without `connection_id`).
+    #[serde(default)]
+    #[schema(value_type = Option<Provider>)]
     provider: Wire<String>,
     #[serde(default)]
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^\S+$")]
@@ -116,6 +127,12 @@ pub struct UpdateConfigurationRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     name: Wire<String>,
+    /// Move to another of the caller's connections (not together with `provider`, `api_key` or
+    /// `base_url`, which change the connection itself: refused with 409 `connection_shared`
+    /// while other configurations use it).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
     #[serde(default)]
     #[schema(value_type = Option<Provider>)]
     provider: Wire<String>,
@@ -159,6 +176,7 @@ impl CreateConfigurationRequest {
         let (request, mut refused): (Self, _) = read_request(body, &READ_ONLY)?;
         Ok(ConfigurationInput {
             name: request.name.sent("name", &mut refused),
+            connection_id: request.connection_id.sent("connection_id", &mut refused),
             provider: request.provider.sent("provider", &mut refused),
             model: request.model.sent("model", &mut refused),
             api_key: request.api_key.sent("api_key", &mut refused),
@@ -178,6 +196,7 @@ impl UpdateConfigurationRequest {
         let (request, mut refused): (Self, _) = read_request(body, &read_only)?;
         Ok(ConfigurationInput {
             name: request.name.sent("name", &mut refused),
+            connection_id: request.connection_id.sent("connection_id", &mut refused),
             provider: request.provider.sent("provider", &mut refused),
             model: request.model.sent("model", &mut refused),
             api_key: request.api_key.sent("api_key", &mut refused),
@@ -231,7 +250,9 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 
 #[utoipa::path(
     post, path = "/api/llm-configurations", tag = "configurations",
-    description = "Create a configuration. The first active configuration becomes the default. Scope: `write`.",
+    description = "Create a configuration on one of the caller's connections (`connection_id`), or with \
+                   `provider`, `api_key` and `base_url`, which make a connection of its own named after it. \
+                   The first active configuration becomes the default. Scope: `write`.",
     request_body = CreateConfigurationRequest,
     responses(
         (status = 201, body = ConfigurationResource, headers(("Location" = String))),
@@ -242,12 +263,15 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 )]
 pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
     let new = CreateConfigurationRequest::read(body)?
-        .into_new(&state.settings.egress)
+        .into_create(&state.settings.egress)
         .map_err(AppError::Validation)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.configurations;
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| match new {
+        NewConfigurationInput::WithOwnConnection(new) => {
+            configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+        }
+        NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
     })
     .await?;
     let location = format!("/api/llm-configurations/{}", row.id);
@@ -293,7 +317,10 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<Str
 #[utoipa::path(
     put, path = "/api/llm-configurations/{id}", tag = "configurations",
     description = "Update any subset of the fields. Changing `provider` or `base_url` of a configuration \
-                   that has a key requires `api_key` in the same request. Scope: `write`.",
+                   that has a key requires `api_key` in the same request. `provider`, `base_url` and `api_key` \
+                   belong to the configuration's connection: while other configurations use it they are \
+                   refused with 409 `connection_shared`. `connection_id` moves it to another connection. \
+                   Scope: `write`.",
     params(("id" = uuid::Uuid, Path, description = "The configuration's id")),
     request_body = UpdateConfigurationRequest,
     responses(

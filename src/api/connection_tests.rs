@@ -44,13 +44,17 @@ impl From<TestOutcome> for TestResultResource {
     }
 }
 
-/// The body of `POST /api/llm-configurations/test`: unsaved values, or `{"id": "…"}` alone to
-/// test a saved configuration and record the result on it.
+/// The body of `POST /api/llm-configurations/test`: unsaved values; or `{"id": "…"}` to test a
+/// saved configuration, or `{"connection_id": "…"}` to test a saved connection, recording the
+/// result on the connection (beside either, only `model` may be given: the model to look for).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TestRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     id: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
     #[serde(default)]
     #[schema(value_type = Option<Provider>)]
     provider: Wire<String>,
@@ -67,24 +71,37 @@ pub struct TestRequest {
 
 impl TestRequest {
     fn read(body: JsonObject) -> Result<TestInput, AppError> {
-        // `{"id"}` stands alone: any field beside it is refused as unknown.
+        // `{"id"}` and `{"connection_id"}` stand alone but for `model`: any other field beside
+        // them is refused as unknown.
         let read_only: &[&str] = &[];
         let by_id = body.0.contains_key("id");
+        let by_connection = body.0.contains_key("connection_id");
         let (request, mut refused): (Self, _) = read_request(body, read_only)?;
-        if by_id {
+        if by_id || by_connection {
             let beside = [
+                ("connection_id", !by_id || matches!(request.connection_id, Wire::Absent)),
                 ("provider", matches!(request.provider, Wire::Absent)),
-                ("model", matches!(request.model, Wire::Absent)),
                 ("api_key", matches!(request.api_key, Wire::Absent)),
                 ("base_url", matches!(request.base_url, Wire::Absent)),
             ];
             for (field, _) in beside.into_iter().filter(|(_, absent)| !absent) {
                 refused.add(field, "is not a known field");
             }
-            return Ok(TestInput {
-                id: request.id.sent("id", &mut refused),
-                refused,
-                ..TestInput::default()
+            let model = request.model.sent("model", &mut refused);
+            return Ok(if by_id {
+                TestInput {
+                    id: request.id.sent("id", &mut refused),
+                    model,
+                    refused,
+                    ..TestInput::default()
+                }
+            } else {
+                TestInput {
+                    connection_id: request.connection_id.sent("connection_id", &mut refused),
+                    model,
+                    refused,
+                    ..TestInput::default()
+                }
             });
         }
         let model = request.model.sent("model", &mut refused);
@@ -95,6 +112,7 @@ impl TestRequest {
         }
         Ok(TestInput {
             id: Sent::Absent,
+            connection_id: Sent::Absent,
             provider: request.provider.sent("provider", &mut refused),
             model,
             api_key: request.api_key.sent("api_key", &mut refused),
@@ -107,7 +125,8 @@ impl TestRequest {
 #[utoipa::path(
     post, path = "/api/llm-configurations/test", tag = "tests",
     description = "Test unsaved values against the provider (one free, read-only request), or `{\"id\"}` \
-                   to test a saved configuration and record the result. Scope: `write`.",
+                   to test a saved configuration, or `{\"connection_id\"}` a saved connection, and record the \
+                   result on the connection (beside either, only `model` may stand). Scope: `write`.",
     request_body = TestRequest,
     responses(
         (status = 200, body = TestResultResource),
@@ -143,6 +162,9 @@ pub async fn test_saved(
 ) -> ApiResult<HttpResponse> {
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let id = parse_id(&path)?;
-    let outcome = state.tester().test(principal.user_id, TestSubject::Saved(id)).await?;
+    let outcome = state
+        .tester()
+        .test(principal.user_id, TestSubject::Saved { id, model: None })
+        .await?;
     Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)))
 }

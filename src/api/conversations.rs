@@ -138,6 +138,8 @@ pub async fn remove_override(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResolvedConfiguration {
     pub id: Option<uuid::Uuid>,
+    /// The connection the key was read through; `null` for the instance fallback.
+    pub connection_id: Option<uuid::Uuid>,
     pub name: String,
     pub provider: String,
     pub model: String,
@@ -236,6 +238,7 @@ pub async fn resolve(
             let resource = ConfigurationResource::from(row);
             ResolvedConfiguration {
                 id: Some(resource.id),
+                connection_id: Some(resource.connection_id),
                 name: resource.name,
                 provider: resource.provider.to_owned(),
                 model: resource.model,
@@ -259,6 +262,7 @@ pub async fn resolve(
         }
         None => ResolvedConfiguration {
             id: None,
+            connection_id: None,
             name: "instance fallback".to_owned(),
             provider: resolved.provider.id().to_owned(),
             model: resolved.model,

@@ -2,6 +2,7 @@
 
 pub mod configurations;
 pub mod connection_tests;
+pub mod connections;
 pub mod conversations;
 pub mod extract;
 pub mod openapi;
@@ -58,6 +59,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/llm-configurations/{id}/set-default")
                     .put(configurations::set_default)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections")
+                    .get(connections::list)
+                    .post(connections::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections/{id}")
+                    .get(connections::get)
+                    .put(connections::update)
+                    .delete(connections::delete)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections/{id}/test")
+                    .post(connections::test)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections/{id}/models")
+                    .get(connections::models)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections/{id}/models/refresh")
+                    .post(connections::refresh_models)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, connection_tests, conversations, providers, tokens};
+use super::{configurations, connection_tests, connections, conversations, providers, tokens};
 use crate::http::api_error as error;
 
 #[derive(OpenApi)]
@@ -20,6 +20,14 @@ use crate::http::api_error as error;
         configurations::set_default,
         connection_tests::test_unsaved,
         connection_tests::test_saved,
+        connections::list,
+        connections::create,
+        connections::get,
+        connections::update,
+        connections::delete,
+        connections::test,
+        connections::models,
+        connections::refresh_models,
         providers::list,
         conversations::list,
         conversations::set_override,
@@ -33,6 +41,12 @@ use crate::http::api_error as error;
         configurations::ConfigurationResource,
         configurations::CreateConfigurationRequest,
         configurations::UpdateConfigurationRequest,
+        connections::ConnectionResource,
+        connections::CreateConnectionRequest,
+        connections::UpdateConnectionRequest,
+        connections::ModelCatalogueResource,
+        connections::ModelResource,
+        connections::RefreshFailure,
         providers::ProviderResource,
         conversations::OverrideResource,
         conversations::SetOverrideRequest,

@@ -8,8 +8,15 @@
 //! ```
 //!
 //! The associated data is a purpose label, the header above, and the binding: for a stored key,
-//! the owner's id and the configuration's id. A ciphertext copied into another row or another
+//! the owner's id and the connection's id. A ciphertext copied into another row or another
 //! user's row therefore fails to open.
+//!
+//! Purpose labels (each ends in a NUL byte):
+//! - `lanyard/connection/api-key`: a provider key on a connection (owner, connection);
+//! - `lanyard/llm-configuration/api-key`: a key as the release before connections sealed it on
+//!   its configuration (owner, configuration). Only upgraded connections still hold such keys,
+//!   until the start-up re-seal moves them to the connection's binding; new keys never use it;
+//! - `lanyard/master-key-canary`: the start-up canary of one master key.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -25,7 +32,10 @@ const TAG_LEN: usize = 16;
 /// What a ciphertext is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowBinding {
-    /// An API key: its owner and its configuration.
+    /// An API key on a connection: its owner and the connection.
+    Connection { owner: Uuid, connection: Uuid },
+    /// An API key sealed by the release before connections: its owner and the configuration it
+    /// was stored on. Read only for upgraded keys not yet re-sealed.
     Configuration { owner: Uuid, configuration: Uuid },
     /// The start-up canary of one master key.
     Canary,
@@ -35,6 +45,12 @@ impl RowBinding {
     fn associated_data(&self, header: &[u8]) -> Vec<u8> {
         let mut aad = Vec::with_capacity(64 + header.len());
         match self {
+            RowBinding::Connection { owner, connection } => {
+                aad.extend_from_slice(b"lanyard/connection/api-key\0");
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(owner.as_bytes());
+                aad.extend_from_slice(connection.as_bytes());
+            }
             RowBinding::Configuration { owner, configuration } => {
                 aad.extend_from_slice(b"lanyard/llm-configuration/api-key\0");
                 aad.extend_from_slice(header);
@@ -263,6 +279,47 @@ mod tests {
         );
         assert_eq!(
             ring.open(&sealed.bytes, RowBinding::Canary).unwrap_err(),
+            OpenError::Undecryptable
+        );
+    }
+
+    #[test]
+    fn a_key_sealed_for_a_connection_opens_only_there() {
+        let ring = ring(&["k1"]);
+        let owner = Uuid::new_v4();
+        let id = Uuid::new_v4();
+        let connection = RowBinding::Connection { owner, connection: id };
+        let sealed = ring.seal(b"sk-secret-value-123456", connection);
+        assert_eq!(
+            ring.open(&sealed.bytes, connection).unwrap().as_slice(),
+            b"sk-secret-value-123456"
+        );
+        // The same ids under the old purpose, another connection, another owner: all refused.
+        for other in [
+            RowBinding::Configuration {
+                owner,
+                configuration: id,
+            },
+            RowBinding::Connection {
+                owner,
+                connection: Uuid::new_v4(),
+            },
+            RowBinding::Connection {
+                owner: Uuid::new_v4(),
+                connection: id,
+            },
+        ] {
+            assert_eq!(ring.open(&sealed.bytes, other).unwrap_err(), OpenError::Undecryptable);
+        }
+        let legacy = ring.seal(
+            b"sk-secret-value-123456",
+            RowBinding::Configuration {
+                owner,
+                configuration: id,
+            },
+        );
+        assert_eq!(
+            ring.open(&legacy.bytes, connection).unwrap_err(),
             OpenError::Undecryptable
         );
     }

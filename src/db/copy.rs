@@ -6,13 +6,14 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::api_tokens::TokenRow;
+use super::connections::{ConnectionRow, ModelRow};
 use super::conversation_overrides::OverrideRow;
 use super::key_reveals::RevealRow;
-use super::llm_configurations::ConfigurationRow;
+use super::llm_configurations::ConfigurationTableRow;
 use super::master_key_canaries::CanaryRow;
 use super::schema::{
-    api_tokens, conversation_overrides, instance_settings, key_reveals, llm_configurations, master_key_canaries,
-    security_events, sessions, users,
+    api_tokens, connection_models, connections, conversation_overrides, instance_settings, key_reveals,
+    llm_configurations, master_key_canaries, security_events, sessions, users,
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
@@ -30,7 +31,9 @@ pub struct SettingRow {
 pub struct Snapshot {
     pub users: Vec<UserRow>,
     pub tokens: Vec<TokenRow>,
-    pub configurations: Vec<ConfigurationRow>,
+    pub connections: Vec<ConnectionRow>,
+    pub connection_models: Vec<ModelRow>,
+    pub configurations: Vec<ConfigurationTableRow>,
     pub overrides: Vec<OverrideRow>,
     pub reveals: Vec<RevealRow>,
     pub canaries: Vec<CanaryRow>,
@@ -50,10 +53,9 @@ impl Snapshot {
                 .order(api_tokens::id)
                 .select(TokenRow::as_select())
                 .load(conn)?,
-            configurations: llm_configurations::table
-                .order(llm_configurations::id)
-                .select(ConfigurationRow::as_select())
-                .load(conn)?,
+            connections: super::connections::all(conn)?,
+            connection_models: super::connections::all_models(conn)?,
+            configurations: super::llm_configurations::all(conn)?,
             overrides: conversation_overrides::table
                 .select(OverrideRow::as_select())
                 .load(conn)?,
@@ -76,6 +78,8 @@ impl Snapshot {
         vec![
             ("users", count(self.users.len())),
             ("api_tokens", count(self.tokens.len())),
+            ("connections", count(self.connections.len())),
+            ("connection_models", count(self.connection_models.len())),
             ("llm_configurations", count(self.configurations.len())),
             ("conversation_overrides", count(self.overrides.len())),
             ("key_reveals", count(self.reveals.len())),
@@ -94,6 +98,14 @@ impl Snapshot {
         }
         for row in &self.tokens {
             diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+        }
+        for row in &self.connections {
+            diesel::insert_into(connections::table).values(row).execute(conn)?;
+        }
+        for row in &self.connection_models {
+            diesel::insert_into(connection_models::table)
+                .values(row)
+                .execute(conn)?;
         }
         for row in &self.configurations {
             diesel::insert_into(llm_configurations::table)
@@ -133,6 +145,8 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
     Ok(vec![
         ("users", users::table.count().get_result(conn)?),
         ("api_tokens", api_tokens::table.count().get_result(conn)?),
+        ("connections", connections::table.count().get_result(conn)?),
+        ("connection_models", connection_models::table.count().get_result(conn)?),
         (
             "llm_configurations",
             llm_configurations::table.count().get_result(conn)?,

@@ -4,49 +4,78 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::schema::connections as cn;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
 use crate::domain::{Configuration, Parameters, Provider, TestStatus};
 
-/// A whole row: what a listing shows ([`ConfigurationSummary`], reached through `Deref`) and the
-/// columns a listing never reads.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+/// A configuration with what it takes from its connection (provider, base URL, key, last test),
+/// read in one join.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationRow {
+    pub id: DbId,
     pub user_id: DbId,
-    pub name_key: String,
+    pub connection_id: DbId,
+    pub name: String,
+    #[diesel(select_expression = cn::provider)]
+    pub provider: Provider,
+    pub model: String,
+    #[diesel(select_expression = cn::api_key_encrypted)]
     pub api_key_encrypted: Option<Vec<u8>>,
-    pub key_id: Option<String>,
-    #[diesel(embed)]
-    pub summary: ConfigurationSummary,
-}
-
-impl std::ops::Deref for ConfigurationRow {
-    type Target = ConfigurationSummary;
-
-    fn deref(&self) -> &ConfigurationSummary {
-        &self.summary
-    }
+    #[diesel(select_expression = cn::api_key_hint)]
+    pub api_key_hint: Option<String>,
+    /// The upgrade's marker: the key is still sealed under this configuration's row binding.
+    #[diesel(select_expression = cn::legacy_configuration_id)]
+    pub legacy_configuration_id: Option<DbId>,
+    #[diesel(select_expression = cn::base_url)]
+    pub base_url: Option<String>,
+    pub is_default: bool,
+    pub is_active: bool,
+    #[diesel(select_expression = cn::test_status)]
+    pub test_status: TestStatus,
+    #[diesel(select_expression = cn::test_message)]
+    pub test_message: Option<String>,
+    #[diesel(select_expression = cn::test_latency_ms)]
+    pub test_latency_ms: Option<i64>,
+    #[diesel(select_expression = cn::tested_at, deserialize_as = MaybeStamp)]
+    pub tested_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = MaybeStamp)]
+    pub last_used_at: Option<NaiveDateTime>,
+    pub use_count: i64,
+    #[diesel(deserialize_as = Stamp)]
+    pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
+    pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 /// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
 /// could decrypt) a key.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationSummary {
     pub id: DbId,
+    pub connection_id: DbId,
     pub name: String,
+    #[diesel(select_expression = cn::provider)]
     pub provider: Provider,
     pub model: String,
+    #[diesel(select_expression = cn::api_key_hint)]
     pub api_key_hint: Option<String>,
+    #[diesel(select_expression = cn::base_url)]
     pub base_url: Option<String>,
     pub is_default: bool,
     pub is_active: bool,
+    #[diesel(select_expression = cn::test_status)]
     pub test_status: TestStatus,
+    #[diesel(select_expression = cn::test_message)]
     pub test_message: Option<String>,
+    #[diesel(select_expression = cn::test_latency_ms)]
     pub test_latency_ms: Option<i64>,
-    #[diesel(deserialize_as = MaybeStamp)]
+    #[diesel(select_expression = cn::tested_at, deserialize_as = MaybeStamp)]
     pub tested_at: Option<NaiveDateTime>,
     #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
@@ -63,6 +92,7 @@ impl From<ConfigurationSummary> for Configuration {
     fn from(row: ConfigurationSummary) -> Self {
         Configuration {
             id: row.id.0,
+            connection_id: row.connection_id.0,
             name: row.name,
             provider: row.provider,
             model: row.model,
@@ -85,8 +115,56 @@ impl From<ConfigurationSummary> for Configuration {
 
 impl From<ConfigurationRow> for Configuration {
     fn from(row: ConfigurationRow) -> Self {
-        Configuration::from(row.summary)
+        Configuration::from(ConfigurationSummary::from(row))
     }
+}
+
+impl From<ConfigurationRow> for ConfigurationSummary {
+    fn from(row: ConfigurationRow) -> Self {
+        ConfigurationSummary {
+            id: row.id,
+            connection_id: row.connection_id,
+            name: row.name,
+            provider: row.provider,
+            model: row.model,
+            api_key_hint: row.api_key_hint,
+            base_url: row.base_url,
+            is_default: row.is_default,
+            is_active: row.is_active,
+            test_status: row.test_status,
+            test_message: row.test_message,
+            test_latency_ms: row.test_latency_ms,
+            tested_at: row.tested_at,
+            last_used_at: row.last_used_at,
+            use_count: row.use_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            parameters: row.parameters,
+        }
+    }
+}
+
+/// The table's own columns, as stored (copying a database).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = cfg)]
+pub struct ConfigurationTableRow {
+    pub id: DbId,
+    pub user_id: DbId,
+    pub connection_id: DbId,
+    pub name: String,
+    pub name_key: String,
+    pub model: String,
+    pub is_default: bool,
+    pub is_active: bool,
+    #[diesel(deserialize_as = MaybeStamp)]
+    pub last_used_at: Option<NaiveDateTime>,
+    pub use_count: i64,
+    #[diesel(deserialize_as = Stamp)]
+    pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = Stamp)]
+    pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -94,14 +172,10 @@ impl From<ConfigurationRow> for Configuration {
 pub struct ConfigurationInsert<'a> {
     pub id: DbId,
     pub user_id: DbId,
+    pub connection_id: DbId,
     pub name: &'a str,
     pub name_key: &'a str,
-    pub provider: Provider,
     pub model: &'a str,
-    pub api_key_encrypted: Option<&'a [u8]>,
-    pub key_id: Option<&'a str>,
-    pub api_key_hint: Option<&'a str>,
-    pub base_url: Option<&'a str>,
     pub is_default: bool,
     pub is_active: bool,
     pub created_at: NaiveDateTime,
@@ -109,18 +183,14 @@ pub struct ConfigurationInsert<'a> {
     pub parameters: &'a str,
 }
 
-/// A partial update: `None` leaves a column alone, `Some(None)` sets it to NULL.
+/// A partial update: `None` leaves a column alone.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationChanges<'a> {
     pub name: Option<&'a str>,
     pub name_key: Option<&'a str>,
-    pub provider: Option<Provider>,
+    pub connection_id: Option<DbId>,
     pub model: Option<&'a str>,
-    pub api_key_encrypted: Option<Option<&'a [u8]>>,
-    pub key_id: Option<Option<&'a str>>,
-    pub api_key_hint: Option<Option<&'a str>>,
-    pub base_url: Option<Option<&'a str>>,
     pub is_active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
     pub parameters: Option<&'a str>,
@@ -136,6 +206,7 @@ pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<
     // instead of sorting them; the one default is moved to the front here.
     let mut rows: Vec<ConfigurationSummary> = on_backend!(conn, |backend| {
         cfg::table
+            .inner_join(cn::table)
             .filter(cfg::user_id.eq(user_id))
             .order(cfg::name_key)
             .select(ConfigurationSummary::as_select())
@@ -149,6 +220,7 @@ pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<
 
 pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<Option<ConfigurationRow>> {
     cfg::table
+        .inner_join(cn::table)
         .filter(cfg::id.eq(id))
         .filter(cfg::user_id.eq(user_id))
         .select(ConfigurationRow::as_select())
@@ -158,6 +230,7 @@ pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryR
 
 pub fn find_default_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Option<ConfigurationRow>> {
     cfg::table
+        .inner_join(cn::table)
         .filter(cfg::user_id.eq(user_id))
         .filter(cfg::is_default.eq(true))
         .select(ConfigurationRow::as_select())
@@ -233,48 +306,15 @@ pub fn active_candidates(
     user_id: DbId,
 ) -> QueryResult<Vec<(DefaultCandidate, Provider, bool)>> {
     cfg::table
+        .inner_join(cn::table)
         .filter(cfg::user_id.eq(user_id))
         .filter(cfg::is_active.eq(true))
         .select((
             (cfg::id, cfg::last_used_at, cfg::created_at),
-            cfg::provider,
-            cfg::api_key_encrypted.is_not_null(),
+            cn::provider,
+            cn::api_key_encrypted.is_not_null(),
         ))
         .load(conn)
-}
-
-/// How many stored keys each master key id protects.
-pub fn count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
-    let rows: Vec<(Option<String>, i64)> = cfg::table
-        .filter(cfg::key_id.is_not_null())
-        .group_by(cfg::key_id)
-        .select((cfg::key_id, diesel::dsl::count_star()))
-        .order(cfg::key_id)
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(key_id, count)| key_id.map(|id| (id, count)))
-        .collect())
-}
-
-/// Records a provider test's outcome (not an edit: `updated_at` stays).
-pub fn record_test_result(
-    conn: &mut DbConnection,
-    user_id: DbId,
-    id: DbId,
-    status: TestStatus,
-    message: Option<&str>,
-    latency_ms: Option<i64>,
-    at: NaiveDateTime,
-) -> QueryResult<usize> {
-    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
-        .set((
-            cfg::test_status.eq(status),
-            cfg::test_message.eq(message),
-            cfg::test_latency_ms.eq(latency_ms),
-            cfg::tested_at.eq(at),
-        ))
-        .execute(conn)
 }
 
 /// Records one use: `use_count + 1` and `last_used_at`, in one statement.
@@ -284,106 +324,45 @@ pub fn record_use(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDa
         .execute(conn)
 }
 
-/// A stored key for re-encryption: its row, owner and sealed value.
-#[derive(Debug, Clone, Queryable)]
-pub struct SealedKey {
-    pub id: DbId,
-    pub user_id: DbId,
-    pub sealed: Option<Vec<u8>>,
-}
-
-/// The next `limit` stored keys not sealed under `key_id`, after `after` in id order.
-pub fn sealed_keys_not_under(
-    conn: &mut DbConnection,
-    key_id: &str,
-    after: Option<DbId>,
-    limit: i64,
-) -> QueryResult<Vec<SealedKey>> {
-    let mut query = cfg::table
-        .filter(cfg::api_key_encrypted.is_not_null())
-        .filter(cfg::key_id.ne(key_id))
-        .order(cfg::id)
-        .limit(limit)
-        .select((cfg::id, cfg::user_id, cfg::api_key_encrypted))
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(cfg::id.gt(after));
-    }
-    query.load(conn)
-}
-
-/// Replaces a sealed key only if it is still the one that was read (compare-and-swap), so that
-/// a rotation never overwrites a concurrent edit. Returns whether it replaced it.
-pub fn replace_sealed_key(
-    conn: &mut DbConnection,
-    id: DbId,
-    expected: &[u8],
-    sealed: &[u8],
-    key_id: &str,
-) -> QueryResult<bool> {
-    diesel::update(
-        cfg::table
-            .filter(cfg::id.eq(id))
-            .filter(cfg::api_key_encrypted.eq(expected)),
-    )
-    .set((cfg::api_key_encrypted.eq(sealed), cfg::key_id.eq(key_id)))
-    .execute(conn)
-    .map(|rows| rows == 1)
-}
-
 /// How many configurations the user holds.
 pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
     cfg::table.filter(cfg::user_id.eq(user_id)).count().get_result(conn)
 }
 
-/// A stored key with the display hint kept beside it, for recomputing hints.
-#[derive(Debug, Clone, Queryable)]
-pub struct SealedKeyHint {
-    pub id: DbId,
-    pub user_id: DbId,
-    pub sealed: Vec<u8>,
-    pub hint: Option<String>,
-}
-
-/// The next `limit` stored keys after `after`, in id order.
-pub fn sealed_keys_with_hints(
-    conn: &mut DbConnection,
-    after: Option<DbId>,
-    limit: i64,
-) -> QueryResult<Vec<SealedKeyHint>> {
-    let mut query = cfg::table
-        .filter(cfg::api_key_encrypted.is_not_null())
-        .order(cfg::id)
-        .limit(limit)
-        .select((
-            cfg::id,
-            cfg::user_id,
-            cfg::api_key_encrypted.assume_not_null(),
-            cfg::api_key_hint,
-        ))
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(cfg::id.gt(after));
-    }
-    query.load(conn)
-}
-
-/// Replaces a key's hint only while the key is still the one it was computed from.
-pub fn replace_hint(conn: &mut DbConnection, id: DbId, sealed: &[u8], hint: &str) -> QueryResult<bool> {
-    diesel::update(
-        cfg::table
-            .filter(cfg::id.eq(id))
-            .filter(cfg::api_key_encrypted.eq(sealed)),
-    )
-    .set(cfg::api_key_hint.eq(hint))
-    .execute(conn)
-    .map(|rows| rows == 1)
-}
-
 /// Configurations per user and test status, for the admin's key health (never a key).
 pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, TestStatus, i64)>> {
     cfg::table
-        .group_by((cfg::user_id, cfg::test_status))
-        .select((cfg::user_id, cfg::test_status, diesel::dsl::count_star()))
+        .inner_join(cn::table)
+        // A configuration and its connection have the same owner: grouping by the connection's
+        // columns alone counts the configurations.
+        .group_by((cn::owner_user_id, cn::test_status))
+        .select((cn::owner_user_id, cn::test_status, diesel::dsl::count_star()))
         .load(conn)
+}
+
+/// Every row as stored, for copying a database.
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<ConfigurationTableRow>> {
+    cfg::table
+        .order(cfg::id)
+        .select(ConfigurationTableRow::as_select())
+        .load(conn)
+}
+
+/// How many stored keys each master key id protects, on a database the release before
+/// connections wrote (keys on the configurations): read by the master-key check, which runs
+/// before migrations. Plain SQL: today's schema no longer has these columns.
+pub fn legacy_count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct KeyCount {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key_id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let rows: Vec<KeyCount> = diesel::sql_query(
+        "SELECT key_id, COUNT(*) AS count FROM llm_configurations WHERE key_id IS NOT NULL \
+         GROUP BY key_id ORDER BY key_id",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|row| (row.key_id, row.count)).collect())
 }

@@ -40,6 +40,11 @@ pub fn run_pending_migrations(conn: &mut DbConnection) -> Result<usize, String> 
 /// Whether the vault's tables exist yet (a fresh database has none): lets the master-key check
 /// run read-only before the first migration.
 pub fn vault_tables_exist(conn: &mut DbConnection) -> QueryResult<bool> {
+    table_exists(conn, "master_key_canaries")
+}
+
+/// Whether a table exists, asked read-only.
+pub fn table_exists(conn: &mut DbConnection, table: &'static str) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -47,14 +52,14 @@ pub fn vault_tables_exist(conn: &mut DbConnection) -> QueryResult<bool> {
     }
     // Backend-specific catalogue queries: the only way to ask "does this table exist" read-only.
     let query = match conn {
-        DbConnection::Sqlite(_) => {
-            "SELECT COUNT(*) AS count FROM sqlite_master WHERE type = 'table' AND name = 'master_key_canaries'"
-        }
+        DbConnection::Sqlite(_) => "SELECT COUNT(*) AS count FROM sqlite_master WHERE type = 'table' AND name = ?",
         DbConnection::Postgres(_) => {
             "SELECT COUNT(*) AS count FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = 'master_key_canaries'"
+             WHERE table_schema = current_schema() AND table_name = $1"
         }
     };
-    let row: Count = diesel::sql_query(query).get_result(conn)?;
+    let row: Count = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Text, _>(table)
+        .get_result(conn)?;
     Ok(row.count > 0)
 }

@@ -40,25 +40,55 @@ diesel::table! {
     llm_configurations (id) {
         id -> DbUuid,
         user_id -> DbUuid,
+        connection_id -> DbUuid,
         name -> Text,
         name_key -> Text,
-        provider -> Text,
         model -> Text,
-        api_key_encrypted -> Nullable<Binary>,
-        key_id -> Nullable<Text>,
-        api_key_hint -> Nullable<Text>,
-        base_url -> Nullable<Text>,
         is_default -> Bool,
         is_active -> Bool,
-        test_status -> Text,
-        test_message -> Nullable<Text>,
-        test_latency_ms -> Nullable<BigInt>,
-        tested_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
         use_count -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
         parameters -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    connections (id) {
+        id -> DbUuid,
+        owner_user_id -> DbUuid,
+        name -> Text,
+        name_key -> Text,
+        provider -> Text,
+        base_url -> Nullable<Text>,
+        api_key_encrypted -> Nullable<Binary>,
+        key_id -> Nullable<Text>,
+        api_key_hint -> Nullable<Text>,
+        legacy_configuration_id -> Nullable<DbUuid>,
+        test_status -> Text,
+        test_code -> Nullable<Text>,
+        test_message -> Nullable<Text>,
+        test_latency_ms -> Nullable<BigInt>,
+        tested_at -> Nullable<Timestamp>,
+        models_fetched_at -> Nullable<Timestamp>,
+        model_count -> BigInt,
+        is_implicit -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    connection_models (connection_id, model) {
+        connection_id -> DbUuid,
+        model -> Text,
     }
 }
 
@@ -80,6 +110,9 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(llm_configurations -> users (user_id));
+diesel::joinable!(llm_configurations -> connections (connection_id));
+diesel::joinable!(connections -> users (owner_user_id));
+diesel::joinable!(connection_models -> connections (connection_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -87,6 +120,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     llm_configurations,
     master_key_canaries,
     instance_settings,
+    connections,
+    connection_models,
 );
 
 diesel::table! {

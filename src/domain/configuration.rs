@@ -202,6 +202,8 @@ impl TestStatus {
 #[derive(Debug, Clone)]
 pub struct Configuration {
     pub id: uuid::Uuid,
+    /// The connection it uses (provider, base URL, key and last test are the connection's).
+    pub connection_id: uuid::Uuid,
     pub name: String,
     pub provider: super::Provider,
     pub model: String,

@@ -32,6 +32,7 @@ impl UserCap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserCaps {
     pub configurations: UserCap,
+    pub connections: UserCap,
     pub tokens: UserCap,
     pub overrides: UserCap,
 }
@@ -40,6 +41,7 @@ impl Default for UserCaps {
     fn default() -> Self {
         UserCaps {
             configurations: UserCap::new("LANYARD_MAX_CONFIGURATIONS", "configurations", 1000),
+            connections: UserCap::new("LANYARD_MAX_CONNECTIONS", "connections", 1000),
             tokens: UserCap::new("LANYARD_MAX_TOKENS", "API tokens", 100),
             overrides: UserCap::new("LANYARD_MAX_OVERRIDES", "conversation overrides", 10_000),
         }

@@ -3,6 +3,7 @@
 
 mod account;
 mod configuration;
+mod connection;
 mod conversation;
 mod field_errors;
 mod limits;
@@ -12,6 +13,7 @@ mod token;
 
 pub use account::{Email, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
+pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};

@@ -14,7 +14,8 @@ pub struct ErrorBody {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `reauthentication_required`
     /// (403: the current password is missing or wrong), `not_found`, `conflict`,
     /// `key_unreadable`, `payload_too_large`, `validation_failed`, `rate_limited`,
-    /// `unavailable`, `internal`.
+    /// `unavailable`, `internal`; 409 `in_use` (a connection still used by configurations) and
+    /// `connection_shared` (a configuration's connection is used by others: change the connection).
     pub error: String,
     pub message: String,
     /// Messages by field name, for validation errors and one-field conflicts.

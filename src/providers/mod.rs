@@ -78,6 +78,18 @@ pub fn parse_models(provider: Provider, body: &[u8]) -> Option<Vec<String>> {
     Some(models)
 }
 
+/// Every model id in a successful listing, sorted, without duplicates, at most 2,000: what a
+/// connection keeps as its catalogue. `None` if the body is not the shape the provider documents.
+pub fn parse_catalogue(provider: Provider, body: &[u8]) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let models = match provider {
+        Provider::Gemini => gemini::model_ids(&value)?,
+        Provider::Ollama => ollama::model_ids(&value)?,
+        _ => openai_compatible::model_ids(&value)?,
+    };
+    Some(crate::domain::ModelCatalogue::normalise(models))
+}
+
 /// Is `model` among `listed`? Ollama's `llama3` matches its `llama3:latest`.
 pub fn model_is_listed(provider: Provider, model: &str, listed: &[String]) -> bool {
     listed

@@ -100,7 +100,7 @@ pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AdminError> {
     Ok(AdminOverview {
         users,
         registration_open: accounts::registration_open(conn)?,
-        keys_by_id: llm_configurations::count_keys_by_key_id(conn)?,
+        keys_by_id: crate::db::connections::count_keys_by_key_id(conn)?,
         reveals,
         security_events: accounts::recent_security_events(conn)?,
     })

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::configurations::{ConfigurationUpdate, KeyChange, NewConfiguration};
+use super::configurations::{ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection};
 use super::connection_tests::TestSubject;
 use crate::domain::FieldErrors;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Parameters, PlainHttpHosts, Provider};
@@ -26,6 +26,8 @@ pub enum Sent<T> {
 #[derive(Debug, Default)]
 pub struct ConfigurationInput {
     pub name: Sent<String>,
+    /// One of the owner's connections, instead of `provider`, `api_key` and `base_url`.
+    pub connection_id: Sent<String>,
     pub provider: Sent<String>,
     pub model: Sent<String>,
     /// A secret from the moment it is read: zeroised on drop, redacted in `Debug`.
@@ -44,9 +46,11 @@ pub struct ConfigurationInput {
 /// What a test is asked to test, as sent.
 #[derive(Debug, Default)]
 pub struct TestInput {
-    /// A saved configuration: alone, it is tested as stored; with values beside it and no key,
-    /// the values are tested with its stored key.
+    /// A saved configuration: alone (or with `model`), it is tested as stored; with values
+    /// beside it and no key, the values are tested with its stored key.
     pub id: Sent<String>,
+    /// A saved connection: only `model` may stand beside it.
+    pub connection_id: Sent<String>,
     pub provider: Sent<String>,
     /// Left out: the test lists what the provider offers without looking for a model.
     pub model: Sent<String>,
@@ -66,6 +70,10 @@ fn parse_provider(raw: &str) -> Result<Provider, String> {
 
 fn parse_id(raw: &str) -> Result<Uuid, String> {
     Uuid::parse_str(raw.trim()).map_err(|_| "must be a UUID".to_owned())
+}
+
+fn parse_connection_id(raw: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(raw.trim()).map_err(|_| "must be a connection id (a UUID)".to_owned())
 }
 
 /// The problems found so far, and the readings of single fields that record them.
@@ -163,7 +171,70 @@ impl Fields {
     }
 }
 
+/// A new configuration, the new way or the old.
+#[derive(Debug)]
+pub enum NewConfigurationInput {
+    /// On one of the owner's connections (`connection_id`).
+    OnConnection(NewConfigurationOnConnection),
+    /// With a connection of its own made from `provider`, `api_key` and `base_url`.
+    WithOwnConnection(NewConfiguration),
+}
+
+/// The fields that belong to a connection, which a new configuration names either through
+/// `connection_id` or by value, never both.
+const CONNECTION_FIELDS: [&str; 3] = ["provider", "api_key", "base_url"];
+
 impl ConfigurationInput {
+    /// A new configuration, the new way (`connection_id`, with `name`, `model`, `parameters`,
+    /// `is_default`, `is_active`) or the old ([`ConfigurationInput::into_new`]); both at once is
+    /// refused, naming `connection_id` and each connection field sent beside it.
+    pub fn into_create(self, policy: &impl PlainHttpHosts) -> Result<NewConfigurationInput, FieldErrors> {
+        if matches!(self.connection_id, Sent::Absent) {
+            return self.into_new(policy).map(NewConfigurationInput::WithOwnConnection);
+        }
+        let mut fields = Fields { errors: self.refused };
+        let sent_beside: Vec<&str> = CONNECTION_FIELDS
+            .into_iter()
+            .zip([
+                !matches!(self.provider, Sent::Absent),
+                !matches!(self.api_key, Sent::Absent),
+                !matches!(self.base_url, Sent::Absent),
+            ])
+            .filter_map(|(field, sent)| sent.then_some(field))
+            .collect();
+        if !sent_beside.is_empty() {
+            let message =
+                "give either connection_id or provider, api_key and base_url (a connection of its own), not both";
+            fields.errors.add("connection_id", message);
+            for field in sent_beside {
+                fields.errors.add(field, message);
+            }
+        }
+        let name = fields.required("name", self.name, ConfigName::parse);
+        let connection_id = fields.required("connection_id", self.connection_id, parse_connection_id);
+        let model = fields.required("model", self.model, ModelId::parse);
+        let is_default = matches!(self.is_default, Sent::Value(true));
+        let is_active = !matches!(self.is_active, Sent::Value(false));
+        let parameters = match &self.parameters {
+            Sent::Value(value) => fields.parameters(value),
+            Sent::Absent | Sent::Null => Some(Parameters::default()),
+        };
+        let parsed = match (name, connection_id, model, parameters) {
+            (Some(name), Some(connection_id), Some(model), Some(parameters)) => {
+                Some(NewConfigurationInput::OnConnection(NewConfigurationOnConnection {
+                    name,
+                    connection_id,
+                    model,
+                    is_default,
+                    is_active,
+                    parameters,
+                }))
+            }
+            _ => None,
+        };
+        fields.finish(parsed)
+    }
+
     /// A new configuration: `name`, `provider` and `model` required; no key, no base URL and no
     /// default unless sent; active unless sent `false`.
     pub fn into_new(self, policy: &impl PlainHttpHosts) -> Result<NewConfiguration, FieldErrors> {
@@ -205,6 +276,7 @@ impl ConfigurationInput {
             fields.errors.add("is_default", "is read-only");
         }
         let name = fields.not_null("name", self.name, ConfigName::parse);
+        let connection_id = fields.not_null("connection_id", self.connection_id, parse_connection_id);
         let provider = fields.not_null("provider", self.provider, parse_provider);
         let model = fields.not_null("model", self.model, ModelId::parse);
         let api_key = match self.api_key {
@@ -237,6 +309,7 @@ impl ConfigurationInput {
         };
         fields.finish(Some(ConfigurationUpdate {
             name,
+            connection_id,
             provider,
             model,
             api_key,
@@ -252,13 +325,31 @@ impl TestInput {
     /// (`id` and values, no key), or values saved nowhere (`provider` required).
     pub fn parse(self, policy: &impl PlainHttpHosts) -> Result<TestSubject, FieldErrors> {
         let mut fields = Fields { errors: self.refused };
+        if !matches!(self.connection_id, Sent::Absent) {
+            for (field, sent) in [
+                ("id", !matches!(self.id, Sent::Absent)),
+                ("provider", !matches!(self.provider, Sent::Absent)),
+                ("api_key", !matches!(self.api_key, Sent::Absent)),
+                ("base_url", !matches!(self.base_url, Sent::Absent)),
+            ] {
+                if sent {
+                    fields
+                        .errors
+                        .add(field, "only `model` may be given beside `connection_id`");
+                }
+            }
+            let id = fields.required("connection_id", self.connection_id, parse_connection_id);
+            let model = fields.not_null("model", self.model, ModelId::parse);
+            return fields.finish(id.map(|id| TestSubject::Connection { id, model }));
+        }
         let id_sent = !matches!(self.id, Sent::Absent);
         let id = match self.id {
             Sent::Absent => None,
             other => fields.required("id", other, parse_id),
         };
         if id_sent && matches!(self.provider, Sent::Absent) {
-            return fields.finish(id.map(TestSubject::Saved));
+            let model = fields.not_null("model", self.model, ModelId::parse);
+            return fields.finish(id.map(|id| TestSubject::Saved { id, model }));
         }
         let provider = fields.required("provider", self.provider, parse_provider);
         let model = match self.model {
@@ -351,7 +442,7 @@ mod tests {
             id: value(&id.to_string()),
             ..TestInput::default()
         };
-        assert!(matches!(saved.parse(&HttpsOnly), Ok(TestSubject::Saved(tested)) if tested == id));
+        assert!(matches!(saved.parse(&HttpsOnly), Ok(TestSubject::Saved { id: tested, model: None }) if tested == id));
 
         let edited = TestInput {
             id: value(&id.to_string()),

@@ -1,16 +1,19 @@
 //! LLM configurations: create, list, get, update, delete, set default; and the rules that keep
-//! exactly one active default per user. Every change is one write transaction that first locks
-//! the owner, so concurrent requests for one user take turns and never break the rules.
+//! exactly one active default per user. A configuration uses a connection (provider, base URL,
+//! key): one named when it is created, or one of its own made from the old fields. Every change
+//! is one write transaction that first locks the owner, so concurrent requests for one user
+//! take turns and never break the rules.
 
 use std::cmp::Reverse;
 
 use uuid::Uuid;
 
-use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
+use crate::crypto::MasterKeyring;
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
-use crate::db::{self, DbConnection, DbError, DbId, conversation_overrides, users};
+use crate::db::{self, DbConnection, DbError, DbId, connections as connection_store, conversation_overrides, users};
 use crate::domain::FieldErrors;
 use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
+use crate::services::connections;
 
 /// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
 /// says how each reaches a client).
@@ -28,6 +31,13 @@ pub enum ConfigurationError {
     CapReached(UserCap),
     #[error("the configuration is invalid")]
     Invalid(FieldErrors),
+    /// A change of provider, base URL or key through a configuration whose connection other
+    /// configurations use: `fields` names what was to change.
+    #[error(
+        "other configurations use this configuration's connection {connection_id}: change the connection \
+         instead (PUT /api/connections/{connection_id})"
+    )]
+    ConnectionShared { connection_id: Uuid, fields: FieldErrors },
     #[error(transparent)]
     Store(#[from] DbError),
 }
@@ -46,6 +56,7 @@ impl ConfigurationError {
             ConfigurationError::Invalid(errors) => Ok(errors),
             ConfigurationError::NameTaken => Ok(FieldErrors::single("name", self.to_string())),
             ConfigurationError::CapReached(cap) => Ok(FieldErrors::single(cap.variable, cap.describe())),
+            ConfigurationError::ConnectionShared { fields, .. } if !fields.is_empty() => Ok(fields),
             other => Err(other),
         }
     }
@@ -73,6 +84,17 @@ pub struct NewConfiguration {
     pub parameters: Parameters,
 }
 
+/// A new configuration on one of the owner's connections.
+#[derive(Debug)]
+pub struct NewConfigurationOnConnection {
+    pub name: ConfigName,
+    pub connection_id: Uuid,
+    pub model: ModelId,
+    pub is_default: bool,
+    pub is_active: bool,
+    pub parameters: Parameters,
+}
+
 /// What an update does to the stored key.
 #[derive(Debug, Default)]
 pub enum KeyChange {
@@ -86,6 +108,8 @@ pub enum KeyChange {
 #[derive(Debug, Default)]
 pub struct ConfigurationUpdate {
     pub name: Option<ConfigName>,
+    /// Move to another of the owner's connections.
+    pub connection_id: Option<Uuid>,
     pub provider: Option<Provider>,
     pub model: Option<ModelId>,
     pub api_key: KeyChange,
@@ -110,6 +134,13 @@ fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), Configuratio
     } else {
         Err(ConfigurationError::NotFound)
     }
+}
+
+fn not_your_connection() -> ConfigurationError {
+    ConfigurationError::Invalid(FieldErrors::single(
+        "connection_id",
+        "must be one of your connections (see GET /api/connections)",
+    ))
 }
 
 /// A provider that needs a key cannot be active without one.
@@ -138,7 +169,8 @@ pub enum KeyRule {
     MayLack,
 }
 
-/// Creates a configuration, refusing one more than `cap` allows the owner.
+/// Creates a configuration the old way, with a connection of its own made from its provider,
+/// key and base URL (named after it); refuses one more than `cap` allows the owner.
 pub fn create(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
@@ -163,19 +195,7 @@ pub fn create(
     refuse_any(errors)?;
 
     let id = Uuid::now_v7();
-    let sealed = new.api_key.as_ref().map(|key| {
-        keyring.seal(
-            key.expose().as_bytes(),
-            RowBinding::Configuration {
-                owner,
-                configuration: id,
-            },
-        )
-    });
-    let hint = new.api_key.as_ref().map(|key| mask_api_key(key.expose()));
-    let base_url = stored_base_url(new.provider, new.base_url.as_ref());
     let name_key = new.name.key();
-    let parameters = new.parameters.to_json_text();
 
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
@@ -186,30 +206,106 @@ pub fn create(
             return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
-        let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
-        if new.is_default && has_default {
-            store::clear_default(conn, DbId(owner), now)?;
-        }
-        let is_default = new.is_default || (new.is_active && !has_default);
-        store::insert(
+        let connection_id = connections::insert_implicit(conn, keyring, owner, &new, now)?;
+        insert_row(
             conn,
-            &ConfigurationInsert {
-                id: DbId(id),
-                user_id: DbId(owner),
-                name: new.name.as_str(),
-                name_key: &name_key,
-                provider: new.provider,
-                model: new.model.as_str(),
-                api_key_encrypted: sealed.as_ref().map(|sealed| sealed.bytes.as_slice()),
-                key_id: sealed.as_ref().map(|sealed| sealed.key_id.as_str()),
-                api_key_hint: hint.as_deref(),
-                base_url: base_url.as_deref(),
-                is_default,
-                is_active: new.is_active,
-                created_at: now,
-                updated_at: now,
-                parameters: &parameters,
-            },
+            owner,
+            id,
+            connection_id,
+            &new.name,
+            &new.model,
+            (new.is_default, new.is_active),
+            &new.parameters,
+            now,
+        )?;
+        find(conn, owner, id)
+    })
+}
+
+/// Inside the write transaction: the row itself, and the default rules.
+#[allow(clippy::too_many_arguments)]
+fn insert_row(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    id: Uuid,
+    connection_id: Uuid,
+    name: &ConfigName,
+    model: &ModelId,
+    (is_default, is_active): (bool, bool),
+    parameters: &Parameters,
+    now: chrono::NaiveDateTime,
+) -> Result<(), ConfigurationError> {
+    let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
+    if is_default && has_default {
+        store::clear_default(conn, DbId(owner), now)?;
+    }
+    let parameters = parameters.to_json_text();
+    store::insert(
+        conn,
+        &ConfigurationInsert {
+            id: DbId(id),
+            user_id: DbId(owner),
+            connection_id: DbId(connection_id),
+            name: name.as_str(),
+            name_key: &name.key(),
+            model: model.as_str(),
+            is_default: is_default || (is_active && !has_default),
+            is_active,
+            created_at: now,
+            updated_at: now,
+            parameters: &parameters,
+        },
+    )?;
+    Ok(())
+}
+
+/// Creates a configuration on one of the owner's connections (anyone else's is refused under
+/// `connection_id`, exactly like one that does not exist).
+pub fn create_on_connection(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    new: NewConfigurationOnConnection,
+    cap: UserCap,
+) -> Result<Configuration, ConfigurationError> {
+    if new.is_default && !new.is_active {
+        return Err(ConfigurationError::Invalid(FieldErrors::single(
+            "is_default",
+            "an inactive configuration cannot be the default",
+        )));
+    }
+    let id = Uuid::now_v7();
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        let connection = connection_store::find_for_owner(conn, DbId(owner), DbId(new.connection_id))?
+            .ok_or_else(not_your_connection)?;
+        let mut errors = FieldErrors::new();
+        if new.is_active && connection.api_key_encrypted.is_none() && connection.provider.needs_api_key() {
+            errors.add(
+                "is_active",
+                format!(
+                    "{} needs an API key before this configuration can be active: add one to the connection",
+                    connection.provider.label()
+                ),
+            );
+        }
+        refuse_any(errors)?;
+        if store::name_key_taken(conn, DbId(owner), &new.name.key(), None)? {
+            return Err(ConfigurationError::NameTaken);
+        }
+        if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
+            return Err(ConfigurationError::CapReached(cap));
+        }
+        let now = db::now();
+        insert_row(
+            conn,
+            owner,
+            id,
+            new.connection_id,
+            &new.name,
+            &new.model,
+            (new.is_default, new.is_active),
+            &new.parameters,
+            now,
         )?;
         find(conn, owner, id)
     })
@@ -244,34 +340,43 @@ pub fn update(
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
-        let stored_provider = row.provider;
-        let provider = update.provider.unwrap_or(stored_provider);
-        let base_url = match &update.base_url {
-            Some(new) => stored_base_url(provider, new.as_ref()),
-            // A kept URL may be the new provider's default, which is stored as null.
-            None => row
-                .base_url
-                .clone()
-                .filter(|url| Some(url.as_str()) != provider.default_base_url()),
-        };
+        let moving = update.connection_id.filter(|target| *target != row.connection_id.0);
+        let connection_id = moving.unwrap_or(row.connection_id.0);
+        let connection = connection_store::find_for_owner(conn, DbId(owner), DbId(connection_id))?
+            .ok_or_else(not_your_connection)?;
+        let provider = update.provider.unwrap_or(connection.provider);
+        let base_url = connections::base_url_after(&connection, provider, &update.base_url);
         let is_active = update.is_active.unwrap_or(row.is_active);
-        let had_key = row.api_key_encrypted.is_some();
+        let changes_connection = provider != connection.provider
+            || base_url != connection.base_url
+            || !matches!(update.api_key, KeyChange::Keep);
 
         let mut errors = FieldErrors::new();
-        let destination_changed = provider != stored_provider || base_url != row.base_url;
-        if destination_changed && had_key && matches!(update.api_key, KeyChange::Keep) {
-            errors.add(
-                "api_key",
-                "re-enter the API key (or send \"\" to remove it) when changing the provider or base URL, \
-                 so that a stored key is never sent to a new destination",
-            );
+        if changes_connection && moving.is_some() {
+            for field in ["provider", "base_url", "api_key"] {
+                errors.add(
+                    field,
+                    "change either connection_id or the connection's own fields, not both in one request",
+                );
+            }
+            return Err(ConfigurationError::Invalid(errors));
         }
-        if matches!(update.api_key, KeyChange::Remove) && provider.needs_api_key() {
-            errors.add(
-                "api_key",
-                format!("cannot be removed: {} needs an API key", provider.label()),
-            );
+        if changes_connection && connection_store::other_configurations(conn, connection.id, DbId(id))? > 0 {
+            let connection_id = connection.id.0;
+            let mut fields = FieldErrors::new();
+            for (field, changed) in [
+                ("provider", provider != connection.provider),
+                ("base_url", base_url != connection.base_url),
+                ("api_key", !matches!(update.api_key, KeyChange::Keep)),
+            ] {
+                if changed {
+                    fields.add(field, "belongs to the shared connection: change the connection instead");
+                }
+            }
+            return Err(ConfigurationError::ConnectionShared { connection_id, fields });
         }
+        connections::check_destination_change(&connection, provider, &base_url, &update.api_key, &mut errors);
+        let had_key = connection.api_key_encrypted.is_some();
         let has_key = match &update.api_key {
             KeyChange::Keep => had_key,
             KeyChange::Replace(_) => true,
@@ -289,6 +394,9 @@ pub fn update(
         if provider.needs_base_url() && base_url.is_none() {
             errors.add("base_url", format!("is required for {}", provider.label()));
         }
+        if moving.is_some() && errors.has("is_active") {
+            errors = errors.rename("is_active", "connection_id");
+        }
         refuse_any(errors)?;
 
         let name_key = update.name.as_ref().map(ConfigName::key);
@@ -297,42 +405,39 @@ pub fn update(
         {
             return Err(ConfigurationError::NameTaken);
         }
-        let sealed = match &update.api_key {
-            KeyChange::Replace(key) => Some(keyring.seal(
-                key.expose().as_bytes(),
-                RowBinding::Configuration {
-                    owner,
-                    configuration: id,
-                },
-            )),
-            KeyChange::Keep | KeyChange::Remove => None,
-        };
-        let hint = match &update.api_key {
-            KeyChange::Replace(key) => Some(mask_api_key(key.expose())),
-            KeyChange::Keep | KeyChange::Remove => None,
-        };
         let now = db::now();
+        if changes_connection {
+            connections::write_changes(
+                conn,
+                keyring,
+                owner,
+                &connection,
+                None,
+                provider,
+                base_url,
+                &update.api_key,
+                now,
+            )?;
+        }
         let deactivating_default = row.is_default && !is_active;
         if deactivating_default {
             // Before the update: the table refuses an inactive default.
             store::clear_default(conn, DbId(owner), now)?;
         }
-        let key_columns_change = !matches!(update.api_key, KeyChange::Keep);
         let parameters = update.parameters.as_ref().map(Parameters::to_json_text);
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
             name_key: name_key.as_deref(),
-            provider: update.provider,
+            connection_id: moving.map(DbId),
             model: update.model.as_ref().map(ModelId::as_str),
-            api_key_encrypted: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.bytes.as_slice())),
-            key_id: key_columns_change.then(|| sealed.as_ref().map(|sealed| sealed.key_id.as_str())),
-            api_key_hint: key_columns_change.then_some(hint.as_deref()),
-            base_url: Some(base_url.as_deref()),
             is_active: update.is_active,
             updated_at: Some(now),
             parameters: parameters.as_deref(),
         };
         store::update(conn, DbId(owner), DbId(id), &changes)?;
+        if moving.is_some() {
+            connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
+        }
         if deactivating_default {
             promote_default(conn, owner, now)?;
         } else if is_active && !row.is_default && store::find_default_for_user(conn, DbId(owner))?.is_none() {
@@ -348,6 +453,7 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), Conf
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         conversation_overrides::delete_for_configuration(conn, DbId(id))?;
         store::delete(conn, DbId(owner), DbId(id))?;
+        connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
         if row.is_default {
             promote_default(conn, owner, db::now())?;
         }
@@ -387,52 +493,4 @@ fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateT
         store::mark_default(conn, DbId(owner), chosen.id, now)?;
     }
     Ok(())
-}
-
-/// Names the rule the stored display hints follow (see [`recompute_key_hints`]).
-const KEY_HINT_RULE_SETTING: &str = "key_hint_rule";
-const HINT_BATCH: i64 = 500;
-
-/// Recomputes every stored display hint under today's masking rule, once per rule change:
-/// hints written under an older rule may show too much of a short key. Each batch is its own
-/// transaction and writes a hint only while the key is still the one it was computed from, so
-/// that an edit made meanwhile wins; a key that no longer decrypts gets dots alone. Returns
-/// how many hints changed.
-pub fn recompute_key_hints(conn: &mut DbConnection, keyring: &MasterKeyring) -> Result<usize, diesel::result::Error> {
-    let rule = crate::crypto::MASK_RULE_VERSION.to_string();
-    if db::instance_settings::get(conn, KEY_HINT_RULE_SETTING)?.as_deref() == Some(rule.as_str()) {
-        return Ok(0);
-    }
-    let mut changed = 0;
-    let mut after = None;
-    loop {
-        let batch = store::sealed_keys_with_hints(conn, after, HINT_BATCH)?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.id);
-        db::write_transaction(conn, |conn| {
-            for key in &batch {
-                let binding = RowBinding::Configuration {
-                    owner: key.user_id.0,
-                    configuration: key.id.0,
-                };
-                let hint = match keyring.open(&key.sealed, binding) {
-                    Ok(plain) => mask_api_key(&String::from_utf8_lossy(&plain)),
-                    Err(_) => mask_api_key(""),
-                };
-                if key.hint.as_deref() != Some(hint.as_str()) && store::replace_hint(conn, key.id, &key.sealed, &hint)?
-                {
-                    changed += 1;
-                }
-            }
-            Ok::<_, diesel::result::Error>(())
-        })?;
-    }
-    match db::write_transaction(conn, |conn| {
-        db::instance_settings::set(conn, KEY_HINT_RULE_SETTING, &rule)
-    }) {
-        // Another instance starting at the same moment recorded it first: the same work, done.
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {}
-        other => other?,
-    }
-    Ok(changed)
 }

@@ -1,22 +1,26 @@
-//! Testing a configuration against its provider: one free, read-only request (never a prompt),
-//! classified into something a person can act on, and recorded on a saved configuration.
+//! Testing a connection (or a configuration, through its connection) against its provider: one
+//! free, read-only request (never a prompt), classified into something a person can act on,
+//! recorded on the saved connection, whose model catalogue it refreshes when the provider
+//! listed models.
 
 use chrono::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::crypto::{MasterKeyring, RowBinding};
-use crate::db::llm_configurations::{self as store, ConfigurationRow};
+use crate::crypto::MasterKeyring;
+use crate::db::connections::{self as connection_store, ConnectionRow};
+use crate::db::llm_configurations as store;
 use crate::db::{self, Database, DbConnection, DbError, DbId, provider_test_runs, users};
 use crate::domain::FieldErrors;
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, TestStatus};
+use crate::domain::{ApiKey, BaseUrl, ModelCatalogue, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
 use crate::providers;
+use crate::services::connections::{self, ConnectionError};
 
 /// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {
-    /// No such configuration, or someone else's.
+    /// No such configuration or connection, or someone else's.
     #[error("not found")]
     NotFound,
     #[error("the test's input is invalid")]
@@ -34,6 +38,20 @@ impl From<diesel::result::Error> for TestError {
     }
 }
 
+/// What a test reads of a connection can only be missing or unreadable.
+impl From<ConnectionError> for TestError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::Store(error) => TestError::Store(error),
+            ConnectionError::Invalid(fields) => TestError::Invalid(fields),
+            ConnectionError::NotFound
+            | ConnectionError::NameTaken
+            | ConnectionError::CapReached(_)
+            | ConnectionError::InUse(_) => TestError::NotFound,
+        }
+    }
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> TestError {
     TestError::Invalid(FieldErrors::single(field, message))
 }
@@ -41,8 +59,11 @@ fn invalid(field: &str, message: impl Into<String>) -> TestError {
 /// What a test is asked to test, parsed (see `configuration_input::TestInput`).
 #[derive(Debug)]
 pub enum TestSubject {
-    /// A saved configuration as stored; the result is recorded on it.
-    Saved(Uuid),
+    /// A saved configuration as stored (through its connection, on which the result is
+    /// recorded), looking for its own model unless another is given.
+    Saved { id: Uuid, model: Option<ModelId> },
+    /// A saved connection, looking for `model` when given; the result is recorded on it.
+    Connection { id: Uuid, model: Option<ModelId> },
     /// Edited, unsaved values of a saved configuration, tested with its stored key.
     EditedWithStoredKey {
         id: Uuid,
@@ -81,6 +102,9 @@ pub struct TestOutcome {
     pub latency_ms: Option<i64>,
     pub models: Vec<String>,
     pub warnings: Vec<&'static str>,
+    /// Everything the provider listed (sorted, at most 2,000), for the connection's catalogue;
+    /// `None` when it listed nothing readable.
+    pub catalogue: Option<Vec<String>>,
 }
 
 /// Lanyard's one sentence for each failed code. A provider's answer may echo part of the key
@@ -113,6 +137,7 @@ impl TestOutcome {
             latency_ms,
             models: Vec::new(),
             warnings: Vec::new(),
+            catalogue: None,
         }
     }
 
@@ -209,10 +234,11 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
     match response.status {
         200..=299 => match providers::parse_models(target.provider, &response.body) {
             Some(models) => {
+                let catalogue = providers::parse_catalogue(target.provider, &response.body).unwrap_or_default();
                 let mut warnings = Vec::new();
                 let mut message = format!("the provider accepted the key and listed {} model(s)", models.len());
                 if let Some(model) = target.model.as_deref()
-                    && !providers::model_is_listed(target.provider, model, &models)
+                    && !providers::model_is_listed(target.provider, model, &catalogue)
                 {
                     warnings.push("model_not_listed");
                     message.push_str("; the configured model is not among them");
@@ -224,6 +250,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     latency_ms,
                     models,
                     warnings,
+                    catalogue: Some(catalogue),
                 }
             }
             None => TestOutcome::failed("provider_error", latency_ms),
@@ -255,48 +282,74 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
     })
 }
 
-/// The saved configuration's test target; a key that does not decrypt is the failed outcome
+/// What a saved connection can be tested with: a target, or the outcome that needs no request.
+enum SavedTarget {
+    Ready(TestTarget),
+    /// A key that does not decrypt (`key_unreadable`), or nothing to send it to.
+    Settled(TestOutcome),
+}
+
+impl SavedTarget {
+    /// Runs the test, or settles it without a request.
+    async fn outcome(self, client: &OutboundClient) -> TestOutcome {
+        match self {
+            SavedTarget::Ready(target) => run(client, &target).await,
+            SavedTarget::Settled(outcome) => outcome,
+        }
+    }
+}
+
+/// The saved connection's test target; a key that does not decrypt is the failed outcome
 /// `key_unreadable`, never an error.
-fn saved_target(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<TestTarget, TestOutcome> {
+fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<String>) -> SavedTarget {
     let provider = row.provider;
     let Some(base_url) = row.base_url.as_deref().or(provider.default_base_url()) else {
-        return Err(TestOutcome::failed("not_found", None));
+        return SavedTarget::Settled(TestOutcome::failed("not_found", None));
     };
     let api_key = match &row.api_key_encrypted {
         None => None,
-        Some(sealed) => {
-            let binding = RowBinding::Configuration {
-                owner: row.user_id.0,
-                configuration: row.id.0,
-            };
-            let opened = keyring
-                .open(sealed, binding)
-                .ok()
-                .and_then(|plain| String::from_utf8(plain.to_vec()).ok());
-            match opened {
-                Some(key) => Some(SecretString::from(key)),
-                None => return Err(TestOutcome::failed("key_unreadable", None)),
-            }
-        }
+        Some(sealed) => match connections::open_key(
+            keyring,
+            row.owner_user_id.0,
+            row.id.0,
+            row.legacy_configuration_id.map(|id| id.0),
+            sealed,
+        ) {
+            Some(key) => Some(key),
+            None => return SavedTarget::Settled(TestOutcome::failed("key_unreadable", None)),
+        },
     };
     if provider.needs_api_key() && api_key.is_none() {
-        return Err(TestOutcome::failed("invalid_key", None));
+        return SavedTarget::Settled(TestOutcome::failed("invalid_key", None));
     }
-    Ok(TestTarget {
+    SavedTarget::Ready(TestTarget {
         provider,
-        model: Some(row.model.clone()),
+        model,
         base_url: base_url.to_owned(),
         api_key,
     })
 }
 
 impl Tester<'_> {
-    /// Runs one test for `owner`, counted against the owner's budget: a saved configuration
-    /// (its result recorded on it), edited values with a saved configuration's key, or values
-    /// saved nowhere. Input that cannot be tested is refused before anything is counted.
+    /// Runs one test for `owner`, counted against the owner's budget: a saved configuration or
+    /// connection (the result recorded on the connection), edited values with a saved
+    /// configuration's key, or values saved nowhere. Input that cannot be tested is refused
+    /// before anything is counted.
     pub async fn test(&self, owner: Uuid, subject: TestSubject) -> Result<TestOutcome, TestError> {
         match subject {
-            TestSubject::Saved(id) => self.test_saved(owner, id).await,
+            TestSubject::Saved { id, model } => {
+                let configuration = self
+                    .database
+                    .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
+                    .await?;
+                let model = model.map_or(configuration.model, |model| model.as_str().to_owned());
+                self.test_connection(owner, configuration.connection_id.0, Some(model))
+                    .await
+            }
+            TestSubject::Connection { id, model } => {
+                self.test_connection(owner, id, model.map(|model| model.as_str().to_owned()))
+                    .await
+            }
             TestSubject::EditedWithStoredKey {
                 id,
                 provider,
@@ -322,17 +375,17 @@ impl Tester<'_> {
         }
     }
 
-    /// The owner's configuration `id`, with this test counted (`check` may refuse it first).
-    async fn saved_row(
+    /// The owner's connection `id`, with this test counted (`check` may refuse it first).
+    async fn counted_connection(
         &self,
         owner: Uuid,
         id: Uuid,
-        check: impl FnOnce(&ConfigurationRow) -> Result<(), TestError> + Send + 'static,
-    ) -> Result<ConfigurationRow, TestError> {
+        check: impl FnOnce(&ConnectionRow) -> Result<(), TestError> + Send + 'static,
+    ) -> Result<ConnectionRow, TestError> {
         let per_minute = self.per_minute;
         self.database
             .run(move |conn| {
-                let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound)?;
+                let row = connections::find_row(conn, owner, id)?;
                 check(&row)?;
                 consume_test_budget(conn, owner, per_minute)?;
                 Ok(row)
@@ -340,34 +393,56 @@ impl Tester<'_> {
             .await
     }
 
-    /// Tests a saved configuration of `owner` and records the outcome on it.
-    async fn test_saved(&self, owner: Uuid, id: Uuid) -> Result<TestOutcome, TestError> {
-        let row = self.saved_row(owner, id, |_| Ok(())).await?;
-        let outcome = match saved_target(self.keyring, &row) {
-            Ok(target) => run(self.client, &target).await,
-            Err(outcome) => outcome,
-        };
+    /// Tests a saved connection of `owner`, records the outcome on it, and refreshes its
+    /// catalogue when the provider listed models.
+    async fn test_connection(&self, owner: Uuid, id: Uuid, model: Option<String>) -> Result<TestOutcome, TestError> {
+        let row = self.counted_connection(owner, id, |_| Ok(())).await?;
+        let outcome = saved_target(self.keyring, &row, model).outcome(self.client).await;
         let recorded = outcome.clone();
         self.database
             .run(move |conn| {
-                store::record_test_result(
+                connection_store::record_test_result(
                     conn,
                     DbId(owner),
                     DbId(id),
                     recorded.test_status(),
+                    recorded.code,
                     Some(&recorded.message),
                     recorded.latency_ms,
                     db::now(),
-                )
-                .map_err(TestError::from)
+                )?;
+                if let Some(catalogue) = recorded.catalogue {
+                    connections::store_catalogue(conn, owner, id, catalogue)?;
+                }
+                Ok::<_, TestError>(())
             })
             .await?;
         Ok(outcome)
     }
 
-    /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key. The
-    /// key goes only where it was going: a different provider or base URL needs the key entered
-    /// again (refused on `api_key`), so that a test cannot redirect a stored key either.
+    /// Fetches a connection's model list now (counted against the test budget) and stores it as
+    /// its catalogue. A provider that lists nothing readable leaves the catalogue as it was; the
+    /// failure is the outcome.
+    pub async fn refresh_models(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<Result<ModelCatalogue, TestOutcome>, TestError> {
+        let row = self.counted_connection(owner, id, |_| Ok(())).await?;
+        let outcome = saved_target(self.keyring, &row, None).outcome(self.client).await;
+        match outcome.catalogue {
+            Some(models) => Ok(Ok(self
+                .database
+                .run(move |conn| connections::store_catalogue(conn, owner, id, models))
+                .await?)),
+            None => Ok(Err(outcome)),
+        }
+    }
+
+    /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key (its
+    /// connection's). The key goes only where it was going: a different provider or base URL
+    /// needs the key entered again (refused on `api_key`), so that a test cannot redirect a
+    /// stored key either.
     async fn test_edit_with_stored_key(
         &self,
         owner: Uuid,
@@ -377,8 +452,12 @@ impl Tester<'_> {
         model: Option<ModelId>,
     ) -> Result<TestOutcome, TestError> {
         let requested_base = crate::services::configurations::stored_base_url(provider, base_url.as_ref());
+        let configuration = self
+            .database
+            .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
+            .await?;
         let row = self
-            .saved_row(owner, id, move |row| {
+            .counted_connection(owner, configuration.connection_id.0, move |row| {
                 if row.provider != provider || row.base_url != requested_base {
                     return Err(invalid(
                         "api_key",
@@ -388,12 +467,10 @@ impl Tester<'_> {
                 Ok(())
             })
             .await?;
-        Ok(match saved_target(self.keyring, &row) {
-            Ok(mut target) => {
-                target.model = model.map(|model| model.as_str().to_owned());
-                run(self.client, &target).await
-            }
-            Err(outcome) => outcome,
-        })
+        Ok(
+            saved_target(self.keyring, &row, model.map(|model| model.as_str().to_owned()))
+                .outcome(self.client)
+                .await,
+        )
     }
 }

@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::crypto::{MasterKeyring, RowBinding, mask_api_key};
+use crate::crypto::{MasterKeyring, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, DbConnection, DbError, DbId, key_reveals};
@@ -189,18 +189,19 @@ pub fn resolve(
     })
 }
 
-/// The key in clear, or 409 `key_unreadable` (never a partial key, never a 500).
+/// The key in clear, read through the configuration's connection, or 409 `key_unreadable`
+/// (never a partial key, never a 500).
 fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<SecretString>, ConversationsError> {
     let Some(sealed) = &row.api_key_encrypted else {
         return Ok(None);
     };
-    let binding = RowBinding::Configuration {
-        owner: row.user_id.0,
-        configuration: row.id.0,
-    };
-    let plain = keyring
-        .open(sealed, binding)
-        .map_err(|_| ConversationsError::KeyUnreadable)?;
-    let key = String::from_utf8(plain.to_vec()).map_err(|_| ConversationsError::KeyUnreadable)?;
-    Ok(Some(SecretString::from(key)))
+    crate::services::connections::open_key(
+        keyring,
+        row.user_id.0,
+        row.connection_id.0,
+        row.legacy_configuration_id.map(|id| id.0),
+        sealed,
+    )
+    .map(Some)
+    .ok_or(ConversationsError::KeyUnreadable)
 }

@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::MasterKeySource;
 use crate::crypto::{self, KeyId, MasterKey, MasterKeyring, RowBinding};
+use crate::db::connections::{self as connection_store, ResealSelection};
 use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries};
+use crate::services::connections;
 
 /// The plaintext every canary seals.
 const CANARY_PLAINTEXT: &[u8] = b"lanyard master key canary v1";
@@ -119,7 +121,15 @@ impl StoredKeyState {
         if !db::migrations::vault_tables_exist(conn)? {
             return Ok(StoredKeyState::default());
         }
-        let keys_by_id = llm_configurations::count_keys_by_key_id(conn)?.into_iter().collect();
+        // Before migrations: a database the release before connections wrote keeps its keys on
+        // the configurations.
+        let keys_by_id = if connection_store::table_exists(conn)? {
+            connection_store::count_keys_by_key_id(conn)?
+        } else {
+            llm_configurations::legacy_count_keys_by_key_id(conn)?
+        }
+        .into_iter()
+        .collect();
         let canaries = master_key_canaries::list(conn)?
             .into_iter()
             .map(|row| (row.key_id, row.canary))
@@ -276,34 +286,101 @@ pub struct RotationReport {
     pub remaining: Vec<(String, i64)>,
 }
 
-/// Re-encrypts every stored key under the active master key, `batch_size` at a time, each
-/// batch its own transaction, writing only where the stored value is still the one it read.
-/// Safe to interrupt and to run again.
+/// Re-encrypts every stored key under the active master key (and under its connection's own
+/// binding), `batch_size` at a time, each batch its own transaction, writing only where the
+/// stored value is still the one it read. Safe to interrupt and to run again.
 pub fn rotate(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
     batch_size: i64,
 ) -> Result<RotationReport, KeyCheckError> {
     let active = keyring.active().id().to_string();
+    let mut report = reseal(
+        conn,
+        keyring,
+        ResealSelection::NotUnder { active: &active },
+        batch_size,
+        |_| {},
+    )?;
+    report.remaining = connection_store::count_keys_by_key_id(conn)?
+        .into_iter()
+        .filter(|(id, _)| *id != active)
+        .collect();
+    Ok(report)
+}
+
+/// The upgrade to connections, after migrations: every key the migration moved onto a
+/// connection is still sealed under its configuration's binding; this re-seals each under the
+/// connection's, in batches of `batch_size` (each its own transaction, compare-and-swap, the
+/// upgrade marker cleared with it). Interrupted, the next start carries on where it stopped;
+/// with nothing left it changes nothing. Logs counts only, never a key. `pause` waits between
+/// batches.
+pub fn reseal_upgraded_keys(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    batch_size: i64,
+    pause: std::time::Duration,
+) -> Result<RotationReport, KeyCheckError> {
+    let total = connection_store::count_upgraded_keys(conn)?;
+    if total == 0 {
+        return Ok(RotationReport::default());
+    }
+    tracing::info!(
+        keys = total,
+        "upgrade to connections: re-sealing keys under their connections"
+    );
+    let report = reseal(conn, keyring, ResealSelection::Upgraded, batch_size, |report| {
+        tracing::info!(
+            re_sealed = report.re_encrypted,
+            of = total,
+            "upgrade to connections: batch committed"
+        );
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    })?;
+    let left = connection_store::count_upgraded_keys(conn)?;
+    tracing::info!(
+        re_sealed = report.re_encrypted,
+        unreadable = report.unreadable,
+        changed_meanwhile = report.changed_meanwhile,
+        left,
+        "upgrade to connections: done"
+    );
+    Ok(report)
+}
+
+/// Opens each selected key under the binding it is sealed under and seals it again under the
+/// active master key and its connection's binding; `after_batch` runs after each commit.
+fn reseal(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    selection: ResealSelection<'_>,
+    batch_size: i64,
+    mut after_batch: impl FnMut(&RotationReport),
+) -> Result<RotationReport, KeyCheckError> {
     let mut report = RotationReport::default();
     let mut after = None;
     loop {
-        let batch = llm_configurations::sealed_keys_not_under(conn, &active, after, batch_size)?;
+        let batch = connection_store::sealed_keys(conn, selection, after, batch_size)?;
         let Some(last) = batch.last() else { break };
         after = Some(last.id);
         db::write_transaction(conn, |conn| {
             for key in &batch {
-                let Some(sealed) = &key.sealed else { continue };
-                let binding = RowBinding::Configuration {
-                    owner: key.user_id.0,
-                    configuration: key.id.0,
-                };
-                let Ok(plain) = keyring.open(sealed, binding) else {
+                let binding =
+                    connections::key_binding(key.owner.0, key.id.0, key.legacy_configuration_id.map(|id| id.0));
+                let Ok(plain) = keyring.open(&key.sealed, binding) else {
                     report.unreadable += 1;
                     continue;
                 };
-                let resealed = keyring.seal(&plain, binding);
-                if llm_configurations::replace_sealed_key(conn, key.id, sealed, &resealed.bytes, &resealed.key_id)? {
+                let resealed = keyring.seal(
+                    &plain,
+                    RowBinding::Connection {
+                        owner: key.owner.0,
+                        connection: key.id.0,
+                    },
+                );
+                if connection_store::replace_sealed_key(conn, key.id, &key.sealed, &resealed.bytes, &resealed.key_id)? {
                     report.re_encrypted += 1;
                 } else {
                     report.changed_meanwhile += 1;
@@ -311,11 +388,8 @@ pub fn rotate(
             }
             Ok::<_, diesel::result::Error>(())
         })?;
+        after_batch(&report);
     }
-    report.remaining = llm_configurations::count_keys_by_key_id(conn)?
-        .into_iter()
-        .filter(|(id, _)| *id != active)
-        .collect();
     Ok(report)
 }
 

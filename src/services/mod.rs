@@ -8,6 +8,7 @@ pub mod admin;
 pub mod configuration_input;
 pub mod configurations;
 pub mod connection_tests;
+pub mod connections;
 pub mod conversations;
 pub mod import;
 pub mod master_keys;

@@ -333,6 +333,7 @@ impl ConfigurationFields {
         let mut refused = FieldErrors::new();
         let parameters = Sent::Value(self.parameters.to_json(&mut refused));
         ConfigurationInput {
+            connection_id: Sent::Absent,
             name: Sent::Value(self.name.clone()),
             provider: Sent::Value(self.provider.clone()),
             model: Sent::Value(self.model.clone()),
@@ -577,7 +578,10 @@ pub async fn test_saved(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    state.tester().test(owner, TestSubject::Saved(id)).await?;
+    state
+        .tester()
+        .test(owner, TestSubject::Saved { id, model: None })
+        .await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
@@ -647,6 +651,7 @@ pub async fn test_unsaved(
         ..
     } = fields.input();
     let input = TestInput {
+        connection_id: Sent::Absent,
         id: filled(&configuration_id),
         provider,
         model: filled(&fields.model),

@@ -5,6 +5,7 @@
 
 pub mod command_line;
 pub mod configurations;
+pub mod connections;
 pub mod forms;
 pub mod pages;
 pub mod providers;

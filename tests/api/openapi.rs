@@ -14,8 +14,8 @@ on_both_backends!(
     the_provider_catalogue_matches_the_product_table,
 );
 
-/// The endpoints of `api.md` that exist now, as (method, path template).
-const ROUTES: [(&str, &str); 17] = [
+/// The endpoints of `api.md` and `connections.md` that exist now, as (method, path template).
+const ROUTES: [(&str, &str); 25] = [
     ("get", "/api/llm-configurations"),
     ("post", "/api/llm-configurations"),
     ("get", "/api/llm-configurations/default"),
@@ -25,6 +25,14 @@ const ROUTES: [(&str, &str); 17] = [
     ("put", "/api/llm-configurations/{id}/set-default"),
     ("post", "/api/llm-configurations/test"),
     ("post", "/api/llm-configurations/{id}/test"),
+    ("get", "/api/connections"),
+    ("post", "/api/connections"),
+    ("get", "/api/connections/{id}"),
+    ("put", "/api/connections/{id}"),
+    ("delete", "/api/connections/{id}"),
+    ("post", "/api/connections/{id}/test"),
+    ("get", "/api/connections/{id}/models"),
+    ("post", "/api/connections/{id}/models/refresh"),
     ("get", "/api/providers"),
     ("get", "/api/conversations"),
     ("put", "/api/conversations/{conversation_id}/llm-configuration"),
@@ -95,12 +103,17 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
     assert_eq!(missing_status, 404);
 
     for (n, (method, template)) in operations.iter().enumerate() {
-        // Path parameters name a configuration the caller owns, fresh for each request, so a
-        // real handler has no reason to answer 404.
+        // Path parameters name a configuration the caller owns (or, under /api/connections, its
+        // connection), fresh for each request, so a real handler has no reason to answer 404.
         let owned = app
             .create_openai(&user.token, &format!("route-{n}"), "sk-route-key-000001")
             .await;
-        let path = substitute_parameters(template, &owned.id.to_string());
+        let id = if template.starts_with("/api/connections/") {
+            owned.connection_id
+        } else {
+            owned.id
+        };
+        let path = substitute_parameters(template, &id.to_string());
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut request = app
             .client

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, users};
+use lanyard::db::{ConnectionManager, DatabaseUrl, users};
 use lanyard::http::session::COOKIE_NAME;
 use r2d2::ManageConnection;
 use serde_json::json;
@@ -232,7 +232,7 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
     let mut conn = ConnectionManager::new(target.url()).connect().expect("the target");
     assert_eq!(users::count(&mut conn).unwrap(), 1, "a refused copy changes nothing");
     assert_eq!(
-        llm_configurations::count_keys_by_key_id(&mut conn).unwrap(),
+        lanyard::db::connections::count_keys_by_key_id(&mut conn).unwrap(),
         vec![("moving".to_owned(), 5)]
     );
 }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use lanyard::db::schema::llm_configurations;
+use lanyard::db::DbId;
+use lanyard::db::schema::{connections, llm_configurations};
 use serde_json::json;
 use wiremock::matchers::{any, header, method, path, query_param};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
@@ -418,14 +419,23 @@ async fn an_undecryptable_key_tests_as_key_unreadable_and_every_page_still_rende
     let victim_id = victim.db_id();
     let donor_id = donor.db_id();
     app.with_db(move |conn| {
-        let donor_ciphertext = llm_configurations::table
+        // Keys live on the configurations' connections.
+        let connection_of = |conn: &mut lanyard::db::DbConnection, id: DbId| -> DbId {
+            llm_configurations::table
+                .find(id)
+                .select(llm_configurations::connection_id)
+                .first(conn)
+                .unwrap()
+        };
+        let (victim_id, donor_id) = (connection_of(conn, victim_id), connection_of(conn, donor_id));
+        let donor_ciphertext = connections::table
             .find(donor_id)
-            .select(llm_configurations::api_key_encrypted)
+            .select(connections::api_key_encrypted)
             .first::<Option<Vec<u8>>>(conn)
             .unwrap();
         assert!(donor_ciphertext.is_some());
-        diesel::update(llm_configurations::table.find(victim_id))
-            .set(llm_configurations::api_key_encrypted.eq(donor_ciphertext))
+        diesel::update(connections::table.find(victim_id))
+            .set(connections::api_key_encrypted.eq(donor_ciphertext))
             .execute(conn)
             .unwrap();
     })

@@ -2,7 +2,7 @@
 //! a passphrase-derived key rotated to a new key, and hints recomputed at start-up.
 
 use diesel::prelude::*;
-use lanyard::db::{ConnectionManager, DatabaseUrl, llm_configurations, schema};
+use lanyard::db::{ConnectionManager, DatabaseUrl, schema};
 use r2d2::ManageConnection;
 use serde_json::json;
 
@@ -140,7 +140,7 @@ fn keys_by_master_key(url: DatabaseUrl) -> Vec<(String, i64)> {
     let mut conn = ConnectionManager::new(url)
         .connect()
         .expect("the test connects to its database");
-    llm_configurations::count_keys_by_key_id(&mut conn).expect("the key counts")
+    lanyard::db::connections::count_keys_by_key_id(&mut conn).expect("the key counts")
 }
 
 async fn a_passphrase_key_survives_restarts_and_rotates_to_a_new_master_key(database: TestDatabase) {
@@ -241,7 +241,8 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
     // The database as the previous release left it: the short key's hint under the old rule
     // (the last four whenever more than twelve characters), and no record of a recomputation.
     {
-        use schema::{instance_settings, llm_configurations as cfg};
+        // The key and its hint are on the configuration's connection, named after it.
+        use schema::{connections as cfg, instance_settings};
         let mut conn = connect(&database);
         diesel::update(cfg::table.filter(cfg::name.eq("short")))
             .set(cfg::api_key_hint.eq("…lmno"))
@@ -264,7 +265,7 @@ async fn hints_stored_under_the_old_mask_rule_are_recomputed_once_at_start_up(da
 
     // Once: a later start does not decrypt every key again.
     {
-        use schema::llm_configurations as cfg;
+        use schema::connections as cfg;
         let mut conn = connect(&database);
         diesel::update(cfg::table.filter(cfg::name.eq("long")))
             .set(cfg::api_key_hint.eq("sk-…seen"))

@@ -540,20 +540,35 @@ fn insert_user(conn: &mut DbConnection) -> DbId {
 }
 
 fn insert_configuration(conn: &mut DbConnection, user: DbId, name: &str, is_default: bool) -> QueryResult<usize> {
+    use schema::connections::dsl as n;
     use schema::llm_configurations::dsl as c;
     let now = db::now();
+    let connection = DbId(Uuid::new_v4());
+    diesel::insert_into(n::connections)
+        .values((
+            n::id.eq(connection),
+            n::owner_user_id.eq(user),
+            n::name.eq(name),
+            n::name_key.eq(name),
+            n::provider.eq("ollama"),
+            n::base_url.eq("http://127.0.0.1:11434"),
+            n::test_status.eq("untested"),
+            n::model_count.eq(0_i64),
+            n::is_implicit.eq(true),
+            n::created_at.eq(now),
+            n::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     diesel::insert_into(c::llm_configurations)
         .values((
             c::id.eq(DbId(Uuid::new_v4())),
             c::user_id.eq(user),
+            c::connection_id.eq(connection),
             c::name.eq(name),
             c::name_key.eq(name),
-            c::provider.eq("ollama"),
             c::model.eq("llama3"),
-            c::base_url.eq("http://127.0.0.1:11434"),
             c::is_default.eq(is_default),
             c::is_active.eq(true),
-            c::test_status.eq("untested"),
             c::use_count.eq(0_i64),
             c::created_at.eq(now),
             c::updated_at.eq(now),

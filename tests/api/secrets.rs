@@ -2,7 +2,7 @@
 //! known prefix and the last four characters; a ciphertext is bound to its row.
 
 use diesel::prelude::*;
-use lanyard::db::schema::llm_configurations;
+use lanyard::db::schema::connections;
 use lanyard::db::{DbConnection, DbId};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -163,21 +163,21 @@ async fn key_pages_are_never_cached_and_the_key_field_is_not_autocompleted(app: 
     assert!(edit_form.contains("leave empty to keep the current key"), "{edit_form}");
 }
 
-/// Copies the stored ciphertext (and its key id) of `from` onto `to`, as an attacker with write
-/// access to the database would.
+/// Copies the stored ciphertext (and its key id) of `from` onto `to` (on their connections), as
+/// an attacker with write access to the database would.
 async fn copy_ciphertext(app: &TestApp, from: &Configuration, to: &Configuration) {
-    let (from, to) = (from.db_id(), to.db_id());
+    let (from, to) = (from.connection_db_id(), to.connection_db_id());
     app.with_db(move |conn| {
-        let (sealed, key_id) = llm_configurations::table
+        let (sealed, key_id) = connections::table
             .find(from)
-            .select((llm_configurations::api_key_encrypted, llm_configurations::key_id))
+            .select((connections::api_key_encrypted, connections::key_id))
             .first::<(Option<Vec<u8>>, Option<String>)>(conn)
             .unwrap();
         assert!(sealed.is_some());
-        let updated = diesel::update(llm_configurations::table.find(to))
+        let updated = diesel::update(connections::table.find(to))
             .set((
-                llm_configurations::api_key_encrypted.eq(sealed),
-                llm_configurations::key_id.eq(key_id),
+                connections::api_key_encrypted.eq(sealed),
+                connections::key_id.eq(key_id),
             ))
             .execute(conn)
             .unwrap();
@@ -260,6 +260,7 @@ fn values_holding_a_key_in_clear_are_redacted_in_debug_output() {
     };
     let answer = ResolvedConfiguration {
         id: None,
+        connection_id: None,
         name: "n".into(),
         provider: "openai".into(),
         model: "m".into(),
@@ -573,20 +574,24 @@ async fn a_ciphertext_copied_onto_another_row_does_not_break_reading(app: TestAp
         .create_openai(&other.token, "garbled", "sk-garbled-key-000DdDd")
         .await;
 
-    let (source_id, target_id, foreign_id, garbled_id) =
-        (source.db_id(), target.db_id(), foreign.db_id(), other_target.db_id());
+    let (source_id, target_id, foreign_id, garbled_id) = (
+        source.connection_db_id(),
+        target.connection_db_id(),
+        foreign.connection_db_id(),
+        other_target.connection_db_id(),
+    );
     app.with_db(move |conn| {
         let copy = |conn: &mut DbConnection, from: DbId, onto: DbId| {
-            let (ciphertext, key_id): (Option<Vec<u8>>, Option<String>) = llm_configurations::table
+            let (ciphertext, key_id): (Option<Vec<u8>>, Option<String>) = connections::table
                 .find(from)
-                .select((llm_configurations::api_key_encrypted, llm_configurations::key_id))
+                .select((connections::api_key_encrypted, connections::key_id))
                 .first(conn)
                 .unwrap();
             assert!(ciphertext.is_some());
-            diesel::update(llm_configurations::table.find(onto))
+            diesel::update(connections::table.find(onto))
                 .set((
-                    llm_configurations::api_key_encrypted.eq(ciphertext),
-                    llm_configurations::key_id.eq(key_id),
+                    connections::api_key_encrypted.eq(ciphertext),
+                    connections::key_id.eq(key_id),
                 ))
                 .execute(conn)
                 .unwrap();
@@ -594,8 +599,8 @@ async fn a_ciphertext_copied_onto_another_row_does_not_break_reading(app: TestAp
         // Onto another row of the same user, and onto another user's row.
         copy(conn, source_id, target_id);
         copy(conn, source_id, foreign_id);
-        diesel::update(llm_configurations::table.find(garbled_id))
-            .set(llm_configurations::api_key_encrypted.eq(Some(b"garbage".to_vec())))
+        diesel::update(connections::table.find(garbled_id))
+            .set(connections::api_key_encrypted.eq(Some(b"garbage".to_vec())))
             .execute(conn)
             .unwrap();
     })

@@ -109,6 +109,7 @@ impl Cli {
 
 pub fn dump(conn: &mut DbConnection) -> Vec<String> {
     let configurations: Vec<ConfigurationRow> = schema::llm_configurations::table
+        .inner_join(schema::connections::table)
         .order(schema::llm_configurations::id)
         .select(ConfigurationRow::as_select())
         .load(conn)

@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 use lanyard::db::DbId;
-use lanyard::db::schema::llm_configurations;
+use lanyard::db::schema::connections;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -37,6 +37,7 @@ pub struct Configuration {
     pub use_count: i64,
     pub created_at: String,
     pub updated_at: String,
+    pub connection_id: Uuid,
     /// `{}` when none is set.
     pub parameters: Value,
     #[serde(flatten)]
@@ -62,6 +63,11 @@ impl Configuration {
     /// The id as the database keys it.
     pub fn db_id(&self) -> DbId {
         DbId(self.id)
+    }
+
+    /// Its connection's id as the database keys it.
+    pub fn connection_db_id(&self) -> DbId {
+        DbId(self.connection_id)
     }
 }
 
@@ -143,13 +149,14 @@ impl TestApp {
         expect_json(self.put_set_default(token, configuration).await, 200, "set-default").await
     }
 
-    /// The stored ciphertext of a configuration, read straight from the database.
+    /// The stored ciphertext of a configuration (on its connection), read straight from the
+    /// database.
     pub async fn stored_ciphertext(&self, configuration: &Configuration) -> Option<Vec<u8>> {
-        let id = configuration.db_id();
+        let id = configuration.connection_db_id();
         self.with_db(move |conn| {
-            llm_configurations::table
+            connections::table
                 .find(id)
-                .select(llm_configurations::api_key_encrypted)
+                .select(connections::api_key_encrypted)
                 .first::<Option<Vec<u8>>>(conn)
                 .unwrap()
         })

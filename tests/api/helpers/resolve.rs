@@ -32,6 +32,9 @@ pub struct Resolved {
     pub last_used_at: Option<String>,
     /// `{}` when none is set (and for the fallback).
     pub parameters: Value,
+    /// Fields the tests above do not name (`connection_id`…).
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// A conversation pinned to a configuration, as `PUT …/llm-configuration` and the list answer.
