@@ -6,13 +6,18 @@ mod configuration;
 mod conversation;
 mod field_errors;
 mod limits;
+mod organisation;
 mod provider;
 mod token;
 
-pub use account::{Email, Password, Role};
+pub use account::{Email, OrganisationRole, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
+pub use organisation::{
+    Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
+    OrganisationOverview, OrganisationPolicy,
+};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

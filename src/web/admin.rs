@@ -221,7 +221,7 @@ async fn act(
             let errors = FieldErrors::single("email", error.to_string());
             refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
-        Err(error @ AccountsError::LastAdmin) => {
+        Err(error @ (AccountsError::LastAdmin | AccountsError::LastOwner { .. })) => {
             let errors = FieldErrors::single("user", error.to_string());
             refuse(state, admin, StatusCode::CONFLICT, errors).await
         }
