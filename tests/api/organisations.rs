@@ -1,7 +1,8 @@
 //! Organisations (`organisations.md`): creating one, invitations that the invited person accepts
 //! or declines (202 alike for any e-mail), roles (a member's write is 403, an outsider gets 404
 //! everywhere), the member's own sharing switch, and the last-owner rule, also under concurrent
-//! requests and for disabling or deleting the last owner as a user.
+//! requests and for disabling or deleting the last owner as a user; the pages with JavaScript
+//! off, and `/admin`'s list of every organisation.
 
 use lanyard::config::Settings;
 use lanyard::domain::{Email, OrganisationCreation, Password};
@@ -31,6 +32,8 @@ on_both_backends!(
     renaming_and_the_policy_are_for_admins,
     deleting_an_organisation_removes_its_members_and_invitations,
     scopes_and_csrf_guard_organisation_changes,
+    every_page_action_works_with_javascript_off,
+    the_admin_page_lists_every_organisation_and_can_delete_one,
 );
 
 on_both_backends!(settings(admins_create_organisations):
@@ -915,4 +918,222 @@ async fn only_instance_admins_create_organisations_when_the_instance_says_so(app
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["role"], "owner");
+}
+
+/// The id in a `/organisations/{id}?…` location.
+fn organisation_in(location: &str) -> String {
+    let rest = location
+        .strip_prefix("/organisations/")
+        .expect("an organisation's page");
+    rest.split('?').next().unwrap().to_owned()
+}
+
+async fn every_page_action_works_with_javascript_off(app: TestApp) {
+    let (owner, owner_browser) = app.signed_in_user().await;
+    let (invitee, invitee_browser) = app.signed_in_user().await;
+    let (outsider, outsider_browser) = app.signed_in_user().await;
+    let declining = app.user().await;
+
+    let page = owner_browser.page("/organisations").await;
+    assert!(
+        page.contains("href=\"/organisations\""),
+        "the navigation links the page"
+    );
+    assert!(page.contains("id=\"create-organisation-form\""));
+    let unprotected = owner_browser.post_form("/organisations", &[("name", "Acme")]).await;
+    assert_eq!(unprotected.status(), 403, "a form post needs its CSRF token");
+    let refused = post_form(&owner_browser, "/organisations", &[("name", "")]).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("must be 1 to 64 characters"));
+
+    let created = post_form(&owner_browser, "/organisations", &[("name", "Acme")]).await;
+    assert_eq!(created.status(), 303);
+    let location = crate::helpers::location(&created);
+    assert!(location.ends_with("?done=created"), "{location}");
+    let id = organisation_in(&location);
+    let detail = format!("/organisations/{id}");
+    let page = owner_browser.page(&detail).await;
+    assert!(
+        page.contains(&owner.email) && page.contains("id=\"invite-form\""),
+        "{page}"
+    );
+    let taken = post_form(&outsider_browser, "/organisations", &[("name", "ACME")]).await;
+    assert_eq!(taken.status(), 409);
+
+    // Invitations: the same answer for a known and an unknown e-mail.
+    let mut answers = Vec::new();
+    for (email, role) in [
+        (invitee.email.as_str(), "admin"),
+        ("nobody-yet@example.com", "member"),
+        (declining.email.as_str(), "member"),
+    ] {
+        let invited = post_form(
+            &owner_browser,
+            &format!("{detail}/members"),
+            &[("email", email), ("role", role)],
+        )
+        .await;
+        answers.push((invited.status().as_u16(), crate::helpers::location(&invited)));
+    }
+    assert_eq!(answers[0], (303, format!("{detail}?done=invited")));
+    assert!(answers.iter().all(|answer| *answer == answers[0]), "{answers:?}");
+    let refused = post_form(
+        &owner_browser,
+        &format!("{detail}/members"),
+        &[("email", "not-an-email"), ("role", "member")],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+
+    // The invited person sees the invitation, is no member yet, and accepts.
+    let invitations = invitee_browser.page("/organisations").await;
+    assert!(
+        invitations.contains(&format!("action=\"/organisations/{id}/invitation/accept\"")),
+        "{invitations}"
+    );
+    assert_eq!(invitee_browser.get(&detail).await.status(), 404);
+    let accepted = post_form(&invitee_browser, &format!("{detail}/invitation/accept"), &[]).await;
+    assert_eq!(accepted.status(), 303);
+    assert_eq!(crate::helpers::location(&accepted), format!("{detail}?done=joined"));
+    let page = invitee_browser.page(&detail).await;
+    assert!(page.contains("id=\"your-role\">admin<"), "{page}");
+
+    // Somebody declines.
+    let declining_browser = app.login(&declining.email, TEST_PASSWORD).await;
+    let declined = post_form(&declining_browser, &format!("{detail}/invitation/decline"), &[]).await;
+    assert_eq!(crate::helpers::location(&declined), "/organisations?done=declined");
+    assert!(entries(&app, &declining.token).await.is_empty());
+
+    // Roles, the last owner, withdrawing.
+    let demoted = post_form(
+        &owner_browser,
+        &format!("{detail}/members/{}/role", invitee.id),
+        &[("role", "member")],
+    )
+    .await;
+    assert_eq!(demoted.status(), 303);
+    let leaving = post_form(&owner_browser, &format!("{detail}/members/{}/remove", owner.id), &[]).await;
+    assert_eq!(leaving.status(), 409);
+    assert!(leaving.text().await.unwrap().contains("last owner"));
+    let withdrawn = post_form(
+        &owner_browser,
+        &format!("{detail}/invitations/withdraw"),
+        &[("email", "nobody-yet@example.com")],
+    )
+    .await;
+    assert_eq!(withdrawn.status(), 303);
+    let listed = members(&app, &owner.token, &id).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|m| m["user_id"] == invitee.id.to_string() && m["role"] == "member")
+    );
+
+    // A member's writes are refused; their own sharing switch is theirs.
+    let refused = post_form(&invitee_browser, &format!("{detail}/policy"), &[("name", "Mine")]).await;
+    assert_eq!(refused.status(), 403);
+    let shared = post_form(
+        &invitee_browser,
+        &format!("{detail}/membership"),
+        &[("share_personal_configurations", "true")],
+    )
+    .await;
+    assert_eq!(shared.status(), 303);
+    let page = invitee_browser.page(&detail).await;
+    assert!(page.contains("name=\"share_personal_configurations\" value=\"true\" checked"));
+
+    // The owner renames and changes the policy.
+    let saved = post_form(
+        &owner_browser,
+        &format!("{detail}/policy"),
+        &[("name", "Acme Two"), ("allow_personal_configurations", "true")],
+    )
+    .await;
+    assert_eq!(saved.status(), 303);
+    let read: Value = app
+        .get(&format!("/api/organisations/{id}"), &owner.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["name"], "Acme Two");
+    assert_eq!(read["policy"]["allow_personal_configurations"], true);
+
+    // Outsiders get 404 everywhere.
+    assert_eq!(outsider_browser.get(&detail).await.status(), 404);
+    for (path, fields) in [
+        (
+            format!("{detail}/members"),
+            vec![("email", "x@example.com"), ("role", "member")],
+        ),
+        (format!("{detail}/policy"), vec![("name", "taken over")]),
+        (format!("{detail}/members/{}/remove", owner.id), vec![]),
+        (format!("{detail}/delete"), vec![]),
+        (format!("{detail}/invitation/accept"), vec![]),
+    ] {
+        assert_eq!(
+            post_form(&outsider_browser, &path, &fields).await.status(),
+            404,
+            "{path}"
+        );
+    }
+    assert!(entries(&app, &outsider.token).await.is_empty());
+
+    // The member leaves; the owner deletes the organisation.
+    let left = post_form(
+        &invitee_browser,
+        &format!("{detail}/members/{}/remove", invitee.id),
+        &[],
+    )
+    .await;
+    assert_eq!(crate::helpers::location(&left), "/organisations?done=left");
+    let refused = post_form(&invitee_browser, &format!("{detail}/delete"), &[]).await;
+    assert_eq!(refused.status(), 404);
+    let deleted = post_form(&owner_browser, &format!("{detail}/delete"), &[]).await;
+    assert_eq!(crate::helpers::location(&deleted), "/organisations?done=deleted");
+    assert_eq!(owner_browser.get(&detail).await.status(), 404);
+}
+
+async fn the_admin_page_lists_every_organisation_and_can_delete_one(app: TestApp) {
+    let (instance_admin, _) = app.register_first_admin().await;
+    let (owner, member_browser) = app.signed_in_user().await;
+    let member = app.user().await;
+    let first = create_organisation(&app, &owner.token, "First <b>team</b>").await;
+    let second = create_organisation(&app, &member.token, "Second team").await;
+    join(&app, &owner, &first, &member, "member").await;
+
+    let page = instance_admin.page("/admin").await;
+    let row = |id: &str| {
+        let start = page
+            .find(&format!("id=\"organisation-{id}\""))
+            .expect("a row per organisation");
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let first_row = row(&first);
+    assert!(
+        first_row.contains("First &#60;b&#62;team&#60;/b&#62;") && !first_row.contains("<b>"),
+        "escaped: {first_row}"
+    );
+    assert!(first_row.contains(&owner.email), "{first_row}");
+    assert!(first_row.contains("class=\"member-count\">2<"), "{first_row}");
+    let second_row = row(&second);
+    assert!(second_row.contains(&member.email) && second_row.contains("class=\"member-count\">1<"));
+
+    let refused = post_form(&member_browser, &format!("/admin/organisations/{first}/delete"), &[]).await;
+    assert_eq!(refused.status(), 403, "only admins");
+    let deleted = post_form(&instance_admin, &format!("/admin/organisations/{first}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(crate::helpers::location(&deleted), "/admin?done=organisation-deleted");
+    for user in [&owner, &member] {
+        assert_error(
+            app.get(&format!("/api/organisations/{first}"), &user.token).await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    assert_eq!(entries(&app, &member.token).await.len(), 1, "the other one stays");
+    let missing = post_form(&instance_admin, &format!("/admin/organisations/{first}/delete"), &[]).await;
+    assert_eq!(missing.status(), 404);
 }
