@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::db::DatabaseUrl;
-use crate::domain::{ApiKey, BaseUrl, FallbackConfiguration, ModelId, Provider, UserCaps};
+use crate::domain::{ApiKey, BaseUrl, FallbackConfiguration, ModelId, OrganisationCreation, Provider, UserCaps};
 use crate::egress::EgressPolicy;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lanyard-data/lanyard.db";
@@ -44,6 +44,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `LANYARD_MAX_CONFIGURATIONS`, `LANYARD_MAX_TOKENS`, `LANYARD_MAX_OVERRIDES`.
     pub caps: UserCaps,
+    /// `LANYARD_ORGANISATION_CREATION`: `anyone` (the default) or `admins`.
+    pub organisation_creation: OrganisationCreation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,8 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let caps = caps_from_env()?;
+        let organisation_creation = OrganisationCreation::parse(&var_or("LANYARD_ORGANISATION_CREATION", "anyone"))
+            .map_err(|message| ConfigError(format!("LANYARD_ORGANISATION_CREATION {message}")))?;
         Ok(Settings {
             database_url,
             bind,
@@ -142,6 +146,7 @@ impl Settings {
             metrics_token,
             trusted_proxies,
             caps,
+            organisation_creation,
         })
     }
 }

@@ -35,6 +35,9 @@ pub enum AppError {
     },
     #[error("the stored API key cannot be decrypted; re-enter the key")]
     KeyUnreadable,
+    /// The change would leave an organisation without an owner (`organisations.md`).
+    #[error("{0}")]
+    LastOwner(String),
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("the request is invalid")]
@@ -80,7 +83,9 @@ impl AppError {
             AppError::Unauthorized => 401,
             AppError::Forbidden(_) | AppError::ReauthenticationRequired => 403,
             AppError::NotFound => 404,
-            AppError::Conflict { .. } | AppError::Refused { .. } | AppError::KeyUnreadable => 409,
+            AppError::Conflict { .. } | AppError::Refused { .. } | AppError::KeyUnreadable | AppError::LastOwner(_) => {
+                409
+            }
             AppError::PayloadTooLarge => 413,
             AppError::Validation(_) => 422,
             AppError::RateLimited { .. } => 429,
@@ -100,6 +105,7 @@ impl AppError {
             AppError::Conflict { .. } => "conflict",
             AppError::Refused { code, .. } => code,
             AppError::KeyUnreadable => "key_unreadable",
+            AppError::LastOwner(_) => "last_owner",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::Validation(_) => "validation_failed",
             AppError::RateLimited { .. } => "rate_limited",

@@ -6,6 +6,7 @@ pub mod connections;
 pub mod conversations;
 pub mod extract;
 pub mod openapi;
+pub mod organisations;
 pub mod providers;
 pub mod tokens;
 pub mod wire;
@@ -114,6 +115,51 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/tokens/{id}")
                     .delete(tokens::revoke)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations")
+                    .get(organisations::list)
+                    .post(organisations::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}")
+                    .get(organisations::get)
+                    .put(organisations::update)
+                    .delete(organisations::delete)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/membership")
+                    .put(organisations::set_membership)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/members")
+                    .get(organisations::members)
+                    .post(organisations::invite)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/members/{user_id}")
+                    .put(organisations::change_role)
+                    .delete(organisations::remove)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/invitations")
+                    .delete(organisations::withdraw)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/invitation/accept")
+                    .post(organisations::accept)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/invitation/decline")
+                    .post(organisations::decline)
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, connection_tests, connections, conversations, providers, tokens};
+use super::{configurations, connection_tests, connections, conversations, organisations, providers, tokens};
 use crate::http::api_error as error;
 
 #[derive(OpenApi)]
@@ -36,6 +36,19 @@ use crate::http::api_error as error;
         tokens::list,
         tokens::create,
         tokens::revoke,
+        organisations::list,
+        organisations::create,
+        organisations::get,
+        organisations::update,
+        organisations::delete,
+        organisations::set_membership,
+        organisations::members,
+        organisations::invite,
+        organisations::change_role,
+        organisations::remove,
+        organisations::withdraw,
+        organisations::accept,
+        organisations::decline,
     ),
     components(schemas(
         configurations::ConfigurationResource,
@@ -58,6 +71,18 @@ use crate::http::api_error as error;
         tokens::TokenResource,
         tokens::CreatedTokenResource,
         tokens::CreateTokenRequest,
+        organisations::OrganisationResource,
+        organisations::PolicyResource,
+        organisations::OrganisationEntryResource,
+        organisations::MemberResource,
+        organisations::InvitationAccepted,
+        organisations::MembershipResource,
+        organisations::CreateOrganisationRequest,
+        organisations::UpdateOrganisationRequest,
+        organisations::PolicyChanges,
+        organisations::InviteRequest,
+        organisations::ChangeRoleRequest,
+        organisations::MembershipRequest,
         error::ErrorBody,
     )),
     modifiers(&BearerAuth)

@@ -8,12 +8,15 @@ use super::DbConnection;
 use super::api_tokens::TokenRow;
 use super::connections::{ConnectionRow, ModelRow};
 use super::conversation_overrides::OverrideRow;
+use super::invitations::InvitationRow;
 use super::key_reveals::RevealRow;
 use super::llm_configurations::ConfigurationTableRow;
 use super::master_key_canaries::CanaryRow;
+use super::memberships::MembershipRow;
+use super::organisations::OrganisationRow;
 use super::schema::{
-    api_tokens, connection_models, connections, conversation_overrides, instance_settings, key_reveals,
-    llm_configurations, master_key_canaries, security_events, sessions, users,
+    api_tokens, connection_models, connections, conversation_overrides, instance_settings, invitations, key_reveals,
+    llm_configurations, master_key_canaries, memberships, organisations, security_events, sessions, users,
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
@@ -40,6 +43,9 @@ pub struct Snapshot {
     pub settings: Vec<SettingRow>,
     pub sessions: Vec<SessionRow>,
     pub security_events: Vec<EventRow>,
+    pub organisations: Vec<OrganisationRow>,
+    pub memberships: Vec<MembershipRow>,
+    pub invitations: Vec<InvitationRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -70,6 +76,18 @@ impl Snapshot {
                 .order(security_events::id)
                 .select(EventRow::as_select())
                 .load(conn)?,
+            organisations: organisations::table
+                .order(organisations::id)
+                .select(OrganisationRow::as_select())
+                .load(conn)?,
+            memberships: memberships::table
+                .order((memberships::organisation_id, memberships::user_id))
+                .select(MembershipRow::as_select())
+                .load(conn)?,
+            invitations: invitations::table
+                .order(invitations::id)
+                .select(InvitationRow::as_select())
+                .load(conn)?,
         })
     }
 
@@ -87,6 +105,9 @@ impl Snapshot {
             ("instance_settings", count(self.settings.len())),
             ("sessions", count(self.sessions.len())),
             ("security_events", count(self.security_events.len())),
+            ("organisations", count(self.organisations.len())),
+            ("memberships", count(self.memberships.len())),
+            ("invitations", count(self.invitations.len())),
         ]
     }
 
@@ -136,6 +157,16 @@ impl Snapshot {
         for row in &self.security_events {
             diesel::insert_into(security_events::table).values(row).execute(conn)?;
         }
+        // After the configurations: an organisation may name one as its default.
+        for row in &self.organisations {
+            diesel::insert_into(organisations::table).values(row).execute(conn)?;
+        }
+        for row in &self.memberships {
+            diesel::insert_into(memberships::table).values(row).execute(conn)?;
+        }
+        for row in &self.invitations {
+            diesel::insert_into(invitations::table).values(row).execute(conn)?;
+        }
         Ok(())
     }
 }
@@ -163,5 +194,8 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         ("instance_settings", instance_settings::table.count().get_result(conn)?),
         ("sessions", sessions::table.count().get_result(conn)?),
         ("security_events", security_events::table.count().get_result(conn)?),
+        ("organisations", organisations::table.count().get_result(conn)?),
+        ("memberships", memberships::table.count().get_result(conn)?),
+        ("invitations", invitations::table.count().get_result(conn)?),
     ])
 }

@@ -217,3 +217,52 @@ diesel::table! {
 
 diesel::joinable!(security_events -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(security_events, users);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    organisations (id) {
+        id -> DbUuid,
+        name -> Text,
+        name_key -> Text,
+        allow_personal_configurations -> Bool,
+        default_configuration_id -> Nullable<DbUuid>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    memberships (organisation_id, user_id) {
+        organisation_id -> DbUuid,
+        user_id -> DbUuid,
+        role -> Text,
+        share_personal_configurations -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    invitations (id) {
+        id -> DbUuid,
+        organisation_id -> DbUuid,
+        email -> Text,
+        email_key -> Text,
+        role -> Text,
+        invited_by -> Nullable<DbUuid>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(memberships -> organisations (organisation_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(invitations -> organisations (organisation_id));
+diesel::allow_tables_to_appear_in_same_query!(organisations, memberships, invitations, users);

@@ -1,7 +1,8 @@
 //! The one SQL type that the two backends spell differently: UUIDs are native `uuid` on
 //! PostgreSQL and lowercase hyphenated text on SQLite. diesel's own `Uuid` type does not pass
 //! through the multi-backend connection, so ids cross it as [`DbId`]. Also a faster way to read
-//! timestamps ([`Stamp`]), and the states kept as text ([`Role`], [`Provider`], [`TestStatus`]).
+//! timestamps ([`Stamp`]), and the states kept as text ([`Role`], [`OrganisationRole`], [`Provider`],
+//! [`TestStatus`]).
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::backend::Backend;
@@ -15,7 +16,7 @@ use std::io::Write;
 use uuid::Uuid;
 
 use super::MultiBackend;
-use crate::domain::{Provider, Role, TestStatus};
+use crate::domain::{OrganisationRole, Provider, Role, TestStatus};
 
 /// The SQL type of every id column (`uuid` on PostgreSQL, `TEXT` on SQLite).
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
@@ -134,6 +135,12 @@ macro_rules! text_state {
 }
 
 text_state!(Role, "role", Role::as_str, Role::parse);
+text_state!(
+    OrganisationRole,
+    "organisation role",
+    OrganisationRole::as_str,
+    OrganisationRole::parse
+);
 text_state!(Provider, "provider", Provider::id, Provider::parse);
 text_state!(TestStatus, "test status", TestStatus::as_str, TestStatus::parse);
 

@@ -82,6 +82,54 @@ impl Role {
     }
 }
 
+/// A member's role in an organisation, stored as `owner`, `admin` or `member` (the text mapping
+/// is in `db/sql_types.rs`). Each role may do all that the ones after it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum OrganisationRole {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl OrganisationRole {
+    pub const ALL: [OrganisationRole; 3] = [
+        OrganisationRole::Owner,
+        OrganisationRole::Admin,
+        OrganisationRole::Member,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrganisationRole::Owner => "owner",
+            OrganisationRole::Admin => "admin",
+            OrganisationRole::Member => "member",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<OrganisationRole> {
+        match raw {
+            "owner" => Some(OrganisationRole::Owner),
+            "admin" => Some(OrganisationRole::Admin),
+            "member" => Some(OrganisationRole::Member),
+            _ => None,
+        }
+    }
+
+    /// Whether this role may do what `needed` may (owner ⊇ admin ⊇ member).
+    pub fn includes(self, needed: OrganisationRole) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            OrganisationRole::Owner => 2,
+            OrganisationRole::Admin => 1,
+            OrganisationRole::Member => 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +149,17 @@ mod tests {
         let password = Password::parse("correct horse battery").unwrap();
         assert_eq!(password.expose(), "correct horse battery");
         assert!(!format!("{password:?}").contains("horse"));
+    }
+
+    #[test]
+    fn organisation_roles_include_the_ones_after_them() {
+        use OrganisationRole::{Admin, Member, Owner};
+        assert!(Owner.includes(Admin) && Owner.includes(Member) && Admin.includes(Member));
+        assert!(!Admin.includes(Owner) && !Member.includes(Admin));
+        for role in OrganisationRole::ALL {
+            assert!(role.includes(role));
+            assert_eq!(OrganisationRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(OrganisationRole::parse("Owner"), None);
     }
 }

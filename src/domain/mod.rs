@@ -7,16 +7,21 @@ mod connection;
 mod conversation;
 mod field_errors;
 mod limits;
+mod organisation;
 mod parameters;
 mod provider;
 mod token;
 
-pub use account::{Email, Password, Role};
+pub use account::{Email, OrganisationRole, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
 pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
+pub use organisation::{
+    Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
+    OrganisationOverview, OrganisationPolicy,
+};
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

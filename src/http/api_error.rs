@@ -13,7 +13,7 @@ use crate::error::{AppError, FieldErrors};
 pub struct ErrorBody {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `reauthentication_required`
     /// (403: the current password is missing or wrong), `not_found`, `conflict`,
-    /// `key_unreadable`, `payload_too_large`, `validation_failed`, `rate_limited`,
+    /// `key_unreadable`, `last_owner`, `payload_too_large`, `validation_failed`, `rate_limited`,
     /// `unavailable`, `internal`; 409 `in_use` (a connection still used by configurations) and
     /// `connection_shared` (a configuration's connection is used by others: change the connection).
     pub error: String,

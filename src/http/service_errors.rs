@@ -7,6 +7,7 @@ use crate::services::AccessError;
 use crate::services::accounts::AccountsError;
 use crate::services::admin::AdminError;
 use crate::services::conversations::ConversationsError;
+use crate::services::organisations::OrganisationsError;
 use crate::services::tokens::TokensError;
 
 impl From<AccessError> for AppError {
@@ -29,6 +30,7 @@ impl From<AccountsError> for AppError {
             AccountsError::ReauthenticationRequired => AppError::ReauthenticationRequired,
             AccountsError::WrongPassword => AppError::validation("current_password", error.to_string()),
             AccountsError::LastAdmin => AppError::conflict(None, error.to_string()),
+            AccountsError::LastOwner { .. } => AppError::LastOwner(error.to_string()),
             AccountsError::PasswordHash(_) | AccountsError::CorruptEvent => AppError::Internal(error.to_string()),
             AccountsError::Store(error) => AppError::from(error),
         }
@@ -65,6 +67,22 @@ impl From<TokensError> for AppError {
             TokensError::CorruptScopes => AppError::Internal(error.to_string()),
             TokensError::Account(error) => AppError::from(error),
             TokensError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<OrganisationsError> for AppError {
+    fn from(error: OrganisationsError) -> Self {
+        match error {
+            OrganisationsError::NotFound => AppError::NotFound,
+            OrganisationsError::Forbidden | OrganisationsError::CreationRestricted => {
+                AppError::Forbidden(error.to_string())
+            }
+            OrganisationsError::NameTaken => AppError::conflict(Some("name"), error.to_string()),
+            OrganisationsError::AlreadyMember => AppError::conflict(Some("email"), error.to_string()),
+            OrganisationsError::LastOwner { .. } => AppError::LastOwner(error.to_string()),
+            OrganisationsError::Invalid(fields) => AppError::Validation(fields),
+            OrganisationsError::Store(error) => AppError::from(error),
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum AccountsError {
     WrongPassword,
     #[error("this is the last active admin: make another user admin first")]
     LastAdmin,
+    /// The user is the last owner of an organisation who can sign in.
+    #[error("this user is the last owner of the organisation {organisation}: make another member owner first")]
+    LastOwner { organisation: String },
     #[error("hashing the password failed: {0}")]
     PasswordHash(String),
     #[error("stored security event is invalid")]
@@ -419,6 +422,16 @@ fn ensure_not_last_admin(conn: &mut DbConnection, user: &users::UserRow) -> Resu
     Ok(())
 }
 
+/// The last owner of an organisation must stay one: no disabling or deleting them. The user's
+/// row is locked first, then their organisations (see `organisations::sole_owner_of`).
+fn ensure_not_last_owner_anywhere(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AccountsError> {
+    users::lock_owner(conn, DbId(user_id))?;
+    match super::organisations::sole_owner_of(conn, user_id)? {
+        Some(organisation) => Err(AccountsError::LastOwner { organisation }),
+        None => Ok(()),
+    }
+}
+
 fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AccountsError> {
     users::find_by_id(conn, DbId(user_id))?.ok_or(AccountsError::NotFound)
 }
@@ -507,6 +520,7 @@ pub fn set_disabled(conn: &mut DbConnection, user_id: Uuid, disabled: bool, acto
         let user = find_user(conn, user_id)?;
         let (kind, (sessions_ended, tokens_revoked)) = if disabled {
             ensure_not_last_admin(conn, &user)?;
+            ensure_not_last_owner_anywhere(conn, user_id)?;
             (SecurityEventKind::UserDisabled, cut_off(conn, user_id)?)
         } else {
             (SecurityEventKind::UserEnabled, (0, 0))
@@ -532,6 +546,7 @@ pub fn delete_user(conn: &mut DbConnection, user_id: Uuid) -> Result<(), Account
     db::write_transaction(conn, |conn| {
         let user = find_user(conn, user_id)?;
         ensure_not_last_admin(conn, &user)?;
+        ensure_not_last_owner_anywhere(conn, user_id)?;
         users::delete(conn, DbId(user_id))?;
         Ok(())
     })

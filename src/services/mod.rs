@@ -13,6 +13,7 @@ pub mod conversations;
 pub mod import;
 pub mod master_keys;
 pub mod operations;
+pub mod organisations;
 pub mod tokens;
 
 use uuid::Uuid;

@@ -15,7 +15,7 @@ use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
 use crate::http::page_error::{PageError, PageResult};
 use crate::services::accounts::{self, AccountsError};
-use crate::services::{Work, admin};
+use crate::services::{Work, admin, organisations};
 
 const PAGE: &str = "/admin";
 
@@ -49,6 +49,14 @@ pub struct UserView {
     pub created_at: String,
 }
 
+pub struct OrganisationView {
+    pub id: String,
+    pub name: String,
+    pub owners: String,
+    pub member_count: i64,
+    pub created_at: String,
+}
+
 pub struct MasterKeyView {
     pub id: String,
     pub state: &'static str,
@@ -72,6 +80,7 @@ struct AdminPage {
     notice: Option<String>,
     errors: FieldErrors,
     users: Vec<UserView>,
+    organisations: Vec<OrganisationView>,
     registration_open: bool,
     egress_mode: &'static str,
     egress_allow: Vec<String>,
@@ -82,6 +91,7 @@ struct AdminPage {
 
 struct AdminData {
     users: Vec<UserView>,
+    organisations: Vec<OrganisationView>,
     registration_open: bool,
     keys_by_id: Vec<(String, i64)>,
     reveals: Vec<RevealView>,
@@ -118,8 +128,19 @@ fn load(conn: &mut Work, me: Uuid) -> Result<AdminData, AppError> {
             token: reveal.token.map(|id| id.to_string()),
         })
         .collect();
+    let organisations = organisations::overview_for_instance_admin(conn)?
+        .into_iter()
+        .map(|organisation| OrganisationView {
+            id: organisation.id.to_string(),
+            name: organisation.name,
+            owners: organisation.owners.join(", "),
+            member_count: organisation.member_count,
+            created_at: display_time(organisation.created_at),
+        })
+        .collect();
     Ok(AdminData {
         users,
+        organisations,
         registration_open: overview.registration_open,
         keys_by_id: overview.keys_by_id,
         reveals,
@@ -176,6 +197,7 @@ fn render(
         notice,
         errors,
         users: data.users,
+        organisations: data.organisations,
         registration_open: data.registration_open,
         egress_mode: state.settings.egress.mode_name(),
         egress_allow: state.settings.egress.describe_allow_list(),
@@ -201,6 +223,7 @@ pub async fn page(state: web::Data<AppState>, Admin(admin): Admin, query: web::Q
         "enabled" => "The user was enabled; their revoked tokens stay revoked.",
         "role" => "The role was changed.",
         "password" => "The password was set; the user's sessions were ended and their tokens revoked.",
+        "organisation-deleted" => "The organisation and everything it owned were deleted.",
         _ => "Saved.",
     });
     render(&state, &admin, data, notice.map(str::to_owned), FieldErrors::new())
@@ -221,7 +244,7 @@ async fn act(
             let errors = FieldErrors::single("email", error.to_string());
             refuse(state, admin, StatusCode::UNPROCESSABLE_ENTITY, errors).await
         }
-        Err(error @ AccountsError::LastAdmin) => {
+        Err(error @ (AccountsError::LastAdmin | AccountsError::LastOwner { .. })) => {
             let errors = FieldErrors::single("user", error.to_string());
             refuse(state, admin, StatusCode::CONFLICT, errors).await
         }
@@ -239,6 +262,7 @@ async fn refuse(state: web::Data<AppState>, admin: SignedIn, status: StatusCode,
     Ok(response)
 }
 
+/// A user or organisation id from the path; anything but a UUID is a 404.
 fn user_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
 }
@@ -373,4 +397,19 @@ pub async fn set_registration(
         accounts::set_registration_open(conn, open)
     })
     .await
+}
+
+/// Deletes any organisation with everything it owns.
+pub async fn delete_organisation(
+    state: web::Data<AppState>,
+    Admin(_admin): Admin,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    let id = user_id(&path)?;
+    state
+        .db
+        .run(move |conn| organisations::delete_as_instance_admin(conn, id))
+        .await?;
+    Ok(see_other(&format!("{PAGE}?done=organisation-deleted")))
 }

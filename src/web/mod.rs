@@ -7,6 +7,7 @@ pub mod assets;
 pub mod conversations;
 pub mod health;
 pub mod llm_configurations;
+pub mod organisations;
 pub mod respond;
 pub mod settings;
 pub mod views;
@@ -70,6 +71,39 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/conversations/{conversation_id}",
             web::post().to(conversations::update),
         )
+        .service(
+            web::resource("/organisations")
+                .get(organisations::page)
+                .post(organisations::create),
+        )
+        .route("/organisations/{id}", web::get().to(organisations::detail))
+        .route("/organisations/{id}/members", web::post().to(organisations::invite))
+        .route(
+            "/organisations/{id}/members/{user_id}/role",
+            web::post().to(organisations::set_role),
+        )
+        .route(
+            "/organisations/{id}/members/{user_id}/remove",
+            web::post().to(organisations::remove),
+        )
+        .route(
+            "/organisations/{id}/invitations/withdraw",
+            web::post().to(organisations::withdraw),
+        )
+        .route(
+            "/organisations/{id}/invitation/accept",
+            web::post().to(organisations::accept),
+        )
+        .route(
+            "/organisations/{id}/invitation/decline",
+            web::post().to(organisations::decline),
+        )
+        .route("/organisations/{id}/policy", web::post().to(organisations::policy))
+        .route(
+            "/organisations/{id}/membership",
+            web::post().to(organisations::membership),
+        )
+        .route("/organisations/{id}/delete", web::post().to(organisations::delete))
         .route("/admin", web::get().to(admin::page))
         .route("/admin/users", web::post().to(admin::create_user))
         .route("/admin/users/{id}/disable", web::post().to(admin::disable_user))
@@ -78,6 +112,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/role", web::post().to(admin::set_role))
         .route("/admin/users/{id}/password", web::post().to(admin::reset_password))
         .route("/admin/registration", web::post().to(admin::set_registration))
+        .route(
+            "/admin/organisations/{id}/delete",
+            web::post().to(admin::delete_organisation),
+        )
         .route("/settings", web::get().to(settings::page))
         .route("/settings/default", web::post().to(settings::set_default))
         .route("/settings/tokens", web::post().to(settings::create_token))

@@ -139,6 +139,7 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         metrics_token: None,
         trusted_proxies: Vec::new(),
         caps: UserCaps::default(),
+        organisation_creation: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ mod import_export;
 mod limits;
 mod openapi;
 mod operations;
+mod organisations;
 mod overrides;
 mod pages;
 mod parameters;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestUser};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -14,8 +14,9 @@ on_both_backends!(
     the_provider_catalogue_matches_the_product_table,
 );
 
-/// The endpoints of `api.md` and `connections.md` that exist now, as (method, path template).
-const ROUTES: [(&str, &str); 25] = [
+/// The endpoints of `api.md`, `connections.md` and `organisations.md` that exist now, as
+/// (method, path template).
+const ROUTES: [(&str, &str); 38] = [
     ("get", "/api/llm-configurations"),
     ("post", "/api/llm-configurations"),
     ("get", "/api/llm-configurations/default"),
@@ -41,6 +42,19 @@ const ROUTES: [(&str, &str); 25] = [
     ("get", "/api/tokens"),
     ("post", "/api/tokens"),
     ("delete", "/api/tokens/{id}"),
+    ("get", "/api/organisations"),
+    ("post", "/api/organisations"),
+    ("get", "/api/organisations/{id}"),
+    ("put", "/api/organisations/{id}"),
+    ("delete", "/api/organisations/{id}"),
+    ("put", "/api/organisations/{id}/membership"),
+    ("get", "/api/organisations/{id}/members"),
+    ("post", "/api/organisations/{id}/members"),
+    ("put", "/api/organisations/{id}/members/{user_id}"),
+    ("delete", "/api/organisations/{id}/members/{user_id}"),
+    ("delete", "/api/organisations/{id}/invitations"),
+    ("post", "/api/organisations/{id}/invitation/accept"),
+    ("post", "/api/organisations/{id}/invitation/decline"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -108,12 +122,13 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
         let owned = app
             .create_openai(&user.token, &format!("route-{n}"), "sk-route-key-000001")
             .await;
-        let id = if template.starts_with("/api/connections/") {
-            owned.connection_id
+        let path = if template.starts_with("/api/organisations/{id}") {
+            organisation_path(&app, &user, template, n).await
+        } else if template.starts_with("/api/connections/") {
+            substitute_parameters(template, &owned.connection_id.to_string())
         } else {
-            owned.id
+            substitute_parameters(template, &owned.id.to_string())
         };
-        let path = substitute_parameters(template, &id.to_string());
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut request = app
             .client
@@ -131,6 +146,35 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
             "{method} {path} is documented but answers like a missing route: {status} {body}"
         );
     }
+}
+
+/// An organisation route with `{id}` naming an organisation fresh for the request: one the caller
+/// owns, or for the answers to an invitation one that invited them; `{user_id}` is the caller.
+async fn organisation_path(app: &TestApp, user: &TestUser, template: &str, n: usize) -> String {
+    let host;
+    let (owner, name) = if template.contains("/invitation/") {
+        host = app.user().await;
+        (&host, format!("inviting-{n}"))
+    } else {
+        (user, format!("route-{n}"))
+    };
+    let created = app
+        .post_json("/api/organisations", &owner.token, &json!({"name": name}))
+        .await;
+    assert_eq!(created.status(), 201);
+    let organisation: Value = created.json().await.unwrap();
+    let id = organisation["id"].as_str().unwrap();
+    if owner.id != user.id {
+        let invited = app
+            .post_json(
+                &format!("/api/organisations/{id}/members"),
+                &owner.token,
+                &json!({"email": user.email}),
+            )
+            .await;
+        assert_eq!(invited.status(), 202);
+    }
+    template.replace("{id}", id).replace("{user_id}", &user.id.to_string())
 }
 
 /// `/api/llm-configurations/{id}/set-default` with every `{…}` replaced by `value`.
