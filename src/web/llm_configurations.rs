@@ -10,15 +10,18 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
-use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, UserCaps};
+use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views_with_connections, provider_options};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, Connection, ModelId, PlainHttpHosts, Provider, UserCaps};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
 use crate::services::Work;
-use crate::services::configurations::{self, ConfigurationUpdate, KeyChange, NewConfiguration};
-use crate::services::connection_tests::{self, TestOutcome, TestTarget};
+use crate::services::configurations::{
+    self, ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection,
+};
+use crate::services::connection_tests::{self, SavedSubject, TestOutcome, TestTarget};
+use crate::services::connections;
 
 const PAGE: &str = "/llm-configurations";
 
@@ -42,9 +45,16 @@ struct TableFragment {
     csrf_token: String,
 }
 
-fn table_fragment(rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+/// The owner's configurations as the table shows them, each with its connection's name.
+fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, AppError> {
+    let rows = configurations::list(conn, owner)?;
+    let connections = connections::list(conn, owner)?;
+    Ok(configuration_views_with_connections(rows, &connections))
+}
+
+fn table_fragment(rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     let fragment = TableFragment {
-        configurations: configuration_views(rows),
+        configurations: rows,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, fragment.render()?))
@@ -52,10 +62,10 @@ fn table_fragment(rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpRespo
 
 pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
     let owner = user.user_id;
-    let rows = state.db.run(move |conn| configurations::list(conn, owner)).await?;
+    let rows = state.db.run(move |conn| table_rows(conn, owner)).await?;
     let page = ManagementPage {
         layout: Layout::signed_in("LLM configurations", "configurations", &user),
-        configurations: configuration_views(rows),
+        configurations: rows,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
@@ -76,7 +86,60 @@ pub struct FormView {
     pub key_hint: Option<String>,
     pub errors: FieldErrors,
     pub providers: Vec<ProviderOption>,
+    /// The picker's choice: a connection's id, or `new`.
+    pub connection_id: String,
+    /// On the edit form, the connection the configuration uses now (its fields stay editable
+    /// there); empty on the add form.
+    pub current_connection_id: String,
+    pub connections: Vec<ConnectionOption>,
+    /// The chosen connection's model catalogue, for the model field's `<datalist>`.
+    pub models: Vec<String>,
 }
+
+/// One of the user's connections in the form's picker.
+pub struct ConnectionOption {
+    pub id: String,
+    pub label: String,
+}
+
+/// What the picker offers and the chosen connection's models.
+pub struct Picker {
+    connections: Vec<Connection>,
+    models: Vec<String>,
+}
+
+/// The owner's connections and, when one is chosen, its catalogue (someone else's is 404).
+fn picker(conn: &mut Work, owner: Uuid, chosen: Option<Uuid>) -> Result<Picker, AppError> {
+    let models = match chosen {
+        Some(id) => connections::catalogue(conn, owner, id)?.models,
+        None => Vec::new(),
+    };
+    Ok(Picker {
+        connections: connections::list(conn, owner)?,
+        models,
+    })
+}
+
+/// The picker's value as submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// No picker in the request (a client of the form as it was): the old fields decide.
+    Unspecified,
+    /// "A new connection": provider, key and base URL from the same form.
+    New,
+    Existing(Uuid),
+    Invalid,
+}
+
+fn chosen(raw: Option<&str>) -> Chosen {
+    match raw.map(str::trim) {
+        None | Some("") => Chosen::Unspecified,
+        Some("new") => Chosen::New,
+        Some(raw) => Uuid::parse_str(raw).map_or(Chosen::Invalid, Chosen::Existing),
+    }
+}
+
+const NEW_CONNECTION: &str = "new";
 
 impl FormView {
     fn new_configuration(in_dialog: bool) -> Self {
@@ -94,6 +157,10 @@ impl FormView {
             key_hint: None,
             errors: FieldErrors::new(),
             providers: provider_options(),
+            connection_id: NEW_CONNECTION.to_owned(),
+            current_connection_id: String::new(),
+            connections: Vec::new(),
+            models: Vec::new(),
         }
     }
 
@@ -112,7 +179,25 @@ impl FormView {
             key_hint: row.api_key_hint.clone(),
             errors: FieldErrors::new(),
             providers: provider_options(),
+            connection_id: row.connection_id.to_string(),
+            current_connection_id: row.connection_id.to_string(),
+            connections: Vec::new(),
+            models: Vec::new(),
         }
+    }
+
+    /// The picker's options (each connection with its provider) and the chosen one's models.
+    fn with_picker(mut self, picker: Picker) -> Self {
+        self.connections = picker
+            .connections
+            .into_iter()
+            .map(|connection| ConnectionOption {
+                id: connection.id.to_string(),
+                label: format!("{} ({})", connection.name, connection.provider.label()),
+            })
+            .collect();
+        self.models = picker.models;
+        self
     }
 
     /// The submitted values, re-shown with their errors (never the key).
@@ -122,6 +207,9 @@ impl FormView {
         self.model = fields.model.clone();
         self.base_url = fields.base_url.clone();
         self.is_active = fields.is_active.is_some();
+        if let Some(choice) = fields.connection_id.as_deref().filter(|choice| !choice.trim().is_empty()) {
+            self.connection_id = choice.trim().to_owned();
+        }
         self.errors = errors;
         self
     }
@@ -166,12 +254,58 @@ fn render_form(form: FormView, user: &SignedIn, status: StatusCode) -> Result<Ht
     Ok(private_html(status, body))
 }
 
-pub async fn new_form(req: HttpRequest, user: SignedIn) -> PageResult {
-    Ok(render_form(
-        FormView::new_configuration(is_htmx(&req)),
-        &user,
+/// `?connection_id=…` preselects one of the user's connections in the picker.
+#[derive(Debug, Deserialize)]
+pub struct PickerQuery {
+    #[serde(default)]
+    connection_id: String,
+}
+
+pub async fn new_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    query: web::Query<PickerQuery>,
+) -> PageResult {
+    let preselected = match chosen(Some(&query.connection_id)) {
+        Chosen::Unspecified | Chosen::New => None,
+        Chosen::Existing(id) => Some(id),
+        Chosen::Invalid => return Err(AppError::NotFound.into()),
+    };
+    let owner = user.user_id;
+    let picker = state.db.run(move |conn| picker(conn, owner, preselected)).await?;
+    let mut form = FormView::new_configuration(is_htmx(&req)).with_picker(picker);
+    if let Some(id) = preselected {
+        form.connection_id = id.to_string();
+    }
+    Ok(render_form(form, &user, StatusCode::OK)?)
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_models.html")]
+struct ModelsFragment {
+    models: Vec<String>,
+}
+
+/// The model field's `<datalist>` for the connection the picker shows (htmx swaps it in place);
+/// empty for a new connection.
+pub async fn models(state: web::Data<AppState>, user: SignedIn, query: web::Query<PickerQuery>) -> PageResult {
+    let models = match chosen(Some(&query.connection_id)) {
+        Chosen::Unspecified | Chosen::New => Vec::new(),
+        Chosen::Existing(id) => {
+            let owner = user.user_id;
+            state
+                .db
+                .run(move |conn| connections::catalogue(conn, owner, id))
+                .await?
+                .models
+        }
+        Chosen::Invalid => return Err(AppError::NotFound.into()),
+    };
+    Ok(private_html(
         StatusCode::OK,
-    )?)
+        ModelsFragment { models }.render().map_err(AppError::from)?,
+    ))
 }
 
 pub async fn edit_form(
@@ -182,8 +316,19 @@ pub async fn edit_form(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-    Ok(render_form(FormView::edit(&row, is_htmx(&req)), &user, StatusCode::OK)?)
+    let (row, picker) = state
+        .db
+        .run(move |conn| {
+            let row = configurations::find(conn, owner, id)?;
+            let picker = picker(conn, owner, Some(row.connection_id))?;
+            Ok::<_, AppError>((row, picker))
+        })
+        .await?;
+    Ok(render_form(
+        FormView::edit(&row, is_htmx(&req)).with_picker(picker),
+        &user,
+        StatusCode::OK,
+    )?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +345,8 @@ pub struct ConfigurationFields {
     #[serde(default)]
     base_url: String,
     is_active: Option<String>,
+    /// The picker: one of the user's connections, or `new`; absent, the old fields decide.
+    connection_id: Option<String>,
 }
 
 fn no_key() -> SecretString {
@@ -248,7 +395,7 @@ fn parse_fields(fields: &ConfigurationFields, policy: &impl PlainHttpHosts, erro
 
 /// After a successful save: the table (htmx, retargeted from the dialog's form, which the
 /// `configuration-saved` event closes) or a redirect to the page.
-fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+fn after_save(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     if !htmx {
         return Ok(see_other(PAGE));
     }
@@ -269,13 +416,57 @@ fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<H
     Ok(response)
 }
 
-/// Validation errors and one-field conflicts re-render the form (422); others are errors.
+/// Validation errors and field-level conflicts (a taken name, a shared connection's fields)
+/// re-render the form (422); others are errors.
 fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
     match error {
         AppError::Validation(errors) => Ok(errors.rename(UserCaps::default().configurations.variable, "form")),
-        AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
+        AppError::Conflict { fields, .. } | AppError::Refused { fields, .. } if !fields.is_empty() => Ok(fields),
         other => Err(other),
     }
+}
+
+/// Only the errors of `fields` (on an existing connection, the new-connection fields are
+/// not used, so neither are their errors).
+fn errors_of(errors: &FieldErrors, fields: &[&str]) -> FieldErrors {
+    let mut kept = FieldErrors::new();
+    for (field, messages) in errors.iter() {
+        if fields.contains(&field) {
+            for message in messages {
+                kept.add(field, message.clone());
+            }
+        }
+    }
+    kept
+}
+
+fn choose_from_the_list() -> AppError {
+    AppError::validation("connection_id", "choose one of your connections, or a new connection")
+}
+
+/// The form re-rendered with its errors (422), its picker as submitted.
+async fn rerender(
+    state: &AppState,
+    user: &SignedIn,
+    form: FormView,
+    fields: &ConfigurationFields,
+    errors: FieldErrors,
+) -> PageResult {
+    let owner = user.user_id;
+    let choice = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Existing(id) => Some(id),
+        _ => None,
+    };
+    // A choice that is not the user's shows no models (its error says why).
+    let picker = state
+        .db
+        .run(move |conn| match picker(conn, owner, choice) {
+            Err(AppError::NotFound) => picker(conn, owner, None),
+            other => other,
+        })
+        .await?;
+    let form = form.with_picker(picker).resubmitted(fields, errors);
+    Ok(render_form(form, user, StatusCode::UNPROCESSABLE_ENTITY)?)
 }
 
 pub async fn create(
@@ -288,14 +479,45 @@ pub async fn create(
     let fields = form.fields;
     let mut errors = FieldErrors::new();
     let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let outcome = match parsed {
-        ParsedFields {
-            name: Some(name),
-            provider: Some(provider),
-            model: Some(model),
-            api_key,
-            base_url,
-        } if errors.is_empty() => {
+    let owner = user.user_id;
+    let cap = state.settings.caps.configurations;
+    let is_active = fields.is_active.is_some();
+    let outcome = match (chosen(fields.connection_id.as_deref()), parsed) {
+        (Chosen::Invalid, _) => Err(choose_from_the_list()),
+        (
+            Chosen::Existing(connection_id),
+            ParsedFields {
+                name: Some(name),
+                model: Some(model),
+                ..
+            },
+        ) if errors_of(&errors, &["name", "model"]).is_empty() => {
+            let new = NewConfigurationOnConnection {
+                name,
+                connection_id,
+                model,
+                is_default: false,
+                is_active,
+            };
+            state
+                .db
+                .run(move |conn| {
+                    configurations::create_on_connection(conn, owner, new, cap)?;
+                    table_rows(conn, owner)
+                })
+                .await
+        }
+        (Chosen::Existing(_), _) => Err(AppError::Validation(errors_of(&errors, &["name", "model"]))),
+        (
+            Chosen::Unspecified | Chosen::New,
+            ParsedFields {
+                name: Some(name),
+                provider: Some(provider),
+                model: Some(model),
+                api_key,
+                base_url,
+            },
+        ) if errors.is_empty() => {
             let new = NewConfiguration {
                 name,
                 provider,
@@ -303,16 +525,14 @@ pub async fn create(
                 api_key,
                 base_url,
                 is_default: false,
-                is_active: fields.is_active.is_some(),
+                is_active,
             };
             let keyring = state.keyring.clone();
-            let owner = user.user_id;
-            let cap = state.settings.caps.configurations;
             state
                 .db
                 .run(move |conn| {
                     configurations::create(conn, &keyring, owner, new, cap)?;
-                    configurations::list(conn, owner)
+                    table_rows(conn, owner)
                 })
                 .await
         }
@@ -322,8 +542,7 @@ pub async fn create(
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
         Err(error) => {
             let errors = form_errors(error)?;
-            let form = FormView::new_configuration(htmx).resubmitted(&fields, errors);
-            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
+            rerender(&state, &user, FormView::new_configuration(htmx), &fields, errors).await
         }
     }
 }
@@ -337,45 +556,107 @@ pub async fn update(
 ) -> PageResult {
     let htmx = is_htmx(&req);
     let id = page_id(&path)?;
+    let owner = user.user_id;
+    // Someone else's configuration is a 404 before anything is read from the form.
+    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
     let fields = form.fields;
     let mut errors = FieldErrors::new();
     let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let owner = user.user_id;
-    let outcome = if errors.is_empty() {
-        let update = ConfigurationUpdate {
-            name: parsed.name,
-            connection_id: None,
-            provider: parsed.provider,
-            model: parsed.model,
-            // An empty key field keeps the stored key.
-            api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
-            base_url: Some(parsed.base_url),
-            is_active: Some(fields.is_active.is_some()),
-        };
-        let keyring = state.keyring.clone();
-        state
-            .db
-            .run(move |conn| {
-                configurations::update(conn, &keyring, owner, id, update)?;
-                configurations::list(conn, owner)
-            })
-            .await
-    } else {
-        Err(AppError::Validation(errors))
+    let keyring = state.keyring.clone();
+    let is_active = Some(fields.is_active.is_some());
+    let outcome = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Invalid => Err(choose_from_the_list()),
+        // Another of the user's connections: the configuration moves there.
+        Chosen::Existing(connection_id) if connection_id != row.connection_id => {
+            let errors = errors_of(&errors, &["name", "model"]);
+            if errors.is_empty() {
+                let update = ConfigurationUpdate {
+                    name: parsed.name,
+                    connection_id: Some(connection_id),
+                    model: parsed.model,
+                    is_active,
+                    ..ConfigurationUpdate::default()
+                };
+                state
+                    .db
+                    .run(move |conn| {
+                        configurations::update(conn, &keyring, owner, id, update)?;
+                        table_rows(conn, owner)
+                    })
+                    .await
+            } else {
+                Err(AppError::Validation(errors))
+            }
+        }
+        // A new connection from the form's provider, key and base URL.
+        Chosen::New => match parsed {
+            ParsedFields {
+                provider: Some(provider),
+                api_key,
+                base_url,
+                name,
+                model,
+            } if errors.is_empty() => {
+                let update = ConfigurationUpdate {
+                    name,
+                    model,
+                    is_active,
+                    ..ConfigurationUpdate::default()
+                };
+                state
+                    .db
+                    .run(move |conn| {
+                        configurations::update_onto_new_connection(
+                            conn,
+                            &keyring,
+                            owner,
+                            id,
+                            (provider, api_key, base_url),
+                            update,
+                        )?;
+                        table_rows(conn, owner)
+                    })
+                    .await
+            }
+            _ => Err(AppError::Validation(errors)),
+        },
+        // The connection it uses (or no picker at all): its fields change that connection, as
+        // before connections existed (refused while other configurations share it).
+        Chosen::Unspecified | Chosen::Existing(_) => {
+            if errors.is_empty() {
+                let update = ConfigurationUpdate {
+                    name: parsed.name,
+                    connection_id: None,
+                    provider: parsed.provider,
+                    model: parsed.model,
+                    // An empty key field keeps the stored key.
+                    api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
+                    base_url: Some(parsed.base_url),
+                    is_active,
+                };
+                state
+                    .db
+                    .run(move |conn| {
+                        configurations::update(conn, &keyring, owner, id, update)?;
+                        table_rows(conn, owner)
+                    })
+                    .await
+            } else {
+                Err(AppError::Validation(errors))
+            }
+        }
     };
     match outcome {
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
         Err(error) => {
             let errors = form_errors(error)?;
-            let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-            let form = FormView::edit(&row, htmx).resubmitted(&fields, errors);
-            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
+            rerender(&state, &user, FormView::edit(&row, htmx), &fields, errors).await
         }
     }
 }
 
 /// A row action's answer: the table (htmx) or back to the page.
-fn after_action(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> PageResult {
+fn after_action(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> PageResult {
     if htmx {
         Ok(table_fragment(rows, user)?)
     } else {
@@ -398,7 +679,7 @@ async fn row_action(
         .db
         .run(move |conn| {
             action(conn, owner, id)?;
-            configurations::list(conn, owner)
+            table_rows(conn, owner)
         })
         .await?;
     after_action(is_htmx(req), rows, user)
@@ -506,9 +787,19 @@ pub async fn test_saved(
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
-    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    let row = state
+        .db
+        .run(move |conn| {
+            let row = configurations::find(conn, owner, id)?;
+            let connection = connections::find(conn, owner, row.connection_id)?;
+            Ok::<_, AppError>(configuration_views_with_connections(vec![row], &[connection]))
+        })
+        .await?;
+    let Some(row) = row.into_iter().next() else {
+        return Err(AppError::NotFound.into());
+    };
     let fragment = RowFragment {
-        c: ConfigurationView::from(row),
+        c: row,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
@@ -570,6 +861,44 @@ pub async fn test_unsaved(
     // every other error stops it.
     let model_is_empty = fields.model.trim().is_empty();
     let blocking = |field: &str| field != "name" && !(field == "model" && model_is_empty);
+    // A connection picked in the form (other than the one the edited configuration uses, whose
+    // fields stay editable) is tested as it is stored, for the form's model.
+    if let Chosen::Existing(connection_id) = chosen(fields.connection_id.as_deref()) {
+        let owner = user.user_id;
+        let limit = state.settings.test_rate_per_minute;
+        let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
+        let current = match stored_id {
+            Some(id) => Some(
+                state
+                    .db
+                    .run(move |conn| configurations::find(conn, owner, id))
+                    .await?
+                    .connection_id,
+            ),
+            None => None,
+        };
+        if current != Some(connection_id) {
+            if errors.has("model") && !model_is_empty {
+                return Ok(test_form_errors(errors_of(&errors, &["model"]))?);
+            }
+            let outcome = connection_tests::test_saved_subject(
+                &state.db,
+                &state.keyring,
+                &state.outbound,
+                owner,
+                SavedSubject::Connection {
+                    id: connection_id,
+                    model: parsed.model.as_ref(),
+                },
+                limit,
+            )
+            .await?;
+            let fragment = TestResultFragment {
+                result: TestResultView::from(outcome),
+            };
+            return Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?));
+        }
+    }
     let Some(provider) = parsed.provider else {
         return Ok(test_form_errors(errors)?);
     };
