@@ -207,7 +207,11 @@ struct ParsedConnection {
     base_url: Option<BaseUrl>,
 }
 
-fn parse_connection(fields: &ConnectionFields, policy: &impl PlainHttpHosts, errors: &mut FieldErrors) -> ParsedConnection {
+fn parse_connection(
+    fields: &ConnectionFields,
+    policy: &impl PlainHttpHosts,
+    errors: &mut FieldErrors,
+) -> ParsedConnection {
     let name = ConfigName::parse(&fields.name).map_err(|m| errors.add("name", m)).ok();
     let provider = Provider::parse(&fields.provider);
     if provider.is_none() {
@@ -281,7 +285,14 @@ pub async fn create(
     };
     match outcome {
         Ok(_) if !htmx => Ok(see_other(PAGE)),
-        Ok(rows) => Ok(render_content(true, &user, StatusCode::OK, rows, ConnectionForm::empty(), None)?),
+        Ok(rows) => Ok(render_content(
+            true,
+            &user,
+            StatusCode::OK,
+            rows,
+            ConnectionForm::empty(),
+            None,
+        )?),
         Err(error) => {
             let errors = form_errors(error, cap.variable)?;
             let rows = state.db.run(move |conn| connections::list(conn, owner)).await?;
@@ -397,7 +408,12 @@ pub async fn update(
         Err(error) => {
             let errors = form_errors(error, state.settings.caps.connections.variable)?;
             let form = ConnectionForm::of(&detail.connection).resubmitted(&fields, errors);
-            Ok(render_detail(detail, Some(form), &user, StatusCode::UNPROCESSABLE_ENTITY)?)
+            Ok(render_detail(
+                detail,
+                Some(form),
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )?)
         }
     }
 }
@@ -422,7 +438,14 @@ pub async fn delete(
         Err(other) => return Err(other.into()),
     };
     let rows = state.db.run(move |conn| connections::list(conn, owner)).await?;
-    Ok(render_content(htmx, &user, status, rows, ConnectionForm::empty(), notice)?)
+    Ok(render_content(
+        htmx,
+        &user,
+        status,
+        rows,
+        ConnectionForm::empty(),
+        notice,
+    )?)
 }
 
 #[derive(Template)]

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views_with_connections, provider_options};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, Connection, ModelId, PlainHttpHosts, Provider, UserCaps};
+use crate::domain::{
+    ApiKey, BaseUrl, ConfigName, Configuration, Connection, ModelId, PlainHttpHosts, Provider, UserCaps,
+};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -207,7 +209,11 @@ impl FormView {
         self.model = fields.model.clone();
         self.base_url = fields.base_url.clone();
         self.is_active = fields.is_active.is_some();
-        if let Some(choice) = fields.connection_id.as_deref().filter(|choice| !choice.trim().is_empty()) {
+        if let Some(choice) = fields
+            .connection_id
+            .as_deref()
+            .filter(|choice| !choice.trim().is_empty())
+        {
             self.connection_id = choice.trim().to_owned();
         }
         self.errors = errors;

@@ -63,7 +63,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(llm_configurations::delete_confirm)
                 .post(llm_configurations::delete),
         )
-        .service(web::resource("/connections").get(connections::page).post(connections::create))
+        .service(
+            web::resource("/connections")
+                .get(connections::page)
+                .post(connections::create),
+        )
         .service(
             web::resource("/connections/{id}")
                 .get(connections::detail)
