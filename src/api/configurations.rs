@@ -2,20 +2,21 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
-use serde::Serialize;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
-use super::extract::{Field, FieldReader, parse_id};
+use super::extract::{Wire, parse_id, read_request};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, Provider, Scope};
+use crate::domain::{Configuration, Parameters, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::configurations::{
-    self, ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection,
-};
+use crate::services::Work;
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
+use crate::services::configurations::{self, ConfigurationError, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,6 +50,8 @@ pub struct ConfigurationResource {
     pub created_at: Rfc3339,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Rfc3339,
+    /// Passed to the runtime with the configuration; `{}` when none is set.
+    pub parameters: Parameters,
 }
 
 impl From<Configuration> for ConfigurationResource {
@@ -72,6 +75,7 @@ impl From<Configuration> for ConfigurationResource {
             use_count: row.use_count,
             created_at: Rfc3339(row.created_at),
             updated_at: Rfc3339(row.updated_at),
+            parameters: row.parameters,
         }
     }
 }
@@ -80,49 +84,75 @@ impl From<Configuration> for ConfigurationResource {
 /// connections), or `provider`, `api_key` and `base_url`, which make a connection of its own
 /// named after the configuration; both at once are refused. Unknown and read-only fields are
 /// refused.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documents the wire format; `parse_new` reads it field by field
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateConfigurationRequest {
-    #[schema(min_length = 1, max_length = 64)]
-    name: String,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
+    name: Wire<String>,
     /// One of the caller's connections, instead of `provider`, `api_key` and `base_url`.
-    #[schema(format = Uuid)]
-    connection_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
     /// One of the ids of `GET /api/providers` (required without `connection_id`).
-    provider: Option<Provider>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
-    model: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Provider>)]
+    provider: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^\S+$")]
+    model: Wire<String>,
     /// Required unless the provider needs no key. A value that looks masked is refused.
-    #[schema(min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
-    api_key: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
+    api_key: Wire<SecretString>,
     /// An absolute https URL; `null` for the provider's default.
-    #[schema(max_length = 2048, pattern = "^https://")]
-    base_url: Option<String>,
-    is_default: Option<bool>,
-    is_active: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://")]
+    base_url: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    is_default: Wire<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    is_active: Wire<bool>,
+    /// Every member optional; unknown members are refused.
+    #[serde(default)]
+    #[schema(value_type = Option<Parameters>)]
+    parameters: Wire<serde_json::Value>,
 }
 
 /// The body of `PUT /api/llm-configurations/{id}`: any subset of the fields. A missing or null
 /// `api_key` keeps the stored key; `""` removes it.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documents the wire format; `parse_update` reads it field by field
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateConfigurationRequest {
-    #[schema(min_length = 1, max_length = 64)]
-    name: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    name: Wire<String>,
     /// Move to another of the caller's connections (not together with `provider`, `api_key` or
     /// `base_url`, which change the connection itself: refused with 409 `connection_shared`
-    /// when other configurations use it).
-    #[schema(format = Uuid)]
-    connection_id: Option<String>,
-    provider: Option<Provider>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
-    model: Option<String>,
+    /// while other configurations use it).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Provider>)]
+    provider: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^\S+$")]
+    model: Wire<String>,
     /// A new key, `""` to remove it, or absent/`null` to keep the stored one.
-    #[schema(max_length = 4096, pattern = r"^[^\s…•*]*$")]
-    api_key: Option<String>,
-    #[schema(max_length = 2048, pattern = "^https://")]
-    base_url: Option<String>,
-    is_active: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 4096, pattern = r"^[^\s…•*]*$")]
+    api_key: Wire<SecretString>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://")]
+    base_url: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    is_active: Wire<bool>,
+    /// Replaces the stored parameters as a whole; `null` removes them all.
+    #[serde(default)]
+    #[schema(value_type = Option<Parameters>)]
+    parameters: Wire<serde_json::Value>,
 }
 
 /// Fields a client can see but never set.
@@ -141,176 +171,58 @@ const READ_ONLY: [&str; 12] = [
     "user_id",
 ];
 
-fn parse_provider(raw: &str) -> Result<Provider, String> {
-    Provider::parse(raw).ok_or_else(|| {
-        format!(
-            "unknown provider `{}`; see GET /api/providers",
-            raw.chars().take(40).collect::<String>()
-        )
-    })
-}
-
-/// A create request, the new way or the old.
-enum CreateRequest {
-    OnConnection(NewConfigurationOnConnection),
-    WithOwnConnection(NewConfiguration),
-}
-
-fn parse_connection_id(raw: &str) -> Result<uuid::Uuid, String> {
-    uuid::Uuid::parse_str(raw.trim()).map_err(|_| "must be a connection id (a UUID)".to_owned())
-}
-
-/// `connection_id` picks the new way; any of the old connection fields beside it is refused,
-/// each named.
-fn parse_create(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<CreateRequest, AppError> {
-    if !body.0.contains_key("connection_id") {
-        return parse_new(body, policy).map(CreateRequest::WithOwnConnection);
-    }
-    let mixed: Vec<&str> = ["provider", "api_key", "base_url"]
-        .into_iter()
-        .filter(|field| body.0.contains_key(*field))
-        .collect();
-    if !mixed.is_empty() {
-        let mut errors = crate::error::FieldErrors::new();
-        let message = "give either connection_id or provider, api_key and base_url (a connection of its own), not both";
-        errors.add("connection_id", message);
-        for field in mixed {
-            errors.add(field, message);
-        }
-        return Err(AppError::Validation(errors));
-    }
-    let allowed = ["name", "connection_id", "model", "is_default", "is_active"];
-    let mut reader = FieldReader::new(body.0, &allowed, &READ_ONLY);
-    let name = reader.required_string("name");
-    let name = reader.parsed("name", name, ConfigName::parse);
-    let connection_id = reader.required_string("connection_id");
-    let connection_id = reader.parsed("connection_id", connection_id, parse_connection_id);
-    let model = reader.required_string("model");
-    let model = reader.parsed("model", model, ModelId::parse);
-    let is_default = matches!(reader.boolean("is_default"), Field::Value(true));
-    let is_active = !matches!(reader.boolean("is_active"), Field::Value(false));
-    let errors_before = reader.errors.clone();
-    reader.finish()?;
-    match (name, connection_id, model) {
-        (Some(name), Some(connection_id), Some(model)) => {
-            Ok(CreateRequest::OnConnection(NewConfigurationOnConnection {
-                name,
-                connection_id,
-                model,
-                is_default,
-                is_active,
-            }))
-        }
-        // Every missing piece recorded an error above.
-        _ => Err(AppError::Validation(errors_before)),
+impl CreateConfigurationRequest {
+    fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
+        let (request, mut refused): (Self, _) = read_request(body, &READ_ONLY)?;
+        Ok(ConfigurationInput {
+            name: request.name.sent("name", &mut refused),
+            connection_id: request.connection_id.sent("connection_id", &mut refused),
+            provider: request.provider.sent("provider", &mut refused),
+            model: request.model.sent("model", &mut refused),
+            api_key: request.api_key.sent("api_key", &mut refused),
+            base_url: request.base_url.sent("base_url", &mut refused),
+            is_default: request.is_default.sent("is_default", &mut refused),
+            is_active: request.is_active.sent("is_active", &mut refused),
+            parameters: request.parameters.sent("parameters", &mut refused),
+            refused,
+        })
     }
 }
 
-fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConfiguration, AppError> {
-    let allowed = [
-        "name",
-        "provider",
-        "model",
-        "api_key",
-        "base_url",
-        "is_default",
-        "is_active",
-    ];
-    let mut reader = FieldReader::new(body.0, &allowed, &READ_ONLY);
-    let name = reader.required_string("name");
-    let name = reader.parsed("name", name, ConfigName::parse);
-    let provider = reader.required_string("provider");
-    let provider = reader.parsed("provider", provider, parse_provider);
-    let model = reader.required_string("model");
-    let model = reader.parsed("model", model, ModelId::parse);
-    let api_key = match reader.secret("api_key") {
-        Field::Value(key) if !key.expose_secret().is_empty() => reader.parsed_secret("api_key", &key, ApiKey::parse),
-        _ => None,
-    };
-    let base_url = match reader.string("base_url") {
-        Field::Value(url) if !url.trim().is_empty() => {
-            reader.parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, policy))
-        }
-        _ => None,
-    };
-    let is_default = matches!(reader.boolean("is_default"), Field::Value(true));
-    let is_active = !matches!(reader.boolean("is_active"), Field::Value(false));
-    let errors_before = reader.errors.clone();
-    reader.finish()?;
-    match (name, provider, model) {
-        (Some(name), Some(provider), Some(model)) => Ok(NewConfiguration {
-            name,
-            provider,
-            model,
-            api_key,
-            base_url,
-            is_default,
-            is_active,
-        }),
-        // Every missing piece recorded an error above.
-        _ => Err(AppError::Validation(errors_before)),
+impl UpdateConfigurationRequest {
+    fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
+        let mut read_only = READ_ONLY.to_vec();
+        read_only.push("is_default");
+        let (request, mut refused): (Self, _) = read_request(body, &read_only)?;
+        Ok(ConfigurationInput {
+            name: request.name.sent("name", &mut refused),
+            connection_id: request.connection_id.sent("connection_id", &mut refused),
+            provider: request.provider.sent("provider", &mut refused),
+            model: request.model.sent("model", &mut refused),
+            api_key: request.api_key.sent("api_key", &mut refused),
+            base_url: request.base_url.sent("base_url", &mut refused),
+            is_default: Sent::Absent,
+            is_active: request.is_active.sent("is_active", &mut refused),
+            parameters: request.parameters.sent("parameters", &mut refused),
+            refused,
+        })
     }
 }
 
-fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<ConfigurationUpdate, AppError> {
-    let allowed = [
-        "name",
-        "connection_id",
-        "provider",
-        "model",
-        "api_key",
-        "base_url",
-        "is_active",
-    ];
-    let mut read_only = READ_ONLY.to_vec();
-    read_only.push("is_default");
-    let mut reader = FieldReader::new(body.0, &allowed, &read_only);
-    let mut update = ConfigurationUpdate::default();
-    let not_null = |reader: &mut FieldReader, field: &str, value: Field<String>| match value {
-        Field::Value(value) => Some(value),
-        Field::Null => {
-            reader.errors.add(field, "must not be null");
-            None
-        }
-        Field::Absent => None,
-    };
-    let name = reader.string("name");
-    let name = not_null(&mut reader, "name", name);
-    update.name = reader.parsed("name", name, ConfigName::parse);
-    let connection_id = reader.string("connection_id");
-    let connection_id = not_null(&mut reader, "connection_id", connection_id);
-    update.connection_id = reader.parsed("connection_id", connection_id, parse_connection_id);
-    let provider = reader.string("provider");
-    let provider = not_null(&mut reader, "provider", provider);
-    update.provider = reader.parsed("provider", provider, parse_provider);
-    let model = reader.string("model");
-    let model = not_null(&mut reader, "model", model);
-    update.model = reader.parsed("model", model, ModelId::parse);
-    update.api_key = match reader.secret("api_key") {
-        Field::Absent | Field::Null => KeyChange::Keep,
-        Field::Value(key) if key.expose_secret().is_empty() => KeyChange::Remove,
-        Field::Value(key) => reader
-            .parsed_secret("api_key", &key, ApiKey::parse)
-            .map_or(KeyChange::Keep, KeyChange::Replace),
-    };
-    update.base_url = match reader.string("base_url") {
-        Field::Absent => None,
-        Field::Null => Some(None),
-        Field::Value(url) if url.trim().is_empty() => Some(None),
-        Field::Value(url) => reader
-            .parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, policy))
-            .map(Some),
-    };
-    update.is_active = match reader.boolean("is_active") {
-        Field::Value(active) => Some(active),
-        Field::Null => {
-            reader.errors.add("is_active", "must be true or false");
-            None
-        }
-        Field::Absent => None,
-    };
-    reader.finish()?;
-    Ok(update)
+/// Runs `work` for the caller, once authorised for `scope`, in one database task.
+async fn for_caller<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    scope: Scope,
+    work: impl FnOnce(&mut Work, Uuid) -> Result<T, ConfigurationError> + Send + 'static,
+) -> Result<T, AppError> {
+    state
+        .db
+        .run(move |conn| {
+            let principal = caller.authorize(conn, scope)?;
+            Ok(work(conn, principal.user_id)?)
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -350,23 +262,18 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
     security(("bearer" = []))
 )]
 pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
-    let new = parse_create(body, &state.settings.egress)?;
+    let new = CreateConfigurationRequest::read(body)?
+        .into_create(&state.settings.egress)
+        .map_err(AppError::Validation)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.configurations;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            match new {
-                CreateRequest::WithOwnConnection(new) => {
-                    configurations::create(conn, &keyring, principal.user_id, new, cap)
-                }
-                CreateRequest::OnConnection(new) => {
-                    configurations::create_on_connection(conn, principal.user_id, new, cap)
-                }
-            }
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| match new {
+        NewConfigurationInput::WithOwnConnection(new) => {
+            configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+        }
+        NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
+    })
+    .await?;
     let location = format!("/api/llm-configurations/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -383,13 +290,7 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
     security(("bearer" = []))
 )]
 pub async fn get_default(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            configurations::find_default(conn, principal.user_id)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Read, configurations::find_default).await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -406,13 +307,10 @@ pub async fn get_default(state: web::Data<AppState>, caller: Caller) -> ApiResul
 )]
 pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            configurations::find(conn, principal.user_id, id)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Read, move |conn, owner| {
+        configurations::find(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -440,15 +338,14 @@ pub async fn update(
     body: JsonObject,
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let update = parse_update(body, &state.settings.egress)?;
+    let update = UpdateConfigurationRequest::read(body)?
+        .into_update(&state.settings.egress)
+        .map_err(AppError::Validation)?;
     let keyring = state.keyring.clone();
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            configurations::update(conn, &keyring, principal.user_id, id, update)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        configurations::update(conn, &keyring, owner, id, update)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -466,13 +363,10 @@ pub async fn update(
 )]
 pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            configurations::delete(conn, principal.user_id, id)
-        })
-        .await?;
+    for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        configurations::delete(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -493,12 +387,9 @@ pub async fn set_default(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            configurations::set_default(conn, principal.user_id, id)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        configurations::set_default(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }

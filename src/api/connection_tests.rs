@@ -1,18 +1,19 @@
 //! `POST /api/llm-configurations/test` and `POST /api/llm-configurations/{id}/test`.
 
 use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
-use serde::Serialize;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Field, FieldReader, parse_id};
-use crate::domain::{ApiKey, BaseUrl, ModelId, Provider, Scope};
+use super::extract::{Wire, parse_id, read_request};
+use crate::domain::{Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::Caller;
 use crate::http::JsonObject;
 use crate::http::api_error::{ApiResult, ErrorBody};
-use crate::services::connection_tests::{self, SavedSubject, TestOutcome, TestTarget};
+use crate::services::configuration_input::{Sent, TestInput};
+use crate::services::connection_tests::{TestOutcome, TestSubject};
 
 /// A test's result. A test that reached the provider and failed is still HTTP 200.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,75 +47,79 @@ impl From<TestOutcome> for TestResultResource {
 /// The body of `POST /api/llm-configurations/test`: unsaved values; or `{"id": "…"}` to test a
 /// saved configuration, or `{"connection_id": "…"}` to test a saved connection, recording the
 /// result on the connection (beside either, only `model` may be given: the model to look for).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documents the wire format; `test_unsaved` reads it field by field
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TestRequest {
-    #[schema(format = Uuid)]
-    id: Option<String>,
-    #[schema(format = Uuid)]
-    connection_id: Option<String>,
-    provider: Option<Provider>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"^\S+$")]
-    model: Option<String>,
-    #[schema(min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
-    api_key: Option<String>,
-    #[schema(max_length = 2048, pattern = "^https://")]
-    base_url: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    id: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Provider>)]
+    provider: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^\S+$")]
+    model: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
+    api_key: Wire<SecretString>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://")]
+    base_url: Wire<String>,
 }
 
-async fn saved(state: &AppState, owner: uuid::Uuid, id: uuid::Uuid) -> Result<TestOutcome, AppError> {
-    connection_tests::test_saved(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        owner,
-        id,
-        state.settings.test_rate_per_minute,
-    )
-    .await
-}
-
-/// `{"id"}` or `{"connection_id"}`, each with an optional `model` and nothing else.
-async fn saved_from_body(state: &AppState, owner: uuid::Uuid, body: JsonObject) -> Result<TestOutcome, AppError> {
-    let field = if body.0.contains_key("id") {
-        "id"
-    } else {
-        "connection_id"
-    };
-    let mut reader = FieldReader::new(body.0, &[field, "model"], &[]);
-    let id = reader.required_string(field);
-    let id = reader.parsed(field, id, |raw| {
-        uuid::Uuid::parse_str(raw).map_err(|_| "must be a UUID".to_owned())
-    });
-    let model = match reader.string("model") {
-        Field::Value(model) => reader.parsed("model", Some(model), ModelId::parse),
-        Field::Null | Field::Absent => None,
-    };
-    reader.finish()?;
-    let id = id.ok_or_else(|| AppError::validation(field, "must be a UUID"))?;
-    let subject = if field == "id" {
-        if model.is_none() {
-            return saved(state, owner, id).await;
+impl TestRequest {
+    fn read(body: JsonObject) -> Result<TestInput, AppError> {
+        // `{"id"}` and `{"connection_id"}` stand alone but for `model`: any other field beside
+        // them is refused as unknown.
+        let read_only: &[&str] = &[];
+        let by_id = body.0.contains_key("id");
+        let by_connection = body.0.contains_key("connection_id");
+        let (request, mut refused): (Self, _) = read_request(body, read_only)?;
+        if by_id || by_connection {
+            let beside = [
+                ("connection_id", !by_id || matches!(request.connection_id, Wire::Absent)),
+                ("provider", matches!(request.provider, Wire::Absent)),
+                ("api_key", matches!(request.api_key, Wire::Absent)),
+                ("base_url", matches!(request.base_url, Wire::Absent)),
+            ];
+            for (field, _) in beside.into_iter().filter(|(_, absent)| !absent) {
+                refused.add(field, "is not a known field");
+            }
+            let model = request.model.sent("model", &mut refused);
+            return Ok(if by_id {
+                TestInput {
+                    id: request.id.sent("id", &mut refused),
+                    model,
+                    refused,
+                    ..TestInput::default()
+                }
+            } else {
+                TestInput {
+                    connection_id: request.connection_id.sent("connection_id", &mut refused),
+                    model,
+                    refused,
+                    ..TestInput::default()
+                }
+            });
         }
-        SavedSubject::Configuration {
-            id,
-            model: model.as_ref(),
+        let model = request.model.sent("model", &mut refused);
+        // The API's test of values names its model (the page may leave it out, to see what the
+        // provider offers).
+        if model == Sent::Absent && !refused.has("model") {
+            refused.add("model", "is required");
         }
-    } else {
-        SavedSubject::Connection {
-            id,
-            model: model.as_ref(),
-        }
-    };
-    connection_tests::test_saved_subject(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        owner,
-        subject,
-        state.settings.test_rate_per_minute,
-    )
-    .await
+        Ok(TestInput {
+            id: Sent::Absent,
+            connection_id: Sent::Absent,
+            provider: request.provider.sent("provider", &mut refused),
+            model,
+            api_key: request.api_key.sent("api_key", &mut refused),
+            base_url: request.base_url.sent("base_url", &mut refused),
+            refused,
+        })
+    }
 }
 
 #[utoipa::path(
@@ -132,43 +137,10 @@ async fn saved_from_body(state: &AppState, owner: uuid::Uuid, body: JsonObject) 
 )]
 pub async fn test_unsaved(state: web::Data<AppState>, caller: Caller, body: JsonObject) -> ApiResult<HttpResponse> {
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
-    let owner = principal.user_id;
-    if body.0.contains_key("id") || body.0.contains_key("connection_id") {
-        let outcome = saved_from_body(&state, owner, body).await?;
-        return Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)));
-    }
-    let mut reader = FieldReader::new(body.0, &["provider", "model", "api_key", "base_url"], &[]);
-    let provider = reader.required_string("provider");
-    let provider = reader.parsed("provider", provider, |raw| {
-        Provider::parse(raw).ok_or_else(|| "unknown provider; see GET /api/providers".to_owned())
-    });
-    let model = reader.required_string("model");
-    let model = reader.parsed("model", model, ModelId::parse);
-    let api_key = match reader.secret("api_key") {
-        Field::Value(key) if !key.expose_secret().is_empty() => reader.parsed_secret("api_key", &key, ApiKey::parse),
-        _ => None,
-    };
-    let policy = state.outbound.policy().clone();
-    let base_url = match reader.string("base_url") {
-        Field::Value(url) if !url.trim().is_empty() => {
-            reader.parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, &policy))
-        }
-        _ => None,
-    };
-    let errors = reader.errors.clone();
-    reader.finish()?;
-    let (Some(provider), Some(model)) = (provider, model) else {
-        return Err(AppError::Validation(errors).into());
-    };
-    let target = TestTarget::new(provider, Some(&model), base_url.as_ref(), api_key.as_ref())?;
-    let outcome = connection_tests::test_unsaved(
-        &state.db,
-        &state.outbound,
-        owner,
-        target,
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    let subject = TestRequest::read(body)?
+        .parse(state.outbound.policy())
+        .map_err(AppError::Validation)?;
+    let outcome = state.tester().test(principal.user_id, subject).await?;
     Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)))
 }
 
@@ -190,5 +162,9 @@ pub async fn test_saved(
 ) -> ApiResult<HttpResponse> {
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let id = parse_id(&path)?;
-    Ok(HttpResponse::Ok().json(TestResultResource::from(saved(&state, principal.user_id, id).await?)))
+    let outcome = state
+        .tester()
+        .test(principal.user_id, TestSubject::Saved { id, model: None })
+        .await?;
+    Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)))
 }

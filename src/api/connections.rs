@@ -14,9 +14,10 @@ use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, Pla
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{AppState, Caller, JsonObject};
+use crate::services::Work;
 use crate::services::configurations::KeyChange;
-use crate::services::connection_tests::{self, SavedSubject};
-use crate::services::connections::{self, ConnectionUpdate, NewConnection};
+use crate::services::connection_tests::TestSubject;
+use crate::services::connections::{self, ConnectionError, ConnectionUpdate, NewConnection};
 
 /// A connection as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
@@ -160,6 +161,22 @@ const READ_ONLY: [&str; 14] = [
     "user_id",
 ];
 
+/// Runs `work` for the caller, once authorised for `scope`, in one database task.
+async fn for_caller<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    scope: Scope,
+    work: impl FnOnce(&mut Work, uuid::Uuid) -> Result<T, ConnectionError> + Send + 'static,
+) -> Result<T, AppError> {
+    state
+        .db
+        .run(move |conn| {
+            let principal = caller.authorize(conn, scope)?;
+            Ok(work(conn, principal.user_id)?)
+        })
+        .await
+}
+
 fn parse_provider(raw: &str) -> Result<Provider, String> {
     Provider::parse(raw).ok_or_else(|| {
         format!(
@@ -245,16 +262,9 @@ fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<Connec
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let body = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            let rows = connections::list(conn, principal.user_id)?;
-            let resources: Vec<_> = rows.into_iter().map(ConnectionResource::from).collect();
-            json_array(&resources, 512)
-        })
-        .await?;
-    Ok(json_ok(body))
+    let rows = for_caller(&state, caller, Scope::Read, connections::list).await?;
+    let resources: Vec<_> = rows.into_iter().map(ConnectionResource::from).collect();
+    Ok(json_ok(json_array(&resources, 512)?))
 }
 
 #[utoipa::path(
@@ -273,13 +283,10 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
     let new = parse_new(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.connections;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            connections::create(conn, &keyring, principal.user_id, new, cap)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        connections::create(conn, &keyring, owner, new, cap)
+    })
+    .await?;
     let location = format!("/api/connections/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -299,13 +306,10 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
 )]
 pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            connections::find(conn, principal.user_id, id)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Read, move |conn, owner| {
+        connections::find(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ConnectionResource::from(row)))
 }
 
@@ -334,13 +338,10 @@ pub async fn update(
     let id = parse_id(&path)?;
     let update = parse_update(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
-    let row = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            connections::update(conn, &keyring, principal.user_id, id, update)
-        })
-        .await?;
+    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        connections::update(conn, &keyring, owner, id, update)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ConnectionResource::from(row)))
 }
 
@@ -358,13 +359,10 @@ pub async fn update(
 )]
 pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Write)?;
-            connections::delete(conn, principal.user_id, id)
-        })
-        .await?;
+    for_caller(&state, caller, Scope::Write, move |conn, owner| {
+        connections::delete(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -383,15 +381,10 @@ pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<
 pub async fn test(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let id = parse_id(&path)?;
-    let outcome = connection_tests::test_saved_subject(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        principal.user_id,
-        SavedSubject::Connection { id, model: None },
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    let outcome = state
+        .tester()
+        .test(principal.user_id, TestSubject::Connection { id, model: None })
+        .await?;
     Ok(HttpResponse::Ok().json(TestResultResource::from(outcome)))
 }
 
@@ -408,13 +401,10 @@ pub async fn test(state: web::Data<AppState>, caller: Caller, path: web::Path<St
 )]
 pub async fn models(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let catalogue = state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            connections::catalogue(conn, principal.user_id, id)
-        })
-        .await?;
+    let catalogue = for_caller(&state, caller, Scope::Read, move |conn, owner| {
+        connections::catalogue(conn, owner, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ModelCatalogueResource::from(catalogue)))
 }
 
@@ -439,21 +429,13 @@ pub async fn refresh_models(
     let principal = caller.authorize_async(&state.db, Scope::Write).await?;
     let id = parse_id(&path)?;
     let owner = principal.user_id;
-    let refreshed = connection_tests::refresh_models(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        owner,
-        id,
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    let refreshed = state.tester().refresh_models(owner, id).await?;
     let resource = match refreshed {
         Ok(catalogue) => ModelCatalogueResource::from(catalogue),
         Err(outcome) => {
             let kept = state
                 .db
-                .run(move |conn| connections::catalogue(conn, owner, id))
+                .run(move |conn| connections::catalogue(conn, owner, id).map_err(AppError::from))
                 .await?;
             ModelCatalogueResource {
                 failure: Some(RefreshFailure {

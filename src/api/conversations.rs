@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::configurations::ConfigurationResource;
 use super::extract::FieldReader;
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{ConversationId, ConversationOverride, Scope, TestStatus};
+use crate::domain::{ConversationId, ConversationOverride, Parameters, Scope, TestStatus};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -167,6 +167,8 @@ pub struct ResolvedConfiguration {
     pub created_at: Option<Rfc3339>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub updated_at: Option<Rfc3339>,
+    /// Passed to the runtime with the configuration; `{}` when none is set.
+    pub parameters: Parameters,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -251,6 +253,7 @@ pub async fn resolve(
                 use_count: resource.use_count,
                 created_at: Some(resource.created_at),
                 updated_at: Some(resource.updated_at),
+                parameters: resource.parameters,
             }
         }
         None => ResolvedConfiguration {
@@ -274,6 +277,7 @@ pub async fn resolve(
             use_count: 0,
             created_at: None,
             updated_at: None,
+            parameters: Parameters::default(),
         },
     };
     Ok(HttpResponse::Ok()

@@ -3,11 +3,146 @@
 //! (`crate::http`).
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{AppError, FieldErrors};
-use crate::http::ApiError;
+use crate::http::{ApiError, JsonObject};
+use crate::services::configuration_input::Sent;
+
+/// Refuses the fields of a body that are not expected: those in `read_only` as read-only, any
+/// other not in `allowed` as unknown.
+fn refuse_unexpected<'k>(keys: impl Iterator<Item = &'k String>, allowed: &[&str], read_only: &[&str]) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    for key in keys {
+        if read_only.contains(&key.as_str()) {
+            errors.add(key, "is read-only");
+        } else if !allowed.contains(&key.as_str()) {
+            errors.add(key, "is not a known field");
+        }
+    }
+    errors
+}
+
+/// A request body's field as it arrived, read leniently: a value of the wrong JSON type is kept
+/// as `WrongType` rather than failing the whole body, so that every problem of a body is
+/// reported together. Request types (the OpenAPI document's schemas) are made of these.
+#[derive(Debug, Default)]
+pub enum Wire<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+    WrongType,
+}
+
+/// A JSON type a request field may hold, and how a value of another type is refused.
+pub trait WireType: Sized {
+    const EXPECTED: &'static str;
+    fn from_json(value: Value) -> Option<Self>;
+}
+
+impl WireType for String {
+    const EXPECTED: &'static str = "must be a string";
+    fn from_json(value: Value) -> Option<Self> {
+        match value {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl WireType for bool {
+    const EXPECTED: &'static str = "must be true or false";
+    fn from_json(value: Value) -> Option<Self> {
+        value.as_bool()
+    }
+}
+
+/// A key: moved out of the body into a secret type, never copied into a plain `String`.
+impl WireType for SecretString {
+    const EXPECTED: &'static str = "must be a string";
+    fn from_json(value: Value) -> Option<Self> {
+        String::from_json(value).map(SecretString::from)
+    }
+}
+
+/// Any JSON: what the value must be is the parser's to say (e.g. parameters, an object).
+impl WireType for Value {
+    const EXPECTED: &'static str = "must be JSON";
+    fn from_json(value: Value) -> Option<Self> {
+        Some(value)
+    }
+}
+
+impl<'de, T: WireType> Deserialize<'de> for Wire<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::Null => Wire::Null,
+            value => T::from_json(value).map_or(Wire::WrongType, Wire::Value),
+        })
+    }
+}
+
+impl<T: WireType> Wire<T> {
+    /// As sent, with a value of the wrong type refused under `field`.
+    pub fn sent(self, field: &str, refused: &mut FieldErrors) -> Sent<T> {
+        match self {
+            Wire::Absent => Sent::Absent,
+            Wire::Null => Sent::Null,
+            Wire::Value(value) => Sent::Value(value),
+            Wire::WrongType => {
+                refused.add(field, T::EXPECTED);
+                Sent::Absent
+            }
+        }
+    }
+}
+
+/// The names of the fields `T` reads (what serde hands the deserializer of a struct).
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Names(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut Names {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("only the field names are read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut names = Names(&[]);
+    // Fails by design once the names are known.
+    let _ = T::deserialize(&mut names);
+    names.0
+}
+
+/// A JSON object body read into the request type `T`, whose fields are all [`Wire`] values
+/// (so no value fails it), with what it refused so far: fields `T` does not have, as read-only
+/// when named in `read_only`, else as unknown.
+pub fn read_request<T: DeserializeOwned>(body: JsonObject, read_only: &[&str]) -> Result<(T, FieldErrors), AppError> {
+    let refused = refuse_unexpected(body.0.keys(), field_names::<T>(), read_only);
+    let request = serde_json::from_value(Value::Object(body.0))
+        .map_err(|_| AppError::Internal("a request type refused a JSON object".into()))?;
+    Ok((request, refused))
+}
 
 /// A field that may be absent, explicitly `null`, or set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +163,7 @@ impl FieldReader {
     /// Fields named in `read_only` are refused as read-only; any other field not in `allowed`
     /// as unknown.
     pub fn new(map: Map<String, Value>, allowed: &[&str], read_only: &[&str]) -> Self {
-        let mut errors = FieldErrors::new();
-        for key in map.keys() {
-            if read_only.contains(&key.as_str()) {
-                errors.add(key, "is read-only");
-            } else if !allowed.contains(&key.as_str()) {
-                errors.add(key, "is not a known field");
-            }
-        }
+        let errors = refuse_unexpected(map.keys(), allowed, read_only);
         FieldReader { map, errors }
     }
 

@@ -8,7 +8,7 @@ use super::schema::connections as cn;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Configuration, Provider, TestStatus};
+use crate::domain::{Configuration, Parameters, Provider, TestStatus};
 
 /// A configuration with what it takes from its connection (provider, base URL, key, last test),
 /// read in one join.
@@ -48,6 +48,8 @@ pub struct ConfigurationRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 /// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
@@ -82,6 +84,8 @@ pub struct ConfigurationSummary {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 impl From<ConfigurationSummary> for Configuration {
@@ -104,6 +108,7 @@ impl From<ConfigurationSummary> for Configuration {
             use_count: row.use_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            parameters: Parameters::from_stored(&row.parameters),
         }
     }
 }
@@ -134,6 +139,7 @@ impl From<ConfigurationRow> for ConfigurationSummary {
             use_count: row.use_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            parameters: row.parameters,
         }
     }
 }
@@ -157,6 +163,8 @@ pub struct ConfigurationTableRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Canonical JSON (`Parameters::to_json_text`).
+    pub parameters: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -172,6 +180,7 @@ pub struct ConfigurationInsert<'a> {
     pub is_active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub parameters: &'a str,
 }
 
 /// A partial update: `None` leaves a column alone.
@@ -184,6 +193,7 @@ pub struct ConfigurationChanges<'a> {
     pub model: Option<&'a str>,
     pub is_active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
+    pub parameters: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {

@@ -50,6 +50,7 @@ diesel::table! {
         use_count -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        parameters -> Text,
     }
 }
 

@@ -220,6 +220,7 @@ pub struct Configuration {
     pub use_count: i64,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    pub parameters: super::Parameters,
 }
 
 #[cfg(test)]

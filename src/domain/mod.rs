@@ -6,6 +6,7 @@ mod configuration;
 mod connection;
 mod conversation;
 mod limits;
+mod parameters;
 mod provider;
 mod token;
 
@@ -14,5 +15,6 @@ pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Pla
 pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use limits::{UserCap, UserCaps};
+pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

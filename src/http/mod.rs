@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod caller;
 pub mod client;
+pub mod configuration_errors;
 pub mod observability;
 pub mod page_error;
 pub mod session;
@@ -19,6 +20,7 @@ use crate::config::Settings;
 use crate::crypto::MasterKeyring;
 use crate::db::Database;
 use crate::egress::OutboundClient;
+use crate::services::connection_tests::Tester;
 
 pub use api_error::{ApiError, ApiResult, ErrorBody};
 pub use auth::{NoFields, ProtectedForm, SignInForm, SignedIn, is_htmx};
@@ -34,4 +36,16 @@ pub struct AppState {
     pub outbound: OutboundClient,
     pub keyring: Arc<MasterKeyring>,
     pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// What provider tests run with: the pool, the keyring, the outbound client and the budget.
+    pub fn tester(&self) -> Tester<'_> {
+        Tester {
+            database: &self.db,
+            keyring: &self.keyring,
+            client: &self.outbound,
+            per_minute: self.settings.test_rate_per_minute,
+        }
+    }
 }

@@ -10,10 +10,66 @@ use uuid::Uuid;
 
 use crate::crypto::MasterKeyring;
 use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
-use crate::db::{self, DbConnection, DbId, connections as connection_store, conversation_overrides, users};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Provider, UserCap};
-use crate::error::{AppError, FieldErrors};
+use crate::db::{self, DbConnection, DbError, DbId, connections as connection_store, conversation_overrides, users};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
+use crate::error::FieldErrors;
 use crate::services::connections;
+
+/// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
+/// says how each reaches a client).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigurationError {
+    /// No such configuration, or someone else's: the same either way.
+    #[error("not found")]
+    NotFound,
+    #[error("you already have a configuration with this name")]
+    NameTaken,
+    #[error("an inactive configuration cannot be the default; activate it first")]
+    InactiveDefault,
+    /// The owner holds as many configurations as the cap allows.
+    #[error("{}", .0.describe())]
+    CapReached(UserCap),
+    #[error("the configuration is invalid")]
+    Invalid(FieldErrors),
+    /// A change of provider, base URL or key through a configuration whose connection other
+    /// configurations use: `fields` names what was to change.
+    #[error(
+        "other configurations use this configuration's connection {connection_id}: change the connection \
+         instead (PUT /api/connections/{connection_id})"
+    )]
+    ConnectionShared { connection_id: Uuid, fields: FieldErrors },
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ConfigurationError {
+    fn from(error: diesel::result::Error) -> Self {
+        ConfigurationError::Store(DbError::Query(error))
+    }
+}
+
+impl ConfigurationError {
+    /// The refusals that concern one field of the input (a form shows them beside it, an import
+    /// names them), or the error itself when it concerns no field.
+    pub fn into_field_errors(self) -> Result<FieldErrors, ConfigurationError> {
+        match self {
+            ConfigurationError::Invalid(errors) => Ok(errors),
+            ConfigurationError::NameTaken => Ok(FieldErrors::single("name", self.to_string())),
+            ConfigurationError::CapReached(cap) => Ok(FieldErrors::single(cap.variable, cap.describe())),
+            ConfigurationError::ConnectionShared { fields, .. } if !fields.is_empty() => Ok(fields),
+            other => Err(other),
+        }
+    }
+}
+
+/// `Ok(())` when nothing was refused.
+fn refuse_any(errors: FieldErrors) -> Result<(), ConfigurationError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigurationError::Invalid(errors))
+    }
+}
 
 /// A new configuration, its fields already parsed.
 #[derive(Debug)]
@@ -25,6 +81,7 @@ pub struct NewConfiguration {
     pub base_url: Option<BaseUrl>,
     pub is_default: bool,
     pub is_active: bool,
+    pub parameters: Parameters,
 }
 
 /// A new configuration on one of the owner's connections.
@@ -35,6 +92,7 @@ pub struct NewConfigurationOnConnection {
     pub model: ModelId,
     pub is_default: bool,
     pub is_active: bool,
+    pub parameters: Parameters,
 }
 
 /// What an update does to the stored key.
@@ -58,6 +116,8 @@ pub struct ConfigurationUpdate {
     /// `Some(None)`: back to the provider's default.
     pub base_url: Option<Option<BaseUrl>>,
     pub is_active: Option<bool>,
+    /// `Some`: replaces the stored parameters as a whole.
+    pub parameters: Option<Parameters>,
 }
 
 /// `base_url` is stored only when it differs from the provider's default.
@@ -68,23 +128,19 @@ pub(crate) fn stored_base_url(provider: Provider, base_url: Option<&BaseUrl>) ->
         .map(str::to_owned)
 }
 
-fn name_taken() -> AppError {
-    AppError::conflict(Some("name"), "you already have a configuration with this name")
-}
-
-fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), AppError> {
+fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), ConfigurationError> {
     if users::lock_owner(conn, DbId(user_id))? {
         Ok(())
     } else {
-        Err(AppError::NotFound)
+        Err(ConfigurationError::NotFound)
     }
 }
 
-fn not_your_connection() -> AppError {
-    AppError::validation(
+fn not_your_connection() -> ConfigurationError {
+    ConfigurationError::Invalid(FieldErrors::single(
         "connection_id",
         "must be one of your connections (see GET /api/connections)",
-    )
+    ))
 }
 
 /// A provider that needs a key cannot be active without one.
@@ -104,41 +160,29 @@ fn check_key_rules(provider: Provider, has_key: bool, key_was_given: bool, is_ac
     }
 }
 
-/// Creates a configuration, refusing one more than `cap` allows the owner.
+/// Whether a new configuration must hold the key its provider needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRule {
+    /// Created by its owner: a provider that needs a key gets one.
+    Required,
+    /// Imported: it may lack the key, and then arrives inactive until a key is entered.
+    MayLack,
+}
+
+/// Creates a configuration the old way, with a connection of its own made from its provider,
+/// key and base URL (named after it); refuses one more than `cap` allows the owner.
 pub fn create(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
     owner: Uuid,
     new: NewConfiguration,
     cap: UserCap,
-) -> Result<Configuration, AppError> {
+    key_rule: KeyRule,
+) -> Result<Configuration, ConfigurationError> {
     let mut errors = FieldErrors::new();
-    if new.provider.needs_api_key() && new.api_key.is_none() {
+    if key_rule == KeyRule::Required && new.provider.needs_api_key() && new.api_key.is_none() {
         errors.add("api_key", format!("is required for {}", new.provider.label()));
     }
-    insert(conn, keyring, owner, new, cap, errors)
-}
-
-/// Creates a configuration that may lack the key its provider needs (an import): it must then
-/// arrive inactive, and can be activated once a key is entered.
-pub fn create_without_key(
-    conn: &mut DbConnection,
-    keyring: &MasterKeyring,
-    owner: Uuid,
-    new: NewConfiguration,
-    cap: UserCap,
-) -> Result<Configuration, AppError> {
-    insert(conn, keyring, owner, new, cap, FieldErrors::new())
-}
-
-fn insert(
-    conn: &mut DbConnection,
-    keyring: &MasterKeyring,
-    owner: Uuid,
-    new: NewConfiguration,
-    cap: UserCap,
-    mut errors: FieldErrors,
-) -> Result<Configuration, AppError> {
     if new.is_default && !new.is_active {
         errors.add("is_default", "an inactive configuration cannot be the default");
     }
@@ -148,7 +192,7 @@ fn insert(
     if new.provider.needs_base_url() && new.base_url.is_none() {
         errors.add("base_url", format!("is required for {}", new.provider.label()));
     }
-    errors.into_result()?;
+    refuse_any(errors)?;
 
     let id = Uuid::now_v7();
     let name_key = new.name.key();
@@ -156,10 +200,10 @@ fn insert(
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         if store::name_key_taken(conn, DbId(owner), &name_key, None)? {
-            return Err(name_taken());
+            return Err(ConfigurationError::NameTaken);
         }
         if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
-            return Err(AppError::cap_reached(&cap));
+            return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
         let connection_id = connections::insert_implicit(conn, keyring, owner, &new, now)?;
@@ -170,8 +214,8 @@ fn insert(
             connection_id,
             &new.name,
             &new.model,
-            new.is_default,
-            new.is_active,
+            (new.is_default, new.is_active),
+            &new.parameters,
             now,
         )?;
         find(conn, owner, id)
@@ -187,14 +231,15 @@ fn insert_row(
     connection_id: Uuid,
     name: &ConfigName,
     model: &ModelId,
-    is_default: bool,
-    is_active: bool,
+    (is_default, is_active): (bool, bool),
+    parameters: &Parameters,
     now: chrono::NaiveDateTime,
-) -> Result<(), AppError> {
+) -> Result<(), ConfigurationError> {
     let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
     if is_default && has_default {
         store::clear_default(conn, DbId(owner), now)?;
     }
+    let parameters = parameters.to_json_text();
     store::insert(
         conn,
         &ConfigurationInsert {
@@ -208,24 +253,25 @@ fn insert_row(
             is_active,
             created_at: now,
             updated_at: now,
+            parameters: &parameters,
         },
     )?;
     Ok(())
 }
 
-/// Creates a configuration on one of the owner's connections (anyone else's is 422 under
+/// Creates a configuration on one of the owner's connections (anyone else's is refused under
 /// `connection_id`, exactly like one that does not exist).
 pub fn create_on_connection(
     conn: &mut DbConnection,
     owner: Uuid,
     new: NewConfigurationOnConnection,
     cap: UserCap,
-) -> Result<Configuration, AppError> {
+) -> Result<Configuration, ConfigurationError> {
     if new.is_default && !new.is_active {
-        return Err(AppError::validation(
+        return Err(ConfigurationError::Invalid(FieldErrors::single(
             "is_default",
             "an inactive configuration cannot be the default",
-        ));
+        )));
     }
     let id = Uuid::now_v7();
     db::write_transaction(conn, |conn| {
@@ -242,12 +288,12 @@ pub fn create_on_connection(
                 ),
             );
         }
-        errors.into_result()?;
+        refuse_any(errors)?;
         if store::name_key_taken(conn, DbId(owner), &new.name.key(), None)? {
-            return Err(name_taken());
+            return Err(ConfigurationError::NameTaken);
         }
         if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
-            return Err(AppError::cap_reached(&cap));
+            return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
         insert_row(
@@ -257,31 +303,31 @@ pub fn create_on_connection(
             new.connection_id,
             &new.name,
             &new.model,
-            new.is_default,
-            new.is_active,
+            (new.is_default, new.is_active),
+            &new.parameters,
             now,
         )?;
         find(conn, owner, id)
     })
 }
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, AppError> {
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, ConfigurationError> {
     Ok(store::list_for_user(conn, DbId(owner))?
         .into_iter()
         .map(Configuration::from)
         .collect())
 }
 
-pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
+pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     store::find_for_user(conn, DbId(owner), DbId(id))?
         .map(Configuration::from)
-        .ok_or(AppError::NotFound)
+        .ok_or(ConfigurationError::NotFound)
 }
 
-pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<Configuration, AppError> {
+pub fn find_default(conn: &mut DbConnection, owner: Uuid) -> Result<Configuration, ConfigurationError> {
     store::find_default_for_user(conn, DbId(owner))?
         .map(Configuration::from)
-        .ok_or(AppError::NotFound)
+        .ok_or(ConfigurationError::NotFound)
 }
 
 pub fn update(
@@ -290,10 +336,10 @@ pub fn update(
     owner: Uuid,
     id: Uuid,
     update: ConfigurationUpdate,
-) -> Result<Configuration, AppError> {
+) -> Result<Configuration, ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         let moving = update.connection_id.filter(|target| *target != row.connection_id.0);
         let connection_id = moving.unwrap_or(row.connection_id.0);
         let connection = connection_store::find_for_owner(conn, DbId(owner), DbId(connection_id))?
@@ -313,7 +359,7 @@ pub fn update(
                     "change either connection_id or the connection's own fields, not both in one request",
                 );
             }
-            return Err(AppError::Validation(errors));
+            return Err(ConfigurationError::Invalid(errors));
         }
         if changes_connection && connection_store::other_configurations(conn, connection.id, DbId(id))? > 0 {
             let connection_id = connection.id.0;
@@ -327,14 +373,7 @@ pub fn update(
                     fields.add(field, "belongs to the shared connection: change the connection instead");
                 }
             }
-            return Err(AppError::refused(
-                "connection_shared",
-                format!(
-                    "other configurations use this configuration's connection {connection_id}: change the connection \
-                     instead (PUT /api/connections/{connection_id})"
-                ),
-                fields,
-            ));
+            return Err(ConfigurationError::ConnectionShared { connection_id, fields });
         }
         connections::check_destination_change(&connection, provider, &base_url, &update.api_key, &mut errors);
         let had_key = connection.api_key_encrypted.is_some();
@@ -358,13 +397,13 @@ pub fn update(
         if moving.is_some() && errors.has("is_active") {
             errors = errors.rename("is_active", "connection_id");
         }
-        errors.into_result()?;
+        refuse_any(errors)?;
 
         let name_key = update.name.as_ref().map(ConfigName::key);
         if let Some(name_key) = &name_key
             && store::name_key_taken(conn, DbId(owner), name_key, Some(DbId(id)))?
         {
-            return Err(name_taken());
+            return Err(ConfigurationError::NameTaken);
         }
         let now = db::now();
         if changes_connection {
@@ -385,6 +424,7 @@ pub fn update(
             // Before the update: the table refuses an inactive default.
             store::clear_default(conn, DbId(owner), now)?;
         }
+        let parameters = update.parameters.as_ref().map(Parameters::to_json_text);
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
             name_key: name_key.as_deref(),
@@ -392,6 +432,7 @@ pub fn update(
             model: update.model.as_ref().map(ModelId::as_str),
             is_active: update.is_active,
             updated_at: Some(now),
+            parameters: parameters.as_deref(),
         };
         store::update(conn, DbId(owner), DbId(id), &changes)?;
         if moving.is_some() {
@@ -417,7 +458,7 @@ pub fn update_onto_new_connection(
     id: Uuid,
     connection: (Provider, Option<ApiKey>, Option<BaseUrl>),
     update: ConfigurationUpdate,
-) -> Result<Configuration, AppError> {
+) -> Result<Configuration, ConfigurationError> {
     let (provider, api_key, base_url) = connection;
     let mut errors = FieldErrors::new();
     if api_key.is_some() && !provider.accepts_api_key() {
@@ -429,17 +470,18 @@ pub fn update_onto_new_connection(
     if provider.needs_base_url() && base_url.is_none() {
         errors.add("base_url", format!("is required for {}", provider.label()));
     }
-    errors.into_result()?;
+    refuse_any(errors)?;
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = find(conn, owner, id)?;
+        let invalid = |field: &str, message: String| ConfigurationError::Invalid(FieldErrors::single(field, message));
         let name = match &update.name {
             Some(name) => name.clone(),
-            None => ConfigName::parse(&row.name).map_err(|message| AppError::validation("name", message))?,
+            None => ConfigName::parse(&row.name).map_err(|message| invalid("name", message))?,
         };
         let model = match &update.model {
             Some(model) => model.clone(),
-            None => ModelId::parse(&row.model).map_err(|message| AppError::validation("model", message))?,
+            None => ModelId::parse(&row.model).map_err(|message| invalid("model", message))?,
         };
         let new = NewConfiguration {
             name,
@@ -449,6 +491,7 @@ pub fn update_onto_new_connection(
             base_url,
             is_default: false,
             is_active: update.is_active.unwrap_or(row.is_active),
+            parameters: Parameters::default(),
         };
         let connection_id = connections::insert_implicit(conn, keyring, owner, &new, db::now())?;
         let moved = ConfigurationUpdate {
@@ -462,10 +505,10 @@ pub fn update_onto_new_connection(
     })
 }
 
-pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         conversation_overrides::delete_for_configuration(conn, DbId(id))?;
         store::delete(conn, DbId(owner), DbId(id))?;
         connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
@@ -477,18 +520,15 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppE
 }
 
 /// Makes `id` the owner's default in one step.
-pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, AppError> {
+pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
         if row.is_default {
             return Ok(Configuration::from(row));
         }
         if !row.is_active {
-            return Err(AppError::conflict(
-                None,
-                "an inactive configuration cannot be the default; activate it first",
-            ));
+            return Err(ConfigurationError::InactiveDefault);
         }
         let now = db::now();
         store::clear_default(conn, DbId(owner), now)?;
@@ -500,7 +540,7 @@ pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Con
 /// After the default was deleted or deactivated: the active configuration used most recently
 /// becomes the default (never-used ones after used ones, then the newest, then by id). Decided
 /// here rather than in SQL so that both databases order NULLs and ids identically.
-fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), AppError> {
+fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), ConfigurationError> {
     let candidates = store::active_candidates(conn, DbId(owner))?;
     let chosen = candidates
         .into_iter()

@@ -10,12 +10,84 @@ use uuid::Uuid;
 use crate::crypto::MasterKeyring;
 use crate::db::connections::{self as connection_store, ConnectionRow};
 use crate::db::llm_configurations as store;
-use crate::db::{self, Database, DbConnection, DbId, provider_test_runs, users};
+use crate::db::{self, Database, DbConnection, DbError, DbId, provider_test_runs, users};
 use crate::domain::{ApiKey, BaseUrl, ModelCatalogue, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
-use crate::error::AppError;
+use crate::error::FieldErrors;
 use crate::providers;
-use crate::services::connections;
+use crate::services::connections::{self, ConnectionError};
+
+/// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// No such configuration or connection, or someone else's.
+    #[error("not found")]
+    NotFound,
+    #[error("the test's input is invalid")]
+    Invalid(FieldErrors),
+    /// The owner's per-minute budget of tests is spent.
+    #[error("too many tests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for TestError {
+    fn from(error: diesel::result::Error) -> Self {
+        TestError::Store(DbError::Query(error))
+    }
+}
+
+/// What a test reads of a connection can only be missing or unreadable.
+impl From<ConnectionError> for TestError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::Store(error) => TestError::Store(error),
+            ConnectionError::Invalid(fields) => TestError::Invalid(fields),
+            ConnectionError::NotFound
+            | ConnectionError::NameTaken
+            | ConnectionError::CapReached(_)
+            | ConnectionError::InUse(_) => TestError::NotFound,
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> TestError {
+    TestError::Invalid(FieldErrors::single(field, message))
+}
+
+/// What a test is asked to test, parsed (see `configuration_input::TestInput`).
+#[derive(Debug)]
+pub enum TestSubject {
+    /// A saved configuration as stored (through its connection, on which the result is
+    /// recorded), looking for its own model unless another is given.
+    Saved { id: Uuid, model: Option<ModelId> },
+    /// A saved connection, looking for `model` when given; the result is recorded on it.
+    Connection { id: Uuid, model: Option<ModelId> },
+    /// Edited, unsaved values of a saved configuration, tested with its stored key.
+    EditedWithStoredKey {
+        id: Uuid,
+        provider: Provider,
+        model: Option<ModelId>,
+        base_url: Option<BaseUrl>,
+    },
+    /// Values saved nowhere.
+    Values {
+        provider: Provider,
+        model: Option<ModelId>,
+        base_url: Option<BaseUrl>,
+        api_key: Option<ApiKey>,
+    },
+}
+
+/// What running a test needs: the database (budget, stored keys, results), the keyring, the
+/// one door out, and the per-user budget of tests per minute.
+pub struct Tester<'a> {
+    pub database: &'a Database,
+    pub keyring: &'a MasterKeyring,
+    pub client: &'a OutboundClient,
+    pub per_minute: u32,
+}
 
 /// A test's result, as the API and the pages show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,27 +184,16 @@ impl TestTarget {
         model: Option<&ModelId>,
         base_url: Option<&BaseUrl>,
         api_key: Option<&ApiKey>,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, TestError> {
         let base_url = match base_url.map(BaseUrl::as_str).or(provider.default_base_url()) {
             Some(url) => url.to_owned(),
-            None => {
-                return Err(AppError::validation(
-                    "base_url",
-                    format!("is required for {}", provider.label()),
-                ));
-            }
+            None => return Err(invalid("base_url", format!("is required for {}", provider.label()))),
         };
         if provider.needs_api_key() && api_key.is_none() {
-            return Err(AppError::validation(
-                "api_key",
-                format!("is required for {}", provider.label()),
-            ));
+            return Err(invalid("api_key", format!("is required for {}", provider.label())));
         }
         if api_key.is_some() && !provider.accepts_api_key() {
-            return Err(AppError::validation(
-                "api_key",
-                format!("{} takes no API key", provider.label()),
-            ));
+            return Err(invalid("api_key", format!("{} takes no API key", provider.label())));
         }
         Ok(TestTarget {
             provider,
@@ -206,7 +267,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
 /// recorded before the outbound call, in the transaction that counted the earlier ones, with
 /// the user's row locked (PostgreSQL; SQLite serialises writers anyway): of simultaneous tests
 /// exactly the budget runs, never one more.
-pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), AppError> {
+pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u32) -> Result<(), TestError> {
     db::write_transaction(conn, |conn| {
         users::lock_owner(conn, DbId(user_id))?;
         let now = db::now();
@@ -214,7 +275,7 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
         let (count, oldest) = provider_test_runs::count_since(conn, DbId(user_id), now - window)?;
         if count >= i64::from(per_minute) {
             let retry_after_secs = ((oldest.unwrap_or(now) + window) - now).num_seconds().max(1) as u64;
-            return Err(AppError::RateLimited { retry_after_secs });
+            return Err(TestError::RateLimited { retry_after_secs });
         }
         provider_test_runs::record(conn, DbId(user_id), now)?;
         Ok(())
@@ -222,7 +283,7 @@ pub fn consume_test_budget(conn: &mut DbConnection, user_id: Uuid, per_minute: u
 }
 
 /// What a saved connection can be tested with: a target, or the outcome that needs no request.
-pub enum SavedTarget {
+enum SavedTarget {
     Ready(TestTarget),
     /// A key that does not decrypt (`key_unreadable`), or nothing to send it to.
     Settled(TestOutcome),
@@ -240,7 +301,7 @@ impl SavedTarget {
 
 /// The saved connection's test target; a key that does not decrypt is the failed outcome
 /// `key_unreadable`, never an error.
-pub fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<String>) -> SavedTarget {
+fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<String>) -> SavedTarget {
     let provider = row.provider;
     let Some(base_url) = row.base_url.as_deref().or(provider.default_base_url()) else {
         return SavedTarget::Settled(TestOutcome::failed("not_found", None));
@@ -269,168 +330,147 @@ pub fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<
     })
 }
 
-/// What to test: a saved connection, and the model to look for (a configuration's, or one
-/// given with the connection).
-#[derive(Debug, Clone, Copy)]
-pub enum SavedSubject<'a> {
-    /// A configuration, with its own model unless another is given.
-    Configuration {
-        id: Uuid,
-        model: Option<&'a ModelId>,
-    },
-    Connection {
-        id: Uuid,
-        model: Option<&'a ModelId>,
-    },
-}
-
-/// Tests a saved connection of `owner` (directly, or through one of their configurations),
-/// records the outcome on the connection, and refreshes its catalogue when the provider listed
-/// models.
-pub async fn test_saved_subject(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    subject: SavedSubject<'_>,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    let (connection_id, model) = match subject {
-        SavedSubject::Configuration { id, model } => {
-            let row = database
-                .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound))
-                .await?;
-            (
-                row.connection_id.0,
-                Some(model.map_or(row.model, |model| model.as_str().to_owned())),
-            )
+impl Tester<'_> {
+    /// Runs one test for `owner`, counted against the owner's budget: a saved configuration or
+    /// connection (the result recorded on the connection), edited values with a saved
+    /// configuration's key, or values saved nowhere. Input that cannot be tested is refused
+    /// before anything is counted.
+    pub async fn test(&self, owner: Uuid, subject: TestSubject) -> Result<TestOutcome, TestError> {
+        match subject {
+            TestSubject::Saved { id, model } => {
+                let configuration = self
+                    .database
+                    .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
+                    .await?;
+                let model = model.map_or(configuration.model, |model| model.as_str().to_owned());
+                self.test_connection(owner, configuration.connection_id.0, Some(model))
+                    .await
+            }
+            TestSubject::Connection { id, model } => {
+                self.test_connection(owner, id, model.map(|model| model.as_str().to_owned()))
+                    .await
+            }
+            TestSubject::EditedWithStoredKey {
+                id,
+                provider,
+                model,
+                base_url,
+            } => {
+                self.test_edit_with_stored_key(owner, id, provider, base_url, model)
+                    .await
+            }
+            TestSubject::Values {
+                provider,
+                model,
+                base_url,
+                api_key,
+            } => {
+                let target = TestTarget::new(provider, model.as_ref(), base_url.as_ref(), api_key.as_ref())?;
+                let per_minute = self.per_minute;
+                self.database
+                    .run(move |conn| consume_test_budget(conn, owner, per_minute))
+                    .await?;
+                Ok(run(self.client, &target).await)
+            }
         }
-        SavedSubject::Connection { id, model } => (id, model.map(|model| model.as_str().to_owned())),
-    };
-    let row = database
-        .run(move |conn| {
-            let row = connections::find_row(conn, owner, connection_id)?;
-            consume_test_budget(conn, owner, per_minute)?;
-            Ok::<_, AppError>(row)
-        })
-        .await?;
-    let outcome = saved_target(keyring, &row, model).outcome(client).await;
-    let recorded = outcome.clone();
-    database
-        .run(move |conn| {
-            connection_store::record_test_result(
-                conn,
-                DbId(owner),
-                DbId(connection_id),
-                recorded.test_status(),
-                recorded.code,
-                Some(&recorded.message),
-                recorded.latency_ms,
-                db::now(),
-            )?;
-            if let Some(catalogue) = recorded.catalogue {
-                connections::store_catalogue(conn, owner, connection_id, catalogue)?;
-            }
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    Ok(outcome)
-}
-
-/// Tests a saved configuration of `owner` (through its connection) and records the outcome.
-pub async fn test_saved(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    id: Uuid,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    test_saved_subject(
-        database,
-        keyring,
-        client,
-        owner,
-        SavedSubject::Configuration { id, model: None },
-        per_minute,
-    )
-    .await
-}
-
-/// Fetches a connection's model list now (counted against the test budget) and stores it as
-/// its catalogue. A provider that lists nothing readable leaves the catalogue as it was; the
-/// failure is the outcome.
-pub async fn refresh_models(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    id: Uuid,
-    per_minute: u32,
-) -> Result<Result<ModelCatalogue, TestOutcome>, AppError> {
-    let row = database
-        .run(move |conn| {
-            let row = connections::find_row(conn, owner, id)?;
-            consume_test_budget(conn, owner, per_minute)?;
-            Ok::<_, AppError>(row)
-        })
-        .await?;
-    let outcome = saved_target(keyring, &row, None).outcome(client).await;
-    match outcome.catalogue {
-        Some(models) => Ok(Ok(database
-            .run(move |conn| connections::store_catalogue(conn, owner, id, models))
-            .await?)),
-        None => Ok(Err(outcome)),
     }
-}
 
-/// Tests unsaved values for `owner` (counted against the same budget).
-pub async fn test_unsaved(
-    database: &Database,
-    client: &OutboundClient,
-    owner: Uuid,
-    target: TestTarget,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    database
-        .run(move |conn| consume_test_budget(conn, owner, per_minute))
-        .await?;
-    Ok(run(client, &target).await)
-}
+    /// The owner's connection `id`, with this test counted (`check` may refuse it first).
+    async fn counted_connection(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        check: impl FnOnce(&ConnectionRow) -> Result<(), TestError> + Send + 'static,
+    ) -> Result<ConnectionRow, TestError> {
+        let per_minute = self.per_minute;
+        self.database
+            .run(move |conn| {
+                let row = connections::find_row(conn, owner, id)?;
+                check(&row)?;
+                consume_test_budget(conn, owner, per_minute)?;
+                Ok(row)
+            })
+            .await
+    }
 
-/// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key. The key
-/// goes only where it was going: a different provider or base URL needs the key entered again
-/// (422 on `api_key`), so that a test cannot redirect a stored key either.
-#[allow(clippy::too_many_arguments)]
-pub async fn test_edit_with_stored_key(
-    database: &Database,
-    keyring: &MasterKeyring,
-    client: &OutboundClient,
-    owner: Uuid,
-    id: Uuid,
-    provider: Provider,
-    base_url: Option<&BaseUrl>,
-    model: Option<&ModelId>,
-    per_minute: u32,
-) -> Result<TestOutcome, AppError> {
-    let requested_base = crate::services::configurations::stored_base_url(provider, base_url);
-    let row = database
-        .run(move |conn| {
-            let configuration = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
-            let row = connections::find_row(conn, owner, configuration.connection_id.0)?;
-            if row.provider != provider || row.base_url != requested_base {
-                return Err(AppError::validation(
-                    "api_key",
-                    "enter the key to test a different provider or base URL",
-                ));
-            }
-            consume_test_budget(conn, owner, per_minute)?;
-            Ok(row)
-        })
-        .await?;
-    Ok(
-        saved_target(keyring, &row, model.map(|model| model.as_str().to_owned()))
-            .outcome(client)
-            .await,
-    )
+    /// Tests a saved connection of `owner`, records the outcome on it, and refreshes its
+    /// catalogue when the provider listed models.
+    async fn test_connection(&self, owner: Uuid, id: Uuid, model: Option<String>) -> Result<TestOutcome, TestError> {
+        let row = self.counted_connection(owner, id, |_| Ok(())).await?;
+        let outcome = saved_target(self.keyring, &row, model).outcome(self.client).await;
+        let recorded = outcome.clone();
+        self.database
+            .run(move |conn| {
+                connection_store::record_test_result(
+                    conn,
+                    DbId(owner),
+                    DbId(id),
+                    recorded.test_status(),
+                    recorded.code,
+                    Some(&recorded.message),
+                    recorded.latency_ms,
+                    db::now(),
+                )?;
+                if let Some(catalogue) = recorded.catalogue {
+                    connections::store_catalogue(conn, owner, id, catalogue)?;
+                }
+                Ok::<_, TestError>(())
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Fetches a connection's model list now (counted against the test budget) and stores it as
+    /// its catalogue. A provider that lists nothing readable leaves the catalogue as it was; the
+    /// failure is the outcome.
+    pub async fn refresh_models(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<Result<ModelCatalogue, TestOutcome>, TestError> {
+        let row = self.counted_connection(owner, id, |_| Ok(())).await?;
+        let outcome = saved_target(self.keyring, &row, None).outcome(self.client).await;
+        match outcome.catalogue {
+            Some(models) => Ok(Ok(self
+                .database
+                .run(move |conn| connections::store_catalogue(conn, owner, id, models))
+                .await?)),
+            None => Ok(Err(outcome)),
+        }
+    }
+
+    /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key (its
+    /// connection's). The key goes only where it was going: a different provider or base URL
+    /// needs the key entered again (refused on `api_key`), so that a test cannot redirect a
+    /// stored key either.
+    async fn test_edit_with_stored_key(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        provider: Provider,
+        base_url: Option<BaseUrl>,
+        model: Option<ModelId>,
+    ) -> Result<TestOutcome, TestError> {
+        let requested_base = crate::services::configurations::stored_base_url(provider, base_url.as_ref());
+        let configuration = self
+            .database
+            .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
+            .await?;
+        let row = self
+            .counted_connection(owner, configuration.connection_id.0, move |row| {
+                if row.provider != provider || row.base_url != requested_base {
+                    return Err(invalid(
+                        "api_key",
+                        "enter the key to test a different provider or base URL",
+                    ));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(
+            saved_target(self.keyring, &row, model.map(|model| model.as_str().to_owned()))
+                .outcome(self.client)
+                .await,
+        )
+    }
 }

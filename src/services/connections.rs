@@ -9,10 +9,41 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, Sealed, mask_api_key};
 use crate::db::connections::{self as store, ConnectionChanges, ConnectionRow};
-use crate::db::{self, DbConnection, DbId, users};
+use crate::db::{self, DbConnection, DbError, DbId, users};
 use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, Provider, TestStatus, UserCap};
-use crate::error::{AppError, FieldErrors};
+use crate::error::FieldErrors;
 use crate::services::configurations::{KeyChange, NewConfiguration, stored_base_url};
+
+/// What can go wrong with a connection, in the product's words (`http::configuration_errors`
+/// says how each reaches a client).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// No such connection, or someone else's: the same either way.
+    #[error("not found")]
+    NotFound,
+    #[error("you already have a connection with this name")]
+    NameTaken,
+    /// The owner holds as many connections as the cap allows.
+    #[error("{}", .0.describe())]
+    CapReached(UserCap),
+    #[error("the connection is invalid")]
+    Invalid(FieldErrors),
+    /// Configurations use it (named, by name).
+    #[error(
+        "the connection is used by {} configuration(s): {}; move them to another connection or delete them first",
+        .0.len(),
+        .0.join(", ")
+    )]
+    InUse(Vec<String>),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ConnectionError {
+    fn from(error: diesel::result::Error) -> Self {
+        ConnectionError::Store(DbError::Query(error))
+    }
+}
 
 /// A new connection, its fields already parsed.
 #[derive(Debug)]
@@ -62,15 +93,20 @@ pub fn open_key(
     String::from_utf8(plain.to_vec()).ok().map(SecretString::from)
 }
 
-fn name_taken() -> AppError {
-    AppError::conflict(Some("name"), "you already have a connection with this name")
-}
-
-fn lock_owner(conn: &mut DbConnection, owner: Uuid) -> Result<(), AppError> {
+fn lock_owner(conn: &mut DbConnection, owner: Uuid) -> Result<(), ConnectionError> {
     if users::lock_owner(conn, DbId(owner))? {
         Ok(())
     } else {
-        Err(AppError::NotFound)
+        Err(ConnectionError::NotFound)
+    }
+}
+
+/// `Ok(())` when nothing was refused.
+fn refuse_any(errors: FieldErrors) -> Result<(), ConnectionError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectionError::Invalid(errors))
     }
 }
 
@@ -112,20 +148,20 @@ pub fn create(
     owner: Uuid,
     new: NewConnection,
     cap: UserCap,
-) -> Result<Connection, AppError> {
+) -> Result<Connection, ConnectionError> {
     let mut errors = FieldErrors::new();
     check_key(new.provider, new.api_key.is_some(), &mut errors);
     if new.provider.needs_base_url() && new.base_url.is_none() {
         errors.add("base_url", format!("is required for {}", new.provider.label()));
     }
-    errors.into_result()?;
+    refuse_any(errors)?;
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         if store::name_key_taken(conn, DbId(owner), &new.name.key(), None)? {
-            return Err(name_taken());
+            return Err(ConnectionError::NameTaken);
         }
         if cap.is_reached(store::count_for_owner(conn, DbId(owner))?) {
-            return Err(AppError::cap_reached(&cap));
+            return Err(ConnectionError::CapReached(cap));
         }
         let id = Uuid::now_v7();
         let now = db::now();
@@ -157,7 +193,7 @@ fn insert_row(
     api_key: Option<&ApiKey>,
     is_implicit: bool,
     now: chrono::NaiveDateTime,
-) -> Result<(), AppError> {
+) -> Result<(), diesel::result::Error> {
     let sealed = api_key.map(|key| seal_key(keyring, owner, id, key));
     store::insert(
         conn,
@@ -183,14 +219,14 @@ fn insert_row(
             created_at: now,
             updated_at: now,
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// The first free name of `base`, `base (2)`, `base (3)`, … among the owner's connections,
 /// shortened so that it fits a name's 64 characters.
-fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<String, AppError> {
-    for n in 1_u32.. {
+fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<String, diesel::result::Error> {
+    let mut n: u64 = 1;
+    loop {
         let candidate = if n == 1 {
             base.as_str().to_owned()
         } else {
@@ -202,8 +238,8 @@ fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<
         if !store::name_key_taken(conn, DbId(owner), &candidate.to_lowercase(), None)? {
             return Ok(candidate);
         }
+        n += 1;
     }
-    Err(AppError::Internal("no free connection name".into()))
 }
 
 /// Inside the caller's write transaction (owner locked): a connection of its own for a
@@ -214,7 +250,7 @@ pub fn insert_implicit(
     owner: Uuid,
     configuration: &NewConfiguration,
     now: chrono::NaiveDateTime,
-) -> Result<Uuid, AppError> {
+) -> Result<Uuid, diesel::result::Error> {
     let name = free_name(conn, owner, &configuration.name)?;
     let id = Uuid::now_v7();
     insert_row(
@@ -232,7 +268,7 @@ pub fn insert_implicit(
     Ok(id)
 }
 
-pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, AppError> {
+pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, ConnectionError> {
     let counts: std::collections::HashMap<DbId, i64> =
         store::configuration_counts(conn, DbId(owner))?.into_iter().collect();
     let mut rows = store::list_for_owner(conn, DbId(owner))?;
@@ -248,15 +284,15 @@ pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, App
         .collect())
 }
 
-pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Connection, AppError> {
-    let row = store::find_for_owner(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)?;
+pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Connection, ConnectionError> {
+    let row = find_row(conn, owner, id)?;
     let count = store::configuration_names(conn, DbId(owner), DbId(id))?.len();
     Ok(to_domain(row, i64::try_from(count).unwrap_or(i64::MAX)))
 }
 
 /// The one connection row of `owner`, or 404 (someone else's is the same as none).
-pub fn find_row(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConnectionRow, AppError> {
-    store::find_for_owner(conn, DbId(owner), DbId(id))?.ok_or(AppError::NotFound)
+pub fn find_row(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConnectionRow, ConnectionError> {
+    store::find_for_owner(conn, DbId(owner), DbId(id))?.ok_or(ConnectionError::NotFound)
 }
 
 /// The rules for changing where a stored key goes and what it is (`api.md`): a new provider or
@@ -314,7 +350,7 @@ pub(crate) fn write_changes(
     base_url: Option<String>,
     key: &KeyChange,
     now: chrono::NaiveDateTime,
-) -> Result<(), AppError> {
+) -> Result<(), diesel::result::Error> {
     let id = row.id.0;
     let sealed = match key {
         KeyChange::Replace(key) => Some(seal_key(keyring, owner, id, key)),
@@ -351,7 +387,7 @@ pub fn update(
     owner: Uuid,
     id: Uuid,
     update: ConnectionUpdate,
-) -> Result<Connection, AppError> {
+) -> Result<Connection, ConnectionError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = find_row(conn, owner, id)?;
@@ -375,11 +411,11 @@ pub fn update(
         if provider.needs_base_url() && base_url.is_none() {
             errors.add("base_url", format!("is required for {}", provider.label()));
         }
-        errors.into_result()?;
+        refuse_any(errors)?;
         if let Some(name) = &update.name
             && store::name_key_taken(conn, DbId(owner), &name.key(), Some(DbId(id)))?
         {
-            return Err(name_taken());
+            return Err(ConnectionError::NameTaken);
         }
         write_changes(
             conn,
@@ -398,21 +434,13 @@ pub fn update(
 
 /// Deletes a connection; refused with 409 `in_use`, naming the configurations, while any
 /// configuration uses it.
-pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConnectionError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         find_row(conn, owner, id)?;
         let users_of = store::configuration_names(conn, DbId(owner), DbId(id))?;
         if !users_of.is_empty() {
-            return Err(AppError::refused(
-                "in_use",
-                format!(
-                    "the connection is used by {} configuration(s): {}; move them to another connection or delete them first",
-                    users_of.len(),
-                    users_of.join(", ")
-                ),
-                FieldErrors::new(),
-            ));
+            return Err(ConnectionError::InUse(users_of));
         }
         store::delete(conn, DbId(owner), DbId(id))?;
         Ok(())
@@ -421,7 +449,11 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), AppE
 
 /// Inside the caller's write transaction: deletes an implicit connection that no configuration
 /// uses any more (a connection made explicitly stays until its owner deletes it).
-pub(crate) fn delete_if_unused_implicit(conn: &mut DbConnection, owner: Uuid, id: DbId) -> Result<(), AppError> {
+pub(crate) fn delete_if_unused_implicit(
+    conn: &mut DbConnection,
+    owner: Uuid,
+    id: DbId,
+) -> Result<(), diesel::result::Error> {
     let Some(row) = store::find_for_owner(conn, DbId(owner), id)? else {
         return Ok(());
     };
@@ -432,7 +464,7 @@ pub(crate) fn delete_if_unused_implicit(conn: &mut DbConnection, owner: Uuid, id
 }
 
 /// The connection's model catalogue, sorted.
-pub fn catalogue(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ModelCatalogue, AppError> {
+pub fn catalogue(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ModelCatalogue, ConnectionError> {
     let row = find_row(conn, owner, id)?;
     let models = store::model_ids(conn, DbId(owner), DbId(id))?;
     Ok(ModelCatalogue {
@@ -447,14 +479,14 @@ pub fn store_catalogue(
     owner: Uuid,
     id: Uuid,
     models: Vec<String>,
-) -> Result<ModelCatalogue, AppError> {
+) -> Result<ModelCatalogue, ConnectionError> {
     let models = ModelCatalogue::normalise(models);
     let now = db::now();
     db::write_transaction(conn, |conn| {
         if !store::replace_models(conn, DbId(owner), DbId(id), &models, now)? {
-            return Err(AppError::NotFound);
+            return Err(ConnectionError::NotFound);
         }
-        Ok::<_, AppError>(())
+        Ok::<_, ConnectionError>(())
     })?;
     Ok(ModelCatalogue {
         fetched_at: Some(now),

@@ -4,12 +4,15 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
 use crate::crypto::MasterKeyring;
-use crate::db::{self, DbConnection, DbId, llm_configurations};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Provider, UserCap};
+use crate::db::{self, DbConnection, DbError, DbId, llm_configurations};
+use crate::domain::{Parameters, Provider, UserCap};
 use crate::egress::EgressPolicy;
-use crate::error::AppError;
-use crate::services::configurations::{self, NewConfiguration};
+use crate::services::configuration_input::{ConfigurationInput, Sent};
+use crate::services::configurations::{self, ConfigurationError, KeyRule, NewConfiguration};
 
 /// A configuration read from a file, validated.
 #[derive(Debug)]
@@ -32,7 +35,15 @@ pub enum ImportError {
     #[error("{origin}: {detail}")]
     Invalid { origin: String, detail: String },
     #[error(transparent)]
-    App(#[from] AppError),
+    Configuration(#[from] ConfigurationError),
+    #[error(transparent)]
+    Store(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for ImportError {
+    fn from(error: diesel::result::Error) -> Self {
+        ImportError::Store(DbError::Query(error))
+    }
 }
 
 /// LiteLLM's model prefixes, as OpenHands writes them, and the provider each names.
@@ -51,6 +62,16 @@ const LITELLM_PREFIXES: [(&str, Provider); 11] = [
 ];
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// OpenHands' names for the parameters Lanyard keeps, and Lanyard's name for each.
+const OPENHANDS_PARAMETERS: [(&str, &str); 6] = [
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("max_output_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning_effort"),
+    ("timeout", "timeout_seconds"),
+    ("api_version", "api_version"),
+];
 
 /// The provider a LiteLLM model string names, and the model id as that provider knows it (the
 /// prefix stripped; OpenRouter's own ids keep their vendor part, e.g. `anthropic/claude-3.5`).
@@ -134,6 +155,29 @@ fn invalid(origin: &str, field: &str, message: impl std::fmt::Display) -> Import
     }
 }
 
+/// A configuration read from a file, through the parser every configuration's input goes
+/// through; its refusals name the file's fields (`name_field` is what the file calls the name).
+fn draft(
+    origin: &str,
+    name_field: &str,
+    input: ConfigurationInput,
+    policy: &EgressPolicy,
+) -> Result<Draft, ImportError> {
+    let configuration = input.into_new(policy).map_err(|errors| ImportError::Invalid {
+        origin: origin.to_owned(),
+        detail: errors
+            .rename("name", name_field)
+            .iter()
+            .flat_map(|(field, messages)| messages.iter().map(move |message| format!("{field} {message}")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })?;
+    Ok(Draft {
+        origin: origin.to_owned(),
+        configuration,
+    })
+}
+
 /// Reads OpenHands' `config.toml`: `[llm]` becomes `openhands-default`, each `[llm.NAME]`
 /// becomes `NAME`. Other settings are ignored.
 pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
@@ -180,35 +224,41 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
     };
     let model = text("model")?.ok_or_else(|| invalid(origin, "model", "is missing"))?;
     let base_url = text("base_url")?;
-    // Parsed straight from the document into a secret type, never copied into a `String`.
+    // Taken from the document straight into a secret type (the document is wiped on drop).
     let api_key = match group.get("api_key") {
-        None => None,
-        Some(toml::Value::String(value)) if value.trim().is_empty() => None,
-        Some(toml::Value::String(value)) => {
-            Some(ApiKey::parse(value).map_err(|message| invalid(origin, "api_key", message))?)
-        }
+        None => Sent::Absent,
+        Some(toml::Value::String(value)) if value.trim().is_empty() => Sent::Absent,
+        Some(toml::Value::String(value)) => Sent::Value(SecretString::from(value.clone())),
         Some(_) => return Err(invalid(origin, "api_key", "must be a string")),
     };
     let (provider, model) = provider_from_litellm(&model, base_url.as_deref());
-    let name = ConfigName::parse(name).map_err(|message| invalid(origin, "the group name", message))?;
-    let model = ModelId::parse(&model).map_err(|message| invalid(origin, "model", message))?;
-    let base_url = base_url
-        .map(|url| BaseUrl::parse(&url, policy).map_err(|message| invalid(origin, "base_url", message)))
-        .transpose()?;
-    let api_key = if provider.accepts_api_key() { api_key } else { None };
-    let has_needed_key = api_key.is_some() || !provider.needs_api_key();
-    Ok(Draft {
-        origin: origin.to_owned(),
-        configuration: NewConfiguration {
-            name,
-            provider,
-            model,
-            api_key,
-            base_url,
-            is_default: false,
-            is_active: has_needed_key,
-        },
-    })
+    // The parameters under OpenHands' names, checked by the same rules as any other input.
+    let parameters: Map<String, Value> = OPENHANDS_PARAMETERS
+        .into_iter()
+        .filter_map(|(theirs, ours)| {
+            let value = group.get(theirs)?;
+            let value = serde_json::to_value(value).unwrap_or_else(|_| Value::String(value.type_str().to_owned()));
+            Some((ours.to_owned(), value))
+        })
+        .collect();
+    let input = ConfigurationInput {
+        name: Sent::Value(name.to_owned()),
+        provider: Sent::Value(provider.id().to_owned()),
+        model: Sent::Value(model),
+        api_key,
+        base_url: base_url.map_or(Sent::Absent, Sent::Value),
+        parameters: Sent::Value(Value::Object(parameters)),
+        ..ConfigurationInput::default()
+    };
+    let mut draft = draft(origin, "the group name", input, policy)?;
+    let configuration = &mut draft.configuration;
+    // A key for a provider that takes none is dropped; one that needs a key and has none
+    // arrives inactive.
+    if !provider.accepts_api_key() {
+        configuration.api_key = None;
+    }
+    configuration.is_active = configuration.api_key.is_some() || !provider.needs_api_key();
+    Ok(draft)
 }
 
 /// Lanyard's export format: configurations without any secret.
@@ -232,6 +282,9 @@ pub struct ExportedConfiguration {
     pub is_active: bool,
     #[serde(default)]
     pub has_api_key: bool,
+    /// As the API shows them; left out by exports made before parameters existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
 fn default_true() -> bool {
@@ -241,7 +294,7 @@ fn default_true() -> bool {
 pub const EXPORT_VERSION: u32 = 1;
 
 /// Every configuration of `owner`, without keys or masks.
-pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, AppError> {
+pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, ImportError> {
     let configurations = llm_configurations::list_for_user(conn, DbId(owner))?
         .into_iter()
         .map(|row| ExportedConfiguration {
@@ -252,6 +305,7 @@ pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, Ap
             base_url: row.base_url,
             is_default: row.is_default,
             is_active: row.is_active,
+            parameters: Some(Value::Object(Parameters::from_stored(&row.parameters).to_json())),
         })
         .collect();
     Ok(ExportDocument {
@@ -280,32 +334,16 @@ pub fn parse_export(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, Imp
         .into_iter()
         .enumerate()
         .map(|(index, exported)| {
-            let origin = format!("configurations[{index}]");
-            let name = ConfigName::parse(&exported.name).map_err(|message| invalid(&origin, "name", message))?;
-            let provider = Provider::parse(&exported.provider).ok_or_else(|| {
-                invalid(
-                    &origin,
-                    "provider",
-                    format!("`{}` is not a provider id", exported.provider),
-                )
-            })?;
-            let model = ModelId::parse(&exported.model).map_err(|message| invalid(&origin, "model", message))?;
-            let base_url = exported
-                .base_url
-                .map(|url| BaseUrl::parse(&url, policy).map_err(|message| invalid(&origin, "base_url", message)))
-                .transpose()?;
-            Ok(Draft {
-                origin,
-                configuration: NewConfiguration {
-                    name,
-                    provider,
-                    model,
-                    api_key: None,
-                    base_url,
-                    is_default: false,
-                    is_active: false,
-                },
-            })
+            let input = ConfigurationInput {
+                name: Sent::Value(exported.name),
+                provider: Sent::Value(exported.provider),
+                model: Sent::Value(exported.model),
+                base_url: exported.base_url.map_or(Sent::Absent, Sent::Value),
+                is_active: Sent::Value(false),
+                parameters: exported.parameters.map_or(Sent::Absent, Sent::Value),
+                ..ConfigurationInput::default()
+            };
+            draft(&format!("configurations[{index}]"), "name", input, policy)
         })
         .collect()
 }
@@ -326,25 +364,19 @@ pub fn import(
                 report.skipped.push(name);
                 continue;
             }
-            configurations::create_without_key(conn, keyring, owner, draft.configuration, cap).map_err(|error| {
-                match error {
-                    AppError::Validation(fields) => ImportError::Invalid {
+            configurations::create(conn, keyring, owner, draft.configuration, cap, KeyRule::MayLack).map_err(
+                |error| match error.into_field_errors() {
+                    Ok(fields) => ImportError::Invalid {
                         origin: draft.origin.clone(),
                         detail: fields.summary().join("; "),
                     },
-                    other => ImportError::App(other),
-                }
-            })?;
+                    Err(other) => ImportError::Configuration(other),
+                },
+            )?;
             report.created.push(name);
         }
         Ok(report)
     })
-}
-
-impl From<diesel::result::Error> for ImportError {
-    fn from(error: diesel::result::Error) -> Self {
-        ImportError::App(AppError::from(error))
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod configuration_input;
 pub mod configurations;
 pub mod connection_tests;
 pub mod connections;

@@ -19,8 +19,8 @@ use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
 use crate::services::configurations::{self, KeyChange};
-use crate::services::connection_tests::{self, SavedSubject};
-use crate::services::connections::{self, ConnectionUpdate, NewConnection};
+use crate::services::connection_tests::TestSubject;
+use crate::services::connections::{self, ConnectionError, ConnectionUpdate, NewConnection};
 
 const PAGE: &str = "/connections";
 
@@ -238,11 +238,13 @@ fn parse_connection(
     }
 }
 
-/// Validation errors and one-field conflicts go next to the fields (422); others are errors.
-fn form_errors(error: AppError, cap_variable: &str) -> Result<FieldErrors, AppError> {
+/// Refusals of the input go next to their fields (422), a cap's at the top of the form; others
+/// are errors.
+fn form_errors(error: ConnectionError) -> Result<FieldErrors, ConnectionError> {
     match error {
-        AppError::Validation(errors) => Ok(errors.rename(cap_variable, "form")),
-        AppError::Conflict { fields, .. } if !fields.is_empty() => Ok(fields),
+        ConnectionError::Invalid(errors) => Ok(errors),
+        ConnectionError::NameTaken => Ok(FieldErrors::single("name", error.to_string())),
+        ConnectionError::CapReached(cap) => Ok(FieldErrors::single("form", cap.describe())),
         other => Err(other),
     }
 }
@@ -281,7 +283,7 @@ pub async fn create(
                 })
                 .await
         }
-        _ => Err(AppError::Validation(errors)),
+        _ => Err(ConnectionError::Invalid(errors)),
     };
     match outcome {
         Ok(_) if !htmx => Ok(see_other(PAGE)),
@@ -294,7 +296,7 @@ pub async fn create(
             None,
         )?),
         Err(error) => {
-            let errors = form_errors(error, cap.variable)?;
+            let errors = form_errors(error)?;
             let rows = state.db.run(move |conn| connections::list(conn, owner)).await?;
             let form = ConnectionForm::empty().resubmitted(&fields, errors);
             Ok(render_content(
@@ -333,11 +335,12 @@ async fn load_detail(state: &AppState, owner: Uuid, id: Uuid) -> Result<Detail, 
         .run(move |conn| {
             let connection = connections::find(conn, owner, id)?;
             let models = connections::catalogue(conn, owner, id)?.models;
-            let configurations = configurations::list(conn, owner)?
+            let configurations: Vec<Configuration> = configurations::list(conn, owner)?;
+            let configurations = configurations
                 .into_iter()
                 .filter(|configuration| configuration.connection_id == id)
                 .collect();
-            Ok(Detail {
+            Ok::<_, AppError>(Detail {
                 connection,
                 configurations,
                 models,
@@ -401,12 +404,12 @@ pub async fn update(
             .run(move |conn| connections::update(conn, &keyring, owner, id, update))
             .await
     } else {
-        Err(AppError::Validation(errors))
+        Err(ConnectionError::Invalid(errors))
     };
     match outcome {
         Ok(_) => Ok(see_other(PAGE)),
         Err(error) => {
-            let errors = form_errors(error, state.settings.caps.connections.variable)?;
+            let errors = form_errors(error)?;
             let form = ConnectionForm::of(&detail.connection).resubmitted(&fields, errors);
             Ok(render_detail(
                 detail,
@@ -434,7 +437,7 @@ pub async fn delete(
     let (status, notice) = match deleted {
         Ok(()) if !htmx => return Ok(see_other(PAGE)),
         Ok(()) => (StatusCode::OK, None),
-        Err(error @ AppError::Refused { .. }) => (StatusCode::CONFLICT, Some(error.to_string())),
+        Err(error @ ConnectionError::InUse(_)) => (StatusCode::CONFLICT, Some(error.to_string())),
         Err(other) => return Err(other.into()),
     };
     let rows = state.db.run(move |conn| connections::list(conn, owner)).await?;
@@ -478,15 +481,10 @@ pub async fn test(
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
     let id = page_id(&path)?;
-    connection_tests::test_saved_subject(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        user.user_id,
-        SavedSubject::Connection { id, model: None },
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    state
+        .tester()
+        .test(user.user_id, TestSubject::Connection { id, model: None })
+        .await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
@@ -503,15 +501,7 @@ pub async fn refresh_models(
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
     let id = page_id(&path)?;
-    let refreshed = connection_tests::refresh_models(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        user.user_id,
-        id,
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    let refreshed = state.tester().refresh_models(user.user_id, id).await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }

@@ -7,23 +7,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
 use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views_with_connections, provider_options};
-use crate::domain::{
-    ApiKey, BaseUrl, ConfigName, Configuration, Connection, ModelId, PlainHttpHosts, Provider, UserCaps,
-};
+use crate::domain::{Configuration, Connection, Parameters, Provider, ReasoningEffort};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
 use crate::services::Work;
-use crate::services::configurations::{
-    self, ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection,
-};
-use crate::services::connection_tests::{self, SavedSubject, TestOutcome, TestTarget};
-use crate::services::connections;
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent, TestInput};
+use crate::services::configurations::{self, ConfigurationError, ConfigurationUpdate, KeyChange, KeyRule};
+use crate::services::connection_tests::{TestError, TestOutcome, TestSubject};
+use crate::services::connections::{self, ConnectionError};
 
 const PAGE: &str = "/llm-configurations";
 
@@ -47,10 +45,19 @@ struct TableFragment {
     csrf_token: String,
 }
 
+/// The owner's connections, for the table's Connection column and the form's picker.
+fn owner_connections(conn: &mut Work, owner: Uuid) -> Result<Vec<Connection>, ConfigurationError> {
+    connections::list(conn, owner).map_err(|error| match error {
+        ConnectionError::Store(error) => ConfigurationError::Store(error),
+        // Listing refuses nothing else; an owner that is gone has nothing to list.
+        _ => ConfigurationError::NotFound,
+    })
+}
+
 /// The owner's configurations as the table shows them, each with its connection's name.
-fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, AppError> {
+fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, ConfigurationError> {
     let rows = configurations::list(conn, owner)?;
-    let connections = connections::list(conn, owner)?;
+    let connections = owner_connections(conn, owner)?;
     Ok(configuration_views_with_connections(rows, &connections))
 }
 
@@ -86,6 +93,7 @@ pub struct FormView {
     pub base_url_placeholder: String,
     pub is_active: bool,
     pub key_hint: Option<String>,
+    pub parameters: ParameterFields,
     pub errors: FieldErrors,
     pub providers: Vec<ProviderOption>,
     /// The picker's choice: a connection's id, or `new`.
@@ -110,8 +118,8 @@ pub struct Picker {
     models: Vec<String>,
 }
 
-/// The owner's connections and, when one is chosen, its catalogue (someone else's is 404).
-fn picker(conn: &mut Work, owner: Uuid, chosen: Option<Uuid>) -> Result<Picker, AppError> {
+/// The owner's connections and, when one is chosen, its catalogue (someone else's: not found).
+fn picker(conn: &mut Work, owner: Uuid, chosen: Option<Uuid>) -> Result<Picker, ConnectionError> {
     let models = match chosen {
         Some(id) => connections::catalogue(conn, owner, id)?.models,
         None => Vec::new(),
@@ -141,6 +149,10 @@ fn chosen(raw: Option<&str>) -> Chosen {
     }
 }
 
+fn choose_from_the_list() -> FieldErrors {
+    FieldErrors::single("connection_id", "choose one of your connections, or a new connection")
+}
+
 const NEW_CONNECTION: &str = "new";
 
 impl FormView {
@@ -157,6 +169,7 @@ impl FormView {
             base_url_placeholder: Provider::Openai.suggested_base_url().unwrap_or("").to_owned(),
             is_active: true,
             key_hint: None,
+            parameters: ParameterFields::default(),
             errors: FieldErrors::new(),
             providers: provider_options(),
             connection_id: NEW_CONNECTION.to_owned(),
@@ -179,6 +192,7 @@ impl FormView {
             base_url_placeholder: row.provider.suggested_base_url().unwrap_or("").to_owned(),
             is_active: row.is_active,
             key_hint: row.api_key_hint.clone(),
+            parameters: ParameterFields::from(&row.parameters),
             errors: FieldErrors::new(),
             providers: provider_options(),
             connection_id: row.connection_id.to_string(),
@@ -209,6 +223,7 @@ impl FormView {
         self.model = fields.model.clone();
         self.base_url = fields.base_url.clone();
         self.is_active = fields.is_active.is_some();
+        self.parameters = fields.parameters.clone();
         if let Some(choice) = fields
             .connection_id
             .as_deref()
@@ -218,6 +233,16 @@ impl FormView {
         }
         self.errors = errors;
         self
+    }
+
+    /// The closed "Parameters" section opens itself when it holds an error.
+    pub fn parameters_have_errors(&self) -> bool {
+        self.errors.iter().any(|(field, _)| field.starts_with("parameters"))
+    }
+
+    /// The choices of the reasoning effort `<select>` (the empty one: not set).
+    pub fn reasoning_efforts(&self) -> [&'static str; 3] {
+        ReasoningEffort::ALL.map(ReasoningEffort::as_str)
     }
 }
 
@@ -353,49 +378,150 @@ pub struct ConfigurationFields {
     is_active: Option<String>,
     /// The picker: one of the user's connections, or `new`; absent, the old fields decide.
     connection_id: Option<String>,
+    #[serde(flatten)]
+    parameters: ParameterFields,
+}
+
+/// The form's "Parameters" section: one input per parameter, named `parameters.<name>`, and
+/// the extra headers as one `Name: value` per line. An empty input means "not set".
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ParameterFields {
+    #[serde(default, rename = "parameters.temperature")]
+    pub temperature: String,
+    #[serde(default, rename = "parameters.top_p")]
+    pub top_p: String,
+    #[serde(default, rename = "parameters.max_output_tokens")]
+    pub max_output_tokens: String,
+    #[serde(default, rename = "parameters.reasoning_effort")]
+    pub reasoning_effort: String,
+    #[serde(default, rename = "parameters.timeout_seconds")]
+    pub timeout_seconds: String,
+    #[serde(default, rename = "parameters.api_version")]
+    pub api_version: String,
+    #[serde(default, rename = "parameters.extra_headers")]
+    pub extra_headers: String,
+}
+
+impl From<&Parameters> for ParameterFields {
+    fn from(parameters: &Parameters) -> Self {
+        let text = |value: Option<String>| value.unwrap_or_default();
+        ParameterFields {
+            temperature: text(parameters.temperature.map(|value| value.to_string())),
+            top_p: text(parameters.top_p.map(|value| value.to_string())),
+            max_output_tokens: text(parameters.max_output_tokens.map(|value| value.to_string())),
+            reasoning_effort: text(parameters.reasoning_effort.map(|effort| effort.as_str().to_owned())),
+            timeout_seconds: text(parameters.timeout_seconds.map(|value| value.to_string())),
+            api_version: text(parameters.api_version.clone()),
+            extra_headers: parameters
+                .extra_headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+impl ParameterFields {
+    /// The inputs as a parameters object for the one parser: empty inputs left out, numbers as
+    /// JSON numbers (text that is not one is passed on, for the parser to refuse by name). A
+    /// header line without `:` is refused here, under `parameters.extra_headers`.
+    fn to_json(&self, refused: &mut FieldErrors) -> Value {
+        let mut members = Map::new();
+        let mut put = |member: &str, text: &str, numeric: bool| {
+            let text = text.trim();
+            if text.is_empty() {
+                return;
+            }
+            let value = match serde_json::from_str::<serde_json::Number>(text) {
+                Ok(number) if numeric => Value::Number(number),
+                _ => Value::String(text.to_owned()),
+            };
+            members.insert(member.to_owned(), value);
+        };
+        put("temperature", &self.temperature, true);
+        put("top_p", &self.top_p, true);
+        put("max_output_tokens", &self.max_output_tokens, true);
+        put("reasoning_effort", &self.reasoning_effort, false);
+        put("timeout_seconds", &self.timeout_seconds, true);
+        put("api_version", &self.api_version, false);
+        let mut headers = Map::new();
+        for (index, line) in self.extra_headers.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let field = "parameters.extra_headers";
+            match line.split_once(':') {
+                Some((name, value)) => {
+                    let name = name.trim();
+                    if headers
+                        .insert(name.to_owned(), Value::String(value.trim().to_owned()))
+                        .is_some()
+                    {
+                        refused.add(field, format!("line {}: `{name}` is given twice", index + 1));
+                    }
+                }
+                None => refused.add(field, format!("line {}: write one `Name: value` per line", index + 1)),
+            }
+        }
+        if !headers.is_empty() {
+            members.insert("extra_headers".to_owned(), Value::Object(headers));
+        }
+        Value::Object(members)
+    }
 }
 
 fn no_key() -> SecretString {
     SecretString::from(String::new())
 }
 
-/// The form's fields, parsed; `None` where a field's error was recorded.
-struct ParsedFields {
-    name: Option<ConfigName>,
-    provider: Option<Provider>,
-    model: Option<ModelId>,
-    api_key: Option<ApiKey>,
-    base_url: Option<BaseUrl>,
+/// A form field as sent: an HTML form cannot leave a field out, so an empty one means "not
+/// set" where that is what the field allows.
+fn filled(value: &str) -> Sent<String> {
+    if value.trim().is_empty() {
+        Sent::Absent
+    } else {
+        Sent::Value(value.to_owned())
+    }
 }
 
-fn parse_fields(fields: &ConfigurationFields, policy: &impl PlainHttpHosts, errors: &mut FieldErrors) -> ParsedFields {
-    let mut record = |field: &str, message: String| errors.add(field, message);
-    let name = ConfigName::parse(&fields.name).map_err(|m| record("name", m)).ok();
-    let provider = Provider::parse(&fields.provider);
-    if provider.is_none() {
-        record("provider", "choose a provider from the list".into());
+impl ConfigurationFields {
+    /// The form as the one configuration parser reads it. An empty key field sends no key (on
+    /// the edit form: keeps the stored one); the checkbox and the parameters (which replace the
+    /// stored ones) are sent either way.
+    fn input(&self) -> ConfigurationInput {
+        let api_key = self.api_key.expose_secret();
+        let mut refused = FieldErrors::new();
+        let parameters = Sent::Value(self.parameters.to_json(&mut refused));
+        ConfigurationInput {
+            connection_id: Sent::Absent,
+            name: Sent::Value(self.name.clone()),
+            provider: Sent::Value(self.provider.clone()),
+            model: Sent::Value(self.model.clone()),
+            api_key: if api_key.is_empty() {
+                Sent::Absent
+            } else {
+                Sent::Value(SecretString::from(api_key.to_owned()))
+            },
+            base_url: Sent::Value(self.base_url.clone()),
+            is_default: Sent::Absent,
+            is_active: Sent::Value(self.is_active.is_some()),
+            parameters,
+            refused,
+        }
     }
-    let model = ModelId::parse(&fields.model).map_err(|m| record("model", m)).ok();
-    let api_key = (!fields.api_key.expose_secret().is_empty())
-        .then(|| {
-            ApiKey::parse(fields.api_key.expose_secret())
-                .map_err(|m| record("api_key", m))
-                .ok()
-        })
-        .flatten();
-    let base_url = (!fields.base_url.trim().is_empty())
-        .then(|| {
-            BaseUrl::parse(&fields.base_url, policy)
-                .map_err(|m| record("base_url", m))
-                .ok()
-        })
-        .flatten();
-    ParsedFields {
-        name,
-        provider,
-        model,
-        api_key,
-        base_url,
+
+    /// The form on the picked connection `id`: its provider, key and base URL fields are not
+    /// the configuration's to send (they describe a new connection).
+    fn input_on(&self, id: Uuid) -> ConfigurationInput {
+        ConfigurationInput {
+            connection_id: Sent::Value(id.to_string()),
+            provider: Sent::Absent,
+            api_key: Sent::Absent,
+            base_url: Sent::Absent,
+            ..self.input()
+        }
     }
 }
 
@@ -422,32 +548,39 @@ fn after_save(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> Resu
     Ok(response)
 }
 
-/// Validation errors and field-level conflicts (a taken name, a shared connection's fields)
-/// re-render the form (422); others are errors.
-fn form_errors(error: AppError) -> Result<FieldErrors, AppError> {
+/// Refusals of the input re-render the form (422), a cap's at the top of the form; others are
+/// errors.
+fn form_errors(error: ConfigurationError) -> Result<FieldErrors, ConfigurationError> {
     match error {
-        AppError::Validation(errors) => Ok(errors.rename(UserCaps::default().configurations.variable, "form")),
-        AppError::Conflict { fields, .. } | AppError::Refused { fields, .. } if !fields.is_empty() => Ok(fields),
-        other => Err(other),
+        ConfigurationError::CapReached(cap) => Ok(FieldErrors::single("form", cap.describe())),
+        other => other.into_field_errors(),
     }
 }
 
-/// Only the errors of `fields` (on an existing connection, the new-connection fields are
-/// not used, so neither are their errors).
-fn errors_of(errors: &FieldErrors, fields: &[&str]) -> FieldErrors {
-    let mut kept = FieldErrors::new();
-    for (field, messages) in errors.iter() {
-        if fields.contains(&field) {
-            for message in messages {
-                kept.add(field, message.clone());
-            }
+/// Saves parsed form input with `save` in one database task, then lists the owner's rows; a
+/// refusal of the input (the parser's or the service's) is handed back for the form.
+async fn save<T: Send + 'static>(
+    state: &AppState,
+    owner: Uuid,
+    parsed: Result<T, FieldErrors>,
+    save: impl FnOnce(&mut Work, T) -> Result<Configuration, ConfigurationError> + Send + 'static,
+) -> Result<Result<Vec<ConfigurationView>, FieldErrors>, ConfigurationError> {
+    let outcome = match parsed {
+        Ok(input) => {
+            state
+                .db
+                .run(move |conn| {
+                    save(conn, input)?;
+                    table_rows(conn, owner)
+                })
+                .await
         }
+        Err(errors) => Err(ConfigurationError::Invalid(errors)),
+    };
+    match outcome {
+        Ok(rows) => Ok(Ok(rows)),
+        Err(error) => form_errors(error).map(Err),
     }
-    kept
-}
-
-fn choose_from_the_list() -> AppError {
-    AppError::validation("connection_id", "choose one of your connections, or a new connection")
 }
 
 /// The form re-rendered with its errors (422), its picker as submitted.
@@ -467,7 +600,7 @@ async fn rerender(
     let picker = state
         .db
         .run(move |conn| match picker(conn, owner, choice) {
-            Err(AppError::NotFound) => picker(conn, owner, None),
+            Err(ConnectionError::NotFound) => picker(conn, owner, None),
             other => other,
         })
         .await?;
@@ -483,74 +616,31 @@ pub async fn create(
 ) -> PageResult {
     let htmx = is_htmx(&req);
     let fields = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let owner = user.user_id;
-    let cap = state.settings.caps.configurations;
-    let is_active = fields.is_active.is_some();
-    let outcome = match (chosen(fields.connection_id.as_deref()), parsed) {
-        (Chosen::Invalid, _) => Err(choose_from_the_list()),
-        (
-            Chosen::Existing(connection_id),
-            ParsedFields {
-                name: Some(name),
-                model: Some(model),
-                ..
-            },
-        ) if errors_of(&errors, &["name", "model"]).is_empty() => {
-            let new = NewConfigurationOnConnection {
-                name,
-                connection_id,
-                model,
-                is_default: false,
-                is_active,
-            };
-            state
-                .db
-                .run(move |conn| {
-                    configurations::create_on_connection(conn, owner, new, cap)?;
-                    table_rows(conn, owner)
-                })
-                .await
-        }
-        (Chosen::Existing(_), _) => Err(AppError::Validation(errors_of(&errors, &["name", "model"]))),
-        (
-            Chosen::Unspecified | Chosen::New,
-            ParsedFields {
-                name: Some(name),
-                provider: Some(provider),
-                model: Some(model),
-                api_key,
-                base_url,
-            },
-        ) if errors.is_empty() => {
-            let new = NewConfiguration {
-                name,
-                provider,
-                model,
-                api_key,
-                base_url,
-                is_default: false,
-                is_active,
-            };
-            let keyring = state.keyring.clone();
-            state
-                .db
-                .run(move |conn| {
-                    configurations::create(conn, &keyring, owner, new, cap)?;
-                    table_rows(conn, owner)
-                })
-                .await
-        }
-        _ => Err(AppError::Validation(errors)),
+    let (keyring, owner, cap) = (state.keyring.clone(), user.user_id, state.settings.caps.configurations);
+    // On a picked connection, or (a new connection, or no picker) with one of its own.
+    let parsed = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Invalid => Err(choose_from_the_list()),
+        Chosen::Existing(id) => fields.input_on(id).into_create(&state.settings.egress),
+        Chosen::New | Chosen::Unspecified => fields.input().into_create(&state.settings.egress),
     };
-    match outcome {
-        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(error) => {
-            let errors = form_errors(error)?;
-            rerender(&state, &user, FormView::new_configuration(htmx), &fields, errors).await
+    let saved = save(&state, owner, parsed, move |conn, new| match new {
+        NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
+        NewConfigurationInput::WithOwnConnection(new) => {
+            configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
         }
+    })
+    .await?;
+    match saved {
+        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
+        Err(errors) => rerender(&state, &user, FormView::new_configuration(htmx), &fields, errors).await,
     }
+}
+
+/// What an edit does: the old fields on the connection it uses, a move to another connection,
+/// or a move onto a new one made from the form's provider, key and base URL.
+enum Edit {
+    Update(ConfigurationUpdate),
+    OntoNewConnection(ConfigurationUpdate),
 }
 
 pub async fn update(
@@ -562,102 +652,46 @@ pub async fn update(
 ) -> PageResult {
     let htmx = is_htmx(&req);
     let id = page_id(&path)?;
-    let owner = user.user_id;
+    let fields = form.fields;
+    let (keyring, owner) = (state.keyring.clone(), user.user_id);
     // Someone else's configuration is a 404 before anything is read from the form.
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-    let fields = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    let keyring = state.keyring.clone();
-    let is_active = Some(fields.is_active.is_some());
-    let outcome = match chosen(fields.connection_id.as_deref()) {
+    let policy = &state.settings.egress;
+    let parsed = match chosen(fields.connection_id.as_deref()) {
         Chosen::Invalid => Err(choose_from_the_list()),
-        // Another of the user's connections: the configuration moves there.
-        Chosen::Existing(connection_id) if connection_id != row.connection_id => {
-            let errors = errors_of(&errors, &["name", "model"]);
-            if errors.is_empty() {
-                let update = ConfigurationUpdate {
-                    name: parsed.name,
-                    connection_id: Some(connection_id),
-                    model: parsed.model,
-                    is_active,
-                    ..ConfigurationUpdate::default()
-                };
-                state
-                    .db
-                    .run(move |conn| {
-                        configurations::update(conn, &keyring, owner, id, update)?;
-                        table_rows(conn, owner)
-                    })
-                    .await
-            } else {
-                Err(AppError::Validation(errors))
-            }
+        Chosen::Existing(target) if target != row.connection_id => {
+            fields.input_on(target).into_update(policy).map(Edit::Update)
         }
-        // A new connection from the form's provider, key and base URL.
-        Chosen::New => match parsed {
-            ParsedFields {
-                provider: Some(provider),
-                api_key,
-                base_url,
-                name,
-                model,
-            } if errors.is_empty() => {
-                let update = ConfigurationUpdate {
-                    name,
-                    model,
-                    is_active,
-                    ..ConfigurationUpdate::default()
-                };
-                state
-                    .db
-                    .run(move |conn| {
-                        configurations::update_onto_new_connection(
-                            conn,
-                            &keyring,
-                            owner,
-                            id,
-                            (provider, api_key, base_url),
-                            update,
-                        )?;
-                        table_rows(conn, owner)
-                    })
-                    .await
-            }
-            _ => Err(AppError::Validation(errors)),
-        },
-        // The connection it uses (or no picker at all): its fields change that connection, as
-        // before connections existed (refused while other configurations share it).
-        Chosen::Unspecified | Chosen::Existing(_) => {
-            if errors.is_empty() {
-                let update = ConfigurationUpdate {
-                    name: parsed.name,
-                    connection_id: None,
-                    provider: parsed.provider,
-                    model: parsed.model,
-                    // An empty key field keeps the stored key.
-                    api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
-                    base_url: Some(parsed.base_url),
-                    is_active,
-                };
-                state
-                    .db
-                    .run(move |conn| {
-                        configurations::update(conn, &keyring, owner, id, update)?;
-                        table_rows(conn, owner)
-                    })
-                    .await
-            } else {
-                Err(AppError::Validation(errors))
-            }
-        }
+        Chosen::New => fields.input().into_update(policy).map(Edit::OntoNewConnection),
+        Chosen::Existing(_) | Chosen::Unspecified => fields.input().into_update(policy).map(Edit::Update),
     };
-    match outcome {
-        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(error) => {
-            let errors = form_errors(error)?;
-            rerender(&state, &user, FormView::edit(&row, htmx), &fields, errors).await
+    let saved = save(&state, owner, parsed, move |conn, edit| match edit {
+        Edit::Update(update) => configurations::update(conn, &keyring, owner, id, update),
+        Edit::OntoNewConnection(update) => {
+            let Some(provider) = update.provider else {
+                return Err(ConfigurationError::Invalid(FieldErrors::single(
+                    "provider",
+                    "choose the new connection's provider",
+                )));
+            };
+            let api_key = match &update.api_key {
+                KeyChange::Replace(key) => Some(key.clone()),
+                KeyChange::Keep | KeyChange::Remove => None,
+            };
+            let base_url = update.base_url.clone().flatten();
+            let rest = ConfigurationUpdate {
+                provider: None,
+                api_key: KeyChange::Keep,
+                base_url: None,
+                ..update
+            };
+            configurations::update_onto_new_connection(conn, &keyring, owner, id, (provider, api_key, base_url), rest)
         }
+    })
+    .await?;
+    match saved {
+        Ok(rows) => Ok(after_save(htmx, rows, &user)?),
+        Err(errors) => rerender(&state, &user, FormView::edit(&row, htmx), &fields, errors).await,
     }
 }
 
@@ -677,7 +711,7 @@ async fn row_action(
     req: &HttpRequest,
     user: &SignedIn,
     path: &str,
-    action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), AppError> + Send + 'static,
+    action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), ConfigurationError> + Send + 'static,
 ) -> PageResult {
     let id = page_id(path)?;
     let owner = user.user_id;
@@ -781,15 +815,10 @@ pub async fn test_saved(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    connection_tests::test_saved(
-        &state.db,
-        &state.keyring,
-        &state.outbound,
-        owner,
-        id,
-        state.settings.test_rate_per_minute,
-    )
-    .await?;
+    state
+        .tester()
+        .test(owner, TestSubject::Saved { id, model: None })
+        .await?;
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
@@ -851,7 +880,8 @@ pub struct UnsavedTestFields {
 }
 
 /// "Test before saving": tests the form's values. On the edit form an empty key field uses the
-/// stored key, but only while provider and base URL are unchanged (else it asks for the key).
+/// stored key, but only while provider and base URL are unchanged (else it asks for the key). A
+/// test needs neither a name nor a model (without one it shows what the provider offers).
 pub async fn test_unsaved(
     state: web::Data<AppState>,
     user: SignedIn,
@@ -861,88 +891,59 @@ pub async fn test_unsaved(
         fields,
         configuration_id,
     } = form.fields;
-    let mut errors = FieldErrors::new();
-    let parsed = parse_fields(&fields, &state.settings.egress, &mut errors);
-    // A test needs neither a name nor a model (without one it shows what the provider offers):
-    // every other error stops it.
-    let model_is_empty = fields.model.trim().is_empty();
-    let blocking = |field: &str| field != "name" && !(field == "model" && model_is_empty);
     // A connection picked in the form (other than the one the edited configuration uses, whose
     // fields stay editable) is tested as it is stored, for the form's model.
-    if let Chosen::Existing(connection_id) = chosen(fields.connection_id.as_deref()) {
-        let owner = user.user_id;
-        let limit = state.settings.test_rate_per_minute;
-        let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
-        let current = match stored_id {
-            Some(id) => Some(
-                state
+    let picked = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Existing(connection_id) => match Uuid::parse_str(configuration_id.trim()) {
+            Ok(id) => {
+                let owner = user.user_id;
+                let current = state
                     .db
                     .run(move |conn| configurations::find(conn, owner, id))
                     .await?
-                    .connection_id,
-            ),
-            None => None,
-        };
-        if current != Some(connection_id) {
-            if errors.has("model") && !model_is_empty {
-                return Ok(test_form_errors(errors_of(&errors, &["model"]))?);
+                    .connection_id;
+                (current != connection_id).then_some(connection_id)
             }
-            let outcome = connection_tests::test_saved_subject(
-                &state.db,
-                &state.keyring,
-                &state.outbound,
-                owner,
-                SavedSubject::Connection {
-                    id: connection_id,
-                    model: parsed.model.as_ref(),
-                },
-                limit,
-            )
-            .await?;
-            let fragment = TestResultFragment {
-                result: TestResultView::from(outcome),
-            };
-            return Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?));
-        }
-    }
-    let Some(provider) = parsed.provider else {
-        return Ok(test_form_errors(errors)?);
+            Err(_) => Some(connection_id),
+        },
+        _ => None,
     };
-    if errors.iter().any(|(field, _)| blocking(field)) {
-        return Ok(test_form_errors(errors)?);
-    }
-    let model = parsed.model;
-    let owner = user.user_id;
-    let limit = state.settings.test_rate_per_minute;
-    let stored_id = Uuid::parse_str(configuration_id.trim()).ok();
-    let outcome = match (parsed.api_key, stored_id) {
-        (None, Some(id)) => {
-            let tested = connection_tests::test_edit_with_stored_key(
-                &state.db,
-                &state.keyring,
-                &state.outbound,
-                owner,
-                id,
+    let input = match picked {
+        Some(connection_id) => TestInput {
+            connection_id: Sent::Value(connection_id.to_string()),
+            id: Sent::Absent,
+            provider: Sent::Absent,
+            model: filled(&fields.model),
+            api_key: Sent::Absent,
+            base_url: Sent::Absent,
+            refused: FieldErrors::new(),
+        },
+        None => {
+            let ConfigurationInput {
                 provider,
-                parsed.base_url.as_ref(),
-                model.as_ref(),
-                limit,
-            )
-            .await;
-            match tested {
-                Ok(outcome) => outcome,
-                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
-                Err(other) => return Err(other.into()),
+                api_key,
+                base_url,
+                ..
+            } = fields.input();
+            TestInput {
+                connection_id: Sent::Absent,
+                id: filled(&configuration_id),
+                provider,
+                model: filled(&fields.model),
+                api_key,
+                base_url,
+                refused: FieldErrors::new(),
             }
         }
-        (api_key, _) => {
-            let target = match TestTarget::new(provider, model.as_ref(), parsed.base_url.as_ref(), api_key.as_ref()) {
-                Ok(target) => target,
-                Err(AppError::Validation(errors)) => return Ok(test_form_errors(errors)?),
-                Err(other) => return Err(other.into()),
-            };
-            connection_tests::test_unsaved(&state.db, &state.outbound, owner, target, limit).await?
-        }
+    };
+    let subject = match input.parse(&state.settings.egress) {
+        Ok(subject) => subject,
+        Err(errors) => return Ok(test_form_errors(errors)?),
+    };
+    let outcome = match state.tester().test(user.user_id, subject).await {
+        Ok(outcome) => outcome,
+        Err(TestError::Invalid(errors)) => return Ok(test_form_errors(errors)?),
+        Err(other) => return Err(AppError::from(other).into()),
     };
     let fragment = TestResultFragment {
         result: TestResultView::from(outcome),

@@ -150,7 +150,11 @@ pub async fn set_default(
         Ok(id) => {
             state
                 .db
-                .run(move |conn| configurations::set_default(conn, owner, id).map(|_| ()))
+                .run(move |conn| {
+                    configurations::set_default(conn, owner, id)
+                        .map(|_| ())
+                        .map_err(AppError::from)
+                })
                 .await
         }
         Err(_) => Err(AppError::validation(

@@ -26,6 +26,7 @@ mod openapi;
 mod operations;
 mod overrides;
 mod pages;
+mod parameters;
 mod provider_tests;
 mod resolve;
 mod rotation;

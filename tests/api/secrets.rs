@@ -296,6 +296,7 @@ fn values_holding_a_key_in_clear_are_redacted_in_debug_output() {
         use_count: 0,
         created_at: None,
         updated_at: None,
+        parameters: Default::default(),
     };
     let drafts = import::parse_openhands(
         &format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{key}\"\n"),

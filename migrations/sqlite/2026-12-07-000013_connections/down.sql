@@ -23,6 +23,7 @@ CREATE TABLE llm_configurations_old (
     use_count BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
+    parameters TEXT NOT NULL DEFAULT '{}',
     CONSTRAINT llm_configurations_name_key_unique UNIQUE (user_id, name_key),
     CONSTRAINT llm_configurations_default_is_active CHECK (is_active OR NOT is_default),
     CONSTRAINT llm_configurations_key_id_with_key CHECK ((api_key_encrypted IS NULL) = (key_id IS NULL))
@@ -36,7 +37,7 @@ SELECT c.id, c.user_id, c.name, c.name_key, n.provider, c.model,
        c.is_default AND CASE WHEN n.api_key_encrypted IS NULL OR n.legacy_configuration_id = c.id THEN 1 ELSE 0 END,
        c.is_active AND CASE WHEN n.api_key_encrypted IS NULL OR n.legacy_configuration_id = c.id THEN 1 ELSE 0 END,
        n.test_status, n.test_message, n.test_latency_ms, n.tested_at, c.last_used_at, c.use_count,
-       c.created_at, c.updated_at
+       c.created_at, c.updated_at, c.parameters
 FROM llm_configurations c JOIN connections n ON n.id = c.connection_id;
 
 CREATE TABLE conversation_overrides_old (

@@ -73,14 +73,16 @@ CREATE TABLE llm_configurations_new (
     use_count BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL,
+    parameters TEXT NOT NULL DEFAULT '{}',
     CONSTRAINT llm_configurations_name_key_unique UNIQUE (user_id, name_key),
     CONSTRAINT llm_configurations_default_is_active CHECK (is_active OR NOT is_default)
 );
 INSERT INTO llm_configurations_new (
     id, user_id, connection_id, name, name_key, model, is_default, is_active, last_used_at, use_count,
-    created_at, updated_at
+    created_at, updated_at, parameters
 )
-SELECT id, user_id, id, name, name_key, model, is_default, is_active, last_used_at, use_count, created_at, updated_at
+SELECT id, user_id, id, name, name_key, model, is_default, is_active, last_used_at, use_count, created_at, updated_at,
+       parameters
 FROM llm_configurations;
 
 CREATE TABLE conversation_overrides_new (
