@@ -39,6 +39,25 @@
     });
   }
 
+  // The configuration form's provider, key and base URL describe "A new connection" (and, on
+  // the edit form, the connection the configuration uses now): hidden while another is picked.
+  // Without JavaScript they are simply shown, and used only for those two choices.
+  function adaptConnectionPicker(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll("select[name=connection_id]").forEach(function (select) {
+      if (select.dataset.adapted) return;
+      select.dataset.adapted = "true";
+      var fields = select.form ? select.form.querySelector("#connection-fields") : null;
+      if (!fields) return;
+      var apply = function () {
+        var current = fields.dataset.currentConnection;
+        fields.hidden = !(select.value === "new" || (current && select.value === current));
+      };
+      select.addEventListener("change", apply);
+      apply();
+    });
+  }
+
   // Controls that need JavaScript (such as "Test before saving") are hidden without it.
   function revealScriptOnly(root) {
     if (!root || !root.querySelectorAll) return;
@@ -49,10 +68,12 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     adaptProviderFields(document);
+    adaptConnectionPicker(document);
     revealScriptOnly(document);
   });
   document.addEventListener("htmx:load", function (event) {
     adaptProviderFields(event.detail.elt);
+    adaptConnectionPicker(event.detail.elt);
     revealScriptOnly(event.detail.elt);
   });
 

@@ -447,6 +447,64 @@ pub fn update(
     })
 }
 
+/// The configuration form's "a new connection" on an edit: a connection of its own made from
+/// `provider`, `api_key` and `base_url` (named after the configuration, like one made the old
+/// way, and gone with it when nothing else uses it), and the configuration moved onto it with
+/// the rest of `update`, as one change.
+pub fn update_onto_new_connection(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    owner: Uuid,
+    id: Uuid,
+    connection: (Provider, Option<ApiKey>, Option<BaseUrl>),
+    update: ConfigurationUpdate,
+) -> Result<Configuration, ConfigurationError> {
+    let (provider, api_key, base_url) = connection;
+    let mut errors = FieldErrors::new();
+    if api_key.is_some() && !provider.accepts_api_key() {
+        errors.add("api_key", format!("{} takes no API key", provider.label()));
+    }
+    if api_key.is_none() && provider.needs_api_key() {
+        errors.add("api_key", format!("is required for {}", provider.label()));
+    }
+    if provider.needs_base_url() && base_url.is_none() {
+        errors.add("base_url", format!("is required for {}", provider.label()));
+    }
+    refuse_any(errors)?;
+    db::write_transaction(conn, |conn| {
+        lock_owner(conn, owner)?;
+        let row = find(conn, owner, id)?;
+        let invalid = |field: &str, message: String| ConfigurationError::Invalid(FieldErrors::single(field, message));
+        let name = match &update.name {
+            Some(name) => name.clone(),
+            None => ConfigName::parse(&row.name).map_err(|message| invalid("name", message))?,
+        };
+        let model = match &update.model {
+            Some(model) => model.clone(),
+            None => ModelId::parse(&row.model).map_err(|message| invalid("model", message))?,
+        };
+        let new = NewConfiguration {
+            name,
+            provider,
+            model,
+            api_key,
+            base_url,
+            is_default: false,
+            is_active: update.is_active.unwrap_or(row.is_active),
+            parameters: Parameters::default(),
+        };
+        let connection_id = connections::insert_implicit(conn, keyring, owner, &new, db::now())?;
+        let moved = ConfigurationUpdate {
+            connection_id: Some(connection_id),
+            provider: None,
+            api_key: KeyChange::Keep,
+            base_url: None,
+            ..update
+        };
+        self::update(conn, keyring, owner, id, moved)
+    })
+}
+
 pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;

@@ -11,16 +11,17 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
-use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views, provider_options};
-use crate::domain::{Configuration, Parameters, Provider, ReasoningEffort};
+use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views_with_connections, provider_options};
+use crate::domain::{Configuration, Connection, Parameters, Provider, ReasoningEffort};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
 use crate::http::page_error::PageResult;
 use crate::services::Work;
-use crate::services::configuration_input::{ConfigurationInput, Sent, TestInput};
-use crate::services::configurations::{self, ConfigurationError, ConfigurationUpdate, KeyRule};
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent, TestInput};
+use crate::services::configurations::{self, ConfigurationError, ConfigurationUpdate, KeyChange, KeyRule};
 use crate::services::connection_tests::{TestError, TestOutcome, TestSubject};
+use crate::services::connections::{self, ConnectionError};
 
 const PAGE: &str = "/llm-configurations";
 
@@ -44,9 +45,25 @@ struct TableFragment {
     csrf_token: String,
 }
 
-fn table_fragment(rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+/// The owner's connections, for the table's Connection column and the form's picker.
+fn owner_connections(conn: &mut Work, owner: Uuid) -> Result<Vec<Connection>, ConfigurationError> {
+    connections::list(conn, owner).map_err(|error| match error {
+        ConnectionError::Store(error) => ConfigurationError::Store(error),
+        // Listing refuses nothing else; an owner that is gone has nothing to list.
+        _ => ConfigurationError::NotFound,
+    })
+}
+
+/// The owner's configurations as the table shows them, each with its connection's name.
+fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, ConfigurationError> {
+    let rows = configurations::list(conn, owner)?;
+    let connections = owner_connections(conn, owner)?;
+    Ok(configuration_views_with_connections(rows, &connections))
+}
+
+fn table_fragment(rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     let fragment = TableFragment {
-        configurations: configuration_views(rows),
+        configurations: rows,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, fragment.render()?))
@@ -54,10 +71,10 @@ fn table_fragment(rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpRespo
 
 pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
     let owner = user.user_id;
-    let rows = state.db.run(move |conn| configurations::list(conn, owner)).await?;
+    let rows = state.db.run(move |conn| table_rows(conn, owner)).await?;
     let page = ManagementPage {
         layout: Layout::signed_in("LLM configurations", "configurations", &user),
-        configurations: configuration_views(rows),
+        configurations: rows,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
@@ -79,7 +96,64 @@ pub struct FormView {
     pub parameters: ParameterFields,
     pub errors: FieldErrors,
     pub providers: Vec<ProviderOption>,
+    /// The picker's choice: a connection's id, or `new`.
+    pub connection_id: String,
+    /// On the edit form, the connection the configuration uses now (its fields stay editable
+    /// there); empty on the add form.
+    pub current_connection_id: String,
+    pub connections: Vec<ConnectionOption>,
+    /// The chosen connection's model catalogue, for the model field's `<datalist>`.
+    pub models: Vec<String>,
 }
+
+/// One of the user's connections in the form's picker.
+pub struct ConnectionOption {
+    pub id: String,
+    pub label: String,
+}
+
+/// What the picker offers and the chosen connection's models.
+pub struct Picker {
+    connections: Vec<Connection>,
+    models: Vec<String>,
+}
+
+/// The owner's connections and, when one is chosen, its catalogue (someone else's: not found).
+fn picker(conn: &mut Work, owner: Uuid, chosen: Option<Uuid>) -> Result<Picker, ConnectionError> {
+    let models = match chosen {
+        Some(id) => connections::catalogue(conn, owner, id)?.models,
+        None => Vec::new(),
+    };
+    Ok(Picker {
+        connections: connections::list(conn, owner)?,
+        models,
+    })
+}
+
+/// The picker's value as submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// No picker in the request (a client of the form as it was): the old fields decide.
+    Unspecified,
+    /// "A new connection": provider, key and base URL from the same form.
+    New,
+    Existing(Uuid),
+    Invalid,
+}
+
+fn chosen(raw: Option<&str>) -> Chosen {
+    match raw.map(str::trim) {
+        None | Some("") => Chosen::Unspecified,
+        Some("new") => Chosen::New,
+        Some(raw) => Uuid::parse_str(raw).map_or(Chosen::Invalid, Chosen::Existing),
+    }
+}
+
+fn choose_from_the_list() -> FieldErrors {
+    FieldErrors::single("connection_id", "choose one of your connections, or a new connection")
+}
+
+const NEW_CONNECTION: &str = "new";
 
 impl FormView {
     fn new_configuration(in_dialog: bool) -> Self {
@@ -98,6 +172,10 @@ impl FormView {
             parameters: ParameterFields::default(),
             errors: FieldErrors::new(),
             providers: provider_options(),
+            connection_id: NEW_CONNECTION.to_owned(),
+            current_connection_id: String::new(),
+            connections: Vec::new(),
+            models: Vec::new(),
         }
     }
 
@@ -117,7 +195,25 @@ impl FormView {
             parameters: ParameterFields::from(&row.parameters),
             errors: FieldErrors::new(),
             providers: provider_options(),
+            connection_id: row.connection_id.to_string(),
+            current_connection_id: row.connection_id.to_string(),
+            connections: Vec::new(),
+            models: Vec::new(),
         }
+    }
+
+    /// The picker's options (each connection with its provider) and the chosen one's models.
+    fn with_picker(mut self, picker: Picker) -> Self {
+        self.connections = picker
+            .connections
+            .into_iter()
+            .map(|connection| ConnectionOption {
+                id: connection.id.to_string(),
+                label: format!("{} ({})", connection.name, connection.provider.label()),
+            })
+            .collect();
+        self.models = picker.models;
+        self
     }
 
     /// The submitted values, re-shown with their errors (never the key).
@@ -128,6 +224,13 @@ impl FormView {
         self.base_url = fields.base_url.clone();
         self.is_active = fields.is_active.is_some();
         self.parameters = fields.parameters.clone();
+        if let Some(choice) = fields
+            .connection_id
+            .as_deref()
+            .filter(|choice| !choice.trim().is_empty())
+        {
+            self.connection_id = choice.trim().to_owned();
+        }
         self.errors = errors;
         self
     }
@@ -182,12 +285,58 @@ fn render_form(form: FormView, user: &SignedIn, status: StatusCode) -> Result<Ht
     Ok(private_html(status, body))
 }
 
-pub async fn new_form(req: HttpRequest, user: SignedIn) -> PageResult {
-    Ok(render_form(
-        FormView::new_configuration(is_htmx(&req)),
-        &user,
+/// `?connection_id=…` preselects one of the user's connections in the picker.
+#[derive(Debug, Deserialize)]
+pub struct PickerQuery {
+    #[serde(default)]
+    connection_id: String,
+}
+
+pub async fn new_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    query: web::Query<PickerQuery>,
+) -> PageResult {
+    let preselected = match chosen(Some(&query.connection_id)) {
+        Chosen::Unspecified | Chosen::New => None,
+        Chosen::Existing(id) => Some(id),
+        Chosen::Invalid => return Err(AppError::NotFound.into()),
+    };
+    let owner = user.user_id;
+    let picker = state.db.run(move |conn| picker(conn, owner, preselected)).await?;
+    let mut form = FormView::new_configuration(is_htmx(&req)).with_picker(picker);
+    if let Some(id) = preselected {
+        form.connection_id = id.to_string();
+    }
+    Ok(render_form(form, &user, StatusCode::OK)?)
+}
+
+#[derive(Template)]
+#[template(path = "llm_configurations/_models.html")]
+struct ModelsFragment {
+    models: Vec<String>,
+}
+
+/// The model field's `<datalist>` for the connection the picker shows (htmx swaps it in place);
+/// empty for a new connection.
+pub async fn models(state: web::Data<AppState>, user: SignedIn, query: web::Query<PickerQuery>) -> PageResult {
+    let models = match chosen(Some(&query.connection_id)) {
+        Chosen::Unspecified | Chosen::New => Vec::new(),
+        Chosen::Existing(id) => {
+            let owner = user.user_id;
+            state
+                .db
+                .run(move |conn| connections::catalogue(conn, owner, id))
+                .await?
+                .models
+        }
+        Chosen::Invalid => return Err(AppError::NotFound.into()),
+    };
+    Ok(private_html(
         StatusCode::OK,
-    )?)
+        ModelsFragment { models }.render().map_err(AppError::from)?,
+    ))
 }
 
 pub async fn edit_form(
@@ -198,8 +347,19 @@ pub async fn edit_form(
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
-    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-    Ok(render_form(FormView::edit(&row, is_htmx(&req)), &user, StatusCode::OK)?)
+    let (row, picker) = state
+        .db
+        .run(move |conn| {
+            let row = configurations::find(conn, owner, id)?;
+            let picker = picker(conn, owner, Some(row.connection_id))?;
+            Ok::<_, AppError>((row, picker))
+        })
+        .await?;
+    Ok(render_form(
+        FormView::edit(&row, is_htmx(&req)).with_picker(picker),
+        &user,
+        StatusCode::OK,
+    )?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +376,8 @@ pub struct ConfigurationFields {
     #[serde(default)]
     base_url: String,
     is_active: Option<String>,
+    /// The picker: one of the user's connections, or `new`; absent, the old fields decide.
+    connection_id: Option<String>,
     #[serde(flatten)]
     parameters: ParameterFields,
 }
@@ -349,11 +511,23 @@ impl ConfigurationFields {
             refused,
         }
     }
+
+    /// The form on the picked connection `id`: its provider, key and base URL fields are not
+    /// the configuration's to send (they describe a new connection).
+    fn input_on(&self, id: Uuid) -> ConfigurationInput {
+        ConfigurationInput {
+            connection_id: Sent::Value(id.to_string()),
+            provider: Sent::Absent,
+            api_key: Sent::Absent,
+            base_url: Sent::Absent,
+            ..self.input()
+        }
+    }
 }
 
 /// After a successful save: the table (htmx, retargeted from the dialog's form, which the
 /// `configuration-saved` event closes) or a redirect to the page.
-fn after_save(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> Result<HttpResponse, AppError> {
+fn after_save(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     if !htmx {
         return Ok(see_other(PAGE));
     }
@@ -390,14 +564,14 @@ async fn save<T: Send + 'static>(
     owner: Uuid,
     parsed: Result<T, FieldErrors>,
     save: impl FnOnce(&mut Work, T) -> Result<Configuration, ConfigurationError> + Send + 'static,
-) -> Result<Result<Vec<Configuration>, FieldErrors>, ConfigurationError> {
+) -> Result<Result<Vec<ConfigurationView>, FieldErrors>, ConfigurationError> {
     let outcome = match parsed {
         Ok(input) => {
             state
                 .db
                 .run(move |conn| {
                     save(conn, input)?;
-                    configurations::list(conn, owner)
+                    table_rows(conn, owner)
                 })
                 .await
         }
@@ -409,6 +583,31 @@ async fn save<T: Send + 'static>(
     }
 }
 
+/// The form re-rendered with its errors (422), its picker as submitted.
+async fn rerender(
+    state: &AppState,
+    user: &SignedIn,
+    form: FormView,
+    fields: &ConfigurationFields,
+    errors: FieldErrors,
+) -> PageResult {
+    let owner = user.user_id;
+    let choice = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Existing(id) => Some(id),
+        _ => None,
+    };
+    // A choice that is not the user's shows no models (its error says why).
+    let picker = state
+        .db
+        .run(move |conn| match picker(conn, owner, choice) {
+            Err(ConnectionError::NotFound) => picker(conn, owner, None),
+            other => other,
+        })
+        .await?;
+    let form = form.with_picker(picker).resubmitted(fields, errors);
+    Ok(render_form(form, user, StatusCode::UNPROCESSABLE_ENTITY)?)
+}
+
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -418,18 +617,30 @@ pub async fn create(
     let htmx = is_htmx(&req);
     let fields = form.fields;
     let (keyring, owner, cap) = (state.keyring.clone(), user.user_id, state.settings.caps.configurations);
-    let parsed = fields.input().into_new(&state.settings.egress);
-    let saved = save(&state, owner, parsed, move |conn, new| {
-        configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+    // On a picked connection, or (a new connection, or no picker) with one of its own.
+    let parsed = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Invalid => Err(choose_from_the_list()),
+        Chosen::Existing(id) => fields.input_on(id).into_create(&state.settings.egress),
+        Chosen::New | Chosen::Unspecified => fields.input().into_create(&state.settings.egress),
+    };
+    let saved = save(&state, owner, parsed, move |conn, new| match new {
+        NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
+        NewConfigurationInput::WithOwnConnection(new) => {
+            configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+        }
     })
     .await?;
     match saved {
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(errors) => {
-            let form = FormView::new_configuration(htmx).resubmitted(&fields, errors);
-            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
-        }
+        Err(errors) => rerender(&state, &user, FormView::new_configuration(htmx), &fields, errors).await,
     }
+}
+
+/// What an edit does: the old fields on the connection it uses, a move to another connection,
+/// or a move onto a new one made from the form's provider, key and base URL.
+enum Edit {
+    Update(ConfigurationUpdate),
+    OntoNewConnection(ConfigurationUpdate),
 }
 
 pub async fn update(
@@ -443,23 +654,49 @@ pub async fn update(
     let id = page_id(&path)?;
     let fields = form.fields;
     let (keyring, owner) = (state.keyring.clone(), user.user_id);
-    let parsed = fields.input().into_update(&state.settings.egress);
-    let saved = save(&state, owner, parsed, move |conn, update| {
-        configurations::update(conn, &keyring, owner, id, update)
+    // Someone else's configuration is a 404 before anything is read from the form.
+    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    let policy = &state.settings.egress;
+    let parsed = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Invalid => Err(choose_from_the_list()),
+        Chosen::Existing(target) if target != row.connection_id => {
+            fields.input_on(target).into_update(policy).map(Edit::Update)
+        }
+        Chosen::New => fields.input().into_update(policy).map(Edit::OntoNewConnection),
+        Chosen::Existing(_) | Chosen::Unspecified => fields.input().into_update(policy).map(Edit::Update),
+    };
+    let saved = save(&state, owner, parsed, move |conn, edit| match edit {
+        Edit::Update(update) => configurations::update(conn, &keyring, owner, id, update),
+        Edit::OntoNewConnection(update) => {
+            let Some(provider) = update.provider else {
+                return Err(ConfigurationError::Invalid(FieldErrors::single(
+                    "provider",
+                    "choose the new connection's provider",
+                )));
+            };
+            let api_key = match &update.api_key {
+                KeyChange::Replace(key) => Some(key.clone()),
+                KeyChange::Keep | KeyChange::Remove => None,
+            };
+            let base_url = update.base_url.clone().flatten();
+            let rest = ConfigurationUpdate {
+                provider: None,
+                api_key: KeyChange::Keep,
+                base_url: None,
+                ..update
+            };
+            configurations::update_onto_new_connection(conn, &keyring, owner, id, (provider, api_key, base_url), rest)
+        }
     })
     .await?;
     match saved {
         Ok(rows) => Ok(after_save(htmx, rows, &user)?),
-        Err(errors) => {
-            let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
-            let form = FormView::edit(&row, htmx).resubmitted(&fields, errors);
-            Ok(render_form(form, &user, StatusCode::UNPROCESSABLE_ENTITY)?)
-        }
+        Err(errors) => rerender(&state, &user, FormView::edit(&row, htmx), &fields, errors).await,
     }
 }
 
 /// A row action's answer: the table (htmx) or back to the page.
-fn after_action(htmx: bool, rows: Vec<Configuration>, user: &SignedIn) -> PageResult {
+fn after_action(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> PageResult {
     if htmx {
         Ok(table_fragment(rows, user)?)
     } else {
@@ -482,7 +719,7 @@ async fn row_action(
         .db
         .run(move |conn| {
             action(conn, owner, id)?;
-            configurations::list(conn, owner)
+            table_rows(conn, owner)
         })
         .await?;
     after_action(is_htmx(req), rows, user)
@@ -585,9 +822,19 @@ pub async fn test_saved(
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
-    let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
+    let row = state
+        .db
+        .run(move |conn| {
+            let row = configurations::find(conn, owner, id)?;
+            let connection = connections::find(conn, owner, row.connection_id)?;
+            Ok::<_, AppError>(configuration_views_with_connections(vec![row], &[connection]))
+        })
+        .await?;
+    let Some(row) = row.into_iter().next() else {
+        return Err(AppError::NotFound.into());
+    };
     let fragment = RowFragment {
-        c: ConfigurationView::from(row),
+        c: row,
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
@@ -644,20 +891,50 @@ pub async fn test_unsaved(
         fields,
         configuration_id,
     } = form.fields;
-    let ConfigurationInput {
-        provider,
-        api_key,
-        base_url,
-        ..
-    } = fields.input();
-    let input = TestInput {
-        connection_id: Sent::Absent,
-        id: filled(&configuration_id),
-        provider,
-        model: filled(&fields.model),
-        api_key,
-        base_url,
-        refused: FieldErrors::new(),
+    // A connection picked in the form (other than the one the edited configuration uses, whose
+    // fields stay editable) is tested as it is stored, for the form's model.
+    let picked = match chosen(fields.connection_id.as_deref()) {
+        Chosen::Existing(connection_id) => match Uuid::parse_str(configuration_id.trim()) {
+            Ok(id) => {
+                let owner = user.user_id;
+                let current = state
+                    .db
+                    .run(move |conn| configurations::find(conn, owner, id))
+                    .await?
+                    .connection_id;
+                (current != connection_id).then_some(connection_id)
+            }
+            Err(_) => Some(connection_id),
+        },
+        _ => None,
+    };
+    let input = match picked {
+        Some(connection_id) => TestInput {
+            connection_id: Sent::Value(connection_id.to_string()),
+            id: Sent::Absent,
+            provider: Sent::Absent,
+            model: filled(&fields.model),
+            api_key: Sent::Absent,
+            base_url: Sent::Absent,
+            refused: FieldErrors::new(),
+        },
+        None => {
+            let ConfigurationInput {
+                provider,
+                api_key,
+                base_url,
+                ..
+            } = fields.input();
+            TestInput {
+                connection_id: Sent::Absent,
+                id: filled(&configuration_id),
+                provider,
+                model: filled(&fields.model),
+                api_key,
+                base_url,
+                refused: FieldErrors::new(),
+            }
+        }
     };
     let subject = match input.parse(&state.settings.egress) {
         Ok(subject) => subject,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod assets;
+pub mod connections;
 pub mod conversations;
 pub mod health;
 pub mod llm_configurations;
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(llm_configurations::create),
         )
         .route("/llm-configurations/new", web::get().to(llm_configurations::new_form))
+        .route("/llm-configurations/models", web::get().to(llm_configurations::models))
         .route(
             "/llm-configurations/test",
             web::post().to(llm_configurations::test_unsaved),
@@ -61,6 +63,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/llm-configurations/{id}/delete")
                 .get(llm_configurations::delete_confirm)
                 .post(llm_configurations::delete),
+        )
+        .service(
+            web::resource("/connections")
+                .get(connections::page)
+                .post(connections::create),
+        )
+        .service(
+            web::resource("/connections/{id}")
+                .get(connections::detail)
+                .post(connections::update),
+        )
+        .route("/connections/{id}/delete", web::post().to(connections::delete))
+        .route("/connections/{id}/test", web::post().to(connections::test))
+        .route(
+            "/connections/{id}/models/refresh",
+            web::post().to(connections::refresh_models),
         )
         .service(
             web::resource("/conversations")

@@ -75,6 +75,8 @@ pub struct ConfigurationView {
     pub model: String,
     pub masked_key: Option<String>,
     pub base_url: Option<String>,
+    /// The connection's name (on the management page; other pages leave it out).
+    pub connection_name: Option<String>,
     pub is_default: bool,
     pub is_active: bool,
     pub test_status: &'static str,
@@ -94,6 +96,7 @@ impl From<Configuration> for ConfigurationView {
             model: row.model,
             masked_key: row.api_key_hint,
             base_url: row.base_url,
+            connection_name: None,
             is_default: row.is_default,
             is_active: row.is_active,
             test_status: row.test_status.as_str(),
@@ -107,6 +110,26 @@ impl From<Configuration> for ConfigurationView {
 
 pub fn configuration_views(rows: Vec<Configuration>) -> Vec<ConfigurationView> {
     rows.into_iter().map(ConfigurationView::from).collect()
+}
+
+/// The same, each with the name of the connection it uses.
+pub fn configuration_views_with_connections(
+    rows: Vec<Configuration>,
+    connections: &[crate::domain::Connection],
+) -> Vec<ConfigurationView> {
+    let names: std::collections::HashMap<uuid::Uuid, &str> = connections
+        .iter()
+        .map(|connection| (connection.id, connection.name.as_str()))
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let connection_name = names.get(&row.connection_id).map(|name| (*name).to_owned());
+            ConfigurationView {
+                connection_name,
+                ..ConfigurationView::from(row)
+            }
+        })
+        .collect()
 }
 
 /// A provider in the form's select, with what the form's script needs to adapt the fields.

@@ -15,6 +15,7 @@ mod accounts;
 mod admin;
 mod cli;
 mod configurations;
+mod connection_pages;
 mod connections;
 mod defaults;
 mod egress;

@@ -908,8 +908,13 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub async fn start() -> FakeProvider {
+        FakeProvider::listing(&FAKE_MODELS).await
+    }
+
+    /// The same provider, listing `models` instead.
+    pub async fn listing(models: &[&str]) -> FakeProvider {
         let server = MockServer::builder().start().await;
-        let data: Vec<Value> = FAKE_MODELS.iter().map(|id| json!({ "id": id })).collect();
+        let data: Vec<Value> = models.iter().map(|id| json!({ "id": id })).collect();
         Mock::given(method("GET"))
             .and(path("/models"))
             .and(header("authorization", format!("Bearer {GOOD_PROVIDER_KEY}").as_str()))

@@ -8,5 +8,6 @@
 
 mod harness;
 
+mod connections;
 mod with_javascript;
 mod without_javascript;
