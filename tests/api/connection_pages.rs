@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::configurations::{CONFIGURATIONS, id_of, stored_ciphertext};
+use crate::helpers::configurations::CONFIGURATIONS;
 use crate::helpers::connections::{
     connection_path, create_connection, create_on, id_str, list_connections, openai_connection,
 };
@@ -229,7 +229,7 @@ async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     .await;
     let id = id_str(&created);
     let configuration = create_on(&app, &user.token, "user-of-it", &created, "gpt-4o").await;
-    let ciphertext = stored_ciphertext(&app, &configuration).await;
+    let ciphertext = app.stored_ciphertext(&configuration).await;
     assert!(ciphertext.is_some());
 
     let detail = browser.page(&format!("/connections/{id}")).await;
@@ -262,7 +262,7 @@ async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     assert_eq!(now["name"], "kept");
     assert_eq!(now["api_key_masked"], "sk-…x7Qa");
     assert_eq!(
-        stored_ciphertext(&app, &configuration).await,
+        app.stored_ciphertext(&configuration).await,
         ciphertext,
         "the stored key is untouched"
     );
@@ -304,7 +304,7 @@ async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     assert_eq!(response.status(), 303);
     assert_eq!(connection(&app, &user.token, &id).await["api_key_masked"], "sk-…NEW1");
     let fetched: Value = app
-        .get(&format!("{CONFIGURATIONS}/{}", id_of(&configuration)), &user.token)
+        .get(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
         .await
         .json()
         .await
@@ -347,7 +347,7 @@ async fn deleting_a_connection_is_refused_naming_its_configurations_while_they_u
     // Once its configurations are gone, it goes.
     for configuration in [&alpha, &beta] {
         let response = app
-            .delete(&format!("{CONFIGURATIONS}/{}", id_of(configuration)), &user.token)
+            .delete(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
             .await;
         assert_eq!(response.status(), 204);
     }
@@ -485,13 +485,13 @@ async fn the_configuration_form_offers_the_connections_models_in_a_datalist_with
     // The edit form of a configuration on it offers the same list.
     let configuration = create_on(&app, &user.token, "writer", &listed, "gpt-4o").await;
     let edit = browser
-        .page(&format!("/llm-configurations/{}/edit", id_of(&configuration)))
+        .page(&format!("/llm-configurations/{}/edit", configuration.id))
         .await;
     assert!(edit.contains(&format!(r#"<option value="{id}" selected>"#)), "{edit}");
     assert_eq!(suggestions(&edit), ["gpt-4o", "gpt-4o-mini"]);
     // And the management table names the connection in its Connection column.
     let table = browser.page("/llm-configurations").await;
-    let row = crate::helpers::pages::row_of(&table, id_of(&configuration)).unwrap();
+    let row = crate::helpers::pages::row_of(&table, configuration.id).unwrap();
     assert!(
         row.contains(r#"<span class="connection-name clip" title="listed">listed</span>"#),
         "{row}"
@@ -608,7 +608,7 @@ async fn someone_elses_connection_is_not_found_on_every_route(app: TestApp) {
         !html.contains(&format!(r#"<option value="{id}""#)),
         "only the user's own are offered"
     );
-    assert!(app.list(&stranger.token).await.is_empty());
+    assert!(app.configurations(&stranger.token).await.is_empty());
 
     let unchanged = connection(&app, &owner.token, &id).await;
     assert_eq!(unchanged["name"], "theirs");
@@ -643,10 +643,10 @@ async fn the_configuration_form_creates_on_a_picked_connection_and_the_old_way_s
     .await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     assert_eq!(location(&response), "/llm-configurations");
-    let created = app.list(&user.token).await;
-    assert_eq!(created[0]["name"], "on-team");
-    assert_eq!(created[0]["connection_id"], team["id"]);
-    assert_eq!(created[0]["provider"], "openai");
+    let created = app.configurations(&user.token).await;
+    assert_eq!(created[0].name, "on-team");
+    assert_eq!(json!(created[0].connection_id), team["id"]);
+    assert_eq!(created[0].provider, "openai");
     assert_eq!(
         list_connections(&app, &user.token).await.len(),
         1,
@@ -719,7 +719,7 @@ async fn the_configuration_form_creates_on_a_picked_connection_and_the_old_way_s
         html.contains(r#"<option value="new" selected>"#),
         "the choice is kept: {html}"
     );
-    assert_eq!(app.list(&user.token).await.len(), 3);
+    assert_eq!(app.configurations(&user.token).await.len(), 3);
 }
 
 async fn an_edit_moves_a_configuration_to_another_connection_or_onto_a_new_one(app: TestApp) {
@@ -738,9 +738,9 @@ async fn an_edit_moves_a_configuration_to_another_connection_or_onto_a_new_one(a
     .await;
     let configuration = create_on(&app, &user.token, "mover", &first, "gpt-4o").await;
     let _sharer = create_on(&app, &user.token, "sharer", &first, "gpt-4o").await;
-    let path = format!("/llm-configurations/{}", id_of(&configuration));
+    let path = format!("/llm-configurations/{}", configuration.id);
     let fetch = async || -> Value {
-        app.get(&format!("{CONFIGURATIONS}/{}", id_of(&configuration)), &user.token)
+        app.get(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
             .await
             .json()
             .await
