@@ -13,6 +13,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
+use crate::services::scheduled_checks;
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
 
@@ -24,6 +25,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    /// Scheduled checks run while the server serves, and stop with it.
+    scheduler: Option<scheduled_checks::Scheduler>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,8 @@ impl Application {
             OutboundClient::new(settings.egress.clone()).map_err(|error| BuildError::Outbound(error.to_string()))?;
         let pool_size = settings.pool_size.max(2);
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let scheduler =
+            scheduled_checks::Scheduler::start(database.clone(), keyring.clone(), outbound.clone(), settings.checks);
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -95,6 +100,7 @@ impl Application {
             port,
             server,
             database: state_database,
+            scheduler,
         })
     }
 
@@ -108,7 +114,11 @@ impl Application {
 
     /// Serves until SIGINT or SIGTERM; requests in flight are allowed to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.stop();
+        }
+        served
     }
 }
 

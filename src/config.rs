@@ -8,7 +8,9 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::db::DatabaseUrl;
-use crate::domain::{ApiKey, BaseUrl, FallbackConfiguration, ModelId, OrganisationCreation, Provider, UserCaps};
+use crate::domain::{
+    ApiKey, BaseUrl, CheckSchedule, FallbackConfiguration, ModelId, OrganisationCreation, Provider, UserCaps,
+};
 use crate::egress::EgressPolicy;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://lanyard-data/lanyard.db";
@@ -46,6 +48,9 @@ pub struct Settings {
     pub caps: UserCaps,
     /// `LANYARD_ORGANISATION_CREATION`: `anyone` (the default) or `admins`.
     pub organisation_creation: OrganisationCreation,
+    /// `LANYARD_CHECK_INTERVAL` (default `6h`, `off`, at least `5s`) and
+    /// `LANYARD_CHECK_CONCURRENCY` (default 4): the scheduled checks of connections.
+    pub checks: CheckSchedule,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +139,7 @@ impl Settings {
         let caps = caps_from_env()?;
         let organisation_creation = OrganisationCreation::parse(&var_or("LANYARD_ORGANISATION_CREATION", "anyone"))
             .map_err(|message| ConfigError(format!("LANYARD_ORGANISATION_CREATION {message}")))?;
+        let checks = checks_from_env()?;
         Ok(Settings {
             database_url,
             bind,
@@ -147,8 +153,22 @@ impl Settings {
             trusted_proxies,
             caps,
             organisation_creation,
+            checks,
         })
     }
+}
+
+fn checks_from_env() -> Result<CheckSchedule, ConfigError> {
+    let mut checks = CheckSchedule::default();
+    if let Some(raw) = var("LANYARD_CHECK_INTERVAL") {
+        checks.interval = CheckSchedule::parse_interval(&raw)
+            .map_err(|message| ConfigError(format!("LANYARD_CHECK_INTERVAL {message}")))?;
+    }
+    if let Some(raw) = var("LANYARD_CHECK_CONCURRENCY") {
+        checks.concurrency = CheckSchedule::parse_concurrency(&raw)
+            .map_err(|message| ConfigError(format!("LANYARD_CHECK_CONCURRENCY {message}")))?;
+    }
+    Ok(checks)
 }
 
 /// Each per-user cap from its variable, or its default.

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub pool: IntGaugeVec,
     pub provider_tests: IntCounterVec,
+    pub checks: IntCounterVec,
+    pub connections: IntGaugeVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -36,7 +38,17 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("provider_tests_total", "Provider tests by outcome code"),
         &["code"],
     )?;
+    let checks = IntCounterVec::new(
+        Opts::new("checks_total", "Scheduled connection checks by result"),
+        &["result"],
+    )?;
+    let connections = IntGaugeVec::new(
+        Opts::new("connections", "Connections by the status of their last check"),
+        &["status"],
+    )?;
     registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(checks.clone()))?;
+    registry.register(Box::new(connections.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(pool.clone()))?;
     registry.register(Box::new(provider_tests.clone()))?;
@@ -46,6 +58,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         latency,
         pool,
         provider_tests,
+        checks,
+        connections,
     })
 }
 
@@ -90,6 +104,22 @@ pub fn record_request(route: &str, method: &'static str, status: &str, seconds: 
 pub fn record_provider_test(code: &str) {
     if let Some(metrics) = METRICS.as_ref() {
         metrics.provider_tests.with_label_values(&[code]).inc();
+    }
+}
+
+/// `result`: `ok`, `failed` or `unavailable`.
+pub fn record_check(result: &str) {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics.checks.with_label_values(&[result]).inc();
+    }
+}
+
+/// How many connections are `ok`, `failing` and `unchecked`, as of now.
+pub fn set_connections(ok: i64, failing: i64, unchecked: i64) {
+    if let Some(metrics) = METRICS.as_ref() {
+        for (status, count) in [("ok", ok), ("failing", failing), ("unchecked", unchecked)] {
+            metrics.connections.with_label_values(&[status]).set(count);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The JSON API under `/api`: one file per resource, all errors rendered by `ApiError`.
 
 pub mod configurations;
+pub mod connection_checks;
 pub mod connection_tests;
 pub mod connections;
 pub mod conversations;
@@ -78,6 +79,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/connections/{id}/test")
                     .post(connections::test)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/connections/{id}/checks")
+                    .get(connection_checks::list)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -4,7 +4,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{configurations, connection_tests, connections, conversations, organisations, providers, tokens};
+use super::{
+    configurations, connection_checks, connection_tests, connections, conversations, organisations, providers, tokens,
+};
 use crate::http::api_error as error;
 
 #[derive(OpenApi)]
@@ -28,6 +30,7 @@ use crate::http::api_error as error;
         connections::test,
         connections::models,
         connections::refresh_models,
+        connection_checks::list,
         providers::list,
         conversations::list,
         conversations::set_override,
@@ -60,6 +63,7 @@ use crate::http::api_error as error;
         connections::ModelCatalogueResource,
         connections::ModelResource,
         connections::RefreshFailure,
+        connection_checks::CheckResource,
         providers::ProviderResource,
         conversations::OverrideResource,
         conversations::SetOverrideRequest,

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::api_tokens::TokenRow;
+use super::connection_checks::CheckRow;
 use super::connections::{ConnectionRow, ModelRow};
 use super::conversation_overrides::OverrideRow;
 use super::invitations::InvitationRow;
@@ -15,8 +16,9 @@ use super::master_key_canaries::CanaryRow;
 use super::memberships::MembershipRow;
 use super::organisations::OrganisationRow;
 use super::schema::{
-    api_tokens, connection_models, connections, conversation_overrides, instance_settings, invitations, key_reveals,
-    llm_configurations, master_key_canaries, memberships, organisations, security_events, sessions, users,
+    api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
+    invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisations, security_events,
+    sessions, users,
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
@@ -36,6 +38,7 @@ pub struct Snapshot {
     pub tokens: Vec<TokenRow>,
     pub connections: Vec<ConnectionRow>,
     pub connection_models: Vec<ModelRow>,
+    pub connection_checks: Vec<CheckRow>,
     pub configurations: Vec<ConfigurationTableRow>,
     pub overrides: Vec<OverrideRow>,
     pub reveals: Vec<RevealRow>,
@@ -61,6 +64,7 @@ impl Snapshot {
                 .load(conn)?,
             connections: super::connections::all(conn)?,
             connection_models: super::connections::all_models(conn)?,
+            connection_checks: super::connection_checks::all(conn)?,
             configurations: super::llm_configurations::all(conn)?,
             overrides: conversation_overrides::table
                 .select(OverrideRow::as_select())
@@ -98,6 +102,7 @@ impl Snapshot {
             ("api_tokens", count(self.tokens.len())),
             ("connections", count(self.connections.len())),
             ("connection_models", count(self.connection_models.len())),
+            ("connection_checks", count(self.connection_checks.len())),
             ("llm_configurations", count(self.configurations.len())),
             ("conversation_overrides", count(self.overrides.len())),
             ("key_reveals", count(self.reveals.len())),
@@ -127,6 +132,9 @@ impl Snapshot {
             diesel::insert_into(connection_models::table)
                 .values(row)
                 .execute(conn)?;
+        }
+        for row in &self.connection_checks {
+            super::connection_checks::insert(conn, row)?;
         }
         for row in &self.configurations {
             diesel::insert_into(llm_configurations::table)
@@ -178,6 +186,7 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         ("api_tokens", api_tokens::table.count().get_result(conn)?),
         ("connections", connections::table.count().get_result(conn)?),
         ("connection_models", connection_models::table.count().get_result(conn)?),
+        ("connection_checks", connection_checks::table.count().get_result(conn)?),
         (
             "llm_configurations",
             llm_configurations::table.count().get_result(conn)?,

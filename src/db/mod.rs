@@ -3,6 +3,7 @@
 
 pub mod api_tokens;
 pub mod auth_failures;
+pub mod connection_checks;
 pub mod connections;
 pub mod conversation_overrides;
 pub mod copy;

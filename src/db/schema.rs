@@ -79,6 +79,25 @@ diesel::table! {
         is_implicit -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        next_check_at -> Nullable<Timestamp>,
+        check_claimed_at -> Nullable<Timestamp>,
+        check_failures -> BigInt,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    connection_checks (id) {
+        id -> DbUuid,
+        connection_id -> DbUuid,
+        checked_at -> Timestamp,
+        trigger -> Text,
+        status -> Text,
+        code -> Text,
+        latency_ms -> Nullable<BigInt>,
     }
 }
 
@@ -113,6 +132,7 @@ diesel::joinable!(llm_configurations -> users (user_id));
 diesel::joinable!(llm_configurations -> connections (connection_id));
 diesel::joinable!(connections -> users (owner_user_id));
 diesel::joinable!(connection_models -> connections (connection_id));
+diesel::joinable!(connection_checks -> connections (connection_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -122,6 +142,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_settings,
     connections,
     connection_models,
+    connection_checks,
 );
 
 diesel::table! {

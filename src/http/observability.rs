@@ -98,6 +98,13 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
                 .body("metrics need the bearer token of LANYARD_METRICS_TOKEN\n");
         }
     }
+    let counted = state
+        .db
+        .run(crate::services::scheduled_checks::publish_connection_counts)
+        .await;
+    if let Err(error) = counted {
+        tracing::debug!(%error, "counting connections for the metrics failed");
+    }
     let pool = state.db.pool().state();
     let body = crate::metrics::render(pool.connections, pool.idle_connections, state.db.pool().max_size());
     HttpResponse::Ok()

@@ -12,7 +12,7 @@ use crate::db::connections::{self as connection_store, ConnectionRow};
 use crate::db::llm_configurations as store;
 use crate::db::{self, Database, DbConnection, DbError, DbId, provider_test_runs, users};
 use crate::domain::FieldErrors;
-use crate::domain::{ApiKey, BaseUrl, ModelCatalogue, ModelId, Provider, TestStatus};
+use crate::domain::{ApiKey, BaseUrl, CheckStatus, ModelCatalogue, ModelId, Provider, TestStatus};
 use crate::egress::{EgressError, OutboundClient};
 use crate::providers;
 use crate::services::connections::{self, ConnectionError};
@@ -105,6 +105,8 @@ pub struct TestOutcome {
     /// Everything the provider listed (sorted, at most 2,000), for the connection's catalogue;
     /// `None` when it listed nothing readable.
     pub catalogue: Option<Vec<String>>,
+    /// The provider's HTTP status when it refused (a 429 or 5xx says nothing about the key).
+    pub http_status: Option<u16>,
 }
 
 /// Lanyard's one sentence for each failed code. A provider's answer may echo part of the key
@@ -138,6 +140,7 @@ impl TestOutcome {
             models: Vec::new(),
             warnings: Vec::new(),
             catalogue: None,
+            http_status: None,
         }
     }
 
@@ -145,6 +148,7 @@ impl TestOutcome {
     fn failed_with_status(code: &'static str, status: u16, latency_ms: Option<i64>) -> Self {
         let mut outcome = TestOutcome::failed(code, latency_ms);
         outcome.message = format!("{} (HTTP {status})", outcome.message);
+        outcome.http_status = Some(status);
         outcome
     }
 
@@ -159,6 +163,17 @@ impl TestOutcome {
     /// What the configuration records.
     pub fn test_status(&self) -> TestStatus {
         if self.ok { TestStatus::Ok } else { TestStatus::Failed }
+    }
+
+    /// What a check records: a 429, a 5xx or no answer in time is no verdict on the key.
+    pub fn check_status(&self) -> CheckStatus {
+        if self.ok {
+            CheckStatus::Ok
+        } else if self.code == "timeout" || self.http_status.is_some_and(|status| status == 429 || status >= 500) {
+            CheckStatus::Unavailable
+        } else {
+            CheckStatus::Failed
+        }
     }
 
     /// The wire form of [`TestOutcome::test_status`].
@@ -251,6 +266,7 @@ async fn classify(client: &OutboundClient, target: &TestTarget) -> TestOutcome {
                     models,
                     warnings,
                     catalogue: Some(catalogue),
+                    http_status: None,
                 }
             }
             None => TestOutcome::failed("provider_error", latency_ms),
@@ -328,6 +344,15 @@ fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<Stri
         base_url: base_url.to_owned(),
         api_key,
     })
+}
+
+/// The scheduler's test of a saved connection: not counted against any budget, recorded by the
+/// caller. `None` when there is nothing to check (a provider that needs a key, and none kept).
+pub async fn check_saved(keyring: &MasterKeyring, client: &OutboundClient, row: &ConnectionRow) -> Option<TestOutcome> {
+    if row.provider.needs_api_key() && row.api_key_encrypted.is_none() {
+        return None;
+    }
+    Some(saved_target(keyring, row, None).outcome(client).await)
 }
 
 impl Tester<'_> {
@@ -411,9 +436,10 @@ impl Tester<'_> {
                     recorded.latency_ms,
                     db::now(),
                 )?;
-                if let Some(catalogue) = recorded.catalogue {
+                if let Some(catalogue) = recorded.catalogue.clone() {
                     connections::store_catalogue(conn, owner, id, catalogue)?;
                 }
+                crate::services::scheduled_checks::record_manual(conn, owner, id, &recorded)?;
                 Ok::<_, TestError>(())
             })
             .await?;

@@ -14,6 +14,7 @@ pub mod import;
 pub mod master_keys;
 pub mod operations;
 pub mod organisations;
+pub mod scheduled_checks;
 pub mod tokens;
 
 use uuid::Uuid;

@@ -140,6 +140,7 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         trusted_proxies: Vec::new(),
         caps: UserCaps::default(),
         organisation_creation: Default::default(),
+        checks: Default::default(),
     }
 }
 

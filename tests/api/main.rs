@@ -15,6 +15,7 @@ mod accounts;
 mod admin;
 mod cli;
 mod configurations;
+mod connection_checks;
 mod connection_pages;
 mod connections;
 mod defaults;

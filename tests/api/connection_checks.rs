@@ -1,0 +1,134 @@
+//! A connection's check history (`GET /api/connections/{id}/checks`): manual tests and
+//! scheduled checks, newest first; a provider that answers 429/5xx changes no status. The
+//! scheduler across several instances is `tests/scheduled_checks.rs`.
+
+use std::time::Duration;
+
+use lanyard::config::Settings;
+use serde_json::{Value, json};
+use wiremock::ResponseTemplate;
+
+use crate::helpers::connections::{connection_path, create_connection, id_str, openai_connection};
+use crate::helpers::providers::{GOOD_KEY, fake_openai, loopback_allowed, openai_base, provider_answering};
+use crate::helpers::{TestApp, assert_error};
+use crate::on_both_backends;
+
+on_both_backends!(settings(loopback_allowed):
+    manual_tests_are_kept_in_the_history_newest_first,
+);
+
+on_both_backends!(settings(checked_every_five_seconds):
+    a_scheduled_check_the_provider_refuses_with_503_changes_no_status,
+    a_scheduled_check_records_a_refused_key_like_a_manual_test,
+);
+
+fn checked_every_five_seconds(settings: &mut Settings) {
+    loopback_allowed(settings);
+    settings.checks.interval = Some(Duration::from_secs(5));
+}
+
+async fn history(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
+    let response = app.get(&format!("{path}/checks"), token).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Polls the history until it holds a check (a scheduled one comes one interval after creation).
+async fn first_check(app: &TestApp, token: &str, path: &str) -> Value {
+    for _ in 0..100 {
+        if let Some(check) = history(app, token, path).await.into_iter().next() {
+            return check;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no scheduled check within 20 s");
+}
+
+async fn manual_tests_are_kept_in_the_history_newest_first(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("checked", GOOD_KEY, Some(&openai_base(&server))),
+    )
+    .await;
+    let path = connection_path(&id_str(&connection));
+    assert_eq!(history(&app, &user.token, &path).await, Vec::<Value>::new());
+
+    let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
+    assert_eq!(test.status(), 200);
+    let changed = app
+        .put_json(&path, &user.token, &json!({"api_key": "sk-revoked-key-0002"}))
+        .await;
+    assert_eq!(changed.status(), 200);
+    let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
+    assert_eq!(test.status(), 200);
+
+    let checks = history(&app, &user.token, &path).await;
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert_eq!(checks[0]["trigger"], "manual");
+    assert_eq!(checks[0]["status"], "failed");
+    assert_eq!(checks[0]["code"], "invalid_key");
+    assert_eq!(checks[1]["status"], "ok");
+    assert_eq!(checks[1]["code"], "ok");
+    for check in &checks {
+        assert!(
+            check["checked_at"].as_str().is_some_and(|at| at.ends_with('Z')),
+            "{check}"
+        );
+        assert!(check["latency_ms"].is_i64(), "{check}");
+        let mut fields: Vec<&String> = check.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["checked_at", "code", "latency_ms", "status", "trigger"]);
+    }
+    assert!(checks[0]["checked_at"].as_str() >= checks[1]["checked_at"].as_str());
+
+    let stranger = app.user().await;
+    assert_error(
+        app.get(&format!("{path}/checks"), &stranger.token).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+async fn a_scheduled_check_the_provider_refuses_with_503_changes_no_status(app: TestApp) {
+    let user = app.user().await;
+    let server = provider_answering(ResponseTemplate::new(503)).await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("busy", GOOD_KEY, Some(&openai_base(&server))),
+    )
+    .await;
+    let path = connection_path(&id_str(&connection));
+    let check = first_check(&app, &user.token, &path).await;
+    assert_eq!(check["trigger"], "scheduled");
+    assert_eq!(check["status"], "unavailable");
+    assert_eq!(check["code"], "provider_error");
+    let after: Value = app.get(&path, &user.token).await.json().await.unwrap();
+    assert_eq!(
+        after["test_status"], "untested",
+        "a 503 says nothing about the key: {after}"
+    );
+}
+
+async fn a_scheduled_check_records_a_refused_key_like_a_manual_test(app: TestApp) {
+    let user = app.user().await;
+    let server = fake_openai().await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("revoked", "sk-revoked-key-0003", Some(&openai_base(&server))),
+    )
+    .await;
+    let path = connection_path(&id_str(&connection));
+    let check = first_check(&app, &user.token, &path).await;
+    assert_eq!(check["trigger"], "scheduled");
+    assert_eq!(check["status"], "failed");
+    assert_eq!(check["code"], "invalid_key");
+    let after: Value = app.get(&path, &user.token).await.json().await.unwrap();
+    assert_eq!(after["test_status"], "failed", "{after}");
+    assert_eq!(after["test_code"], "invalid_key", "{after}");
+}
