@@ -11,9 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::check_strip::CheckStrip;
 use super::respond::{private_html, see_other};
 use super::views::{HtmlId, Layout, ProviderOption, display_time, provider_options};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, Connection, PlainHttpHosts, Provider};
+use crate::domain::{ApiKey, BaseUrl, CheckRecord, ConfigName, Configuration, Connection, PlainHttpHosts, Provider};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -21,6 +22,7 @@ use crate::http::page_error::PageResult;
 use crate::services::configurations::{self, KeyChange};
 use crate::services::connection_tests::TestSubject;
 use crate::services::connections::{self, ConnectionError, ConnectionUpdate, NewConnection};
+use crate::services::scheduled_checks;
 
 const PAGE: &str = "/connections";
 
@@ -321,12 +323,14 @@ struct DetailPage {
     models: Vec<String>,
     form: ConnectionForm,
     csrf_token: String,
+    checks: CheckStrip,
 }
 
 struct Detail {
     connection: Connection,
     configurations: Vec<Configuration>,
     models: Vec<String>,
+    checks: Vec<CheckRecord>,
 }
 
 async fn load_detail(state: &AppState, owner: Uuid, id: Uuid) -> Result<Detail, AppError> {
@@ -335,6 +339,7 @@ async fn load_detail(state: &AppState, owner: Uuid, id: Uuid) -> Result<Detail, 
         .run(move |conn| {
             let connection = connections::find(conn, owner, id)?;
             let models = connections::catalogue(conn, owner, id)?.models;
+            let checks = scheduled_checks::history(conn, owner, id)?;
             let configurations: Vec<Configuration> = configurations::list(conn, owner)?;
             let configurations = configurations
                 .into_iter()
@@ -344,6 +349,7 @@ async fn load_detail(state: &AppState, owner: Uuid, id: Uuid) -> Result<Detail, 
                 connection,
                 configurations,
                 models,
+                checks,
             })
         })
         .await
@@ -367,6 +373,7 @@ fn render_detail(
         models: detail.models,
         form,
         csrf_token: user.csrf_token.clone(),
+        checks: CheckStrip::of(&detail.checks),
     };
     Ok(private_html(status, page.render()?))
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod assets;
+pub mod check_strip;
 pub mod connections;
 pub mod conversations;
 pub mod health;

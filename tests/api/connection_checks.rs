@@ -15,6 +15,7 @@ use crate::on_both_backends;
 
 on_both_backends!(settings(loopback_allowed):
     manual_tests_are_kept_in_the_history_newest_first,
+    the_connection_page_draws_the_history_as_an_svg_strip_without_inline_style,
 );
 
 on_both_backends!(settings(checked_every_five_seconds):
@@ -131,4 +132,32 @@ async fn a_scheduled_check_records_a_refused_key_like_a_manual_test(app: TestApp
     let after: Value = app.get(&path, &user.token).await.json().await.unwrap();
     assert_eq!(after["test_status"], "failed", "{after}");
     assert_eq!(after["test_code"], "invalid_key", "{after}");
+}
+
+async fn the_connection_page_draws_the_history_as_an_svg_strip_without_inline_style(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("drawn", GOOD_KEY, Some(&openai_base(&server))),
+    )
+    .await;
+    let id = id_str(&connection);
+    let page = browser.page(&format!("/connections/{id}")).await;
+    assert!(page.contains("id=\"check-history\""), "{page}");
+    assert!(!page.contains("class=\"check-strip\""), "no checks yet, no strip");
+
+    let path = connection_path(&id);
+    for _ in 0..2 {
+        let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
+        assert_eq!(test.status(), 200);
+    }
+    let page = browser.page(&format!("/connections/{id}")).await;
+    let start = page.find("<svg class=\"check-strip\"").expect("the strip is drawn");
+    let strip = &page[start..start + page[start..].find("</svg>").unwrap()];
+    assert_eq!(strip.matches("<rect ").count(), 2, "{strip}");
+    assert!(strip.contains("fill=\"#2e7d32\""), "ok checks are green: {strip}");
+    assert!(strip.contains("manual: ok"), "each bar says what it was: {strip}");
+    assert!(!strip.contains("style"), "the CSP forbids inline style: {strip}");
 }
