@@ -52,6 +52,10 @@ pub struct ConfigurationResource {
     pub updated_at: Rfc3339,
     /// Passed to the runtime with the configuration; `{}` when none is set.
     pub parameters: Parameters,
+    /// `ok`, `failing` or `unchecked` (its connection's last check), or `model_missing` (the
+    /// model is not in the connection's latest catalogue).
+    #[schema(value_type = String)]
+    pub health: &'static str,
 }
 
 impl From<Configuration> for ConfigurationResource {
@@ -76,6 +80,7 @@ impl From<Configuration> for ConfigurationResource {
             created_at: Rfc3339(row.created_at),
             updated_at: Rfc3339(row.updated_at),
             parameters: row.parameters,
+            health: row.health.as_str(),
         }
     }
 }
@@ -156,8 +161,9 @@ pub struct UpdateConfigurationRequest {
 }
 
 /// Fields a client can see but never set.
-const READ_ONLY: [&str; 12] = [
+const READ_ONLY: [&str; 13] = [
     "id",
+    "health",
     "api_key_masked",
     "has_api_key",
     "test_status",

@@ -8,7 +8,20 @@ use super::schema::connections as cn;
 use super::schema::llm_configurations as cfg;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Configuration, Parameters, Provider, TestStatus};
+use crate::domain::{Configuration, ConfigurationHealth, Parameters, Provider, TestStatus};
+
+type ModelListed = diesel::expression::SqlLiteral<diesel::sql_types::Bool>;
+
+/// Whether the configuration's model is in its connection's catalogue (Ollama lists `x:latest`
+/// for `x`), as `providers::model_is_listed` judges it; one index look-up per row.
+fn model_listed() -> ModelListed {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM connection_models \
+         WHERE connection_models.connection_id = llm_configurations.connection_id \
+         AND (connection_models.model = llm_configurations.model \
+         OR (connections.provider = 'ollama' AND connection_models.model = llm_configurations.model || ':latest')))",
+    )
+}
 
 /// A configuration with what it takes from its connection (provider, base URL, key, last test),
 /// read in one join.
@@ -50,6 +63,12 @@ pub struct ConfigurationRow {
     pub updated_at: NaiveDateTime,
     /// Canonical JSON (`Parameters::to_json_text`).
     pub parameters: String,
+    /// When the connection's catalogue was last fetched (`None`: never), and whether this
+    /// configuration's model is in it: together, the configuration's model drift.
+    #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
+    pub models_fetched_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = model_listed(), select_expression_type = ModelListed)]
+    pub model_listed: bool,
 }
 
 /// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
@@ -86,6 +105,12 @@ pub struct ConfigurationSummary {
     pub updated_at: NaiveDateTime,
     /// Canonical JSON (`Parameters::to_json_text`).
     pub parameters: String,
+    /// When the connection's catalogue was last fetched (`None`: never), and whether this
+    /// configuration's model is in it: together, the configuration's model drift.
+    #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
+    pub models_fetched_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = model_listed(), select_expression_type = ModelListed)]
+    pub model_listed: bool,
 }
 
 impl From<ConfigurationSummary> for Configuration {
@@ -109,6 +134,7 @@ impl From<ConfigurationSummary> for Configuration {
             created_at: row.created_at,
             updated_at: row.updated_at,
             parameters: Parameters::from_stored(&row.parameters),
+            health: ConfigurationHealth::of(row.test_status, row.models_fetched_at.is_some(), row.model_listed),
         }
     }
 }
@@ -140,6 +166,8 @@ impl From<ConfigurationRow> for ConfigurationSummary {
             created_at: row.created_at,
             updated_at: row.updated_at,
             parameters: row.parameters,
+            models_fetched_at: row.models_fetched_at,
+            model_listed: row.model_listed,
         }
     }
 }

@@ -221,6 +221,8 @@ pub struct Configuration {
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
     pub parameters: super::Parameters,
+    /// Its connection's last check, or its model missing from the connection's catalogue.
+    pub health: super::ConfigurationHealth,
 }
 
 #[cfg(test)]

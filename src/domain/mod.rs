@@ -19,7 +19,9 @@ pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
-pub use monitoring::{CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, MAX_CHECK_BACKOFF, MIN_CHECK_INTERVAL};
+pub use monitoring::{
+    CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, ConfigurationHealth, MAX_CHECK_BACKOFF, MIN_CHECK_INTERVAL,
+};
 pub use organisation::{
     Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
     OrganisationOverview, OrganisationPolicy,

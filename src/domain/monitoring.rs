@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::TestStatus;
+
 /// The shortest interval `LANYARD_CHECK_INTERVAL` accepts.
 pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// The longest a connection backs off after answers that say nothing about its key.
@@ -108,6 +110,45 @@ impl CheckStatus {
 
     pub fn parse(raw: &str) -> Option<CheckStatus> {
         CheckStatus::ALL.into_iter().find(|status| status.as_str() == raw)
+    }
+}
+
+/// How a configuration stands: its connection's last check, unless its model has left the
+/// connection's latest catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigurationHealth {
+    Ok,
+    Failing,
+    Unchecked,
+    ModelMissing,
+}
+
+impl ConfigurationHealth {
+    /// `catalogue_fetched`: the connection has a catalogue; `model_listed`: the model is in it.
+    pub fn of(test_status: TestStatus, catalogue_fetched: bool, model_listed: bool) -> ConfigurationHealth {
+        if catalogue_fetched && !model_listed {
+            return ConfigurationHealth::ModelMissing;
+        }
+        match test_status {
+            TestStatus::Ok => ConfigurationHealth::Ok,
+            TestStatus::Failed => ConfigurationHealth::Failing,
+            TestStatus::Untested => ConfigurationHealth::Unchecked,
+        }
+    }
+
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigurationHealth::Ok => "ok",
+            ConfigurationHealth::Failing => "failing",
+            ConfigurationHealth::Unchecked => "unchecked",
+            ConfigurationHealth::ModelMissing => "model_missing",
+        }
+    }
+
+    /// Whether the management page's banner should say so.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, ConfigurationHealth::Failing | ConfigurationHealth::ModelMissing)
     }
 }
 

@@ -36,6 +36,8 @@ struct ManagementPage {
     layout: Layout,
     configurations: Vec<ConfigurationView>,
     csrf_token: String,
+    /// A connection is failing or a model is missing.
+    attention: bool,
 }
 
 #[derive(Template)]
@@ -74,6 +76,7 @@ pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
     let rows = state.db.run(move |conn| table_rows(conn, owner)).await?;
     let page = ManagementPage {
         layout: Layout::signed_in("LLM configurations", "configurations", &user),
+        attention: rows.iter().any(|row| row.needs_attention),
         configurations: rows,
         csrf_token: user.csrf_token.clone(),
     };

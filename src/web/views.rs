@@ -84,6 +84,10 @@ pub struct ConfigurationView {
     pub test_message: Option<String>,
     pub tested_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// The model is no longer in its connection's catalogue.
+    pub model_missing: bool,
+    /// Failing or its model missing: the management page's banner says so.
+    pub needs_attention: bool,
 }
 
 impl From<Configuration> for ConfigurationView {
@@ -104,6 +108,8 @@ impl From<Configuration> for ConfigurationView {
             test_message: row.test_message,
             tested_at: row.tested_at.map(display_time),
             last_used_at: row.last_used_at.map(display_time),
+            model_missing: row.health == crate::domain::ConfigurationHealth::ModelMissing,
+            needs_attention: row.health.needs_attention(),
         }
     }
 }

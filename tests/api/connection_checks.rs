@@ -8,7 +8,8 @@ use lanyard::config::Settings;
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
-use crate::helpers::connections::{connection_path, create_connection, id_str, openai_connection};
+use crate::helpers::configurations::CONFIGURATIONS;
+use crate::helpers::connections::{connection_path, create_connection, create_on, id_str, openai_connection};
 use crate::helpers::providers::{GOOD_KEY, fake_openai, loopback_allowed, openai_base, provider_answering};
 use crate::helpers::{TestApp, assert_error};
 use crate::on_both_backends;
@@ -16,6 +17,7 @@ use crate::on_both_backends;
 on_both_backends!(settings(loopback_allowed):
     manual_tests_are_kept_in_the_history_newest_first,
     the_connection_page_draws_the_history_as_an_svg_strip_without_inline_style,
+    a_configuration_whose_model_left_the_catalogue_reports_model_missing_and_the_page_says_so,
 );
 
 on_both_backends!(settings(checked_every_five_seconds):
@@ -160,4 +162,55 @@ async fn the_connection_page_draws_the_history_as_an_svg_strip_without_inline_st
     assert!(strip.contains("fill=\"#2e7d32\""), "ok checks are green: {strip}");
     assert!(strip.contains("manual: ok"), "each bar says what it was: {strip}");
     assert!(!strip.contains("style"), "the CSP forbids inline style: {strip}");
+}
+
+async fn health(app: &TestApp, token: &str, configuration: uuid::Uuid) -> String {
+    let resource: Value = app
+        .get(&format!("{CONFIGURATIONS}/{configuration}"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    resource["health"].as_str().unwrap().to_owned()
+}
+
+async fn a_configuration_whose_model_left_the_catalogue_reports_model_missing_and_the_page_says_so(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = fake_openai().await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("drifting", GOOD_KEY, Some(&openai_base(&server))),
+    )
+    .await;
+    let listed = create_on(&app, &user.token, "listed", &connection, "gpt-4o").await;
+    let retired = create_on(&app, &user.token, "retired", &connection, "gpt-3-retired").await;
+    assert_eq!(health(&app, &user.token, listed.id).await, "unchecked");
+    assert_eq!(
+        health(&app, &user.token, retired.id).await,
+        "unchecked",
+        "no catalogue yet"
+    );
+    let page = browser.page("/llm-configurations").await;
+    assert!(!page.contains("id=\"health-banner\""), "nothing to report yet");
+
+    let path = connection_path(&id_str(&connection));
+    let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
+    assert_eq!(test.status(), 200);
+    assert_eq!(health(&app, &user.token, listed.id).await, "ok");
+    assert_eq!(health(&app, &user.token, retired.id).await, "model_missing");
+    let listing: Vec<Value> = app.get(CONFIGURATIONS, &user.token).await.json().await.unwrap();
+    let healths: Vec<(&str, &str)> = listing
+        .iter()
+        .map(|row| (row["name"].as_str().unwrap(), row["health"].as_str().unwrap()))
+        .collect();
+    assert_eq!(healths, [("listed", "ok"), ("retired", "model_missing")]);
+
+    let page = browser.page("/llm-configurations").await;
+    assert!(page.contains("id=\"health-banner\""), "the banner says so: {page}");
+    assert_eq!(
+        page.matches("data-badge=\"model-missing\"").count(),
+        1,
+        "on the retired row only"
+    );
 }
