@@ -667,6 +667,23 @@ impl Browser {
             .unwrap_or_else(|error| panic!("script `{source}` failed: {error}"))
     }
 
+    /// Sets a marker on `window` that a full page load would wipe out (JavaScript on only).
+    pub async fn mark(&self) {
+        self.script("window.__marker = 1; return null;").await;
+    }
+
+    /// Panics if the page was loaded again since `mark`: `action` should have swapped a fragment.
+    pub async fn assert_not_reloaded(&self, action: &str) {
+        let marker = self
+            .script("return window.__marker === undefined ? null : window.__marker;")
+            .await;
+        assert_eq!(
+            marker,
+            serde_json::json!(1),
+            "{action} reloaded the whole page instead of swapping a fragment"
+        );
+    }
+
     /// The flow's registration: the setup link, the form, and the management page after it.
     pub async fn register_first_admin(&self) {
         self.goto_url(self.server.setup_link()).await;
