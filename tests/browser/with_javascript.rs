@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
+    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, RowState, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-on";
@@ -82,31 +82,17 @@ async fn every_action_works_in_place_with_javascript() {
     // Set default swaps the table: the badge moves to the other row.
     browser.mark().await;
     browser
-        .click(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become the default", async || {
-            browser.is_default(HOME.name).await
-        })
+        .row_action_until(HOME.name, "set-default", RowState::Default)
         .await;
     browser.assert_not_reloaded("Set default").await;
     assert_eq!(browser.default_name().await.as_deref(), Some(HOME.name));
-    assert!(
-        !browser
-            .exists(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
-            .await
-    );
+    assert!(!browser.exists(&Browser::row_action(HOME.name, "set-default")).await);
     browser.check("set-default").await;
 
     // Deactivating the default moves the default to the other active configuration.
     browser.mark().await;
     browser
-        .click(&format!("{} [data-action='deactivate']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become inactive", async || {
-            browser.is_inactive(HOME.name).await
-        })
+        .row_action_until(HOME.name, "deactivate", RowState::Inactive)
         .await;
     browser.assert_not_reloaded("Deactivate").await;
     assert_eq!(
@@ -117,14 +103,7 @@ async fn every_action_works_in_place_with_javascript() {
     browser.check("deactivated").await;
 
     browser.mark().await;
-    browser
-        .click(&format!("{} [data-action='activate']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become active", async || {
-            !browser.is_inactive(HOME.name).await
-        })
-        .await;
+    browser.row_action_until(HOME.name, "activate", RowState::Active).await;
     browser.assert_not_reloaded("Activate").await;
     assert_eq!(
         browser.default_name().await.as_deref(),
@@ -175,9 +154,7 @@ async fn every_action_works_in_place_with_javascript() {
 
     // Delete asks for confirmation, then swaps the table.
     browser.mark().await;
-    browser
-        .click(&format!("{} [data-action='delete']", Browser::row(HOME.name)))
-        .await;
+    browser.click(&Browser::row_action(HOME.name, "delete")).await;
     let question = browser.accept_confirm().await;
     assert!(
         question.contains(HOME.name),
@@ -201,12 +178,7 @@ async fn every_action_works_in_place_with_javascript() {
     browser.click("#token-form button[type=submit]").await;
     let secret = browser.shown_token().await;
     browser.assert_not_reloaded("creating a token").await;
-    browser.check("token-created").await;
-    assert_eq!(
-        browser.server.api_status_with(&secret).await,
-        200,
-        "the new token works on the API"
-    );
+    browser.assert_new_token_works(&secret).await;
 
     browser.client.refresh().await.unwrap();
     browser
@@ -246,9 +218,7 @@ async fn the_test_buttons_work_in_place_with_javascript() {
 
     // Test on a good key: the row alone is swapped, with OK and the models listed.
     browser.mark().await;
-    browser
-        .click(&format!("{} [data-action='test']", Browser::row(good.name)))
-        .await;
+    browser.click(&Browser::row_action(good.name, "test")).await;
     let message = browser.wait_for_row_status(good.name, "OK").await;
     browser.assert_not_reloaded("Test").await;
     assert_eq!(browser.path().await, "/llm-configurations");
@@ -281,9 +251,7 @@ async fn the_test_buttons_work_in_place_with_javascript() {
 
     // Test on a rejected key: Failed, saying why. The row keeps working afterwards.
     browser.mark().await;
-    browser
-        .click(&format!("{} [data-action='test']", Browser::row(bad.name)))
-        .await;
+    browser.click(&Browser::row_action(bad.name, "test")).await;
     let message = browser.wait_for_row_status(bad.name, "Failed").await;
     browser.assert_not_reloaded("Test with a rejected key").await;
     assert!(message.contains("rejected the API key"), "the row says why: {message}");
