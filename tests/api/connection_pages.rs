@@ -31,7 +31,7 @@ on_both_backends!(settings(loopback_allowed):
 );
 
 /// The `<tr>` of a connection in a page or fragment, if it is there.
-fn connection_row<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+fn connection_row(html: &str, id: uuid::Uuid) -> Option<&str> {
     row_with_id(html, &format!("connection-{id}"))
 }
 
@@ -96,7 +96,7 @@ async fn the_connections_page_lists_each_connection_with_its_mask_status_and_cou
         page.contains(r#"<a href="/connections" aria-current="page">Connections</a>"#),
         "the site navigation leads here: {page}"
     );
-    let row = connection_row(&page, &shared.id.to_string()).expect("the shared connection's row");
+    let row = connection_row(&page, shared.id).expect("the shared connection's row");
     assert!(row.contains("team-openai"), "{row}");
     assert!(row.contains("OpenAI"), "{row}");
     assert!(row.contains("sk-…x7Qa"), "the key is shown masked: {row}");
@@ -110,7 +110,7 @@ async fn the_connections_page_lists_each_connection_with_its_mask_status_and_cou
     for action in ["test", "refresh-models", "edit", "delete"] {
         assert!(row.contains(&format!(r#"data-action="{action}""#)), "{action}: {row}");
     }
-    let idle_row = connection_row(&page, &idle.id.to_string()).expect("the idle connection's row");
+    let idle_row = connection_row(&page, idle.id).expect("the idle connection's row");
     assert!(idle_row.contains("https://ollama.example.com"), "{idle_row}");
     assert!(
         idle_row.contains("<span data-configuration-count>0</span>"),
@@ -154,10 +154,7 @@ async fn adding_a_connection_creates_it_and_an_invalid_form_shows_each_error_bes
     let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["plain", "with-htmx"]);
     assert_eq!(listed[1].api_key_masked.as_deref(), Some("sk-…0002"));
-    assert!(
-        connection_row(&fragment, &listed[1].id.to_string()).is_some(),
-        "{fragment}"
-    );
+    assert!(connection_row(&fragment, listed[1].id).is_some(), "{fragment}");
     assert!(!fragment.contains("sk-htmx-form-key-0002"));
 
     for htmx in [false, true] {
@@ -274,10 +271,7 @@ async fn deleting_a_connection_is_refused_naming_its_configurations_while_they_u
         assert_eq!(is_fragment(&html), htmx, "{html}");
         let notice = &html[html.find("error-message").expect("the refusal is shown")..];
         assert!(notice.contains("alpha") && notice.contains("beta"), "{notice}");
-        assert!(
-            connection_row(&html, &used.id.to_string()).is_some(),
-            "the connection stays listed"
-        );
+        assert!(connection_row(&html, used.id).is_some(), "the connection stays listed");
     }
     assert_eq!(list_connections(&app, &user.token).await.len(), 2);
 
@@ -289,7 +283,7 @@ async fn deleting_a_connection_is_refused_naming_its_configurations_while_they_u
     assert_eq!(browser.form_redirect(&delete(&used), &[]).await, "/connections");
     let fragment = browser.form_answer(&delete(&spare), &[], true, 200).await;
     assert!(is_fragment(&fragment), "{fragment}");
-    assert!(connection_row(&fragment, &spare.id.to_string()).is_none());
+    assert!(connection_row(&fragment, spare.id).is_none());
     assert!(list_connections(&app, &user.token).await.is_empty());
 }
 
@@ -369,7 +363,7 @@ async fn the_configuration_form_offers_the_connections_models_in_a_datalist_with
     assert!(
         picker.contains(&format!(
             r#"<option value="{}">untested (OpenAI)</option>"#,
-            untested.id.to_string()
+            untested.id
         )),
         "{picker}"
     );
