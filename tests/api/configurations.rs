@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, expect_json, openai, with};
+use crate::helpers::configurations::{
+    CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, compatible, expect_json, openai, with,
+};
 use crate::helpers::{TestApp, assert_error};
 use crate::on_both_backends;
 
@@ -454,10 +456,7 @@ async fn providers_without_a_default_base_url_require_one(app: TestApp) {
     assert!(app.configurations(&user.token).await.is_empty());
 
     let custom = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "custom", "provider": "openai_compatible", "model": "llama3", "base_url": "https://llm.example.com"}),
-        )
+        .create_configuration(&user.token, compatible("custom", "https://llm.example.com", None))
         .await;
     assert_update_refused(&app, &user.token, &custom, json!({"base_url": null}), &["base_url"]).await;
 }
@@ -690,8 +689,7 @@ async fn changing_the_base_url_of_a_keyed_configuration_requires_the_key(app: Te
     let keyed = app
         .create_configuration(
             &user.token,
-            json!({"name": "keyed", "provider": "openai_compatible", "model": "llama3",
-                   "base_url": "https://first.example.com/v1", "api_key": "sk-custom-key-0000x7Qa"}),
+            compatible("keyed", "https://first.example.com/v1", Some("sk-custom-key-0000x7Qa")),
         )
         .await;
     let ciphertext = app.stored_ciphertext(&keyed).await;
@@ -725,11 +723,7 @@ async fn changing_the_base_url_of_a_keyed_configuration_requires_the_key(app: Te
 
     // Without a stored key there is nothing to redirect.
     let keyless = app
-        .create_configuration(
-            &user.token,
-            json!({"name": "keyless", "provider": "openai_compatible", "model": "llama3",
-                   "base_url": "https://first.example.com/v1"}),
-        )
+        .create_configuration(&user.token, compatible("keyless", "https://first.example.com/v1", None))
         .await;
     app.update_configuration(&user.token, &keyless, json!({"base_url": "https://other.example.com"}))
         .await;
@@ -771,8 +765,7 @@ async fn an_empty_api_key_removes_the_key_only_where_the_provider_needs_none(app
     let custom = app
         .create_configuration(
             &user.token,
-            json!({"name": "custom", "provider": "openai_compatible", "model": "llama3",
-                   "base_url": "https://llm.example.com/v1", "api_key": "sk-custom-key-0000x7Qa"}),
+            compatible("custom", "https://llm.example.com/v1", Some("sk-custom-key-0000x7Qa")),
         )
         .await;
     assert!(custom.has_api_key);
@@ -818,8 +811,7 @@ async fn ollama_takes_no_api_key(app: TestApp) {
     let custom = app
         .create_configuration(
             &user.token,
-            json!({"name": "custom", "provider": "openai_compatible", "model": "llama3",
-                   "base_url": "https://llm.example.com/v1", "api_key": "sk-custom-key-0000x7Qa"}),
+            compatible("custom", "https://llm.example.com/v1", Some("sk-custom-key-0000x7Qa")),
         )
         .await;
     let kept_key = app

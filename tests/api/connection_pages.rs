@@ -3,15 +3,15 @@
 //! page, the configuration form's connection picker and its model `<datalist>` (JavaScript off)
 //! and the fragment htmx swaps in; someone else's connection is a 404 on every route.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::configurations::CONFIGURATIONS;
 use crate::helpers::connections::{
-    connection_path, create_connection, create_on, id_str, list_connections, openai_connection,
+    Connection, create_connection, create_connection_to, create_on, create_openai_connection, fetch_connection,
+    list_connections, models_of, openai_connection,
 };
-use crate::helpers::pages::tag_with_id;
-use crate::helpers::providers::{GOOD_KEY, PROVIDER_SECRET, fake_openai, loopback_allowed, openai_base};
-use crate::helpers::{Browser, TestApp, location};
+use crate::helpers::pages::{assert_marked_invalid, is_fragment, row_with_id, tag_with_id};
+use crate::helpers::providers::{PROVIDER_SECRET, fake_openai, loopback_allowed, openai_base};
+use crate::helpers::{TestApp, location};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -30,15 +30,9 @@ on_both_backends!(settings(loopback_allowed):
     the_models_fragment_is_the_datalist_of_the_picked_connection,
 );
 
-fn is_fragment(html: &str) -> bool {
-    !html.contains("<html") && !html.contains("<body")
-}
-
 /// The `<tr>` of a connection in a page or fragment, if it is there.
-fn connection_row<'a>(html: &'a str, id: &str) -> Option<&'a str> {
-    let start = html.find(&format!(r#"<tr id="connection-{id}""#))?;
-    let end = html[start..].find("</tr>")?;
-    Some(&html[start..start + end])
+fn connection_row(html: &str, id: uuid::Uuid) -> Option<&str> {
+    row_with_id(html, &format!("connection-{id}"))
 }
 
 /// The `<datalist id="model-suggestions">` of a page or fragment: the values it offers.
@@ -54,31 +48,40 @@ fn suggestions(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn post(browser: &Browser, path: &str, fields: &[(&str, &str)], htmx: bool) -> reqwest::Response {
-    let csrf = browser.csrf().await;
-    let mut fields = fields.to_vec();
-    fields.push(("csrf_token", csrf.as_str()));
-    if htmx {
-        browser.post_htmx(path, &fields).await
-    } else {
-        browser.post_form(path, &fields).await
-    }
+/// The fields of the connection form for an OpenAI connection.
+fn connection_form<'a>(name: &'a str, api_key: &'a str, base_url: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("name", name),
+        ("provider", "openai"),
+        ("api_key", api_key),
+        ("base_url", base_url),
+    ]
 }
 
-async fn connection(app: &TestApp, token: &str, id: &str) -> Value {
-    let response = app.get(&connection_path(id), token).await;
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+/// The fields of the configuration form: on `connection_id` (`"new"` for one of its own, `None`
+/// for the form without the picker), with the new connection's provider and key.
+fn configuration_form<'a>(
+    name: &'a str,
+    connection_id: Option<&'a str>,
+    model: &'a str,
+    provider: &'a str,
+    api_key: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut fields = vec![("name", name)];
+    fields.extend(connection_id.map(|id| ("connection_id", id)));
+    fields.extend([
+        ("model", model),
+        ("provider", provider),
+        ("api_key", api_key),
+        ("base_url", ""),
+        ("is_active", "true"),
+    ]);
+    fields
 }
 
 async fn the_connections_page_lists_each_connection_with_its_mask_status_and_counts(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let shared = create_connection(
-        &app,
-        &user.token,
-        openai_connection("team-openai", "sk-team-key-0123456789x7Qa", None),
-    )
-    .await;
+    let shared = create_openai_connection(&app, &user.token, "team-openai", "sk-team-key-0123456789x7Qa").await;
     let idle = create_connection(
         &app,
         &user.token,
@@ -93,7 +96,7 @@ async fn the_connections_page_lists_each_connection_with_its_mask_status_and_cou
         page.contains(r#"<a href="/connections" aria-current="page">Connections</a>"#),
         "the site navigation leads here: {page}"
     );
-    let row = connection_row(&page, &id_str(&shared)).expect("the shared connection's row");
+    let row = connection_row(&page, shared.id).expect("the shared connection's row");
     assert!(row.contains("team-openai"), "{row}");
     assert!(row.contains("OpenAI"), "{row}");
     assert!(row.contains("sk-…x7Qa"), "the key is shown masked: {row}");
@@ -107,7 +110,7 @@ async fn the_connections_page_lists_each_connection_with_its_mask_status_and_cou
     for action in ["test", "refresh-models", "edit", "delete"] {
         assert!(row.contains(&format!(r#"data-action="{action}""#)), "{action}: {row}");
     }
-    let idle_row = connection_row(&page, &id_str(&idle)).expect("the idle connection's row");
+    let idle_row = connection_row(&page, idle.id).expect("the idle connection's row");
     assert!(idle_row.contains("https://ollama.example.com"), "{idle_row}");
     assert!(
         idle_row.contains("<span data-configuration-count>0</span>"),
@@ -131,64 +134,41 @@ async fn the_connections_page_lists_each_connection_with_its_mask_status_and_cou
 
 async fn adding_a_connection_creates_it_and_an_invalid_form_shows_each_error_beside_its_field(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let response = post(
-        &browser,
-        "/connections",
-        &[
-            ("name", "plain"),
-            ("provider", "openai"),
-            ("api_key", "sk-plain-form-key-0001"),
-            ("base_url", ""),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/connections");
+    assert_eq!(
+        browser
+            .form_redirect("/connections", &connection_form("plain", "sk-plain-form-key-0001", ""))
+            .await,
+        "/connections"
+    );
 
-    let response = post(
-        &browser,
-        "/connections",
-        &[
-            ("name", "with-htmx"),
-            ("provider", "openai"),
-            ("api_key", "sk-htmx-form-key-0002"),
-            ("base_url", ""),
-        ],
-        true,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let fragment = response.text().await.unwrap();
+    let fragment = browser
+        .form_answer(
+            "/connections",
+            &connection_form("with-htmx", "sk-htmx-form-key-0002", ""),
+            true,
+            200,
+        )
+        .await;
     assert!(is_fragment(&fragment), "{fragment}");
     let listed = list_connections(&app, &user.token).await;
-    let names: Vec<&str> = listed.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["plain", "with-htmx"]);
-    assert_eq!(listed[1]["api_key_masked"], "sk-…0002");
-    assert!(connection_row(&fragment, &id_str(&listed[1])).is_some(), "{fragment}");
+    assert_eq!(listed[1].api_key_masked.as_deref(), Some("sk-…0002"));
+    assert!(connection_row(&fragment, listed[1].id).is_some(), "{fragment}");
     assert!(!fragment.contains("sk-htmx-form-key-0002"));
 
     for htmx in [false, true] {
-        let response = post(
-            &browser,
-            "/connections",
-            &[
-                ("name", ""),
-                ("provider", "openai"),
-                ("api_key", "sk-…masked"),
-                ("base_url", "ftp://nowhere"),
-            ],
-            htmx,
-        )
-        .await;
-        assert_eq!(response.status(), 422);
-        let html = response.text().await.unwrap();
+        let html = browser
+            .form_answer(
+                "/connections",
+                &connection_form("", "sk-…masked", "ftp://nowhere"),
+                htmx,
+                422,
+            )
+            .await;
         assert_eq!(is_fragment(&html), htmx, "{html}");
         for field in ["name", "api_key", "base_url"] {
-            assert!(
-                tag_with_id(&html, field).contains(r#"aria-invalid="true""#),
-                "{field}: {html}"
-            );
+            assert_marked_invalid(&html, field);
             let error = html.find(&format!(r#"id="{field}-error""#)).unwrap();
             assert!(html.find(&format!(r#"id="{field}""#)).unwrap() < error, "{field}");
         }
@@ -197,20 +177,14 @@ async fn adding_a_connection_creates_it_and_an_invalid_form_shows_each_error_bes
         assert!(!html.contains("sk-…masked"), "the key never comes back");
     }
     // A name taken (ignoring case) is an error beside the name.
-    let response = post(
-        &browser,
-        "/connections",
-        &[
-            ("name", "PLAIN"),
-            ("provider", "openai"),
-            ("api_key", "sk-another-key-00003"),
-            ("base_url", ""),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
+    let html = browser
+        .form_answer(
+            "/connections",
+            &connection_form("PLAIN", "sk-another-key-00003", ""),
+            false,
+            422,
+        )
+        .await;
     assert!(html.contains(r#"id="name-error""#), "{html}");
     assert_eq!(
         list_connections(&app, &user.token).await.len(),
@@ -221,13 +195,8 @@ async fn adding_a_connection_creates_it_and_an_invalid_form_shows_each_error_bes
 
 async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let created = create_connection(
-        &app,
-        &user.token,
-        openai_connection("keep", "sk-keep-this-key-x7Qa", None),
-    )
-    .await;
-    let id = id_str(&created);
+    let created = create_openai_connection(&app, &user.token, "keep", "sk-keep-this-key-x7Qa").await;
+    let id = created.id.to_string();
     let configuration = create_on(&app, &user.token, "user-of-it", &created, "gpt-4o").await;
     let ciphertext = app.stored_ciphertext(&configuration).await;
     assert!(ciphertext.is_some());
@@ -244,23 +213,15 @@ async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     assert!(detail.contains("sk-…x7Qa"));
     assert!(detail.contains("user-of-it"), "its configurations are named: {detail}");
 
-    let response = post(
-        &browser,
-        &format!("/connections/{id}"),
-        &[
-            ("name", "kept"),
-            ("provider", "openai"),
-            ("api_key", ""),
-            ("base_url", ""),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-    assert_eq!(location(&response), "/connections");
-    let now = connection(&app, &user.token, &id).await;
-    assert_eq!(now["name"], "kept");
-    assert_eq!(now["api_key_masked"], "sk-…x7Qa");
+    assert_eq!(
+        browser
+            .form_redirect(&format!("/connections/{id}"), &connection_form("kept", "", ""))
+            .await,
+        "/connections"
+    );
+    let now = fetch_connection(&app, &user.token, created.id).await;
+    assert_eq!(now.name, "kept");
+    assert_eq!(now.api_key_masked.as_deref(), Some("sk-…x7Qa"));
     assert_eq!(
         app.stored_ciphertext(&configuration).await,
         ciphertext,
@@ -268,140 +229,98 @@ async fn an_update_with_an_empty_key_keeps_the_stored_key(app: TestApp) {
     );
 
     // A new base URL without the key is refused beside the key field, and nothing changes.
-    let response = post(
-        &browser,
-        &format!("/connections/{id}"),
-        &[
-            ("name", "kept"),
-            ("provider", "openai"),
-            ("api_key", ""),
-            ("base_url", "https://proxy.example.com/v1"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    assert!(
-        tag_with_id(&html, "api_key").contains(r#"aria-invalid="true""#),
-        "{html}"
-    );
-    assert_eq!(connection(&app, &user.token, &id).await["base_url"], Value::Null);
+    let html = browser
+        .form_answer(
+            &format!("/connections/{id}"),
+            &connection_form("kept", "", "https://proxy.example.com/v1"),
+            false,
+            422,
+        )
+        .await;
+    assert_marked_invalid(&html, "api_key");
+    assert_eq!(fetch_connection(&app, &user.token, created.id).await.base_url, None);
 
     // A new key reaches the connection (and so every configuration of it).
-    let response = post(
-        &browser,
-        &format!("/connections/{id}"),
-        &[
-            ("name", "kept"),
-            ("provider", "openai"),
-            ("api_key", "sk-rotated-key-0000NEW1"),
-            ("base_url", ""),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(connection(&app, &user.token, &id).await["api_key_masked"], "sk-…NEW1");
-    let fetched: Value = app
-        .get(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(fetched["api_key_masked"], "sk-…NEW1");
+    browser
+        .form_redirect(
+            &format!("/connections/{id}"),
+            &connection_form("kept", "sk-rotated-key-0000NEW1", ""),
+        )
+        .await;
+    assert_eq!(
+        fetch_connection(&app, &user.token, created.id)
+            .await
+            .api_key_masked
+            .as_deref(),
+        Some("sk-…NEW1")
+    );
+    let fetched = app.refetch(&user.token, &configuration).await;
+    assert_eq!(fetched.api_key_masked.as_deref(), Some("sk-…NEW1"));
 }
 
 async fn deleting_a_connection_is_refused_naming_its_configurations_while_they_use_it(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let used = create_connection(
-        &app,
-        &user.token,
-        openai_connection("in-use", "sk-in-use-key-000001", None),
-    )
-    .await;
-    let spare = create_connection(
-        &app,
-        &user.token,
-        openai_connection("spare", "sk-spare-key-0000002", None),
-    )
-    .await;
+    let used = create_openai_connection(&app, &user.token, "in-use", "sk-in-use-key-000001").await;
+    let spare = create_openai_connection(&app, &user.token, "spare", "sk-spare-key-0000002").await;
     let alpha = create_on(&app, &user.token, "alpha", &used, "gpt-4o").await;
     let beta = create_on(&app, &user.token, "beta", &used, "gpt-4o").await;
-    let delete = |connection: &Value| format!("/connections/{}/delete", id_str(connection));
+    let delete = |connection: &Connection| connection.page("/delete");
 
     for htmx in [false, true] {
-        let response = post(&browser, &delete(&used), &[], htmx).await;
-        assert_eq!(response.status(), 409);
-        let html = response.text().await.unwrap();
+        let html = browser.form_answer(&delete(&used), &[], htmx, 409).await;
         assert_eq!(is_fragment(&html), htmx, "{html}");
         let notice = &html[html.find("error-message").expect("the refusal is shown")..];
         assert!(notice.contains("alpha") && notice.contains("beta"), "{notice}");
-        assert!(
-            connection_row(&html, &id_str(&used)).is_some(),
-            "the connection stays listed"
-        );
+        assert!(connection_row(&html, used.id).is_some(), "the connection stays listed");
     }
     assert_eq!(list_connections(&app, &user.token).await.len(), 2);
 
     // Once its configurations are gone, it goes.
     for configuration in [&alpha, &beta] {
-        let response = app
-            .delete(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
-            .await;
+        let response = app.delete(&configuration.path(), &user.token).await;
         assert_eq!(response.status(), 204);
     }
-    let response = post(&browser, &delete(&used), &[], false).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/connections");
-    let response = post(&browser, &delete(&spare), &[], true).await;
-    assert_eq!(response.status(), 200);
-    let fragment = response.text().await.unwrap();
+    assert_eq!(browser.form_redirect(&delete(&used), &[]).await, "/connections");
+    let fragment = browser.form_answer(&delete(&spare), &[], true, 200).await;
     assert!(is_fragment(&fragment), "{fragment}");
-    assert!(connection_row(&fragment, &id_str(&spare)).is_none());
+    assert!(connection_row(&fragment, spare.id).is_none());
     assert!(list_connections(&app, &user.token).await.is_empty());
 }
 
 async fn test_and_refresh_models_record_the_result_and_store_the_models(app: TestApp) {
     let provider = fake_openai().await;
     let (user, browser) = app.signed_in_user().await;
-    let good = create_connection(
-        &app,
-        &user.token,
-        openai_connection("good", GOOD_KEY, Some(&openai_base(&provider))),
-    )
-    .await;
-    let id = id_str(&good);
+    let good = create_connection_to(&app, &user.token, "good", &provider).await;
+    let id = good.id.to_string();
 
-    let response = post(&browser, &format!("/connections/{id}/test"), &[], true).await;
-    assert_eq!(response.status(), 200);
-    let row = response.text().await.unwrap();
+    let row = browser
+        .form_answer(&format!("/connections/{id}/test"), &[], true, 200)
+        .await;
     assert!(
         row.starts_with(&format!(r#"<tr id="connection-{id}""#)),
         "the row alone: {row}"
     );
     assert!(row.contains(r#"data-badge="status">OK"#), "{row}");
     assert!(row.contains("<span data-model-count>2</span>"), "{row}");
-    let models: Value = app
-        .get(&format!("{}/models", connection_path(&id)), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let models = models_of(&app, &user.token, &good).await;
     assert_eq!(models["models"], json!([{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]));
 
-    let response = post(&browser, &format!("/connections/{id}/test"), &[], false).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/connections");
+    assert_eq!(
+        browser.form_redirect(&format!("/connections/{id}/test"), &[]).await,
+        "/connections"
+    );
 
-    let response = post(&browser, &format!("/connections/{id}/models/refresh"), &[], true).await;
-    assert_eq!(response.status(), 200);
-    let row = response.text().await.unwrap();
+    let row = browser
+        .form_answer(&format!("/connections/{id}/models/refresh"), &[], true, 200)
+        .await;
     assert!(row.starts_with(&format!(r#"<tr id="connection-{id}""#)), "{row}");
     assert!(row.contains("<span data-model-count>2</span>"), "{row}");
-    let response = post(&browser, &format!("/connections/{id}/models/refresh"), &[], false).await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/connections");
+    assert_eq!(
+        browser
+            .form_redirect(&format!("/connections/{id}/models/refresh"), &[])
+            .await,
+        "/connections"
+    );
 
     let detail = browser.page(&format!("/connections/{id}")).await;
     assert!(detail.contains("<li><code>gpt-4o</code></li>"), "{detail}");
@@ -414,21 +333,11 @@ async fn test_and_refresh_models_record_the_result_and_store_the_models(app: Tes
         openai_connection("bad", "sk-rejected-key-00001", Some(&openai_base(&provider))),
     )
     .await;
-    let response = post(&browser, &format!("/connections/{}/test", id_str(&bad)), &[], true).await;
-    assert_eq!(response.status(), 200);
-    let row = response.text().await.unwrap();
+    let row = browser.form_answer(&bad.page("/test"), &[], true, 200).await;
     assert!(row.contains(r#"data-badge="status">Failed"#), "{row}");
     assert!(row.contains("rejected the API key"), "{row}");
     assert!(!row.contains(PROVIDER_SECRET));
-    let response = post(
-        &browser,
-        &format!("/connections/{}/models/refresh", id_str(&bad)),
-        &[],
-        true,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let row = response.text().await.unwrap();
+    let row = browser.form_answer(&bad.page("/models/refresh"), &[], true, 200).await;
     assert!(row.contains("Models not refreshed"), "{row}");
     assert!(row.contains("<span data-model-count>0</span>"), "{row}");
 }
@@ -436,21 +345,10 @@ async fn test_and_refresh_models_record_the_result_and_store_the_models(app: Tes
 async fn the_configuration_form_offers_the_connections_models_in_a_datalist_without_javascript(app: TestApp) {
     let provider = fake_openai().await;
     let (user, browser) = app.signed_in_user().await;
-    let listed = create_connection(
-        &app,
-        &user.token,
-        openai_connection("listed", GOOD_KEY, Some(&openai_base(&provider))),
-    )
-    .await;
-    let untested = create_connection(
-        &app,
-        &user.token,
-        openai_connection("untested", "sk-untested-key-0001", None),
-    )
-    .await;
-    let id = id_str(&listed);
-    let response = post(&browser, &format!("/connections/{id}/test"), &[], false).await;
-    assert_eq!(response.status(), 303);
+    let listed = create_connection_to(&app, &user.token, "listed", &provider).await;
+    let untested = create_openai_connection(&app, &user.token, "untested", "sk-untested-key-0001").await;
+    let id = listed.id.to_string();
+    browser.form_redirect(&format!("/connections/{id}/test"), &[]).await;
 
     let page = browser
         .page(&format!("/llm-configurations/new?connection_id={id}"))
@@ -465,7 +363,7 @@ async fn the_configuration_form_offers_the_connections_models_in_a_datalist_with
     assert!(
         picker.contains(&format!(
             r#"<option value="{}">untested (OpenAI)</option>"#,
-            id_str(&untested)
+            untested.id
         )),
         "{picker}"
     );
@@ -502,19 +400,9 @@ async fn the_configuration_form_offers_the_connections_models_in_a_datalist_with
 async fn the_models_fragment_is_the_datalist_of_the_picked_connection(app: TestApp) {
     let provider = fake_openai().await;
     let (user, browser) = app.signed_in_user().await;
-    let listed = create_connection(
-        &app,
-        &user.token,
-        openai_connection("listed", GOOD_KEY, Some(&openai_base(&provider))),
-    )
-    .await;
-    let id = id_str(&listed);
-    assert_eq!(
-        post(&browser, &format!("/connections/{id}/test"), &[], false)
-            .await
-            .status(),
-        303
-    );
+    let listed = create_connection_to(&app, &user.token, "listed", &provider).await;
+    let id = listed.id.to_string();
+    browser.form_redirect(&format!("/connections/{id}/test"), &[]).await;
 
     let response = browser
         .get_htmx(&format!("/llm-configurations/models?connection_id={id}"))
@@ -543,13 +431,8 @@ async fn the_models_fragment_is_the_datalist_of_the_picked_connection(app: TestA
 
 async fn someone_elses_connection_is_not_found_on_every_route(app: TestApp) {
     let owner = app.user().await;
-    let theirs = create_connection(
-        &app,
-        &owner.token,
-        openai_connection("theirs", "sk-theirs-key-000001", None),
-    )
-    .await;
-    let id = id_str(&theirs);
+    let theirs = create_openai_connection(&app, &owner.token, "theirs", "sk-theirs-key-000001").await;
+    let id = theirs.id.to_string();
     let (stranger, browser) = app.signed_in_user().await;
     let missing = uuid::Uuid::new_v4().to_string();
 
@@ -567,42 +450,32 @@ async fn someone_elses_connection_is_not_found_on_every_route(app: TestApp) {
         for (path, fields) in [
             (
                 format!("/connections/{id}"),
-                vec![
-                    ("name", "taken"),
-                    ("provider", "openai"),
-                    ("api_key", "sk-stolen-key-0000001"),
-                    ("base_url", ""),
-                ],
+                connection_form("taken", "sk-stolen-key-0000001", "").to_vec(),
             ),
             (format!("/connections/{id}/delete"), vec![]),
             (format!("/connections/{id}/test"), vec![]),
             (format!("/connections/{id}/models/refresh"), vec![]),
         ] {
             for htmx in [false, true] {
-                let response = post(&browser, &path, &fields, htmx).await;
-                assert_eq!(response.status(), 404, "POST {path} (htmx {htmx})");
+                browser.form_answer(&path, &fields, htmx, 404).await;
             }
         }
     }
     // The configuration form refuses it beside the picker, and creates nothing.
-    let response = post(
-        &browser,
-        "/llm-configurations",
-        &[
-            ("name", "borrowed"),
-            ("connection_id", &id),
-            ("model", "gpt-4o"),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    assert!(
-        tag_with_id(&html, "connection_id").contains(r#"aria-invalid="true""#),
-        "{html}"
-    );
+    let html = browser
+        .form_answer(
+            "/llm-configurations",
+            &[
+                ("name", "borrowed"),
+                ("connection_id", &id),
+                ("model", "gpt-4o"),
+                ("is_active", "true"),
+            ],
+            false,
+            422,
+        )
+        .await;
+    assert_marked_invalid(&html, "connection_id");
     assert!(html.contains(r#"id="connection_id-error""#));
     assert!(
         !html.contains(&format!(r#"<option value="{id}""#)),
@@ -610,42 +483,29 @@ async fn someone_elses_connection_is_not_found_on_every_route(app: TestApp) {
     );
     assert!(app.configurations(&stranger.token).await.is_empty());
 
-    let unchanged = connection(&app, &owner.token, &id).await;
-    assert_eq!(unchanged["name"], "theirs");
-    assert_eq!(unchanged["api_key_masked"], theirs["api_key_masked"]);
-    assert_eq!(unchanged["test_status"], "untested");
+    let unchanged = fetch_connection(&app, &owner.token, theirs.id).await;
+    assert_eq!(unchanged.name, "theirs");
+    assert_eq!(unchanged.api_key_masked, theirs.api_key_masked);
+    assert_eq!(unchanged.test_status, "untested");
 }
 
 async fn the_configuration_form_creates_on_a_picked_connection_and_the_old_way_still_works(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let team = create_connection(
-        &app,
-        &user.token,
-        openai_connection("team", "sk-team-key-00000001", None),
-    )
-    .await;
+    let team = create_openai_connection(&app, &user.token, "team", "sk-team-key-00000001").await;
 
     // On a picked connection: provider, key and base URL in the same form are not used.
-    let response = post(
-        &browser,
-        "/llm-configurations",
-        &[
-            ("name", "on-team"),
-            ("connection_id", &id_str(&team)),
-            ("model", "gpt-4o"),
-            ("provider", "anthropic"),
-            ("api_key", ""),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-    assert_eq!(location(&response), "/llm-configurations");
+    assert_eq!(
+        browser
+            .form_redirect(
+                "/llm-configurations",
+                &configuration_form("on-team", Some(&team.id.to_string()), "gpt-4o", "anthropic", "")
+            )
+            .await,
+        "/llm-configurations"
+    );
     let created = app.configurations(&user.token).await;
     assert_eq!(created[0].name, "on-team");
-    assert_eq!(json!(created[0].connection_id), team["id"]);
+    assert_eq!(created[0].connection_id, team.id);
     assert_eq!(created[0].provider, "openai");
     assert_eq!(
         list_connections(&app, &user.token).await.len(),
@@ -654,67 +514,28 @@ async fn the_configuration_form_creates_on_a_picked_connection_and_the_old_way_s
     );
 
     // "A new connection": the form's provider and key make one of its own (htmx: the table).
-    let response = post(
-        &browser,
-        "/llm-configurations",
-        &[
-            ("name", "own-key"),
-            ("connection_id", "new"),
-            ("model", "claude-sonnet-4-5"),
-            ("provider", "anthropic"),
-            ("api_key", "sk-ant-own-key-0123456789-0001"),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        true,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    assert!(is_fragment(&response.text().await.unwrap()));
+    let own_key = configuration_form(
+        "own-key",
+        Some("new"),
+        "claude-sonnet-4-5",
+        "anthropic",
+        "sk-ant-own-key-0123456789-0001",
+    );
+    let table = browser.form_answer("/llm-configurations", &own_key, true, 200).await;
+    assert!(is_fragment(&table));
     // And the old way (no picker at all) still does the same.
-    let response = post(
-        &browser,
-        "/llm-configurations",
-        &[
-            ("name", "old-way"),
-            ("model", "gpt-4o"),
-            ("provider", "openai"),
-            ("api_key", "sk-old-way-key-000001"),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303);
+    let old_way = configuration_form("old-way", None, "gpt-4o", "openai", "sk-old-way-key-000001");
+    browser.form_redirect("/llm-configurations", &old_way).await;
     let connections = list_connections(&app, &user.token).await;
-    let names: Vec<&str> = connections.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["old-way", "own-key", "team"]);
-    assert_eq!(connections[1]["provider"], "anthropic");
-    assert_eq!(connections[1]["api_key_masked"], "sk-ant-…0001");
+    assert_eq!(connections[1].provider, "anthropic");
+    assert_eq!(connections[1].api_key_masked.as_deref(), Some("sk-ant-…0001"));
 
     // "A new connection" without the key its provider needs: the error sits beside the key.
-    let response = post(
-        &browser,
-        "/llm-configurations",
-        &[
-            ("name", "keyless"),
-            ("connection_id", "new"),
-            ("model", "gpt-4o"),
-            ("provider", "openai"),
-            ("api_key", ""),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    assert!(
-        tag_with_id(&html, "api_key").contains(r#"aria-invalid="true""#),
-        "{html}"
-    );
+    let keyless = configuration_form("keyless", Some("new"), "gpt-4o", "openai", "");
+    let html = browser.form_answer("/llm-configurations", &keyless, false, 422).await;
+    assert_marked_invalid(&html, "api_key");
     assert!(
         html.contains(r#"<option value="new" selected>"#),
         "the choice is kept: {html}"
@@ -724,117 +545,49 @@ async fn the_configuration_form_creates_on_a_picked_connection_and_the_old_way_s
 
 async fn an_edit_moves_a_configuration_to_another_connection_or_onto_a_new_one(app: TestApp) {
     let (user, browser) = app.signed_in_user().await;
-    let first = create_connection(
-        &app,
-        &user.token,
-        openai_connection("first", "sk-first-key-0000001", None),
-    )
-    .await;
-    let second = create_connection(
-        &app,
-        &user.token,
-        openai_connection("second", "sk-second-key-000002", None),
-    )
-    .await;
+    let first = create_openai_connection(&app, &user.token, "first", "sk-first-key-0000001").await;
+    let second = create_openai_connection(&app, &user.token, "second", "sk-second-key-000002").await;
     let configuration = create_on(&app, &user.token, "mover", &first, "gpt-4o").await;
     let _sharer = create_on(&app, &user.token, "sharer", &first, "gpt-4o").await;
     let path = format!("/llm-configurations/{}", configuration.id);
-    let fetch = async || -> Value {
-        app.get(&format!("{CONFIGURATIONS}/{}", configuration.id), &user.token)
-            .await
-            .json()
-            .await
-            .unwrap()
-    };
 
     // On its own, shared connection: a new key there is refused beside the key field.
-    let response = post(
-        &browser,
-        &path,
-        &[
-            ("name", "mover"),
-            ("connection_id", &id_str(&first)),
-            ("model", "gpt-4o"),
-            ("provider", "openai"),
-            ("api_key", "sk-sneaky-new-key-0001"),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    assert!(
-        tag_with_id(&html, "api_key").contains(r#"aria-invalid="true""#),
-        "{html}"
-    );
+    let first_id = first.id.to_string();
+    let sneaky = configuration_form("mover", Some(&first_id), "gpt-4o", "openai", "sk-sneaky-new-key-0001");
+    let html = browser.form_answer(&path, &sneaky, false, 422).await;
+    assert_marked_invalid(&html, "api_key");
     assert!(html.contains("change the connection instead"), "{html}");
     assert_eq!(
-        connection(&app, &user.token, &id_str(&first)).await["api_key_masked"],
-        first["api_key_masked"]
+        fetch_connection(&app, &user.token, first.id).await.api_key_masked,
+        first.api_key_masked
     );
 
     // Another connection: it moves.
-    let response = post(
-        &browser,
-        &path,
-        &[
-            ("name", "mover"),
-            ("connection_id", &id_str(&second)),
-            ("model", "gpt-4.1"),
-            ("provider", "openai"),
-            ("api_key", ""),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
-    let moved = fetch().await;
-    assert_eq!(moved["connection_id"], second["id"]);
-    assert_eq!(moved["model"], "gpt-4.1");
-    assert_eq!(moved["api_key_masked"], second["api_key_masked"]);
+    let second_id = second.id.to_string();
+    let onto_second = configuration_form("mover", Some(&second_id), "gpt-4.1", "openai", "");
+    browser.form_redirect(&path, &onto_second).await;
+    let moved = app.refetch(&user.token, &configuration).await;
+    assert_eq!(moved.connection_id, second.id);
+    assert_eq!(moved.model, "gpt-4.1");
+    assert_eq!(moved.api_key_masked, second.api_key_masked);
 
     // A new connection from the form: one of its own, with the form's key.
-    let response = post(
-        &browser,
-        &path,
-        &[
-            ("name", "mover"),
-            ("connection_id", "new"),
-            ("model", "gpt-4.1"),
-            ("provider", "openai"),
-            ("api_key", "sk-mover-own-key-00NEW"),
-            ("base_url", ""),
-            ("is_active", "true"),
-        ],
-        true,
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let own = fetch().await;
-    assert_ne!(own["connection_id"], second["id"]);
-    assert_ne!(own["connection_id"], first["id"]);
-    assert_eq!(own["api_key_masked"], "sk-…0NEW");
+    let own_key = configuration_form("mover", Some("new"), "gpt-4.1", "openai", "sk-mover-own-key-00NEW");
+    browser.form_answer(&path, &own_key, true, 200).await;
+    let own = app.refetch(&user.token, &configuration).await;
+    assert_ne!(own.connection_id, second.id);
+    assert_ne!(own.connection_id, first.id);
+    assert_eq!(own.api_key_masked.as_deref(), Some("sk-…0NEW"));
     let connections = list_connections(&app, &user.token).await;
     assert_eq!(connections.len(), 3, "first, second and the new one");
-    assert!(connections.iter().any(|c| c["id"] == own["connection_id"]));
+    assert!(connections.iter().any(|c| c.id == own.connection_id));
 
     // A picker value that names nothing is an error beside the picker.
-    let response = post(
-        &browser,
-        &path,
-        &[("name", "mover"), ("connection_id", "nonsense"), ("model", "gpt-4.1")],
-        false,
-    )
-    .await;
-    assert_eq!(response.status(), 422);
-    let html = response.text().await.unwrap();
-    assert!(
-        tag_with_id(&html, "connection_id").contains(r#"aria-invalid="true""#),
-        "{html}"
+    let nonsense = [("name", "mover"), ("connection_id", "nonsense"), ("model", "gpt-4.1")];
+    let html = browser.form_answer(&path, &nonsense, false, 422).await;
+    assert_marked_invalid(&html, "connection_id");
+    assert_eq!(
+        app.refetch(&user.token, &configuration).await.connection_id,
+        own.connection_id
     );
-    assert_eq!(fetch().await["connection_id"], own["connection_id"]);
 }

@@ -15,7 +15,8 @@ use crate::binary::Sandbox;
 use crate::helpers::command_line::lanyard;
 use crate::helpers::configurations::CONFIGURATIONS;
 use crate::helpers::connections::{
-    CONNECTIONS, connection_path, create_connection, create_on, id_str, list_connections, openai_connection,
+    CONNECTIONS, Connection, connection_names, connection_path, create_connection, create_connection_to, create_on,
+    create_openai_connection, fetch_connection, list_connections, models_of, openai_connection, update_connection,
 };
 use crate::helpers::providers::{GOOD_KEY, fake_openai, loopback_allowed, openai_base, test_saved, test_values};
 use crate::helpers::resolve::{pin, resolved, user_and_resolver};
@@ -61,19 +62,14 @@ async fn resolved_key(app: &TestApp, resolver: &str, conversation: &str) -> Stri
 
 async fn one_new_key_on_a_connection_reaches_every_configuration_that_uses_it(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("work-openai", "sk-first-key-0000000000001", None),
-    )
-    .await;
-    assert_eq!(connection["configuration_count"], 0);
+    let connection = create_openai_connection(&app, &user.token, "work-openai", "sk-first-key-0000000000001").await;
+    assert_eq!(connection.configuration_count, 0);
     let mut configurations = Vec::new();
     for (name, model) in [("writer", "gpt-4o"), ("coder", "gpt-4.1"), ("cheap", "gpt-4o-mini")] {
         let created = create_on(&app, &user.token, name, &connection, model).await;
-        assert_eq!(json!(created.connection_id), connection["id"]);
+        assert_eq!(created.connection_id, connection.id);
         assert_eq!(created.provider, "openai");
-        assert_eq!(json!(created.api_key_masked), connection["api_key_masked"]);
+        assert_eq!(created.api_key_masked, connection.api_key_masked);
         assert!(created.has_api_key);
         pin(&app, &user.token, &format!("conversation-{name}"), &created).await;
         configurations.push(created);
@@ -85,24 +81,22 @@ async fn one_new_key_on_a_connection_reaches_every_configuration_that_uses_it(ap
         );
     }
 
-    let response = app
-        .put_json(
-            &connection_path(&id_str(&connection)),
-            &user.token,
-            &json!({"api_key": "sk-second-key-000000000002"}),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let changed: Value = response.json().await.unwrap();
-    assert_eq!(changed["configuration_count"], 3);
-    assert_ne!(changed["api_key_masked"], connection["api_key_masked"]);
+    let changed = update_connection(
+        &app,
+        &user.token,
+        &connection,
+        json!({"api_key": "sk-second-key-000000000002"}),
+    )
+    .await;
+    assert_eq!(changed.configuration_count, 3);
+    assert_ne!(changed.api_key_masked, connection.api_key_masked);
 
     for (name, model) in [("writer", "gpt-4o"), ("coder", "gpt-4.1"), ("cheap", "gpt-4o-mini")] {
         let body = resolved(&app, &resolver, Some(&format!("conversation-{name}"))).await;
         let resolved = body.configuration;
         assert_eq!(resolved.api_key.as_deref(), Some("sk-second-key-000000000002"));
         assert_eq!(resolved.model, model);
-        assert_eq!(resolved.other["connection_id"], connection["id"]);
+        assert_eq!(resolved.other["connection_id"], json!(connection.id));
     }
     // The audit holds both reveals of each configuration.
     let ids: Vec<DbId> = configurations
@@ -128,23 +122,13 @@ async fn one_new_key_on_a_connection_reaches_every_configuration_that_uses_it(ap
 
 async fn a_connection_in_use_cannot_be_deleted_until_its_configurations_move_or_go(app: TestApp) {
     let user = app.user().await;
-    let shared = create_connection(&app, &user.token, openai_connection("shared", GOOD_KEY, None)).await;
-    let other = create_connection(
-        &app,
-        &user.token,
-        openai_connection("other", "sk-other-key-00000000", None),
-    )
-    .await;
+    let shared = create_openai_connection(&app, &user.token, "shared", GOOD_KEY).await;
+    let other = create_openai_connection(&app, &user.token, "other", "sk-other-key-00000000").await;
     let a = create_on(&app, &user.token, "alpha", &shared, "gpt-4o").await;
     let b = create_on(&app, &user.token, "beta", &shared, "gpt-4o").await;
     let c = create_on(&app, &user.token, "gamma", &shared, "gpt-4o").await;
 
-    let refused = assert_error(
-        app.delete(&connection_path(&id_str(&shared)), &user.token).await,
-        409,
-        "in_use",
-    )
-    .await;
+    let refused = assert_error(app.delete(&shared.path(), &user.token).await, 409, "in_use").await;
     let message = refused["message"].as_str().unwrap();
     for name in ["alpha", "beta", "gamma"] {
         assert!(
@@ -153,33 +137,15 @@ async fn a_connection_in_use_cannot_be_deleted_until_its_configurations_move_or_
         );
     }
 
-    app.update_configuration(&user.token, &a, json!({"connection_id": other["id"]}))
+    app.update_configuration(&user.token, &a, json!({"connection_id": other.id}))
         .await;
-    app.update_configuration(&user.token, &b, json!({"connection_id": other["id"]}))
+    app.update_configuration(&user.token, &b, json!({"connection_id": other.id}))
         .await;
-    assert_error(
-        app.delete(&connection_path(&id_str(&shared)), &user.token).await,
-        409,
-        "in_use",
-    )
-    .await;
+    assert_error(app.delete(&shared.path(), &user.token).await, 409, "in_use").await;
     assert_eq!(app.delete(&c.path(), &user.token).await.status(), 204);
-    assert_eq!(
-        app.delete(&connection_path(&id_str(&shared)), &user.token)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(
-        app.get(&connection_path(&id_str(&shared)), &user.token).await.status(),
-        404
-    );
-    let names: Vec<Value> = list_connections(&app, &user.token)
-        .await
-        .iter()
-        .map(|connection| connection["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("other")]);
+    assert_eq!(app.delete(&shared.path(), &user.token).await.status(), 204);
+    assert_eq!(app.get(&shared.path(), &user.token).await.status(), 404);
+    assert_eq!(connection_names(&app, &user.token).await, ["other"]);
 }
 
 async fn the_old_way_makes_a_connection_of_its_own_named_after_the_configuration(app: TestApp) {
@@ -190,17 +156,17 @@ async fn the_old_way_makes_a_connection_of_its_own_named_after_the_configuration
     let connections = list_connections(&app, &user.token).await;
     assert_eq!(connections.len(), 1, "{connections:?}");
     let own = &connections[0];
-    assert_eq!(own["name"], "work-gpt");
-    assert_eq!(own["id"], json!(created.connection_id));
-    assert_eq!(own["provider"], "openai");
-    assert_eq!(own["api_key_masked"], json!(created.api_key_masked));
-    assert_eq!(own["configuration_count"], 1);
+    assert_eq!(own.name, "work-gpt");
+    assert_eq!(own.id, created.connection_id);
+    assert_eq!(own.provider, "openai");
+    assert_eq!(own.api_key_masked, created.api_key_masked);
+    assert_eq!(own.configuration_count, 1);
 
     // A name already taken by a connection: `name (2)`, then `name (3)`.
-    create_connection(&app, &user.token, openai_connection("Team", GOOD_KEY, None)).await;
+    create_openai_connection(&app, &user.token, "Team", GOOD_KEY).await;
     app.create_openai(&user.token, "team", "sk-old-way-key-000000001").await;
-    create_connection(&app, &user.token, openai_connection("bot", GOOD_KEY, None)).await;
-    create_connection(&app, &user.token, openai_connection("bot (2)", GOOD_KEY, None)).await;
+    create_openai_connection(&app, &user.token, "bot", GOOD_KEY).await;
+    create_openai_connection(&app, &user.token, "bot (2)", GOOD_KEY).await;
     app.create_openai(&user.token, "bot", "sk-old-way-key-000000002").await;
     // A long name is shortened so that the suffix fits 64 characters.
     let long = "l".repeat(64);
@@ -208,19 +174,16 @@ async fn the_old_way_makes_a_connection_of_its_own_named_after_the_configuration
     let long_configuration = app.create_openai(&user.token, &long, "sk-old-way-key-000000003").await;
 
     let connections = list_connections(&app, &user.token).await;
-    let names: Vec<&str> = connections
-        .iter()
-        .map(|connection| connection["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = connections.iter().map(|connection| connection.name.as_str()).collect();
     assert!(names.contains(&"team (2)"), "{names:?}");
     assert!(names.contains(&"bot (3)"), "{names:?}");
     let shortened = format!("{} (2)", "l".repeat(60));
     assert_eq!(shortened.chars().count(), 64);
     let long_own = connections
         .iter()
-        .find(|connection| connection["id"] == json!(long_configuration.connection_id))
+        .find(|connection| connection.id == long_configuration.connection_id)
         .unwrap();
-    assert_eq!(long_own["name"], shortened.as_str());
+    assert_eq!(long_own.name, shortened.as_str());
     // Listed by name.
     let mut sorted = names.clone();
     sorted.sort_by_key(|name| name.to_lowercase());
@@ -232,18 +195,15 @@ async fn an_implicit_connection_goes_with_its_configuration_and_an_explicit_one_
     let old_way = app
         .create_openai(&user.token, "old-way", "sk-old-way-key-000000004")
         .await;
-    let explicit = create_connection(&app, &user.token, openai_connection("explicit", GOOD_KEY, None)).await;
+    let explicit = create_openai_connection(&app, &user.token, "explicit", GOOD_KEY).await;
     let on_explicit = create_on(&app, &user.token, "new-way", &explicit, "gpt-4o").await;
     // Another configuration on the implicit connection keeps it alive.
-    let implicit = json!({"id": old_way.connection_id});
+    let implicit = fetch_connection(&app, &user.token, old_way.connection_id).await;
     let sharing = create_on(&app, &user.token, "sharing", &implicit, "gpt-4.1").await;
 
     assert_eq!(app.delete(&old_way.path(), &user.token).await.status(), 204);
-    let names = |connections: Vec<Value>| -> Vec<String> {
-        connections
-            .iter()
-            .map(|connection| connection["name"].as_str().unwrap().to_owned())
-            .collect()
+    let names = |connections: Vec<Connection>| -> Vec<String> {
+        connections.iter().map(|connection| connection.name.clone()).collect()
     };
     assert_eq!(
         names(list_connections(&app, &user.token).await),
@@ -262,8 +222,8 @@ async fn an_implicit_connection_goes_with_its_configuration_and_an_explicit_one_
 
 async fn both_ways_at_once_are_refused_naming_the_fields(app: TestApp) {
     let user = app.user().await;
-    let connection = create_connection(&app, &user.token, openai_connection("mine", GOOD_KEY, None)).await;
-    let body = json!({"name": "both", "connection_id": connection["id"], "model": "gpt-4o",
+    let connection = create_openai_connection(&app, &user.token, "mine", GOOD_KEY).await;
+    let body = json!({"name": "both", "connection_id": connection.id, "model": "gpt-4o",
                       "provider": "openai", "api_key": "sk-both-ways-key-0000000"});
     let refused = assert_error(
         app.post_json(CONFIGURATIONS, &user.token, &body).await,
@@ -295,12 +255,7 @@ async fn both_ways_at_once_are_refused_naming_the_fields(app: TestApp) {
 
 async fn a_key_change_through_a_configuration_of_a_shared_connection_is_connection_shared(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("shared", "sk-shared-key-000000000001", None),
-    )
-    .await;
+    let connection = create_openai_connection(&app, &user.token, "shared", "sk-shared-key-000000000001").await;
     let first = create_on(&app, &user.token, "first", &connection, "gpt-4o").await;
     create_on(&app, &user.token, "second", &connection, "gpt-4o").await;
     pin(&app, &user.token, "c1", &first).await;
@@ -319,12 +274,12 @@ async fn a_key_change_through_a_configuration_of_a_shared_connection_is_connecti
         .await;
         let message = refused["message"].as_str().unwrap();
         assert!(message.contains("change the connection instead"), "{message}");
-        assert!(message.contains(connection["id"].as_str().unwrap()), "{message}");
+        assert!(message.contains(&connection.id.to_string()), "{message}");
         assert!(refused["fields"]["api_key"].is_array(), "{refused}");
     }
     assert_eq!(resolved_key(&app, &resolver, "c1").await, "sk-shared-key-000000000001");
     let unchanged = app.refetch(&user.token, &first).await;
-    assert_eq!(json!(unchanged.api_key_masked), connection["api_key_masked"]);
+    assert_eq!(unchanged.api_key_masked, connection.api_key_masked);
     assert_eq!(unchanged.updated_at, first.updated_at);
 
     // What belongs to the configuration alone still changes.
@@ -382,18 +337,15 @@ async fn on_a_private_connection_a_configuration_changes_it_as_before(app: TestA
         body.configuration.base_url.as_deref(),
         Some("https://llm.example.com/v1")
     );
-    let own = app
-        .get(&connection_path(&created.connection_id.to_string()), &user.token)
-        .await;
-    let own: Value = own.json().await.unwrap();
-    assert_eq!(own["base_url"], "https://llm.example.com/v1");
-    assert_eq!(own["api_key_masked"], json!(moved.api_key_masked));
+    let own = fetch_connection(&app, &user.token, created.connection_id).await;
+    assert_eq!(own.base_url.as_deref(), Some("https://llm.example.com/v1"));
+    assert_eq!(own.api_key_masked, moved.api_key_masked);
 }
 
 async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
     let owner = app.user().await;
     let stranger = app.user().await;
-    let theirs = create_connection(&app, &owner.token, openai_connection("theirs", GOOD_KEY, None)).await;
+    let theirs = create_openai_connection(&app, &owner.token, "theirs", GOOD_KEY).await;
     let mine = app
         .create_openai(&stranger.token, "mine", "sk-stranger-key-0000000001")
         .await;
@@ -402,7 +354,7 @@ async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
         app.post_json(
             CONFIGURATIONS,
             &stranger.token,
-            &json!({"name": "borrowed", "connection_id": theirs["id"], "model": "gpt-4o"}),
+            &json!({"name": "borrowed", "connection_id": theirs.id, "model": "gpt-4o"}),
         )
         .await,
         422,
@@ -411,7 +363,7 @@ async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
     .await;
     assert!(refused["fields"]["connection_id"].is_array(), "{refused}");
     let refused = assert_error(
-        app.put_json(&mine.path(), &stranger.token, &json!({"connection_id": theirs["id"]}))
+        app.put_json(&mine.path(), &stranger.token, &json!({"connection_id": theirs.id}))
             .await,
         422,
         "validation_failed",
@@ -424,7 +376,7 @@ async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
     assert_eq!(listed[0].updated_at, mine.updated_at);
 
     // The stranger cannot see, change, delete or test it: the same 404 as a missing id.
-    let theirs_path = connection_path(&id_str(&theirs));
+    let theirs_path = theirs.path();
     let missing_path = connection_path(&Uuid::new_v4().to_string());
     for path in [&theirs_path, &missing_path] {
         let not_found = assert_error(app.get(path, &stranger.token).await, 404, "not_found").await;
@@ -445,7 +397,7 @@ async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
         app.post_json(
             "/api/llm-configurations/test",
             &stranger.token,
-            &json!({"connection_id": theirs["id"]}),
+            &json!({"connection_id": theirs.id}),
         )
         .await,
         404,
@@ -457,11 +409,11 @@ async fn someone_elses_connection_is_refused_and_nothing_changes(app: TestApp) {
         list_connections(&app, &stranger.token)
             .await
             .iter()
-            .all(|c| c["id"] != theirs["id"])
+            .all(|c| c.id != theirs.id)
     );
-    let still: Value = app.get(&theirs_path, &owner.token).await.json().await.unwrap();
-    assert_eq!(still["name"], "theirs");
-    assert_eq!(still["updated_at"], theirs["updated_at"]);
+    let still = fetch_connection(&app, &owner.token, theirs.id).await;
+    assert_eq!(still.name, "theirs");
+    assert_eq!(still.updated_at, theirs.updated_at);
 }
 
 async fn connections_are_validated_like_configurations(app: TestApp) {
@@ -512,11 +464,11 @@ async fn connections_are_validated_like_configurations(app: TestApp) {
         json!({"name": "Local", "provider": "ollama", "base_url": "https://ollama.example.com"}),
     )
     .await;
-    assert_eq!(ollama["has_api_key"], false);
-    assert_eq!(ollama["api_key_masked"], Value::Null);
-    assert_eq!(ollama["test_status"], "untested");
-    assert_eq!(ollama["model_count"], 0);
-    assert_eq!(ollama["models_fetched_at"], Value::Null);
+    assert!(!ollama.has_api_key);
+    assert_eq!(ollama.api_key_masked, None);
+    assert_eq!(ollama.test_status, "untested");
+    assert_eq!(ollama.model_count, 0);
+    assert_eq!(ollama.models_fetched_at, None);
     let conflict = assert_error(
         app.post_json(
             CONNECTIONS,
@@ -536,7 +488,7 @@ async fn connections_are_validated_like_configurations(app: TestApp) {
         openai_connection("keyed", GOOD_KEY, Some("https://llm.example.com/v1")),
     )
     .await;
-    let path = connection_path(&id_str(&keyed));
+    let path = keyed.path();
     for body in [
         json!({"base_url": "https://elsewhere.example.com/v1"}),
         json!({"provider": "mistral"}),
@@ -551,16 +503,12 @@ async fn connections_are_validated_like_configurations(app: TestApp) {
     ] {
         assert_error(app.put_json(&path, &user.token, &body).await, 422, "validation_failed").await;
     }
-    let unchanged: Value = app.get(&path, &user.token).await.json().await.unwrap();
-    assert_eq!(unchanged["base_url"], "https://llm.example.com/v1");
-    assert_eq!(unchanged["updated_at"], keyed["updated_at"]);
-    let renamed = app
-        .put_json(&path, &user.token, &json!({"name": "Keyed account"}))
-        .await;
-    assert_eq!(renamed.status(), 200);
-    let renamed: Value = renamed.json().await.unwrap();
-    assert_eq!(renamed["name"], "Keyed account");
-    assert_eq!(renamed["api_key_masked"], keyed["api_key_masked"]);
+    let unchanged = fetch_connection(&app, &user.token, keyed.id).await;
+    assert_eq!(unchanged.base_url.as_deref(), Some("https://llm.example.com/v1"));
+    assert_eq!(unchanged.updated_at, keyed.updated_at);
+    let renamed = update_connection(&app, &user.token, &keyed, json!({"name": "Keyed account"})).await;
+    assert_eq!(renamed.name, "Keyed account");
+    assert_eq!(renamed.api_key_masked, keyed.api_key_masked);
     let text = app.get(CONNECTIONS, &user.token).await.text().await.unwrap();
     assert!(!text.contains(GOOD_KEY), "no key in a listing");
 }
@@ -570,19 +518,14 @@ async fn a_configuration_moves_to_another_connection(app: TestApp) {
     let created = app
         .create_openai(&user.token, "mover", "sk-mover-old-key-000000001")
         .await;
-    let target = create_connection(
-        &app,
-        &user.token,
-        openai_connection("target", "sk-mover-new-key-000000002", None),
-    )
-    .await;
+    let target = create_openai_connection(&app, &user.token, "target", "sk-mover-new-key-000000002").await;
     pin(&app, &user.token, "c1", &created).await;
     // Moving and changing the connection's own fields at once is ambiguous.
     assert_error(
         app.put_json(
             &created.path(),
             &user.token,
-            &json!({"connection_id": target["id"], "api_key": "sk-mover-third-key-00001"}),
+            &json!({"connection_id": target.id, "api_key": "sk-mover-third-key-00001"}),
         )
         .await,
         422,
@@ -590,23 +533,18 @@ async fn a_configuration_moves_to_another_connection(app: TestApp) {
     )
     .await;
     let moved = app
-        .update_configuration(&user.token, &created, json!({"connection_id": target["id"]}))
+        .update_configuration(&user.token, &created, json!({"connection_id": target.id}))
         .await;
-    assert_eq!(json!(moved.connection_id), target["id"]);
-    assert_eq!(json!(moved.api_key_masked), target["api_key_masked"]);
+    assert_eq!(moved.connection_id, target.id);
+    assert_eq!(moved.api_key_masked, target.api_key_masked);
     assert_eq!(resolved_key(&app, &resolver, "c1").await, "sk-mover-new-key-000000002");
     // Its implicit connection went with the move.
-    let names: Vec<Value> = list_connections(&app, &user.token)
-        .await
-        .iter()
-        .map(|connection| connection["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("target")]);
+    assert_eq!(connection_names(&app, &user.token).await, ["target"]);
 }
 
 async fn an_import_of_the_old_shape_makes_a_connection_for_each_configuration(app: TestApp) {
     let user = app.user().await;
-    create_connection(&app, &user.token, openai_connection("imported-gpt", GOOD_KEY, None)).await;
+    create_openai_connection(&app, &user.token, "imported-gpt", GOOD_KEY).await;
     let sandbox = Sandbox::new();
     let file = sandbox.workdir().join("export.json");
     let document = json!({"lanyard_export": 1, "configurations": [
@@ -634,20 +572,17 @@ async fn an_import_of_the_old_shape_makes_a_connection_for_each_configuration(ap
     let configurations = app.configurations(&user.token).await;
     assert_eq!(configurations.len(), 2, "{configurations:?}");
     let connections = list_connections(&app, &user.token).await;
-    let names: Vec<&str> = connections
-        .iter()
-        .map(|connection| connection["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = connections.iter().map(|connection| connection.name.as_str()).collect();
     assert_eq!(names, ["imported-gpt", "imported-gpt (2)", "imported-llama"]);
     for configuration in &configurations {
         let own = connections
             .iter()
-            .find(|connection| connection["id"] == json!(configuration.connection_id))
+            .find(|connection| connection.id == configuration.connection_id)
             .unwrap();
-        assert_eq!(own["configuration_count"], 1);
-        assert_eq!(own["provider"], configuration.provider.as_str());
-        assert_eq!(own["base_url"], json!(configuration.base_url));
-        assert_eq!(own["has_api_key"], false, "an export carries no key");
+        assert_eq!(own.configuration_count, 1);
+        assert_eq!(own.provider, configuration.provider);
+        assert_eq!(own.base_url, configuration.base_url);
+        assert!(!own.has_api_key, "an export carries no key");
     }
 
     let exported = lanyard(&app, &sandbox, &["export", "--email", &user.email], "");
@@ -690,19 +625,9 @@ async fn provider_listing(models: &[&str]) -> MockServer {
 async fn testing_a_connection_records_the_result_and_stores_its_models_sorted(app: TestApp) {
     let user = app.user().await;
     let server = provider_listing(&["zeta-large", "alpha-small", "mid-7b", "alpha-small"]).await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("fake", GOOD_KEY, Some(&openai_base(&server))),
-    )
-    .await;
-    let path = connection_path(&id_str(&connection));
-    let before: Value = app
-        .get(&format!("{path}/models"), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let connection = create_connection_to(&app, &user.token, "fake", &server).await;
+    let path = connection.path();
+    let before = models_of(&app, &user.token, &connection).await;
     assert_eq!(before, json!({"fetched_at": null, "models": []}));
 
     let response = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
@@ -711,12 +636,7 @@ async fn testing_a_connection_records_the_result_and_stores_its_models_sorted(ap
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(result["warnings"], json!([]), "no model to look for");
 
-    let catalogue: Value = app
-        .get(&format!("{path}/models"), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let catalogue = models_of(&app, &user.token, &connection).await;
     assert_eq!(
         catalogue["models"],
         json!([{"id": "alpha-small"}, {"id": "mid-7b"}, {"id": "zeta-large"}])
@@ -725,14 +645,14 @@ async fn testing_a_connection_records_the_result_and_stores_its_models_sorted(ap
         catalogue["fetched_at"].as_str().is_some_and(|at| at.ends_with('Z')),
         "{catalogue}"
     );
-    let tested: Value = app.get(&path, &user.token).await.json().await.unwrap();
-    assert_eq!(tested["test_status"], "ok");
-    assert_eq!(tested["test_code"], "ok");
-    assert_eq!(tested["model_count"], 3);
-    assert_eq!(tested["models_fetched_at"], catalogue["fetched_at"]);
+    let tested = fetch_connection(&app, &user.token, connection.id).await;
+    assert_eq!(tested.test_status, "ok");
+    assert_eq!(tested.test_code.as_deref(), Some("ok"));
+    assert_eq!(tested.model_count, 3);
+    assert_eq!(tested.models_fetched_at.as_deref(), catalogue["fetched_at"].as_str());
     assert!(
-        tested["tested_at"].is_string() && tested["test_latency_ms"].is_i64(),
-        "{tested}"
+        tested.tested_at.is_some() && tested.test_latency_ms.is_some(),
+        "{tested:?}"
     );
 
     // A configuration of the connection shows the connection's result.
@@ -751,21 +671,16 @@ async fn testing_a_connection_records_the_result_and_stores_its_models_sorted(ap
         .await
         .unwrap();
     assert_eq!(result["status"], "failed", "{result}");
-    let failed: Value = app.get(&path, &user.token).await.json().await.unwrap();
-    assert_eq!(failed["test_status"], "failed");
-    assert_eq!(failed["test_code"], result["code"]);
-    assert_eq!(failed["model_count"], 3);
+    let failed = fetch_connection(&app, &user.token, connection.id).await;
+    assert_eq!(failed.test_status, "failed");
+    assert_eq!(failed.test_code.as_deref(), result["code"].as_str());
+    assert_eq!(failed.model_count, 3);
 }
 
 async fn a_configuration_whose_model_is_not_listed_tests_with_a_warning(app: TestApp) {
     let user = app.user().await;
     let server = fake_openai().await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("fake", GOOD_KEY, Some(&openai_base(&server))),
-    )
-    .await;
+    let connection = create_connection_to(&app, &user.token, "fake", &server).await;
     let listed = create_on(&app, &user.token, "listed", &connection, "gpt-4o").await;
     let unlisted = create_on(&app, &user.token, "unlisted", &connection, "gpt-9-imaginary").await;
 
@@ -777,31 +692,18 @@ async fn a_configuration_whose_model_is_not_listed_tests_with_a_warning(app: Tes
     let result = test_values(&app, &user.token, &json!({"id": listed.id, "model": "gpt-9-imaginary"})).await;
     assert_eq!(result["warnings"], json!(["model_not_listed"]));
     // The configuration's test refreshed its connection's catalogue.
-    let catalogue: Value = app
-        .get(
-            &format!("{}/models", connection_path(&id_str(&connection))),
-            &user.token,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let catalogue = models_of(&app, &user.token, &connection).await;
     assert_eq!(catalogue["models"], json!([{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]));
 }
 
 async fn the_test_endpoint_takes_a_connection_and_a_model_and_nothing_else(app: TestApp) {
     let user = app.user().await;
     let server = fake_openai().await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("fake", GOOD_KEY, Some(&openai_base(&server))),
-    )
-    .await;
+    let connection = create_connection_to(&app, &user.token, "fake", &server).await;
     let result = test_values(
         &app,
         &user.token,
-        &json!({"connection_id": connection["id"], "model": "gpt-4o"}),
+        &json!({"connection_id": connection.id, "model": "gpt-4o"}),
     )
     .await;
     assert_eq!(result["status"], "ok", "{result}");
@@ -809,29 +711,26 @@ async fn the_test_endpoint_takes_a_connection_and_a_model_and_nothing_else(app: 
     let result = test_values(
         &app,
         &user.token,
-        &json!({"connection_id": connection["id"], "model": "not-offered"}),
+        &json!({"connection_id": connection.id, "model": "not-offered"}),
     )
     .await;
     assert_eq!(result["warnings"], json!(["model_not_listed"]));
-    let result = test_values(&app, &user.token, &json!({"connection_id": connection["id"]})).await;
+    let result = test_values(&app, &user.token, &json!({"connection_id": connection.id})).await;
     assert_eq!(result["status"], "ok", "{result}");
 
     let configuration = create_on(&app, &user.token, "on-fake", &connection, "gpt-4o").await;
     for (body, field) in [
         (
-            json!({"connection_id": connection["id"], "provider": "openai"}),
+            json!({"connection_id": connection.id, "provider": "openai"}),
             "provider",
         ),
+        (json!({"connection_id": connection.id, "api_key": GOOD_KEY}), "api_key"),
         (
-            json!({"connection_id": connection["id"], "api_key": GOOD_KEY}),
-            "api_key",
-        ),
-        (
-            json!({"connection_id": connection["id"], "base_url": openai_base(&server)}),
+            json!({"connection_id": connection.id, "base_url": openai_base(&server)}),
             "base_url",
         ),
         (
-            json!({"id": configuration.id, "connection_id": connection["id"]}),
+            json!({"id": configuration.id, "connection_id": connection.id}),
             "connection_id",
         ),
         (json!({"id": configuration.id, "api_key": GOOD_KEY}), "api_key"),
@@ -850,13 +749,8 @@ async fn the_test_endpoint_takes_a_connection_and_a_model_and_nothing_else(app: 
 async fn refreshing_the_models_fetches_them_now_and_keeps_them_on_failure(app: TestApp) {
     let user = app.user().await;
     let server = provider_listing(&["b-model", "a-model"]).await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("fake", GOOD_KEY, Some(&openai_base(&server))),
-    )
-    .await;
-    let path = connection_path(&id_str(&connection));
+    let connection = create_connection_to(&app, &user.token, "fake", &server).await;
+    let path = connection.path();
     let response = app
         .post_json(&format!("{path}/models/refresh"), &user.token, &json!({}))
         .await;
@@ -865,16 +759,11 @@ async fn refreshing_the_models_fetches_them_now_and_keeps_them_on_failure(app: T
     assert_eq!(refreshed["models"], json!([{"id": "a-model"}, {"id": "b-model"}]));
     assert!(refreshed["fetched_at"].is_string());
     assert!(refreshed.get("failure").is_none(), "{refreshed}");
-    let listed: Value = app
-        .get(&format!("{path}/models"), &user.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = models_of(&app, &user.token, &connection).await;
     assert_eq!(listed, refreshed);
-    let after: Value = app.get(&path, &user.token).await.json().await.unwrap();
-    assert_eq!(after["test_status"], "untested", "a refresh is not a test");
-    assert_eq!(after["model_count"], 2);
+    let after = fetch_connection(&app, &user.token, connection.id).await;
+    assert_eq!(after.test_status, "untested", "a refresh is not a test");
+    assert_eq!(after.model_count, 2);
 
     // The provider now refuses the key: the kept catalogue, with the failure.
     app.put_json(&path, &user.token, &json!({"api_key": "sk-refused-key-000000000"}))
@@ -893,13 +782,8 @@ async fn refreshing_the_models_fetches_them_now_and_keeps_them_on_failure(app: T
 async fn refreshing_the_models_counts_against_the_test_budget(app: TestApp) {
     let user = app.user().await;
     let server = provider_listing(&["only-model"]).await;
-    let connection = create_connection(
-        &app,
-        &user.token,
-        openai_connection("fake", GOOD_KEY, Some(&openai_base(&server))),
-    )
-    .await;
-    let path = connection_path(&id_str(&connection));
+    let connection = create_connection_to(&app, &user.token, "fake", &server).await;
+    let path = connection.path();
     assert_eq!(
         app.post_json(&format!("{path}/test"), &user.token, &json!({}))
             .await

@@ -1,7 +1,7 @@
 //! The configuration pages: redirects to login, rendering, htmx fragments and plain-form
 //! redirects, form errors next to their fields, static assets.
 
-use crate::helpers::pages::{row_of, tag_with_id};
+use crate::helpers::pages::{assert_marked_invalid, is_fragment, row_of, tag_with_id};
 use crate::helpers::{TestApp, location};
 use crate::on_both_backends;
 
@@ -18,10 +18,6 @@ on_both_backends!(
 
 fn position_of(html: &str, needle: &str) -> usize {
     html.find(needle).unwrap_or_else(|| panic!("`{needle}` not in {html}"))
-}
-
-fn is_fragment(html: &str) -> bool {
-    !html.contains("<html") && !html.contains("<body")
 }
 
 async fn every_page_but_login_and_register_sends_a_visitor_without_a_session_to_login(app: TestApp) {
@@ -221,7 +217,7 @@ async fn the_settings_default_selector_answers_a_fragment_with_htmx_and_a_redire
         .await;
     assert_eq!(response.status(), 422);
     let fragment = response.text().await.unwrap();
-    assert!(tag_with_id(&fragment, "configuration_id").contains(r#"aria-invalid="true""#));
+    assert_marked_invalid(&fragment, "configuration_id");
     assert!(fragment.contains(r#"id="configuration_id-error""#));
     assert_eq!(app.configurations(&user.token).await[0].id, first.id);
 }
@@ -274,8 +270,8 @@ async fn assert_form_errors(response: reqwest::Response, htmx: bool) {
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     assert_eq!(is_fragment(&html), htmx, "htmx {htmx}: {html}");
-    assert!(tag_with_id(&html, "name").contains(r#"aria-invalid="true""#), "{html}");
-    assert!(tag_with_id(&html, "model").contains(r#"aria-invalid="true""#), "{html}");
+    assert_marked_invalid(&html, "name");
+    assert_marked_invalid(&html, "model");
     assert!(!tag_with_id(&html, "provider").contains("aria-invalid"), "{html}");
     // Each message sits right after its field, before the next field.
     let name_error = position_of(&html, r#"id="name-error""#);

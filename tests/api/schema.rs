@@ -165,8 +165,10 @@ struct SqliteIndexColumn {
     name: String,
 }
 
+/// A foreign key as both catalogues' queries name its columns. SQLite leaves `to_column` NULL
+/// when the key references the primary key implicitly.
 #[derive(QueryableByName)]
-struct SqliteForeignKey {
+struct ForeignKeyRow {
     #[diesel(sql_type = Text)]
     table_name: String,
     #[diesel(sql_type = Text)]
@@ -179,6 +181,18 @@ struct SqliteForeignKey {
     on_delete: String,
     #[diesel(sql_type = Text)]
     on_update: String,
+}
+
+impl From<ForeignKeyRow> for ForeignKey {
+    fn from(key: ForeignKeyRow) -> ForeignKey {
+        ForeignKey {
+            table: key.table_name,
+            column: key.from_column,
+            references: format!("{}({})", key.to_table, key.to_column.unwrap_or_default()),
+            on_delete: key.on_delete,
+            on_update: key.on_update,
+        }
+    }
 }
 
 fn sqlite_schema(conn: &mut diesel::SqliteConnection) -> Schema {
@@ -207,7 +221,7 @@ fn sqlite_schema(conn: &mut diesel::SqliteConnection) -> Schema {
     ))
     .load(conn)
     .expect("sqlite indexes");
-    let foreign_keys: Vec<SqliteForeignKey> = diesel::sql_query(format!(
+    let foreign_keys: Vec<ForeignKeyRow> = diesel::sql_query(format!(
         "SELECT m.name AS table_name, f.\"from\" AS from_column, f.\"table\" AS to_table, f.\"to\" AS to_column, \
          f.on_delete AS on_delete, f.on_update AS on_update {}",
         SQLITE_TABLES.replacen(
@@ -269,16 +283,7 @@ fn sqlite_schema(conn: &mut diesel::SqliteConnection) -> Schema {
             }
         }
     }
-    schema.foreign_keys = foreign_keys
-        .into_iter()
-        .map(|key| ForeignKey {
-            table: key.table_name,
-            column: key.from_column,
-            references: format!("{}({})", key.to_table, key.to_column.unwrap_or_default()),
-            on_delete: key.on_delete,
-            on_update: key.on_update,
-        })
-        .collect();
+    schema.foreign_keys = foreign_keys.into_iter().map(ForeignKey::from).collect();
     schema
 }
 
@@ -316,22 +321,6 @@ struct PgIndex {
     definition: String,
     #[diesel(sql_type = Nullable<Text>)]
     constraint_type: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct PgForeignKey {
-    #[diesel(sql_type = Text)]
-    table_name: String,
-    #[diesel(sql_type = Text)]
-    from_column: String,
-    #[diesel(sql_type = Text)]
-    to_table: String,
-    #[diesel(sql_type = Text)]
-    to_column: String,
-    #[diesel(sql_type = Text)]
-    on_delete: String,
-    #[diesel(sql_type = Text)]
-    on_update: String,
 }
 
 #[derive(QueryableByName)]
@@ -388,7 +377,7 @@ fn postgres_schema(conn: &mut diesel::PgConnection) -> Schema {
     )
     .load(conn)
     .expect("postgres indexes");
-    let foreign_keys: Vec<PgForeignKey> = diesel::sql_query(
+    let foreign_keys: Vec<ForeignKeyRow> = diesel::sql_query(
         "SELECT tc.table_name::text AS table_name, k.column_name::text AS from_column, \
                 cu.table_name::text AS to_table, cu.column_name::text AS to_column, \
                 rc.delete_rule::text AS on_delete, rc.update_rule::text AS on_update \
@@ -448,16 +437,7 @@ fn postgres_schema(conn: &mut diesel::PgConnection) -> Schema {
             }
         }
     }
-    schema.foreign_keys = foreign_keys
-        .into_iter()
-        .map(|key| ForeignKey {
-            table: key.table_name,
-            column: key.from_column,
-            references: format!("{}({})", key.to_table, key.to_column),
-            on_delete: key.on_delete,
-            on_update: key.on_update,
-        })
-        .collect();
+    schema.foreign_keys = foreign_keys.into_iter().map(ForeignKey::from).collect();
     schema
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::command_line::{Cli, Keys};
-use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION};
+use crate::helpers::configurations::{CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, compatible};
 use crate::helpers::pages::{row_of, tag_with_id};
 use crate::helpers::resolve::{pin, resolve, resolved};
 use crate::helpers::secrets::{assert_no_key_in, windows_of};
@@ -460,8 +460,7 @@ async fn the_database_never_holds_a_key_in_clear(app: TestApp) {
     .await;
     app.create_configuration(
         &user.token,
-        json!({"name": "custom", "provider": "openai_compatible", "model": "llama3",
-               "base_url": "https://llm.example.com/v1", "api_key": keys[2]}),
+        compatible("custom", "https://llm.example.com/v1", Some(keys[2])),
     )
     .await;
     let replaced = app

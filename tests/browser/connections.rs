@@ -15,18 +15,6 @@ const DIALOG_FORM: &str = "#configuration-dialog[open] #configuration-form";
 const TAB: char = '\u{e004}';
 const OTHER_MODELS: [&str; 3] = ["llama-3.3-70b", "mistral-large", "qwen-2.5-coder"];
 
-/// A marker that a full page load would wipe out.
-async fn mark(browser: &Browser) {
-    browser.script("window.__marker = 1; return null;").await;
-}
-
-async fn assert_not_reloaded(browser: &Browser, action: &str) {
-    let marker = browser
-        .script("return window.__marker === undefined ? null : window.__marker;")
-        .await;
-    assert_eq!(marker, json!(1), "{action} reloaded the whole page");
-}
-
 /// The connection row named `name`, as a CSS selector.
 fn connection_row(name: &str) -> String {
     format!("tr[id^='connection-'][data-name='{name}']")
@@ -69,10 +57,10 @@ async fn picking_another_connection_swaps_the_model_list_in_place() {
     browser.click(".site-header a[href='/connections']").await;
     browser.wait_for_path("/connections").await;
     browser.check("empty").await;
-    mark(&browser).await;
+    browser.mark().await;
     let first_id = add_and_test_connection(&browser, "first-account", &first.base_url()).await;
     let second_id = add_and_test_connection(&browser, "second-account", &second.base_url()).await;
-    assert_not_reloaded(&browser, "adding and testing connections").await;
+    browser.assert_not_reloaded("adding and testing connections").await;
     assert_eq!(
         browser
             .text(&format!("{} [data-model-count]", connection_row("second-account")))
@@ -82,7 +70,7 @@ async fn picking_another_connection_swaps_the_model_list_in_place() {
     browser.check("two-connections-tested").await;
 
     browser.goto("/llm-configurations").await;
-    mark(&browser).await;
+    browser.mark().await;
     browser.click("#add-configuration").await;
     browser.wait_for(DIALOG_FORM).await;
     assert!(
@@ -122,7 +110,7 @@ async fn picking_another_connection_swaps_the_model_list_in_place() {
         1,
         "the list is replaced, not added"
     );
-    assert_not_reloaded(&browser, "picking another connection").await;
+    browser.assert_not_reloaded("picking another connection").await;
     browser.check("picked-second").await;
 
     browser.fill("#configuration-dialog #name", "coder").await;
@@ -131,7 +119,7 @@ async fn picking_another_connection_swaps_the_model_list_in_place() {
     let row = Browser::row("coder");
     browser.wait_for(&row).await;
     assert_eq!(browser.text(&format!("{row} .connection-name")).await, "second-account");
-    assert_not_reloaded(&browser, "saving on a picked connection").await;
+    browser.assert_not_reloaded("saving on a picked connection").await;
     browser.check("saved-on-second").await;
     browser.finish().await;
 }

@@ -667,6 +667,23 @@ impl Browser {
             .unwrap_or_else(|error| panic!("script `{source}` failed: {error}"))
     }
 
+    /// Sets a marker on `window` that a full page load would wipe out (JavaScript on only).
+    pub async fn mark(&self) {
+        self.script("window.__marker = 1; return null;").await;
+    }
+
+    /// Panics if the page was loaded again since `mark`: `action` should have swapped a fragment.
+    pub async fn assert_not_reloaded(&self, action: &str) {
+        let marker = self
+            .script("return window.__marker === undefined ? null : window.__marker;")
+            .await;
+        assert_eq!(
+            marker,
+            serde_json::json!(1),
+            "{action} reloaded the whole page instead of swapping a fragment"
+        );
+    }
+
     /// The flow's registration: the setup link, the form, and the management page after it.
     pub async fn register_first_admin(&self) {
         self.goto_url(self.server.setup_link()).await;
@@ -681,6 +698,32 @@ impl Browser {
     /// The configuration row named `name`, as a CSS selector.
     pub fn row(name: &str) -> String {
         format!("tr[id^='configuration-'][data-name='{name}']")
+    }
+
+    /// The control for `action` (its `data-action`) in the configuration row named `name`.
+    pub fn row_action(name: &str, action: &str) -> String {
+        format!("{} [data-action='{action}']", Browser::row(name))
+    }
+
+    /// Clicks `action` in the row named `name` and waits until the row is in `state`.
+    pub async fn row_action_until(&self, name: &str, action: &str, state: RowState) {
+        self.click(&Browser::row_action(name, action)).await;
+        self.wait_until(&format!("{name} to become {state:?}"), async || match state {
+            RowState::Default => self.is_default(name).await,
+            RowState::Inactive => self.is_inactive(name).await,
+            RowState::Active => !self.is_inactive(name).await,
+        })
+        .await;
+    }
+
+    /// Screenshots the token just shown (`token-created`) and proves it works on the API.
+    pub async fn assert_new_token_works(&self, secret: &str) {
+        self.check("token-created").await;
+        assert_eq!(
+            self.server.api_status_with(secret).await,
+            200,
+            "the new token works on the API"
+        );
     }
 
     pub async fn row_names(&self) -> Vec<String> {
@@ -841,6 +884,14 @@ impl Browser {
 }
 
 /// A redirect the browser followed.
+/// What a row action leads to, as the row shows it.
+#[derive(Debug, Clone, Copy)]
+pub enum RowState {
+    Default,
+    Inactive,
+    Active,
+}
+
 #[derive(Debug)]
 pub struct Redirect {
     pub from: String,

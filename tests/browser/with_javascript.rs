@@ -3,31 +3,13 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
+    BAD_PROVIDER_KEY, Browser, FAKE_MODELS, GOOD_PROVIDER_KEY, HOME, JavaScript, RowState, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-on";
 const TEST_FLOW: &str = "js-on-test";
 const DIALOG_FORM: &str = "#configuration-dialog[open] #configuration-form";
-
-/// Sets a marker that a full page load would wipe out.
-async fn mark(browser: &Browser) {
-    browser.script("window.__marker = 1; return null;").await;
-}
-
-async fn assert_not_reloaded(browser: &Browser, action: &str) {
-    let marker = browser
-        .script("return window.__marker === undefined ? null : window.__marker;")
-        .await;
-    assert_eq!(
-        marker,
-        json!(1),
-        "{action} reloaded the whole page instead of swapping a fragment"
-    );
-}
 
 async fn dialog_is_open(browser: &Browser) -> bool {
     browser.exists("#configuration-dialog[open]").await
@@ -35,7 +17,7 @@ async fn dialog_is_open(browser: &Browser) -> bool {
 
 /// Adds a configuration through the dialog and waits for its row.
 async fn add_in_dialog(browser: &Browser, fields: &crate::harness::Configuration<'_>, step: &str) {
-    mark(browser).await;
+    browser.mark().await;
     browser.click("#add-configuration").await;
     browser.wait_for(DIALOG_FORM).await;
     assert_eq!(
@@ -54,7 +36,7 @@ async fn add_in_dialog(browser: &Browser, fields: &crate::harness::Configuration
     browser
         .wait_until("the dialog to close", async || !dialog_is_open(browser).await)
         .await;
-    assert_not_reloaded(browser, "saving the dialog").await;
+    browser.assert_not_reloaded("saving the dialog").await;
     // The dialog's close event (a task queued after closing) empties it: no key outlives it.
     browser.wait_gone("#dialog-body *").await;
 }
@@ -98,35 +80,21 @@ async fn every_action_works_in_place_with_javascript() {
     browser.check_on_phone("phone").await;
 
     // Set default swaps the table: the badge moves to the other row.
-    mark(&browser).await;
+    browser.mark().await;
     browser
-        .click(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
+        .row_action_until(HOME.name, "set-default", RowState::Default)
         .await;
-    browser
-        .wait_until("home-claude to become the default", async || {
-            browser.is_default(HOME.name).await
-        })
-        .await;
-    assert_not_reloaded(&browser, "Set default").await;
+    browser.assert_not_reloaded("Set default").await;
     assert_eq!(browser.default_name().await.as_deref(), Some(HOME.name));
-    assert!(
-        !browser
-            .exists(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
-            .await
-    );
+    assert!(!browser.exists(&Browser::row_action(HOME.name, "set-default")).await);
     browser.check("set-default").await;
 
     // Deactivating the default moves the default to the other active configuration.
-    mark(&browser).await;
+    browser.mark().await;
     browser
-        .click(&format!("{} [data-action='deactivate']", Browser::row(HOME.name)))
+        .row_action_until(HOME.name, "deactivate", RowState::Inactive)
         .await;
-    browser
-        .wait_until("home-claude to become inactive", async || {
-            browser.is_inactive(HOME.name).await
-        })
-        .await;
-    assert_not_reloaded(&browser, "Deactivate").await;
+    browser.assert_not_reloaded("Deactivate").await;
     assert_eq!(
         browser.default_name().await.as_deref(),
         Some(WORK.name),
@@ -134,16 +102,9 @@ async fn every_action_works_in_place_with_javascript() {
     );
     browser.check("deactivated").await;
 
-    mark(&browser).await;
-    browser
-        .click(&format!("{} [data-action='activate']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become active", async || {
-            !browser.is_inactive(HOME.name).await
-        })
-        .await;
-    assert_not_reloaded(&browser, "Activate").await;
+    browser.mark().await;
+    browser.row_action_until(HOME.name, "activate", RowState::Active).await;
+    browser.assert_not_reloaded("Activate").await;
     assert_eq!(
         browser.default_name().await.as_deref(),
         Some(WORK.name),
@@ -158,7 +119,7 @@ async fn every_action_works_in_place_with_javascript() {
         !mask.is_empty() && !mask.contains(WORK.api_key),
         "the key is shown masked: {mask}"
     );
-    mark(&browser).await;
+    browser.mark().await;
     browser.click(&format!("{row} [data-action='edit']")).await;
     browser.wait_for(DIALOG_FORM).await;
     assert_eq!(browser.path().await, "/llm-configurations", "Edit must not navigate");
@@ -183,7 +144,7 @@ async fn every_action_works_in_place_with_javascript() {
     browser
         .wait_until("the dialog to close", async || !dialog_is_open(&browser).await)
         .await;
-    assert_not_reloaded(&browser, "saving an edit").await;
+    browser.assert_not_reloaded("saving an edit").await;
     assert_eq!(
         browser.text(&format!("{row} code.masked-key")).await,
         mask,
@@ -192,24 +153,22 @@ async fn every_action_works_in_place_with_javascript() {
     browser.check("edited").await;
 
     // Delete asks for confirmation, then swaps the table.
-    mark(&browser).await;
-    browser
-        .click(&format!("{} [data-action='delete']", Browser::row(HOME.name)))
-        .await;
+    browser.mark().await;
+    browser.click(&Browser::row_action(HOME.name, "delete")).await;
     let question = browser.accept_confirm().await;
     assert!(
         question.contains(HOME.name),
         "the confirmation names the configuration: {question}"
     );
     browser.wait_gone(&Browser::row(HOME.name)).await;
-    assert_not_reloaded(&browser, "Delete").await;
+    browser.assert_not_reloaded("Delete").await;
     assert_eq!(browser.row_names().await, [WORK.name]);
     browser.check("deleted").await;
 
     // A token is created in place and shown once.
     browser.goto("/settings").await;
     browser.check("settings").await;
-    mark(&browser).await;
+    browser.mark().await;
     browser.open_token_form("ci script").await;
     let resolve = browser.find("#token-form input[name='scopes'][value='resolve']").await;
     assert!(
@@ -218,20 +177,15 @@ async fn every_action_works_in_place_with_javascript() {
     );
     browser.click("#token-form button[type=submit]").await;
     let secret = browser.shown_token().await;
-    assert_not_reloaded(&browser, "creating a token").await;
-    browser.check("token-created").await;
-    assert_eq!(
-        browser.server.api_status_with(&secret).await,
-        200,
-        "the new token works on the API"
-    );
+    browser.assert_not_reloaded("creating a token").await;
+    browser.assert_new_token_works(&secret).await;
 
     browser.client.refresh().await.unwrap();
     browser
         .assert_token_listed_without_its_secret(&secret, "settings-reloaded")
         .await;
 
-    mark(&browser).await;
+    browser.mark().await;
     browser.click("tr[data-name='ci script'] [data-action='revoke']").await;
     let question = browser.accept_confirm().await;
     assert!(
@@ -241,7 +195,7 @@ async fn every_action_works_in_place_with_javascript() {
     browser
         .wait_gone("tr[data-name='ci script'] [data-action='revoke']")
         .await;
-    assert_not_reloaded(&browser, "Revoke").await;
+    browser.assert_not_reloaded("Revoke").await;
     browser.assert_token_revoked_then_finish(&secret).await;
 }
 
@@ -263,12 +217,10 @@ async fn the_test_buttons_work_in_place_with_javascript() {
     browser.check("untested").await;
 
     // Test on a good key: the row alone is swapped, with OK and the models listed.
-    mark(&browser).await;
-    browser
-        .click(&format!("{} [data-action='test']", Browser::row(good.name)))
-        .await;
+    browser.mark().await;
+    browser.click(&Browser::row_action(good.name, "test")).await;
     let message = browser.wait_for_row_status(good.name, "OK").await;
-    assert_not_reloaded(&browser, "Test").await;
+    browser.assert_not_reloaded("Test").await;
     assert_eq!(browser.path().await, "/llm-configurations");
     assert!(
         message.contains("listed 2 model(s)"),
@@ -298,12 +250,10 @@ async fn the_test_buttons_work_in_place_with_javascript() {
     browser.check("row-tested-ok").await;
 
     // Test on a rejected key: Failed, saying why. The row keeps working afterwards.
-    mark(&browser).await;
-    browser
-        .click(&format!("{} [data-action='test']", Browser::row(bad.name)))
-        .await;
+    browser.mark().await;
+    browser.click(&Browser::row_action(bad.name, "test")).await;
     let message = browser.wait_for_row_status(bad.name, "Failed").await;
-    assert_not_reloaded(&browser, "Test with a rejected key").await;
+    browser.assert_not_reloaded("Test with a rejected key").await;
     assert!(message.contains("rejected the API key"), "the row says why: {message}");
     assert!(
         !browser
@@ -318,7 +268,7 @@ async fn the_test_buttons_work_in_place_with_javascript() {
     browser.check("row-tested-failed").await;
 
     // Test before saving, in the Add dialog: the result in place, the models as suggestions.
-    mark(&browser).await;
+    browser.mark().await;
     browser.click("#add-configuration").await;
     browser.wait_for(DIALOG_FORM).await;
     let button = browser.find("#configuration-dialog #test-before-saving").await;
@@ -342,7 +292,7 @@ async fn the_test_buttons_work_in_place_with_javascript() {
             browser.try_text("#test-result .badge").await.as_deref() == Some("OK")
         })
         .await;
-    assert_not_reloaded(&browser, "Test before saving").await;
+    browser.assert_not_reloaded("Test before saving").await;
     assert!(dialog_is_open(&browser).await, "the dialog stays open");
     let result = browser.text("#test-result").await;
     assert!(
@@ -392,7 +342,9 @@ async fn the_test_buttons_work_in_place_with_javascript() {
             browser.try_text("#test-result .badge").await.as_deref() == Some("Failed")
         })
         .await;
-    assert_not_reloaded(&browser, "Test before saving with a rejected key").await;
+    browser
+        .assert_not_reloaded("Test before saving with a rejected key")
+        .await;
     let result = browser.text("#test-result").await;
     assert!(result.contains("rejected the API key"), "the result says why: {result}");
     assert!(
@@ -410,7 +362,7 @@ async fn the_test_buttons_work_in_place_with_javascript() {
     browser
         .wait_until("the dialog to close", async || !dialog_is_open(&browser).await)
         .await;
-    assert_not_reloaded(&browser, "closing the dialog").await;
+    browser.assert_not_reloaded("closing the dialog").await;
     browser.check("dialog-closed").await;
     browser.finish().await;
 }

@@ -3,7 +3,7 @@
 //! full-page posts.
 
 use crate::harness::{
-    BAD_PROVIDER_KEY, Browser, Configuration, GOOD_PROVIDER_KEY, HOME, JavaScript, WORK, fake_good_and_bad,
+    BAD_PROVIDER_KEY, Browser, Configuration, GOOD_PROVIDER_KEY, HOME, JavaScript, RowState, WORK, fake_good_and_bad,
 };
 
 const FLOW: &str = "js-off";
@@ -55,24 +55,14 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
 
     // Set default, Deactivate and Activate post the row's form and come back to the page.
     browser
-        .click(&format!("{} [data-action='set-default']", Browser::row(HOME.name)))
+        .row_action_until(HOME.name, "set-default", RowState::Default)
         .await;
     browser.wait_for_path("/llm-configurations").await;
-    browser
-        .wait_until("home-claude to become the default", async || {
-            browser.is_default(HOME.name).await
-        })
-        .await;
     assert_eq!(browser.default_name().await.as_deref(), Some(HOME.name));
     browser.check("set-default").await;
 
     browser
-        .click(&format!("{} [data-action='deactivate']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become inactive", async || {
-            browser.is_inactive(HOME.name).await
-        })
+        .row_action_until(HOME.name, "deactivate", RowState::Inactive)
         .await;
     assert_eq!(browser.path().await, "/llm-configurations");
     assert_eq!(
@@ -82,14 +72,7 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
     );
     browser.check("deactivated").await;
 
-    browser
-        .click(&format!("{} [data-action='activate']", Browser::row(HOME.name)))
-        .await;
-    browser
-        .wait_until("home-claude to become active", async || {
-            !browser.is_inactive(HOME.name).await
-        })
-        .await;
+    browser.row_action_until(HOME.name, "activate", RowState::Active).await;
     assert_eq!(
         browser.default_name().await.as_deref(),
         Some(WORK.name),
@@ -145,9 +128,7 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
         .unwrap()
         .unwrap();
     let home_id = home_id.trim_start_matches("configuration-").to_owned();
-    browser
-        .click(&format!("{} [data-action='delete']", Browser::row(HOME.name)))
-        .await;
+    browser.click(&Browser::row_action(HOME.name, "delete")).await;
     browser
         .wait_for_path(&format!("/llm-configurations/{home_id}/delete"))
         .await;
@@ -172,12 +153,7 @@ async fn every_action_works_as_a_full_page_post_without_javascript() {
         "/settings/tokens",
         "the token is shown in the post's own answer"
     );
-    browser.check("token-created").await;
-    assert_eq!(
-        browser.server.api_status_with(&secret).await,
-        200,
-        "the new token works on the API"
-    );
+    browser.assert_new_token_works(&secret).await;
 
     browser.goto("/settings").await;
     browser

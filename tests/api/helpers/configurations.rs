@@ -94,6 +94,15 @@ pub fn openai_keyed_by_name(name: &str) -> Value {
     openai_with_key(name, &format!("sk-{name}-key-0123456789"))
 }
 
+/// An OpenAI-compatible configuration (model `llama3`) at `base_url`, with `key` when given.
+pub fn compatible(name: &str, base_url: &str, key: Option<&str>) -> Value {
+    let body = json!({"name": name, "provider": "openai_compatible", "model": "llama3", "base_url": base_url});
+    match key {
+        Some(key) => with(body, "api_key", json!(key)),
+        None => body,
+    }
+}
+
 /// `body` with `field` set to `value`.
 pub fn with(mut body: Value, field: &str, value: Value) -> Value {
     body[field] = value;

@@ -3,14 +3,23 @@
 use lanyard::services::accounts;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp};
+use crate::helpers::{Browser, TestApp, location};
 
 /// A form post carrying the session's CSRF token, as the page's forms do.
 pub async fn post_form(browser: &Browser, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    submit(browser, path, fields, false).await
+}
+
+/// The same form post, sent by htmx (`HX-Request`) when `htmx` is set.
+pub async fn submit(browser: &Browser, path: &str, fields: &[(&str, &str)], htmx: bool) -> reqwest::Response {
     let csrf = browser.csrf().await;
     let mut fields = fields.to_vec();
     fields.push(("csrf_token", csrf.as_str()));
-    browser.post_form(path, &fields).await
+    if htmx {
+        browser.post_htmx(path, &fields).await
+    } else {
+        browser.post_form(path, &fields).await
+    }
 }
 
 /// `POST /api/tokens` from the browser session, with its CSRF header.
@@ -57,4 +66,25 @@ pub async fn token_names(browser: &Browser) -> Vec<String> {
         .iter()
         .map(|token| token["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+impl Browser {
+    /// Posts a page's form (by htmx when `htmx`); panics unless the answer has `status`; the
+    /// page or fragment it answered with.
+    pub async fn form_answer(&self, path: &str, fields: &[(&str, &str)], htmx: bool, status: u16) -> String {
+        let response = submit(self, path, fields, htmx).await;
+        let actual = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(actual, status, "POST {path} (htmx {htmx}): {body}");
+        body
+    }
+
+    /// Posts a page's form as a plain post; panics unless 303; where it leads.
+    pub async fn form_redirect(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let response = submit(self, path, fields, false).await;
+        let to = location(&response);
+        let status = response.status();
+        assert_eq!(status, 303, "POST {path}: {}", response.text().await.unwrap());
+        to
+    }
 }

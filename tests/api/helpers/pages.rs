@@ -2,9 +2,19 @@
 
 /// The `<tr>` of a configuration in a table, if it is there.
 pub fn row_of(html: &str, id: uuid::Uuid) -> Option<&str> {
-    let start = html.find(&format!(r#"<tr id="configuration-{id}""#))?;
+    row_with_id(html, &format!("configuration-{id}"))
+}
+
+/// The `<tr id="{id}">` of a table, if it is there.
+pub fn row_with_id<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+    let start = html.find(&format!(r#"<tr id="{id}""#))?;
     let end = html[start..].find("</tr>")?;
     Some(&html[start..start + end])
+}
+
+/// Whether an answer is a fragment for htmx to swap in, not a whole page.
+pub fn is_fragment(html: &str) -> bool {
+    !html.contains("<html") && !html.contains("<body")
 }
 
 /// The opening tag of the element with this `id`.
@@ -15,4 +25,12 @@ pub fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html[..at].rfind('<').unwrap();
     let end = at + html[at..].find('>').unwrap();
     &html[start..=end]
+}
+
+/// Panics unless the field with this `id` is marked invalid (`aria-invalid="true"`).
+pub fn assert_marked_invalid(html: &str, id: &str) {
+    assert!(
+        tag_with_id(html, id).contains(r#"aria-invalid="true""#),
+        "#{id} is not marked invalid in {html}"
+    );
 }
