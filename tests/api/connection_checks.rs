@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
 use crate::helpers::configurations::CONFIGURATIONS;
-use crate::helpers::connections::{connection_path, create_connection, create_on, id_str, openai_connection};
+use crate::helpers::connections::{connection_path, create_connection, create_on, openai_connection};
 use crate::helpers::providers::{GOOD_KEY, fake_openai, loopback_allowed, openai_base, provider_answering};
 use crate::helpers::{TestApp, assert_error};
 use crate::on_both_backends;
@@ -56,7 +56,7 @@ async fn manual_tests_are_kept_in_the_history_newest_first(app: TestApp) {
         openai_connection("checked", GOOD_KEY, Some(&openai_base(&server))),
     )
     .await;
-    let path = connection_path(&id_str(&connection));
+    let path = connection.path();
     assert_eq!(history(&app, &user.token, &path).await, Vec::<Value>::new());
 
     let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
@@ -105,7 +105,7 @@ async fn a_scheduled_check_the_provider_refuses_with_503_changes_no_status(app: 
         openai_connection("busy", GOOD_KEY, Some(&openai_base(&server))),
     )
     .await;
-    let path = connection_path(&id_str(&connection));
+    let path = connection.path();
     let check = first_check(&app, &user.token, &path).await;
     assert_eq!(check["trigger"], "scheduled");
     assert_eq!(check["status"], "unavailable");
@@ -126,7 +126,7 @@ async fn a_scheduled_check_records_a_refused_key_like_a_manual_test(app: TestApp
         openai_connection("revoked", "sk-revoked-key-0003", Some(&openai_base(&server))),
     )
     .await;
-    let path = connection_path(&id_str(&connection));
+    let path = connection.path();
     let check = first_check(&app, &user.token, &path).await;
     assert_eq!(check["trigger"], "scheduled");
     assert_eq!(check["status"], "failed");
@@ -145,7 +145,7 @@ async fn the_connection_page_draws_the_history_as_an_svg_strip_without_inline_st
         openai_connection("drawn", GOOD_KEY, Some(&openai_base(&server))),
     )
     .await;
-    let id = id_str(&connection);
+    let id = connection.id.to_string();
     let page = browser.page(&format!("/connections/{id}")).await;
     assert!(page.contains("id=\"check-history\""), "{page}");
     assert!(!page.contains("class=\"check-strip\""), "no checks yet, no strip");
@@ -194,7 +194,7 @@ async fn a_configuration_whose_model_left_the_catalogue_reports_model_missing_an
     let page = browser.page("/llm-configurations").await;
     assert!(!page.contains("id=\"health-banner\""), "nothing to report yet");
 
-    let path = connection_path(&id_str(&connection));
+    let path = connection.path();
     let test = app.post_json(&format!("{path}/test"), &user.token, &json!({})).await;
     assert_eq!(test.status(), 200);
     assert_eq!(health(&app, &user.token, listed.id).await, "ok");
