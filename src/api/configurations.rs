@@ -9,13 +9,13 @@ use uuid::Uuid;
 
 use super::extract::{Wire, parse_id, read_request};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{Configuration, Parameters, Provider, Scope};
+use crate::domain::{Configuration, FieldErrors, Parameters, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
 use crate::services::Work;
-use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput};
 use crate::services::configurations::{self, ConfigurationError, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
@@ -179,19 +179,24 @@ const READ_ONLY: [&str; 13] = [
 
 impl CreateConfigurationRequest {
     fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
-        let (request, mut refused): (Self, _) = read_request(body, &READ_ONLY)?;
-        Ok(ConfigurationInput {
-            name: request.name.sent("name", &mut refused),
-            connection_id: request.connection_id.sent("connection_id", &mut refused),
-            provider: request.provider.sent("provider", &mut refused),
-            model: request.model.sent("model", &mut refused),
-            api_key: request.api_key.sent("api_key", &mut refused),
-            base_url: request.base_url.sent("base_url", &mut refused),
-            is_default: request.is_default.sent("is_default", &mut refused),
-            is_active: request.is_active.sent("is_active", &mut refused),
-            parameters: request.parameters.sent("parameters", &mut refused),
+        let (request, refused): (Self, _) = read_request(body, &READ_ONLY)?;
+        Ok(request.into_input(refused))
+    }
+
+    /// The fields as sent; a value of the wrong type joins what reading already `refused`.
+    fn into_input(self, mut refused: FieldErrors) -> ConfigurationInput {
+        ConfigurationInput {
+            name: self.name.sent("name", &mut refused),
+            connection_id: self.connection_id.sent("connection_id", &mut refused),
+            provider: self.provider.sent("provider", &mut refused),
+            model: self.model.sent("model", &mut refused),
+            api_key: self.api_key.sent("api_key", &mut refused),
+            base_url: self.base_url.sent("base_url", &mut refused),
+            is_default: self.is_default.sent("is_default", &mut refused),
+            is_active: self.is_active.sent("is_active", &mut refused),
+            parameters: self.parameters.sent("parameters", &mut refused),
             refused,
-        })
+        }
     }
 }
 
@@ -199,23 +204,23 @@ impl UpdateConfigurationRequest {
     fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
         let mut read_only = READ_ONLY.to_vec();
         read_only.push("is_default");
-        let (request, mut refused): (Self, _) = read_request(body, &read_only)?;
-        Ok(ConfigurationInput {
-            name: request.name.sent("name", &mut refused),
-            connection_id: request.connection_id.sent("connection_id", &mut refused),
-            provider: request.provider.sent("provider", &mut refused),
-            model: request.model.sent("model", &mut refused),
-            api_key: request.api_key.sent("api_key", &mut refused),
-            base_url: request.base_url.sent("base_url", &mut refused),
-            is_default: Sent::Absent,
-            is_active: request.is_active.sent("is_active", &mut refused),
-            parameters: request.parameters.sent("parameters", &mut refused),
-            refused,
-        })
+        let (request, refused): (Self, _) = read_request(body, &read_only)?;
+        // A creation's fields but `is_default`, which only `set-default` changes.
+        let fields = CreateConfigurationRequest {
+            name: request.name,
+            connection_id: request.connection_id,
+            provider: request.provider,
+            model: request.model,
+            api_key: request.api_key,
+            base_url: request.base_url,
+            is_default: Wire::Absent,
+            is_active: request.is_active,
+            parameters: request.parameters,
+        };
+        Ok(fields.into_input(refused))
     }
 }
 
-/// Runs `work` for the caller, once authorised for `scope`, in one database task.
 async fn for_caller<T: Send + 'static>(
     state: &AppState,
     caller: Caller,

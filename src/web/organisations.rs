@@ -202,13 +202,10 @@ pub async fn accept(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = path_id(&path)?;
-    let user_id = user.user_id;
-    state
-        .db
-        .run(move |conn| organisations::accept(conn, id, user_id))
-        .await?;
-    Ok(see_other(&format!("{LIST}/{id}?done=joined")))
+    answer_invitation(&state, &user, &path, organisations::accept, |id| {
+        format!("{LIST}/{id}?done=joined")
+    })
+    .await
 }
 
 pub async fn decline(
@@ -217,13 +214,25 @@ pub async fn decline(
     path: web::Path<String>,
     _form: ProtectedForm<NoFields>,
 ) -> PageResult {
-    let id = path_id(&path)?;
+    answer_invitation(&state, &user, &path, organisations::decline, |_| {
+        format!("{LIST}?done=declined")
+    })
+    .await
+}
+
+/// Accepts or declines the invitation to the organisation in `path` that waits for the
+/// signed-in user's e-mail, then a 303 to `done`; no invitation is an error page (404).
+async fn answer_invitation<T: Send + 'static>(
+    state: &AppState,
+    user: &SignedIn,
+    path: &str,
+    answer: fn(&mut Work, Uuid, Uuid) -> Result<T, OrganisationsError>,
+    done: impl FnOnce(Uuid) -> String,
+) -> PageResult {
+    let id = path_id(path)?;
     let user_id = user.user_id;
-    state
-        .db
-        .run(move |conn| organisations::decline(conn, id, user_id))
-        .await?;
-    Ok(see_other(&format!("{LIST}?done=declined")))
+    state.db.run(move |conn| answer(conn, id, user_id)).await?;
+    Ok(see_other(&done(id)))
 }
 
 fn load_detail(conn: &mut Work, id: Uuid, user_id: Uuid) -> Result<Detail, OrganisationsError> {
