@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::extract::{Wire, parse_id, read_request};
 use super::wire::{Rfc3339, json_array, json_ok};
@@ -14,9 +13,8 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::Work;
 use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput};
-use crate::services::configurations::{self, ConfigurationError, KeyRule};
+use crate::services::configurations::{self, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
@@ -221,21 +219,6 @@ impl UpdateConfigurationRequest {
     }
 }
 
-async fn for_caller<T: Send + 'static>(
-    state: &AppState,
-    caller: Caller,
-    scope: Scope,
-    work: impl FnOnce(&mut Work, Uuid) -> Result<T, ConfigurationError> + Send + 'static,
-) -> Result<T, AppError> {
-    state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, scope)?;
-            Ok(work(conn, principal.user_id)?)
-        })
-        .await
-}
-
 #[utoipa::path(
     get, path = "/api/llm-configurations", tag = "configurations",
     description = "The caller's configurations, default first, then by name. Scope: `read`.",
@@ -278,13 +261,14 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
         .map_err(AppError::Validation)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.configurations;
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| match new {
-        NewConfigurationInput::WithOwnConnection(new) => {
-            configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
-        }
-        NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| match new {
+            NewConfigurationInput::WithOwnConnection(new) => {
+                configurations::create(conn, &keyring, owner, new, cap, KeyRule::Required)
+            }
+            NewConfigurationInput::OnConnection(new) => configurations::create_on_connection(conn, owner, new, cap),
+        })
+        .await?;
     let location = format!("/api/llm-configurations/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -301,7 +285,9 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
     security(("bearer" = []))
 )]
 pub async fn get_default(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let row = for_caller(&state, caller, Scope::Read, configurations::find_default).await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Read, configurations::find_default)
+        .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -318,10 +304,11 @@ pub async fn get_default(state: web::Data<AppState>, caller: Caller) -> ApiResul
 )]
 pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = for_caller(&state, caller, Scope::Read, move |conn, owner| {
-        configurations::find(conn, owner, id)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Read, move |conn, owner| {
+            configurations::find(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -353,10 +340,11 @@ pub async fn update(
         .into_update(&state.settings.egress)
         .map_err(AppError::Validation)?;
     let keyring = state.keyring.clone();
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        configurations::update(conn, &keyring, owner, id, update)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            configurations::update(conn, &keyring, owner, id, update)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }
 
@@ -374,10 +362,11 @@ pub async fn update(
 )]
 pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        configurations::delete(conn, owner, id)
-    })
-    .await?;
+    caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            configurations::delete(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -398,9 +387,10 @@ pub async fn set_default(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        configurations::set_default(conn, owner, id)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            configurations::set_default(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
 }

@@ -14,10 +14,10 @@ use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, Pla
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{AppState, Caller, JsonObject};
-use crate::services::Work;
+use crate::services::configuration_input::parse_provider;
 use crate::services::configurations::KeyChange;
 use crate::services::connection_tests::TestSubject;
-use crate::services::connections::{self, ConnectionError, ConnectionUpdate, NewConnection};
+use crate::services::connections::{self, ConnectionUpdate, NewConnection};
 
 /// A connection as the API shows it: never the key, only its mask.
 #[derive(Debug, Serialize, ToSchema)]
@@ -162,29 +162,6 @@ const READ_ONLY: [&str; 14] = [
 ];
 
 /// Runs `work` for the caller, once authorised for `scope`, in one database task.
-async fn for_caller<T: Send + 'static>(
-    state: &AppState,
-    caller: Caller,
-    scope: Scope,
-    work: impl FnOnce(&mut Work, uuid::Uuid) -> Result<T, ConnectionError> + Send + 'static,
-) -> Result<T, AppError> {
-    state
-        .db
-        .run(move |conn| {
-            let principal = caller.authorize(conn, scope)?;
-            Ok(work(conn, principal.user_id)?)
-        })
-        .await
-}
-
-fn parse_provider(raw: &str) -> Result<Provider, String> {
-    Provider::parse(raw).ok_or_else(|| {
-        format!(
-            "unknown provider `{}`; see GET /api/providers",
-            raw.chars().take(40).collect::<String>()
-        )
-    })
-}
 
 fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnection, AppError> {
     let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url"], &READ_ONLY);
@@ -262,7 +239,7 @@ fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<Connec
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    let rows = for_caller(&state, caller, Scope::Read, connections::list).await?;
+    let rows = caller.run_for_user(&state.db, Scope::Read, connections::list).await?;
     let resources: Vec<_> = rows.into_iter().map(ConnectionResource::from).collect();
     Ok(json_ok(json_array(&resources, 512)?))
 }
@@ -283,10 +260,11 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
     let new = parse_new(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
     let cap = state.settings.caps.connections;
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        connections::create(conn, &keyring, owner, new, cap)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            connections::create(conn, &keyring, owner, new, cap)
+        })
+        .await?;
     let location = format!("/api/connections/{}", row.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -306,10 +284,11 @@ pub async fn create(state: web::Data<AppState>, caller: Caller, body: JsonObject
 )]
 pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let row = for_caller(&state, caller, Scope::Read, move |conn, owner| {
-        connections::find(conn, owner, id)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Read, move |conn, owner| {
+            connections::find(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ConnectionResource::from(row)))
 }
 
@@ -338,10 +317,11 @@ pub async fn update(
     let id = parse_id(&path)?;
     let update = parse_update(body, &state.settings.egress)?;
     let keyring = state.keyring.clone();
-    let row = for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        connections::update(conn, &keyring, owner, id, update)
-    })
-    .await?;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            connections::update(conn, &keyring, owner, id, update)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ConnectionResource::from(row)))
 }
 
@@ -359,10 +339,11 @@ pub async fn update(
 )]
 pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    for_caller(&state, caller, Scope::Write, move |conn, owner| {
-        connections::delete(conn, owner, id)
-    })
-    .await?;
+    caller
+        .run_for_user(&state.db, Scope::Write, move |conn, owner| {
+            connections::delete(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -401,10 +382,11 @@ pub async fn test(state: web::Data<AppState>, caller: Caller, path: web::Path<St
 )]
 pub async fn models(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
-    let catalogue = for_caller(&state, caller, Scope::Read, move |conn, owner| {
-        connections::catalogue(conn, owner, id)
-    })
-    .await?;
+    let catalogue = caller
+        .run_for_user(&state.db, Scope::Read, move |conn, owner| {
+            connections::catalogue(conn, owner, id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(ModelCatalogueResource::from(catalogue)))
 }
 

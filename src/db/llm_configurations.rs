@@ -10,17 +10,39 @@ use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
 use crate::domain::{Configuration, ConfigurationHealth, Parameters, Provider, TestStatus};
 
-type ModelListed = diesel::expression::SqlLiteral<diesel::sql_types::Bool>;
-
 /// Whether the configuration's model is in its connection's catalogue (Ollama lists `x:latest`
-/// for `x`), as `providers::model_is_listed` judges it; one index look-up per row.
-fn model_listed() -> ModelListed {
-    diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "EXISTS (SELECT 1 FROM connection_models \
-         WHERE connection_models.connection_id = llm_configurations.connection_id \
-         AND (connection_models.model = llm_configurations.model \
-         OR (connections.provider = 'ollama' AND connection_models.model = llm_configurations.model || ':latest')))",
-    )
+/// for `x`), as `providers::model_is_listed` judges it; one index look-up per row. Only valid
+/// in a query that joins `connections` to `llm_configurations`, as both row types here do.
+///
+/// A fragment type of its own rather than `diesel::dsl::sql`: a raw SQL literal marks the whole
+/// statement unsafe to cache, so every listing and every resolve was prepared (parsed and
+/// planned) afresh, which cost more than the query itself. This one has a static query id, and
+/// the statement stays in diesel's prepared-statement cache.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+pub struct ModelListed;
+
+impl diesel::expression::Expression for ModelListed {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ModelListed {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql(
+            "EXISTS (SELECT 1 FROM connection_models \
+             WHERE connection_models.connection_id = llm_configurations.connection_id \
+             AND (connection_models.model = llm_configurations.model \
+             OR (connections.provider = 'ollama' AND connection_models.model = llm_configurations.model || ':latest')))",
+        );
+        Ok(())
+    }
+}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for ModelListed {}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for ModelListed {}
+
+impl diesel::expression::ValidGrouping<()> for ModelListed {
+    type IsAggregate = diesel::expression::is_aggregate::No;
 }
 
 /// A configuration with what it takes from its connection (provider, base URL, key, last test),
@@ -67,7 +89,7 @@ pub struct ConfigurationRow {
     /// configuration's model is in it: together, the configuration's model drift.
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = model_listed(), select_expression_type = ModelListed)]
+    #[diesel(select_expression = ModelListed, select_expression_type = ModelListed)]
     pub model_listed: bool,
 }
 
@@ -109,7 +131,7 @@ pub struct ConfigurationSummary {
     /// configuration's model is in it: together, the configuration's model drift.
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = model_listed(), select_expression_type = ModelListed)]
+    #[diesel(select_expression = ModelListed, select_expression_type = ModelListed)]
     pub model_listed: bool,
 }
 

@@ -72,6 +72,20 @@ impl Caller {
             .await
     }
 
+    /// The same for work that needs only the caller's user id and answers with a service's own
+    /// error (mapped once, at the edge, by its `From`).
+    pub async fn run_for_user<T: Send + 'static, E: Into<AppError>>(
+        self,
+        database: &db::Database,
+        scope: Scope,
+        work: impl FnOnce(&mut db::DbConnection, uuid::Uuid) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, AppError> {
+        self.run(database, scope, move |conn, principal| {
+            work(conn, principal.user_id).map_err(Into::into)
+        })
+        .await
+    }
+
     /// The same, in a blocking task of its own, for handlers whose work is not one database task.
     pub async fn authorize_async(self, database: &db::Database, scope: Scope) -> Result<Principal, AppError> {
         match self {

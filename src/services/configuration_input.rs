@@ -59,7 +59,8 @@ pub struct TestInput {
     pub refused: FieldErrors,
 }
 
-fn parse_provider(raw: &str) -> Result<Provider, String> {
+/// A provider id, or why not (the message the API, the form and the imports all show).
+pub fn parse_provider(raw: &str) -> Result<Provider, String> {
     Provider::parse(raw).ok_or_else(|| {
         format!(
             "unknown provider `{}`; see GET /api/providers",
