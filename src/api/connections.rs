@@ -161,8 +161,6 @@ const READ_ONLY: [&str; 14] = [
     "user_id",
 ];
 
-/// Runs `work` for the caller, once authorised for `scope`, in one database task.
-
 fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnection, AppError> {
     let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url"], &READ_ONLY);
     let name = reader.required_string("name");
