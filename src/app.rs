@@ -69,6 +69,7 @@ impl Application {
             outbound,
             keyring,
             settings: Arc::new(settings),
+            listings: Arc::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

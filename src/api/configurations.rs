@@ -229,14 +229,25 @@ impl UpdateConfigurationRequest {
     security(("bearer" = []))
 )]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    let listings = state.listings.clone();
     let body = state
         .db
         .run(move |conn| {
             let principal = caller.authorize(conn, Scope::Read)?;
-            let rows = configurations::list(conn, principal.user_id)?;
+            let owner = principal.user_id;
+            let version = match principal.listing_version {
+                Some(version) => version,
+                None => configurations::listing_version(conn, owner)?,
+            };
+            if let Some(body) = listings.get(owner, version) {
+                return Ok(body);
+            }
+            let rows = configurations::list(conn, owner)?;
             let resources: Vec<_> = rows.into_iter().map(ConfigurationResource::from).collect();
-            // About 400 bytes each with typical names and no test message.
-            json_array(&resources, 512)
+            // About 500 bytes each with typical names and no test message.
+            let body = web::Bytes::from(json_array(&resources, 512)?);
+            listings.put(owner, version, body.clone());
+            Ok::<_, AppError>(body)
         })
         .await?;
     Ok(json_ok(body))

@@ -32,7 +32,7 @@ pub fn json_array<T: Serialize>(items: &[T], bytes_per_item: usize) -> Result<Ve
 }
 
 /// A 200 with a JSON body made by [`json_array`].
-pub fn json_ok(body: Vec<u8>) -> HttpResponse {
+pub fn json_ok(body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
     HttpResponse::Ok().content_type(ContentType::json()).body(body)
 }
 

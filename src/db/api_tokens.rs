@@ -62,6 +62,9 @@ pub struct TokenCredential {
     pub owner_role: Role,
     #[diesel(select_expression = users::is_disabled)]
     pub owner_is_disabled: bool,
+    /// See [`super::users::listing_version`].
+    #[diesel(select_expression = users::listing_version)]
+    pub owner_listing_version: i64,
 }
 
 /// The token with this hash and its owner's state, in one round trip. Revocation, expiry and a

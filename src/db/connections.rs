@@ -194,6 +194,7 @@ pub fn replace_models(
             .values((models::connection_id.eq(id), models::model.eq(model)))
             .execute(conn)?;
     }
+    super::llm_configurations::refresh_model_listed_of_connection(conn, id)?;
     Ok(true)
 }
 
@@ -207,6 +208,7 @@ pub fn clear_models(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResu
         .execute(conn)?;
     if updated > 0 {
         diesel::delete(models::table.filter(models::connection_id.eq(id))).execute(conn)?;
+        super::llm_configurations::refresh_model_listed_of_connection(conn, id)?;
     }
     Ok(())
 }

@@ -11,24 +11,24 @@ use super::{DbConnection, DbId, on_backend};
 use crate::domain::{Configuration, ConfigurationHealth, Parameters, Provider, TestStatus};
 
 /// Whether the configuration's model is in its connection's catalogue (Ollama lists `x:latest`
-/// for `x`), as `providers::model_is_listed` judges it; one index look-up per row. Only valid
-/// in a query that joins `connections` to `llm_configurations`, as both row types here do.
+/// for `x`), as `providers::model_is_listed` judges it: what `model_listed` is set to whenever the
+/// catalogue or the configuration's model or connection changes (`refresh_model_listed*`), so
+/// that listings read a column instead of probing the catalogue once per row.
 ///
-/// A fragment type of its own rather than `diesel::dsl::sql`: a raw SQL literal marks the whole
-/// statement unsafe to cache, so every listing and every resolve was prepared (parsed and
-/// planned) afresh, which cost more than the query itself. This one has a static query id, and
-/// the statement stays in diesel's prepared-statement cache.
+/// A fragment type of its own rather than `diesel::dsl::sql`, which would mark the statement
+/// unsafe to cache.
 #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-pub struct ModelListed;
+struct ModelInCatalogue;
 
-impl diesel::expression::Expression for ModelListed {
+impl diesel::expression::Expression for ModelInCatalogue {
     type SqlType = diesel::sql_types::Bool;
 }
 
-impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ModelListed {
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ModelInCatalogue {
     fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
         out.push_sql(
             "EXISTS (SELECT 1 FROM connection_models \
+             INNER JOIN connections ON connections.id = connection_models.connection_id \
              WHERE connection_models.connection_id = llm_configurations.connection_id \
              AND (connection_models.model = llm_configurations.model \
              OR (connections.provider = 'ollama' AND connection_models.model = llm_configurations.model || ':latest')))",
@@ -37,11 +37,9 @@ impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for 
     }
 }
 
-impl<QS> diesel::expression::AppearsOnTable<QS> for ModelListed {}
+impl diesel::expression::AppearsOnTable<cfg::table> for ModelInCatalogue {}
 
-impl<QS> diesel::expression::SelectableExpression<QS> for ModelListed {}
-
-impl diesel::expression::ValidGrouping<()> for ModelListed {
+impl diesel::expression::ValidGrouping<()> for ModelInCatalogue {
     type IsAggregate = diesel::expression::is_aggregate::No;
 }
 
@@ -53,6 +51,8 @@ pub struct ConfigurationRow {
     pub id: DbId,
     pub user_id: DbId,
     pub connection_id: DbId,
+    #[diesel(select_expression = cn::name)]
+    pub connection_name: String,
     pub name: String,
     #[diesel(select_expression = cn::provider)]
     pub provider: Provider,
@@ -89,7 +89,6 @@ pub struct ConfigurationRow {
     /// configuration's model is in it: together, the configuration's model drift.
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = ModelListed, select_expression_type = ModelListed)]
     pub model_listed: bool,
 }
 
@@ -100,6 +99,8 @@ pub struct ConfigurationRow {
 pub struct ConfigurationSummary {
     pub id: DbId,
     pub connection_id: DbId,
+    #[diesel(select_expression = cn::name)]
+    pub connection_name: String,
     pub name: String,
     #[diesel(select_expression = cn::provider)]
     pub provider: Provider,
@@ -131,7 +132,6 @@ pub struct ConfigurationSummary {
     /// configuration's model is in it: together, the configuration's model drift.
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
-    #[diesel(select_expression = ModelListed, select_expression_type = ModelListed)]
     pub model_listed: bool,
 }
 
@@ -140,6 +140,7 @@ impl From<ConfigurationSummary> for Configuration {
         Configuration {
             id: row.id.0,
             connection_id: row.connection_id.0,
+            connection_name: row.connection_name,
             name: row.name,
             provider: row.provider,
             model: row.model,
@@ -172,6 +173,7 @@ impl From<ConfigurationRow> for ConfigurationSummary {
         ConfigurationSummary {
             id: row.id,
             connection_id: row.connection_id,
+            connection_name: row.connection_name,
             name: row.name,
             provider: row.provider,
             model: row.model,
@@ -215,6 +217,7 @@ pub struct ConfigurationTableRow {
     pub updated_at: NaiveDateTime,
     /// Canonical JSON (`Parameters::to_json_text`).
     pub parameters: String,
+    pub model_listed: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -247,7 +250,25 @@ pub struct ConfigurationChanges<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {
-    diesel::insert_into(cfg::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(cfg::table).values(row).execute(conn)?;
+    refresh_model_listed(conn, row.id)
+}
+
+/// Sets `model_listed` of one configuration (its model or connection changed).
+fn refresh_model_listed(conn: &mut DbConnection, id: DbId) -> QueryResult<()> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)))
+        .set(cfg::model_listed.eq(ModelInCatalogue))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Sets `model_listed` of every configuration of a connection whose catalogue changed. Call in
+/// the transaction that changed it.
+pub fn refresh_model_listed_of_connection(conn: &mut DbConnection, connection_id: DbId) -> QueryResult<()> {
+    diesel::update(cfg::table.filter(cfg::connection_id.eq(connection_id)))
+        .set(cfg::model_listed.eq(ModelInCatalogue))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// The owner's configurations, default first, then by case-folded name (unique per owner).
@@ -312,9 +333,13 @@ pub fn update(
     id: DbId,
     changes: &ConfigurationChanges<'_>,
 ) -> QueryResult<usize> {
-    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+    let updated = diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
         .set(changes)
-        .execute(conn)
+        .execute(conn)?;
+    if updated > 0 && (changes.model.is_some() || changes.connection_id.is_some()) {
+        refresh_model_listed(conn, id)?;
+    }
+    Ok(updated)
 }
 
 pub fn delete(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<bool> {

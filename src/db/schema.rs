@@ -13,6 +13,7 @@ diesel::table! {
         is_disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        listing_version -> BigInt,
     }
 }
 
@@ -51,6 +52,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         parameters -> Text,
+        model_listed -> Bool,
     }
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::users;
 use super::sql_types::Stamp;
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -38,6 +38,19 @@ pub struct UserInsert<'a> {
 
 pub fn insert(conn: &mut DbConnection, user: &UserInsert<'_>) -> QueryResult<()> {
     diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+/// The version of everything the user's configuration listing shows: triggers on the tables it
+/// reads (`llm_configurations`, `connections`) raise it in the writing transaction, so a listing
+/// read after seeing version `v` is at least as new as `v`. `None`: no such user.
+pub fn listing_version(conn: &mut DbConnection, id: DbId) -> QueryResult<Option<i64>> {
+    on_backend!(conn, |backend| {
+        users::table
+            .filter(users::id.eq(id))
+            .select(users::listing_version)
+            .get_results(backend)
+    })
+    .map(|versions| versions.into_iter().next())
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {

@@ -204,6 +204,8 @@ pub struct Configuration {
     pub id: uuid::Uuid,
     /// The connection it uses (provider, base URL, key and last test are the connection's).
     pub connection_id: uuid::Uuid,
+    /// That connection's name.
+    pub connection_name: String,
     pub name: String,
     pub provider: super::Provider,
     pub model: String,

@@ -112,5 +112,6 @@ fn session_principal(req: &HttpRequest) -> Result<Option<Principal>, AppError> {
         user_id: user.user_id,
         role: user.role,
         credential: Credential::Session,
+        listing_version: None,
     }))
 }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod caller;
 pub mod client;
 pub mod configuration_errors;
+pub mod listing_cache;
 pub mod observability;
 pub mod page_error;
 pub mod service_errors;
@@ -28,6 +29,7 @@ pub use auth::{NoFields, ProtectedForm, SignInForm, SignedIn, is_htmx};
 pub use body::{JsonObject, MAX_BODY_BYTES};
 pub use caller::Caller;
 pub use client::client_address;
+pub use listing_cache::ListingCache;
 pub use page_error::{PageError, PageResult};
 
 /// What every handler can reach.
@@ -37,6 +39,8 @@ pub struct AppState {
     pub outbound: OutboundClient,
     pub keyring: Arc<MasterKeyring>,
     pub settings: Arc<Settings>,
+    /// Configuration listings served again while unchanged (shared by the workers).
+    pub listings: Arc<ListingCache>,
 }
 
 impl AppState {

@@ -311,6 +311,13 @@ pub fn create_on_connection(
     })
 }
 
+/// The version of what [`list`] shows for this owner: unchanged version, unchanged listing (on
+/// every instance, since the database keeps it). A token's check reads it already
+/// ([`crate::services::Principal::listing_version`]); this reads it for a session.
+pub fn listing_version(conn: &mut DbConnection, owner: Uuid) -> Result<i64, ConfigurationError> {
+    users::listing_version(conn, DbId(owner))?.ok_or(ConfigurationError::NotFound)
+}
+
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, ConfigurationError> {
     Ok(store::list_for_user(conn, DbId(owner))?
         .into_iter()

@@ -44,6 +44,9 @@ pub struct Principal {
     pub user_id: Uuid,
     pub role: Role,
     pub credential: Credential,
+    /// The user's listing version as read together with a token (`db::users::listing_version`);
+    /// `None` for a session, which reads no row of the user per request.
+    pub listing_version: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -178,6 +178,7 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime
         user_id: token.user_id.0,
         role,
         credential: Credential::Token { id: token.id.0, scopes },
+        listing_version: Some(token.owner_listing_version),
     })
 }
 

@@ -47,20 +47,9 @@ struct TableFragment {
     csrf_token: String,
 }
 
-/// The owner's connections, for the table's Connection column and the form's picker.
-fn owner_connections(conn: &mut Work, owner: Uuid) -> Result<Vec<Connection>, ConfigurationError> {
-    connections::list(conn, owner).map_err(|error| match error {
-        ConnectionError::Store(error) => ConfigurationError::Store(error),
-        // Listing refuses nothing else; an owner that is gone has nothing to list.
-        _ => ConfigurationError::NotFound,
-    })
-}
-
 /// The owner's configurations as the table shows them, each with its connection's name.
 fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, ConfigurationError> {
-    let rows = configurations::list(conn, owner)?;
-    let connections = owner_connections(conn, owner)?;
-    Ok(configuration_views_with_connections(rows, &connections))
+    Ok(configuration_views_with_connections(configurations::list(conn, owner)?))
 }
 
 fn table_fragment(rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
@@ -829,8 +818,7 @@ pub async fn test_saved(
         .db
         .run(move |conn| {
             let row = configurations::find(conn, owner, id)?;
-            let connection = connections::find(conn, owner, row.connection_id)?;
-            Ok::<_, AppError>(configuration_views_with_connections(vec![row], &[connection]))
+            Ok::<_, AppError>(configuration_views_with_connections(vec![row]))
         })
         .await?;
     let Some(row) = row.into_iter().next() else {

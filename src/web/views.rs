@@ -118,18 +118,11 @@ pub fn configuration_views(rows: Vec<Configuration>) -> Vec<ConfigurationView> {
     rows.into_iter().map(ConfigurationView::from).collect()
 }
 
-/// The same, each with the name of the connection it uses.
-pub fn configuration_views_with_connections(
-    rows: Vec<Configuration>,
-    connections: &[crate::domain::Connection],
-) -> Vec<ConfigurationView> {
-    let names: std::collections::HashMap<uuid::Uuid, &str> = connections
-        .iter()
-        .map(|connection| (connection.id, connection.name.as_str()))
-        .collect();
+/// The same, each with the name of the connection it uses (read in the same query).
+pub fn configuration_views_with_connections(rows: Vec<Configuration>) -> Vec<ConfigurationView> {
     rows.into_iter()
-        .map(|row| {
-            let connection_name = names.get(&row.connection_id).map(|name| (*name).to_owned());
+        .map(|mut row| {
+            let connection_name = Some(std::mem::take(&mut row.connection_name));
             ConfigurationView {
                 connection_name,
                 ..ConfigurationView::from(row)

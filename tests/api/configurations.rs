@@ -7,13 +7,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::configurations::{
-    CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, compatible, expect_json, openai, with,
+    CONFIGURATIONS, Configuration, DEFAULT_CONFIGURATION, compatible, expect_json, openai, openai_with_key, with,
 };
 use crate::helpers::{TestApp, assert_error};
 use crate::on_both_backends;
 
 on_both_backends!(
     creating_a_configuration_returns_it_masked_with_its_location,
+    the_listing_shows_every_change_at_once_wherever_it_was_made,
     the_first_configuration_becomes_the_default,
     a_missing_or_null_api_key_on_update_keeps_the_stored_key,
     another_users_configuration_is_the_same_404_as_a_missing_one,
@@ -831,4 +832,96 @@ async fn ollama_takes_no_api_key(app: TestApp) {
         .await;
     assert_eq!(dropped.provider, "ollama");
     assert!(!dropped.has_api_key);
+}
+
+/// The listing, checked item by item against `GET /api/llm-configurations/{id}` (never served
+/// from the listing cache), and against the same listing asked for by a browser session.
+async fn current_listing(app: &TestApp, token: &str, browser: &crate::helpers::Browser) -> Vec<Value> {
+    let listing: Vec<Value> = expect_json(app.get(CONFIGURATIONS, token).await, 200, "list").await;
+    for item in &listing {
+        let item_path = format!("{CONFIGURATIONS}/{}", item["id"].as_str().unwrap());
+        let fresh: Value = expect_json(app.get(&item_path, token).await, 200, "get").await;
+        assert_eq!(item, &fresh, "the listing shows the configuration as it is now");
+    }
+    let by_session: Vec<Value> = expect_json(browser.get(CONFIGURATIONS).await, 200, "list by session").await;
+    assert_eq!(by_session, listing);
+    listing
+}
+
+fn names(listing: &[Value]) -> Vec<&str> {
+    listing.iter().map(|item| item["name"].as_str().unwrap()).collect()
+}
+
+async fn the_listing_shows_every_change_at_once_wherever_it_was_made(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let first = app
+        .create_configuration(&user.token, openai_with_key("first", "sk-first-aaaaaaaaaaaaaaaa"))
+        .await;
+    assert_eq!(names(&current_listing(&app, &user.token, &browser).await), ["first"]);
+    assert_eq!(
+        names(&current_listing(&app, &user.token, &browser).await),
+        ["first"],
+        "asked again"
+    );
+
+    let second = app
+        .create_configuration(&user.token, openai_with_key("second", "sk-second-bbbbbbbbbbbbbbb"))
+        .await;
+    assert_eq!(
+        names(&current_listing(&app, &user.token, &browser).await),
+        ["first", "second"]
+    );
+
+    app.update_configuration(&user.token, &second, json!({"name": "renamed"}))
+        .await;
+    app.set_default(&user.token, &second).await;
+    let listing = current_listing(&app, &user.token, &browser).await;
+    assert_eq!(names(&listing), ["renamed", "first"], "the default comes first");
+
+    // A use recorded by resolve.
+    let resolver = app.token_for(&user, "resolve").await;
+    assert_eq!(app.get("/api/resolve", &resolver).await.status(), 200);
+    let listing = current_listing(&app, &user.token, &browser).await;
+    assert_eq!(listing[0]["use_count"], 1);
+
+    // A new key on the connection the first configuration uses.
+    let connection_path = format!("/api/connections/{}", first.connection_id);
+    let response = app
+        .put_json(
+            &connection_path,
+            &user.token,
+            &json!({"api_key": "sk-rotated-cccccccccccccccc9z9z"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let listing = current_listing(&app, &user.token, &browser).await;
+    assert_eq!(listing[1]["api_key_masked"], "sk-…9z9z");
+
+    // Written by someone else on the same database (another instance, the command line): no
+    // instance is told, the database is the only one who knows.
+    let (configuration, connection) = (first.id, first.connection_id);
+    app.with_db(move |conn| {
+        use diesel::prelude::*;
+        use lanyard::db::schema::{connections, llm_configurations};
+        diesel::update(llm_configurations::table.filter(llm_configurations::id.eq(lanyard::db::DbId(configuration))))
+            .set(llm_configurations::model.eq("gpt-4.1"))
+            .execute(conn)
+            .unwrap();
+        diesel::update(connections::table.filter(connections::id.eq(lanyard::db::DbId(connection))))
+            .set(connections::test_message.eq("checked elsewhere"))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    let listing = current_listing(&app, &user.token, &browser).await;
+    assert_eq!(listing[1]["model"], "gpt-4.1");
+    assert_eq!(listing[1]["test_message"], "checked elsewhere");
+
+    app.delete(&second.path(), &user.token).await;
+    assert_eq!(names(&current_listing(&app, &user.token, &browser).await), ["first"]);
+    let other = app.user().await;
+    assert!(
+        app.configurations(&other.token).await.is_empty(),
+        "nobody else's listing"
+    );
 }

@@ -213,4 +213,31 @@ async fn a_configuration_whose_model_left_the_catalogue_reports_model_missing_an
         1,
         "on the retired row only"
     );
+
+    // Health follows every change of the model, of the connection and of the catalogue.
+    let late = create_on(&app, &user.token, "late", &connection, "gpt-late").await;
+    assert_eq!(late.other["health"], "model_missing", "created on a known catalogue");
+    let moved = app
+        .update_configuration(&user.token, &retired, json!({"model": "gpt-4o-mini"}))
+        .await;
+    assert_eq!(moved.other["health"], "ok", "its new model is listed");
+    assert_eq!(health(&app, &user.token, retired.id).await, "ok");
+    let elsewhere = create_connection(
+        &app,
+        &user.token,
+        openai_connection("uncatalogued", GOOD_KEY, Some(&openai_base(&server))),
+    )
+    .await;
+    let moved = app
+        .update_configuration(&user.token, &listed, json!({"connection_id": elsewhere.id}))
+        .await;
+    assert_eq!(
+        moved.other["health"], "unchecked",
+        "the new connection has no catalogue yet"
+    );
+    let test = app
+        .post_json(&format!("{}/test", elsewhere.path()), &user.token, &json!({}))
+        .await;
+    assert_eq!(test.status(), 200);
+    assert_eq!(health(&app, &user.token, listed.id).await, "ok");
 }

@@ -1,0 +1,1 @@
+ALTER TABLE llm_configurations DROP COLUMN model_listed;

@@ -1,0 +1,7 @@
+DROP TRIGGER connections_listing_version_delete;
+DROP TRIGGER connections_listing_version_update;
+DROP TRIGGER connections_listing_version_insert;
+DROP TRIGGER llm_configurations_listing_version_delete;
+DROP TRIGGER llm_configurations_listing_version_update;
+DROP TRIGGER llm_configurations_listing_version_insert;
+ALTER TABLE users DROP COLUMN listing_version;
