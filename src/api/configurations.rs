@@ -12,6 +12,7 @@ use crate::domain::{Configuration, FieldErrors, Parameters, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
+use crate::http::listing_cache::View;
 use crate::http::{Caller, JsonObject};
 use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput};
 use crate::services::configurations::{self, KeyRule};
@@ -239,14 +240,14 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
                 Some(version) => version,
                 None => configurations::listing_version(conn, owner)?,
             };
-            if let Some(body) = listings.get(owner, version) {
+            if let Some(body) = listings.get(owner, &View::Json, version) {
                 return Ok(body);
             }
             let rows = configurations::list(conn, owner)?;
             let resources: Vec<_> = rows.into_iter().map(ConfigurationResource::from).collect();
             // About 500 bytes each with typical names and no test message.
             let body = web::Bytes::from(json_array(&resources, 512)?);
-            listings.put(owner, version, body.clone());
+            listings.put(owner, View::Json, version, body.clone());
             Ok::<_, AppError>(body)
         })
         .await?;

@@ -16,6 +16,7 @@ use crate::domain::{Configuration, Connection, Parameters, Provider, ReasoningEf
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use crate::http::listing_cache::View;
 use crate::http::page_error::PageResult;
 use crate::services::Work;
 use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent, TestInput};
@@ -60,16 +61,37 @@ fn table_fragment(rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpR
     Ok(private_html(StatusCode::OK, fragment.render()?))
 }
 
+/// The management page: rendered from the listing and the session's user, and served again
+/// while neither changed (`http::ListingCache`).
 pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
     let owner = user.user_id;
-    let rows = state.db.run(move |conn| table_rows(conn, owner)).await?;
-    let page = ManagementPage {
-        layout: Layout::signed_in("LLM configurations", "configurations", &user),
-        attention: rows.iter().any(|row| row.needs_attention),
-        configurations: rows,
+    let layout = Layout::signed_in("LLM configurations", "configurations", &user);
+    let view = View::Page {
+        email: user.email.clone(),
+        is_admin: user.is_admin(),
         csrf_token: user.csrf_token.clone(),
     };
-    Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
+    let listings = state.listings.clone();
+    let body = state
+        .db
+        .run(move |conn| {
+            let version = configurations::listing_version(conn, owner)?;
+            if let Some(body) = listings.get(owner, &view, version) {
+                return Ok(body);
+            }
+            let rows = table_rows(conn, owner)?;
+            let page = ManagementPage {
+                attention: rows.iter().any(|row| row.needs_attention),
+                csrf_token: layout.csrf_token.clone(),
+                layout,
+                configurations: rows,
+            };
+            let body = web::Bytes::from(page.render()?);
+            listings.put(owner, view, version, body.clone());
+            Ok::<_, AppError>(body)
+        })
+        .await?;
+    Ok(private_html(StatusCode::OK, body))
 }
 
 /// The add/edit form's state.

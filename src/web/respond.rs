@@ -11,14 +11,14 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 /// An HTML page or fragment.
-pub fn html(status: StatusCode, body: String) -> HttpResponse {
+pub fn html(status: StatusCode, body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(body)
 }
 
 /// The same, never cached: pages that carry key masks, tokens or forms holding a key.
-pub fn private_html(status: StatusCode, body: String) -> HttpResponse {
+pub fn private_html(status: StatusCode, body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
     let mut response = html(status, body);
     response
         .headers_mut()

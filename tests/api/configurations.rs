@@ -835,7 +835,8 @@ async fn ollama_takes_no_api_key(app: TestApp) {
 }
 
 /// The listing, checked item by item against `GET /api/llm-configurations/{id}` (never served
-/// from the listing cache), and against the same listing asked for by a browser session.
+/// from the listing cache), against the same listing asked for by a browser session, and
+/// against the management page.
 async fn current_listing(app: &TestApp, token: &str, browser: &crate::helpers::Browser) -> Vec<Value> {
     let listing: Vec<Value> = expect_json(app.get(CONFIGURATIONS, token).await, 200, "list").await;
     for item in &listing {
@@ -845,6 +846,16 @@ async fn current_listing(app: &TestApp, token: &str, browser: &crate::helpers::B
     }
     let by_session: Vec<Value> = expect_json(browser.get(CONFIGURATIONS).await, 200, "list by session").await;
     assert_eq!(by_session, listing);
+    let page = browser.page("/llm-configurations").await;
+    for item in &listing {
+        for field in ["name", "model"] {
+            let shown = item[field].as_str().unwrap();
+            assert!(
+                page.contains(&format!(">{shown}<")),
+                "the page shows {field} {shown}: {page}"
+            );
+        }
+    }
     listing
 }
 
@@ -919,6 +930,10 @@ async fn the_listing_shows_every_change_at_once_wherever_it_was_made(app: TestAp
 
     app.delete(&second.path(), &user.token).await;
     assert_eq!(names(&current_listing(&app, &user.token, &browser).await), ["first"]);
+    assert!(
+        !browser.page("/llm-configurations").await.contains(">renamed<"),
+        "gone from the page"
+    );
     let other = app.user().await;
     assert!(
         app.configurations(&other.token).await.is_empty(),
