@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput};
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::configurations::{self, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
@@ -193,6 +193,7 @@ impl CreateConfigurationRequest {
             is_default: self.is_default.sent("is_default", &mut refused),
             is_active: self.is_active.sent("is_active", &mut refused),
             parameters: self.parameters.sent("parameters", &mut refused),
+            member_access: Sent::Absent,
             refused,
         }
     }
