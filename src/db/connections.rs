@@ -188,6 +188,12 @@ pub fn delete(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<bo
         .map(|rows| rows > 0)
 }
 
+/// Deletes every connection of `owner` (their catalogues and checks go with them); call once
+/// no configuration uses them.
+pub fn delete_all_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<usize> {
+    diesel::delete(cn::table.filter(owned_by(owner))).execute(conn)
+}
+
 /// Records a provider test's outcome (not an edit: `updated_at` stays).
 #[allow(clippy::too_many_arguments)]
 pub fn record_test_result(

@@ -706,7 +706,7 @@ pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Con
 /// recently becomes the default (never-used ones after used ones, then the newest, then by id);
 /// an organisation's never is. Decided here rather than in SQL so that both databases order
 /// NULLs and ids identically.
-pub(crate) fn promote_default(conn: &mut DbConnection, owner: Uuid) -> Result<(), ConfigurationError> {
+pub(crate) fn promote_default(conn: &mut DbConnection, owner: Uuid) -> Result<(), diesel::result::Error> {
     let candidates = store::active_candidates(conn, DbId(owner))?;
     let chosen = candidates
         .into_iter()
@@ -715,6 +715,40 @@ pub(crate) fn promote_default(conn: &mut DbConnection, owner: Uuid) -> Result<()
         .max_by_key(|candidate| (candidate.last_used_at, candidate.created_at, Reverse(candidate.id)));
     if let Some(chosen) = chosen {
         user_defaults::set(conn, DbId(owner), chosen.id)?;
+    }
+    Ok(())
+}
+
+/// Inside the caller's write transaction (the organisation locked): deletes every configuration
+/// and connection an organisation owns, with the overrides and defaults that point at them
+/// (each member who loses their default gets one of their own), so that deleting the
+/// organisation leaves nothing that names it.
+pub(crate) fn delete_everything_of(conn: &mut DbConnection, organisation: Uuid) -> Result<(), diesel::result::Error> {
+    let owner = Owner::Organisation(organisation);
+    for id in store::ids_of_organisation(conn, DbId(organisation))? {
+        let orphaned = user_defaults::users_of(conn, id)?;
+        user_defaults::clear_for_configuration(conn, id)?;
+        conversation_overrides::delete_for_configuration(conn, id)?;
+        store::delete(conn, owner, id)?;
+        for user in orphaned {
+            promote_default(conn, user.0)?;
+        }
+    }
+    connection_store::delete_all_for_owner(conn, owner)?;
+    Ok(())
+}
+
+/// Inside the caller's write transaction: a member who left or was removed loses their default
+/// and overrides that point at the organisation's configurations; a lost default is replaced by
+/// one of their own.
+pub(crate) fn forget_organisation_choices(
+    conn: &mut DbConnection,
+    user: Uuid,
+    organisation: Uuid,
+) -> Result<(), diesel::result::Error> {
+    let (defaults, _) = user_defaults::clear_organisation_choices(conn, DbId(user), DbId(organisation))?;
+    if defaults > 0 {
+        promote_default(conn, user)?;
     }
     Ok(())
 }

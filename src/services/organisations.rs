@@ -13,6 +13,7 @@ use crate::domain::{
     Email, FieldErrors, Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry,
     OrganisationName, OrganisationOverview, OrganisationPolicy, OrganisationRole,
 };
+use crate::services::configurations;
 
 /// What went wrong with an organisation, in the product's words (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +262,7 @@ pub fn update(
 pub fn delete(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Result<(), OrganisationsError> {
     db::write_transaction(conn, |conn| {
         lock_as(conn, organisation_id, user_id, OrganisationRole::Owner)?;
+        configurations::delete_everything_of(conn, organisation_id)?;
         organisations::delete(conn, DbId(organisation_id))?;
         Ok(())
     })
@@ -463,6 +465,7 @@ pub fn remove(
             ensure_not_last_owner(conn, organisation_id, member_id)?;
         }
         memberships::delete(conn, DbId(organisation_id), DbId(member_id))?;
+        configurations::forget_organisation_choices(conn, member_id, organisation_id)?;
         Ok(())
     })
 }
@@ -527,6 +530,7 @@ pub fn delete_as_instance_admin(conn: &mut DbConnection, organisation_id: Uuid) 
         if !organisations::lock(conn, DbId(organisation_id))? {
             return Err(OrganisationsError::NotFound);
         }
+        configurations::delete_everything_of(conn, organisation_id)?;
         organisations::delete(conn, DbId(organisation_id))?;
         Ok(())
     })
