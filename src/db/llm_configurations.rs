@@ -36,6 +36,20 @@ macro_rules! seen_by {
     };
 }
 
+/// The listing's one statement: the caller's own rows, then their organisations' rows.
+macro_rules! listing {
+    ($caller:expr) => {
+        seen_by!($caller)
+            .filter(cfg::user_id.eq($caller))
+            .select(SeenSummary::as_select())
+            .union_all(
+                seen_by!($caller)
+                    .filter(ms::user_id.nullable().is_not_null())
+                    .select(SeenSummary::as_select()),
+            )
+    };
+}
+
 /// A configuration the caller may see: their own, or one of an organisation they belong to.
 macro_rules! visible_to {
     ($caller:expr) => {
@@ -372,15 +386,7 @@ pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryRe
 /// `(user_id, name_key)` index, then, through `memberships`, their organisations' rows; the few
 /// rows are put in order here, the same on both databases whatever their collation.
 pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<SeenSummary>> {
-    let mut rows: Vec<SeenSummary> = on_backend!(conn, |backend| {
-        let own = seen_by!(user_id)
-            .filter(cfg::user_id.eq(user_id))
-            .select(SeenSummary::as_select());
-        let organisations = seen_by!(user_id)
-            .filter(ms::user_id.nullable().is_not_null())
-            .select(SeenSummary::as_select());
-        own.union_all(organisations).load(backend)
-    })?;
+    let mut rows: Vec<SeenSummary> = on_backend!(conn, |backend| listing!(user_id).load(backend))?;
     rows.sort_by_cached_key(|row| {
         (
             !row.seen.is_default,
@@ -553,4 +559,40 @@ pub fn legacy_count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(
     )
     .load(conn)?;
     Ok(rows.into_iter().map(|row| (row.key_id, row.count)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::pg::Pg;
+    use diesel::query_builder::{QueryFragment, QueryId};
+    use diesel::sqlite::Sqlite;
+
+    use super::*;
+
+    fn static_on_sqlite<Q: QueryId + QueryFragment<Sqlite>>(_: &Q) -> bool {
+        Q::HAS_STATIC_QUERY_ID
+    }
+
+    fn static_on_postgres<Q: QueryId + QueryFragment<Pg>>(_: &Q) -> bool {
+        Q::HAS_STATIC_QUERY_ID
+    }
+
+    /// The hot listing and the lookups resolve uses stay cacheable prepared statements (a raw
+    /// SQL literal anywhere in them would make each one be prepared afresh).
+    #[test]
+    fn the_listing_and_lookups_have_static_query_ids() {
+        let caller = DbId(uuid::Uuid::nil());
+        assert!(static_on_sqlite(&listing!(caller)));
+        assert!(static_on_postgres(&listing!(caller)));
+        let find = || seen_by!(caller).filter(cfg::id.eq(caller)).filter(visible_to!(caller));
+        assert!(static_on_sqlite(&find().select(SeenRow::as_select())));
+        assert!(static_on_postgres(&find().select(SeenRow::as_select())));
+        let default = || {
+            seen_by!(caller)
+                .filter(ud::user_id.nullable().is_not_null())
+                .filter(visible_to!(caller))
+        };
+        assert!(static_on_sqlite(&default().select(SeenRow::as_select())));
+        assert!(static_on_postgres(&default().select(SeenRow::as_select())));
+    }
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::helpers::configurations::{CONFIGURATIONS, Configuration, expect_json, openai_keyed_by_name};
 use crate::helpers::connections::Connection;
 use crate::helpers::organisations::{Team, create_organisation, join};
+use crate::helpers::pages::row_of;
 use crate::helpers::providers::{GOOD_KEY, fake_openai, loopback_allowed, openai_base};
 use crate::helpers::resolve::{override_path, pin, resolve, resolved};
 use crate::helpers::secrets::assert_no_key_in;
@@ -31,6 +32,7 @@ on_both_backends!(
     removing_a_member_clears_their_choices_in_the_organisation,
     deleting_an_organisation_leaves_no_row_pointing_at_it,
     an_organisation_key_is_sealed_with_the_organisation_as_owner,
+    the_management_page_marks_organisation_configurations_and_offers_members_no_edits,
 );
 
 on_both_backends!(settings(loopback_allowed):
@@ -723,4 +725,25 @@ async fn no_response_to_a_member_carries_the_organisation_key(app: TestApp) {
 async fn reveal_count(app: &TestApp) -> i64 {
     app.with_db(|conn| schema::key_reveals::table.count().get_result::<i64>(conn).unwrap())
         .await
+}
+
+async fn the_management_page_marks_organisation_configurations_and_offers_members_no_edits(app: TestApp) {
+    let Shared { team, gpt, .. } = shared(&app, TEAM_KEY, None).await;
+    let member = app.login(&team.member_a.email, TEST_PASSWORD).await;
+    let page = member.page("/llm-configurations").await;
+    let row = row_of(&page, gpt.id).expect("the organisation's configuration is listed");
+    assert!(row.contains("Acme Lab"), "{row}");
+    assert!(row.contains("sk-…6789"), "{row}");
+    assert!(row.contains(r#"data-action="set-default""#), "{row}");
+    assert!(row.contains(r#"data-action="test""#), "{row}");
+    for action in ["edit", "delete", "deactivate"] {
+        assert!(!row.contains(&format!(r#"data-action="{action}""#)), "{action}: {row}");
+    }
+    // The settings selector offers it.
+    assert!(member.page("/settings").await.contains("team-gpt"));
+
+    let admin = app.login(&team.admin.email, TEST_PASSWORD).await;
+    let page = admin.page("/llm-configurations").await;
+    let row = row_of(&page, gpt.id).expect("listed for the admin");
+    assert!(row.contains(r#"data-action="edit""#), "{row}");
 }
