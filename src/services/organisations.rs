@@ -220,22 +220,25 @@ pub fn get(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Res
     Ok(organisation(row, role, sharing))
 }
 
-/// Renames an organisation and changes its policy (admins). An organisation owns no
-/// configuration yet, so its default can only be cleared.
+/// Renames an organisation and changes its policy (admins). Its default must be one of its own
+/// configurations.
 pub fn update(
     conn: &mut DbConnection,
     organisation_id: Uuid,
     user_id: Uuid,
     changes: &OrganisationChanges,
 ) -> Result<Organisation, OrganisationsError> {
-    if let Some(Some(_)) = changes.default_configuration_id {
-        return Err(OrganisationsError::Invalid(FieldErrors::single(
-            "policy.default_configuration_id",
-            "must be one of the organisation's configurations",
-        )));
-    }
     db::write_transaction(conn, |conn| {
         lock_as(conn, organisation_id, user_id, OrganisationRole::Admin)?;
+        if let Some(Some(default)) = changes.default_configuration_id
+            && !crate::db::llm_configurations::ids_of_organisation(conn, DbId(organisation_id))?
+                .contains(&DbId(default))
+        {
+            return Err(OrganisationsError::Invalid(FieldErrors::single(
+                "policy.default_configuration_id",
+                "must be one of the organisation's configurations",
+            )));
+        }
         let now = db::now();
         if let Some(name) = &changes.name {
             if organisations::name_taken(conn, &name.key(), Some(DbId(organisation_id)))? {

@@ -33,6 +33,7 @@ on_both_backends!(
     deleting_an_organisation_leaves_no_row_pointing_at_it,
     an_organisation_key_is_sealed_with_the_organisation_as_owner,
     the_management_page_marks_organisation_configurations_and_offers_members_no_edits,
+    the_organisation_default_is_one_of_its_own_configurations,
 );
 
 on_both_backends!(settings(loopback_allowed):
@@ -746,4 +747,59 @@ async fn the_management_page_marks_organisation_configurations_and_offers_member
     let page = admin.page("/llm-configurations").await;
     let row = row_of(&page, gpt.id).expect("listed for the admin");
     assert!(row.contains(r#"data-action="edit""#), "{row}");
+}
+
+async fn the_organisation_default_is_one_of_its_own_configurations(app: TestApp) {
+    let Shared { team, gpt, .. } = shared(&app, TEAM_KEY, None).await;
+    let path = format!("/api/organisations/{}", team.id);
+    let other = create_organisation(&app, &team.admin.token, "Other Lab").await;
+    let foreign = expect_json::<Configuration>(
+        app.post_json(
+            &format!("/api/organisations/{other}/llm-configurations"),
+            &team.admin.token,
+            &json!({"name": "theirs", "provider": "openai", "model": "gpt-4o", "api_key": TEAM_KEY}),
+        )
+        .await,
+        201,
+        "another organisation's configuration",
+    )
+    .await;
+    let personal = app
+        .create_configuration(&team.admin.token, openai_keyed_by_name("mine"))
+        .await;
+    for id in [foreign.id, personal.id, Uuid::now_v7()] {
+        let refused = app
+            .put_json(
+                &path,
+                &team.admin.token,
+                &json!({"policy": {"default_configuration_id": id}}),
+            )
+            .await;
+        let body = assert_error(refused, 422, "validation_failed").await;
+        assert!(body["fields"]["policy.default_configuration_id"].is_array(), "{body}");
+    }
+    let member = app
+        .put_json(
+            &path,
+            &team.member_a.token,
+            &json!({"policy": {"default_configuration_id": gpt.id}}),
+        )
+        .await;
+    assert_error(member, 403, "forbidden").await;
+    let changed: Value = expect_json(
+        app.put_json(
+            &path,
+            &team.admin.token,
+            &json!({"policy": {"default_configuration_id": gpt.id}}),
+        )
+        .await,
+        200,
+        "set the organisation's default",
+    )
+    .await;
+    assert_eq!(changed["policy"]["default_configuration_id"], json!(gpt.id));
+    // Deleting it clears the policy's default.
+    assert_eq!(app.delete(&gpt.path(), &team.admin.token).await.status(), 204);
+    let read: Value = expect_json(app.get(&path, &team.member_a.token).await, 200, "organisation").await;
+    assert_eq!(read["policy"]["default_configuration_id"], Value::Null);
 }
