@@ -23,6 +23,10 @@ pub enum AppError {
     ReauthenticationRequired,
     #[error("not found")]
     NotFound,
+    /// A member's own `resolve` token landed on an organisation's configuration whose key its
+    /// members may not read (`organisations.md`).
+    #[error("{0}")]
+    OrganisationKey(String),
     #[error("{message}")]
     Conflict { message: String, fields: FieldErrors },
     /// A 409 with its own code (`in_use`, `connection_shared`): the request is valid, but the
@@ -81,7 +85,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => 400,
             AppError::Unauthorized => 401,
-            AppError::Forbidden(_) | AppError::ReauthenticationRequired => 403,
+            AppError::Forbidden(_) | AppError::ReauthenticationRequired | AppError::OrganisationKey(_) => 403,
             AppError::NotFound => 404,
             AppError::Conflict { .. } | AppError::Refused { .. } | AppError::KeyUnreadable | AppError::LastOwner(_) => {
                 409
@@ -102,6 +106,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::ReauthenticationRequired => "reauthentication_required",
             AppError::NotFound => "not_found",
+            AppError::OrganisationKey(_) => "organisation_key",
             AppError::Conflict { .. } => "conflict",
             AppError::Refused { code, .. } => code,
             AppError::KeyUnreadable => "key_unreadable",

@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Wire, parse_id, read_request};
-use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{Configuration, FieldErrors, Parameters, Provider, Scope};
+use super::wire::{OwnerResource, Rfc3339, json_array, json_ok};
+use crate::domain::{Configuration, FieldErrors, Ownership, Parameters, Provider, Scope};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::listing_cache::View;
 use crate::http::{Caller, JsonObject};
-use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput};
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::configurations::{self, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.
@@ -55,6 +55,15 @@ pub struct ConfigurationResource {
     /// model is not in the connection's latest catalogue).
     #[schema(value_type = String)]
     pub health: &'static str,
+    /// Whose it is: the caller's own, or an organisation's they belong to.
+    pub owner: OwnerResource,
+    /// Whether the caller may change it (their own, or as the organisation's admin or owner).
+    pub can_edit: bool,
+    /// Only on an organisation's configuration: `use` (members choose it, never read its key) or
+    /// `reveal` (members' own resolve tokens receive the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub member_access: Option<&'static str>,
 }
 
 impl From<Configuration> for ConfigurationResource {
@@ -80,6 +89,12 @@ impl From<Configuration> for ConfigurationResource {
             updated_at: Rfc3339(row.updated_at),
             parameters: row.parameters,
             health: row.health.as_str(),
+            owner: OwnerResource::from(&row.ownership),
+            can_edit: row.ownership.can_edit(),
+            member_access: match row.ownership {
+                Ownership::Own => None,
+                Ownership::Organisation { .. } => Some(row.member_access.as_str()),
+            },
         }
     }
 }
@@ -157,11 +172,82 @@ pub struct UpdateConfigurationRequest {
     #[serde(default)]
     #[schema(value_type = Option<Parameters>)]
     parameters: Wire<serde_json::Value>,
+    /// Only on an organisation's configuration (its admins): `use` or `reveal`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(use|reveal)$")]
+    member_access: Wire<String>,
+}
+
+/// The body of `POST /api/organisations/{id}/llm-configurations`: a configuration's fields
+/// (`connection_id` names one of the organisation's connections) without `is_default`, which is
+/// each member's own choice, plus `member_access`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateOrganisationConfigurationRequest {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 64)]
+    name: Wire<String>,
+    /// One of the organisation's connections, instead of `provider`, `api_key` and `base_url`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    connection_id: Wire<String>,
+    /// One of the ids of `GET /api/providers` (required without `connection_id`).
+    #[serde(default)]
+    #[schema(value_type = Option<Provider>)]
+    provider: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^\S+$")]
+    model: Wire<String>,
+    /// Required unless the provider needs no key. A value that looks masked is refused.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 4096, pattern = r"^[^\s…•*]+$")]
+    api_key: Wire<SecretString>,
+    /// An absolute https URL; `null` for the provider's default.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = "^https://")]
+    base_url: Wire<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    is_active: Wire<bool>,
+    /// Every member optional; unknown members are refused.
+    #[serde(default)]
+    #[schema(value_type = Option<Parameters>)]
+    parameters: Wire<serde_json::Value>,
+    /// `use` (the default: members choose it, never read its key) or `reveal`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(use|reveal)$")]
+    member_access: Wire<String>,
+}
+
+impl CreateOrganisationConfigurationRequest {
+    fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
+        let mut read_only = READ_ONLY.to_vec();
+        // A member's own choice: never set for everyone at creation.
+        read_only.push("is_default");
+        let (request, mut refused): (Self, _) = read_request(body, &read_only)?;
+        let member_access = request.member_access.sent("member_access", &mut refused);
+        let fields = CreateConfigurationRequest {
+            name: request.name,
+            connection_id: request.connection_id,
+            provider: request.provider,
+            model: request.model,
+            api_key: request.api_key,
+            base_url: request.base_url,
+            is_default: Wire::Absent,
+            is_active: request.is_active,
+            parameters: request.parameters,
+        };
+        Ok(ConfigurationInput {
+            member_access,
+            ..fields.into_input(refused)
+        })
+    }
 }
 
 /// Fields a client can see but never set.
-const READ_ONLY: [&str; 13] = [
+const READ_ONLY: [&str; 15] = [
     "id",
+    "owner",
+    "can_edit",
     "health",
     "api_key_masked",
     "has_api_key",
@@ -194,6 +280,7 @@ impl CreateConfigurationRequest {
             is_default: self.is_default.sent("is_default", &mut refused),
             is_active: self.is_active.sent("is_active", &mut refused),
             parameters: self.parameters.sent("parameters", &mut refused),
+            member_access: Sent::Absent,
             refused,
         }
     }
@@ -203,7 +290,8 @@ impl UpdateConfigurationRequest {
     fn read(body: JsonObject) -> Result<ConfigurationInput, AppError> {
         let mut read_only = READ_ONLY.to_vec();
         read_only.push("is_default");
-        let (request, refused): (Self, _) = read_request(body, &read_only)?;
+        let (request, mut refused): (Self, _) = read_request(body, &read_only)?;
+        let member_access = request.member_access.sent("member_access", &mut refused);
         // A creation's fields but `is_default`, which only `set-default` changes.
         let fields = CreateConfigurationRequest {
             name: request.name,
@@ -216,7 +304,10 @@ impl UpdateConfigurationRequest {
             is_active: request.is_active,
             parameters: request.parameters,
         };
-        Ok(fields.into_input(refused))
+        Ok(ConfigurationInput {
+            member_access,
+            ..fields.into_input(refused)
+        })
     }
 }
 
@@ -405,4 +496,79 @@ pub async fn set_default(
         })
         .await?;
     Ok(HttpResponse::Ok().json(ConfigurationResource::from(row)))
+}
+
+#[utoipa::path(
+    get, path = "/api/organisations/{id}/llm-configurations", tag = "organisations",
+    description = "The organisation's configurations, by name, for its members (masked keys only; \
+                   `is_default` is the caller's own choice). Anyone else: 404. Scope: `read`.",
+    params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
+    responses(
+        (status = 200, body = [ConfigurationResource]),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_for_organisation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let organisation = parse_id(&path)?;
+    let body = state
+        .db
+        .run(move |conn| {
+            let principal = caller.authorize(conn, Scope::Read)?;
+            let rows = configurations::list_for_organisation(conn, principal.user_id, organisation)?;
+            let resources: Vec<_> = rows.into_iter().map(ConfigurationResource::from).collect();
+            json_array(&resources, 640)
+        })
+        .await?;
+    Ok(json_ok(body))
+}
+
+#[utoipa::path(
+    post, path = "/api/organisations/{id}/llm-configurations", tag = "organisations",
+    description = "Create one of the organisation's configurations (its admins and owners; a member: 403 \
+                   `forbidden`; anyone else: 404): on one of its connections (`connection_id`), or with \
+                   `provider`, `api_key` and `base_url`, which make a connection of its own. `is_default` is \
+                   refused (each member chooses their own default); `member_access` says whether members' own \
+                   resolve tokens may read its key. Scope: `write`.",
+    params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
+    request_body = CreateOrganisationConfigurationRequest,
+    responses(
+        (status = 201, body = ConfigurationResource, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_for_organisation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    let organisation = parse_id(&path)?;
+    let new = CreateOrganisationConfigurationRequest::read(body)?
+        .into_create(&state.settings.egress)
+        .map_err(AppError::Validation)?;
+    let keyring = state.keyring.clone();
+    let cap = state.settings.caps.configurations;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, user| match new {
+            NewConfigurationInput::WithOwnConnection(new) => {
+                configurations::create_for_organisation(conn, &keyring, user, organisation, new, cap)
+            }
+            NewConfigurationInput::OnConnection(new) => {
+                configurations::create_on_organisation_connection(conn, user, organisation, new, cap)
+            }
+        })
+        .await?;
+    let location = format!("/api/llm-configurations/{}", row.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(ConfigurationResource::from(row)))
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::connection_tests::TestResultResource;
 use super::extract::{Field, FieldReader, parse_id};
-use super::wire::{Rfc3339, json_array, json_ok};
+use super::wire::{OwnerResource, Rfc3339, json_array, json_ok};
 use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, PlainHttpHosts, Provider, Scope};
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
@@ -50,6 +50,10 @@ pub struct ConnectionResource {
     pub created_at: Rfc3339,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Rfc3339,
+    /// Whose it is: the caller's own, or an organisation's they belong to.
+    pub owner: OwnerResource,
+    /// Whether the caller may change it (their own, or as the organisation's admin or owner).
+    pub can_edit: bool,
 }
 
 impl From<Connection> for ConnectionResource {
@@ -71,6 +75,8 @@ impl From<Connection> for ConnectionResource {
             configuration_count: row.configuration_count,
             created_at: Rfc3339(row.created_at),
             updated_at: Rfc3339(row.updated_at),
+            can_edit: row.ownership.can_edit(),
+            owner: OwnerResource::from(&row.ownership),
         }
     }
 }
@@ -144,8 +150,10 @@ impl From<ModelCatalogue> for ModelCatalogueResource {
 }
 
 /// Fields a client can see but never set.
-const READ_ONLY: [&str; 14] = [
+const READ_ONLY: [&str; 16] = [
     "id",
+    "owner",
+    "can_edit",
     "api_key_masked",
     "has_api_key",
     "test_status",
@@ -427,4 +435,67 @@ pub async fn refresh_models(
         }
     };
     Ok(HttpResponse::Ok().json(resource))
+}
+
+#[utoipa::path(
+    get, path = "/api/organisations/{id}/connections", tag = "organisations",
+    description = "The organisation's connections, by name, for its members (masked keys only). Anyone \
+                   else: 404. Scope: `read`.",
+    params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
+    responses(
+        (status = 200, body = [ConnectionResource]),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_for_organisation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let organisation = parse_id(&path)?;
+    let rows = caller
+        .run_for_user(&state.db, Scope::Read, move |conn, user| {
+            connections::list_for_organisation(conn, user, organisation)
+        })
+        .await?;
+    let resources: Vec<_> = rows.into_iter().map(ConnectionResource::from).collect();
+    Ok(json_ok(json_array(&resources, 640)?))
+}
+
+#[utoipa::path(
+    post, path = "/api/organisations/{id}/connections", tag = "organisations",
+    description = "Create one of the organisation's connections (its admins and owners; a member: 403 \
+                   `forbidden`; anyone else: 404): `name`, `provider`, `api_key` (unless the provider needs \
+                   none), `base_url`. Its key is sealed with the organisation as owner. Scope: `write`.",
+    params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
+    request_body = CreateConnectionRequest,
+    responses(
+        (status = 201, body = ConnectionResource, headers(("Location" = String))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_for_organisation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    let organisation = parse_id(&path)?;
+    let new = parse_new(body, &state.settings.egress)?;
+    let keyring = state.keyring.clone();
+    let cap = state.settings.caps.connections;
+    let row = caller
+        .run_for_user(&state.db, Scope::Write, move |conn, user| {
+            connections::create_for_organisation(conn, &keyring, user, organisation, new, cap)
+        })
+        .await?;
+    let location = format!("/api/connections/{}", row.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(ConnectionResource::from(row)))
 }

@@ -154,6 +154,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
+                web::resource("/organisations/{id}/connections")
+                    .get(connections::list_for_organisation)
+                    .post(connections::create_for_organisation)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/llm-configurations")
+                    .get(configurations::list_for_organisation)
+                    .post(configurations::create_for_organisation)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
                 web::resource("/organisations/{id}/invitations")
                     .delete(organisations::withdraw)
                     .default_service(web::to(method_not_allowed)),

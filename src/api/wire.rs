@@ -137,3 +137,24 @@ mod tests {
         }
     }
 }
+
+/// Whose a connection or configuration is: `{"kind": "user"}` (the caller's own) or
+/// `{"kind": "organisation", "id": "…", "name": "…"}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OwnerResource {
+    User,
+    Organisation { id: uuid::Uuid, name: String },
+}
+
+impl From<&crate::domain::Ownership> for OwnerResource {
+    fn from(ownership: &crate::domain::Ownership) -> Self {
+        match ownership {
+            crate::domain::Ownership::Own => OwnerResource::User,
+            crate::domain::Ownership::Organisation { id, name, .. } => OwnerResource::Organisation {
+                id: *id,
+                name: name.clone(),
+            },
+        }
+    }
+}

@@ -12,7 +12,9 @@
 //! user's row therefore fails to open.
 //!
 //! Purpose labels (each ends in a NUL byte):
-//! - `lanyard/connection/api-key`: a provider key on a connection (owner, connection);
+//! - `lanyard/connection/api-key`: a provider key on a user's connection (owner, connection);
+//! - `lanyard/organisation-connection/api-key`: a provider key on an organisation's connection
+//!   (organisation, connection), so that it never opens as a user's key, nor the reverse;
 //! - `lanyard/llm-configuration/api-key`: a key as the release before connections sealed it on
 //!   its configuration (owner, configuration). Only upgraded connections still hold such keys,
 //!   until the start-up re-seal moves them to the connection's binding; new keys never use it;
@@ -32,8 +34,10 @@ const TAG_LEN: usize = 16;
 /// What a ciphertext is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowBinding {
-    /// An API key on a connection: its owner and the connection.
+    /// An API key on a user's connection: its owner and the connection.
     Connection { owner: Uuid, connection: Uuid },
+    /// An API key on an organisation's connection: the organisation and the connection.
+    OrganisationConnection { organisation: Uuid, connection: Uuid },
     /// An API key sealed by the release before connections: its owner and the configuration it
     /// was stored on. Read only for upgraded keys not yet re-sealed.
     Configuration { owner: Uuid, configuration: Uuid },
@@ -49,6 +53,15 @@ impl RowBinding {
                 aad.extend_from_slice(b"lanyard/connection/api-key\0");
                 aad.extend_from_slice(header);
                 aad.extend_from_slice(owner.as_bytes());
+                aad.extend_from_slice(connection.as_bytes());
+            }
+            RowBinding::OrganisationConnection {
+                organisation,
+                connection,
+            } => {
+                aad.extend_from_slice(b"lanyard/organisation-connection/api-key\0");
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(organisation.as_bytes());
                 aad.extend_from_slice(connection.as_bytes());
             }
             RowBinding::Configuration { owner, configuration } => {
@@ -281,6 +294,39 @@ mod tests {
             ring.open(&sealed.bytes, RowBinding::Canary).unwrap_err(),
             OpenError::Undecryptable
         );
+    }
+
+    #[test]
+    fn an_organisation_key_opens_only_under_its_organisation_and_connection() {
+        let ring = ring(&["k1"]);
+        let organisation = Uuid::new_v4();
+        let id = Uuid::new_v4();
+        let binding = RowBinding::OrganisationConnection {
+            organisation,
+            connection: id,
+        };
+        let sealed = ring.seal(b"sk-team-secret-123456", binding);
+        assert_eq!(
+            ring.open(&sealed.bytes, binding).unwrap().as_slice(),
+            b"sk-team-secret-123456"
+        );
+        // The same ids as a user's connection, another organisation, another connection.
+        for other in [
+            RowBinding::Connection {
+                owner: organisation,
+                connection: id,
+            },
+            RowBinding::OrganisationConnection {
+                organisation: Uuid::new_v4(),
+                connection: id,
+            },
+            RowBinding::OrganisationConnection {
+                organisation,
+                connection: Uuid::new_v4(),
+            },
+        ] {
+            assert_eq!(ring.open(&sealed.bytes, other).unwrap_err(), OpenError::Undecryptable);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::schema::connection_checks as checks;
 use super::schema::connections as cn;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId};
-use crate::domain::{CheckRecord, CheckStatus, CheckTrigger, TestStatus};
+use crate::domain::{CheckRecord, CheckStatus, CheckTrigger, Owner, TestStatus};
 
 /// How many checks each connection keeps in its history.
 pub const HISTORY_KEPT: i64 = 200;
@@ -84,7 +84,7 @@ pub fn anything_to_do(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResul
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: DbId,
-    pub owner: DbId,
+    pub owner: Owner,
     /// When it was due (the slot its next check is counted from).
     pub due_at: NaiveDateTime,
     pub claimed_at: NaiveDateTime,
@@ -103,22 +103,31 @@ pub fn claim_due(
     expires: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<Claim>> {
-    type Due = (DbId, DbId, Option<NaiveDateTime>, i64);
+    type Due = (DbId, Option<DbId>, Option<DbId>, Option<NaiveDateTime>, i64);
     let due = cn::table
         .filter(cn::next_check_at.le(now))
         .order(cn::next_check_at)
         .limit(limit)
-        .select((cn::id, cn::owner_user_id, cn::next_check_at, cn::check_failures));
+        .select((
+            cn::id,
+            cn::owner_user_id,
+            cn::organisation_id,
+            cn::next_check_at,
+            cn::check_failures,
+        ));
     let rows: Vec<Due> = match conn {
         DbConnection::Postgres(pg) => due.for_update().skip_locked().load(pg)?,
         DbConnection::Sqlite(sqlite) => due
-            .load::<(DbId, DbId, MaybeStamp, i64)>(sqlite)?
+            .load::<(DbId, Option<DbId>, Option<DbId>, MaybeStamp, i64)>(sqlite)?
             .into_iter()
-            .map(|(id, owner, at, failures)| (id, owner, at.into(), failures))
+            .map(|(id, user, organisation, at, failures)| (id, user, organisation, at.into(), failures))
             .collect(),
     };
     let mut claims = Vec::with_capacity(rows.len());
-    for (id, owner, due_at, failures) in rows {
+    for (id, user, organisation, due_at, failures) in rows {
+        let Some(owner) = Owner::from_columns(user.map(|id| id.0), organisation.map(|id| id.0)) else {
+            continue;
+        };
         diesel::update(cn::table.filter(cn::id.eq(id)))
             .set((cn::next_check_at.eq(expires), cn::check_claimed_at.eq(now)))
             .execute(conn)?;
@@ -158,11 +167,11 @@ pub fn finish_claim(
 
 /// After a manual test the next scheduled check is one interval later: the connection goes
 /// back to unscheduled (unless a scheduled check of it is running, which reschedules it).
-pub fn unschedule(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<()> {
+pub fn unschedule(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<()> {
     diesel::update(
         cn::table
             .filter(cn::id.eq(id))
-            .filter(cn::owner_user_id.eq(owner))
+            .filter(super::connections::owned_by(owner))
             .filter(cn::check_claimed_at.is_null()),
     )
     .set((
@@ -196,10 +205,10 @@ pub fn record(conn: &mut DbConnection, row: &CheckRow) -> QueryResult<()> {
 }
 
 /// The owner's connection's latest `limit` checks, newest first.
-pub fn recent(conn: &mut DbConnection, owner: DbId, id: DbId, limit: i64) -> QueryResult<Vec<CheckRow>> {
+pub fn recent(conn: &mut DbConnection, owner: Owner, id: DbId, limit: i64) -> QueryResult<Vec<CheckRow>> {
     checks::table
         .inner_join(cn::table)
-        .filter(cn::owner_user_id.eq(owner))
+        .filter(super::connections::owned_by(owner))
         .filter(checks::connection_id.eq(id))
         .order((checks::checked_at.desc(), checks::id.desc()))
         .limit(limit)

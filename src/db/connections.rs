@@ -8,16 +8,43 @@ use diesel::prelude::*;
 use super::schema::connection_models as models;
 use super::schema::connections as cn;
 use super::schema::llm_configurations as cfg;
+use super::schema::memberships as ms;
+use super::schema::organisations as orgs;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId};
-use crate::domain::{Provider, TestStatus};
+use crate::domain::{OrganisationRole, Owner, Provider, TestStatus};
+
+/// The owner's connections: `owner_user_id = ? OR organisation_id = ?` with the other side bound
+/// to NULL (which matches nothing), so that one statement, with a static query id, serves both
+/// kinds of owner.
+pub(crate) type OwnedBy = diesel::dsl::Or<
+    diesel::dsl::Eq<cn::owner_user_id, Option<DbId>>,
+    diesel::dsl::Eq<cn::organisation_id, Option<DbId>>,
+>;
+
+pub(crate) fn owned_by(owner: Owner) -> OwnedBy {
+    cn::owner_user_id
+        .eq(owner.user().map(DbId))
+        .or(cn::organisation_id.eq(owner.organisation().map(DbId)))
+}
+
+/// The same for configurations (a configuration and its connection have the same owner).
+pub(crate) type ConfigurationOwnedBy =
+    diesel::dsl::Or<diesel::dsl::Eq<cfg::user_id, Option<DbId>>, diesel::dsl::Eq<cfg::organisation_id, Option<DbId>>>;
+
+pub(crate) fn configuration_owned_by(owner: Owner) -> ConfigurationOwnedBy {
+    cfg::user_id
+        .eq(owner.user().map(DbId))
+        .or(cfg::organisation_id.eq(owner.organisation().map(DbId)))
+}
 
 /// One connection, every column.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = cn)]
 pub struct ConnectionRow {
     pub id: DbId,
-    pub owner_user_id: DbId,
+    /// The owner: a user, or (`organisation_id`) an organisation; exactly one is set.
+    pub owner_user_id: Option<DbId>,
     pub name: String,
     pub name_key: String,
     pub provider: Provider,
@@ -41,6 +68,14 @@ pub struct ConnectionRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    pub organisation_id: Option<DbId>,
+}
+
+impl ConnectionRow {
+    /// Whose it is (`None` only if the database's CHECK were broken).
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::from_columns(self.owner_user_id.map(|id| id.0), self.organisation_id.map(|id| id.0))
+    }
 }
 
 /// A partial update: `None` leaves a column alone, `Some(None)` sets it to NULL.
@@ -70,19 +105,19 @@ pub fn insert(conn: &mut DbConnection, row: &ConnectionRow) -> QueryResult<()> {
     diesel::insert_into(cn::table).values(row).execute(conn).map(|_| ())
 }
 
-pub fn find_for_owner(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<Option<ConnectionRow>> {
+pub fn find_for_owner(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<Option<ConnectionRow>> {
     cn::table
         .filter(cn::id.eq(id))
-        .filter(cn::owner_user_id.eq(owner))
+        .filter(owned_by(owner))
         .select(ConnectionRow::as_select())
         .first(conn)
         .optional()
 }
 
 /// The owner's connections by case-folded name.
-pub fn list_for_owner(conn: &mut DbConnection, owner: DbId) -> QueryResult<Vec<ConnectionRow>> {
+pub fn list_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<Vec<ConnectionRow>> {
     cn::table
-        .filter(cn::owner_user_id.eq(owner))
+        .filter(owned_by(owner))
         .order(cn::name_key)
         .select(ConnectionRow::as_select())
         .load(conn)
@@ -90,18 +125,18 @@ pub fn list_for_owner(conn: &mut DbConnection, owner: DbId) -> QueryResult<Vec<C
 
 /// How many of the owner's configurations use each of their connections (connections that no
 /// configuration uses are absent).
-pub fn configuration_counts(conn: &mut DbConnection, owner: DbId) -> QueryResult<Vec<(DbId, i64)>> {
+pub fn configuration_counts(conn: &mut DbConnection, owner: Owner) -> QueryResult<Vec<(DbId, i64)>> {
     cfg::table
-        .filter(cfg::user_id.eq(owner))
+        .filter(configuration_owned_by(owner))
         .group_by(cfg::connection_id)
         .select((cfg::connection_id, diesel::dsl::count_star()))
         .load(conn)
 }
 
 /// The names of the configurations using a connection, by case-folded name.
-pub fn configuration_names(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<Vec<String>> {
+pub fn configuration_names(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<Vec<String>> {
     cfg::table
-        .filter(cfg::user_id.eq(owner))
+        .filter(configuration_owned_by(owner))
         .filter(cfg::connection_id.eq(id))
         .order(cfg::name_key)
         .select(cfg::name)
@@ -118,9 +153,14 @@ pub fn other_configurations(conn: &mut DbConnection, id: DbId, except: DbId) -> 
 }
 
 /// Is `name_key` used by another of the owner's connections (other than `except`)?
-pub fn name_key_taken(conn: &mut DbConnection, owner: DbId, name_key: &str, except: Option<DbId>) -> QueryResult<bool> {
+pub fn name_key_taken(
+    conn: &mut DbConnection,
+    owner: Owner,
+    name_key: &str,
+    except: Option<DbId>,
+) -> QueryResult<bool> {
     let mut query = cn::table
-        .filter(cn::owner_user_id.eq(owner))
+        .filter(owned_by(owner))
         .filter(cn::name_key.eq(name_key))
         .select(cn::id)
         .into_boxed();
@@ -130,29 +170,35 @@ pub fn name_key_taken(conn: &mut DbConnection, owner: DbId, name_key: &str, exce
     query.first::<DbId>(conn).optional().map(|found| found.is_some())
 }
 
-pub fn count_for_owner(conn: &mut DbConnection, owner: DbId) -> QueryResult<i64> {
-    cn::table.filter(cn::owner_user_id.eq(owner)).count().get_result(conn)
+pub fn count_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<i64> {
+    cn::table.filter(owned_by(owner)).count().get_result(conn)
 }
 
-pub fn update(conn: &mut DbConnection, owner: DbId, id: DbId, changes: &ConnectionChanges<'_>) -> QueryResult<usize> {
-    diesel::update(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
+pub fn update(conn: &mut DbConnection, owner: Owner, id: DbId, changes: &ConnectionChanges<'_>) -> QueryResult<usize> {
+    diesel::update(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
         .set(changes)
         .execute(conn)
 }
 
 /// Deletes a connection (its catalogue goes with it). The database refuses while a
 /// configuration uses it (`ON DELETE RESTRICT`); callers check first.
-pub fn delete(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<bool> {
-    diesel::delete(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
+pub fn delete(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<bool> {
+    diesel::delete(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
         .execute(conn)
         .map(|rows| rows > 0)
+}
+
+/// Deletes every connection of `owner` (their catalogues and checks go with them); call once
+/// no configuration uses them.
+pub fn delete_all_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<usize> {
+    diesel::delete(cn::table.filter(owned_by(owner))).execute(conn)
 }
 
 /// Records a provider test's outcome (not an edit: `updated_at` stays).
 #[allow(clippy::too_many_arguments)]
 pub fn record_test_result(
     conn: &mut DbConnection,
-    owner: DbId,
+    owner: Owner,
     id: DbId,
     status: TestStatus,
     code: &str,
@@ -160,7 +206,7 @@ pub fn record_test_result(
     latency_ms: Option<i64>,
     at: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
+    diesel::update(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
         .set((
             cn::test_status.eq(status),
             cn::test_code.eq(code),
@@ -175,13 +221,13 @@ pub fn record_test_result(
 /// `false` when the owner has no such connection. Call inside a write transaction.
 pub fn replace_models(
     conn: &mut DbConnection,
-    owner: DbId,
+    owner: Owner,
     id: DbId,
     ids: &[String],
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
     let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-    let updated = diesel::update(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
+    let updated = diesel::update(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
         .set((cn::models_fetched_at.eq(at), cn::model_count.eq(count)))
         .execute(conn)?;
     if updated == 0 {
@@ -199,8 +245,8 @@ pub fn replace_models(
 }
 
 /// Forgets the catalogue (the provider or base URL changed). Call inside a write transaction.
-pub fn clear_models(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<()> {
-    let updated = diesel::update(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
+pub fn clear_models(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<()> {
+    let updated = diesel::update(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
         .set((
             cn::models_fetched_at.eq(None::<NaiveDateTime>),
             cn::model_count.eq(0_i64),
@@ -214,10 +260,10 @@ pub fn clear_models(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResu
 }
 
 /// The catalogue's model ids, unsorted (the caller sorts: the two databases collate differently).
-pub fn model_ids(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<Vec<String>> {
+pub fn model_ids(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<Vec<String>> {
     models::table
         .inner_join(cn::table)
-        .filter(cn::owner_user_id.eq(owner))
+        .filter(owned_by(owner))
         .filter(models::connection_id.eq(id))
         .select(models::model)
         .load(conn)
@@ -257,9 +303,16 @@ pub fn count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(String,
 #[derive(Debug, Clone, Queryable)]
 pub struct SealedKey {
     pub id: DbId,
-    pub owner: DbId,
+    pub owner_user_id: Option<DbId>,
+    pub organisation_id: Option<DbId>,
     pub sealed: Vec<u8>,
     pub legacy_configuration_id: Option<DbId>,
+}
+
+impl SealedKey {
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::from_columns(self.owner_user_id.map(|id| id.0), self.organisation_id.map(|id| id.0))
+    }
 }
 
 /// Which stored keys a re-seal pass visits.
@@ -286,6 +339,7 @@ pub fn sealed_keys(
         .select((
             cn::id,
             cn::owner_user_id,
+            cn::organisation_id,
             cn::api_key_encrypted.assume_not_null(),
             cn::legacy_configuration_id,
         ))
@@ -338,10 +392,17 @@ pub fn replace_sealed_key(
 #[derive(Debug, Clone, Queryable)]
 pub struct SealedKeyHint {
     pub id: DbId,
-    pub owner: DbId,
+    pub owner_user_id: Option<DbId>,
+    pub organisation_id: Option<DbId>,
     pub sealed: Vec<u8>,
     pub legacy_configuration_id: Option<DbId>,
     pub hint: Option<String>,
+}
+
+impl SealedKeyHint {
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::from_columns(self.owner_user_id.map(|id| id.0), self.organisation_id.map(|id| id.0))
+    }
 }
 
 /// The next `limit` stored keys after `after`, in id order.
@@ -357,6 +418,7 @@ pub fn sealed_keys_with_hints(
         .select((
             cn::id,
             cn::owner_user_id,
+            cn::organisation_id,
             cn::api_key_encrypted.assume_not_null(),
             cn::legacy_configuration_id,
             cn::api_key_hint,
@@ -389,4 +451,24 @@ pub fn count_all(conn: &mut DbConnection) -> QueryResult<i64> {
 /// from `llm_configurations` on a database the previous release wrote.
 pub fn table_exists(conn: &mut DbConnection) -> QueryResult<bool> {
     super::migrations::table_exists(conn, "connections")
+}
+
+/// A connection with its organisation's name and the caller's role there.
+pub type VisibleConnection = (ConnectionRow, Option<String>, Option<OrganisationRole>);
+
+/// One connection the caller may see (their own, or an organisation's they belong to), with
+/// its organisation's name and the caller's role there (both `None` for their own).
+pub fn find_visible(conn: &mut DbConnection, caller: DbId, id: DbId) -> QueryResult<Option<VisibleConnection>> {
+    cn::table
+        .left_join(orgs::table.on(cn::organisation_id.eq(orgs::id.nullable())))
+        .left_join(
+            ms::table.on(cn::organisation_id
+                .eq(ms::organisation_id.nullable())
+                .and(ms::user_id.eq(caller))),
+        )
+        .filter(cn::id.eq(id))
+        .filter(cn::owner_user_id.eq(caller).or(ms::user_id.nullable().is_not_null()))
+        .select((ConnectionRow::as_select(), orgs::name.nullable(), ms::role.nullable()))
+        .first(conn)
+        .optional()
 }

@@ -22,6 +22,7 @@ use super::schema::{
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
+use super::user_defaults::UserDefaultRow;
 use super::users::UserRow;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -41,6 +42,7 @@ pub struct Snapshot {
     pub connection_checks: Vec<CheckRow>,
     pub configurations: Vec<ConfigurationTableRow>,
     pub overrides: Vec<OverrideRow>,
+    pub defaults: Vec<UserDefaultRow>,
     pub reveals: Vec<RevealRow>,
     pub canaries: Vec<CanaryRow>,
     pub settings: Vec<SettingRow>,
@@ -69,6 +71,7 @@ impl Snapshot {
             overrides: conversation_overrides::table
                 .select(OverrideRow::as_select())
                 .load(conn)?,
+            defaults: super::user_defaults::all(conn)?,
             reveals: key_reveals::table
                 .order(key_reveals::id)
                 .select(RevealRow::as_select())
@@ -105,6 +108,7 @@ impl Snapshot {
             ("connection_checks", count(self.connection_checks.len())),
             ("llm_configurations", count(self.configurations.len())),
             ("conversation_overrides", count(self.overrides.len())),
+            ("user_defaults", count(self.defaults.len())),
             ("key_reveals", count(self.reveals.len())),
             ("master_key_canaries", count(self.canaries.len())),
             ("instance_settings", count(self.settings.len())),
@@ -124,6 +128,16 @@ impl Snapshot {
         }
         for row in &self.tokens {
             diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+        }
+        // Before what they own; their defaults (configurations they own) once those exist.
+        for row in &self.organisations {
+            let without_default = OrganisationRow {
+                default_configuration_id: None,
+                ..row.clone()
+            };
+            diesel::insert_into(organisations::table)
+                .values(&without_default)
+                .execute(conn)?;
         }
         for row in &self.connections {
             diesel::insert_into(connections::table).values(row).execute(conn)?;
@@ -146,6 +160,9 @@ impl Snapshot {
                 .values(row)
                 .execute(conn)?;
         }
+        for row in &self.defaults {
+            super::user_defaults::insert(conn, row)?;
+        }
         for row in &self.reveals {
             diesel::insert_into(key_reveals::table).values(row).execute(conn)?;
         }
@@ -167,7 +184,11 @@ impl Snapshot {
         }
         // After the configurations: an organisation may name one as its default.
         for row in &self.organisations {
-            diesel::insert_into(organisations::table).values(row).execute(conn)?;
+            if row.default_configuration_id.is_some() {
+                diesel::update(organisations::table.find(row.id))
+                    .set(organisations::default_configuration_id.eq(row.default_configuration_id))
+                    .execute(conn)?;
+            }
         }
         for row in &self.memberships {
             diesel::insert_into(memberships::table).values(row).execute(conn)?;
@@ -195,6 +216,7 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
             "conversation_overrides",
             conversation_overrides::table.count().get_result(conn)?,
         ),
+        ("user_defaults", super::user_defaults::count_all(conn)?),
         ("key_reveals", key_reveals::table.count().get_result(conn)?),
         (
             "master_key_canaries",

@@ -1,14 +1,63 @@
 //! The `llm_configurations` table. Every query is scoped by the owner inside the query itself,
-//! so another user's id behaves exactly like an id that does not exist.
+//! so another user's id behaves exactly like an id that does not exist. What a caller reads is
+//! what they may see: their own configurations and those of the organisations they belong to,
+//! with `is_default` meaning the caller's own default (`user_defaults`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::connections::configuration_owned_by;
 use super::schema::connections as cn;
 use super::schema::llm_configurations as cfg;
+use super::schema::memberships as ms;
+use super::schema::organisations as orgs;
+use super::schema::user_defaults as ud;
 use super::sql_types::{MaybeStamp, Stamp};
 use super::{DbConnection, DbId, on_backend};
-use crate::domain::{Configuration, ConfigurationHealth, Parameters, Provider, TestStatus};
+use crate::domain::{
+    Configuration, ConfigurationHealth, MemberAccess, OrganisationRole, Owner, Ownership, Parameters, Provider,
+    TestStatus,
+};
+
+/// What the row types below select from, for one caller: each configuration with its
+/// connection, the caller's default choice, its organisation and the caller's membership of it
+/// (the last three left joins: absent for a personal configuration or a non-member).
+macro_rules! seen_by {
+    ($caller:expr) => {
+        cfg::table
+            .inner_join(cn::table)
+            .left_join(ud::table.on(ud::configuration_id.eq(cfg::id).and(ud::user_id.eq($caller))))
+            .left_join(orgs::table.on(cfg::organisation_id.eq(orgs::id.nullable())))
+            .left_join(
+                ms::table.on(cfg::organisation_id
+                    .eq(ms::organisation_id.nullable())
+                    .and(ms::user_id.eq($caller))),
+            )
+    };
+}
+
+/// The listing's one statement: the caller's own rows, then their organisations' rows.
+macro_rules! listing {
+    ($caller:expr) => {
+        seen_by!($caller)
+            .filter(cfg::user_id.eq($caller))
+            .select(SeenSummary::as_select())
+            .union_all(
+                seen_by!($caller)
+                    .filter(ms::user_id.nullable().is_not_null())
+                    .select(SeenSummary::as_select()),
+            )
+    };
+}
+
+/// A configuration the caller may see: their own, or one of an organisation they belong to.
+macro_rules! visible_to {
+    ($caller:expr) => {
+        cfg::user_id.eq($caller).or(ms::user_id.nullable().is_not_null())
+    };
+}
+
+type IsCallersDefault = diesel::dsl::IsNotNull<diesel::dsl::Nullable<ud::user_id>>;
 
 /// Whether the configuration's model is in its connection's catalogue (Ollama lists `x:latest`
 /// for `x`), as `providers::model_is_listed` judges it: what `model_listed` is set to whenever the
@@ -49,7 +98,9 @@ impl diesel::expression::ValidGrouping<()> for ModelInCatalogue {
 #[diesel(table_name = cfg)]
 pub struct ConfigurationRow {
     pub id: DbId,
-    pub user_id: DbId,
+    /// The owner: a user, or (`organisation_id`) an organisation.
+    pub user_id: Option<DbId>,
+    pub organisation_id: Option<DbId>,
     pub connection_id: DbId,
     #[diesel(select_expression = cn::name)]
     pub connection_name: String,
@@ -66,7 +117,6 @@ pub struct ConfigurationRow {
     pub legacy_configuration_id: Option<DbId>,
     #[diesel(select_expression = cn::base_url)]
     pub base_url: Option<String>,
-    pub is_default: bool,
     pub is_active: bool,
     #[diesel(select_expression = cn::test_status)]
     pub test_status: TestStatus,
@@ -90,6 +140,69 @@ pub struct ConfigurationRow {
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
     pub model_listed: bool,
+    pub member_access: MemberAccess,
+}
+
+/// How the caller sees a configuration: whether it is their default, and its organisation's
+/// name with the caller's role there (both `None` for their own). Read with `seen_by!`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cfg)]
+pub struct CallerView {
+    #[diesel(select_expression = ud::user_id.nullable().is_not_null(), select_expression_type = IsCallersDefault)]
+    pub is_default: bool,
+    #[diesel(select_expression = orgs::name.nullable(), select_expression_type = diesel::dsl::Nullable<orgs::name>)]
+    pub organisation_name: Option<String>,
+    #[diesel(select_expression = ms::role.nullable(), select_expression_type = diesel::dsl::Nullable<ms::role>)]
+    pub member_role: Option<OrganisationRole>,
+}
+
+impl CallerView {
+    fn ownership(self, organisation_id: Option<DbId>) -> Ownership {
+        match (organisation_id, self.organisation_name) {
+            (Some(id), Some(name)) => Ownership::Organisation {
+                id: id.0,
+                name,
+                role: self.member_role.unwrap_or(OrganisationRole::Member),
+            },
+            _ => Ownership::Own,
+        }
+    }
+
+    /// Whether the caller may change it: their own, or as its organisation's admin or owner.
+    pub fn can_edit(&self, organisation_id: Option<DbId>) -> bool {
+        organisation_id.is_none()
+            || self
+                .member_role
+                .is_some_and(|role| role.includes(OrganisationRole::Admin))
+    }
+}
+
+/// A configuration row as one caller sees it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cfg)]
+pub struct SeenRow {
+    #[diesel(embed)]
+    pub row: ConfigurationRow,
+    #[diesel(embed)]
+    pub seen: CallerView,
+}
+
+impl std::ops::Deref for SeenRow {
+    type Target = ConfigurationRow;
+
+    fn deref(&self) -> &ConfigurationRow {
+        &self.row
+    }
+}
+
+/// A listing's row as one caller sees it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = cfg)]
+pub struct SeenSummary {
+    #[diesel(embed)]
+    pub summary: ConfigurationSummary,
+    #[diesel(embed)]
+    pub seen: CallerView,
 }
 
 /// Everything a listing shows: all columns but the ciphertext, so that listing never reads (or
@@ -98,6 +211,7 @@ pub struct ConfigurationRow {
 #[diesel(table_name = cfg)]
 pub struct ConfigurationSummary {
     pub id: DbId,
+    pub organisation_id: Option<DbId>,
     pub connection_id: DbId,
     #[diesel(select_expression = cn::name)]
     pub connection_name: String,
@@ -109,7 +223,6 @@ pub struct ConfigurationSummary {
     pub api_key_hint: Option<String>,
     #[diesel(select_expression = cn::base_url)]
     pub base_url: Option<String>,
-    pub is_default: bool,
     pub is_active: bool,
     #[diesel(select_expression = cn::test_status)]
     pub test_status: TestStatus,
@@ -133,10 +246,11 @@ pub struct ConfigurationSummary {
     #[diesel(select_expression = cn::models_fetched_at, deserialize_as = MaybeStamp)]
     pub models_fetched_at: Option<NaiveDateTime>,
     pub model_listed: bool,
+    pub member_access: MemberAccess,
 }
 
-impl From<ConfigurationSummary> for Configuration {
-    fn from(row: ConfigurationSummary) -> Self {
+impl From<SeenSummary> for Configuration {
+    fn from(SeenSummary { summary: row, seen }: SeenSummary) -> Self {
         Configuration {
             id: row.id.0,
             connection_id: row.connection_id.0,
@@ -146,7 +260,7 @@ impl From<ConfigurationSummary> for Configuration {
             model: row.model,
             api_key_hint: row.api_key_hint,
             base_url: row.base_url,
-            is_default: row.is_default,
+            is_default: seen.is_default,
             is_active: row.is_active,
             test_status: row.test_status,
             test_message: row.test_message,
@@ -158,13 +272,25 @@ impl From<ConfigurationSummary> for Configuration {
             updated_at: row.updated_at,
             parameters: Parameters::from_stored(&row.parameters),
             health: ConfigurationHealth::of(row.test_status, row.models_fetched_at.is_some(), row.model_listed),
+            ownership: seen.ownership(row.organisation_id),
+            member_access: row.member_access,
         }
     }
 }
 
-impl From<ConfigurationRow> for Configuration {
-    fn from(row: ConfigurationRow) -> Self {
-        Configuration::from(ConfigurationSummary::from(row))
+impl From<SeenRow> for Configuration {
+    fn from(SeenRow { row, seen }: SeenRow) -> Self {
+        Configuration::from(SeenSummary {
+            summary: ConfigurationSummary::from(row),
+            seen,
+        })
+    }
+}
+
+impl ConfigurationRow {
+    /// Whose it is (`None` only if the database's CHECK were broken).
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::from_columns(self.user_id.map(|id| id.0), self.organisation_id.map(|id| id.0))
     }
 }
 
@@ -172,6 +298,7 @@ impl From<ConfigurationRow> for ConfigurationSummary {
     fn from(row: ConfigurationRow) -> Self {
         ConfigurationSummary {
             id: row.id,
+            organisation_id: row.organisation_id,
             connection_id: row.connection_id,
             connection_name: row.connection_name,
             name: row.name,
@@ -179,7 +306,6 @@ impl From<ConfigurationRow> for ConfigurationSummary {
             model: row.model,
             api_key_hint: row.api_key_hint,
             base_url: row.base_url,
-            is_default: row.is_default,
             is_active: row.is_active,
             test_status: row.test_status,
             test_message: row.test_message,
@@ -192,6 +318,7 @@ impl From<ConfigurationRow> for ConfigurationSummary {
             parameters: row.parameters,
             models_fetched_at: row.models_fetched_at,
             model_listed: row.model_listed,
+            member_access: row.member_access,
         }
     }
 }
@@ -201,12 +328,11 @@ impl From<ConfigurationRow> for ConfigurationSummary {
 #[diesel(table_name = cfg)]
 pub struct ConfigurationTableRow {
     pub id: DbId,
-    pub user_id: DbId,
+    pub user_id: Option<DbId>,
     pub connection_id: DbId,
     pub name: String,
     pub name_key: String,
     pub model: String,
-    pub is_default: bool,
     pub is_active: bool,
     #[diesel(deserialize_as = MaybeStamp)]
     pub last_used_at: Option<NaiveDateTime>,
@@ -218,22 +344,25 @@ pub struct ConfigurationTableRow {
     /// Canonical JSON (`Parameters::to_json_text`).
     pub parameters: String,
     pub model_listed: bool,
+    pub organisation_id: Option<DbId>,
+    pub member_access: MemberAccess,
 }
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = cfg)]
 pub struct ConfigurationInsert<'a> {
     pub id: DbId,
-    pub user_id: DbId,
+    pub user_id: Option<DbId>,
+    pub organisation_id: Option<DbId>,
     pub connection_id: DbId,
     pub name: &'a str,
     pub name_key: &'a str,
     pub model: &'a str,
-    pub is_default: bool,
     pub is_active: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub parameters: &'a str,
+    pub member_access: MemberAccess,
 }
 
 /// A partial update: `None` leaves a column alone.
@@ -247,6 +376,7 @@ pub struct ConfigurationChanges<'a> {
     pub is_active: Option<bool>,
     pub updated_at: Option<NaiveDateTime>,
     pub parameters: Option<&'a str>,
+    pub member_access: Option<MemberAccess>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ConfigurationInsert<'_>) -> QueryResult<()> {
@@ -271,53 +401,67 @@ pub fn refresh_model_listed_of_connection(conn: &mut DbConnection, connection_id
         .map(|_| ())
 }
 
-/// The owner's configurations, default first, then by case-folded name (unique per owner).
-pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<ConfigurationSummary>> {
-    // Ordered by the (user_id, name_key) unique index, so the database reads rows in order
-    // instead of sorting them; the one default is moved to the front here.
-    let mut rows: Vec<ConfigurationSummary> = on_backend!(conn, |backend| {
-        cfg::table
-            .inner_join(cn::table)
-            .filter(cfg::user_id.eq(user_id))
-            .order(cfg::name_key)
-            .select(ConfigurationSummary::as_select())
-            .load(backend)
-    })?;
-    if let Some(default) = rows.iter().position(|row| row.is_default) {
-        rows[..=default].rotate_right(1);
-    }
+/// What the caller sees: their own configurations and those of the organisations they belong
+/// to; their default first, then their own by case-folded name, then each organisation's (by
+/// the organisation's name) by name. One statement: the caller's own rows through the
+/// `(user_id, name_key)` index, then, through `memberships`, their organisations' rows; the few
+/// rows are put in order here, the same on both databases whatever their collation.
+pub fn list_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<SeenSummary>> {
+    let mut rows: Vec<SeenSummary> = on_backend!(conn, |backend| listing!(user_id).load(backend))?;
+    rows.sort_by_cached_key(|row| {
+        (
+            !row.seen.is_default,
+            row.seen.organisation_name.as_ref().map(|name| name.to_lowercase()),
+            row.summary.name.to_lowercase(),
+        )
+    });
     Ok(rows)
 }
 
-pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<Option<ConfigurationRow>> {
-    cfg::table
-        .inner_join(cn::table)
+/// One configuration the caller may see (their own, or an organisation's they belong to).
+pub fn find_for_user(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<Option<SeenRow>> {
+    seen_by!(user_id)
         .filter(cfg::id.eq(id))
-        .filter(cfg::user_id.eq(user_id))
-        .select(ConfigurationRow::as_select())
+        .filter(visible_to!(user_id))
+        .select(SeenRow::as_select())
         .first(conn)
         .optional()
 }
 
-pub fn find_default_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Option<ConfigurationRow>> {
-    cfg::table
-        .inner_join(cn::table)
-        .filter(cfg::user_id.eq(user_id))
-        .filter(cfg::is_default.eq(true))
-        .select(ConfigurationRow::as_select())
+/// The caller's default, while they may still see it.
+pub fn find_default_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Option<SeenRow>> {
+    seen_by!(user_id)
+        .filter(ud::user_id.nullable().is_not_null())
+        .filter(visible_to!(user_id))
+        .select(SeenRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// An organisation's configurations as one of its members (`user_id`) sees them, by name.
+pub fn list_for_organisation(
+    conn: &mut DbConnection,
+    user_id: DbId,
+    organisation_id: DbId,
+) -> QueryResult<Vec<SeenSummary>> {
+    let mut rows: Vec<SeenSummary> = seen_by!(user_id)
+        .filter(cfg::organisation_id.eq(organisation_id))
+        .filter(ms::user_id.nullable().is_not_null())
+        .select(SeenSummary::as_select())
+        .load(conn)?;
+    rows.sort_by_cached_key(|row| row.summary.name.to_lowercase());
+    Ok(rows)
 }
 
 /// Is `name_key` used by another of the owner's configurations (other than `except`)?
 pub fn name_key_taken(
     conn: &mut DbConnection,
-    user_id: DbId,
+    owner: Owner,
     name_key: &str,
     except: Option<DbId>,
 ) -> QueryResult<bool> {
     let mut query = cfg::table
-        .filter(cfg::user_id.eq(user_id))
+        .filter(configuration_owned_by(owner))
         .filter(cfg::name_key.eq(name_key))
         .select(cfg::id)
         .into_boxed();
@@ -329,11 +473,11 @@ pub fn name_key_taken(
 
 pub fn update(
     conn: &mut DbConnection,
-    user_id: DbId,
+    owner: Owner,
     id: DbId,
     changes: &ConfigurationChanges<'_>,
 ) -> QueryResult<usize> {
-    let updated = diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+    let updated = diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner)))
         .set(changes)
         .execute(conn)?;
     if updated > 0 && (changes.model.is_some() || changes.connection_id.is_some()) {
@@ -342,27 +486,19 @@ pub fn update(
     Ok(updated)
 }
 
-pub fn delete(conn: &mut DbConnection, user_id: DbId, id: DbId) -> QueryResult<bool> {
-    diesel::delete(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+pub fn delete(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<bool> {
+    diesel::delete(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner)))
         .execute(conn)
         .map(|rows| rows > 0)
 }
 
-/// Clears the owner's default flag (on at most one row).
-pub fn clear_default(conn: &mut DbConnection, user_id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(
-        cfg::table
-            .filter(cfg::user_id.eq(user_id))
-            .filter(cfg::is_default.eq(true)),
-    )
-    .set((cfg::is_default.eq(false), cfg::updated_at.eq(now)))
-    .execute(conn)
-}
-
-pub fn mark_default(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
-        .set((cfg::is_default.eq(true), cfg::updated_at.eq(now)))
-        .execute(conn)
+/// The ids of an organisation's configurations (deleting it, or removing a member).
+pub fn ids_of_organisation(conn: &mut DbConnection, organisation_id: DbId) -> QueryResult<Vec<DbId>> {
+    cfg::table
+        .filter(cfg::organisation_id.eq(organisation_id))
+        .order(cfg::id)
+        .select(cfg::id)
+        .load(conn)
 }
 
 /// What choosing a new default needs to know about each active configuration.
@@ -393,15 +529,18 @@ pub fn active_candidates(
 }
 
 /// Records one use: `use_count + 1` and `last_used_at`, in one statement.
-pub fn record_use(conn: &mut DbConnection, user_id: DbId, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(cfg::user_id.eq(user_id)))
+pub fn record_use(conn: &mut DbConnection, owner: Owner, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner)))
         .set((cfg::use_count.eq(cfg::use_count + 1), cfg::last_used_at.eq(now)))
         .execute(conn)
 }
 
-/// How many configurations the user holds.
-pub fn count_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResult<i64> {
-    cfg::table.filter(cfg::user_id.eq(user_id)).count().get_result(conn)
+/// How many configurations the owner holds.
+pub fn count_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<i64> {
+    cfg::table
+        .filter(configuration_owned_by(owner))
+        .count()
+        .get_result(conn)
 }
 
 /// Configurations per user and test status, for the admin's key health (never a key).
@@ -410,8 +549,13 @@ pub fn health_by_user(conn: &mut DbConnection) -> QueryResult<Vec<(DbId, TestSta
         .inner_join(cn::table)
         // A configuration and its connection have the same owner: grouping by the connection's
         // columns alone counts the configurations.
+        .filter(cn::owner_user_id.is_not_null())
         .group_by((cn::owner_user_id, cn::test_status))
-        .select((cn::owner_user_id, cn::test_status, diesel::dsl::count_star()))
+        .select((
+            cn::owner_user_id.assume_not_null(),
+            cn::test_status,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)
 }
 
@@ -440,4 +584,40 @@ pub fn legacy_count_keys_by_key_id(conn: &mut DbConnection) -> QueryResult<Vec<(
     )
     .load(conn)?;
     Ok(rows.into_iter().map(|row| (row.key_id, row.count)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::pg::Pg;
+    use diesel::query_builder::{QueryFragment, QueryId};
+    use diesel::sqlite::Sqlite;
+
+    use super::*;
+
+    fn static_on_sqlite<Q: QueryId + QueryFragment<Sqlite>>(_: &Q) -> bool {
+        Q::HAS_STATIC_QUERY_ID
+    }
+
+    fn static_on_postgres<Q: QueryId + QueryFragment<Pg>>(_: &Q) -> bool {
+        Q::HAS_STATIC_QUERY_ID
+    }
+
+    /// The hot listing and the lookups resolve uses stay cacheable prepared statements (a raw
+    /// SQL literal anywhere in them would make each one be prepared afresh).
+    #[test]
+    fn the_listing_and_lookups_have_static_query_ids() {
+        let caller = DbId(uuid::Uuid::nil());
+        assert!(static_on_sqlite(&listing!(caller)));
+        assert!(static_on_postgres(&listing!(caller)));
+        let find = || seen_by!(caller).filter(cfg::id.eq(caller)).filter(visible_to!(caller));
+        assert!(static_on_sqlite(&find().select(SeenRow::as_select())));
+        assert!(static_on_postgres(&find().select(SeenRow::as_select())));
+        let default = || {
+            seen_by!(caller)
+                .filter(ud::user_id.nullable().is_not_null())
+                .filter(visible_to!(caller))
+        };
+        assert!(static_on_sqlite(&default().select(SeenRow::as_select())));
+        assert!(static_on_postgres(&default().select(SeenRow::as_select())));
+    }
 }

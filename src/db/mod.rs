@@ -20,6 +20,7 @@ pub mod schema;
 pub mod security_events;
 pub mod sessions;
 pub mod sql_types;
+pub mod user_defaults;
 pub mod users;
 
 use std::path::PathBuf;

@@ -40,12 +40,12 @@ diesel::table! {
 
     llm_configurations (id) {
         id -> DbUuid,
-        user_id -> DbUuid,
+        /// The owner: a user, or (`organisation_id`) an organisation; exactly one of the two.
+        user_id -> Nullable<DbUuid>,
         connection_id -> DbUuid,
         name -> Text,
         name_key -> Text,
         model -> Text,
-        is_default -> Bool,
         is_active -> Bool,
         last_used_at -> Nullable<Timestamp>,
         use_count -> BigInt,
@@ -53,6 +53,9 @@ diesel::table! {
         updated_at -> Timestamp,
         parameters -> Text,
         model_listed -> Bool,
+        organisation_id -> Nullable<DbUuid>,
+        /// What members may do with an organisation's key: `use` or `reveal`.
+        member_access -> Text,
     }
 }
 
@@ -62,7 +65,8 @@ diesel::table! {
 
     connections (id) {
         id -> DbUuid,
-        owner_user_id -> DbUuid,
+        /// The owner: a user, or (`organisation_id`) an organisation; exactly one of the two.
+        owner_user_id -> Nullable<DbUuid>,
         name -> Text,
         name_key -> Text,
         provider -> Text,
@@ -85,6 +89,7 @@ diesel::table! {
         check_claimed_at -> Nullable<Timestamp>,
         check_failures -> BigInt,
         expires_at -> Nullable<Timestamp>,
+        organisation_id -> Nullable<DbUuid>,
     }
 }
 
@@ -289,3 +294,28 @@ diesel::joinable!(memberships -> organisations (organisation_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(invitations -> organisations (organisation_id));
 diesel::allow_tables_to_appear_in_same_query!(organisations, memberships, invitations, users);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    /// Each user's default configuration (their own, or an organisation's): one per user.
+    user_defaults (user_id) {
+        user_id -> DbUuid,
+        configuration_id -> DbUuid,
+    }
+}
+
+diesel::joinable!(user_defaults -> llm_configurations (configuration_id));
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, llm_configurations);
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, connections);
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, users);
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, organisations);
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, memberships);
+diesel::allow_tables_to_appear_in_same_query!(user_defaults, conversation_overrides);
+diesel::allow_tables_to_appear_in_same_query!(organisations, llm_configurations);
+diesel::allow_tables_to_appear_in_same_query!(organisations, connections);
+diesel::allow_tables_to_appear_in_same_query!(memberships, llm_configurations);
+diesel::allow_tables_to_appear_in_same_query!(memberships, connections);
+diesel::allow_tables_to_appear_in_same_query!(organisations, conversation_overrides);
+diesel::allow_tables_to_appear_in_same_query!(memberships, conversation_overrides);

@@ -16,7 +16,7 @@ use std::io::Write;
 use uuid::Uuid;
 
 use super::MultiBackend;
-use crate::domain::{CheckStatus, CheckTrigger, OrganisationRole, Provider, Role, TestStatus};
+use crate::domain::{CheckStatus, CheckTrigger, MemberAccess, OrganisationRole, Provider, Role, TestStatus};
 
 /// The SQL type of every id column (`uuid` on PostgreSQL, `TEXT` on SQLite).
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
@@ -142,6 +142,7 @@ text_state!(
     OrganisationRole::parse
 );
 text_state!(Provider, "provider", Provider::id, Provider::parse);
+text_state!(MemberAccess, "member access", MemberAccess::as_str, MemberAccess::parse);
 text_state!(TestStatus, "test status", TestStatus::as_str, TestStatus::parse);
 text_state!(CheckTrigger, "check trigger", CheckTrigger::as_str, CheckTrigger::parse);
 text_state!(CheckStatus, "check status", CheckStatus::as_str, CheckStatus::parse);

@@ -197,6 +197,35 @@ impl TestStatus {
     }
 }
 
+/// What an organisation's members may do with the key of one of its configurations (the text
+/// mapping is in `db/sql_types.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum MemberAccess {
+    /// Choose it, pin it, test it; never read the key (the default).
+    #[default]
+    Use,
+    /// Also receive the key through their own `resolve` tokens (audited).
+    Reveal,
+}
+
+impl MemberAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberAccess::Use => "use",
+            MemberAccess::Reveal => "reveal",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<MemberAccess> {
+        match raw {
+            "use" => Some(MemberAccess::Use),
+            "reveal" => Some(MemberAccess::Reveal),
+            _ => None,
+        }
+    }
+}
+
 /// A configuration as its owner sees it: every field but the key, of which only the stored
 /// hint (the mask) is shown. What the services return and the pages and the API render.
 #[derive(Debug, Clone)]
@@ -212,6 +241,7 @@ pub struct Configuration {
     /// The mask computed when the key was saved; `None` without a key.
     pub api_key_hint: Option<String>,
     pub base_url: Option<String>,
+    /// Whether it is the caller's default (a per-user choice).
     pub is_default: bool,
     pub is_active: bool,
     pub test_status: TestStatus,
@@ -225,11 +255,23 @@ pub struct Configuration {
     pub parameters: super::Parameters,
     /// Its connection's last check, or its model missing from the connection's catalogue.
     pub health: super::ConfigurationHealth,
+    /// Whose it is, as the caller sees it (and so whether the caller may change it).
+    pub ownership: super::Ownership,
+    /// What an organisation's members may do with its key (`Use` on a personal one).
+    pub member_access: MemberAccess,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_access_reads_back_what_it_stores() {
+        for access in [MemberAccess::Use, MemberAccess::Reveal] {
+            assert_eq!(MemberAccess::parse(access.as_str()), Some(access));
+        }
+        assert_eq!(MemberAccess::parse("Reveal"), None);
+    }
 
     #[test]
     fn test_statuses_read_back_what_they_store() {

@@ -26,6 +26,8 @@ pub struct Connection {
     pub is_implicit: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// Whose it is, as the caller sees it (and so whether the caller may change it).
+    pub ownership: super::Ownership,
 }
 
 /// A connection's model catalogue: the ids its provider listed, sorted, and when.

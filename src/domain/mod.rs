@@ -9,12 +9,15 @@ mod field_errors;
 mod limits;
 mod monitoring;
 mod organisation;
+mod owner;
 mod parameters;
 mod provider;
 mod token;
 
 pub use account::{Email, OrganisationRole, Password, Role};
-pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
+pub use configuration::{
+    ApiKey, BaseUrl, ConfigName, Configuration, MemberAccess, ModelId, PlainHttpHosts, TestStatus,
+};
 pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
@@ -26,6 +29,7 @@ pub use organisation::{
     Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
     OrganisationOverview, OrganisationPolicy,
 };
+pub use owner::{Owner, Ownership};
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};

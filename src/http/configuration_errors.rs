@@ -11,6 +11,7 @@ impl From<ConfigurationError> for AppError {
     fn from(error: ConfigurationError) -> Self {
         match error {
             ConfigurationError::NotFound => AppError::NotFound,
+            ConfigurationError::Forbidden => AppError::Forbidden(error.to_string()),
             ConfigurationError::NameTaken => AppError::conflict(Some("name"), error.to_string()),
             ConfigurationError::InactiveDefault => AppError::conflict(None, error.to_string()),
             ConfigurationError::CapReached(cap) => AppError::cap_reached(&cap),
@@ -27,6 +28,7 @@ impl From<ConnectionError> for AppError {
     fn from(error: ConnectionError) -> Self {
         match error {
             ConnectionError::NotFound => AppError::NotFound,
+            ConnectionError::Forbidden => AppError::Forbidden(error.to_string()),
             ConnectionError::NameTaken => AppError::conflict(Some("name"), error.to_string()),
             ConnectionError::CapReached(cap) => AppError::cap_reached(&cap),
             ConnectionError::Invalid(fields) => AppError::Validation(fields),
@@ -40,6 +42,7 @@ impl From<TestError> for AppError {
     fn from(error: TestError) -> Self {
         match error {
             TestError::NotFound => AppError::NotFound,
+            TestError::Forbidden => AppError::Forbidden(error.to_string()),
             TestError::Invalid(fields) => AppError::Validation(fields),
             TestError::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             TestError::Store(error) => AppError::from(error),

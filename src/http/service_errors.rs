@@ -52,6 +52,7 @@ impl From<ConversationsError> for AppError {
             ConversationsError::NotFound => AppError::NotFound,
             ConversationsError::CapReached(cap) => AppError::cap_reached(&cap),
             ConversationsError::KeyUnreadable => AppError::KeyUnreadable,
+            ConversationsError::OrganisationKey => AppError::OrganisationKey(error.to_string()),
             ConversationsError::Vanished(detail) => AppError::Internal(detail.to_owned()),
             ConversationsError::Store(error) => AppError::from(error),
         }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::configurations::{ConfigurationUpdate, KeyChange, NewConfiguration, NewConfigurationOnConnection};
 use super::connection_tests::TestSubject;
 use crate::domain::FieldErrors;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, ModelId, Parameters, PlainHttpHosts, Provider};
+use crate::domain::{ApiKey, BaseUrl, ConfigName, MemberAccess, ModelId, Parameters, PlainHttpHosts, Provider};
 
 /// A field as it arrived: left out, explicitly `null` (only JSON can say that), or a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,9 +38,17 @@ pub struct ConfigurationInput {
     /// A JSON object of parameters (`Parameters::from_json`); the page builds one from its
     /// inputs. Refusals are named `parameters.<member>`.
     pub parameters: Sent<Value>,
+    /// `use` or `reveal`: only an organisation's configuration takes it (the personal routes'
+    /// wire types have no such field).
+    pub member_access: Sent<String>,
     /// What reading the wire format already refused (unknown or read-only fields, values of the
     /// wrong type); reported together with the rest.
     pub refused: FieldErrors,
+}
+
+/// `use` or `reveal`, or why not.
+pub fn parse_member_access(raw: &str) -> Result<MemberAccess, String> {
+    MemberAccess::parse(raw).ok_or_else(|| "must be `use` or `reveal`".to_owned())
 }
 
 /// What a test is asked to test, as sent.
@@ -216,6 +224,9 @@ impl ConfigurationInput {
         let model = fields.required("model", self.model, ModelId::parse);
         let is_default = matches!(self.is_default, Sent::Value(true));
         let is_active = !matches!(self.is_active, Sent::Value(false));
+        let member_access = fields
+            .not_null("member_access", self.member_access, parse_member_access)
+            .unwrap_or_default();
         let parameters = match &self.parameters {
             Sent::Value(value) => fields.parameters(value),
             Sent::Absent | Sent::Null => Some(Parameters::default()),
@@ -229,6 +240,7 @@ impl ConfigurationInput {
                     is_default,
                     is_active,
                     parameters,
+                    member_access,
                 }))
             }
             _ => None,
@@ -247,6 +259,9 @@ impl ConfigurationInput {
         let base_url = fields.optional("base_url", self.base_url, |raw| BaseUrl::parse(raw, policy));
         let is_default = matches!(self.is_default, Sent::Value(true));
         let is_active = !matches!(self.is_active, Sent::Value(false));
+        let member_access = fields
+            .not_null("member_access", self.member_access, parse_member_access)
+            .unwrap_or_default();
         let parameters = match &self.parameters {
             Sent::Value(value) => fields.parameters(value),
             Sent::Absent | Sent::Null => Some(Parameters::default()),
@@ -261,6 +276,7 @@ impl ConfigurationInput {
                 is_default,
                 is_active,
                 parameters,
+                member_access,
             }),
             _ => None,
         };
@@ -308,6 +324,7 @@ impl ConfigurationInput {
             Sent::Null => Some(Parameters::default()),
             Sent::Absent => None,
         };
+        let member_access = fields.not_null("member_access", self.member_access, parse_member_access);
         fields.finish(Some(ConfigurationUpdate {
             name,
             connection_id,
@@ -317,6 +334,7 @@ impl ConfigurationInput {
             base_url,
             is_active,
             parameters,
+            member_access,
         }))
     }
 }

@@ -1,18 +1,26 @@
 //! LLM configurations: create, list, get, update, delete, set default; and the rules that keep
-//! exactly one active default per user. A configuration uses a connection (provider, base URL,
-//! key): one named when it is created, or one of its own made from the old fields. Every change
-//! is one write transaction that first locks the owner, so concurrent requests for one user
-//! take turns and never break the rules.
+//! at most one active default per user. A configuration uses a connection (provider, base URL,
+//! key): one named when it is created, or one of its own made from the old fields. It belongs to
+//! a user or to an organisation: members see an organisation's configurations and may choose
+//! them (default, override), its admins and owners change them. Every change is one write
+//! transaction that first locks the caller (and the organisation), so concurrent requests take
+//! turns and never break the rules.
 
 use std::cmp::Reverse;
 
 use uuid::Uuid;
 
 use crate::crypto::MasterKeyring;
-use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert};
-use crate::db::{self, DbConnection, DbError, DbId, connections as connection_store, conversation_overrides, users};
+use crate::db::llm_configurations::{self as store, ConfigurationChanges, ConfigurationInsert, SeenRow};
+use crate::db::{
+    self, DbConnection, DbError, DbId, connections as connection_store, conversation_overrides, memberships,
+    user_defaults, users,
+};
 use crate::domain::FieldErrors;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, Parameters, Provider, UserCap};
+use crate::domain::{
+    ApiKey, BaseUrl, ConfigName, Configuration, MemberAccess, ModelId, OrganisationRole, Owner, Parameters, Provider,
+    UserCap,
+};
 use crate::services::connections;
 
 /// What can go wrong with a configuration, in the product's words (`http::configuration_errors`
@@ -22,6 +30,9 @@ pub enum ConfigurationError {
     /// No such configuration, or someone else's: the same either way.
     #[error("not found")]
     NotFound,
+    /// A member (not an admin) of the organisation that owns it tried to change it.
+    #[error("only the organisation's admins and owners may change its configurations")]
+    Forbidden,
     #[error("you already have a configuration with this name")]
     NameTaken,
     #[error("an inactive configuration cannot be the default; activate it first")]
@@ -82,6 +93,8 @@ pub struct NewConfiguration {
     pub is_default: bool,
     pub is_active: bool,
     pub parameters: Parameters,
+    /// What an organisation's members may do with its key (ignored on a personal one).
+    pub member_access: MemberAccess,
 }
 
 /// A new configuration on one of the owner's connections.
@@ -93,6 +106,8 @@ pub struct NewConfigurationOnConnection {
     pub is_default: bool,
     pub is_active: bool,
     pub parameters: Parameters,
+    /// What an organisation's members may do with its key (ignored on a personal one).
+    pub member_access: MemberAccess,
 }
 
 /// What an update does to the stored key.
@@ -118,6 +133,8 @@ pub struct ConfigurationUpdate {
     pub is_active: Option<bool>,
     /// `Some`: replaces the stored parameters as a whole.
     pub parameters: Option<Parameters>,
+    /// Only on an organisation's configuration.
+    pub member_access: Option<MemberAccess>,
 }
 
 /// `base_url` is stored only when it differs from the provider's default.
@@ -133,6 +150,37 @@ fn lock_owner(conn: &mut DbConnection, user_id: Uuid) -> Result<(), Configuratio
         Ok(())
     } else {
         Err(ConfigurationError::NotFound)
+    }
+}
+
+/// Locks what a change to `owner`'s configurations serialises on (after the caller's own row).
+fn lock(conn: &mut DbConnection, owner: Owner) -> Result<(), ConfigurationError> {
+    if connections::lock(conn, owner)? {
+        Ok(())
+    } else {
+        Err(ConfigurationError::NotFound)
+    }
+}
+
+/// The configuration `caller` may change: their own, or their organisation's when they are its
+/// admin or owner (a member: 403; anyone else: 404, as for a missing id). With its owner.
+fn editable(conn: &mut DbConnection, caller: Uuid, id: Uuid) -> Result<(SeenRow, Owner), ConfigurationError> {
+    let row = store::find_for_user(conn, DbId(caller), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
+    let owner = row.owner().ok_or(ConfigurationError::NotFound)?;
+    if !row.seen.can_edit(row.organisation_id) {
+        return Err(ConfigurationError::Forbidden);
+    }
+    lock(conn, owner)?;
+    Ok((row, owner))
+}
+
+/// Whether `caller` may manage `organisation`'s resources: `Ok` for its admins and owners, 403
+/// for its members, 404 for anyone else (as for an organisation that does not exist).
+fn may_manage(conn: &mut DbConnection, caller: Uuid, organisation: Uuid) -> Result<(), ConfigurationError> {
+    match memberships::find(conn, DbId(organisation), DbId(caller))? {
+        None => Err(ConfigurationError::NotFound),
+        Some(membership) if !membership.role.includes(OrganisationRole::Admin) => Err(ConfigurationError::Forbidden),
+        Some(_) => Ok(()),
     }
 }
 
@@ -179,6 +227,39 @@ pub fn create(
     cap: UserCap,
     key_rule: KeyRule,
 ) -> Result<Configuration, ConfigurationError> {
+    create_owned(conn, keyring, owner, Owner::User(owner), new, cap, key_rule)
+}
+
+/// Creates an organisation's configuration the old way (with a connection of its own), by one
+/// of its admins or owners; it is nobody's default until a member chooses it.
+pub fn create_for_organisation(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    caller: Uuid,
+    organisation: Uuid,
+    new: NewConfiguration,
+    cap: UserCap,
+) -> Result<Configuration, ConfigurationError> {
+    create_owned(
+        conn,
+        keyring,
+        caller,
+        Owner::Organisation(organisation),
+        new,
+        cap,
+        KeyRule::Required,
+    )
+}
+
+fn create_owned(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    caller: Uuid,
+    owner: Owner,
+    new: NewConfiguration,
+    cap: UserCap,
+    key_rule: KeyRule,
+) -> Result<Configuration, ConfigurationError> {
     let mut errors = FieldErrors::new();
     if key_rule == KeyRule::Required && new.provider.needs_api_key() && new.api_key.is_none() {
         errors.add("api_key", format!("is required for {}", new.provider.label()));
@@ -198,11 +279,15 @@ pub fn create(
     let name_key = new.name.key();
 
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        if store::name_key_taken(conn, DbId(owner), &name_key, None)? {
+        lock_owner(conn, caller)?;
+        if let Owner::Organisation(organisation) = owner {
+            may_manage(conn, caller, organisation)?;
+        }
+        lock(conn, owner)?;
+        if store::name_key_taken(conn, owner, &name_key, None)? {
             return Err(ConfigurationError::NameTaken);
         }
-        if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
+        if cap.is_reached(store::count_for_owner(conn, owner)?) {
             return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
@@ -215,47 +300,54 @@ pub fn create(
             &new.name,
             &new.model,
             (new.is_default, new.is_active),
-            &new.parameters,
+            (&new.parameters, new.member_access),
             now,
         )?;
-        find(conn, owner, id)
+        find(conn, caller, id)
     })
 }
 
-/// Inside the write transaction: the row itself, and the default rules.
+/// Inside the write transaction: the row itself, and the default rules (a user's new active
+/// configuration becomes their default when they have none; an organisation's is nobody's).
 #[allow(clippy::too_many_arguments)]
 fn insert_row(
     conn: &mut DbConnection,
-    owner: Uuid,
+    owner: Owner,
     id: Uuid,
     connection_id: Uuid,
     name: &ConfigName,
     model: &ModelId,
     (is_default, is_active): (bool, bool),
-    parameters: &Parameters,
+    (parameters, member_access): (&Parameters, MemberAccess),
     now: chrono::NaiveDateTime,
 ) -> Result<(), ConfigurationError> {
-    let has_default = store::find_default_for_user(conn, DbId(owner))?.is_some();
-    if is_default && has_default {
-        store::clear_default(conn, DbId(owner), now)?;
-    }
     let parameters = parameters.to_json_text();
     store::insert(
         conn,
         &ConfigurationInsert {
             id: DbId(id),
-            user_id: DbId(owner),
+            user_id: owner.user().map(DbId),
+            organisation_id: owner.organisation().map(DbId),
             connection_id: DbId(connection_id),
             name: name.as_str(),
             name_key: &name.key(),
             model: model.as_str(),
-            is_default: is_default || (is_active && !has_default),
             is_active,
             created_at: now,
             updated_at: now,
             parameters: &parameters,
+            member_access: match owner {
+                Owner::User(_) => MemberAccess::Use,
+                Owner::Organisation(_) => member_access,
+            },
         },
     )?;
+    if let Owner::User(user) = owner {
+        let has_default = store::find_default_for_user(conn, DbId(user))?.is_some();
+        if is_default || (is_active && !has_default) {
+            user_defaults::set(conn, DbId(user), DbId(id))?;
+        }
+    }
     Ok(())
 }
 
@@ -267,6 +359,28 @@ pub fn create_on_connection(
     new: NewConfigurationOnConnection,
     cap: UserCap,
 ) -> Result<Configuration, ConfigurationError> {
+    create_on_connection_owned(conn, owner, Owner::User(owner), new, cap)
+}
+
+/// Creates an organisation's configuration on one of its connections, by one of its admins or
+/// owners.
+pub fn create_on_organisation_connection(
+    conn: &mut DbConnection,
+    caller: Uuid,
+    organisation: Uuid,
+    new: NewConfigurationOnConnection,
+    cap: UserCap,
+) -> Result<Configuration, ConfigurationError> {
+    create_on_connection_owned(conn, caller, Owner::Organisation(organisation), new, cap)
+}
+
+fn create_on_connection_owned(
+    conn: &mut DbConnection,
+    caller: Uuid,
+    owner: Owner,
+    new: NewConfigurationOnConnection,
+    cap: UserCap,
+) -> Result<Configuration, ConfigurationError> {
     if new.is_default && !new.is_active {
         return Err(ConfigurationError::Invalid(FieldErrors::single(
             "is_default",
@@ -275,9 +389,13 @@ pub fn create_on_connection(
     }
     let id = Uuid::now_v7();
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        let connection = connection_store::find_for_owner(conn, DbId(owner), DbId(new.connection_id))?
-            .ok_or_else(not_your_connection)?;
+        lock_owner(conn, caller)?;
+        if let Owner::Organisation(organisation) = owner {
+            may_manage(conn, caller, organisation)?;
+        }
+        lock(conn, owner)?;
+        let connection =
+            connection_store::find_for_owner(conn, owner, DbId(new.connection_id))?.ok_or_else(not_your_connection)?;
         let mut errors = FieldErrors::new();
         if new.is_active && connection.api_key_encrypted.is_none() && connection.provider.needs_api_key() {
             errors.add(
@@ -289,10 +407,10 @@ pub fn create_on_connection(
             );
         }
         refuse_any(errors)?;
-        if store::name_key_taken(conn, DbId(owner), &new.name.key(), None)? {
+        if store::name_key_taken(conn, owner, &new.name.key(), None)? {
             return Err(ConfigurationError::NameTaken);
         }
-        if cap.is_reached(store::count_for_user(conn, DbId(owner))?) {
+        if cap.is_reached(store::count_for_owner(conn, owner)?) {
             return Err(ConfigurationError::CapReached(cap));
         }
         let now = db::now();
@@ -304,22 +422,38 @@ pub fn create_on_connection(
             &new.name,
             &new.model,
             (new.is_default, new.is_active),
-            &new.parameters,
+            (&new.parameters, new.member_access),
             now,
         )?;
-        find(conn, owner, id)
+        find(conn, caller, id)
     })
 }
 
-/// The version of what [`list`] shows for this owner: unchanged version, unchanged listing (on
+/// The version of what [`list`] shows for this caller: unchanged version, unchanged listing (on
 /// every instance, since the database keeps it). A token's check reads it already
 /// ([`crate::services::Principal::listing_version`]); this reads it for a session.
 pub fn listing_version(conn: &mut DbConnection, owner: Uuid) -> Result<i64, ConfigurationError> {
     users::listing_version(conn, DbId(owner))?.ok_or(ConfigurationError::NotFound)
 }
 
+/// What the caller sees: their own configurations and their organisations'.
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Configuration>, ConfigurationError> {
     Ok(store::list_for_user(conn, DbId(owner))?
+        .into_iter()
+        .map(Configuration::from)
+        .collect())
+}
+
+/// An organisation's configurations, for one of its members (anyone else: 404).
+pub fn list_for_organisation(
+    conn: &mut DbConnection,
+    caller: Uuid,
+    organisation: Uuid,
+) -> Result<Vec<Configuration>, ConfigurationError> {
+    if memberships::find(conn, DbId(organisation), DbId(caller))?.is_none() {
+        return Err(ConfigurationError::NotFound);
+    }
+    Ok(store::list_for_organisation(conn, DbId(caller), DbId(organisation))?
         .into_iter()
         .map(Configuration::from)
         .collect())
@@ -344,13 +478,20 @@ pub fn update(
     id: Uuid,
     update: ConfigurationUpdate,
 ) -> Result<Configuration, ConfigurationError> {
+    let caller = owner;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
+        lock_owner(conn, caller)?;
+        let (row, owner) = editable(conn, caller, id)?;
+        if update.member_access.is_some() && owner.organisation().is_none() {
+            return Err(ConfigurationError::Invalid(FieldErrors::single(
+                "member_access",
+                "applies only to an organisation's configuration",
+            )));
+        }
         let moving = update.connection_id.filter(|target| *target != row.connection_id.0);
         let connection_id = moving.unwrap_or(row.connection_id.0);
-        let connection = connection_store::find_for_owner(conn, DbId(owner), DbId(connection_id))?
-            .ok_or_else(not_your_connection)?;
+        let connection =
+            connection_store::find_for_owner(conn, owner, DbId(connection_id))?.ok_or_else(not_your_connection)?;
         let provider = update.provider.unwrap_or(connection.provider);
         let base_url = connections::base_url_after(&connection, provider, &update.base_url);
         let is_active = update.is_active.unwrap_or(row.is_active);
@@ -408,7 +549,7 @@ pub fn update(
 
         let name_key = update.name.as_ref().map(ConfigName::key);
         if let Some(name_key) = &name_key
-            && store::name_key_taken(conn, DbId(owner), name_key, Some(DbId(id)))?
+            && store::name_key_taken(conn, owner, name_key, Some(DbId(id)))?
         {
             return Err(ConfigurationError::NameTaken);
         }
@@ -426,11 +567,15 @@ pub fn update(
                 now,
             )?;
         }
-        let deactivating_default = row.is_default && !is_active;
-        if deactivating_default {
-            // Before the update: the table refuses an inactive default.
-            store::clear_default(conn, DbId(owner), now)?;
-        }
+        // Everyone whose default it is loses it when it is deactivated (each then gets one of
+        // their own, as when a default is deleted).
+        let orphaned = if row.is_active && !is_active {
+            let users = user_defaults::users_of(conn, DbId(id))?;
+            user_defaults::clear_for_configuration(conn, DbId(id))?;
+            users
+        } else {
+            Vec::new()
+        };
         let parameters = update.parameters.as_ref().map(Parameters::to_json_text);
         let changes = ConfigurationChanges {
             name: update.name.as_ref().map(ConfigName::as_str),
@@ -440,17 +585,23 @@ pub fn update(
             is_active: update.is_active,
             updated_at: Some(now),
             parameters: parameters.as_deref(),
+            member_access: update.member_access,
         };
-        store::update(conn, DbId(owner), DbId(id), &changes)?;
+        store::update(conn, owner, DbId(id), &changes)?;
         if moving.is_some() {
             connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
         }
-        if deactivating_default {
-            promote_default(conn, owner, now)?;
-        } else if is_active && !row.is_default && store::find_default_for_user(conn, DbId(owner))?.is_none() {
-            store::mark_default(conn, DbId(owner), DbId(id), now)?;
+        for user in orphaned {
+            promote_default(conn, user.0)?;
         }
-        find(conn, owner, id)
+        if let Owner::User(user) = owner
+            && is_active
+            && !row.seen.is_default
+            && store::find_default_for_user(conn, DbId(user))?.is_none()
+        {
+            user_defaults::set(conn, DbId(user), DbId(id))?;
+        }
+        find(conn, caller, id)
     })
 }
 
@@ -478,9 +629,10 @@ pub fn update_onto_new_connection(
         errors.add("base_url", format!("is required for {}", provider.label()));
     }
     refuse_any(errors)?;
+    let caller = owner;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        let row = find(conn, owner, id)?;
+        lock_owner(conn, caller)?;
+        let (row, owner) = editable(conn, caller, id)?;
         let invalid = |field: &str, message: String| ConfigurationError::Invalid(FieldErrors::single(field, message));
         let name = match &update.name {
             Some(name) => name.clone(),
@@ -499,6 +651,7 @@ pub fn update_onto_new_connection(
             is_default: false,
             is_active: update.is_active.unwrap_or(row.is_active),
             parameters: Parameters::default(),
+            member_access: row.member_access,
         };
         let connection_id = connections::insert_implicit(conn, keyring, owner, &new, db::now())?;
         let moved = ConfigurationUpdate {
@@ -508,46 +661,59 @@ pub fn update_onto_new_connection(
             base_url: None,
             ..update
         };
-        self::update(conn, keyring, owner, id, moved)
+        self::update(conn, keyring, caller, id, moved)
     })
 }
 
+/// Deletes a configuration (and its overrides); everyone whose default it was gets one of their
+/// own, as `product.md` says.
 pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConfigurationError> {
+    let caller = owner;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
-        conversation_overrides::delete_for_configuration(conn, DbId(id))?;
-        store::delete(conn, DbId(owner), DbId(id))?;
-        connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
-        if row.is_default {
-            promote_default(conn, owner, db::now())?;
-        }
-        Ok(())
+        lock_owner(conn, caller)?;
+        let (row, owner) = editable(conn, caller, id)?;
+        delete_row(conn, owner, &row)
     })
+}
+
+/// Inside the caller's write transaction (owner locked): deletes one configuration with its
+/// overrides and defaults, its implicit connection when nothing else uses it, and promotes a
+/// new default for each user who had it.
+pub(crate) fn delete_row(conn: &mut DbConnection, owner: Owner, row: &SeenRow) -> Result<(), ConfigurationError> {
+    let orphaned = user_defaults::users_of(conn, row.id)?;
+    user_defaults::clear_for_configuration(conn, row.id)?;
+    conversation_overrides::delete_for_configuration(conn, row.id)?;
+    store::delete(conn, owner, row.id)?;
+    connections::delete_if_unused_implicit(conn, owner, row.connection_id)?;
+    for user in orphaned {
+        promote_default(conn, user.0)?;
+    }
+    Ok(())
 }
 
 /// Makes `id` the owner's default in one step.
+/// Makes `id` the caller's default in one step: one of their own, or one of an organisation
+/// they belong to.
 pub fn set_default(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     db::write_transaction(conn, |conn| {
         lock_owner(conn, owner)?;
         let row = store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(ConfigurationError::NotFound)?;
-        if row.is_default {
+        if row.seen.is_default {
             return Ok(Configuration::from(row));
         }
         if !row.is_active {
             return Err(ConfigurationError::InactiveDefault);
         }
-        let now = db::now();
-        store::clear_default(conn, DbId(owner), now)?;
-        store::mark_default(conn, DbId(owner), DbId(id), now)?;
+        user_defaults::set(conn, DbId(owner), DbId(id))?;
         find(conn, owner, id)
     })
 }
 
-/// After the default was deleted or deactivated: the active configuration used most recently
-/// becomes the default (never-used ones after used ones, then the newest, then by id). Decided
-/// here rather than in SQL so that both databases order NULLs and ids identically.
-fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateTime) -> Result<(), ConfigurationError> {
+/// After the default was deleted or deactivated: the user's own active configuration used most
+/// recently becomes the default (never-used ones after used ones, then the newest, then by id);
+/// an organisation's never is. Decided here rather than in SQL so that both databases order
+/// NULLs and ids identically.
+pub(crate) fn promote_default(conn: &mut DbConnection, owner: Uuid) -> Result<(), diesel::result::Error> {
     let candidates = store::active_candidates(conn, DbId(owner))?;
     let chosen = candidates
         .into_iter()
@@ -555,7 +721,41 @@ fn promote_default(conn: &mut DbConnection, owner: Uuid, now: chrono::NaiveDateT
         .map(|(candidate, _, _)| candidate)
         .max_by_key(|candidate| (candidate.last_used_at, candidate.created_at, Reverse(candidate.id)));
     if let Some(chosen) = chosen {
-        store::mark_default(conn, DbId(owner), chosen.id, now)?;
+        user_defaults::set(conn, DbId(owner), chosen.id)?;
+    }
+    Ok(())
+}
+
+/// Inside the caller's write transaction (the organisation locked): deletes every configuration
+/// and connection an organisation owns, with the overrides and defaults that point at them
+/// (each member who loses their default gets one of their own), so that deleting the
+/// organisation leaves nothing that names it.
+pub(crate) fn delete_everything_of(conn: &mut DbConnection, organisation: Uuid) -> Result<(), diesel::result::Error> {
+    let owner = Owner::Organisation(organisation);
+    for id in store::ids_of_organisation(conn, DbId(organisation))? {
+        let orphaned = user_defaults::users_of(conn, id)?;
+        user_defaults::clear_for_configuration(conn, id)?;
+        conversation_overrides::delete_for_configuration(conn, id)?;
+        store::delete(conn, owner, id)?;
+        for user in orphaned {
+            promote_default(conn, user.0)?;
+        }
+    }
+    connection_store::delete_all_for_owner(conn, owner)?;
+    Ok(())
+}
+
+/// Inside the caller's write transaction: a member who left or was removed loses their default
+/// and overrides that point at the organisation's configurations; a lost default is replaced by
+/// one of their own.
+pub(crate) fn forget_organisation_choices(
+    conn: &mut DbConnection,
+    user: Uuid,
+    organisation: Uuid,
+) -> Result<(), diesel::result::Error> {
+    let (defaults, _) = user_defaults::clear_organisation_choices(conn, DbId(user), DbId(organisation))?;
+    if defaults > 0 {
+        promote_default(conn, user)?;
     }
     Ok(())
 }

@@ -23,6 +23,10 @@ pub enum TestError {
     /// No such configuration or connection, or someone else's.
     #[error("not found")]
     NotFound,
+    /// A member (not an admin) of the organisation that owns it tried to test it with other
+    /// values than its own.
+    #[error("only the organisation's admins and owners may test its configurations with other values")]
+    Forbidden,
     #[error("the test's input is invalid")]
     Invalid(FieldErrors),
     /// The owner's per-minute budget of tests is spent.
@@ -44,6 +48,7 @@ impl From<ConnectionError> for TestError {
         match error {
             ConnectionError::Store(error) => TestError::Store(error),
             ConnectionError::Invalid(fields) => TestError::Invalid(fields),
+            ConnectionError::Forbidden => TestError::Forbidden,
             ConnectionError::NotFound
             | ConnectionError::NameTaken
             | ConnectionError::CapReached(_)
@@ -322,11 +327,12 @@ fn saved_target(keyring: &MasterKeyring, row: &ConnectionRow, model: Option<Stri
     let Some(base_url) = row.base_url.as_deref().or(provider.default_base_url()) else {
         return SavedTarget::Settled(TestOutcome::failed("not_found", None));
     };
-    let api_key = match &row.api_key_encrypted {
-        None => None,
-        Some(sealed) => match connections::open_key(
+    let api_key = match (&row.api_key_encrypted, row.owner()) {
+        (None, _) => None,
+        (Some(_), None) => return SavedTarget::Settled(TestOutcome::failed("key_unreadable", None)),
+        (Some(sealed), Some(owner)) => match connections::open_key(
             keyring,
-            row.owner_user_id.0,
+            owner,
             row.id.0,
             row.legacy_configuration_id.map(|id| id.0),
             sealed,
@@ -367,8 +373,8 @@ impl Tester<'_> {
                     .database
                     .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
                     .await?;
-                let model = model.map_or(configuration.model, |model| model.as_str().to_owned());
-                self.test_connection(owner, configuration.connection_id.0, Some(model))
+                let model = model.map_or(configuration.row.model, |model| model.as_str().to_owned());
+                self.test_connection(owner, configuration.row.connection_id.0, Some(model))
                     .await
             }
             TestSubject::Connection { id, model } => {
@@ -410,7 +416,7 @@ impl Tester<'_> {
         let per_minute = self.per_minute;
         self.database
             .run(move |conn| {
-                let row = connections::find_row(conn, owner, id)?;
+                let (row, _) = connections::find_visible_row(conn, owner, id)?;
                 check(&row)?;
                 consume_test_budget(conn, owner, per_minute)?;
                 Ok(row)
@@ -424,11 +430,12 @@ impl Tester<'_> {
         let row = self.counted_connection(owner, id, |_| Ok(())).await?;
         let outcome = saved_target(self.keyring, &row, model).outcome(self.client).await;
         let recorded = outcome.clone();
+        let owner = row.owner().ok_or(TestError::NotFound)?;
         self.database
             .run(move |conn| {
                 connection_store::record_test_result(
                     conn,
-                    DbId(owner),
+                    owner,
                     DbId(id),
                     recorded.test_status(),
                     recorded.code,
@@ -456,6 +463,7 @@ impl Tester<'_> {
     ) -> Result<Result<ModelCatalogue, TestOutcome>, TestError> {
         let row = self.counted_connection(owner, id, |_| Ok(())).await?;
         let outcome = saved_target(self.keyring, &row, None).outcome(self.client).await;
+        let owner = row.owner().ok_or(TestError::NotFound)?;
         match outcome.catalogue {
             Some(models) => Ok(Ok(self
                 .database
@@ -482,6 +490,9 @@ impl Tester<'_> {
             .database
             .run(move |conn| store::find_for_user(conn, DbId(owner), DbId(id))?.ok_or(TestError::NotFound))
             .await?;
+        if !configuration.seen.can_edit(configuration.organisation_id) {
+            return Err(TestError::Forbidden);
+        }
         let row = self
             .counted_connection(owner, configuration.connection_id.0, move |row| {
                 if row.provider != provider || row.base_url != requested_base {

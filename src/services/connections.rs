@@ -2,16 +2,21 @@
 //! configurations use. One key change on a connection is what every configuration of it
 //! resolves to from the next request on. Also the implicit connection made for a configuration
 //! created the old way, opening a stored key under whichever binding seals it, and the model
-//! catalogue. Every change is one write transaction that first locks the owner.
+//! catalogue. A connection belongs to a user or to an organisation (whose members see it and
+//! whose admins change it). Every change is one write transaction that first locks the caller
+//! and the owner.
 
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, Sealed, mask_api_key};
 use crate::db::connections::{self as store, ConnectionChanges, ConnectionRow};
-use crate::db::{self, DbConnection, DbError, DbId, users};
+use crate::db::{self, DbConnection, DbError, DbId, memberships, organisations, users};
 use crate::domain::FieldErrors;
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, Provider, TestStatus, UserCap};
+use crate::domain::{
+    ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, OrganisationRole, Owner, Ownership, Provider, TestStatus,
+    UserCap,
+};
 use crate::services::configurations::{KeyChange, NewConfiguration, stored_base_url};
 
 /// What can go wrong with a connection, in the product's words (`http::configuration_errors`
@@ -21,6 +26,9 @@ pub enum ConnectionError {
     /// No such connection, or someone else's: the same either way.
     #[error("not found")]
     NotFound,
+    /// A member (not an admin) of the organisation that owns it tried to change it.
+    #[error("only the organisation's admins and owners may change its connections")]
+    Forbidden,
     #[error("you already have a connection with this name")]
     NameTaken,
     /// The owner holds as many connections as the cap allows.
@@ -66,23 +74,36 @@ pub struct ConnectionUpdate {
 
 /// The binding a stored key is sealed under: the connection's, or, for a key the upgrade moved
 /// over and has not re-sealed yet, the configuration's it was stored on.
-pub fn key_binding(owner: Uuid, connection: Uuid, legacy_configuration: Option<Uuid>) -> RowBinding {
-    match legacy_configuration {
-        Some(configuration) => RowBinding::Configuration { owner, configuration },
-        None => RowBinding::Connection { owner, connection },
+pub fn key_binding(owner: Owner, connection: Uuid, legacy_configuration: Option<Uuid>) -> RowBinding {
+    match (legacy_configuration, owner) {
+        (Some(configuration), _) => RowBinding::Configuration {
+            owner: owner.id(),
+            configuration,
+        },
+        (None, Owner::User(owner)) => RowBinding::Connection { owner, connection },
+        (None, Owner::Organisation(organisation)) => RowBinding::OrganisationConnection {
+            organisation,
+            connection,
+        },
     }
 }
 
+/// The binding a connection's key is sealed under from now on (the connection's own, never the
+/// upgrade's).
+pub fn own_binding(owner: Owner, connection: Uuid) -> RowBinding {
+    key_binding(owner, connection, None)
+}
+
 /// Seals a key for a connection (always under the connection's own binding).
-pub fn seal_key(keyring: &MasterKeyring, owner: Uuid, connection: Uuid, key: &ApiKey) -> Sealed {
-    keyring.seal(key.expose().as_bytes(), RowBinding::Connection { owner, connection })
+pub fn seal_key(keyring: &MasterKeyring, owner: Owner, connection: Uuid, key: &ApiKey) -> Sealed {
+    keyring.seal(key.expose().as_bytes(), own_binding(owner, connection))
 }
 
 /// A stored key in clear; `None` when it does not open (tampered, moved, master key gone) or
 /// is not text. Never says more than that.
 pub fn open_key(
     keyring: &MasterKeyring,
-    owner: Uuid,
+    owner: Owner,
     connection: Uuid,
     legacy_configuration: Option<Uuid>,
     sealed: &[u8],
@@ -101,6 +122,64 @@ fn lock_owner(conn: &mut DbConnection, owner: Uuid) -> Result<(), ConnectionErro
     }
 }
 
+/// Locks what a change to `owner`'s connections and configurations serialises on: the user's
+/// row, or the organisation's. Returns whether it exists.
+pub(crate) fn lock(conn: &mut DbConnection, owner: Owner) -> Result<bool, diesel::result::Error> {
+    match owner {
+        Owner::User(user) => users::lock_owner(conn, DbId(user)),
+        Owner::Organisation(organisation) => organisations::lock(conn, DbId(organisation)),
+    }
+}
+
+fn lock_resources(conn: &mut DbConnection, owner: Owner) -> Result<(), ConnectionError> {
+    if lock(conn, owner)? {
+        Ok(())
+    } else {
+        Err(ConnectionError::NotFound)
+    }
+}
+
+/// Whether `caller` may manage `organisation`'s resources: `Ok` for its admins and owners, 403
+/// for its members, 404 for anyone else (as for an organisation that does not exist).
+fn may_manage(conn: &mut DbConnection, caller: Uuid, organisation: Uuid) -> Result<(), ConnectionError> {
+    match memberships::find(conn, DbId(organisation), DbId(caller))? {
+        None => Err(ConnectionError::NotFound),
+        Some(membership) if !membership.role.includes(OrganisationRole::Admin) => Err(ConnectionError::Forbidden),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The connection `caller` may see (their own, or an organisation's they belong to), with how
+/// they see it; 404 otherwise.
+pub fn find_visible_row(
+    conn: &mut DbConnection,
+    caller: Uuid,
+    id: Uuid,
+) -> Result<(ConnectionRow, Ownership), ConnectionError> {
+    let (row, name, role) = store::find_visible(conn, DbId(caller), DbId(id))?.ok_or(ConnectionError::NotFound)?;
+    let ownership = match (row.organisation_id, name) {
+        (Some(organisation), Some(name)) => Ownership::Organisation {
+            id: organisation.0,
+            name,
+            role: role.unwrap_or(OrganisationRole::Member),
+        },
+        _ => Ownership::Own,
+    };
+    Ok((row, ownership))
+}
+
+/// The connection `caller` may change (their own, or as the organisation's admin or owner; a
+/// member: 403), its owner locked.
+fn editable(conn: &mut DbConnection, caller: Uuid, id: Uuid) -> Result<(ConnectionRow, Owner), ConnectionError> {
+    let (row, ownership) = find_visible_row(conn, caller, id)?;
+    if !ownership.can_edit() {
+        return Err(ConnectionError::Forbidden);
+    }
+    let owner = row.owner().ok_or(ConnectionError::NotFound)?;
+    lock_resources(conn, owner)?;
+    Ok((row, owner))
+}
+
 /// `Ok(())` when nothing was refused.
 fn refuse_any(errors: FieldErrors) -> Result<(), ConnectionError> {
     if errors.is_empty() {
@@ -110,7 +189,7 @@ fn refuse_any(errors: FieldErrors) -> Result<(), ConnectionError> {
     }
 }
 
-fn to_domain(row: ConnectionRow, configuration_count: i64) -> Connection {
+fn to_domain(row: ConnectionRow, configuration_count: i64, ownership: Ownership) -> Connection {
     Connection {
         id: row.id.0,
         name: row.name,
@@ -128,6 +207,7 @@ fn to_domain(row: ConnectionRow, configuration_count: i64) -> Connection {
         is_implicit: row.is_implicit,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        ownership,
     }
 }
 
@@ -149,6 +229,29 @@ pub fn create(
     new: NewConnection,
     cap: UserCap,
 ) -> Result<Connection, ConnectionError> {
+    create_owned(conn, keyring, owner, Owner::User(owner), new, cap)
+}
+
+/// Creates an organisation's connection, by one of its admins or owners.
+pub fn create_for_organisation(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    caller: Uuid,
+    organisation: Uuid,
+    new: NewConnection,
+    cap: UserCap,
+) -> Result<Connection, ConnectionError> {
+    create_owned(conn, keyring, caller, Owner::Organisation(organisation), new, cap)
+}
+
+fn create_owned(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    caller: Uuid,
+    owner: Owner,
+    new: NewConnection,
+    cap: UserCap,
+) -> Result<Connection, ConnectionError> {
     let mut errors = FieldErrors::new();
     check_key(new.provider, new.api_key.is_some(), &mut errors);
     if new.provider.needs_base_url() && new.base_url.is_none() {
@@ -156,11 +259,15 @@ pub fn create(
     }
     refuse_any(errors)?;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        if store::name_key_taken(conn, DbId(owner), &new.name.key(), None)? {
+        lock_owner(conn, caller)?;
+        if let Owner::Organisation(organisation) = owner {
+            may_manage(conn, caller, organisation)?;
+        }
+        lock_resources(conn, owner)?;
+        if store::name_key_taken(conn, owner, &new.name.key(), None)? {
             return Err(ConnectionError::NameTaken);
         }
-        if cap.is_reached(store::count_for_owner(conn, DbId(owner))?) {
+        if cap.is_reached(store::count_for_owner(conn, owner)?) {
             return Err(ConnectionError::CapReached(cap));
         }
         let id = Uuid::now_v7();
@@ -177,7 +284,7 @@ pub fn create(
             false,
             now,
         )?;
-        find(conn, owner, id)
+        find(conn, caller, id)
     })
 }
 
@@ -185,7 +292,7 @@ pub fn create(
 fn insert_row(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
-    owner: Uuid,
+    owner: Owner,
     id: Uuid,
     name: &str,
     provider: Provider,
@@ -199,7 +306,8 @@ fn insert_row(
         conn,
         &ConnectionRow {
             id: DbId(id),
-            owner_user_id: DbId(owner),
+            owner_user_id: owner.user().map(DbId),
+            organisation_id: owner.organisation().map(DbId),
             name: name.to_owned(),
             name_key: name.to_lowercase(),
             provider,
@@ -224,7 +332,7 @@ fn insert_row(
 
 /// The first free name of `base`, `base (2)`, `base (3)`, … among the owner's connections,
 /// shortened so that it fits a name's 64 characters.
-fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<String, diesel::result::Error> {
+fn free_name(conn: &mut DbConnection, owner: Owner, base: &ConfigName) -> Result<String, diesel::result::Error> {
     let mut n: u64 = 1;
     loop {
         let candidate = if n == 1 {
@@ -235,7 +343,7 @@ fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<
             let stem: String = base.as_str().chars().take(room).collect();
             format!("{}{suffix}", stem.trim_end())
         };
-        if !store::name_key_taken(conn, DbId(owner), &candidate.to_lowercase(), None)? {
+        if !store::name_key_taken(conn, owner, &candidate.to_lowercase(), None)? {
             return Ok(candidate);
         }
         n += 1;
@@ -247,7 +355,7 @@ fn free_name(conn: &mut DbConnection, owner: Uuid, base: &ConfigName) -> Result<
 pub fn insert_implicit(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
-    owner: Uuid,
+    owner: Owner,
     configuration: &NewConfiguration,
     now: chrono::NaiveDateTime,
 ) -> Result<Uuid, diesel::result::Error> {
@@ -268,10 +376,30 @@ pub fn insert_implicit(
     Ok(id)
 }
 
+/// The caller's own connections, by name.
 pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, ConnectionError> {
-    let counts: std::collections::HashMap<DbId, i64> =
-        store::configuration_counts(conn, DbId(owner))?.into_iter().collect();
-    let mut rows = store::list_for_owner(conn, DbId(owner))?;
+    list_owned(conn, Owner::User(owner), Ownership::Own)
+}
+
+/// An organisation's connections, for one of its members (anyone else: 404).
+pub fn list_for_organisation(
+    conn: &mut DbConnection,
+    caller: Uuid,
+    organisation: Uuid,
+) -> Result<Vec<Connection>, ConnectionError> {
+    let membership = memberships::find(conn, DbId(organisation), DbId(caller))?.ok_or(ConnectionError::NotFound)?;
+    let row = organisations::find(conn, DbId(organisation))?.ok_or(ConnectionError::NotFound)?;
+    let ownership = Ownership::Organisation {
+        id: organisation,
+        name: row.name,
+        role: membership.role,
+    };
+    list_owned(conn, Owner::Organisation(organisation), ownership)
+}
+
+fn list_owned(conn: &mut DbConnection, owner: Owner, ownership: Ownership) -> Result<Vec<Connection>, ConnectionError> {
+    let counts: std::collections::HashMap<DbId, i64> = store::configuration_counts(conn, owner)?.into_iter().collect();
+    let mut rows = store::list_for_owner(conn, owner)?;
     // By the case-folded name, compared as Rust compares it: the same on both databases,
     // whatever their collation.
     rows.sort_by(|a, b| a.name_key.cmp(&b.name_key));
@@ -279,20 +407,22 @@ pub fn list(conn: &mut DbConnection, owner: Uuid) -> Result<Vec<Connection>, Con
         .into_iter()
         .map(|row| {
             let count = counts.get(&row.id).copied().unwrap_or(0);
-            to_domain(row, count)
+            to_domain(row, count, ownership.clone())
         })
         .collect())
 }
 
-pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Connection, ConnectionError> {
-    let row = find_row(conn, owner, id)?;
-    let count = store::configuration_names(conn, DbId(owner), DbId(id))?.len();
-    Ok(to_domain(row, i64::try_from(count).unwrap_or(i64::MAX)))
+/// One connection the caller may see (their own, or an organisation's they belong to).
+pub fn find(conn: &mut DbConnection, caller: Uuid, id: Uuid) -> Result<Connection, ConnectionError> {
+    let (row, ownership) = find_visible_row(conn, caller, id)?;
+    let owner = row.owner().ok_or(ConnectionError::NotFound)?;
+    let count = store::configuration_names(conn, owner, DbId(id))?.len();
+    Ok(to_domain(row, i64::try_from(count).unwrap_or(i64::MAX), ownership))
 }
 
 /// The one connection row of `owner`, or 404 (someone else's is the same as none).
-pub fn find_row(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ConnectionRow, ConnectionError> {
-    store::find_for_owner(conn, DbId(owner), DbId(id))?.ok_or(ConnectionError::NotFound)
+pub fn find_row(conn: &mut DbConnection, owner: Owner, id: Uuid) -> Result<ConnectionRow, ConnectionError> {
+    store::find_for_owner(conn, owner, DbId(id))?.ok_or(ConnectionError::NotFound)
 }
 
 /// The rules for changing where a stored key goes and what it is (`api.md`): a new provider or
@@ -343,7 +473,7 @@ pub(crate) fn base_url_after(
 pub(crate) fn write_changes(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
-    owner: Uuid,
+    owner: Owner,
     row: &ConnectionRow,
     name: Option<&ConfigName>,
     provider: Provider,
@@ -374,9 +504,9 @@ pub(crate) fn write_changes(
         legacy_configuration_id: key_changes.then_some(None),
         updated_at: Some(now),
     };
-    store::update(conn, DbId(owner), row.id, &changes)?;
+    store::update(conn, owner, row.id, &changes)?;
     if destination_changed {
-        store::clear_models(conn, DbId(owner), row.id)?;
+        store::clear_models(conn, owner, row.id)?;
     }
     Ok(())
 }
@@ -388,9 +518,10 @@ pub fn update(
     id: Uuid,
     update: ConnectionUpdate,
 ) -> Result<Connection, ConnectionError> {
+    let caller = owner;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        let row = find_row(conn, owner, id)?;
+        lock_owner(conn, caller)?;
+        let (row, owner) = editable(conn, caller, id)?;
         let provider = update.provider.unwrap_or(row.provider);
         let base_url = base_url_after(&row, provider, &update.base_url);
         let mut errors = FieldErrors::new();
@@ -413,7 +544,7 @@ pub fn update(
         }
         refuse_any(errors)?;
         if let Some(name) = &update.name
-            && store::name_key_taken(conn, DbId(owner), &name.key(), Some(DbId(id)))?
+            && store::name_key_taken(conn, owner, &name.key(), Some(DbId(id)))?
         {
             return Err(ConnectionError::NameTaken);
         }
@@ -428,21 +559,22 @@ pub fn update(
             &update.api_key,
             db::now(),
         )?;
-        find(conn, owner, id)
+        find(conn, caller, id)
     })
 }
 
 /// Deletes a connection; refused with 409 `in_use`, naming the configurations, while any
 /// configuration uses it.
 pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), ConnectionError> {
+    let caller = owner;
     db::write_transaction(conn, |conn| {
-        lock_owner(conn, owner)?;
-        find_row(conn, owner, id)?;
-        let users_of = store::configuration_names(conn, DbId(owner), DbId(id))?;
+        lock_owner(conn, caller)?;
+        let (_, owner) = editable(conn, caller, id)?;
+        let users_of = store::configuration_names(conn, owner, DbId(id))?;
         if !users_of.is_empty() {
             return Err(ConnectionError::InUse(users_of));
         }
-        store::delete(conn, DbId(owner), DbId(id))?;
+        store::delete(conn, owner, DbId(id))?;
         Ok(())
     })
 }
@@ -451,22 +583,23 @@ pub fn delete(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<(), Conn
 /// uses any more (a connection made explicitly stays until its owner deletes it).
 pub(crate) fn delete_if_unused_implicit(
     conn: &mut DbConnection,
-    owner: Uuid,
+    owner: Owner,
     id: DbId,
 ) -> Result<(), diesel::result::Error> {
-    let Some(row) = store::find_for_owner(conn, DbId(owner), id)? else {
+    let Some(row) = store::find_for_owner(conn, owner, id)? else {
         return Ok(());
     };
-    if row.is_implicit && store::configuration_names(conn, DbId(owner), id)?.is_empty() {
-        store::delete(conn, DbId(owner), id)?;
+    if row.is_implicit && store::configuration_names(conn, owner, id)?.is_empty() {
+        store::delete(conn, owner, id)?;
     }
     Ok(())
 }
 
 /// The connection's model catalogue, sorted.
-pub fn catalogue(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<ModelCatalogue, ConnectionError> {
-    let row = find_row(conn, owner, id)?;
-    let models = store::model_ids(conn, DbId(owner), DbId(id))?;
+pub fn catalogue(conn: &mut DbConnection, caller: Uuid, id: Uuid) -> Result<ModelCatalogue, ConnectionError> {
+    let (row, _) = find_visible_row(conn, caller, id)?;
+    let owner = row.owner().ok_or(ConnectionError::NotFound)?;
+    let models = store::model_ids(conn, owner, DbId(id))?;
     Ok(ModelCatalogue {
         fetched_at: row.models_fetched_at,
         models: ModelCatalogue::normalise(models),
@@ -476,14 +609,14 @@ pub fn catalogue(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Model
 /// Stores what a provider listed as the connection's catalogue (sorted, at most 2,000 ids).
 pub fn store_catalogue(
     conn: &mut DbConnection,
-    owner: Uuid,
+    owner: Owner,
     id: Uuid,
     models: Vec<String>,
 ) -> Result<ModelCatalogue, ConnectionError> {
     let models = ModelCatalogue::normalise(models);
     let now = db::now();
     db::write_transaction(conn, |conn| {
-        if !store::replace_models(conn, DbId(owner), DbId(id), &models, now)? {
+        if !store::replace_models(conn, owner, DbId(id), &models, now)? {
             return Err(ConnectionError::NotFound);
         }
         Ok::<_, ConnectionError>(())
@@ -516,9 +649,10 @@ pub fn recompute_key_hints(conn: &mut DbConnection, keyring: &MasterKeyring) -> 
         after = Some(last.id);
         db::write_transaction(conn, |conn| {
             for key in &batch {
+                let Some(owner) = key.owner() else { continue };
                 let hint = match open_key(
                     keyring,
-                    key.owner.0,
+                    owner,
                     key.id.0,
                     key.legacy_configuration_id.map(|id| id.0),
                     &key.sealed,

@@ -8,7 +8,9 @@ use crate::crypto::{MasterKeyring, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, DbConnection, DbError, DbId, key_reveals};
-use crate::domain::{Configuration, ConversationId, ConversationOverride, FallbackConfiguration, Provider, UserCap};
+use crate::domain::{
+    Configuration, ConversationId, ConversationOverride, FallbackConfiguration, MemberAccess, Provider, UserCap,
+};
 
 /// What went wrong with an override or a resolution (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,10 @@ pub enum ConversationsError {
     /// A new pin beyond the user's cap.
     #[error("{}", .0.describe())]
     CapReached(UserCap),
+    /// A member's own token landed on an organisation's configuration whose key its members may
+    /// not read (`member_access` is `use`).
+    #[error("this configuration belongs to an organisation: its key is resolved by the organisation's service tokens")]
+    OrganisationKey,
     /// The stored key does not open under any configured master key.
     #[error("the stored API key cannot be decrypted; re-enter the key")]
     KeyUnreadable,
@@ -171,8 +177,12 @@ pub fn resolve(
                 api_key: fallback.api_key.clone(),
             });
         };
+        let configuration_owner = row.owner().ok_or(ConversationsError::NotFound)?;
+        if configuration_owner.organisation().is_some() && row.member_access != MemberAccess::Reveal {
+            return Err(ConversationsError::OrganisationKey);
+        }
         let api_key = open_key(keyring, &row)?;
-        store::record_use(conn, owner, row.id, now)?;
+        store::record_use(conn, configuration_owner, row.id, now)?;
         audit(conn, source, Some((row.id, &row.name)))?;
         let row = store::find_for_user(conn, owner, row.id)?.ok_or(ConversationsError::Vanished(
             "the configuration vanished while resolving",
@@ -195,9 +205,10 @@ fn open_key(keyring: &MasterKeyring, row: &ConfigurationRow) -> Result<Option<Se
     let Some(sealed) = &row.api_key_encrypted else {
         return Ok(None);
     };
+    let owner = row.owner().ok_or(ConversationsError::KeyUnreadable)?;
     crate::services::connections::open_key(
         keyring,
-        row.user_id.0,
+        owner,
         row.connection_id.0,
         row.legacy_configuration_id.map(|id| id.0),
         sealed,

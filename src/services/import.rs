@@ -297,13 +297,16 @@ pub const EXPORT_VERSION: u32 = 1;
 pub fn export(conn: &mut DbConnection, owner: Uuid) -> Result<ExportDocument, ImportError> {
     let configurations = llm_configurations::list_for_user(conn, DbId(owner))?
         .into_iter()
-        .map(|row| ExportedConfiguration {
+        // Only the caller's own: an organisation's configurations are the organisation's to move.
+        .filter(|row| row.summary.organisation_id.is_none())
+        .map(|row| (row.seen.is_default, row.summary))
+        .map(|(is_default, row)| ExportedConfiguration {
             has_api_key: row.api_key_hint.is_some(),
             name: row.name,
             provider: row.provider.id().to_owned(),
             model: row.model,
             base_url: row.base_url,
-            is_default: row.is_default,
+            is_default,
             is_active: row.is_active,
             parameters: Some(Value::Object(Parameters::from_stored(&row.parameters).to_json())),
         })
@@ -360,7 +363,12 @@ pub fn import(
         let mut report = ImportReport::default();
         for draft in drafts {
             let name = draft.configuration.name.as_str().to_owned();
-            if llm_configurations::name_key_taken(conn, DbId(owner), &draft.configuration.name.key(), None)? {
+            if llm_configurations::name_key_taken(
+                conn,
+                crate::domain::Owner::User(owner),
+                &draft.configuration.name.key(),
+                None,
+            )? {
                 report.skipped.push(name);
                 continue;
             }

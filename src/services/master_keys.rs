@@ -367,19 +367,16 @@ fn reseal(
         after = Some(last.id);
         db::write_transaction(conn, |conn| {
             for key in &batch {
-                let binding =
-                    connections::key_binding(key.owner.0, key.id.0, key.legacy_configuration_id.map(|id| id.0));
+                let Some(owner) = key.owner() else {
+                    report.unreadable += 1;
+                    continue;
+                };
+                let binding = connections::key_binding(owner, key.id.0, key.legacy_configuration_id.map(|id| id.0));
                 let Ok(plain) = keyring.open(&key.sealed, binding) else {
                     report.unreadable += 1;
                     continue;
                 };
-                let resealed = keyring.seal(
-                    &plain,
-                    RowBinding::Connection {
-                        owner: key.owner.0,
-                        connection: key.id.0,
-                    },
-                );
+                let resealed = keyring.seal(&plain, connections::own_binding(owner, key.id.0));
                 if connection_store::replace_sealed_key(conn, key.id, &key.sealed, &resealed.bytes, &resealed.key_id)? {
                     report.re_encrypted += 1;
                 } else {

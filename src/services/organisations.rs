@@ -13,6 +13,7 @@ use crate::domain::{
     Email, FieldErrors, Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry,
     OrganisationName, OrganisationOverview, OrganisationPolicy, OrganisationRole,
 };
+use crate::services::configurations;
 
 /// What went wrong with an organisation, in the product's words (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -219,22 +220,25 @@ pub fn get(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Res
     Ok(organisation(row, role, sharing))
 }
 
-/// Renames an organisation and changes its policy (admins). An organisation owns no
-/// configuration yet, so its default can only be cleared.
+/// Renames an organisation and changes its policy (admins). Its default must be one of its own
+/// configurations.
 pub fn update(
     conn: &mut DbConnection,
     organisation_id: Uuid,
     user_id: Uuid,
     changes: &OrganisationChanges,
 ) -> Result<Organisation, OrganisationsError> {
-    if let Some(Some(_)) = changes.default_configuration_id {
-        return Err(OrganisationsError::Invalid(FieldErrors::single(
-            "policy.default_configuration_id",
-            "must be one of the organisation's configurations",
-        )));
-    }
     db::write_transaction(conn, |conn| {
         lock_as(conn, organisation_id, user_id, OrganisationRole::Admin)?;
+        if let Some(Some(default)) = changes.default_configuration_id
+            && !crate::db::llm_configurations::ids_of_organisation(conn, DbId(organisation_id))?
+                .contains(&DbId(default))
+        {
+            return Err(OrganisationsError::Invalid(FieldErrors::single(
+                "policy.default_configuration_id",
+                "must be one of the organisation's configurations",
+            )));
+        }
         let now = db::now();
         if let Some(name) = &changes.name {
             if organisations::name_taken(conn, &name.key(), Some(DbId(organisation_id)))? {
@@ -261,6 +265,7 @@ pub fn update(
 pub fn delete(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Result<(), OrganisationsError> {
     db::write_transaction(conn, |conn| {
         lock_as(conn, organisation_id, user_id, OrganisationRole::Owner)?;
+        configurations::delete_everything_of(conn, organisation_id)?;
         organisations::delete(conn, DbId(organisation_id))?;
         Ok(())
     })
@@ -463,6 +468,7 @@ pub fn remove(
             ensure_not_last_owner(conn, organisation_id, member_id)?;
         }
         memberships::delete(conn, DbId(organisation_id), DbId(member_id))?;
+        configurations::forget_organisation_choices(conn, member_id, organisation_id)?;
         Ok(())
     })
 }
@@ -527,6 +533,7 @@ pub fn delete_as_instance_admin(conn: &mut DbConnection, organisation_id: Uuid) 
         if !organisations::lock(conn, DbId(organisation_id))? {
             return Err(OrganisationsError::NotFound);
         }
+        configurations::delete_everything_of(conn, organisation_id)?;
         organisations::delete(conn, DbId(organisation_id))?;
         Ok(())
     })

@@ -16,7 +16,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::connection_checks::{self as store, CheckRow, Claim};
 use crate::db::connections as connection_store;
 use crate::db::{self, Database, DbConnection, DbError, DbId};
-use crate::domain::{CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, TestStatus};
+use crate::domain::{CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, Owner, TestStatus};
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::{TestOutcome, check_saved};
 use crate::services::connections::{self, ConnectionError};
@@ -104,7 +104,7 @@ impl Checker {
     }
 
     async fn check(self, claim: Claim) {
-        let (owner, id) = (claim.owner.0, claim.id.0);
+        let (owner, id) = (claim.owner, claim.id.0);
         let row = self
             .database
             .run(move |conn| connections::find_row(conn, owner, id))
@@ -218,7 +218,7 @@ fn finish(
                 now,
             )?;
             if let Some(catalogue) = outcome.catalogue.clone() {
-                connections::store_catalogue(conn, claim.owner.0, claim.id.0, catalogue)?;
+                connections::store_catalogue(conn, claim.owner, claim.id.0, catalogue)?;
             }
         }
         Ok(())
@@ -249,16 +249,17 @@ fn record(
 
 /// A manual test of `owner`'s connection `id`: kept in its history, and its next scheduled
 /// check is one interval from now.
-pub fn record_manual(conn: &mut DbConnection, owner: Uuid, id: Uuid, outcome: &TestOutcome) -> Result<(), DbError> {
+pub fn record_manual(conn: &mut DbConnection, owner: Owner, id: Uuid, outcome: &TestOutcome) -> Result<(), DbError> {
     record(conn, DbId(id), CheckTrigger::Manual, outcome, db::now())?;
-    store::unschedule(conn, DbId(owner), DbId(id))?;
+    store::unschedule(conn, owner, DbId(id))?;
     Ok(())
 }
 
-/// The latest checks of `owner`'s connection `id`, newest first.
-pub fn history(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Vec<CheckRecord>, ConnectionError> {
-    connections::find_row(conn, owner, id)?;
-    Ok(store::recent(conn, DbId(owner), DbId(id), HISTORY_SHOWN)?
+/// The latest checks of a connection the caller may see, newest first.
+pub fn history(conn: &mut DbConnection, caller: Uuid, id: Uuid) -> Result<Vec<CheckRecord>, ConnectionError> {
+    let (row, _) = connections::find_visible_row(conn, caller, id)?;
+    let owner = row.owner().ok_or(ConnectionError::NotFound)?;
+    Ok(store::recent(conn, owner, DbId(id), HISTORY_SHOWN)?
         .into_iter()
         .map(CheckRecord::from)
         .collect())
@@ -291,7 +292,7 @@ mod tests {
     fn claim(due: i64, claimed: i64) -> Claim {
         Claim {
             id: DbId(Uuid::nil()),
-            owner: DbId(Uuid::nil()),
+            owner: Owner::User(Uuid::nil()),
             due_at: at(due),
             claimed_at: at(claimed),
             failures: 0,

@@ -522,6 +522,7 @@ impl ConfigurationFields {
             is_default: Sent::Absent,
             is_active: Sent::Value(self.is_active.is_some()),
             parameters,
+            member_access: Sent::Absent,
             refused,
         }
     }

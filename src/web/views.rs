@@ -88,6 +88,10 @@ pub struct ConfigurationView {
     pub model_missing: bool,
     /// Failing or its model missing: the management page's banner says so.
     pub needs_attention: bool,
+    /// The organisation it belongs to (`None`: the caller's own).
+    pub organisation: Option<String>,
+    /// Whether the caller may change it (a member of its organisation may only use it).
+    pub can_edit: bool,
 }
 
 impl From<Configuration> for ConfigurationView {
@@ -110,6 +114,11 @@ impl From<Configuration> for ConfigurationView {
             last_used_at: row.last_used_at.map(display_time),
             model_missing: row.health == crate::domain::ConfigurationHealth::ModelMissing,
             needs_attention: row.health.needs_attention(),
+            can_edit: row.ownership.can_edit(),
+            organisation: match row.ownership {
+                crate::domain::Ownership::Own => None,
+                crate::domain::Ownership::Organisation { name, .. } => Some(name),
+            },
         }
     }
 }

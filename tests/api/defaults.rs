@@ -418,13 +418,18 @@ async fn the_database_refuses_a_second_default_for_a_user(app: TestApp) {
         .await
         .try_into()
         .unwrap();
-    let second_default = update_statement("is_default = TRUE", &second);
+    // A user's default is a row of `user_defaults`, keyed by the user.
+    let second_default = format!(
+        "INSERT INTO user_defaults (user_id, configuration_id) \
+         SELECT user_id, id FROM llm_configurations WHERE id = '{}'",
+        second.id
+    );
     let result = raw_sql(&app, vec![second_default.clone()]).await;
     assert!(result.is_err(), "a second default was accepted: {result:?}");
     assert_default(&app, &user.token, Some(&first)).await;
 
     // The refusal is about a second default: once the first is cleared, the same statement passes.
-    let first_cleared = update_statement("is_default = FALSE", &first);
+    let first_cleared = format!("DELETE FROM user_defaults WHERE configuration_id = '{}'", first.id);
     let result = raw_sql(&app, vec![first_cleared, second_default]).await;
     assert_eq!(result.ok(), Some(1));
     assert_default(&app, &user.token, Some(&second)).await;

@@ -7,6 +7,7 @@ pub mod command_line;
 pub mod configurations;
 pub mod connections;
 pub mod forms;
+pub mod organisations;
 pub mod pages;
 pub mod providers;
 pub mod resolve;

@@ -14,10 +14,8 @@ use crate::helpers::{Backend, TestDatabase};
 use crate::on_both_backends;
 
 on_both_backends!(blocking database:
-    the_one_default_per_user_index_exists_and_holds,
+    the_one_default_per_user_is_enforced_by_the_database,
 );
-
-const ONE_DEFAULT_INDEX: &str = "llm_configurations_one_default_per_user";
 
 /// A schema as both catalogues can describe it, with types mapped to one vocabulary.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -539,34 +537,49 @@ fn insert_configuration(conn: &mut DbConnection, user: DbId, name: &str, is_defa
             n::updated_at.eq(now),
         ))
         .execute(conn)?;
+    let configuration = DbId(Uuid::new_v4());
     diesel::insert_into(c::llm_configurations)
         .values((
-            c::id.eq(DbId(Uuid::new_v4())),
+            c::id.eq(configuration),
             c::user_id.eq(user),
             c::connection_id.eq(connection),
             c::name.eq(name),
             c::name_key.eq(name),
             c::model.eq("llama3"),
-            c::is_default.eq(is_default),
             c::is_active.eq(true),
             c::use_count.eq(0_i64),
             c::created_at.eq(now),
             c::updated_at.eq(now),
         ))
+        .execute(conn)?;
+    if !is_default {
+        return Ok(1);
+    }
+    // A user's default is a row of its own (`user_defaults`, one per user).
+    use schema::user_defaults::dsl as d;
+    diesel::insert_into(d::user_defaults)
+        .values((d::user_id.eq(user), d::configuration_id.eq(configuration)))
         .execute(conn)
 }
 
-fn the_one_default_per_user_index_exists_and_holds(database: TestDatabase) {
+/// A user's default is a per-user choice (`organisations.md`): the `user_defaults` table, keyed
+/// by the user, replaced the partial unique index on `llm_configurations.is_default`.
+fn the_one_default_per_user_is_enforced_by_the_database(database: TestDatabase) {
     let mut conn = migrated(&database);
     let schema = read_schema(&mut conn);
-    let index = schema
-        .indexes
+    let key = schema
+        .columns
         .iter()
-        .find(|index| index.name == ONE_DEFAULT_INDEX)
-        .unwrap_or_else(|| panic!("{ONE_DEFAULT_INDEX} is missing: {:?}", schema.indexes));
-    assert_eq!(index.table, "llm_configurations");
-    assert_eq!(index.columns, "user_id");
-    assert!(index.unique && index.partial, "{index:?}");
+        .find(|column| column.table == "user_defaults" && column.name == "user_id")
+        .unwrap_or_else(|| panic!("user_defaults.user_id is missing: {:?}", schema.tables));
+    assert!(key.primary_key && key.not_null, "{key:?}");
+    assert!(
+        !schema
+            .columns
+            .iter()
+            .any(|column| column.table == "llm_configurations" && column.name == "is_default"),
+        "the default is no longer a flag on the configuration"
+    );
 
     // The database itself refuses a second default for one user, and only that.
     let ada = insert_user(&mut conn);
@@ -581,6 +594,6 @@ fn the_one_default_per_user_index_exists_and_holds(database: TestDatabase) {
             second_default,
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
         ),
-        "a second default must violate {ONE_DEFAULT_INDEX}: {second_default:?}"
+        "a second default must violate the key of user_defaults: {second_default:?}"
     );
 }

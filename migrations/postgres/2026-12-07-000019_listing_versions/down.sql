@@ -1,5 +1,11 @@
+DROP TRIGGER organisations_listing_version ON organisations;
+DROP TRIGGER memberships_listing_version ON memberships;
+DROP TRIGGER user_defaults_listing_version ON user_defaults;
 DROP TRIGGER connections_listing_version ON connections;
 DROP TRIGGER llm_configurations_listing_version ON llm_configurations;
+DROP FUNCTION lanyard_organisation_listing_changed();
+DROP FUNCTION lanyard_user_listing_changed();
 DROP FUNCTION lanyard_connection_listing_changed();
 DROP FUNCTION lanyard_configuration_listing_changed();
+DROP FUNCTION lanyard_listing_changed(UUID, UUID);
 ALTER TABLE users DROP COLUMN listing_version;

@@ -1,3 +1,10 @@
+DROP TRIGGER organisations_listing_version_update;
+DROP TRIGGER memberships_listing_version_delete;
+DROP TRIGGER memberships_listing_version_update;
+DROP TRIGGER memberships_listing_version_insert;
+DROP TRIGGER user_defaults_listing_version_delete;
+DROP TRIGGER user_defaults_listing_version_update;
+DROP TRIGGER user_defaults_listing_version_insert;
 DROP TRIGGER connections_listing_version_delete;
 DROP TRIGGER connections_listing_version_update;
 DROP TRIGGER connections_listing_version_insert;
