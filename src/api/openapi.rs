@@ -6,6 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     configurations, connection_checks, connection_tests, connections, conversations, organisations, providers, tokens,
+    webhooks,
 };
 use crate::http::api_error as error;
 
@@ -52,6 +53,16 @@ use crate::http::api_error as error;
         organisations::withdraw,
         organisations::accept,
         organisations::decline,
+        webhooks::list,
+        webhooks::create,
+        webhooks::organisation_list,
+        webhooks::organisation_create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::ping,
     ),
     components(schemas(
         configurations::ConfigurationResource,
@@ -87,6 +98,12 @@ use crate::http::api_error as error;
         organisations::InviteRequest,
         organisations::ChangeRoleRequest,
         organisations::MembershipRequest,
+        webhooks::WebhookResource,
+        webhooks::WebhookWithSecretResource,
+        webhooks::CreateWebhookRequest,
+        webhooks::UpdateWebhookRequest,
+        webhooks::DeliveryAttemptResource,
+        webhooks::PingResource,
         error::ErrorBody,
     )),
     modifiers(&BearerAuth)

@@ -21,6 +21,9 @@ pub mod security_events;
 pub mod sessions;
 pub mod sql_types;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,10 +12,11 @@ mod organisation;
 mod parameters;
 mod provider;
 mod token;
+mod webhook;
 
 pub use account::{Email, OrganisationRole, Password, Role};
 pub use configuration::{ApiKey, BaseUrl, ConfigName, Configuration, ModelId, PlainHttpHosts, TestStatus};
-pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
+pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue, parse_expiry};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
@@ -29,3 +30,4 @@ pub use organisation::{
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};
+pub use webhook::{DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookOwner, WebhookUrl};

@@ -16,6 +16,7 @@ use crate::domain::{ApiKey, BaseUrl, CheckStatus, ModelCatalogue, ModelId, Provi
 use crate::egress::{EgressError, OutboundClient};
 use crate::providers;
 use crate::services::connections::{self, ConnectionError};
+use crate::services::events;
 
 /// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -426,21 +427,30 @@ impl Tester<'_> {
         let recorded = outcome.clone();
         self.database
             .run(move |conn| {
-                connection_store::record_test_result(
-                    conn,
-                    DbId(owner),
-                    DbId(id),
-                    recorded.test_status(),
-                    recorded.code,
-                    Some(&recorded.message),
-                    recorded.latency_ms,
-                    db::now(),
-                )?;
-                if let Some(catalogue) = recorded.catalogue.clone() {
-                    connections::store_catalogue(conn, owner, id, catalogue)?;
-                }
-                crate::services::scheduled_checks::record_manual(conn, owner, id, &recorded)?;
-                Ok::<_, TestError>(())
+                // A manual test is a check too: recorded, and its events queued, in one
+                // transaction.
+                db::write_transaction(conn, |conn| {
+                    let now = db::now();
+                    let before = events::Observation::read(conn, owner, id)?;
+                    connection_store::record_test_result(
+                        conn,
+                        DbId(owner),
+                        DbId(id),
+                        recorded.test_status(),
+                        recorded.code,
+                        Some(&recorded.message),
+                        recorded.latency_ms,
+                        now,
+                    )?;
+                    if let Some(catalogue) = recorded.catalogue.clone() {
+                        connections::store_catalogue(conn, owner, id, catalogue)?;
+                    }
+                    crate::services::scheduled_checks::record_manual(conn, owner, id, &recorded)?;
+                    if let Some(before) = before {
+                        events::after_check(conn, &before, &recorded, now)?;
+                    }
+                    Ok::<_, TestError>(())
+                })
             })
             .await?;
         Ok(outcome)

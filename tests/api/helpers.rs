@@ -141,6 +141,7 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         caps: UserCaps::default(),
         organisation_creation: Default::default(),
         checks: Default::default(),
+        webhooks: Default::default(),
     }
 }
 
