@@ -12,6 +12,7 @@ pub mod providers;
 pub mod resolve;
 pub mod secrets;
 pub mod vault;
+pub mod webhooks;
 
 use std::path::PathBuf;
 

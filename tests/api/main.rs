@@ -37,3 +37,4 @@ mod secrets;
 mod sessions;
 mod tokens;
 mod upgrade;
+mod webhooks;
