@@ -24,7 +24,7 @@ use crate::helpers::webhooks::{
     WEBHOOKS, Webhook, body_of, create_webhook, create_webhook_at, deliveries_until, header_of, hook_url,
     received, received_of, receiver, signature_verifies, wait_for, webhooks_to_loopback,
 };
-use crate::helpers::{Backend, TestApp, assert_error, egress_policy, spawn_app_with};
+use crate::helpers::{Backend, TestApp, assert_error, egress_policy, location, spawn_app_with};
 use crate::on_both_backends;
 use crate::organisations::{create_organisation, join};
 
@@ -37,6 +37,7 @@ on_both_backends!(settings(webhooks_to_loopback):
     organisation_webhooks_are_managed_by_its_admins_and_owners,
     a_manual_test_is_a_check_too_and_fires_on_transitions,
     expiry_is_announced_once_seven_days_before_and_once_one_day_before,
+    the_settings_page_manages_webhooks_with_javascript_off,
 );
 
 on_both_backends!(settings(inside_open_to_provider_tests_only):
@@ -677,4 +678,80 @@ async fn a_model_leaving_the_catalogue_sends_one_configuration_model_missing(app
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(received_of(&server, "configuration.model_missing").await.len(), 1, "once");
     assert!(received_of(&server, "connection.failed").await.is_empty());
+}
+
+async fn the_settings_page_manages_webhooks_with_javascript_off(app: TestApp) {
+    let (user, browser) = app.signed_in_user().await;
+    let server = receiver(ResponseTemplate::new(200)).await;
+    let page = browser.page("/settings").await;
+    assert!(page.contains("id=\"webhooks-section\""), "{page}");
+    let csrf = browser.csrf().await;
+
+    let refused = browser
+        .post_form(
+            "/settings/webhooks",
+            &[("csrf_token", csrf.as_str()), ("url", "http://10.0.0.1/hook")],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("id=\"webhook-url-error\""), "{refused}");
+
+    let url = hook_url(&server);
+    let created = browser
+        .post_form(
+            "/settings/webhooks",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("url", url.as_str()),
+                ("events", "connection.failed"),
+                ("events", "connection.recovered"),
+                ("description", "pager"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let created = created.text().await.unwrap();
+    let marker = "id=\"new-webhook-secret\">";
+    let start = created.find(marker).expect("the secret is shown once") + marker.len();
+    let secret = &created[start..start + created[start..].find('<').unwrap()];
+    assert!(secret.starts_with("whsec_") && secret.len() == 38, "{secret}");
+    assert!(!browser.page("/settings").await.contains(secret), "shown once only");
+
+    let listed: Vec<Webhook> = app.get(WEBHOOKS, &user.token).await.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].events, ["connection.failed", "connection.recovered"]);
+    assert_eq!(listed[0].description, "pager");
+    let id = listed[0].id;
+
+    let without_csrf = browser
+        .post_form(&format!("/settings/webhooks/{id}/ping"), &[])
+        .await;
+    assert_eq!(without_csrf.status(), 403);
+    let pinged = browser
+        .post_form(&format!("/settings/webhooks/{id}/ping"), &[("csrf_token", csrf.as_str())])
+        .await;
+    assert_eq!(pinged.status(), 303);
+    assert_eq!(location(&pinged), "/settings");
+    let arrived = wait_for(&server, "ping", 1, Duration::from_secs(10)).await;
+    assert!(signature_verifies(&arrived[0], secret), "the page's secret signs deliveries");
+    deliveries_until(&app, &user.token, &listed[0], |log| !log.is_empty()).await;
+    let page = browser.page("/settings").await;
+    assert!(page.contains("ping #1: HTTP 200"), "recent deliveries are shown: {page}");
+
+    let stranger = app.user().await;
+    let other_browser = app.login(&stranger.email, crate::helpers::TEST_PASSWORD).await;
+    let other_csrf = other_browser.csrf().await;
+    let theirs = other_browser
+        .post_form(&format!("/settings/webhooks/{id}/delete"), &[("csrf_token", other_csrf.as_str())])
+        .await;
+    assert_eq!(theirs.status(), 404);
+
+    let deleted = browser
+        .post_form(&format!("/settings/webhooks/{id}/delete"), &[("csrf_token", csrf.as_str())])
+        .await;
+    assert_eq!(deleted.status(), 303);
+    let listed: Vec<Value> = app.get(WEBHOOKS, &user.token).await.json().await.unwrap();
+    assert!(listed.is_empty());
+    assert!(browser.page("/settings").await.contains("No webhooks yet."));
 }
