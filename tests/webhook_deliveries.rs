@@ -176,7 +176,10 @@ impl Site {
             {
                 return instance;
             }
-            assert!(Instant::now() < deadline, "an instance did not start serving within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "an instance did not start serving within 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -285,11 +288,20 @@ async fn an_instance_restarted_between_attempts_loses_no_delivery(postgres: bool
     let log = deliveries_log(&client, &second, &id, &token).await;
     let attempts: Vec<(i64, i64)> = log
         .iter()
-        .map(|entry| (entry["attempt"].as_i64().unwrap(), entry["status_code"].as_i64().unwrap()))
+        .map(|entry| {
+            (
+                entry["attempt"].as_i64().unwrap(),
+                entry["status_code"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(attempts, [(2, 200), (1, 500)], "{log:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(received(&receiver).await.len(), 2, "a delivered event is not sent again");
+    assert_eq!(
+        received(&receiver).await.len(),
+        2,
+        "a delivered event is not sent again"
+    );
 }
 
 /// Two instances share the queue: forty pings queued through both arrive once each.

@@ -175,7 +175,11 @@ const READ_ONLY: [&str; 14] = [
 ];
 
 fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnection, AppError> {
-    let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url", "expires_at"], &READ_ONLY);
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "provider", "api_key", "base_url", "expires_at"],
+        &READ_ONLY,
+    );
     let name = reader.required_string("name");
     let name = reader.parsed("name", name, ConfigName::parse);
     let provider = reader.required_string("provider");
@@ -210,7 +214,11 @@ fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnec
 }
 
 fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<ConnectionUpdate, AppError> {
-    let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url", "expires_at"], &READ_ONLY);
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "provider", "api_key", "base_url", "expires_at"],
+        &READ_ONLY,
+    );
     let mut update = ConnectionUpdate::default();
     let not_null = |reader: &mut FieldReader, field: &str, value: Field<String>| match value {
         Field::Value(value) => Some(value),

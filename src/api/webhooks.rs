@@ -215,8 +215,7 @@ fn parse_new(body: JsonObject, listed: &impl PlainHttpHosts) -> Result<NewWebhoo
 
 fn parse_update(body: JsonObject, listed: &impl PlainHttpHosts) -> Result<WebhookUpdate, AppError> {
     let mut reader = FieldReader::new(body.0, &FIELDS, &READ_ONLY);
-    let mut update = WebhookUpdate::default();
-    update.url = match reader.string("url") {
+    let url = match reader.string("url") {
         Field::Value(raw) => reader.parsed("url", Some(raw), |raw| WebhookUrl::parse(raw, listed)),
         Field::Null => {
             reader.errors.add("url", "must not be null");
@@ -224,7 +223,7 @@ fn parse_update(body: JsonObject, listed: &impl PlainHttpHosts) -> Result<Webhoo
         }
         Field::Absent => None,
     };
-    update.events = match read_events(&mut reader) {
+    let events = match read_events(&mut reader) {
         Field::Value(events) => Some(events),
         Field::Null => {
             reader.errors.add("events", "must not be null");
@@ -232,12 +231,12 @@ fn parse_update(body: JsonObject, listed: &impl PlainHttpHosts) -> Result<Webhoo
         }
         Field::Absent => None,
     };
-    update.description = match reader.string("description") {
+    let description = match reader.string("description") {
         Field::Value(raw) => reader.parsed("description", Some(raw), parse_description),
         Field::Null => Some(String::new()),
         Field::Absent => None,
     };
-    update.is_active = match reader.boolean("is_active") {
+    let is_active = match reader.boolean("is_active") {
         Field::Value(active) => Some(active),
         Field::Null => {
             reader.errors.add("is_active", "must not be null");
@@ -246,7 +245,12 @@ fn parse_update(body: JsonObject, listed: &impl PlainHttpHosts) -> Result<Webhoo
         Field::Absent => None,
     };
     reader.finish()?;
-    Ok(update)
+    Ok(WebhookUpdate {
+        url,
+        events,
+        description,
+        is_active,
+    })
 }
 
 fn created(resource: WithSecret) -> HttpResponse {
@@ -420,7 +424,9 @@ pub async fn update(
 pub async fn delete(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
     caller
-        .run_for_user(&state.db, Scope::Write, move |conn, user| webhooks::delete(conn, user, id))
+        .run_for_user(&state.db, Scope::Write, move |conn, user| {
+            webhooks::delete(conn, user, id)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -463,7 +469,11 @@ pub async fn rotate_secret(
     ),
     security(("bearer" = []))
 )]
-pub async fn deliveries(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
     let body = caller
         .run_for_user(&state.db, Scope::Read, move |conn, user| {
@@ -490,7 +500,9 @@ pub async fn deliveries(state: web::Data<AppState>, caller: Caller, path: web::P
 pub async fn ping(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = parse_id(&path)?;
     let event_id = caller
-        .run_for_user(&state.db, Scope::Write, move |conn, user| webhooks::ping(conn, user, id))
+        .run_for_user(&state.db, Scope::Write, move |conn, user| {
+            webhooks::ping(conn, user, id)
+        })
         .await?;
     Ok(HttpResponse::Accepted().json(PingResource { event_id }))
 }

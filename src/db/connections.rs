@@ -114,7 +114,11 @@ pub fn configuration_names(conn: &mut DbConnection, owner: DbId, id: DbId) -> Qu
 }
 
 /// The configurations using a connection: id, name and model, by case-folded name.
-pub fn configurations_using(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<Vec<(DbId, String, String)>> {
+pub fn configurations_using(
+    conn: &mut DbConnection,
+    owner: DbId,
+    id: DbId,
+) -> QueryResult<Vec<(DbId, String, String)>> {
     cfg::table
         .filter(cfg::user_id.eq(owner))
         .filter(cfg::connection_id.eq(id))
@@ -164,7 +168,12 @@ pub fn delete(conn: &mut DbConnection, owner: DbId, id: DbId) -> QueryResult<boo
 }
 
 /// Sets (or clears) when the connection expires; the expiry notices start again.
-pub fn set_expiry(conn: &mut DbConnection, owner: DbId, id: DbId, expires_at: Option<NaiveDateTime>) -> QueryResult<usize> {
+pub fn set_expiry(
+    conn: &mut DbConnection,
+    owner: DbId,
+    id: DbId,
+    expires_at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
     diesel::update(cn::table.filter(cn::id.eq(id)).filter(cn::owner_user_id.eq(owner)))
         .set((cn::expires_at.eq(expires_at), cn::expiry_notice.eq(0_i64)))
         .execute(conn)

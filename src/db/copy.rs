@@ -229,7 +229,10 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         ("memberships", memberships::table.count().get_result(conn)?),
         ("invitations", invitations::table.count().get_result(conn)?),
         ("webhooks", webhooks::table.count().get_result(conn)?),
-        ("webhook_deliveries", webhook_deliveries::table.count().get_result(conn)?),
+        (
+            "webhook_deliveries",
+            webhook_deliveries::table.count().get_result(conn)?,
+        ),
         ("webhook_attempts", webhook_attempts::table.count().get_result(conn)?),
     ])
 }

@@ -30,4 +30,6 @@ pub use organisation::{
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};
-pub use webhook::{DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookOwner, WebhookUrl};
+pub use webhook::{
+    DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookOwner, WebhookUrl,
+};

@@ -135,7 +135,12 @@ impl EventSelection {
         if stored.trim() == "*" {
             return EventSelection::All;
         }
-        EventSelection::Only(stored.split(',').filter_map(|name| EventType::parse(name.trim())).collect())
+        EventSelection::Only(
+            stored
+                .split(',')
+                .filter_map(|name| EventType::parse(name.trim()))
+                .collect(),
+        )
     }
 
     /// The wire form.
@@ -168,7 +173,8 @@ impl WebhookUrl {
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(format!("must be at most {} characters", Self::MAX_CHARS));
         }
-        let url = Url::parse(raw).map_err(|_| "must be an absolute URL such as https://hooks.example.com/lanyard".to_owned())?;
+        let url = Url::parse(raw)
+            .map_err(|_| "must be an absolute URL such as https://hooks.example.com/lanyard".to_owned())?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err("must be an https URL".into());
         }
@@ -188,9 +194,11 @@ impl WebhookUrl {
             None => return Err("must name a host".into()),
         };
         if literal_or_local && !is_listed {
-            return Err("may not point at an IP address or localhost unless the operator lists it in \
+            return Err(
+                "may not point at an IP address or localhost unless the operator lists it in \
                         LANYARD_WEBHOOK_ALLOW"
-                .into());
+                    .into(),
+            );
         }
         if url.scheme() == "http" && !is_listed {
             return Err("must be https (plain http only for hosts the operator lists in LANYARD_WEBHOOK_ALLOW)".into());

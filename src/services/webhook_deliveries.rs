@@ -42,7 +42,12 @@ pub struct Courier {
 }
 
 impl Courier {
-    pub fn start(database: Database, keyring: Arc<MasterKeyring>, client: OutboundClient, retry: RetrySchedule) -> Courier {
+    pub fn start(
+        database: Database,
+        keyring: Arc<MasterKeyring>,
+        client: OutboundClient,
+        retry: RetrySchedule,
+    ) -> Courier {
         let worker = Worker {
             database,
             keyring,
@@ -220,7 +225,10 @@ impl Worker {
         let body = delivery.body.as_bytes().to_vec();
         let timestamp = chrono::Utc::now().timestamp();
         let mut headers = header::HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
         let (Ok(event_id), Ok(signature)) = (
             header::HeaderValue::from_str(&delivery.event_id),
             header::HeaderValue::from_str(&secret.signature_header(timestamp, &body)),

@@ -109,8 +109,7 @@ fn authorise(conn: &mut DbConnection, user: Uuid, owner: WebhookOwner) -> Result
         WebhookOwner::User(id) if id == user => Ok(Owner::User(DbId(user))),
         WebhookOwner::User(_) => Err(WebhooksError::NotFound),
         WebhookOwner::Organisation(organisation) => {
-            let membership =
-                memberships::find(conn, DbId(organisation), DbId(user))?.ok_or(WebhooksError::NotFound)?;
+            let membership = memberships::find(conn, DbId(organisation), DbId(user))?.ok_or(WebhooksError::NotFound)?;
             if membership.role.includes(OrganisationRole::Admin) {
                 Ok(Owner::Organisation(DbId(organisation)))
             } else {

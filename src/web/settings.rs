@@ -41,7 +41,10 @@ fn load_webhooks(conn: &mut Work, user_id: Uuid) -> Result<Vec<WebhookView>, App
     let mut views = Vec::new();
     for webhook in webhooks::list(conn, user_id, WebhookOwner::User(user_id))? {
         let attempts = webhooks::deliveries(conn, user_id, webhook.id)?;
-        views.push(WebhookView::new(webhook, attempts.into_iter().take(ATTEMPTS_SHOWN).collect()));
+        views.push(WebhookView::new(
+            webhook,
+            attempts.into_iter().take(ATTEMPTS_SHOWN).collect(),
+        ));
     }
     Ok(views)
 }
@@ -111,7 +114,9 @@ impl WebhookFormView {
 
     /// Every event the form offers.
     pub fn offered(&self) -> Vec<&'static str> {
-        crate::domain::EventType::SUBSCRIBABLE.map(crate::domain::EventType::as_str).to_vec()
+        crate::domain::EventType::SUBSCRIBABLE
+            .map(crate::domain::EventType::as_str)
+            .to_vec()
     }
 }
 
@@ -525,7 +530,11 @@ pub async fn create_webhook(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let webhook_form = if errors.is_empty() { WebhookFormView::default() } else { webhook_form };
+    let webhook_form = if errors.is_empty() {
+        WebhookFormView::default()
+    } else {
+        webhook_form
+    };
     let data = state.db.run(move |conn| load(conn, owner)).await?;
     // Like a new token, the secret is shown in this response only: never a redirect.
     if htmx {

@@ -136,7 +136,11 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
             organisation_path(&app, &user, template, n).await
         } else if template.starts_with("/api/webhooks/") {
             let created = app
-                .post_json("/api/webhooks", &user.token, &json!({"url": format!("https://hooks.example.com/{n}")}))
+                .post_json(
+                    "/api/webhooks",
+                    &user.token,
+                    &json!({"url": format!("https://hooks.example.com/{n}")}),
+                )
                 .await;
             assert_eq!(created.status(), 201);
             let webhook: Value = created.json().await.unwrap();

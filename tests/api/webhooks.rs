@@ -21,8 +21,8 @@ use crate::helpers::configurations::CONFIGURATIONS;
 use crate::helpers::connections::{create_connection, create_on, openai_connection};
 use crate::helpers::providers::{GOOD_KEY, connection_counter, fake_openai, loopback_allowed, openai_base};
 use crate::helpers::webhooks::{
-    WEBHOOKS, Webhook, body_of, create_webhook, create_webhook_at, deliveries_until, header_of, hook_url,
-    received, received_of, receiver, signature_verifies, wait_for, webhooks_to_loopback,
+    WEBHOOKS, Webhook, body_of, create_webhook, create_webhook_at, deliveries_until, header_of, hook_url, received,
+    received_of, receiver, signature_verifies, wait_for, webhooks_to_loopback,
 };
 use crate::helpers::{Backend, TestApp, assert_error, egress_policy, location, spawn_app_with};
 use crate::on_both_backends;
@@ -150,7 +150,12 @@ async fn a_webhook_shows_its_secret_once_and_only_its_owner_manages_it(app: Test
         "not_found",
     )
     .await;
-    assert_error(app.get(&created.action("deliveries"), &stranger.token).await, 404, "not_found").await;
+    assert_error(
+        app.get(&created.action("deliveries"), &stranger.token).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(app.delete(&created.path(), &stranger.token).await, 404, "not_found").await;
     let theirs: Vec<Value> = app.get(WEBHOOKS, &stranger.token).await.json().await.unwrap();
     assert!(theirs.is_empty());
@@ -182,8 +187,12 @@ async fn events_must_be_a_non_empty_subset_or_star(app: TestApp) {
         assert!(body["fields"]["events"].is_array(), "{events}: {body}");
     }
     let body = assert_error(
-        app.post_json(WEBHOOKS, &user.token, &json!({"url": "https://hooks.example.com/x", "secret": "whsec_mine"}))
-            .await,
+        app.post_json(
+            WEBHOOKS,
+            &user.token,
+            &json!({"url": "https://hooks.example.com/x", "secret": "whsec_mine"}),
+        )
+        .await,
         422,
         "validation_failed",
     )
@@ -222,7 +231,10 @@ async fn a_ping_reaches_the_receiver_signed_with_the_secret_from_the_answer(app:
     let body = body_of(request);
     assert_eq!(body["id"], event_id.as_str());
     assert_eq!(body["type"], "ping");
-    assert!(body["occurred_at"].as_str().is_some_and(|at| at.ends_with('Z')), "{body}");
+    assert!(
+        body["occurred_at"].as_str().is_some_and(|at| at.ends_with('Z')),
+        "{body}"
+    );
 
     let log = deliveries_until(&app, &user.token, &webhook, |log| !log.is_empty()).await;
     assert_eq!(log.len(), 1, "{log:?}");
@@ -233,7 +245,10 @@ async fn a_ping_reaches_the_receiver_signed_with_the_secret_from_the_answer(app:
     assert!(log[0]["error"].is_null());
     let mut fields: Vec<&String> = log[0].as_object().unwrap().keys().collect();
     fields.sort();
-    assert_eq!(fields, ["attempt", "attempted_at", "error", "event_id", "status_code", "type"]);
+    assert_eq!(
+        fields,
+        ["attempt", "attempted_at", "error", "event_id", "status_code", "type"]
+    );
 
     // After a rotation the next delivery is signed with the new secret only.
     let rotated: Webhook = app
@@ -252,7 +267,15 @@ async fn a_ping_reaches_the_receiver_signed_with_the_secret_from_the_answer(app:
     assert!(signature_verifies(&arrived[1], rotated.secret()));
     assert!(!signature_verifies(&arrived[1], webhook.secret()));
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("lanyard_webhook_deliveries_total{result=\"delivered\"}"),
         "{metrics}"
@@ -285,11 +308,21 @@ async fn a_failing_receiver_is_retried_on_the_schedule_and_every_attempt_is_logg
     // Newest first.
     let attempts: Vec<(i64, Option<i64>, Option<&str>)> = log
         .iter()
-        .map(|entry| (entry["attempt"].as_i64().unwrap(), entry["status_code"].as_i64(), entry["error"].as_str()))
+        .map(|entry| {
+            (
+                entry["attempt"].as_i64().unwrap(),
+                entry["status_code"].as_i64(),
+                entry["error"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         attempts,
-        [(3, Some(200), None), (2, Some(500), Some("http_status")), (1, Some(500), Some("http_status"))]
+        [
+            (3, Some(200), None),
+            (2, Some(500), Some("http_status")),
+            (1, Some(500), Some("http_status"))
+        ]
     );
     assert!(log.iter().all(|entry| entry["event_id"] == ping["event_id"]));
     let requests = received(&server).await;
@@ -306,7 +339,10 @@ async fn a_failing_receiver_is_retried_on_the_schedule_and_every_attempt_is_logg
         .map(|entry| chrono::DateTime::parse_from_rfc3339(entry["attempted_at"].as_str().unwrap()).unwrap())
         .collect();
     assert!(at[1] - at[0] >= chrono::Duration::milliseconds(900), "1 s: {at:?}");
-    assert!(at[2] - at[1] >= chrono::Duration::milliseconds(1900), "then 2 s: {at:?}");
+    assert!(
+        at[2] - at[1] >= chrono::Duration::milliseconds(1900),
+        "then 2 s: {at:?}"
+    );
     // Done: nothing more is sent.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(received(&server).await.len(), 3);
@@ -417,7 +453,10 @@ async fn organisation_webhooks_are_managed_by_its_admins_and_owners(app: TestApp
         json!({"url": "https://hooks.example.com/team", "events": ["connection.failed"], "description": "team"}),
     )
     .await;
-    assert_eq!(created.organisation_id.map(|id| id.to_string()), Some(organisation.clone()));
+    assert_eq!(
+        created.organisation_id.map(|id| id.to_string()),
+        Some(organisation.clone())
+    );
     assert!(created.secret().starts_with("whsec_"));
 
     for manager in [&owner, &admin] {
@@ -438,8 +477,12 @@ async fn organisation_webhooks_are_managed_by_its_admins_and_owners(app: TestApp
 
     assert_error(app.get(&collection, &member.token).await, 403, "forbidden").await;
     assert_error(
-        app.post_json(&collection, &member.token, &json!({"url": "https://hooks.example.com/m"}))
-            .await,
+        app.post_json(
+            &collection,
+            &member.token,
+            &json!({"url": "https://hooks.example.com/m"}),
+        )
+        .await,
         403,
         "forbidden",
     )
@@ -448,16 +491,23 @@ async fn organisation_webhooks_are_managed_by_its_admins_and_owners(app: TestApp
     assert_error(app.delete(&created.path(), &member.token).await, 404, "not_found").await;
     assert_error(app.get(&collection, &outsider.token).await, 404, "not_found").await;
     assert_error(
-        app.post_json(&collection, &outsider.token, &json!({"url": "https://hooks.example.com/o"}))
-            .await,
+        app.post_json(
+            &collection,
+            &outsider.token,
+            &json!({"url": "https://hooks.example.com/o"}),
+        )
+        .await,
         404,
         "not_found",
     )
     .await;
     assert_error(app.get(&created.path(), &outsider.token).await, 404, "not_found").await;
     assert_error(
-        app.get(&format!("/api/organisations/{}/webhooks", uuid::Uuid::new_v4()), &owner.token)
-            .await,
+        app.get(
+            &format!("/api/organisations/{}/webhooks", uuid::Uuid::new_v4()),
+            &owner.token,
+        )
+        .await,
         404,
         "not_found",
     )
@@ -512,7 +562,11 @@ async fn a_manual_test_is_a_check_too_and_fires_on_transitions(app: TestApp) {
     assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
     wait_for(&server, "connection.recovered", 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(received_of(&server, "connection.failed").await.len(), 1, "a second failure is no transition");
+    assert_eq!(
+        received_of(&server, "connection.failed").await.len(),
+        1,
+        "a second failure is no transition"
+    );
     assert_eq!(received_of(&server, "connection.recovered").await.len(), 1);
     assert_no_key_in_deliveries(&server, &["sk-revoked-key-0042", GOOD_KEY]).await;
 }
@@ -530,7 +584,10 @@ async fn expiry_is_announced_once_seven_days_before_and_once_one_day_before(app:
     let test_path = format!("{}/test", connection.path());
     assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
     let expiring = wait_for(&server, "connection.expiring", 1, Duration::from_secs(10)).await;
-    assert_eq!(body_of(&expiring[0])["data"]["connection"]["expires_at"], shown.as_str());
+    assert_eq!(
+        body_of(&expiring[0])["data"]["connection"]["expires_at"],
+        shown.as_str()
+    );
     assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
 
     // Inside the last day: announced once more, at the next check.
@@ -585,7 +642,9 @@ async fn a_refused_key_sends_one_connection_failed_then_one_connection_recovered
         openai_connection("flaky", key, Some(&openai_base(&provider))),
     )
     .await;
-    let first = app.post_json(&format!("{}/test", connection.path()), &user.token, &json!({})).await;
+    let first = app
+        .post_json(&format!("{}/test", connection.path()), &user.token, &json!({}))
+        .await;
     assert_eq!(first.status(), 200);
 
     // The provider starts refusing the key.
@@ -609,7 +668,10 @@ async fn a_refused_key_sends_one_connection_failed_then_one_connection_recovered
     // The next failing checks send nothing more.
     let checks_before = checks_of(&app, &user.token, &connection.path()).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert!(checks_of(&app, &user.token, &connection.path()).await > checks_before, "another check ran");
+    assert!(
+        checks_of(&app, &user.token, &connection.path()).await > checks_before,
+        "another check ran"
+    );
     assert_eq!(received_of(&server, "connection.failed").await.len(), 1);
 
     // The key works again.
@@ -651,7 +713,9 @@ async fn a_model_leaving_the_catalogue_sends_one_configuration_model_missing(app
     .await;
     let kept = create_on(&app, &user.token, "kept", &connection, "gpt-4o").await;
     let retired = create_on(&app, &user.token, "retired", &connection, "gpt-4o-mini").await;
-    let test = app.post_json(&format!("{}/test", connection.path()), &user.token, &json!({})).await;
+    let test = app
+        .post_json(&format!("{}/test", connection.path()), &user.token, &json!({}))
+        .await;
     assert_eq!(test.status(), 200);
 
     // The provider drops a model from its list.
@@ -676,7 +740,11 @@ async fn a_model_leaving_the_catalogue_sends_one_configuration_model_missing(app
     assert_eq!(health(retired.id).await, "model_missing");
     assert_eq!(health(kept.id).await, "ok");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(received_of(&server, "configuration.model_missing").await.len(), 1, "once");
+    assert_eq!(
+        received_of(&server, "configuration.model_missing").await.len(),
+        1,
+        "once"
+    );
     assert!(received_of(&server, "connection.failed").await.is_empty());
 }
 
@@ -724,31 +792,44 @@ async fn the_settings_page_manages_webhooks_with_javascript_off(app: TestApp) {
     assert_eq!(listed[0].description, "pager");
     let id = listed[0].id;
 
-    let without_csrf = browser
-        .post_form(&format!("/settings/webhooks/{id}/ping"), &[])
-        .await;
+    let without_csrf = browser.post_form(&format!("/settings/webhooks/{id}/ping"), &[]).await;
     assert_eq!(without_csrf.status(), 403);
     let pinged = browser
-        .post_form(&format!("/settings/webhooks/{id}/ping"), &[("csrf_token", csrf.as_str())])
+        .post_form(
+            &format!("/settings/webhooks/{id}/ping"),
+            &[("csrf_token", csrf.as_str())],
+        )
         .await;
     assert_eq!(pinged.status(), 303);
     assert_eq!(location(&pinged), "/settings");
     let arrived = wait_for(&server, "ping", 1, Duration::from_secs(10)).await;
-    assert!(signature_verifies(&arrived[0], secret), "the page's secret signs deliveries");
+    assert!(
+        signature_verifies(&arrived[0], secret),
+        "the page's secret signs deliveries"
+    );
     deliveries_until(&app, &user.token, &listed[0], |log| !log.is_empty()).await;
     let page = browser.page("/settings").await;
-    assert!(page.contains("ping #1: HTTP 200"), "recent deliveries are shown: {page}");
+    assert!(
+        page.contains("ping #1: HTTP 200"),
+        "recent deliveries are shown: {page}"
+    );
 
     let stranger = app.user().await;
     let other_browser = app.login(&stranger.email, crate::helpers::TEST_PASSWORD).await;
     let other_csrf = other_browser.csrf().await;
     let theirs = other_browser
-        .post_form(&format!("/settings/webhooks/{id}/delete"), &[("csrf_token", other_csrf.as_str())])
+        .post_form(
+            &format!("/settings/webhooks/{id}/delete"),
+            &[("csrf_token", other_csrf.as_str())],
+        )
         .await;
     assert_eq!(theirs.status(), 404);
 
     let deleted = browser
-        .post_form(&format!("/settings/webhooks/{id}/delete"), &[("csrf_token", csrf.as_str())])
+        .post_form(
+            &format!("/settings/webhooks/{id}/delete"),
+            &[("csrf_token", csrf.as_str())],
+        )
         .await;
     assert_eq!(deleted.status(), 303);
     let listed: Vec<Value> = app.get(WEBHOOKS, &user.token).await.json().await.unwrap();
