@@ -30,15 +30,16 @@ pub struct Connection {
     pub expires_at: Option<chrono::NaiveDateTime>,
 }
 
-/// Reads an `expires_at` as the API takes it: RFC 3339 with an offset (stored in UTC, to the
-/// microsecond), between the years 2000 and 9999.
+/// Reads an `expires_at` as the API takes it: RFC 3339 with an offset, stored in UTC to the
+/// microsecond (a date in the past is accepted: the key has expired).
 pub fn parse_expiry(raw: &str) -> Result<chrono::NaiveDateTime, String> {
     use chrono::{Datelike, SubsecRound};
     let parsed = chrono::DateTime::parse_from_rfc3339(raw.trim())
         .map_err(|_| "must be an RFC 3339 date and time, e.g. 2027-01-31T00:00:00Z".to_owned())?;
     let utc = parsed.naive_utc().trunc_subsecs(6);
-    if !(2000..=9999).contains(&utc.year()) {
-        return Err("must be between the years 2000 and 9999".into());
+    // An offset can carry year 9999 past its end, which no column type round-trips.
+    if !(1..=9999).contains(&utc.year()) {
+        return Err("must be between the years 1 and 9999".into());
     }
     Ok(utc)
 }

@@ -38,6 +38,7 @@ on_both_backends!(settings(webhooks_to_loopback):
     a_manual_test_is_a_check_too_and_fires_on_transitions,
     expiry_is_announced_once_seven_days_before_and_once_one_day_before,
     the_settings_page_manages_webhooks_with_javascript_off,
+    rotating_the_master_key_re_seals_webhook_secrets,
 );
 
 on_both_backends!(settings(inside_open_to_provider_tests_only):
@@ -835,4 +836,29 @@ async fn the_settings_page_manages_webhooks_with_javascript_off(app: TestApp) {
     let listed: Vec<Value> = app.get(WEBHOOKS, &user.token).await.json().await.unwrap();
     assert!(listed.is_empty());
     assert!(browser.page("/settings").await.contains("No webhooks yet."));
+}
+
+async fn rotating_the_master_key_re_seals_webhook_secrets(app: TestApp) {
+    let user = app.user().await;
+    let webhook = create_webhook(&app, &user.token, "https://hooks.example.com/sealed", json!(["*"])).await;
+    let stored = app.with_db(|conn| lanyard::db::webhooks::all(conn).unwrap()).await;
+    assert_eq!(stored.len(), 1);
+    assert!(
+        !String::from_utf8_lossy(&stored[0].secret_encrypted).contains(&webhook.secret()[6..]),
+        "the secret is stored sealed"
+    );
+    assert_eq!(stored[0].key_id, "test-key");
+
+    let next = crate::helpers::master_key_entry("next");
+    let both = lanyard::crypto::MasterKeyring::parse(&format!("{next},{}", app.master_keys)).unwrap();
+    let report = app
+        .with_db(move |conn| lanyard::services::master_keys::rotate(conn, &both, 100).unwrap())
+        .await;
+    assert_eq!(report.re_encrypted, 1, "{report:?}");
+    assert!(report.remaining.is_empty(), "{report:?}");
+    let stored = app.with_db(|conn| lanyard::db::webhooks::all(conn).unwrap()).await;
+    assert_eq!(stored[0].key_id, "next");
+    let only_next = lanyard::crypto::MasterKeyring::parse(&next).unwrap();
+    let opened = lanyard::services::webhooks::open_secret(&only_next, &stored[0]).expect("opens under the new key");
+    assert_eq!(opened.expose(), webhook.secret());
 }
