@@ -60,8 +60,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSettings {
     /// `LANYARD_WEBHOOK_ALLOW` (same syntax as `LANYARD_EGRESS_ALLOW`, a separate list, empty by
-    /// default) over public addresses, with `LANYARD_EGRESS_NAMESERVERS`: what webhook URLs may
-    /// name and deliveries may reach. Opening a host to provider tests never opens it here.
+    /// default) under `LANYARD_EGRESS_MODE` (public addresses too, or only the list), with
+    /// `LANYARD_EGRESS_NAMESERVERS`: what webhook URLs may name and deliveries may reach.
+    /// Opening a host to provider tests never opens it here.
     pub policy: EgressPolicy,
     /// `LANYARD_WEBHOOK_RETRY_SCHEDULE` (default `1m,5m,30m,2h,6h`).
     pub retry: RetrySchedule,
@@ -175,10 +176,15 @@ impl Settings {
 }
 
 fn webhooks_from_env() -> Result<WebhookSettings, ConfigError> {
-    let policy = EgressPolicy::parse(&var_or("LANYARD_WEBHOOK_ALLOW", ""), "public")
-        .map_err(|message| ConfigError(message.replace("LANYARD_EGRESS_ALLOW", "LANYARD_WEBHOOK_ALLOW")))?
-        .with_nameservers(&var_or("LANYARD_EGRESS_NAMESERVERS", ""))
-        .map_err(ConfigError)?;
+    // The operator's LANYARD_EGRESS_MODE applies here too: `allowlist` locks deliveries to
+    // LANYARD_WEBHOOK_ALLOW as it locks provider tests to LANYARD_EGRESS_ALLOW.
+    let policy = EgressPolicy::parse(
+        &var_or("LANYARD_WEBHOOK_ALLOW", ""),
+        &var_or("LANYARD_EGRESS_MODE", "public"),
+    )
+    .map_err(|message| ConfigError(message.replace("LANYARD_EGRESS_ALLOW", "LANYARD_WEBHOOK_ALLOW")))?
+    .with_nameservers(&var_or("LANYARD_EGRESS_NAMESERVERS", ""))
+    .map_err(ConfigError)?;
     let retry = match var("LANYARD_WEBHOOK_RETRY_SCHEDULE") {
         Some(raw) => RetrySchedule::parse(&raw)
             .map_err(|message| ConfigError(format!("LANYARD_WEBHOOK_RETRY_SCHEDULE {message}")))?,

@@ -60,6 +60,8 @@ fn a_bad_name_server_or_allow_list_entry_stops_start_up_naming_it() {
             "10.0.0.0/8:11434",
         ),
         ("LANYARD_EGRESS_ALLOW", "ollama.internal:0", "ollama.internal:0"),
+        ("LANYARD_WEBHOOK_ALLOW", "127.0.0.1/32, not a host!", "not a host!"),
+        ("LANYARD_WEBHOOK_RETRY_SCHEDULE", "1m, soon", "soon"),
     ] {
         let envs = [
             ("DATABASE_URL", database.url_string()),
