@@ -466,13 +466,24 @@ impl Tester<'_> {
     ) -> Result<Result<ModelCatalogue, TestOutcome>, TestError> {
         let row = self.counted_connection(owner, id, |_| Ok(())).await?;
         let outcome = saved_target(self.keyring, &row, None).outcome(self.client).await;
-        match outcome.catalogue {
-            Some(models) => Ok(Ok(self
-                .database
-                .run(move |conn| connections::store_catalogue(conn, owner, id, models))
-                .await?)),
-            None => Ok(Err(outcome)),
-        }
+        let Some(models) = outcome.catalogue.clone() else {
+            return Ok(Err(outcome));
+        };
+        // A model that leaves the catalogue on a refresh is announced as on a check (the next
+        // check would not see it leave).
+        Ok(Ok(self
+            .database
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    let before = events::Observation::read(conn, owner, id)?;
+                    let catalogue = connections::store_catalogue(conn, owner, id, models)?;
+                    if let Some(before) = before {
+                        events::after_check(conn, &before, &outcome, db::now())?;
+                    }
+                    Ok::<_, TestError>(catalogue)
+                })
+            })
+            .await?))
     }
 
     /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key (its

@@ -39,6 +39,7 @@ on_both_backends!(settings(webhooks_to_loopback):
     expiry_is_announced_once_seven_days_before_and_once_one_day_before,
     the_settings_page_manages_webhooks_with_javascript_off,
     rotating_the_master_key_re_seals_webhook_secrets,
+    a_model_that_leaves_the_catalogue_on_a_refresh_is_announced_once,
 );
 
 on_both_backends!(settings(inside_open_to_provider_tests_only):
@@ -862,4 +863,45 @@ async fn rotating_the_master_key_re_seals_webhook_secrets(app: TestApp) {
     let only_next = lanyard::crypto::MasterKeyring::parse(&next).unwrap();
     let opened = lanyard::services::webhooks::open_secret(&only_next, &stored[0]).expect("opens under the new key");
     assert_eq!(opened.expose(), webhook.secret());
+}
+
+async fn a_model_that_leaves_the_catalogue_on_a_refresh_is_announced_once(app: TestApp) {
+    let user = app.user().await;
+    let (server, _webhook) = subscribed(&app, &user.token).await;
+    let provider = MockServer::start().await;
+    let listing = |models: &[&str]| {
+        let data: Vec<Value> = models.iter().map(|id| json!({"id": id, "object": "model"})).collect();
+        Mock::given(method("GET"))
+            .and(path("/v1/models"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": data})))
+    };
+    listing(&["gpt-4o", "gpt-4o-mini"]).mount(&provider).await;
+    let connection = create_connection(
+        &app,
+        &user.token,
+        openai_connection("refreshed", GOOD_KEY, Some(&openai_base(&provider))),
+    )
+    .await;
+    let retired = create_on(&app, &user.token, "retired", &connection, "gpt-4o-mini").await;
+    let test_path = format!("{}/test", connection.path());
+    assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
+
+    provider.reset().await;
+    listing(&["gpt-4o"]).mount(&provider).await;
+    let refreshed = app
+        .post_json(
+            &format!("{}/models/refresh", connection.path()),
+            &user.token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    let missing = wait_for(&server, "configuration.model_missing", 1, Duration::from_secs(10)).await;
+    assert_eq!(
+        body_of(&missing[0])["data"]["configurations"],
+        json!([{"id": retired.id, "name": "retired"}])
+    );
+    assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(received_of(&server, "configuration.model_missing").await.len(), 1);
 }
