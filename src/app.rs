@@ -13,7 +13,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
-use crate::services::scheduled_checks;
+use crate::services::{scheduled_checks, webhook_deliveries};
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
 
@@ -27,6 +27,8 @@ pub struct Application {
     database: Database,
     /// Scheduled checks run while the server serves, and stop with it.
     scheduler: Option<scheduled_checks::Scheduler>,
+    /// Webhook deliveries, likewise.
+    courier: webhook_deliveries::Courier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,16 @@ impl Application {
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let scheduler =
             scheduled_checks::Scheduler::start(database.clone(), keyring.clone(), outbound.clone(), settings.checks);
+        // Deliveries go through a client of their own, with the webhook allow list: opening a
+        // host to provider tests never opens it to webhooks.
+        let webhook_client = OutboundClient::new(settings.webhooks.policy.clone())
+            .map_err(|error| BuildError::Outbound(error.to_string()))?;
+        let courier = webhook_deliveries::Courier::start(
+            database.clone(),
+            keyring.clone(),
+            webhook_client,
+            settings.webhooks.retry.clone(),
+        );
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -102,6 +114,7 @@ impl Application {
             server,
             database: state_database,
             scheduler,
+            courier,
         })
     }
 
@@ -119,6 +132,7 @@ impl Application {
         if let Some(scheduler) = &self.scheduler {
             scheduler.stop();
         }
+        self.courier.stop();
         served
     }
 }

@@ -9,7 +9,8 @@ use url::Url;
 
 use crate::db::DatabaseUrl;
 use crate::domain::{
-    ApiKey, BaseUrl, CheckSchedule, FallbackConfiguration, ModelId, OrganisationCreation, Provider, UserCaps,
+    ApiKey, BaseUrl, CheckSchedule, FallbackConfiguration, ModelId, OrganisationCreation, Provider, RetrySchedule,
+    UserCaps,
 };
 use crate::egress::EgressPolicy;
 
@@ -51,6 +52,20 @@ pub struct Settings {
     /// `LANYARD_CHECK_INTERVAL` (default `6h`, `off`, at least `5s`) and
     /// `LANYARD_CHECK_CONCURRENCY` (default 4): the scheduled checks of connections.
     pub checks: CheckSchedule,
+    /// `LANYARD_WEBHOOK_ALLOW` and `LANYARD_WEBHOOK_RETRY_SCHEDULE`.
+    pub webhooks: WebhookSettings,
+}
+
+/// Where webhooks may point and how deliveries are retried.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    /// `LANYARD_WEBHOOK_ALLOW` (same syntax as `LANYARD_EGRESS_ALLOW`, a separate list, empty by
+    /// default) under `LANYARD_EGRESS_MODE` (public addresses too, or only the list), with
+    /// `LANYARD_EGRESS_NAMESERVERS`: what webhook URLs may name and deliveries may reach.
+    /// Opening a host to provider tests never opens it here.
+    pub policy: EgressPolicy,
+    /// `LANYARD_WEBHOOK_RETRY_SCHEDULE` (default `1m,5m,30m,2h,6h`).
+    pub retry: RetrySchedule,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +155,7 @@ impl Settings {
         let organisation_creation = OrganisationCreation::parse(&var_or("LANYARD_ORGANISATION_CREATION", "anyone"))
             .map_err(|message| ConfigError(format!("LANYARD_ORGANISATION_CREATION {message}")))?;
         let checks = checks_from_env()?;
+        let webhooks = webhooks_from_env()?;
         Ok(Settings {
             database_url,
             bind,
@@ -154,8 +170,27 @@ impl Settings {
             caps,
             organisation_creation,
             checks,
+            webhooks,
         })
     }
+}
+
+fn webhooks_from_env() -> Result<WebhookSettings, ConfigError> {
+    // The operator's LANYARD_EGRESS_MODE applies here too: `allowlist` locks deliveries to
+    // LANYARD_WEBHOOK_ALLOW as it locks provider tests to LANYARD_EGRESS_ALLOW.
+    let policy = EgressPolicy::parse(
+        &var_or("LANYARD_WEBHOOK_ALLOW", ""),
+        &var_or("LANYARD_EGRESS_MODE", "public"),
+    )
+    .map_err(|message| ConfigError(message.replace("LANYARD_EGRESS_ALLOW", "LANYARD_WEBHOOK_ALLOW")))?
+    .with_nameservers(&var_or("LANYARD_EGRESS_NAMESERVERS", ""))
+    .map_err(ConfigError)?;
+    let retry = match var("LANYARD_WEBHOOK_RETRY_SCHEDULE") {
+        Some(raw) => RetrySchedule::parse(&raw)
+            .map_err(|message| ConfigError(format!("LANYARD_WEBHOOK_RETRY_SCHEDULE {message}")))?,
+        None => RetrySchedule::default(),
+    };
+    Ok(WebhookSettings { policy, retry })
 }
 
 fn checks_from_env() -> Result<CheckSchedule, ConfigError> {

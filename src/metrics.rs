@@ -13,6 +13,7 @@ pub struct Metrics {
     pub provider_tests: IntCounterVec,
     pub checks: IntCounterVec,
     pub connections: IntGaugeVec,
+    pub webhook_deliveries: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -46,6 +47,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("connections", "Connections by the status of their last check"),
         &["status"],
     )?;
+    let webhook_deliveries = IntCounterVec::new(
+        Opts::new("webhook_deliveries_total", "Webhook delivery attempts by result"),
+        &["result"],
+    )?;
+    registry.register(Box::new(webhook_deliveries.clone()))?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(checks.clone()))?;
     registry.register(Box::new(connections.clone()))?;
@@ -60,6 +66,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         provider_tests,
         checks,
         connections,
+        webhook_deliveries,
     })
 }
 
@@ -111,6 +118,13 @@ pub fn record_provider_test(code: &str) {
 pub fn record_check(result: &str) {
     if let Some(metrics) = METRICS.as_ref() {
         metrics.checks.with_label_values(&[result]).inc();
+    }
+}
+
+/// `result`: `delivered`, `retrying` (failed, another attempt is scheduled) or `given_up`.
+pub fn record_webhook_delivery(result: &str) {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics.webhook_deliveries.with_label_values(&[result]).inc();
     }
 }
 

@@ -92,6 +92,7 @@ const DIESEL_OUTSIDE_DB: &[(&str, &[&str])] = &[
     ("src/domain/provider.rs", STATE_AS_TEXT),
     ("src/domain/configuration.rs", STATE_AS_TEXT),
     ("src/domain/monitoring.rs", STATE_AS_TEXT),
+    ("src/domain/webhook.rs", STATE_AS_TEXT),
 ];
 
 /// What deriving a domain state's text mapping names.

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use super::connection_tests::TestResultResource;
 use super::extract::{Field, FieldReader, parse_id};
 use super::wire::{OwnerResource, Rfc3339, json_array, json_ok};
-use crate::domain::{ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, PlainHttpHosts, Provider, Scope};
+use crate::domain::{
+    ApiKey, BaseUrl, ConfigName, Connection, ModelCatalogue, PlainHttpHosts, Provider, Scope, parse_expiry,
+};
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{AppState, Caller, JsonObject};
@@ -54,6 +56,10 @@ pub struct ConnectionResource {
     pub owner: OwnerResource,
     /// Whether the caller may change it (their own, or as the organisation's admin or owner).
     pub can_edit: bool,
+    /// When the key stops working, as its owner said; `null` when not set. `connection.expiring`
+    /// fires 7 days and 1 day before.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Rfc3339>,
 }
 
 impl From<Connection> for ConnectionResource {
@@ -77,6 +83,7 @@ impl From<Connection> for ConnectionResource {
             updated_at: Rfc3339(row.updated_at),
             can_edit: row.ownership.can_edit(),
             owner: OwnerResource::from(&row.ownership),
+            expires_at: row.expires_at.map(Rfc3339),
         }
     }
 }
@@ -95,6 +102,9 @@ pub struct CreateConnectionRequest {
     /// An absolute https URL; `null` for the provider's default.
     #[schema(max_length = 2048, pattern = "^https://")]
     base_url: Option<String>,
+    /// When the key stops working (RFC 3339); `null` or absent when unknown.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<String>,
 }
 
 /// The body of `PUT /api/connections/{id}`: any subset of the fields. A missing or null
@@ -111,6 +121,9 @@ pub struct UpdateConnectionRequest {
     api_key: Option<String>,
     #[schema(max_length = 2048, pattern = "^https://")]
     base_url: Option<String>,
+    /// When the key stops working (RFC 3339); `null` clears it, absent keeps it.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<String>,
 }
 
 /// One model id of a catalogue.
@@ -170,7 +183,11 @@ const READ_ONLY: [&str; 16] = [
 ];
 
 fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnection, AppError> {
-    let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url"], &READ_ONLY);
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "provider", "api_key", "base_url", "expires_at"],
+        &READ_ONLY,
+    );
     let name = reader.required_string("name");
     let name = reader.parsed("name", name, ConfigName::parse);
     let provider = reader.required_string("provider");
@@ -185,6 +202,10 @@ fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnec
         }
         _ => None,
     };
+    let expires_at = match reader.string("expires_at") {
+        Field::Value(raw) => reader.parsed("expires_at", Some(raw), parse_expiry),
+        Field::Null | Field::Absent => None,
+    };
     let errors = reader.errors.clone();
     reader.finish()?;
     match (name, provider) {
@@ -193,6 +214,7 @@ fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnec
             provider,
             api_key,
             base_url,
+            expires_at,
         }),
         // Every missing piece recorded an error above.
         _ => Err(AppError::Validation(errors)),
@@ -200,7 +222,11 @@ fn parse_new(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<NewConnec
 }
 
 fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<ConnectionUpdate, AppError> {
-    let mut reader = FieldReader::new(body.0, &["name", "provider", "api_key", "base_url"], &READ_ONLY);
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "provider", "api_key", "base_url", "expires_at"],
+        &READ_ONLY,
+    );
     let mut update = ConnectionUpdate::default();
     let not_null = |reader: &mut FieldReader, field: &str, value: Field<String>| match value {
         Field::Value(value) => Some(value),
@@ -231,6 +257,11 @@ fn parse_update(body: JsonObject, policy: &impl PlainHttpHosts) -> Result<Connec
             .parsed("base_url", Some(url), |raw| BaseUrl::parse(raw, policy))
             .map(Some),
     };
+    update.expires_at = match reader.string("expires_at") {
+        Field::Absent => None,
+        Field::Null => Some(None),
+        Field::Value(raw) => reader.parsed("expires_at", Some(raw), parse_expiry).map(Some),
+    };
     reader.finish()?;
     Ok(update)
 }
@@ -253,7 +284,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 #[utoipa::path(
     post, path = "/api/connections", tag = "connections",
     description = "Create a connection: `name`, `provider`, `api_key` (unless the provider needs none), \
-                   `base_url`. Scope: `write`.",
+                   `base_url`, `expires_at` (optional). Scope: `write`.",
     request_body = CreateConnectionRequest,
     responses(
         (status = 201, body = ConnectionResource, headers(("Location" = String))),
@@ -300,7 +331,7 @@ pub async fn get(state: web::Data<AppState>, caller: Caller, path: web::Path<Str
 
 #[utoipa::path(
     put, path = "/api/connections/{id}", tag = "connections",
-    description = "Update any subset of `name`, `provider`, `api_key`, `base_url`. Changing `provider` or \
+    description = "Update any subset of `name`, `provider`, `api_key`, `base_url`, `expires_at`. Changing `provider` or \
                    `base_url` of a connection with a key requires `api_key` in the same request. A new key \
                    is what every configuration of the connection resolves to from the next request on. \
                    Scope: `write`.",

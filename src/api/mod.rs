@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod organisations;
 pub mod providers;
 pub mod tokens;
+pub mod webhooks;
 pub mod wire;
 
 use actix_web::{HttpResponse, web};
@@ -173,6 +174,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/organisations/{id}/invitation/accept")
                     .post(organisations::accept)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/webhooks")
+                    .get(webhooks::organisation_list)
+                    .post(webhooks::organisation_create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks")
+                    .get(webhooks::list)
+                    .post(webhooks::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks/{id}")
+                    .get(webhooks::get)
+                    .put(webhooks::update)
+                    .delete(webhooks::delete)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks/{id}/rotate-secret")
+                    .post(webhooks::rotate_secret)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks/{id}/deliveries")
+                    .get(webhooks::deliveries)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/webhooks/{id}/ping")
+                    .post(webhooks::ping)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

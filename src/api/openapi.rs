@@ -6,6 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     configurations, connection_checks, connection_tests, connections, conversations, organisations, providers, tokens,
+    webhooks,
 };
 use crate::http::api_error as error;
 
@@ -56,6 +57,16 @@ use crate::http::api_error as error;
         connections::create_for_organisation,
         configurations::list_for_organisation,
         configurations::create_for_organisation,
+        webhooks::list,
+        webhooks::create,
+        webhooks::organisation_list,
+        webhooks::organisation_create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::deliveries,
+        webhooks::ping,
     ),
     components(schemas(
         configurations::ConfigurationResource,
@@ -93,6 +104,12 @@ use crate::http::api_error as error;
         organisations::InviteRequest,
         organisations::ChangeRoleRequest,
         organisations::MembershipRequest,
+        webhooks::WebhookResource,
+        webhooks::WebhookWithSecretResource,
+        webhooks::CreateWebhookRequest,
+        webhooks::UpdateWebhookRequest,
+        webhooks::DeliveryAttemptResource,
+        webhooks::PingResource,
         error::ErrorBody,
     )),
     modifiers(&BearerAuth)

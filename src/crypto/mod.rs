@@ -12,6 +12,7 @@ mod random;
 mod sealed;
 mod session;
 mod tokens;
+mod webhook_signature;
 
 pub use compare::constant_time_eq;
 pub use keyring::{KeyId, KeyringError, MasterKey, MasterKeyring};
@@ -22,3 +23,4 @@ pub use random::{new_csrf_token, new_passphrase_salt, random_bytes, random_url_t
 pub use sealed::{OpenError, RowBinding, Sealed};
 pub use session::{anonymous_csrf_signing_key, hash_session_key, new_session_key, session_cookie_signing_key};
 pub use tokens::{TokenSecret, hash_setup_token, hash_token, new_setup_token};
+pub use webhook_signature::WebhookSecret;

@@ -43,6 +43,8 @@ pub enum RowBinding {
     Configuration { owner: Uuid, configuration: Uuid },
     /// The start-up canary of one master key.
     Canary,
+    /// A webhook's signing secret: the webhook.
+    Webhook { webhook: Uuid },
 }
 
 impl RowBinding {
@@ -73,6 +75,11 @@ impl RowBinding {
             RowBinding::Canary => {
                 aad.extend_from_slice(b"lanyard/master-key-canary\0");
                 aad.extend_from_slice(header);
+            }
+            RowBinding::Webhook { webhook } => {
+                aad.extend_from_slice(b"lanyard/webhook/secret\0");
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(webhook.as_bytes());
             }
         }
         aad

@@ -69,6 +69,11 @@ pub struct ConnectionRow {
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
     pub organisation_id: Option<DbId>,
+    /// When the key stops working, as its owner said (`connection.expiring` announces it).
+    #[diesel(deserialize_as = MaybeStamp)]
+    pub expires_at: Option<NaiveDateTime>,
+    /// The smallest expiry window already announced: 0 none, 7 or 1 days.
+    pub expiry_notice: i64,
 }
 
 impl ConnectionRow {
@@ -143,6 +148,20 @@ pub fn configuration_names(conn: &mut DbConnection, owner: Owner, id: DbId) -> Q
         .load(conn)
 }
 
+/// The configurations using a connection: id, name and model, by case-folded name.
+pub fn configurations_using(
+    conn: &mut DbConnection,
+    owner: Owner,
+    id: DbId,
+) -> QueryResult<Vec<(DbId, String, String)>> {
+    cfg::table
+        .filter(configuration_owned_by(owner))
+        .filter(cfg::connection_id.eq(id))
+        .order(cfg::name_key)
+        .select((cfg::id, cfg::name, cfg::model))
+        .load(conn)
+}
+
 /// How many configurations other than `except` use a connection.
 pub fn other_configurations(conn: &mut DbConnection, id: DbId, except: DbId) -> QueryResult<i64> {
     cfg::table
@@ -192,6 +211,50 @@ pub fn delete(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<bo
 /// no configuration uses them.
 pub fn delete_all_for_owner(conn: &mut DbConnection, owner: Owner) -> QueryResult<usize> {
     diesel::delete(cn::table.filter(owned_by(owner))).execute(conn)
+}
+
+/// Sets (or clears) when the connection expires; the expiry notices start again.
+pub fn set_expiry(
+    conn: &mut DbConnection,
+    owner: Owner,
+    id: DbId,
+    expires_at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    diesel::update(cn::table.filter(cn::id.eq(id)).filter(owned_by(owner)))
+        .set((cn::expires_at.eq(expires_at), cn::expiry_notice.eq(0_i64)))
+        .execute(conn)
+}
+
+/// Marks the expiry window of `days` (7 or 1) as announced, unless it (or a nearer one) was
+/// already: `true` for exactly one caller however many instances race, so that the event
+/// fires once.
+pub fn claim_expiry_notice(conn: &mut DbConnection, owner: Owner, id: DbId, days: i64) -> QueryResult<bool> {
+    diesel::update(
+        cn::table
+            .filter(cn::id.eq(id))
+            .filter(owned_by(owner))
+            .filter(cn::expiry_notice.eq(0_i64).or(cn::expiry_notice.gt(days))),
+    )
+    .set(cn::expiry_notice.eq(days))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}
+
+/// The owner's connection, its row locked until the transaction ends on PostgreSQL (SQLite's
+/// immediate transaction already holds the only write lock), so that a check's transition is
+/// judged against the status no other writer is changing.
+pub fn lock_for_owner(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<Option<ConnectionRow>> {
+    if let DbConnection::Postgres(pg) = conn {
+        // Locks the row; what is read comes from the query below, through the shared backend.
+        cn::table
+            .filter(cn::id.eq(id))
+            .filter(owned_by(owner))
+            .select(cn::id)
+            .for_update()
+            .first::<DbId>(pg)
+            .optional()?;
+    }
+    find_for_owner(conn, owner, id)
 }
 
 /// Records a provider test's outcome (not an edit: `updated_at` stays).

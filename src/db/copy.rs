@@ -18,12 +18,15 @@ use super::organisations::OrganisationRow;
 use super::schema::{
     api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
     invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisations, security_events,
-    sessions, users,
+    sessions, users, webhook_attempts, webhook_deliveries, webhooks,
 };
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
 use super::user_defaults::UserDefaultRow;
 use super::users::UserRow;
+use super::webhook_attempts::AttemptRow;
+use super::webhook_deliveries::DeliveryRow;
+use super::webhooks::WebhookRow;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = instance_settings)]
@@ -51,6 +54,9 @@ pub struct Snapshot {
     pub organisations: Vec<OrganisationRow>,
     pub memberships: Vec<MembershipRow>,
     pub invitations: Vec<InvitationRow>,
+    pub webhooks: Vec<WebhookRow>,
+    pub webhook_deliveries: Vec<DeliveryRow>,
+    pub webhook_attempts: Vec<AttemptRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -95,6 +101,9 @@ impl Snapshot {
                 .order(invitations::id)
                 .select(InvitationRow::as_select())
                 .load(conn)?,
+            webhooks: super::webhooks::all(conn)?,
+            webhook_deliveries: super::webhook_deliveries::all(conn)?,
+            webhook_attempts: super::webhook_attempts::all(conn)?,
         })
     }
 
@@ -117,6 +126,9 @@ impl Snapshot {
             ("organisations", count(self.organisations.len())),
             ("memberships", count(self.memberships.len())),
             ("invitations", count(self.invitations.len())),
+            ("webhooks", count(self.webhooks.len())),
+            ("webhook_deliveries", count(self.webhook_deliveries.len())),
+            ("webhook_attempts", count(self.webhook_attempts.len())),
         ]
     }
 
@@ -196,6 +208,16 @@ impl Snapshot {
         for row in &self.invitations {
             diesel::insert_into(invitations::table).values(row).execute(conn)?;
         }
+        // After users and organisations, which own them.
+        for row in &self.webhooks {
+            super::webhooks::insert(conn, row)?;
+        }
+        for row in &self.webhook_deliveries {
+            super::webhook_deliveries::insert(conn, row)?;
+        }
+        for row in &self.webhook_attempts {
+            super::webhook_attempts::insert(conn, row)?;
+        }
         Ok(())
     }
 }
@@ -228,5 +250,11 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         ("organisations", organisations::table.count().get_result(conn)?),
         ("memberships", memberships::table.count().get_result(conn)?),
         ("invitations", invitations::table.count().get_result(conn)?),
+        ("webhooks", webhooks::table.count().get_result(conn)?),
+        (
+            "webhook_deliveries",
+            webhook_deliveries::table.count().get_result(conn)?,
+        ),
+        ("webhook_attempts", webhook_attempts::table.count().get_result(conn)?),
     ])
 }

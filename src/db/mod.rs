@@ -22,6 +22,9 @@ pub mod sessions;
 pub mod sql_types;
 pub mod user_defaults;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -90,6 +90,7 @@ diesel::table! {
         check_failures -> BigInt,
         expires_at -> Nullable<Timestamp>,
         organisation_id -> Nullable<DbUuid>,
+        expiry_notice -> BigInt,
     }
 }
 
@@ -319,3 +320,61 @@ diesel::allow_tables_to_appear_in_same_query!(memberships, llm_configurations);
 diesel::allow_tables_to_appear_in_same_query!(memberships, connections);
 diesel::allow_tables_to_appear_in_same_query!(organisations, conversation_overrides);
 diesel::allow_tables_to_appear_in_same_query!(memberships, conversation_overrides);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    webhooks (id) {
+        id -> DbUuid,
+        owner_user_id -> Nullable<DbUuid>,
+        owner_organisation_id -> Nullable<DbUuid>,
+        url -> Text,
+        events -> Text,
+        description -> Text,
+        is_active -> Bool,
+        secret_encrypted -> Binary,
+        key_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    webhook_deliveries (id) {
+        id -> DbUuid,
+        webhook_id -> DbUuid,
+        event_id -> Text,
+        event_type -> Text,
+        body -> Text,
+        attempts -> BigInt,
+        state -> Text,
+        next_attempt_at -> Nullable<Timestamp>,
+        claimed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    webhook_attempts (id) {
+        id -> DbUuid,
+        webhook_id -> DbUuid,
+        delivery_id -> DbUuid,
+        event_id -> Text,
+        event_type -> Text,
+        attempt -> BigInt,
+        status_code -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        attempted_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_attempts -> webhooks (webhook_id));
+diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries, webhook_attempts, memberships);

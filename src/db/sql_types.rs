@@ -16,7 +16,9 @@ use std::io::Write;
 use uuid::Uuid;
 
 use super::MultiBackend;
-use crate::domain::{CheckStatus, CheckTrigger, MemberAccess, OrganisationRole, Provider, Role, TestStatus};
+use crate::domain::{
+    CheckStatus, CheckTrigger, DeliveryState, EventType, MemberAccess, OrganisationRole, Provider, Role, TestStatus,
+};
 
 /// The SQL type of every id column (`uuid` on PostgreSQL, `TEXT` on SQLite).
 #[derive(Debug, Clone, Copy, Default, SqlType, diesel::query_builder::QueryId)]
@@ -146,6 +148,13 @@ text_state!(MemberAccess, "member access", MemberAccess::as_str, MemberAccess::p
 text_state!(TestStatus, "test status", TestStatus::as_str, TestStatus::parse);
 text_state!(CheckTrigger, "check trigger", CheckTrigger::as_str, CheckTrigger::parse);
 text_state!(CheckStatus, "check status", CheckStatus::as_str, CheckStatus::parse);
+text_state!(
+    DeliveryState,
+    "delivery state",
+    DeliveryState::as_str,
+    DeliveryState::parse
+);
+text_state!(EventType, "event type", EventType::as_str, EventType::parse);
 
 /// A `Timestamp` column read through the multi-backend connection, for row structs to name with
 /// `#[diesel(deserialize_as = Stamp)]` on a `NaiveDateTime` field.

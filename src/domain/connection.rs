@@ -28,6 +28,22 @@ pub struct Connection {
     pub updated_at: chrono::NaiveDateTime,
     /// Whose it is, as the caller sees it (and so whether the caller may change it).
     pub ownership: super::Ownership,
+    /// When the key stops working, as its owner said; `None` when unknown.
+    pub expires_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Reads an `expires_at` as the API takes it: RFC 3339 with an offset, stored in UTC to the
+/// microsecond (a date in the past is accepted: the key has expired).
+pub fn parse_expiry(raw: &str) -> Result<chrono::NaiveDateTime, String> {
+    use chrono::{Datelike, SubsecRound};
+    let parsed = chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map_err(|_| "must be an RFC 3339 date and time, e.g. 2027-01-31T00:00:00Z".to_owned())?;
+    let utc = parsed.naive_utc().trunc_subsecs(6);
+    // An offset can carry year 9999 past its end, which no column type round-trips.
+    if !(1..=9999).contains(&utc.year()) {
+        return Err("must be between the years 1 and 9999".into());
+    }
+    Ok(utc)
 }
 
 /// A connection's model catalogue: the ids its provider listed, sorted, and when.

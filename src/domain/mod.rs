@@ -13,12 +13,13 @@ mod owner;
 mod parameters;
 mod provider;
 mod token;
+mod webhook;
 
 pub use account::{Email, OrganisationRole, Password, Role};
 pub use configuration::{
     ApiKey, BaseUrl, ConfigName, Configuration, MemberAccess, ModelId, PlainHttpHosts, TestStatus,
 };
-pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue};
+pub use connection::{Connection, MAX_CATALOGUE_MODELS, ModelCatalogue, parse_expiry};
 pub use conversation::{ConversationId, ConversationOverride, FallbackConfiguration};
 pub use field_errors::FieldErrors;
 pub use limits::{UserCap, UserCaps};
@@ -33,3 +34,6 @@ pub use owner::{Owner, Ownership};
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};
+pub use webhook::{
+    DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookOwner, WebhookUrl,
+};

@@ -216,6 +216,46 @@ impl OutboundClient {
         DESTINATION_PORT.scope(port, self.send(url, headers)).await
     }
 
+    /// A POST of `body` with these headers (a webhook delivery). At most `keep_body` bytes of
+    /// the answer are read, and discarded; the rest is never read.
+    pub async fn post(
+        &self,
+        url: Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        keep_body: usize,
+    ) -> Result<OutboundResponse, EgressError> {
+        let port = self.check_url(&url)?;
+        DESTINATION_PORT
+            .scope(port, async move {
+                let started = Instant::now();
+                let response = self
+                    .client
+                    .post(url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let status = response.status().as_u16();
+                let mut read = 0_usize;
+                let mut stream = response.bytes_stream();
+                while read < keep_body {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => read += chunk.len(),
+                        Some(Err(error)) => return Err(classify(error)),
+                        None => break,
+                    }
+                }
+                Ok(OutboundResponse {
+                    status,
+                    body: Vec::new(),
+                    latency: started.elapsed(),
+                })
+            })
+            .await
+    }
+
     async fn send(&self, url: Url, headers: HeaderMap) -> Result<OutboundResponse, EgressError> {
         let started = Instant::now();
         let response = self.client.get(url).headers(headers).send().await.map_err(classify)?;

@@ -9,6 +9,7 @@ use crate::services::admin::AdminError;
 use crate::services::conversations::ConversationsError;
 use crate::services::organisations::OrganisationsError;
 use crate::services::tokens::TokensError;
+use crate::services::webhooks::WebhooksError;
 
 impl From<AccessError> for AppError {
     fn from(error: AccessError) -> Self {
@@ -84,6 +85,18 @@ impl From<OrganisationsError> for AppError {
             OrganisationsError::LastOwner { .. } => AppError::LastOwner(error.to_string()),
             OrganisationsError::Invalid(fields) => AppError::Validation(fields),
             OrganisationsError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<WebhooksError> for AppError {
+    fn from(error: WebhooksError) -> Self {
+        match error {
+            WebhooksError::NotFound => AppError::NotFound,
+            WebhooksError::Forbidden => AppError::Forbidden(error.to_string()),
+            WebhooksError::CapReached => AppError::refused("cap_reached", error.to_string(), Default::default()),
+            WebhooksError::Invalid(fields) => AppError::Validation(fields),
+            WebhooksError::Store(error) => AppError::from(error),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::{ApiKey, BaseUrl, CheckStatus, ModelCatalogue, ModelId, Provi
 use crate::egress::{EgressError, OutboundClient};
 use crate::providers;
 use crate::services::connections::{self, ConnectionError};
+use crate::services::events;
 
 /// Why a test did not run (a test that ran and failed is a [`TestOutcome`], not an error).
 #[derive(Debug, thiserror::Error)]
@@ -433,21 +434,30 @@ impl Tester<'_> {
         let owner = row.owner().ok_or(TestError::NotFound)?;
         self.database
             .run(move |conn| {
-                connection_store::record_test_result(
-                    conn,
-                    owner,
-                    DbId(id),
-                    recorded.test_status(),
-                    recorded.code,
-                    Some(&recorded.message),
-                    recorded.latency_ms,
-                    db::now(),
-                )?;
-                if let Some(catalogue) = recorded.catalogue.clone() {
-                    connections::store_catalogue(conn, owner, id, catalogue)?;
-                }
-                crate::services::scheduled_checks::record_manual(conn, owner, id, &recorded)?;
-                Ok::<_, TestError>(())
+                // A manual test is a check too: recorded, and its events queued, in one
+                // transaction.
+                db::write_transaction(conn, |conn| {
+                    let now = db::now();
+                    let before = events::Observation::read(conn, owner, id)?;
+                    connection_store::record_test_result(
+                        conn,
+                        owner,
+                        DbId(id),
+                        recorded.test_status(),
+                        recorded.code,
+                        Some(&recorded.message),
+                        recorded.latency_ms,
+                        now,
+                    )?;
+                    if let Some(catalogue) = recorded.catalogue.clone() {
+                        connections::store_catalogue(conn, owner, id, catalogue)?;
+                    }
+                    crate::services::scheduled_checks::record_manual(conn, owner, id, &recorded)?;
+                    if let Some(before) = before {
+                        events::after_check(conn, &before, &recorded, now)?;
+                    }
+                    Ok::<_, TestError>(())
+                })
             })
             .await?;
         Ok(outcome)
@@ -464,13 +474,24 @@ impl Tester<'_> {
         let row = self.counted_connection(owner, id, |_| Ok(())).await?;
         let outcome = saved_target(self.keyring, &row, None).outcome(self.client).await;
         let owner = row.owner().ok_or(TestError::NotFound)?;
-        match outcome.catalogue {
-            Some(models) => Ok(Ok(self
-                .database
-                .run(move |conn| connections::store_catalogue(conn, owner, id, models))
-                .await?)),
-            None => Ok(Err(outcome)),
-        }
+        let Some(models) = outcome.catalogue.clone() else {
+            return Ok(Err(outcome));
+        };
+        // A model that leaves the catalogue on a refresh is announced as on a check (the next
+        // check would not see it leave).
+        Ok(Ok(self
+            .database
+            .run(move |conn| {
+                db::write_transaction(conn, |conn| {
+                    let before = events::Observation::read(conn, owner, id)?;
+                    let catalogue = connections::store_catalogue(conn, owner, id, models)?;
+                    if let Some(before) = before {
+                        events::after_check(conn, &before, &outcome, db::now())?;
+                    }
+                    Ok::<_, TestError>(catalogue)
+                })
+            })
+            .await?))
     }
 
     /// Tests an edited, unsaved form of `owner`'s configuration `id` with its stored key (its

@@ -60,6 +60,8 @@ pub struct NewConnection {
     pub provider: Provider,
     pub api_key: Option<ApiKey>,
     pub base_url: Option<BaseUrl>,
+    /// When the key stops working, if known.
+    pub expires_at: Option<chrono::NaiveDateTime>,
 }
 
 /// A partial update: `None` leaves a field as it is.
@@ -70,6 +72,8 @@ pub struct ConnectionUpdate {
     pub api_key: KeyChange,
     /// `Some(None)`: back to the provider's default.
     pub base_url: Option<Option<BaseUrl>>,
+    /// `Some(None)`: no known expiry.
+    pub expires_at: Option<Option<chrono::NaiveDateTime>>,
 }
 
 /// The binding a stored key is sealed under: the connection's, or, for a key the upgrade moved
@@ -208,6 +212,7 @@ fn to_domain(row: ConnectionRow, configuration_count: i64, ownership: Ownership)
         created_at: row.created_at,
         updated_at: row.updated_at,
         ownership,
+        expires_at: row.expires_at,
     }
 }
 
@@ -284,6 +289,9 @@ fn create_owned(
             false,
             now,
         )?;
+        if new.expires_at.is_some() {
+            store::set_expiry(conn, owner, DbId(id), new.expires_at)?;
+        }
         find(conn, caller, id)
     })
 }
@@ -326,6 +334,8 @@ fn insert_row(
             is_implicit,
             created_at: now,
             updated_at: now,
+            expires_at: None,
+            expiry_notice: 0,
         },
     )
 }
@@ -559,6 +569,11 @@ pub fn update(
             &update.api_key,
             db::now(),
         )?;
+        if let Some(expires_at) = update.expires_at
+            && expires_at != row.expires_at
+        {
+            store::set_expiry(conn, owner, DbId(id), expires_at)?;
+        }
         find(conn, caller, id)
     })
 }

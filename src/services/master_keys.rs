@@ -302,11 +302,55 @@ pub fn rotate(
         batch_size,
         |_| {},
     )?;
-    report.remaining = connection_store::count_keys_by_key_id(conn)?
+    reseal_webhook_secrets(conn, keyring, &active, &mut report)?;
+    let mut remaining: BTreeMap<String, i64> = connection_store::count_keys_by_key_id(conn)?
         .into_iter()
         .filter(|(id, _)| *id != active)
         .collect();
+    for webhook in crate::db::webhooks::all(conn)? {
+        if webhook.key_id != active {
+            *remaining.entry(webhook.key_id).or_default() += 1;
+        }
+    }
+    report.remaining = remaining.into_iter().collect();
     Ok(report)
+}
+
+/// Webhook signing secrets are sealed too: each one not under the active master key is sealed
+/// again under it (compare-and-swap, like the API keys). They are few; one transaction.
+fn reseal_webhook_secrets(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    active: &str,
+    report: &mut RotationReport,
+) -> Result<(), KeyCheckError> {
+    let stale: Vec<_> = crate::db::webhooks::all(conn)?
+        .into_iter()
+        .filter(|webhook| webhook.key_id != active)
+        .collect();
+    db::write_transaction(conn, |conn| {
+        for webhook in &stale {
+            let binding = RowBinding::Webhook { webhook: webhook.id.0 };
+            let Ok(plain) = keyring.open(&webhook.secret_encrypted, binding) else {
+                report.unreadable += 1;
+                continue;
+            };
+            let resealed = keyring.seal(&plain, binding);
+            if crate::db::webhooks::replace_sealed_secret(
+                conn,
+                webhook.id,
+                &webhook.secret_encrypted,
+                &resealed.bytes,
+                &resealed.key_id,
+            )? {
+                report.re_encrypted += 1;
+            } else {
+                report.changed_meanwhile += 1;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
 }
 
 /// The upgrade to connections, after migrations: every key the migration moved onto a

@@ -10,12 +10,15 @@ pub mod configurations;
 pub mod connection_tests;
 pub mod connections;
 pub mod conversations;
+pub mod events;
 pub mod import;
 pub mod master_keys;
 pub mod operations;
 pub mod organisations;
 pub mod scheduled_checks;
 pub mod tokens;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 use uuid::Uuid;
 

@@ -20,6 +20,7 @@ use crate::domain::{CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, Owner
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::{TestOutcome, check_saved};
 use crate::services::connections::{self, ConnectionError};
+use crate::services::events;
 
 /// How many checks `GET /api/connections/{id}/checks` shows.
 pub const HISTORY_SHOWN: i64 = 50;
@@ -181,9 +182,9 @@ fn next_regular_check(claim: &Claim, interval: Duration) -> NaiveDateTime {
     }
 }
 
-/// Records a scheduled check and ends its claim. A provider that gave no verdict (429, 5xx, no
-/// answer in time) changes no status: the check is kept in the history and the connection
-/// backs off.
+/// Records a scheduled check and ends its claim, and queues the events it caused in the same
+/// transaction. A provider that gave no verdict (429, 5xx, no answer in time) changes no
+/// status: the check is kept in the history and the connection backs off.
 fn finish(
     conn: &mut DbConnection,
     claim: &Claim,
@@ -205,6 +206,7 @@ fn finish(
         let Some(outcome) = outcome else {
             return Ok(());
         };
+        let before = events::Observation::read(conn, claim.owner, claim.id.0)?;
         record(conn, claim.id, CheckTrigger::Scheduled, outcome, now)?;
         if status != Some(CheckStatus::Unavailable) {
             connection_store::record_test_result(
@@ -220,6 +222,9 @@ fn finish(
             if let Some(catalogue) = outcome.catalogue.clone() {
                 connections::store_catalogue(conn, claim.owner, claim.id.0, catalogue)?;
             }
+        }
+        if let Some(before) = before {
+            events::after_check(conn, &before, outcome, now)?;
         }
         Ok(())
     })

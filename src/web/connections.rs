@@ -46,6 +46,8 @@ pub struct ConnectionView {
     pub model_count: i64,
     pub models_fetched_at: Option<String>,
     pub configuration_count: i64,
+    /// When the key expires, as its owner said.
+    pub expires_at: Option<String>,
     /// Why the last **Refresh models** stored nothing (shown once, in the row it answered).
     pub refresh_failure: Option<String>,
 }
@@ -66,6 +68,7 @@ impl From<Connection> for ConnectionView {
             model_count: row.model_count,
             models_fetched_at: row.models_fetched_at.map(display_time),
             configuration_count: row.configuration_count,
+            expires_at: row.expires_at.map(display_time),
             refresh_failure: None,
         }
     }
@@ -275,6 +278,7 @@ pub async fn create(
                 provider,
                 api_key,
                 base_url,
+                expires_at: None,
             };
             let keyring = state.keyring.clone();
             state
@@ -404,6 +408,8 @@ pub async fn update(
             provider: parsed.provider,
             api_key: parsed.api_key.map_or(KeyChange::Keep, KeyChange::Replace),
             base_url: Some(parsed.base_url),
+            // The form does not carry it: the expiry stays as it is.
+            expires_at: None,
         };
         let keyring = state.keyring.clone();
         state

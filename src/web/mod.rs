@@ -139,6 +139,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/settings/default", web::post().to(settings::set_default))
         .route("/settings/tokens", web::post().to(settings::create_token))
         .route("/settings/tokens/{id}/revoke", web::post().to(settings::revoke_token))
+        .route("/settings/webhooks", web::post().to(settings::create_webhook))
+        .route(
+            "/settings/webhooks/{id}/delete",
+            web::post().to(settings::delete_webhook),
+        )
+        .route("/settings/webhooks/{id}/ping", web::post().to(settings::ping_webhook))
         .route("/settings/password", web::post().to(settings::change_password));
 }
 

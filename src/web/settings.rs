@@ -1,5 +1,5 @@
-//! `/settings`: the default selector, API tokens, the password, and the account's security
-//! events.
+//! `/settings`: the default selector, API tokens, webhooks, the password, and the account's
+//! security events.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -9,8 +9,11 @@ use uuid::Uuid;
 
 use super::accounts::sign_in;
 use super::respond::{html, private_html, see_other};
-use super::views::{ConfigurationView, CreatedTokenView, Layout, SecurityEventView, TokenView, configuration_views};
-use crate::domain::{Password, Scopes};
+use super::views::{
+    ConfigurationView, CreatedTokenView, CreatedWebhookView, Layout, SecurityEventView, TokenView, WebhookView,
+    configuration_views,
+};
+use crate::domain::{EventSelection, Password, Scopes, WebhookOwner, WebhookUrl};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -18,6 +21,7 @@ use crate::http::client_address;
 use crate::http::page_error::PageResult;
 use crate::services::accounts::{self, AccountsError, SignedInUser};
 use crate::services::tokens::TokensError;
+use crate::services::webhooks::{self, NewWebhook, WebhooksError, parse_description};
 use crate::services::{Work, configurations, tokens};
 
 const PAGE: &str = "/settings";
@@ -26,7 +30,23 @@ const PAGE: &str = "/settings";
 struct SettingsData {
     configurations: Vec<ConfigurationView>,
     tokens: Vec<TokenView>,
+    webhooks: Vec<WebhookView>,
     security_events: Vec<SecurityEventView>,
+}
+
+/// How many recent attempts the page shows under each webhook.
+const ATTEMPTS_SHOWN: usize = 5;
+
+fn load_webhooks(conn: &mut Work, user_id: Uuid) -> Result<Vec<WebhookView>, AppError> {
+    let mut views = Vec::new();
+    for webhook in webhooks::list(conn, user_id, WebhookOwner::User(user_id))? {
+        let attempts = webhooks::deliveries(conn, user_id, webhook.id)?;
+        views.push(WebhookView::new(
+            webhook,
+            attempts.into_iter().take(ATTEMPTS_SHOWN).collect(),
+        ));
+    }
+    Ok(views)
 }
 
 fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
@@ -38,6 +58,7 @@ fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
             .into_iter()
             .map(|token| TokenView::new(token, now))
             .collect(),
+        webhooks: load_webhooks(conn, user_id)?,
         security_events: accounts::security_events_of(conn, user_id)?
             .into_iter()
             .map(SecurityEventView::new)
@@ -58,9 +79,45 @@ struct SettingsPage {
     tokens: Vec<TokenView>,
     created_token: Option<CreatedTokenView>,
     token_errors: FieldErrors,
+    webhooks: Vec<WebhookView>,
+    created_webhook: Option<CreatedWebhookView>,
+    webhook_errors: FieldErrors,
+    webhook_form: WebhookFormView,
     password_errors: FieldErrors,
     password_changed: bool,
     security_events: Vec<SecurityEventView>,
+}
+
+#[derive(Template)]
+#[template(path = "settings/_webhooks.html")]
+struct WebhooksFragment {
+    csrf_token: String,
+    webhooks: Vec<WebhookView>,
+    created_webhook: Option<CreatedWebhookView>,
+    webhook_errors: FieldErrors,
+    webhook_form: WebhookFormView,
+}
+
+/// What the create form shows again after a refusal.
+#[derive(Default, Clone)]
+pub struct WebhookFormView {
+    pub url: String,
+    pub description: String,
+    /// The events ticked (`*` for all).
+    pub events: Vec<String>,
+}
+
+impl WebhookFormView {
+    pub fn ticked(&self, event: &str) -> bool {
+        self.events.iter().any(|chosen| chosen == event)
+    }
+
+    /// Every event the form offers.
+    pub fn offered(&self) -> Vec<&'static str> {
+        crate::domain::EventType::SUBSCRIBABLE
+            .map(crate::domain::EventType::as_str)
+            .to_vec()
+    }
 }
 
 #[derive(Template)]
@@ -93,6 +150,9 @@ struct PageState {
     default_errors: FieldErrors,
     created_token: Option<CreatedTokenView>,
     token_errors: FieldErrors,
+    created_webhook: Option<CreatedWebhookView>,
+    webhook_errors: FieldErrors,
+    webhook_form: WebhookFormView,
     password_errors: FieldErrors,
     password_changed: bool,
 }
@@ -110,6 +170,10 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         tokens: data.tokens,
         created_token: state.created_token,
         token_errors: state.token_errors,
+        webhooks: data.webhooks,
+        created_webhook: state.created_webhook,
+        webhook_errors: state.webhook_errors,
+        webhook_form: state.webhook_form,
         password_errors: state.password_errors,
         password_changed: state.password_changed,
         security_events: data.security_events,
@@ -391,4 +455,162 @@ pub async fn change_password(
         },
         StatusCode::UNPROCESSABLE_ENTITY,
     )
+}
+
+/// The webhook form's fields; `events` may repeat, so it is read from the raw pairs.
+#[derive(Deserialize)]
+pub struct WebhookFields {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// `POST /settings/webhooks`: creates a webhook and shows its secret in this one response.
+pub async fn create_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    form: ProtectedForm<WebhookFields>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let mut errors = FieldErrors::new();
+    let chosen: Vec<String> = form
+        .pairs
+        .iter()
+        .filter(|(field, _)| field == "events")
+        .map(|(_, value)| value.clone())
+        .collect();
+    let url = WebhookUrl::parse(&form.fields.url, &state.settings.webhooks.policy)
+        .map_err(|message| errors.add("url", message))
+        .ok();
+    // Nothing ticked means every event, as `*` does.
+    let events = if chosen.is_empty() {
+        Some(EventSelection::All)
+    } else {
+        EventSelection::parse(chosen.iter().map(String::as_str))
+            .map_err(|message| errors.add("events", message))
+            .ok()
+    };
+    let description = parse_description(&form.fields.description)
+        .map_err(|message| errors.add("description", message))
+        .ok();
+    let webhook_form = WebhookFormView {
+        url: form.fields.url.clone(),
+        description: form.fields.description.clone(),
+        events: chosen,
+    };
+    let owner = user.user_id;
+    let mut created = None;
+    if let (Some(url), Some(events), Some(description), true) = (url, events, description, errors.is_empty()) {
+        let keyring = state.keyring.clone();
+        let new = NewWebhook {
+            url,
+            events,
+            description,
+            is_active: true,
+        };
+        let outcome = state
+            .db
+            .run(move |conn| webhooks::create(conn, &keyring, owner, WebhookOwner::User(owner), new))
+            .await;
+        match outcome {
+            Ok(with_secret) => {
+                created = Some(CreatedWebhookView {
+                    url: with_secret.webhook.url.clone(),
+                    secret: with_secret.secret.expose().to_owned(),
+                });
+            }
+            Err(error @ WebhooksError::CapReached) => errors.add("url", error.to_string()),
+            Err(other) => return Err(AppError::from(other).into()),
+        }
+    }
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let webhook_form = if errors.is_empty() {
+        WebhookFormView::default()
+    } else {
+        webhook_form
+    };
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    // Like a new token, the secret is shown in this response only: never a redirect.
+    if htmx {
+        let fragment = WebhooksFragment {
+            csrf_token: user.csrf_token.clone(),
+            webhooks: data.webhooks,
+            created_webhook: created,
+            webhook_errors: errors,
+            webhook_form,
+        };
+        return Ok(private_html(status, fragment.render().map_err(AppError::from)?));
+    }
+    render_page(
+        &user,
+        data,
+        PageState {
+            created_webhook: created,
+            webhook_errors: errors,
+            webhook_form,
+            ..PageState::default()
+        },
+        status,
+    )
+}
+
+/// `POST /settings/webhooks/{id}/delete` and `/settings/webhooks/{id}/ping`.
+async fn webhook_action(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    ping: bool,
+) -> PageResult {
+    let id = Uuid::parse_str(&path).map_err(|_| AppError::NotFound)?;
+    let owner = user.user_id;
+    state
+        .db
+        .run(move |conn| {
+            if ping {
+                webhooks::ping(conn, owner, id).map(|_| ())
+            } else {
+                webhooks::delete(conn, owner, id)
+            }
+            .map_err(AppError::from)
+        })
+        .await?;
+    if !is_htmx(&req) {
+        return Ok(see_other(PAGE));
+    }
+    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let fragment = WebhooksFragment {
+        csrf_token: user.csrf_token.clone(),
+        webhooks: data.webhooks,
+        created_webhook: None,
+        webhook_errors: FieldErrors::new(),
+        webhook_form: WebhookFormView::default(),
+    };
+    Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
+}
+
+pub async fn delete_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    webhook_action(state, req, user, path, false).await
+}
+
+pub async fn ping_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    path: web::Path<String>,
+    _form: ProtectedForm<NoFields>,
+) -> PageResult {
+    webhook_action(state, req, user, path, true).await
 }

@@ -215,3 +215,59 @@ impl SecurityEventView {
         }
     }
 }
+
+/// A webhook on the settings page, with its latest attempts.
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub description: String,
+    pub is_active: bool,
+    pub attempts: Vec<AttemptView>,
+}
+
+impl WebhookView {
+    pub fn new(webhook: crate::domain::Webhook, attempts: Vec<crate::domain::DeliveryAttempt>) -> Self {
+        WebhookView {
+            id: webhook.id.to_string(),
+            url: webhook.url,
+            events: webhook.events.names().join(", "),
+            description: webhook.description,
+            is_active: webhook.is_active,
+            attempts: attempts.into_iter().map(AttemptView::new).collect(),
+        }
+    }
+}
+
+/// One delivery attempt, in a sentence.
+pub struct AttemptView {
+    pub at: String,
+    pub event_type: String,
+    pub attempt: i64,
+    pub outcome: String,
+    pub ok: bool,
+}
+
+impl AttemptView {
+    fn new(attempt: crate::domain::DeliveryAttempt) -> Self {
+        let outcome = match (attempt.status_code, attempt.error.as_deref()) {
+            (Some(code), None) => format!("HTTP {code}"),
+            (Some(code), Some(error)) => format!("HTTP {code} ({error})"),
+            (None, Some(error)) => error.to_owned(),
+            (None, None) => "no answer".to_owned(),
+        };
+        AttemptView {
+            at: display_time(attempt.attempted_at),
+            event_type: attempt.event_type,
+            attempt: attempt.attempt,
+            ok: attempt.error.is_none(),
+            outcome,
+        }
+    }
+}
+
+/// A webhook just created: its secret, shown this once.
+pub struct CreatedWebhookView {
+    pub url: String,
+    pub secret: String,
+}

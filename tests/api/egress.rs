@@ -60,6 +60,8 @@ fn a_bad_name_server_or_allow_list_entry_stops_start_up_naming_it() {
             "10.0.0.0/8:11434",
         ),
         ("LANYARD_EGRESS_ALLOW", "ollama.internal:0", "ollama.internal:0"),
+        ("LANYARD_WEBHOOK_ALLOW", "127.0.0.1/32, not a host!", "not a host!"),
+        ("LANYARD_WEBHOOK_RETRY_SCHEDULE", "1m, soon", "soon"),
     ] {
         let envs = [
             ("DATABASE_URL", database.url_string()),
@@ -79,13 +81,13 @@ fn a_bad_name_server_or_allow_list_entry_stops_start_up_naming_it() {
 
 /// Answers the names it knows with their addresses (A or AAAA records), never answers any other
 /// name, and remembers every name it was asked.
-struct FakeNameServer {
-    address: SocketAddr,
+pub(crate) struct FakeNameServer {
+    pub(crate) address: SocketAddr,
     asked: Arc<Mutex<HashSet<String>>>,
 }
 
 impl FakeNameServer {
-    async fn start(answers: HashMap<String, Vec<IpAddr>>) -> FakeNameServer {
+    pub(crate) async fn start(answers: HashMap<String, Vec<IpAddr>>) -> FakeNameServer {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
         let asked = Arc::new(Mutex::new(HashSet::new()));

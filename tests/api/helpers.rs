@@ -13,6 +13,7 @@ pub mod providers;
 pub mod resolve;
 pub mod secrets;
 pub mod vault;
+pub mod webhooks;
 
 use std::path::PathBuf;
 
@@ -142,6 +143,7 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         caps: UserCaps::default(),
         organisation_creation: Default::default(),
         checks: Default::default(),
+        webhooks: Default::default(),
     }
 }
 

@@ -38,3 +38,4 @@ mod secrets;
 mod sessions;
 mod tokens;
 mod upgrade;
+mod webhooks;

@@ -16,7 +16,7 @@ on_both_backends!(
 
 /// The endpoints of `api.md`, `connections.md` and `organisations.md` that exist now, as
 /// (method, path template).
-const ROUTES: [(&str, &str); 38] = [
+const ROUTES: [(&str, &str); 48] = [
     ("get", "/api/llm-configurations"),
     ("post", "/api/llm-configurations"),
     ("get", "/api/llm-configurations/default"),
@@ -55,6 +55,16 @@ const ROUTES: [(&str, &str); 38] = [
     ("delete", "/api/organisations/{id}/invitations"),
     ("post", "/api/organisations/{id}/invitation/accept"),
     ("post", "/api/organisations/{id}/invitation/decline"),
+    ("get", "/api/organisations/{id}/webhooks"),
+    ("post", "/api/organisations/{id}/webhooks"),
+    ("get", "/api/webhooks"),
+    ("post", "/api/webhooks"),
+    ("get", "/api/webhooks/{id}"),
+    ("put", "/api/webhooks/{id}"),
+    ("delete", "/api/webhooks/{id}"),
+    ("post", "/api/webhooks/{id}/rotate-secret"),
+    ("get", "/api/webhooks/{id}/deliveries"),
+    ("post", "/api/webhooks/{id}/ping"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -124,6 +134,17 @@ async fn every_documented_route_and_method_is_served(app: TestApp) {
             .await;
         let path = if template.starts_with("/api/organisations/{id}") {
             organisation_path(&app, &user, template, n).await
+        } else if template.starts_with("/api/webhooks/") {
+            let created = app
+                .post_json(
+                    "/api/webhooks",
+                    &user.token,
+                    &json!({"url": format!("https://hooks.example.com/{n}")}),
+                )
+                .await;
+            assert_eq!(created.status(), 201);
+            let webhook: Value = created.json().await.unwrap();
+            substitute_parameters(template, webhook["id"].as_str().unwrap())
         } else if template.starts_with("/api/connections/") {
             substitute_parameters(template, &owned.connection_id.to_string())
         } else {

@@ -195,6 +195,16 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
     let vault = fill_vault(&server, &write).await;
     assert_every_key_resolves(&server, &resolve, &vault).await;
     let listed = server.list(&write).await;
+    let webhook = server
+        .send_json(
+            reqwest::Method::POST,
+            "/api/webhooks",
+            &write,
+            &json!({"url": "https://hooks.example.com/moved", "events": ["connection.failed"]}),
+        )
+        .await;
+    assert_eq!(webhook.status(), 201);
+    let webhooks_before = server.get("/api/webhooks", &write).await.text().await.unwrap();
     server.stop();
 
     let copied = site.run(&env, &["copy-database", "--to", &target.url_string()], "");
@@ -207,12 +217,18 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
         "conversation_overrides: 5",
         "key_reveals: 6",
         "master_key_canaries: 1",
+        "webhooks: 1",
     ] {
         assert!(copied.has_line(line), "`{line}` in:\n{}", copied.stdout);
     }
 
     let moved = Site::new(target.url_string());
     let server = moved.serve(&env).await;
+    assert_eq!(
+        server.get("/api/webhooks", &write).await.text().await.unwrap(),
+        webhooks_before,
+        "the webhook moved too"
+    );
     assert_eq!(
         server.list(&write).await,
         listed,

@@ -45,7 +45,7 @@ fn admins_create_organisations(settings: &mut Settings) {
 }
 
 /// Creates an organisation named `name` with `token`; its id.
-async fn create_organisation(app: &TestApp, token: &str, name: &str) -> String {
+pub(crate) async fn create_organisation(app: &TestApp, token: &str, name: &str) -> String {
     let response = app.post_json("/api/organisations", token, &json!({"name": name})).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
@@ -72,7 +72,7 @@ async fn accept(app: &TestApp, token: &str, organisation: &str) -> reqwest::Resp
 }
 
 /// `user` invited with `role` and accepting: a member.
-async fn join(app: &TestApp, owner: &TestUser, organisation: &str, user: &TestUser, role: &str) {
+pub(crate) async fn join(app: &TestApp, owner: &TestUser, organisation: &str, user: &TestUser, role: &str) {
     assert_eq!(
         invite(app, &owner.token, organisation, &user.email, role)
             .await
