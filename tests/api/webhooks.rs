@@ -36,6 +36,7 @@ on_both_backends!(settings(webhooks_to_loopback):
     a_receiver_that_redirects_is_not_followed,
     organisation_webhooks_are_managed_by_its_admins_and_owners,
     a_manual_test_is_a_check_too_and_fires_on_transitions,
+    an_organisation_connection_notifies_the_organisations_webhooks,
     expiry_is_announced_once_seven_days_before_and_once_one_day_before,
     the_settings_page_manages_webhooks_with_javascript_off,
     rotating_the_master_key_re_seals_webhook_secrets,
@@ -904,4 +905,43 @@ async fn a_model_that_leaves_the_catalogue_on_a_refresh_is_announced_once(app: T
     assert_eq!(app.post_json(&test_path, &user.token, &json!({})).await.status(), 200);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(received_of(&server, "configuration.model_missing").await.len(), 1);
+}
+
+async fn an_organisation_connection_notifies_the_organisations_webhooks(app: TestApp) {
+    let owner = app.user().await;
+    let admin = app.user().await;
+    let member = app.user().await;
+    let organisation = create_organisation(&app, &owner.token, "Notified").await;
+    join(&app, &owner, &organisation, &admin, "admin").await;
+    join(&app, &owner, &organisation, &member, "member").await;
+    let team_receiver = receiver(ResponseTemplate::new(200)).await;
+    create_webhook_at(
+        &app,
+        &admin.token,
+        &format!("/api/organisations/{organisation}/webhooks"),
+        json!({"url": hook_url(&team_receiver), "events": ["*"]}),
+    )
+    .await;
+    let (members_receiver, _) = subscribed(&app, &member.token).await;
+
+    let provider = fake_openai().await;
+    let created = app
+        .post_json(
+            &format!("/api/organisations/{organisation}/connections"),
+            &admin.token,
+            &openai_connection("team", "sk-revoked-key-0077", Some(&openai_base(&provider))),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let connection: Value = created.json().await.unwrap();
+    let test_path = format!("/api/connections/{}/test", connection["id"].as_str().unwrap());
+    assert_eq!(app.post_json(&test_path, &member.token, &json!({})).await.status(), 200);
+    let failed = wait_for(&team_receiver, "connection.failed", 1, Duration::from_secs(10)).await;
+    assert_eq!(body_of(&failed[0])["data"]["connection"]["id"], connection["id"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        received_of(&members_receiver, "connection.failed").await.is_empty(),
+        "a member's own webhooks hear only of their own connections"
+    );
+    assert_no_key_in_deliveries(&team_receiver, &["sk-revoked-key-0077"]).await;
 }
