@@ -7,20 +7,16 @@
 //! share the machine with the rest of the suite's tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod instances;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::{Connection, RunQueryDsl};
-use lanyard::crypto::{KeyId, MasterKey};
+use instances::{Instance, Site, TestDatabase};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_lanyard");
-const POSTGRES_URL_VAR: &str = "LANYARD_TEST_POSTGRES_URL";
 const CONNECTIONS: usize = 20;
 const WATCHED: Duration = Duration::from_secs(30);
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -72,168 +68,27 @@ async fn fake_provider() -> (u16, Seen) {
     (port, seen)
 }
 
-/// A database for one run, dropped (PostgreSQL) or deleted (SQLite) afterwards.
-enum TestDatabase {
-    Sqlite(tempfile::TempDir),
-    Postgres {
-        server_url: String,
-        name: String,
-        url: String,
-    },
-}
-
-impl TestDatabase {
-    fn url(&self) -> String {
-        match self {
-            TestDatabase::Sqlite(dir) => format!("sqlite://{}", dir.path().join("lanyard.db").display()),
-            TestDatabase::Postgres { url, .. } => url.clone(),
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let TestDatabase::Postgres { server_url, name, .. } = self
-            && let Ok(mut admin) = diesel::PgConnection::establish(server_url)
-        {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
-        }
-    }
-}
-
-/// A `lanyard` child, killed and reaped when dropped.
-struct Instance {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Site {
-    database: TestDatabase,
-    workdir: tempfile::TempDir,
-    master_keys: String,
-    provider_port: u16,
-}
-
-impl Site {
-    fn command(&self, args: &[&str], log: &Path) -> Command {
-        let mut command = Command::new(BINARY);
-        command
-            .args(args)
-            .current_dir(self.workdir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", self.database.url())
-            .env("LANYARD_MASTER_KEYS", &self.master_keys)
-            .env("LANYARD_EGRESS_MODE", "allowlist")
-            .env("LANYARD_EGRESS_ALLOW", "127.0.0.1/32")
-            .env("LANYARD_CHECK_INTERVAL", "5s")
-            .env("LANYARD_LOG", "warn")
-            .stdout(Stdio::from(std::fs::File::create(log.with_extension("out")).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()));
-        command
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.workdir.path().join(name)
-    }
-
-    /// Runs a command to completion with `stdin`; its standard output.
-    fn run(&self, args: &[&str], stdin: &str) -> String {
-        let log = self.log("command");
-        let mut child = self.command(args, &log).stdin(Stdio::piped()).spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
-        let status = child.wait().unwrap();
-        let stderr = std::fs::read_to_string(log.with_extension("err")).unwrap_or_default();
-        assert!(status.success(), "lanyard {args:?} failed: {stderr}");
-        std::fs::read_to_string(log.with_extension("out")).unwrap()
-    }
-
-    fn serve(&self, index: usize) -> Instance {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = self.command(&["serve"], &self.log(&format!("serve-{index}")));
-        command.env("LANYARD_BIND", format!("127.0.0.1:{port}"));
-        Instance {
-            child: command.stdin(Stdio::null()).spawn().unwrap(),
-            port,
-        }
-    }
-}
-
-async fn until_serving(client: &reqwest::Client, instance: &Instance) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let url = format!("http://127.0.0.1:{}/healthz", instance.port);
-        if let Ok(response) = client.get(url).send().await
-            && response.status() == 200
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "an instance did not start serving within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn database_for(postgres: bool) -> Option<TestDatabase> {
-    if !postgres {
-        return Some(TestDatabase::Sqlite(tempfile::tempdir().unwrap()));
-    }
-    let Ok(server_url) = std::env::var(POSTGRES_URL_VAR) else {
-        eprintln!("notice: {POSTGRES_URL_VAR} is not set; skipping the PostgreSQL run");
-        return None;
-    };
-    let name = format!("lanyard_checks_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = diesel::PgConnection::establish(&server_url).expect("PostgreSQL answers");
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .unwrap();
-    let mut url = url::Url::parse(&server_url).unwrap();
-    url.set_path(&name);
-    Some(TestDatabase::Postgres {
-        server_url,
-        name,
-        url: url.to_string(),
-    })
-}
-
 /// `instances` servers on one database check each of 20 connections once per interval in all.
 async fn every_connection_is_checked_once_per_interval(postgres: bool, instances: usize) {
-    let Some(database) = database_for(postgres) else { return };
-    let (provider_port, seen) = fake_provider().await;
-    let site = Site {
-        database,
-        workdir: tempfile::tempdir().unwrap(),
-        master_keys: MasterKey::generate(KeyId::parse("checks1").unwrap()).to_entry(),
-        provider_port,
+    let Some(database) = TestDatabase::create(postgres, "lanyard_checks") else {
+        return;
     };
-    site.run(
-        &["user", "create", "--email", "checks@example.com", "--password-stdin"],
-        "correct horse battery\n",
+    let (provider_port, seen) = fake_provider().await;
+    let site = Site::new(
+        database,
+        "checks1",
+        vec![
+            ("LANYARD_EGRESS_ALLOW", "127.0.0.1/32".into()),
+            ("LANYARD_CHECK_INTERVAL", "5s".into()),
+        ],
     );
-    let token = site
-        .run(
-            &["token", "create", "--email", "checks@example.com", "--name", "tests"],
-            "",
-        )
-        .trim()
-        .to_owned();
-    let servers: Vec<Instance> = (0..instances).map(|index| site.serve(index)).collect();
+    let token = site.token("checks@example.com");
+    let servers: Vec<Instance> = (0..instances)
+        .map(|index| site.serve(&format!("serve-{index}")))
+        .collect();
     let client = reqwest::Client::new();
     for server in &servers {
-        until_serving(&client, server).await;
+        server.until_serving(&client).await;
     }
 
     let keys: Vec<String> = (0..CONNECTIONS)
@@ -246,7 +101,7 @@ async fn every_connection_is_checked_once_per_interval(postgres: bool, instances
             "name": format!("checked {index}"),
             "provider": "openai",
             "api_key": key,
-            "base_url": format!("http://127.0.0.1:{}/v1", site.provider_port),
+            "base_url": format!("http://127.0.0.1:{provider_port}/v1"),
         });
         let response = client
             .post(format!("http://127.0.0.1:{}/api/connections", server.port))
