@@ -698,16 +698,18 @@ async fn checks_of(app: &TestApp, token: &str, connection: &str) -> usize {
     checks.len()
 }
 
+/// A provider's answer to `GET /v1/models` listing `models`.
+fn listing(models: &[&str]) -> Mock {
+    let data: Vec<Value> = models.iter().map(|id| json!({"id": id, "object": "model"})).collect();
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": data})))
+}
+
 async fn a_model_leaving_the_catalogue_sends_one_configuration_model_missing(app: TestApp) {
     let user = app.user().await;
     let (server, _webhook) = subscribed(&app, &user.token).await;
     let provider = MockServer::start().await;
-    let listing = |models: &[&str]| {
-        let data: Vec<Value> = models.iter().map(|id| json!({"id": id, "object": "model"})).collect();
-        Mock::given(method("GET"))
-            .and(path("/v1/models"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": data})))
-    };
     listing(&["gpt-4o", "gpt-4o-mini"]).mount(&provider).await;
     let connection = create_connection(
         &app,
@@ -870,12 +872,6 @@ async fn a_model_that_leaves_the_catalogue_on_a_refresh_is_announced_once(app: T
     let user = app.user().await;
     let (server, _webhook) = subscribed(&app, &user.token).await;
     let provider = MockServer::start().await;
-    let listing = |models: &[&str]| {
-        let data: Vec<Value> = models.iter().map(|id| json!({"id": id, "object": "model"})).collect();
-        Mock::given(method("GET"))
-            .and(path("/v1/models"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": data})))
-    };
     listing(&["gpt-4o", "gpt-4o-mini"]).mount(&provider).await;
     let connection = create_connection(
         &app,
