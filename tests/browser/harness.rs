@@ -798,7 +798,21 @@ impl Browser {
     }
 
     /// The values the form's model field suggests (`<datalist id="model-suggestions">`).
+    ///
+    /// htmx may swap the list between finding its options and reading them (the tests poll
+    /// this while a swap is under way): a read that finds an option gone reads the list again.
     pub async fn model_suggestions(&self) -> Vec<String> {
+        for _ in 0..20 {
+            if let Some(values) = self.read_model_suggestions().await {
+                return values;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the model suggestions kept changing while they were read");
+    }
+
+    /// One read of the suggestions; `None` when an option went stale under it.
+    async fn read_model_suggestions(&self) -> Option<Vec<String>> {
         let options = self
             .client
             .find_all(Locator::Css("#model-suggestions option"))
@@ -806,9 +820,17 @@ impl Browser {
             .expect("the suggestions");
         let mut values = Vec::new();
         for option in options {
-            values.push(option.attr("value").await.expect("a value").unwrap_or_default());
+            match option.attr("value").await {
+                Ok(value) => values.push(value.unwrap_or_default()),
+                Err(fantoccini::error::CmdError::Standard(error))
+                    if error.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    return None;
+                }
+                Err(error) => panic!("a value: {error:?}"),
+            }
         }
-        values
+        Some(values)
     }
 
     /// Logs out with the header's button: back at the login page, and the management page
