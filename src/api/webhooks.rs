@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Field, FieldReader, parse_id};
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{DeliveryAttempt, EventSelection, PlainHttpHosts, Scope, Webhook, WebhookOwner, WebhookUrl};
+use crate::domain::{DeliveryAttempt, EventSelection, Owner, PlainHttpHosts, Scope, Webhook, WebhookUrl};
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{AppState, Caller, JsonObject};
@@ -42,8 +42,8 @@ impl From<Webhook> for WebhookResource {
             description: webhook.description,
             is_active: webhook.is_active,
             organisation_id: match webhook.owner {
-                WebhookOwner::Organisation(id) => Some(id),
-                WebhookOwner::User(_) => None,
+                Owner::Organisation(id) => Some(id),
+                Owner::User(_) => None,
             },
             created_at: Rfc3339(webhook.created_at),
             updated_at: Rfc3339(webhook.updated_at),
@@ -263,7 +263,7 @@ fn created(resource: WithSecret) -> HttpResponse {
 async fn list_of(state: &AppState, caller: Caller, owner: Option<uuid::Uuid>) -> ApiResult<HttpResponse> {
     let body = caller
         .run_for_user(&state.db, Scope::Read, move |conn, user| {
-            let owner = owner.map_or(WebhookOwner::User(user), WebhookOwner::Organisation);
+            let owner = owner.map_or(Owner::User(user), Owner::Organisation);
             let rows = webhooks::list(conn, user, owner).map_err(AppError::from)?;
             let resources: Vec<_> = rows.into_iter().map(WebhookResource::from).collect();
             json_array(&resources, 320)
@@ -282,7 +282,7 @@ async fn create_for(
     let keyring = state.keyring.clone();
     let created_webhook = caller
         .run_for_user(&state.db, Scope::Write, move |conn, user| {
-            let owner = owner.map_or(WebhookOwner::User(user), WebhookOwner::Organisation);
+            let owner = owner.map_or(Owner::User(user), Owner::Organisation);
             webhooks::create(conn, &keyring, user, owner, new)
         })
         .await?;

@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use super::schema::webhook_attempts as at;
 use super::schema::webhooks as wh;
 use super::sql_types::Stamp;
-use super::webhooks::Owner;
+use super::webhooks::owned_by;
 use super::{DbConnection, DbId};
-use crate::domain::EventType;
+use crate::domain::{EventType, Owner};
 
 /// How many attempts each webhook keeps in its log.
 pub const KEPT: i64 = 300;
@@ -53,17 +53,14 @@ pub fn record(conn: &mut DbConnection, row: &AttemptRow) -> QueryResult<()> {
 
 /// The owner's webhook's latest `limit` attempts, newest first.
 pub fn recent(conn: &mut DbConnection, owner: Owner, webhook: DbId, limit: i64) -> QueryResult<Vec<AttemptRow>> {
-    let query = at::table
+    at::table
         .inner_join(wh::table)
         .filter(at::webhook_id.eq(webhook))
+        .filter(owned_by(owner))
         .order((at::attempted_at.desc(), at::id.desc()))
         .limit(limit)
         .select(AttemptRow::as_select())
-        .into_boxed();
-    match owner {
-        Owner::User(user) => query.filter(wh::owner_user_id.eq(user)).load(conn),
-        Owner::Organisation(organisation) => query.filter(wh::owner_organisation_id.eq(organisation)).load(conn),
-    }
+        .load(conn)
 }
 
 /// Every attempt, for copying a database.

@@ -9,7 +9,7 @@ use super::schema::memberships as ms;
 use super::schema::webhooks as wh;
 use super::sql_types::Stamp;
 use super::{DbConnection, DbId};
-use crate::domain::OrganisationRole;
+use crate::domain::{OrganisationRole, Owner};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = wh)]
@@ -29,11 +29,16 @@ pub struct WebhookRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// Whose webhooks a query is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    User(DbId),
-    Organisation(DbId),
+pub(crate) type OwnedBy = diesel::dsl::Or<
+    diesel::dsl::Eq<wh::owner_user_id, Option<DbId>>,
+    diesel::dsl::Eq<wh::owner_organisation_id, Option<DbId>>,
+>;
+
+/// The owner's webhooks (exactly one of the two columns is set; NULL equals nothing).
+pub(crate) fn owned_by(owner: Owner) -> OwnedBy {
+    wh::owner_user_id
+        .eq(owner.user().map(DbId))
+        .or(wh::owner_organisation_id.eq(owner.organisation().map(DbId)))
 }
 
 /// A partial update: `None` leaves a column alone.
@@ -55,25 +60,16 @@ pub fn insert(conn: &mut DbConnection, row: &WebhookRow) -> QueryResult<()> {
 
 /// The owner's webhooks, oldest first.
 pub fn list(conn: &mut DbConnection, owner: Owner) -> QueryResult<Vec<WebhookRow>> {
-    let query = wh::table
+    wh::table
+        .filter(owned_by(owner))
         .order((wh::created_at, wh::id))
         .select(WebhookRow::as_select())
-        .into_boxed();
-    match owner {
-        Owner::User(user) => query.filter(wh::owner_user_id.eq(user)).load(conn),
-        Owner::Organisation(organisation) => query.filter(wh::owner_organisation_id.eq(organisation)).load(conn),
-    }
+        .load(conn)
 }
 
 /// How many webhooks the owner has.
 pub fn count(conn: &mut DbConnection, owner: Owner) -> QueryResult<i64> {
-    match owner {
-        Owner::User(user) => wh::table.filter(wh::owner_user_id.eq(user)).count().get_result(conn),
-        Owner::Organisation(organisation) => wh::table
-            .filter(wh::owner_organisation_id.eq(organisation))
-            .count()
-            .get_result(conn),
-    }
+    wh::table.filter(owned_by(owner)).count().get_result(conn)
 }
 
 /// The webhook `id` if `user` may manage it: their own, or one of an organisation in which they
@@ -101,61 +97,34 @@ pub fn find_manageable(conn: &mut DbConnection, user: DbId, id: DbId) -> QueryRe
 
 /// The owner's webhook `id`.
 pub fn find(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<Option<WebhookRow>> {
-    let query = wh::table
+    wh::table
         .filter(wh::id.eq(id))
+        .filter(owned_by(owner))
         .select(WebhookRow::as_select())
-        .into_boxed();
-    match owner {
-        Owner::User(user) => query.filter(wh::owner_user_id.eq(user)).first(conn).optional(),
-        Owner::Organisation(organisation) => query
-            .filter(wh::owner_organisation_id.eq(organisation))
-            .first(conn)
-            .optional(),
-    }
+        .first(conn)
+        .optional()
 }
 
 pub fn update(conn: &mut DbConnection, owner: Owner, id: DbId, changes: &WebhookChanges<'_>) -> QueryResult<usize> {
-    match owner {
-        Owner::User(user) => diesel::update(wh::table.filter(wh::id.eq(id)).filter(wh::owner_user_id.eq(user)))
-            .set(changes)
-            .execute(conn),
-        Owner::Organisation(organisation) => diesel::update(
-            wh::table
-                .filter(wh::id.eq(id))
-                .filter(wh::owner_organisation_id.eq(organisation)),
-        )
+    diesel::update(wh::table.filter(wh::id.eq(id)).filter(owned_by(owner)))
         .set(changes)
-        .execute(conn),
-    }
+        .execute(conn)
 }
 
 /// Deletes the owner's webhook (its deliveries and their log go with it).
 pub fn delete(conn: &mut DbConnection, owner: Owner, id: DbId) -> QueryResult<bool> {
-    let deleted = match owner {
-        Owner::User(user) => {
-            diesel::delete(wh::table.filter(wh::id.eq(id)).filter(wh::owner_user_id.eq(user))).execute(conn)?
-        }
-        Owner::Organisation(organisation) => diesel::delete(
-            wh::table
-                .filter(wh::id.eq(id))
-                .filter(wh::owner_organisation_id.eq(organisation)),
-        )
-        .execute(conn)?,
-    };
+    let deleted = diesel::delete(wh::table.filter(wh::id.eq(id)).filter(owned_by(owner))).execute(conn)?;
     Ok(deleted > 0)
 }
 
 /// The owner's active webhooks: those an event about the owner's things goes to.
 pub fn active(conn: &mut DbConnection, owner: Owner) -> QueryResult<Vec<WebhookRow>> {
-    let query = wh::table
+    wh::table
         .filter(wh::is_active.eq(true))
+        .filter(owned_by(owner))
         .order(wh::id)
         .select(WebhookRow::as_select())
-        .into_boxed();
-    match owner {
-        Owner::User(user) => query.filter(wh::owner_user_id.eq(user)).load(conn),
-        Owner::Organisation(organisation) => query.filter(wh::owner_organisation_id.eq(organisation)).load(conn),
-    }
+        .load(conn)
 }
 
 /// A webhook by id alone, for the delivery worker that holds a claim on one of its deliveries

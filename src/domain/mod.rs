@@ -34,6 +34,4 @@ pub use owner::{Owner, Ownership};
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
 pub use token::{Scope, Scopes};
-pub use webhook::{
-    DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookOwner, WebhookUrl,
-};
+pub use webhook::{DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookUrl};

@@ -253,18 +253,11 @@ impl RetrySchedule {
     }
 }
 
-/// Who a webhook belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookOwner {
-    User(Uuid),
-    Organisation(Uuid),
-}
-
 /// A webhook as its owner sees it (never its secret).
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub id: Uuid,
-    pub owner: WebhookOwner,
+    pub owner: super::Owner,
     pub url: String,
     pub events: EventSelection,
     pub description: String,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::db::connections as connection_store;
 use crate::db::connections::ConnectionRow;
 use crate::db::webhook_deliveries::{self as outbox, DeliveryRow};
-use crate::db::webhooks::{self as webhook_store, Owner as WebhookOwner};
+use crate::db::webhooks as webhook_store;
 use crate::db::{DbConnection, DbError, DbId};
 use crate::domain::{CheckStatus, DeliveryState, EventSelection, EventType, Owner, Provider, TestStatus};
 use crate::providers;
@@ -79,7 +79,7 @@ pub fn enqueue_for(conn: &mut DbConnection, webhook: DbId, event: &Event) -> Res
 }
 
 /// Queues `event` for every active webhook of `owner` that wants it; how many.
-pub fn publish(conn: &mut DbConnection, owner: WebhookOwner, event: &Event) -> Result<usize, DbError> {
+pub fn publish(conn: &mut DbConnection, owner: Owner, event: &Event) -> Result<usize, DbError> {
     let mut queued = 0;
     for webhook in webhook_store::active(conn, owner)? {
         if EventSelection::from_stored(&webhook.events).wants(event.kind) {
@@ -188,10 +188,6 @@ pub fn after_check(
         .map(|(id, name, _)| (id.0, name))
         .collect();
     let resource = connection_payload(&connection, i64::try_from(using.len()).unwrap_or(i64::MAX));
-    let webhook_owner = match owner {
-        Owner::User(user) => WebhookOwner::User(DbId(user)),
-        Owner::Organisation(organisation) => WebhookOwner::Organisation(DbId(organisation)),
-    };
     let result = result_payload(outcome);
     for kind in &fired {
         let data = json!({
@@ -199,7 +195,7 @@ pub fn after_check(
             "configurations": names(&using),
             "result": result,
         });
-        publish(conn, webhook_owner, &Event::new(*kind, now, data))?;
+        publish(conn, owner, &Event::new(*kind, now, data))?;
     }
     if !newly_missing.is_empty() {
         let data = json!({
@@ -209,7 +205,7 @@ pub fn after_check(
         });
         publish(
             conn,
-            webhook_owner,
+            owner,
             &Event::new(EventType::ConfigurationModelMissing, now, data),
         )?;
         fired.push(EventType::ConfigurationModelMissing);

@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use crate::crypto::{MasterKeyring, RowBinding, Sealed, WebhookSecret};
 use crate::db::webhook_attempts;
-use crate::db::webhooks::{self as store, Owner, WebhookChanges, WebhookRow};
+use crate::db::webhooks::{self as store, WebhookChanges, WebhookRow};
 use crate::db::{self, DbConnection, DbError, DbId, memberships, organisations};
 use crate::domain::{
-    DeliveryAttempt, EventSelection, EventType, FieldErrors, OrganisationRole, Webhook, WebhookOwner, WebhookUrl,
+    DeliveryAttempt, EventSelection, EventType, FieldErrors, OrganisationRole, Owner, Webhook, WebhookUrl,
 };
 use crate::services::events::{self, Event};
 
@@ -76,15 +76,9 @@ pub fn parse_description(raw: &str) -> Result<String, String> {
 }
 
 fn to_domain(row: WebhookRow) -> Webhook {
-    let owner = match (row.owner_user_id, row.owner_organisation_id) {
-        (Some(user), _) => WebhookOwner::User(user.0),
-        (None, Some(organisation)) => WebhookOwner::Organisation(organisation.0),
-        // The table's CHECK makes this impossible; an owner of nil matches no one.
-        (None, None) => WebhookOwner::User(Uuid::nil()),
-    };
     Webhook {
         id: row.id.0,
-        owner,
+        owner: owner_of(&row),
         url: row.url,
         events: EventSelection::from_stored(&row.events),
         description: row.description,
@@ -95,23 +89,24 @@ fn to_domain(row: WebhookRow) -> Webhook {
 }
 
 fn owner_of(row: &WebhookRow) -> Owner {
-    match (row.owner_user_id, row.owner_organisation_id) {
-        (Some(user), _) => Owner::User(user),
-        (None, Some(organisation)) => Owner::Organisation(organisation),
-        (None, None) => Owner::User(DbId(Uuid::nil())),
-    }
+    // The table's CHECK keeps exactly one column set; an owner of nil would match no one.
+    Owner::from_columns(
+        row.owner_user_id.map(|id| id.0),
+        row.owner_organisation_id.map(|id| id.0),
+    )
+    .unwrap_or(Owner::User(Uuid::nil()))
 }
 
 /// May `user` manage the webhooks of `owner`? Someone outside an organisation gets `NotFound`
 /// (as for the organisation itself), a member who is no admin `Forbidden`.
-fn authorise(conn: &mut DbConnection, user: Uuid, owner: WebhookOwner) -> Result<Owner, WebhooksError> {
+fn authorise(conn: &mut DbConnection, user: Uuid, owner: Owner) -> Result<Owner, WebhooksError> {
     match owner {
-        WebhookOwner::User(id) if id == user => Ok(Owner::User(DbId(user))),
-        WebhookOwner::User(_) => Err(WebhooksError::NotFound),
-        WebhookOwner::Organisation(organisation) => {
+        Owner::User(id) if id == user => Ok(owner),
+        Owner::User(_) => Err(WebhooksError::NotFound),
+        Owner::Organisation(organisation) => {
             let membership = memberships::find(conn, DbId(organisation), DbId(user))?.ok_or(WebhooksError::NotFound)?;
             if membership.role.includes(OrganisationRole::Admin) {
-                Ok(Owner::Organisation(DbId(organisation)))
+                Ok(owner)
             } else {
                 Err(WebhooksError::Forbidden)
             }
@@ -136,7 +131,7 @@ pub fn open_secret(keyring: &MasterKeyring, row: &WebhookRow) -> Option<WebhookS
     String::from_utf8(plain.to_vec()).ok().map(WebhookSecret::from_stored)
 }
 
-pub fn list(conn: &mut DbConnection, user: Uuid, owner: WebhookOwner) -> Result<Vec<Webhook>, WebhooksError> {
+pub fn list(conn: &mut DbConnection, user: Uuid, owner: Owner) -> Result<Vec<Webhook>, WebhooksError> {
     let owner = authorise(conn, user, owner)?;
     Ok(store::list(conn, owner)?.into_iter().map(to_domain).collect())
 }
@@ -145,7 +140,7 @@ pub fn create(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
     user: Uuid,
-    owner: WebhookOwner,
+    owner: Owner,
     new: NewWebhook,
 ) -> Result<WithSecret, WebhooksError> {
     db::write_transaction(conn, |conn| {
@@ -153,10 +148,10 @@ pub fn create(
         // Serialises creations by one owner, so that the cap holds under concurrency.
         match owner {
             Owner::User(id) => {
-                db::users::lock_owner(conn, id)?;
+                db::users::lock_owner(conn, DbId(id))?;
             }
             Owner::Organisation(id) => {
-                organisations::lock(conn, id)?;
+                organisations::lock(conn, DbId(id))?;
             }
         }
         if store::count(conn, owner)? >= MAX_WEBHOOKS {
@@ -166,14 +161,10 @@ pub fn create(
         let secret = WebhookSecret::generate();
         let sealed = seal(keyring, id, &secret);
         let now = db::now();
-        let (owner_user_id, owner_organisation_id) = match owner {
-            Owner::User(user) => (Some(user), None),
-            Owner::Organisation(organisation) => (None, Some(organisation)),
-        };
         let row = WebhookRow {
             id: DbId(id),
-            owner_user_id,
-            owner_organisation_id,
+            owner_user_id: owner.user().map(DbId),
+            owner_organisation_id: owner.organisation().map(DbId),
             url: new.url.as_str().to_owned(),
             events: new.events.to_stored(),
             description: new.description,

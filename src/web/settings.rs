@@ -13,7 +13,7 @@ use super::views::{
     ConfigurationView, CreatedTokenView, CreatedWebhookView, Layout, SecurityEventView, TokenView, WebhookView,
     configuration_views,
 };
-use crate::domain::{EventSelection, Password, Scopes, WebhookOwner, WebhookUrl};
+use crate::domain::{EventSelection, Owner, Password, Scopes, WebhookUrl};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
@@ -39,7 +39,7 @@ const ATTEMPTS_SHOWN: usize = 5;
 
 fn load_webhooks(conn: &mut Work, user_id: Uuid) -> Result<Vec<WebhookView>, AppError> {
     let mut views = Vec::new();
-    for webhook in webhooks::list(conn, user_id, WebhookOwner::User(user_id))? {
+    for webhook in webhooks::list(conn, user_id, Owner::User(user_id))? {
         let attempts = webhooks::deliveries(conn, user_id, webhook.id)?;
         views.push(WebhookView::new(
             webhook,
@@ -512,7 +512,7 @@ pub async fn create_webhook(
         };
         let outcome = state
             .db
-            .run(move |conn| webhooks::create(conn, &keyring, owner, WebhookOwner::User(owner), new))
+            .run(move |conn| webhooks::create(conn, &keyring, owner, Owner::User(owner), new))
             .await;
         match outcome {
             Ok(with_secret) => {
