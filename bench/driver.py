@@ -64,6 +64,10 @@ WRK_CONNECTIONS = 32
 WARMUP = "2s"
 CONFIGURATIONS = 50
 HANGING_TESTS = 100
+# The hanging phase runs with scheduled checks on (monitoring.md), every 5 s, of this many more
+# connections that point at the same silent server: the list must keep its p99 while both hang.
+HANGING_CHECKS = 20
+CHECK_INTERVAL = "5s"
 # Lanyard's outbound timeout is 10 s: every wrk window must fall inside the time the tests hang.
 HANG_WINDOW_S = 7
 EMAIL = "bench@example.com"
@@ -433,6 +437,7 @@ class HangResult:
     alone: EndpointResult = field(default_factory=EndpointResult)
     hanging: EndpointResult = field(default_factory=EndpointResult)
     fewest_open: int = HANGING_TESTS
+    checks: int = 0
     fired: int = 0
     timeouts: int = 0
     batch_ms: list[int] = field(default_factory=list)
@@ -675,7 +680,7 @@ class Bench:
                 return 0
 
         port = self.use_backend(sqlite_url, LANYARD_TEST_RATE_PER_MINUTE="1000",
-                                LANYARD_EGRESS_ALLOW=f"{LOOPBACK}/32")
+                                LANYARD_EGRESS_ALLOW=f"{LOOPBACK}/32", LANYARD_CHECK_INTERVAL=CHECK_INTERVAL)
         self.lanyard("user", "create", "--email", SLOW_EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
         slow_token = self.lanyard("token", "create", "--email", SLOW_EMAIL, "--name", "bench-slow",
                                   "--scopes", "read,write")
@@ -688,6 +693,13 @@ class Bench:
                                 body=json.dumps({"name": "hangs", "provider": "openai_compatible", "model": "m",
                                                  "base_url": f"http://{LOOPBACK}:{hang.port}/v1"}).encode())
         test_path = f"/api/llm-configurations/{created.json()['id']}/test"
+        for number in range(HANGING_CHECKS):
+            expect_status(201, "creating a connection the scheduler checks", port, "POST", "/api/connections",
+                          headers={**bearer(slow_token), "Content-Type": "application/json"},
+                          body=json.dumps({"name": f"checked-{number}", "provider": "openai_compatible",
+                                           "api_key": f"sk-bench-check-{number:04d}-0123456789",
+                                           "base_url": f"http://{LOOPBACK}:{hang.port}/v1"}).encode())
+        phase_started = accepted()
 
         hang.window = f"{min(self.options.duration_s, HANG_WINDOW_S)}s"
         self.wrk(port, WARMUP, "warmup.txt", LIST, credentials)
@@ -727,6 +739,9 @@ class Bench:
             hang.batch_ms.append(now_ms() - started)
             hang.fired += HANGING_TESTS
             hang.timeouts += sum(1 for status, body in outcomes if status == 200 and timed_out(body))
+        # Every connection the silent server accepted that no test opened was a scheduled check.
+        hang.checks = accepted() - phase_started - hang.fired
+        log(f"scheduled checks that reached the silent server during the phase: {hang.checks}")
         hang.rss_kib = proc_status_kib(server.process.pid, "VmRSS")
         hang.hwm_kib = proc_status_kib(server.process.pid, "VmHWM")
         self.check_endpoints(port, credentials)
@@ -835,8 +850,10 @@ class Bench:
             f"{postgres.startup_ms} ms |",
             f"| start to first answer, restart on the seeded database | {hang.restart_ms} ms | – |",
             "",
-            f"Hanging provider (SQLite, LANYARD_TEST_RATE_PER_MINUTE=1000, LANYARD_EGRESS_ALLOW={LOOPBACK}/32): "
-            f"a second user fires {HANGING_TESTS} concurrent `POST /api/llm-configurations/{{id}}/test` at "
+            f"Hanging provider (SQLite, LANYARD_TEST_RATE_PER_MINUTE=1000, LANYARD_EGRESS_ALLOW={LOOPBACK}/32, "
+            f"LANYARD_CHECK_INTERVAL={CHECK_INTERVAL}): a second user owns {HANGING_CHECKS + 1} connections that point "
+            f"at a silent server, so scheduled checks hang on it all along ({hang.checks} checks reached it during the "
+            f"phase), and fires {HANGING_TESTS} concurrent `POST /api/llm-configurations/{{id}}/test` at "
             f"{LOOPBACK}:{hang.port}, which accepts and never answers; the first user's `GET /api/llm-configurations` "
             f"is measured for {hang.window} while they hang (at least {hang.fewest_open} connections held open during "
             f"each measurement), and for as long just before on the same server. {hang.timeouts} of {hang.fired} "
