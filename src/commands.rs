@@ -8,7 +8,10 @@ use anyhow::{Context, bail};
 
 use crate::app::Application;
 use crate::config::Settings;
-use crate::domain::{Email, Password, Scopes};
+use secrecy::SecretString;
+
+use crate::domain::{Email, Password, RuntimeFormat, RuntimeVariable, Scopes, runtime_environment};
+use crate::lanyard_client::{self, ClientError};
 use crate::services::operations::{self, CopyError, CopyTarget};
 use crate::services::{accounts, import, master_keys, tokens};
 use crate::startup::{self, Prepared};
@@ -286,4 +289,105 @@ pub fn copy_database(settings: &Settings, to: &str) -> anyhow::Result<String> {
     lines.push("Next: start Lanyard with DATABASE_URL set to that PostgreSQL URL and the SAME master keys".into());
     lines.push("(the same LANYARD_MASTER_KEYS, passphrase, or key file): every stored key stays valid.".into());
     Ok(lines.join("\n"))
+}
+
+/// What `lanyard exec` was asked to do.
+pub struct ExecRequest {
+    pub url: Option<String>,
+    pub conversation_id: Option<String>,
+    pub user: Option<String>,
+    pub format: String,
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Where `lanyard exec` looks for Lanyard when neither `--url` nor `LANYARD_URL` says.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// `lanyard exec`'s status when the command could not be started (runtimes.md).
+const EXEC_FAILED: u8 = 2;
+
+/// `lanyard exec`: resolves over HTTP, then runs the command with the configuration in its
+/// environment (never `LANYARD_TOKEN` or `LANYARD_URL`) and exits with its status. Anything that
+/// goes wrong before the command runs is one line on standard error and status 2; the key is
+/// never printed and never written anywhere but the command's environment.
+pub async fn exec(request: ExecRequest) -> std::process::ExitCode {
+    match prepare_exec(&request).await {
+        Ok(variables) => run_with(&request.command, variables),
+        Err(problem) => {
+            eprintln!("lanyard exec: {problem}");
+            std::process::ExitCode::from(EXEC_FAILED)
+        }
+    }
+}
+
+async fn prepare_exec(request: &ExecRequest) -> Result<Vec<RuntimeVariable>, ClientError> {
+    let format =
+        RuntimeFormat::parse(&request.format).map_err(|message| ClientError::Usage(format!("--format {message}")))?;
+    let token = std::env::var("LANYARD_TOKEN")
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+        .map(|token| SecretString::from(token.trim().to_owned()))
+        .ok_or_else(|| ClientError::Usage("LANYARD_TOKEN is not set (a token with the resolve scope)".into()))?;
+    let raw_url = request
+        .url
+        .clone()
+        .or_else(|| std::env::var("LANYARD_URL").ok().filter(|url| !url.trim().is_empty()))
+        .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let server = server_url(&raw_url)?;
+    let configuration = lanyard_client::resolve(&lanyard_client::ResolveRequest {
+        server: &server,
+        token: &token,
+        conversation_id: request.conversation_id.as_deref(),
+        user: request.user.as_deref(),
+    })
+    .await?;
+    Ok(runtime_environment(format, &configuration))
+}
+
+/// The server's address as a base that `api/resolve` joins onto (a path keeps its prefix).
+fn server_url(raw: &str) -> Result<url::Url, ClientError> {
+    let mut url = url::Url::parse(raw.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| ClientError::Usage(format!("the server address `{raw}` is not an http(s) URL")))?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Replaces this process with the command (on Unix: signals and the exit status are then the
+/// command's own, and nothing of Lanyard stays in between).
+fn run_with(command: &[std::ffi::OsString], variables: Vec<RuntimeVariable>) -> std::process::ExitCode {
+    use secrecy::ExposeSecret;
+
+    let Some((program, arguments)) = command.split_first() else {
+        eprintln!("lanyard exec: no command given (put it after `--`)");
+        return std::process::ExitCode::from(EXEC_FAILED);
+    };
+    let mut child = std::process::Command::new(program);
+    child
+        .args(arguments)
+        .env_remove("LANYARD_TOKEN")
+        .env_remove("LANYARD_URL");
+    for variable in &variables {
+        child.env(variable.name, variable.value.expose_secret());
+    }
+    drop(variables);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // `exec` returns only when the command could not be started.
+        let error = child.exec();
+        eprintln!("lanyard exec: cannot run {}: {error}", program.to_string_lossy());
+        std::process::ExitCode::from(EXEC_FAILED)
+    }
+    #[cfg(not(unix))]
+    match child.status() {
+        Ok(status) => std::process::ExitCode::from(status.code().map_or(1, |code| code as u8)),
+        Err(error) => {
+            eprintln!("lanyard exec: cannot run {}: {error}", program.to_string_lossy());
+            std::process::ExitCode::from(EXEC_FAILED)
+        }
+    }
 }

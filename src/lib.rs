@@ -10,6 +10,7 @@ pub mod domain;
 pub mod egress;
 pub mod error;
 pub mod http;
+pub mod lanyard_client;
 pub mod metrics;
 pub mod providers;
 pub mod services;

@@ -52,6 +52,10 @@ enum Command {
     /// Import configurations from a file (all of it or nothing).
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Run a command with the effective configuration in its environment, resolved from a
+    /// Lanyard server over HTTP (LANYARD_URL, and LANYARD_TOKEN: a token with the `resolve`
+    /// scope). Exits with the command's status, or 2 when it could not be started.
+    Exec(ExecArgs),
     /// Write a user's configurations as JSON, without any key.
     Export {
         /// The owner's email.
@@ -61,6 +65,25 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    /// The server; default LANYARD_URL, else http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
+    /// The conversation whose override applies.
+    #[arg(long)]
+    conversation: Option<String>,
+    /// With a service token: the member (e-mail or user id) to resolve for.
+    #[arg(long)]
+    user: Option<String>,
+    /// Which variables the command gets: openhands, openai, anthropic or litellm.
+    #[arg(long, default_value = "openhands")]
+    format: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Subcommand)]
@@ -140,8 +163,19 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(Settings::from_env()?)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let done = match cli.command.unwrap_or(Command::Serve) {
+        // The only command whose exit status is another program's.
+        Command::Exec(args) => {
+            let request = commands::ExecRequest {
+                url: args.url,
+                conversation_id: args.conversation,
+                user: args.user,
+                format: args.format,
+                command: args.command,
+            };
+            return Ok(commands::exec(request).await);
+        }
         Command::Serve => commands::serve(settings()?).await,
         Command::Migrate => commands::migrate(&settings()?),
         Command::Keygen {
@@ -187,7 +221,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = commands::token_create(&settings()?, &email, &name, &scopes, expires_in_days)?;
             commands::print_line(&token)
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -205,7 +240,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE

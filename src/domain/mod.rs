@@ -12,6 +12,7 @@ mod organisation;
 mod owner;
 mod parameters;
 mod provider;
+mod runtime;
 mod token;
 mod webhook;
 
@@ -33,5 +34,6 @@ pub use organisation::{
 pub use owner::{Owner, Ownership};
 pub use parameters::{ParameterError, Parameters, ReasoningEffort};
 pub use provider::Provider;
+pub use runtime::{RuntimeConfiguration, RuntimeFormat, RuntimeVariable, runtime_environment};
 pub use token::{Scope, Scopes};
 pub use webhook::{DeliveryAttempt, DeliveryState, EventSelection, EventType, RetrySchedule, Webhook, WebhookUrl};

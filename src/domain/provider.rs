@@ -48,6 +48,36 @@ impl Provider {
         Provider::OpenaiCompatible,
     ];
 
+    /// LiteLLM's model prefixes (as OpenHands and LiteLLM write them) and the provider each
+    /// names; an OpenAI-compatible endpoint is `openai/` with a base URL.
+    pub const LITELLM_PREFIXES: [(&'static str, Provider); 11] = [
+        ("anthropic/", Provider::Anthropic),
+        ("gemini/", Provider::Gemini),
+        ("azure/", Provider::AzureOpenai),
+        ("openrouter/", Provider::Openrouter),
+        ("mistral/", Provider::Mistral),
+        ("groq/", Provider::Groq),
+        ("deepseek/", Provider::Deepseek),
+        ("together_ai/", Provider::Together),
+        ("xai/", Provider::Xai),
+        ("ollama/", Provider::Ollama),
+        ("openai/", Provider::Openai),
+    ];
+
+    /// The model as LiteLLM (and so OpenHands) names it: `anthropic/claude-sonnet-4-5`,
+    /// `openai/gpt-4o`, `openai/<model>` for an OpenAI-compatible endpoint.
+    pub fn litellm_model(self, model: &str) -> String {
+        let provider = match self {
+            Provider::OpenaiCompatible => Provider::Openai,
+            other => other,
+        };
+        let prefix = Provider::LITELLM_PREFIXES
+            .iter()
+            .find(|(_, named)| *named == provider)
+            .map_or("openai/", |(prefix, _)| prefix);
+        format!("{prefix}{model}")
+    }
+
     pub fn parse(id: &str) -> Option<Provider> {
         Provider::ALL.into_iter().find(|provider| provider.id() == id)
     }

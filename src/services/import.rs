@@ -46,21 +46,6 @@ impl From<diesel::result::Error> for ImportError {
     }
 }
 
-/// LiteLLM's model prefixes, as OpenHands writes them, and the provider each names.
-const LITELLM_PREFIXES: [(&str, Provider); 11] = [
-    ("anthropic/", Provider::Anthropic),
-    ("gemini/", Provider::Gemini),
-    ("azure/", Provider::AzureOpenai),
-    ("openrouter/", Provider::Openrouter),
-    ("mistral/", Provider::Mistral),
-    ("groq/", Provider::Groq),
-    ("deepseek/", Provider::Deepseek),
-    ("together_ai/", Provider::Together),
-    ("xai/", Provider::Xai),
-    ("ollama/", Provider::Ollama),
-    ("openai/", Provider::Openai),
-];
-
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// OpenHands' names for the parameters Lanyard keeps, and Lanyard's name for each.
@@ -77,7 +62,7 @@ const OPENHANDS_PARAMETERS: [(&str, &str); 6] = [
 /// prefix stripped; OpenRouter's own ids keep their vendor part, e.g. `anthropic/claude-3.5`).
 pub fn provider_from_litellm(model: &str, base_url: Option<&str>) -> (Provider, String) {
     let custom_base = base_url.is_some_and(|url| url.trim_end_matches('/') != OPENAI_BASE_URL);
-    for (prefix, provider) in LITELLM_PREFIXES {
+    for (prefix, provider) in Provider::LITELLM_PREFIXES {
         if let Some(rest) = model.strip_prefix(prefix) {
             let provider = if provider == Provider::Openai && custom_base {
                 Provider::OpenaiCompatible

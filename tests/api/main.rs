@@ -20,6 +20,7 @@ mod connection_pages;
 mod connections;
 mod defaults;
 mod egress;
+mod exec;
 mod http;
 mod import_export;
 mod limits;
