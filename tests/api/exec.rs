@@ -3,11 +3,13 @@
 //! and anything that fails before the command runs is status 2 with the command never started.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox};
 use crate::helpers::TestApp;
+use crate::helpers::providers::loopback_allowed;
 use crate::helpers::resolve::{pin, user_and_resolver};
 use crate::on_both_backends;
 
@@ -19,10 +21,18 @@ on_both_backends!(
     a_refused_token_exits_2_before_the_command_runs,
 );
 
+on_both_backends!(settings(loopback_allowed):
+    openhands_own_sdk_builds_its_llm_from_what_exec_hands_it,
+);
+
 const KEY: &str = "sk-exec-test-0123456789abcdef";
 
 /// Runs `lanyard exec ARGS` against `app` with `token` in `LANYARD_TOKEN` (and `PATH`, for `sh`).
 async fn exec(app: &TestApp, token: Option<&str>, args: &[&str]) -> (Finished, Sandbox) {
+    exec_within(app, token, args, COMMAND_LIMIT).await
+}
+
+async fn exec_within(app: &TestApp, token: Option<&str>, args: &[&str], limit: Duration) -> (Finished, Sandbox) {
     let mut envs = vec![
         ("LANYARD_URL", app.address.clone()),
         ("PATH", std::env::var("PATH").unwrap_or_default()),
@@ -35,7 +45,7 @@ async fn exec(app: &TestApp, token: Option<&str>, args: &[&str]) -> (Finished, S
         let sandbox = Sandbox::new();
         let envs: Vec<(&str, String)> = envs.iter().map(|(name, value)| (*name, value.clone())).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let finished = sandbox.start(&envs, &args, "").finish(COMMAND_LIMIT);
+        let finished = sandbox.start(&envs, &args, "").finish(limit);
         (finished, sandbox)
     })
     .await
@@ -248,4 +258,85 @@ async fn a_refused_token_exits_2_before_the_command_runs(app: TestApp) {
     let (missing, _sandbox) = exec(&app, Some(&resolver), &["--", "/nonexistent/program"]).await;
     assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     assert!(!missing.stderr.contains(KEY));
+}
+
+/// The Python interpreter of a virtual environment with OpenHands' SDK (`openhands-sdk` from
+/// PyPI), which `.ci/run` prepares; without it the test says so and passes.
+const OPENHANDS_PYTHON: &str = "LANYARD_TEST_OPENHANDS_PYTHON";
+
+/// Builds OpenHands' `LLM` with `LLM.load_from_env()` and prints what it got, the key as its
+/// SHA-256 (the test compares, and nothing prints the key itself). Offline: LiteLLM's price list
+/// is read from the package, and the base URL points at a closed loopback port.
+const READ_LLM_FROM_ENVIRONMENT: &str = r#"
+import hashlib, json
+from openhands.sdk import LLM
+llm = LLM.load_from_env()
+key = llm.api_key.get_secret_value() if hasattr(llm.api_key, "get_secret_value") else llm.api_key
+print(json.dumps({
+    "model": llm.model, "base_url": llm.base_url, "temperature": llm.temperature, "top_p": llm.top_p,
+    "max_output_tokens": llm.max_output_tokens, "timeout": llm.timeout,
+    "reasoning_effort": llm.reasoning_effort, "extra_headers": llm.extra_headers,
+    "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+}))
+"#;
+
+async fn openhands_own_sdk_builds_its_llm_from_what_exec_hands_it(app: TestApp) {
+    let Some(python) = std::env::var_os(OPENHANDS_PYTHON) else {
+        eprintln!("skipped: {OPENHANDS_PYTHON} is not set (.ci/run prepares OpenHands' SDK)");
+        return;
+    };
+    let python = python.to_string_lossy().into_owned();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let (user, resolver) = user_and_resolver(&app).await;
+    app.create_configuration(
+        &user.token,
+        json!({
+            "name": "Team gateway", "provider": "openai_compatible", "model": "qwen2.5-coder", "api_key": KEY,
+            "base_url": closed, "is_default": true,
+            "parameters": {"temperature": 0.2, "top_p": 0.95, "max_output_tokens": 2048,
+                           "reasoning_effort": "medium", "timeout_seconds": 90,
+                           "extra_headers": {"X-Team": "agents"}},
+        }),
+    )
+    .await;
+
+    // `env` passes the SDK's quiet settings through exec, which starts the interpreter. Importing
+    // the SDK takes seconds (more on a loaded machine): a minute and a half at most.
+    let (finished, _sandbox) = exec_within(
+        &app,
+        Some(&resolver),
+        &[
+            "--",
+            "env",
+            "OPENHANDS_SUPPRESS_BANNER=1",
+            "LITELLM_LOCAL_MODEL_COST_MAP=True",
+            &python,
+            "-c",
+            READ_LLM_FROM_ENVIRONMENT,
+        ],
+        Duration::from_secs(90),
+    )
+    .await;
+    finished.assert_success();
+    let line = finished.stdout.lines().last().unwrap_or_default();
+    let llm: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {finished:?}"));
+    let key_sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(KEY.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        llm,
+        json!({
+            "model": "openai/qwen2.5-coder", "base_url": closed, "temperature": 0.2, "top_p": 0.95,
+            "max_output_tokens": 2048, "timeout": 90, "reasoning_effort": "medium",
+            "extra_headers": {"X-Team": "agents"}, "key_sha256": key_sha256,
+        })
+    );
+    assert!(!finished.stdout.contains(KEY) && !finished.stderr.contains(KEY));
 }
