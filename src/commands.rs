@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::domain::{Email, Password, RuntimeFormat, RuntimeVariable, Scopes, runtime_environment};
 use crate::lanyard_client::{self, ClientError};
 use crate::services::operations::{self, CopyError, CopyTarget};
+use crate::services::runtime_exports::{self, ExportFormat};
 use crate::services::{accounts, import, master_keys, tokens};
 use crate::startup::{self, Prepared};
 
@@ -130,6 +131,7 @@ fn user_id_for(prepared: &Prepared, email: &str) -> anyhow::Result<uuid::Uuid> {
 #[derive(Debug, Clone, Copy)]
 pub enum ImportFormat {
     OpenHands,
+    Litellm,
     Json,
 }
 
@@ -145,7 +147,8 @@ pub fn import(
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
     let drafts = match format {
-        ImportFormat::OpenHands => import::parse_openhands(&text, &settings.egress),
+        ImportFormat::OpenHands => import::parse_openhands(&text, &settings.egress, &environment_variable),
+        ImportFormat::Litellm => import::parse_litellm(&text, &settings.egress, &environment_variable),
         ImportFormat::Json => import::parse_export(&text, &settings.egress),
     }
     .map_err(|error| anyhow::anyhow!("{}: {error}; nothing was imported", file.display()))?;
@@ -174,24 +177,41 @@ pub fn import(
     Ok(lines.join("\n"))
 }
 
-/// `lanyard export --email E [--output F]`: JSON without any secret.
-pub fn export(settings: &Settings, email: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// A placeholder's variable (`${VAR}`, `os.environ/VAR`) from this process's environment.
+fn environment_variable(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .map(SecretString::from)
+}
+
+/// `lanyard export --email E [--format json|openhands|litellm] [--output F]`: without any key.
+pub fn export(settings: &Settings, email: &str, format: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let format = ExportFormat::parse(format).map_err(|message| anyhow::anyhow!("--format {message}"))?;
     let prepared = open_database(settings)?;
     let owner = user_id_for(&prepared, email)?;
-    let document =
-        import::export(&mut *prepared.database.connection()?, owner).map_err(|error| anyhow::anyhow!("{error}"))?;
-    let json = serde_json::to_string_pretty(&document).context("cannot encode the export")?;
+    let mut conn = prepared.database.connection()?;
+    let document = match format {
+        ExportFormat::Json => {
+            let document = import::export(&mut conn, owner).map_err(|error| anyhow::anyhow!("{error}"))?;
+            serde_json::to_string_pretty(&document).context("cannot encode the export")?
+        }
+        ExportFormat::OpenHands => {
+            runtime_exports::openhands(&mut conn, owner).map_err(|error| anyhow::anyhow!("{error}"))?
+        }
+        ExportFormat::Litellm => {
+            runtime_exports::litellm(&mut conn, owner).map_err(|error| anyhow::anyhow!("{error}"))?
+        }
+    };
+    let document = document.trim_end();
     match output {
         Some(path) => {
-            std::fs::write(path, format!("{json}\n")).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!(
-                "Exported {} configuration(s) to {} (no keys).",
-                document.configurations.len(),
-                path.display()
-            );
+            std::fs::write(path, format!("{document}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Exported to {} (no keys).", path.display());
             Ok(())
         }
-        None => print_line(&json),
+        None => print_line(document),
     }
 }
 

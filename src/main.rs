@@ -56,11 +56,14 @@ enum Command {
     /// Lanyard server over HTTP (LANYARD_URL, and LANYARD_TOKEN: a token with the `resolve`
     /// scope). Exits with the command's status, or 2 when it could not be started.
     Exec(ExecArgs),
-    /// Write a user's configurations as JSON, without any key.
+    /// Write a user's configurations without any key: as JSON, or for OpenHands or LiteLLM.
     Export {
         /// The owner's email.
         #[arg(long)]
         email: String,
+        /// json (Lanyard's own), openhands (a config.toml) or litellm (a proxy config.yaml).
+        #[arg(long, default_value = "json")]
+        format: String,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -88,8 +91,18 @@ struct ExecArgs {
 
 #[derive(Subcommand)]
 enum ImportCommand {
-    /// Import the [llm] groups of an OpenHands config.toml, keys included.
+    /// Import the [llm] groups of an OpenHands config.toml, keys included (keys written as
+    /// `${VAR}` are read from this environment).
     Openhands {
+        #[arg(long)]
+        file: PathBuf,
+        /// The owner's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Import the model_list of a LiteLLM proxy config.yaml (keys written as
+    /// `os.environ/VAR` are read from this environment).
+    Litellm {
         #[arg(long)]
         file: PathBuf,
         /// The owner's email.
@@ -197,11 +210,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(command) => {
             let (format, file, email) = match command {
                 ImportCommand::Openhands { file, email } => (commands::ImportFormat::OpenHands, file, email),
+                ImportCommand::Litellm { file, email } => (commands::ImportFormat::Litellm, file, email),
                 ImportCommand::Json { file, email } => (commands::ImportFormat::Json, file, email),
             };
             commands::print_line(&commands::import(&settings()?, format, &file, &email)?)
         }
-        Command::Export { email, output } => commands::export(&settings()?, &email, output.as_deref()),
+        Command::Export { email, format, output } => commands::export(&settings()?, &email, &format, output.as_deref()),
         Command::User(UserCommand::SetPassword { email, password }) => {
             let settings = settings()?;
             let password = commands::read_password(password.password_stdin)?;

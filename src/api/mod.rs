@@ -5,6 +5,7 @@ pub mod connection_checks;
 pub mod connection_tests;
 pub mod connections;
 pub mod conversations;
+pub mod exports;
 pub mod extract;
 pub mod openapi;
 pub mod organisations;
@@ -24,6 +25,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/openapi.json")
                     .get(openapi::document)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/export")
+                    .get(exports::export)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

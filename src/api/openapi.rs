@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    configurations, connection_checks, connection_tests, connections, conversations, organisations, providers, tokens,
-    webhooks,
+    configurations, connection_checks, connection_tests, connections, conversations, exports, organisations, providers,
+    tokens, webhooks,
 };
 use crate::http::api_error as error;
 
@@ -33,6 +33,7 @@ use crate::http::api_error as error;
         connections::refresh_models,
         connection_checks::list,
         providers::list,
+        exports::export,
         conversations::list,
         conversations::set_override,
         conversations::remove_override,

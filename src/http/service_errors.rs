@@ -7,6 +7,7 @@ use crate::services::AccessError;
 use crate::services::accounts::AccountsError;
 use crate::services::admin::AdminError;
 use crate::services::conversations::ConversationsError;
+use crate::services::import::ImportError;
 use crate::services::organisations::OrganisationsError;
 use crate::services::tokens::TokensError;
 use crate::services::webhooks::WebhooksError;
@@ -97,6 +98,19 @@ impl From<WebhooksError> for AppError {
             WebhooksError::CapReached => AppError::refused("cap_reached", error.to_string(), Default::default()),
             WebhooksError::Invalid(fields) => AppError::Validation(fields),
             WebhooksError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<ImportError> for AppError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Malformed { .. } | ImportError::Invalid { .. } => {
+                AppError::validation("file", error.to_string())
+            }
+            ImportError::Configuration(error) => AppError::from(error),
+            ImportError::Encoding(_) => AppError::Internal(error.to_string()),
+            ImportError::Store(error) => AppError::from(error),
         }
     }
 }

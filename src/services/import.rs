@@ -1,5 +1,8 @@
-//! Bringing configurations in (OpenHands' `config.toml`, or Lanyard's own export) and taking
-//! them out (without any secret). An import is one transaction: all of it or nothing.
+//! Bringing configurations in (OpenHands' `config.toml`, a LiteLLM proxy `config.yaml`, or
+//! Lanyard's own export) and taking them out (without any secret). An import is one
+//! transaction: all of it or nothing. A key written as a placeholder (`${VAR}` in OpenHands,
+//! `os.environ/VAR` in LiteLLM, as Lanyard's own exports write them) is read from the importing
+//! environment, never stored as the key.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -36,8 +39,42 @@ pub enum ImportError {
     Invalid { origin: String, detail: String },
     #[error(transparent)]
     Configuration(#[from] ConfigurationError),
+    #[error("the export could not be written as {0}")]
+    Encoding(&'static str),
     #[error(transparent)]
     Store(#[from] DbError),
+}
+
+/// Where an import reads the variables its placeholders name: the importing process's
+/// environment, given by the edge (services read no environment themselves).
+pub type Environment<'a> = &'a dyn Fn(&str) -> Option<SecretString>;
+
+/// The key a file gives: a placeholder's variable from `environment` (absent when unset), or
+/// the text itself.
+fn key_from_file(value: &str, placeholder: fn(&str) -> Option<&str>, environment: Environment) -> Sent<SecretString> {
+    match placeholder(value.trim()) {
+        Some(variable) => environment(variable).map_or(Sent::Absent, Sent::Value),
+        None => Sent::Value(SecretString::from(value.to_owned())),
+    }
+}
+
+/// `${VAR}`: OpenHands' way (and Lanyard's export's) to name a variable.
+fn shell_placeholder(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|name| is_variable_name(name))
+}
+
+/// `os.environ/VAR`: LiteLLM's.
+fn litellm_placeholder(value: &str) -> Option<&str> {
+    value.strip_prefix("os.environ/").filter(|name| is_variable_name(name))
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl From<diesel::result::Error> for ImportError {
@@ -49,13 +86,25 @@ impl From<diesel::result::Error> for ImportError {
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
 /// OpenHands' names for the parameters Lanyard keeps, and Lanyard's name for each.
-const OPENHANDS_PARAMETERS: [(&str, &str); 6] = [
+const OPENHANDS_PARAMETERS: [(&str, &str); 7] = [
     ("temperature", "temperature"),
     ("top_p", "top_p"),
     ("max_output_tokens", "max_output_tokens"),
     ("reasoning_effort", "reasoning_effort"),
     ("timeout", "timeout_seconds"),
     ("api_version", "api_version"),
+    ("extra_headers", "extra_headers"),
+];
+
+/// LiteLLM's names for them (in `litellm_params`).
+const LITELLM_PARAMETERS: [(&str, &str); 7] = [
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("max_tokens", "max_output_tokens"),
+    ("reasoning_effort", "reasoning_effort"),
+    ("timeout", "timeout_seconds"),
+    ("api_version", "api_version"),
+    ("extra_headers", "extra_headers"),
 ];
 
 /// The provider a LiteLLM model string names, and the model id as that provider knows it (the
@@ -164,8 +213,9 @@ fn draft(
 }
 
 /// Reads OpenHands' `config.toml`: `[llm]` becomes `openhands-default`, each `[llm.NAME]`
-/// becomes `NAME`. Other settings are ignored.
-pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, ImportError> {
+/// becomes `NAME`; an `[llm]` identical to a named group (as Lanyard's export writes the
+/// default) is not imported twice, it makes that group the default. Other settings are ignored.
+pub fn parse_openhands(text: &str, policy: &EgressPolicy, environment: Environment) -> Result<Vec<Draft>, ImportError> {
     let document = WipedOnDrop(text.parse().map_err(|error: toml::de::Error| ImportError::Malformed {
         format: "TOML",
         detail: toml_error_position(text, &error),
@@ -180,13 +230,36 @@ pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, 
         format: "OpenHands configuration",
         detail: "`llm` is not a table".into(),
     })?;
+    // A named group is a table under `[llm]`, except the settings that are tables themselves.
+    let group = |name: &str, value: &toml::Value| -> Option<toml::Table> {
+        value.as_table().filter(|_| name != "extra_headers").cloned()
+    };
+    // `[llm]`'s own settings: every member that is not a named group.
+    let top: toml::Table = llm
+        .iter()
+        .filter(|(name, value)| group(name, value).is_none())
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let default_group = llm
+        .iter()
+        .find(|(name, value)| group(name, value).as_ref() == Some(&top))
+        .map(|(name, _)| name.clone());
     let mut drafts = Vec::new();
-    if llm.contains_key("model") {
-        drafts.push(openhands_group("[llm]", "openhands-default", llm, policy)?);
+    if top.contains_key("model") && default_group.is_none() {
+        drafts.push(openhands_group(
+            "[llm]",
+            "openhands-default",
+            &top,
+            policy,
+            environment,
+        )?);
     }
     for (name, value) in llm {
-        if let Some(group) = value.as_table() {
-            drafts.push(openhands_group(&format!("[llm.{name}]"), name, group, policy)?);
+        if let Some(group) = group(name, value) {
+            let mut draft = openhands_group(&format!("[llm.{name}]"), name, &group, policy, environment)?;
+            draft.configuration.is_default =
+                default_group.as_deref() == Some(name.as_str()) && draft.configuration.is_active;
+            drafts.push(draft);
         }
     }
     if drafts.is_empty() {
@@ -198,7 +271,13 @@ pub fn parse_openhands(text: &str, policy: &EgressPolicy) -> Result<Vec<Draft>, 
     Ok(drafts)
 }
 
-fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &EgressPolicy) -> Result<Draft, ImportError> {
+fn openhands_group(
+    origin: &str,
+    name: &str,
+    group: &toml::Table,
+    policy: &EgressPolicy,
+    environment: Environment,
+) -> Result<Draft, ImportError> {
     let text = |field: &str| -> Result<Option<String>, ImportError> {
         match group.get(field) {
             None => Ok(None),
@@ -213,10 +292,9 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
     let api_key = match group.get("api_key") {
         None => Sent::Absent,
         Some(toml::Value::String(value)) if value.trim().is_empty() => Sent::Absent,
-        Some(toml::Value::String(value)) => Sent::Value(SecretString::from(value.clone())),
+        Some(toml::Value::String(value)) => key_from_file(value, shell_placeholder, environment),
         Some(_) => return Err(invalid(origin, "api_key", "must be a string")),
     };
-    let (provider, model) = provider_from_litellm(&model, base_url.as_deref());
     // The parameters under OpenHands' names, checked by the same rules as any other input.
     let parameters: Map<String, Value> = OPENHANDS_PARAMETERS
         .into_iter()
@@ -226,6 +304,20 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
             Some((ours.to_owned(), value))
         })
         .collect();
+    litellm_style_draft(origin, name, &model, base_url, api_key, parameters, policy)
+}
+
+/// A configuration named by a LiteLLM model string (as OpenHands and LiteLLM both write it).
+fn litellm_style_draft(
+    origin: &str,
+    name: &str,
+    model: &str,
+    base_url: Option<String>,
+    api_key: Sent<SecretString>,
+    parameters: Map<String, Value>,
+    policy: &EgressPolicy,
+) -> Result<Draft, ImportError> {
+    let (provider, model) = provider_from_litellm(model, base_url.as_deref());
     let input = ConfigurationInput {
         name: Sent::Value(name.to_owned()),
         provider: Sent::Value(provider.id().to_owned()),
@@ -244,6 +336,69 @@ fn openhands_group(origin: &str, name: &str, group: &toml::Table, policy: &Egres
     }
     configuration.is_active = configuration.api_key.is_some() || !provider.needs_api_key();
     Ok(draft)
+}
+
+/// Reads a LiteLLM proxy `config.yaml`: each `model_list` entry becomes a configuration named
+/// by its `model_name`, from its `litellm_params` (`model`, `api_base`, `api_key`, the
+/// parameters under LiteLLM's names). Other settings are ignored.
+pub fn parse_litellm(text: &str, policy: &EgressPolicy, environment: Environment) -> Result<Vec<Draft>, ImportError> {
+    #[derive(Deserialize)]
+    struct Document {
+        model_list: Option<Vec<Map<String, Value>>>,
+    }
+    let document: Document = serde_saphyr::from_str(text).map_err(|error| ImportError::Malformed {
+        format: "YAML",
+        // The parser's own message may quote the line (and a key on it): only where.
+        detail: match error.location() {
+            Some(location) => format!("line {}: a syntax error or an unexpected structure", location.line()),
+            None => "a syntax error or an unexpected structure".to_owned(),
+        },
+    })?;
+    let entries = document.model_list.unwrap_or_default();
+    if entries.is_empty() {
+        return Err(ImportError::Malformed {
+            format: "LiteLLM configuration",
+            detail: "there is no model_list entry".into(),
+        });
+    }
+    let mut drafts = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let origin = format!("model_list[{index}]");
+        let name = entry
+            .get("model_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&origin, "model_name", "is missing"))?;
+        let empty = Map::new();
+        let params = match entry.get("litellm_params") {
+            Some(Value::Object(params)) => params,
+            None => &empty,
+            Some(_) => return Err(invalid(&origin, "litellm_params", "must be a mapping")),
+        };
+        let text = |field: &str| -> Result<Option<String>, ImportError> {
+            match params.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(value)) if value.trim().is_empty() => Ok(None),
+                Some(Value::String(value)) => Ok(Some(value.clone())),
+                Some(_) => Err(invalid(&origin, &format!("litellm_params.{field}"), "must be a string")),
+            }
+        };
+        let model = text("model")?.ok_or_else(|| invalid(&origin, "litellm_params.model", "is missing"))?;
+        let base_url = text("api_base")?;
+        let api_key = match params.get("api_key") {
+            None | Some(Value::Null) => Sent::Absent,
+            Some(Value::String(value)) if value.trim().is_empty() => Sent::Absent,
+            Some(Value::String(value)) => key_from_file(value, litellm_placeholder, environment),
+            Some(_) => return Err(invalid(&origin, "litellm_params.api_key", "must be a string")),
+        };
+        let parameters: Map<String, Value> = LITELLM_PARAMETERS
+            .into_iter()
+            .filter_map(|(theirs, ours)| Some((ours.to_owned(), params.get(theirs)?.clone())))
+            .collect();
+        drafts.push(litellm_style_draft(
+            &origin, name, &model, base_url, api_key, parameters, policy,
+        )?);
+    }
+    Ok(drafts)
 }
 
 /// Lanyard's export format: configurations without any secret.
@@ -435,7 +590,7 @@ api_key = "sk-proj-abcdefghijklmnop"
 model = "ollama/llama3"
 base_url = "https://ollama.example.com"
 "#;
-        let drafts = parse_openhands(text, &EgressPolicy::default()).unwrap();
+        let drafts = parse_openhands(text, &EgressPolicy::default(), &|_| None).unwrap();
         let summary: Vec<(String, Provider, String)> = drafts
             .iter()
             .map(|d| {
@@ -462,9 +617,9 @@ base_url = "https://ollama.example.com"
 
     #[test]
     fn malformed_files_say_where() {
-        let error = parse_openhands("[llm\nmodel = 1", &EgressPolicy::default()).unwrap_err();
+        let error = parse_openhands("[llm\nmodel = 1", &EgressPolicy::default(), &|_| None).unwrap_err();
         assert!(error.to_string().contains("TOML"), "{error}");
-        let error = parse_openhands("[llm.x]\nmodel = 5", &EgressPolicy::default()).unwrap_err();
+        let error = parse_openhands("[llm.x]\nmodel = 5", &EgressPolicy::default(), &|_| None).unwrap_err();
         assert!(error.to_string().contains("[llm.x]"), "{error}");
         assert!(
             parse_export(
@@ -484,7 +639,7 @@ base_url = "https://ollama.example.com"
             format!("[llm]\nmodel = \"gpt-4o\"\n{key}\n"),
         ];
         for text in toml_cases {
-            let error = parse_openhands(&text, &EgressPolicy::default())
+            let error = parse_openhands(&text, &EgressPolicy::default(), &|_| None)
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("line 3"), "{error}");

@@ -16,6 +16,8 @@ on_both_backends!(
     importing_the_same_file_again_creates_nothing_and_names_what_it_skipped,
     an_export_holds_no_key_and_round_trips_to_another_user,
     a_malformed_file_imports_nothing_and_says_where,
+    exports_for_openhands_and_litellm_hold_no_key_and_reimport_to_the_same_configurations,
+    an_unknown_export_format_is_422_under_format,
 );
 
 on_both_backends!(database:
@@ -43,12 +45,18 @@ impl Workspace {
     /// Runs `lanyard ARGS` with the test app's database and master keys, nothing else from the
     /// environment; kills it should it outlive `COMMAND_LIMIT`.
     async fn lanyard(&self, app: &TestApp, args: &[&str]) -> Finished {
-        let envs = [
+        self.lanyard_with(app, args, &[]).await
+    }
+
+    /// `lanyard` with `extra` variables in its environment as well.
+    async fn lanyard_with(&self, app: &TestApp, args: &[&str], extra: &[(&str, &str)]) -> Finished {
+        let mut envs = vec![
             ("DATABASE_URL", app.test_database.url_string()),
             ("LANYARD_MASTER_KEYS", app.master_keys.clone()),
             ("LANYARD_EGRESS_MODE", "allowlist".to_owned()),
             ("LANYARD_LOG", "warn".to_owned()),
         ];
+        envs.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
         let running = self.sandbox.start(&envs, args, "");
         // Waiting polls and sleeps: do it off the runtime that the test app runs on.
         tokio::task::spawn_blocking(move || running.finish(COMMAND_LIMIT))
@@ -354,4 +362,163 @@ async fn parse_errors_name_the_file_and_line_never_the_secret(database: TestData
     assert!(imported.stderr.contains("line 3"), "{}", imported.stderr);
     assert!(!imported.stderr.contains(&secret), "{}", imported.stderr);
     assert!(!imported.stdout.contains(&secret));
+}
+
+/// Three active configurations that use every parameter between them, and an inactive one.
+async fn configurations_to_export(app: &TestApp, user: &TestUser) -> Vec<Configuration> {
+    let bodies = [
+        json!({"name": "Claude (team)", "provider": "anthropic", "model": "claude-sonnet-4-5",
+               "api_key": ANTHROPIC_KEY, "is_default": true,
+               "parameters": {"temperature": 0.3, "top_p": 0.9, "max_output_tokens": 8192,
+                              "reasoning_effort": "high", "timeout_seconds": 120,
+                              "extra_headers": {"X-Team": "agents"}}}),
+        json!({"name": "gateway", "provider": "openai_compatible", "model": "qwen2.5-coder",
+               "api_key": OPENAI_KEY, "base_url": "https://llm.internal.example/v1"}),
+        json!({"name": "azure gpt", "provider": "azure_openai", "model": "gpt-4o-team",
+               "api_key": OPENROUTER_KEY, "base_url": "https://team.openai.azure.com",
+               "parameters": {"api_version": "2024-06-01"}}),
+        json!({"name": "retired", "provider": "openai", "model": "gpt-3.5-turbo",
+               "api_key": "sk-retired-key-0000000018", "is_active": false}),
+    ];
+    let mut created = Vec::new();
+    for body in bodies {
+        created.push(app.create_configuration(&user.token, body).await);
+    }
+    created
+}
+
+/// `GET /api/export?format=…` with `token`: the status, the content type and the body.
+async fn api_export(app: &TestApp, token: &str, format: &str) -> (u16, String, String) {
+    let response = app
+        .client
+        .get(app.url(&format!("/api/export?format={format}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+fn assert_no_piece_of(text: &str, keys: &[&str], what: &str) {
+    for key in keys {
+        let chars: Vec<char> = key.chars().collect();
+        for piece in chars.windows(12) {
+            let piece: String = piece.iter().collect();
+            assert!(
+                !text.contains(&piece),
+                "{what} carries a piece of a key: {piece}\n{text}"
+            );
+        }
+    }
+}
+
+async fn exports_for_openhands_and_litellm_hold_no_key_and_reimport_to_the_same_configurations(app: TestApp) {
+    let user = app.user().await;
+    let originals = configurations_to_export(&app, &user).await;
+    let active: Vec<&Configuration> = originals.iter().filter(|c| c.is_active).collect();
+    let keys = [ANTHROPIC_KEY, OPENAI_KEY, OPENROUTER_KEY, "sk-retired-key-0000000018"];
+    let workspace = Workspace::new();
+    let cases = [
+        (
+            "openhands",
+            "application/toml",
+            "api_key = \"${LANYARD_KEY_CLAUDE_TEAM}\"",
+        ),
+        ("litellm", "application/yaml", "os.environ/LANYARD_KEY_CLAUDE_TEAM"),
+    ];
+    for (format, content_type, placeholder) in cases {
+        let (status, served_type, document) = api_export(&app, &user.token, format).await;
+        assert_eq!(status, 200, "{format}: {document}");
+        assert!(served_type.starts_with(content_type), "{format}: {served_type}");
+        assert_no_piece_of(&document, &keys, format);
+        assert!(document.contains(placeholder), "{format}: {document}");
+        assert!(
+            !document.contains("retired"),
+            "{format}: only active configurations: {document}"
+        );
+        assert!(!document.contains('…'), "{format}: no masks either");
+
+        // The command line writes the same document.
+        let written = workspace
+            .lanyard(&app, &["export", "--format", format, "--email", &user.email])
+            .await;
+        written.assert_success();
+        assert_eq!(written.stdout.trim_end(), document.trim_end(), "{format}");
+
+        // Another user imports it with two of the three keys in the environment.
+        let other = app.user().await;
+        let file = workspace.file(&format!("export.{format}"), &document);
+        let imported = workspace
+            .lanyard_with(
+                &app,
+                &[
+                    "import",
+                    format,
+                    "--file",
+                    file.to_str().unwrap(),
+                    "--email",
+                    &other.email,
+                ],
+                &[
+                    ("LANYARD_KEY_CLAUDE_TEAM", ANTHROPIC_KEY),
+                    ("LANYARD_KEY_GATEWAY", OPENAI_KEY),
+                ],
+            )
+            .await;
+        imported.assert_success();
+        assert!(imported.stdout.contains("Imported 3"), "{format}: {}", imported.stdout);
+        assert_no_piece_of(&imported.stdout, &keys, "the import's report");
+        let copies = app.configurations(&other.token).await;
+        assert_eq!(copies.len(), 3, "{format}: {copies:?}");
+        for original in &active {
+            let copy = named(&copies, &original.name);
+            assert_eq!(
+                (&copy.provider, &copy.model, &copy.base_url, &copy.parameters),
+                (
+                    &original.provider,
+                    &original.model,
+                    &original.base_url,
+                    &original.parameters
+                ),
+                "{format}: {copy:?}"
+            );
+        }
+        if format == "openhands" {
+            // `[llm]` is the default's group again, not a fourth configuration.
+            assert!(named(&copies, "Claude (team)").is_default, "{copies:?}");
+        }
+        let resolver = app.token_for(&other, "resolve").await;
+        for (name, key) in [("Claude (team)", ANTHROPIC_KEY), ("gateway", OPENAI_KEY)] {
+            pin(&app, &other.token, "check", named(&copies, name)).await;
+            let revealed = resolved(&app, &resolver, Some("check")).await.configuration.api_key;
+            assert_eq!(revealed.as_deref(), Some(key), "{format}: {name}");
+        }
+        // No variable for the third: it arrives without a key (never with the placeholder).
+        let azure = named(&copies, "azure gpt");
+        assert!(!azure.has_api_key && !azure.is_active, "{format}: {azure:?}");
+    }
+}
+
+async fn an_unknown_export_format_is_422_under_format(app: TestApp) {
+    let user = app.user().await;
+    let response = app
+        .client
+        .get(app.url("/api/export?format=yaml"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, 422, "validation_failed").await;
+    assert!(body["fields"]["format"].is_array(), "{body}");
+    let (status, content_type, body) = api_export(&app, &user.token, "json").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/json"), "{content_type}");
+    let document: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(document["lanyard_export"], 1);
 }

@@ -16,7 +16,7 @@ on_both_backends!(
 
 /// The endpoints of `api.md`, `connections.md` and `organisations.md` that exist now, as
 /// (method, path template).
-const ROUTES: [(&str, &str); 48] = [
+const ROUTES: [(&str, &str); 49] = [
     ("get", "/api/llm-configurations"),
     ("post", "/api/llm-configurations"),
     ("get", "/api/llm-configurations/default"),
@@ -35,6 +35,7 @@ const ROUTES: [(&str, &str); 48] = [
     ("get", "/api/connections/{id}/models"),
     ("post", "/api/connections/{id}/models/refresh"),
     ("get", "/api/providers"),
+    ("get", "/api/export"),
     ("get", "/api/conversations"),
     ("put", "/api/conversations/{conversation_id}/llm-configuration"),
     ("delete", "/api/conversations/{conversation_id}/llm-configuration"),

@@ -284,6 +284,7 @@ fn values_holding_a_key_in_clear_are_redacted_in_debug_output() {
     let drafts = import::parse_openhands(
         &format!("[llm]\nmodel = \"gpt-4o\"\napi_key = \"{key}\"\n"),
         &EgressPolicy::default(),
+        &|_| None,
     )
     .unwrap();
     for shown in [
