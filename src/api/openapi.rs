@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    configurations, connection_checks, connection_tests, connections, conversations, organisations, providers, tokens,
-    webhooks,
+    configurations, connection_checks, connection_tests, connections, conversations, organisations, providers,
+    service_tokens, tokens, webhooks,
 };
 use crate::http::api_error as error;
 
@@ -57,6 +57,10 @@ use crate::http::api_error as error;
         connections::create_for_organisation,
         configurations::list_for_organisation,
         configurations::create_for_organisation,
+        service_tokens::list,
+        service_tokens::create,
+        service_tokens::revoke,
+        service_tokens::audit,
         webhooks::list,
         webhooks::create,
         webhooks::organisation_list,
@@ -92,6 +96,11 @@ use crate::http::api_error as error;
         tokens::TokenResource,
         tokens::CreatedTokenResource,
         tokens::CreateTokenRequest,
+        service_tokens::CreateServiceTokenRequest,
+        service_tokens::AuditEntryResource,
+        service_tokens::AuditToken,
+        service_tokens::AuditMember,
+        service_tokens::AuditConfiguration,
         organisations::OrganisationResource,
         organisations::PolicyResource,
         organisations::OrganisationEntryResource,

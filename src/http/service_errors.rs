@@ -8,6 +8,7 @@ use crate::services::accounts::AccountsError;
 use crate::services::admin::AdminError;
 use crate::services::conversations::ConversationsError;
 use crate::services::organisations::OrganisationsError;
+use crate::services::service_tokens::ServiceTokensError;
 use crate::services::tokens::TokensError;
 use crate::services::webhooks::WebhooksError;
 
@@ -54,6 +55,7 @@ impl From<ConversationsError> for AppError {
             ConversationsError::CapReached(cap) => AppError::cap_reached(&cap),
             ConversationsError::KeyUnreadable => AppError::KeyUnreadable,
             ConversationsError::OrganisationKey => AppError::OrganisationKey(error.to_string()),
+            ConversationsError::NotAMember => AppError::Forbidden(error.to_string()),
             ConversationsError::Vanished(detail) => AppError::Internal(detail.to_owned()),
             ConversationsError::Store(error) => AppError::from(error),
         }
@@ -97,6 +99,18 @@ impl From<WebhooksError> for AppError {
             WebhooksError::CapReached => AppError::refused("cap_reached", error.to_string(), Default::default()),
             WebhooksError::Invalid(fields) => AppError::Validation(fields),
             WebhooksError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<ServiceTokensError> for AppError {
+    fn from(error: ServiceTokensError) -> Self {
+        match error {
+            ServiceTokensError::NotFound => AppError::NotFound,
+            ServiceTokensError::Forbidden => AppError::Forbidden(error.to_string()),
+            ServiceTokensError::CapReached(cap) => AppError::cap_reached(&cap),
+            ServiceTokensError::Account(error) => AppError::from(error),
+            ServiceTokensError::Store(error) => AppError::from(error),
         }
     }
 }
