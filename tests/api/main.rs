@@ -35,6 +35,7 @@ mod resolve;
 mod rotation;
 mod schema;
 mod secrets;
+mod service_tokens;
 mod sessions;
 mod tokens;
 mod upgrade;
