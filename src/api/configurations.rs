@@ -14,8 +14,8 @@ use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::listing_cache::View;
 use crate::http::{Caller, JsonObject};
-use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::Authenticated;
+use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::configurations::{self, KeyRule};
 
 /// An LLM configuration as the API shows it: never the key, only its mask.

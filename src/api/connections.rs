@@ -490,9 +490,11 @@ pub async fn list_for_organisation(
     let rows = state
         .db
         .run(move |conn| match caller.authorize_any(conn, Scope::Read)? {
-            Authenticated::User(principal) => {
-                Ok(connections::list_for_organisation(conn, principal.user_id, organisation)?)
-            }
+            Authenticated::User(principal) => Ok(connections::list_for_organisation(
+                conn,
+                principal.user_id,
+                organisation,
+            )?),
             // A service token reads its own organisation's; any other id is a missing one.
             Authenticated::Service(service) if service.organisation_id == organisation => {
                 Ok(connections::list_for_service_token(conn, organisation)?)

@@ -14,8 +14,8 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::{Authenticated, Credential};
 use crate::services::conversations::{self, Requester};
+use crate::services::{Authenticated, Credential};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverrideResource {
@@ -211,7 +211,10 @@ pub async fn resolve(
 ) -> ApiResult<HttpResponse> {
     let query = query.into_inner();
     let conversation = query.conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
-    let member = query.user.filter(|raw| !raw.trim().is_empty()).map(|raw| MemberRef::parse(&raw));
+    let member = query
+        .user
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| MemberRef::parse(&raw));
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
     let resolved = state

@@ -18,8 +18,8 @@ use super::organisation_reveals::OrganisationRevealRow;
 use super::organisations::OrganisationRow;
 use super::schema::{
     api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
-    invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisation_reveals, organisations,
-    security_events, service_tokens, sessions, users, webhook_attempts, webhook_deliveries, webhooks,
+    invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisation_reveals,
+    organisations, security_events, service_tokens, sessions, users, webhook_attempts, webhook_deliveries, webhooks,
 };
 use super::security_events::EventRow;
 use super::service_tokens::ServiceTokenRow;

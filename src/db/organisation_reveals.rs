@@ -42,7 +42,10 @@ pub fn recent_for_organisation(
     organisation_reveals::table
         .left_join(users::table)
         .filter(organisation_reveals::organisation_id.eq(organisation_id))
-        .order((organisation_reveals::revealed_at.desc(), organisation_reveals::id.desc()))
+        .order((
+            organisation_reveals::revealed_at.desc(),
+            organisation_reveals::id.desc(),
+        ))
         .limit(limit)
         .select((OrganisationRevealRow::as_select(), users::email.nullable()))
         .load(conn)

@@ -95,7 +95,11 @@ pub fn count_live_for_organisation(
     service_tokens::table
         .filter(service_tokens::organisation_id.eq(organisation_id))
         .filter(service_tokens::is_revoked.eq(false))
-        .filter(service_tokens::expires_at.is_null().or(service_tokens::expires_at.gt(now)))
+        .filter(
+            service_tokens::expires_at
+                .is_null()
+                .or(service_tokens::expires_at.gt(now)),
+        )
         .count()
         .get_result(conn)
 }

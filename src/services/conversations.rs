@@ -293,14 +293,14 @@ pub fn resolve_for_member(
             MemberRef::Email(email) => (None, Some(email.key())),
             MemberRef::Nobody => (None, None),
         };
-        let (member_id, sharing) = memberships::find_active_member(conn, organisation_id, member_id, email_key.as_deref())?
-            .ok_or(ConversationsError::NotAMember)?;
+        let (member_id, sharing) =
+            memberships::find_active_member(conn, organisation_id, member_id, email_key.as_deref())?
+                .ok_or(ConversationsError::NotAMember)?;
         let organisation = organisations::find(conn, organisation_id)?.ok_or(ConversationsError::NotAMember)?;
         let personal_count = organisation.allow_personal_configurations && sharing;
         let counts = |row: &store::SeenRow| {
             row.is_active
-                && (row.organisation_id == Some(organisation_id)
-                    || (personal_count && row.user_id == Some(member_id)))
+                && (row.organisation_id == Some(organisation_id) || (personal_count && row.user_id == Some(member_id)))
         };
         let pinned = match conversation {
             Some(conversation) => match overrides::find(conn, member_id, conversation.as_str())? {

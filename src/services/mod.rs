@@ -120,7 +120,9 @@ impl Authenticated {
 /// A credential that does not reach what it asks for.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("a service token may only resolve for its organisation's members and list its configurations and connections")]
+    #[error(
+        "a service token may only resolve for its organisation's members and list its configurations and connections"
+    )]
     ServiceToken,
     #[error("this token lacks the `{}` scope", .0.as_str())]
     MissingScope(Scope),

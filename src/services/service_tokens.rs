@@ -83,7 +83,11 @@ pub fn create(
             return Err(ServiceTokensError::NotFound);
         }
         require_admin(conn, organisation_id, user_id)?;
-        if cap.is_reached(service_tokens::count_live_for_organisation(conn, DbId(organisation_id), now)?) {
+        if cap.is_reached(service_tokens::count_live_for_organisation(
+            conn,
+            DbId(organisation_id),
+            now,
+        )?) {
             return Err(ServiceTokensError::CapReached(cap));
         }
         service_tokens::insert(

@@ -160,7 +160,11 @@ const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
 /// user) or, when no personal token has its hash, an organisation's service token (unrevoked,
 /// unexpired). Every failure is the same 401. A personal token costs one query, as before
 /// service tokens existed; only a miss reads the second table.
-pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime) -> Result<Authenticated, TokensError> {
+pub fn authenticate(
+    conn: &mut DbConnection,
+    presented: &str,
+    now: NaiveDateTime,
+) -> Result<Authenticated, TokensError> {
     if !presented.starts_with(TokenSecret::PREFIX) || presented.len() > 256 {
         return Err(TokensError::InvalidCredential);
     }
@@ -186,7 +190,11 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str, now: NaiveDateTime
     }))
 }
 
-fn authenticate_service(conn: &mut DbConnection, hash: &[u8], now: NaiveDateTime) -> Result<ServicePrincipal, TokensError> {
+fn authenticate_service(
+    conn: &mut DbConnection,
+    hash: &[u8],
+    now: NaiveDateTime,
+) -> Result<ServicePrincipal, TokensError> {
     let token = service_tokens::find_by_hash(conn, hash)?.ok_or(TokensError::InvalidCredential)?;
     let hash_matches = crypto::constant_time_eq(&token.token_hash, hash);
     let expired = token.expires_at.is_some_and(|expires_at| expires_at <= now);

@@ -119,7 +119,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(organisations::decline),
         )
         .route("/organisations/{id}/policy", web::post().to(organisations::policy))
-        .route("/organisations/{id}/tokens", web::post().to(organisation_tokens::create))
+        .route(
+            "/organisations/{id}/tokens",
+            web::post().to(organisation_tokens::create),
+        )
         .route(
             "/organisations/{id}/tokens/{token_id}/revoke",
             web::post().to(organisation_tokens::revoke),

@@ -176,7 +176,8 @@ pub async fn create(
         created,
         errors,
     };
-    let mut response = render_detail_with(&state, &user, id, status, None, FieldErrors::new(), String::new(), form).await?;
+    let mut response =
+        render_detail_with(&state, &user, id, status, None, FieldErrors::new(), String::new(), form).await?;
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

@@ -699,7 +699,7 @@ async fn responses_to_a_member(
     if member.id == team.member_a.id {
         app.set_default(&member.token, gpt).await;
     }
-    pin(&app, &member.token, "conversation-1", mini).await;
+    pin(app, &member.token, "conversation-1", mini).await;
 
     let mut bodies: Vec<(String, String)> = Vec::new();
     let mut keep = |what: &str, text: String| bodies.push((what.to_owned(), text));
@@ -759,8 +759,8 @@ async fn responses_to_a_member(
             )
             .await,
         ),
-        ("resolve", resolve(&app, &resolver, None).await),
-        ("resolve pinned", resolve(&app, &resolver, Some("conversation-1")).await),
+        ("resolve", resolve(app, &resolver, None).await),
+        ("resolve pinned", resolve(app, &resolver, Some("conversation-1")).await),
     ] {
         keep(what, response.text().await.unwrap());
     }
@@ -795,7 +795,10 @@ async fn responses_to_a_member(
         .await
         .unwrap();
     keep("service token by a member", refused.text().await.unwrap());
-    keep("audit page call", browser.get(&team.path("audit")).await.text().await.unwrap());
+    keep(
+        "audit page call",
+        browser.get(&team.path("audit")).await.text().await.unwrap(),
+    );
     bodies
 }
 

@@ -172,9 +172,15 @@ async fn a_service_token_resolves_for_each_member_by_their_choices(app: TestApp)
     assert_eq!(pinned.configuration.api_key.as_deref(), Some(TEAM_KEY));
     // By user id as well as by e-mail (in any case); another conversation takes A's default.
     let by_id = resolved_for(&app, token, &a.id.to_string(), Some("conversation-2")).await;
-    assert_eq!((by_id.source.as_str(), by_id.configuration.id), ("default", Some(gpt.id)));
+    assert_eq!(
+        (by_id.source.as_str(), by_id.configuration.id),
+        ("default", Some(gpt.id))
+    );
     let by_email = resolved_for(&app, token, &a.email.to_uppercase(), None).await;
-    assert_eq!((by_email.source.as_str(), by_email.configuration.id), ("default", Some(gpt.id)));
+    assert_eq!(
+        (by_email.source.as_str(), by_email.configuration.id),
+        ("default", Some(gpt.id))
+    );
     // B chose nothing: the organisation's default.
     let b = resolved_for(&app, token, &team.member_b.email, None).await;
     assert_eq!(b.source, "organisation_default");
@@ -230,7 +236,12 @@ async fn members_cannot_read_the_audit_or_manage_service_tokens(app: TestApp) {
     assert_eq!(session.get(&team.path("audit")).await.status(), 403);
     assert_error(session.get(&team.path("tokens")).await, 403, "forbidden").await;
     let body = json!({"name": "mine", "scopes": ["read"], "current_password": TEST_PASSWORD});
-    assert_error(post_service_token(&session, &team, body.clone()).await, 403, "forbidden").await;
+    assert_error(
+        post_service_token(&session, &team, body.clone()).await,
+        403,
+        "forbidden",
+    )
+    .await;
     assert_error(delete_service_token(&session, &team, token_id).await, 403, "forbidden").await;
 
     // Someone outside: the same 404 as for an organisation that does not exist.
@@ -239,7 +250,12 @@ async fn members_cannot_read_the_audit_or_manage_service_tokens(app: TestApp) {
     let session = app.login(&outsider.email, TEST_PASSWORD).await;
     assert_error(session.get(&team.path("audit")).await, 404, "not_found").await;
     assert_error(session.get(&team.path("tokens")).await, 404, "not_found").await;
-    assert_error(post_service_token(&session, &team, body.clone()).await, 404, "not_found").await;
+    assert_error(
+        post_service_token(&session, &team, body.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(delete_service_token(&session, &team, token_id).await, 404, "not_found").await;
 
     // An admin's bearer token cannot manage tokens (browser session only).
@@ -293,7 +309,10 @@ async fn only_what_the_policy_lets_count_is_resolved_for_a_member(app: TestApp) 
 
     // The policy is off by default: A's own default does not count.
     let answer = for_a(None).await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("organisation_default", Some(mini.id)));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("organisation_default", Some(mini.id))
+    );
     // A shares, the policy is still off: still not.
     share(true).await;
     assert_eq!(for_a(None).await.source, "organisation_default");
@@ -304,7 +323,10 @@ async fn only_what_the_policy_lets_count_is_resolved_for_a_member(app: TestApp) 
     // Both on: A's own default, with A's own key.
     share(true).await;
     let answer = for_a(None).await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("default", Some(mine.id)));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("default", Some(mine.id))
+    );
     assert_eq!(answer.configuration.api_key.as_deref(), Some(mine_key));
 
     // Another organisation A belongs to: its configurations never count, as override or default.
@@ -323,11 +345,20 @@ async fn only_what_the_policy_lets_count_is_resolved_for_a_member(app: TestApp) 
     .await;
     pin(&app, &a.token, "conversation-other", &theirs).await;
     let answer = for_a(Some("conversation-other")).await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("default", Some(mine.id)));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("default", Some(mine.id))
+    );
     app.set_default(&a.token, &theirs).await;
     let answer = for_a(Some("conversation-other")).await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("organisation_default", Some(mini.id)));
-    assert_ne!(answer.configuration.api_key.as_deref(), Some("sk-other-org-key-0123456789"));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("organisation_default", Some(mini.id))
+    );
+    assert_ne!(
+        answer.configuration.api_key.as_deref(),
+        Some("sk-other-org-key-0123456789")
+    );
 
     // Whoever is not an active member gets one answer: an invitation nobody accepted, an unknown
     // e-mail, a user outside the organisation, something that names nobody.
@@ -363,7 +394,10 @@ async fn removing_a_member_ends_resolving_for_them(app: TestApp) {
     app.set_default(&a.token, &gpt).await;
     let token = service_secret(&app, &team, &["resolve"]).await;
     let answer = resolved_for(&app, &token, &a.email, None).await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("default", Some(gpt.id)));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("default", Some(gpt.id))
+    );
 
     let removed = app
         .delete(&team.path(&format!("members/{}", a.id)), &team.admin.token)
@@ -373,7 +407,10 @@ async fn removing_a_member_ends_resolving_for_them(app: TestApp) {
     // A's own token falls back to A's own choices.
     let own = app.token_for(a, "resolve").await;
     let answer: Resolution = expect_json(resolve(&app, &own, None).await, 200, "own resolve").await;
-    assert_eq!((answer.source.as_str(), answer.configuration.id), ("default", Some(mine.id)));
+    assert_eq!(
+        (answer.source.as_str(), answer.configuration.id),
+        ("default", Some(mine.id))
+    );
     assert_eq!(answer.configuration.api_key.as_deref(), Some("sk-mine-key-0123456789"));
 }
 
@@ -453,7 +490,12 @@ async fn a_service_tokens_scopes_hold_and_a_dead_one_is_refused(app: TestApp) {
     // `user` is required with a service token, refused with a personal one.
     let body = assert_error(resolve_for(&app, &resolver, None, None).await, 422, "validation_failed").await;
     assert!(body["fields"]["user"].is_array(), "{body}");
-    let body = assert_error(resolve_for(&app, &resolver, Some(""), None).await, 422, "validation_failed").await;
+    let body = assert_error(
+        resolve_for(&app, &resolver, Some(""), None).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     assert!(body["fields"]["user"].is_array(), "{body}");
     let personal = app.token_for(&team.member_a, "resolve").await;
     let body = assert_error(
@@ -471,7 +513,12 @@ async fn a_service_tokens_scopes_hold_and_a_dead_one_is_refused(app: TestApp) {
     assert_eq!(resolve_for(&app, revoked_secret, Some(a), None).await.status(), 200);
     let deleted = delete_service_token(&admin, &team, revoked["id"].as_str().unwrap()).await;
     assert_eq!(deleted.status(), 204);
-    assert_error(resolve_for(&app, revoked_secret, Some(a), None).await, 401, "unauthorized").await;
+    assert_error(
+        resolve_for(&app, revoked_secret, Some(a), None).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     app.assert_unauthorized(&team.path("connections"), revoked_secret).await;
 
     let expiring = service_token(&app, &team, "expiring", &["resolve"]).await;
@@ -540,7 +587,11 @@ async fn service_tokens_are_created_listed_and_revoked_like_personal_ones(app: T
     assert_eq!(names, ["resolver", "reader"]);
     assert!(listed.iter().all(|token| token.get("token").is_none()));
     for secret in [&reader["token"], &resolver["token"]] {
-        assert!(!serde_json::to_string(&listed).unwrap().contains(secret.as_str().unwrap()));
+        assert!(
+            !serde_json::to_string(&listed)
+                .unwrap()
+                .contains(secret.as_str().unwrap())
+        );
     }
     let id = reader["id"].as_str().unwrap();
     assert_eq!(delete_service_token(&owner, &team, id).await.status(), 204);
@@ -583,7 +634,11 @@ async fn the_organisation_page_manages_service_tokens_and_shows_the_audit_withou
     let response = admin
         .post_form(
             &form_path,
-            &[("name", "runtime"), ("scopes", "resolve"), ("csrf_token", csrf.as_str())],
+            &[
+                ("name", "runtime"),
+                ("scopes", "resolve"),
+                ("csrf_token", csrf.as_str()),
+            ],
         )
         .await;
     assert_eq!(response.status(), 422);
@@ -646,7 +701,12 @@ async fn the_organisation_page_manages_service_tokens_and_shows_the_audit_withou
         .await;
     assert_eq!(response.status(), 303);
     assert!(crate::helpers::location(&response).starts_with(&format!("{page_path}?")));
-    assert_eq!(resolve_for(&app, &secret, Some(&team.member_b.email), None).await.status(), 401);
+    assert_eq!(
+        resolve_for(&app, &secret, Some(&team.member_b.email), None)
+            .await
+            .status(),
+        401
+    );
 
     // A member sees neither section and cannot post.
     let member = app.login(&team.member_a.email, TEST_PASSWORD).await;
