@@ -220,8 +220,14 @@ async fn a_service_token_resolves_for_each_member_by_their_choices(app: TestApp)
     let times: Vec<&str> = lines.iter().map(|line| line["at"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
     assert_no_key_in(&serde_json::to_string(&lines).unwrap(), &[TEAM_KEY], "audit");
-    // The owner reads it too.
-    assert_eq!(audit(&app, &team, &team.owner.token).await.len(), 5);
+    // The owner reads it too; a deleted member's lines stay, with no member.
+    let b_id = team.member_b.id;
+    app.with_db(move |conn| lanyard::services::accounts::delete_user(conn, b_id).unwrap())
+        .await;
+    let lines = audit(&app, &team, &team.owner.token).await;
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[1]["member"], Value::Null);
+    assert_eq!(lines[1]["configuration"]["name"], "team-mini");
 }
 
 async fn members_cannot_read_the_audit_or_manage_service_tokens(app: TestApp) {
