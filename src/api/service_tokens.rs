@@ -135,7 +135,18 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let principal = session_only(&state, caller).await?;
     let organisation = parse_id(&path)?;
-    let (new, current_password) = read_new_token(body, service_tokens::parse_scopes, None)?;
+    let (new, current_password) = match read_new_token(body, service_tokens::parse_scopes, None) {
+        Ok(parsed) => parsed,
+        Err(refused) => {
+            // A member or an outsider learns where they stand (403, 404), not what the form lacks.
+            let user_id = principal.user_id;
+            state
+                .db
+                .run(move |conn| service_tokens::require_admin(conn, organisation, user_id))
+                .await?;
+            return Err(refused.into());
+        }
+    };
     let client = client_address(&req);
     let cap = state.settings.caps.tokens;
     let created = state

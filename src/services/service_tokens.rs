@@ -47,7 +47,7 @@ pub fn parse_scopes(raw: &str) -> Result<Scopes, String> {
 pub const AUDIT_LIMIT: i64 = 500;
 
 /// Refuses anyone but the organisation's admins and owners (`NotFound` for outsiders).
-fn require_admin(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Result<(), ServiceTokensError> {
+pub fn require_admin(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uuid) -> Result<(), ServiceTokensError> {
     let membership =
         memberships::find(conn, DbId(organisation_id), DbId(user_id))?.ok_or(ServiceTokensError::NotFound)?;
     if membership.role.includes(OrganisationRole::Admin) {

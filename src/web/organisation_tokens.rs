@@ -133,7 +133,16 @@ pub async fn create(
     let typed = form.fields.name.clone();
     let mut created = None;
     match NewToken::from_parsed(name, scopes, expires_in_days, std::mem::take(&mut errors)) {
-        Err(refused) => errors = refused,
+        Err(refused) => {
+            // A member or an outsider learns where they stand (403, 404), not what the form lacks.
+            let user_id = user.user_id;
+            state
+                .db
+                .run(move |conn| service_tokens::require_admin(conn, id, user_id))
+                .await
+                .map_err(AppError::from)?;
+            errors = refused;
+        }
         Ok(new) => {
             let user_id = user.user_id;
             let client = client_address(&req);

@@ -248,6 +248,13 @@ async fn members_cannot_read_the_audit_or_manage_service_tokens(app: TestApp) {
         "forbidden",
     )
     .await;
+    let invalid = json!({"name": "", "scopes": ["write"]});
+    assert_error(
+        post_service_token(&session, &team, invalid.clone()).await,
+        403,
+        "forbidden",
+    )
+    .await;
     assert_error(delete_service_token(&session, &team, token_id).await, 403, "forbidden").await;
 
     // Someone outside: the same 404 as for an organisation that does not exist.
@@ -262,6 +269,7 @@ async fn members_cannot_read_the_audit_or_manage_service_tokens(app: TestApp) {
         "not_found",
     )
     .await;
+    assert_error(post_service_token(&session, &team, invalid).await, 404, "not_found").await;
     assert_error(delete_service_token(&session, &team, token_id).await, 404, "not_found").await;
 
     // An admin's bearer token cannot manage tokens (browser session only).
@@ -720,11 +728,16 @@ async fn the_organisation_page_manages_service_tokens_and_shows_the_audit_withou
     assert!(!page.contains(r#"id="service-tokens""#));
     assert!(!page.contains(r#"id="reveal-audit""#));
     let csrf = member.csrf().await;
-    let response = member
-        .post_form(
-            &form_path,
-            &[("name", "mine"), ("scopes", "read"), ("csrf_token", csrf.as_str())],
-        )
-        .await;
+    for scopes in ["read", "write"] {
+        let response = member
+            .post_form(
+                &form_path,
+                &[("name", "mine"), ("scopes", scopes), ("csrf_token", csrf.as_str())],
+            )
+            .await;
+        assert_eq!(response.status(), 403, "{scopes}");
+    }
+    let revoke = format!("/organisations/{}/tokens/{id}/revoke", team.id);
+    let response = member.post_form(&revoke, &[("csrf_token", csrf.as_str())]).await;
     assert_eq!(response.status(), 403);
 }
