@@ -14,6 +14,7 @@ use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::listing_cache::View;
 use crate::http::{Caller, JsonObject};
+use crate::services::Authenticated;
 use crate::services::configuration_input::{ConfigurationInput, NewConfigurationInput, Sent};
 use crate::services::configurations::{self, KeyRule};
 
@@ -501,7 +502,8 @@ pub async fn set_default(
 #[utoipa::path(
     get, path = "/api/organisations/{id}/llm-configurations", tag = "organisations",
     description = "The organisation's configurations, by name, for its members (masked keys only; \
-                   `is_default` is the caller's own choice). Anyone else: 404. Scope: `read`.",
+                   `is_default` is the caller's own choice), and for the organisation's own service token \
+                   with `read`. Anyone else: 404. Scope: `read`.",
     params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
     responses(
         (status = 200, body = [ConfigurationResource]),
@@ -519,8 +521,16 @@ pub async fn list_for_organisation(
     let body = state
         .db
         .run(move |conn| {
-            let principal = caller.authorize(conn, Scope::Read)?;
-            let rows = configurations::list_for_organisation(conn, principal.user_id, organisation)?;
+            let rows = match caller.authorize_any(conn, Scope::Read)? {
+                Authenticated::User(principal) => {
+                    configurations::list_for_organisation(conn, principal.user_id, organisation)?
+                }
+                // A service token reads its own organisation's; any other id is a missing one.
+                Authenticated::Service(service) if service.organisation_id == organisation => {
+                    configurations::list_for_service_token(conn, organisation)?
+                }
+                Authenticated::Service(_) => return Err(AppError::NotFound),
+            };
             let resources: Vec<_> = rows.into_iter().map(ConfigurationResource::from).collect();
             json_array(&resources, 640)
         })

@@ -16,6 +16,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{AppState, Caller, JsonObject};
+use crate::services::Authenticated;
 use crate::services::configuration_input::parse_provider;
 use crate::services::configurations::KeyChange;
 use crate::services::connection_tests::TestSubject;
@@ -470,8 +471,8 @@ pub async fn refresh_models(
 
 #[utoipa::path(
     get, path = "/api/organisations/{id}/connections", tag = "organisations",
-    description = "The organisation's connections, by name, for its members (masked keys only). Anyone \
-                   else: 404. Scope: `read`.",
+    description = "The organisation's connections, by name, for its members (masked keys only), and for the \
+                   organisation's own service token with `read`. Anyone else: 404. Scope: `read`.",
     params(("id" = uuid::Uuid, Path, description = "The organisation's id")),
     responses(
         (status = 200, body = [ConnectionResource]),
@@ -486,9 +487,19 @@ pub async fn list_for_organisation(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let organisation = parse_id(&path)?;
-    let rows = caller
-        .run_for_user(&state.db, Scope::Read, move |conn, user| {
-            connections::list_for_organisation(conn, user, organisation)
+    let rows = state
+        .db
+        .run(move |conn| match caller.authorize_any(conn, Scope::Read)? {
+            Authenticated::User(principal) => Ok(connections::list_for_organisation(
+                conn,
+                principal.user_id,
+                organisation,
+            )?),
+            // A service token reads its own organisation's; any other id is a missing one.
+            Authenticated::Service(service) if service.organisation_id == organisation => {
+                Ok(connections::list_for_service_token(conn, organisation)?)
+            }
+            Authenticated::Service(_) => Err(AppError::NotFound),
         })
         .await?;
     let resources: Vec<_> = rows.into_iter().map(ConnectionResource::from).collect();

@@ -9,13 +9,13 @@ use utoipa::ToSchema;
 use super::configurations::ConfigurationResource;
 use super::extract::FieldReader;
 use super::wire::{Rfc3339, json_array, json_ok};
-use crate::domain::{ConversationId, ConversationOverride, Parameters, Scope, TestStatus};
+use crate::domain::{ConversationId, ConversationOverride, MemberRef, Parameters, Scope, TestStatus};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::Credential;
 use crate::services::conversations::{self, Requester};
+use crate::services::{Authenticated, Credential};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OverrideResource {
@@ -173,7 +173,7 @@ pub struct ResolvedConfiguration {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResolveResponse {
-    /// `override`, `default` or `fallback`.
+    /// `override`, `default`, `organisation_default` (a service token only) or `fallback`.
     pub source: String,
     pub configuration: ResolvedConfiguration,
 }
@@ -182,13 +182,20 @@ pub struct ResolveResponse {
 pub struct ResolveQuery {
     /// The conversation whose override applies, if any.
     conversation_id: Option<String>,
+    /// With an organisation's service token (required then): the member to resolve for, by
+    /// e-mail or user id; anyone who is not an active member gets 403 `forbidden`. Refused (422)
+    /// with a personal token.
+    user: Option<String>,
 }
 
 #[utoipa::path(
     get, path = "/api/resolve", tag = "conversations",
     description = "The configuration a conversation uses, key included: its override if active, else the \
                    default, else the instance fallback. Records the use and an audit entry. Scope: `resolve` \
-                   (API tokens only).",
+                   (API tokens only). With an organisation's service token, for the member named by `user`: \
+                   the member's override, else their default, else the organisation's default, else the \
+                   instance fallback, taking only what the organisation's policy lets count (`source` \
+                   `organisation_default` for its default).",
     params(ResolveQuery),
     responses(
         (status = 200, body = ResolveResponse),
@@ -202,30 +209,53 @@ pub async fn resolve(
     caller: Caller,
     query: web::Query<ResolveQuery>,
 ) -> ApiResult<HttpResponse> {
-    let conversation = query
-        .into_inner()
-        .conversation_id
-        .map(|raw| conversation_id(&raw))
-        .transpose()?;
+    let query = query.into_inner();
+    let conversation = query.conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
+    let member = query
+        .user
+        .filter(|raw| !raw.trim().is_empty())
+        .map(|raw| MemberRef::parse(&raw));
     let keyring = state.keyring.clone();
     let fallback = state.settings.fallback.clone();
-    let resolved = caller
-        .run(&state.db, Scope::Resolve, move |conn, principal| {
-            let token_id = match &principal.credential {
-                Credential::Token { id, .. } => Some(*id),
-                Credential::Session => None,
-            };
-            let requester = Requester {
-                user_id: principal.user_id,
-                token_id,
-            };
-            Ok(conversations::resolve(
-                conn,
-                &keyring,
-                &requester,
-                conversation.as_ref(),
-                fallback.as_ref(),
-            )?)
+    let resolved = state
+        .db
+        .run(move |conn| match caller.authorize_any(conn, Scope::Resolve)? {
+            Authenticated::Service(service) => {
+                let member = member.ok_or_else(|| {
+                    AppError::validation("user", "name the member to resolve for (e-mail or user id)")
+                })?;
+                Ok(conversations::resolve_for_member(
+                    conn,
+                    &keyring,
+                    &service,
+                    &member,
+                    conversation.as_ref(),
+                    fallback.as_ref(),
+                )?)
+            }
+            Authenticated::User(principal) => {
+                if member.is_some() {
+                    return Err(AppError::validation(
+                        "user",
+                        "only an organisation's service token resolves for another user",
+                    ));
+                }
+                let token_id = match &principal.credential {
+                    Credential::Token { id, .. } => Some(*id),
+                    Credential::Session => None,
+                };
+                let requester = Requester {
+                    user_id: principal.user_id,
+                    token_id,
+                };
+                Ok(conversations::resolve(
+                    conn,
+                    &keyring,
+                    &requester,
+                    conversation.as_ref(),
+                    fallback.as_ref(),
+                )?)
+            }
         })
         .await?;
     let effective_base_url = resolved

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod organisations;
 pub mod providers;
+pub mod service_tokens;
 pub mod tokens;
 pub mod webhooks;
 pub mod wire;
@@ -170,6 +171,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/organisations/{id}/llm-configurations")
                     .get(configurations::list_for_organisation)
                     .post(configurations::create_for_organisation)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/tokens")
+                    .get(service_tokens::list)
+                    .post(service_tokens::create)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/tokens/{token_id}")
+                    .delete(service_tokens::revoke)
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/organisations/{id}/audit")
+                    .get(service_tokens::audit)
                     .default_service(web::to(method_not_allowed)),
             )
             .service(

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     configurations, connection_checks, connection_tests, connections, conversations, exports, organisations, providers,
-    tokens, webhooks,
+    service_tokens, tokens, webhooks,
 };
 use crate::http::api_error as error;
 
@@ -58,6 +58,10 @@ use crate::http::api_error as error;
         connections::create_for_organisation,
         configurations::list_for_organisation,
         configurations::create_for_organisation,
+        service_tokens::list,
+        service_tokens::create,
+        service_tokens::revoke,
+        service_tokens::audit,
         webhooks::list,
         webhooks::create,
         webhooks::organisation_list,
@@ -93,6 +97,11 @@ use crate::http::api_error as error;
         tokens::TokenResource,
         tokens::CreatedTokenResource,
         tokens::CreateTokenRequest,
+        service_tokens::CreateServiceTokenRequest,
+        service_tokens::AuditEntryResource,
+        service_tokens::AuditToken,
+        service_tokens::AuditMember,
+        service_tokens::AuditConfiguration,
         organisations::OrganisationResource,
         organisations::PolicyResource,
         organisations::OrganisationEntryResource,

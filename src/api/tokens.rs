@@ -56,7 +56,7 @@ pub struct CreateTokenRequest {
 }
 
 /// The session's user; a (valid) token is refused with 403.
-async fn session_only(state: &AppState, caller: Caller) -> Result<Principal, AppError> {
+pub(super) async fn session_only(state: &AppState, caller: Caller) -> Result<Principal, AppError> {
     let principal = caller.authorize_async(&state.db, Scope::Read).await?;
     if principal.is_session() {
         Ok(principal)
@@ -67,7 +67,64 @@ async fn session_only(state: &AppState, caller: Caller) -> Result<Principal, App
     }
 }
 
-fn resource(token: tokens::TokenSummary) -> TokenResource {
+/// A new token's fields as both token routes read them (`scopes` a list or a comma-separated
+/// string, parsed by `parse_scopes`; absent: `default`, or refused when there is none), and the
+/// `current_password` sent with it.
+pub(super) fn read_new_token(
+    body: JsonObject,
+    parse_scopes: fn(&str) -> Result<Scopes, String>,
+    default: Option<Scopes>,
+) -> Result<(tokens::NewToken, Option<String>), AppError> {
+    let mut reader = FieldReader::new(
+        body.0,
+        &["name", "scopes", "expires_in_days", "current_password"],
+        &["id", "token", "created_at"],
+    );
+    let name = reader.required_string("name");
+    let name = reader.parsed("name", name, tokens::parse_token_name);
+    let scopes = match reader.take("scopes") {
+        Some(serde_json::Value::Array(items)) => {
+            let names: Option<Vec<String>> = items.into_iter().map(|item| item.as_str().map(str::to_owned)).collect();
+            match names {
+                Some(names) => reader.parsed("scopes", Some(names.join(",")), parse_scopes),
+                None => {
+                    reader.errors.add("scopes", "must be a list of scope names");
+                    None
+                }
+            }
+        }
+        Some(serde_json::Value::String(list)) => reader.parsed("scopes", Some(list), parse_scopes),
+        None | Some(serde_json::Value::Null) => match default {
+            Some(default) => Some(default),
+            None => {
+                reader.errors.add("scopes", "name at least one scope");
+                None
+            }
+        },
+        Some(_) => {
+            reader.errors.add("scopes", "must be a list of scope names");
+            None
+        }
+    };
+    let expires_in_days = match reader.integer("expires_in_days") {
+        Field::Value(days) => reader.parsed("expires_in_days", Some(days.to_string()), |raw| {
+            raw.parse::<i64>()
+                .map_err(|_| "must be a whole number".to_owned())
+                .and_then(tokens::parse_expiry_days)
+        }),
+        Field::Absent | Field::Null => None,
+    };
+    let current_password = match reader.string("current_password") {
+        Field::Value(password) => Some(password),
+        Field::Absent | Field::Null => None,
+    };
+    let errors = reader.errors.clone();
+    reader.finish()?;
+    let new = tokens::NewToken::from_parsed(name, scopes, expires_in_days, errors)?;
+    Ok((new, current_password))
+}
+
+pub(super) fn resource(token: tokens::TokenSummary) -> TokenResource {
     TokenResource {
         id: token.id,
         name: token.name,
@@ -121,46 +178,8 @@ pub async fn create(
     body: JsonObject,
 ) -> ApiResult<HttpResponse> {
     let principal = session_only(&state, caller).await?;
-    let mut reader = FieldReader::new(
-        body.0,
-        &["name", "scopes", "expires_in_days", "current_password"],
-        &["id", "token", "created_at"],
-    );
-    let name = reader.required_string("name");
-    let name = reader.parsed("name", name, tokens::parse_token_name);
-    let scopes = match reader.take("scopes") {
-        Some(serde_json::Value::Array(items)) => {
-            let names: Option<Vec<String>> = items.into_iter().map(|item| item.as_str().map(str::to_owned)).collect();
-            match names {
-                Some(names) => reader.parsed("scopes", Some(names.join(",")), Scopes::parse),
-                None => {
-                    reader.errors.add("scopes", "must be a list of scope names");
-                    None
-                }
-            }
-        }
-        Some(serde_json::Value::String(list)) => reader.parsed("scopes", Some(list), Scopes::parse),
-        None | Some(serde_json::Value::Null) => Scopes::from_list(vec![Scope::Read, Scope::Write]).ok(),
-        Some(_) => {
-            reader.errors.add("scopes", "must be a list of scope names");
-            None
-        }
-    };
-    let expires_in_days = match reader.integer("expires_in_days") {
-        Field::Value(days) => reader.parsed("expires_in_days", Some(days.to_string()), |raw| {
-            raw.parse::<i64>()
-                .map_err(|_| "must be a whole number".to_owned())
-                .and_then(tokens::parse_expiry_days)
-        }),
-        Field::Absent | Field::Null => None,
-    };
-    let current_password = match reader.string("current_password") {
-        Field::Value(password) => Some(password),
-        Field::Absent | Field::Null => None,
-    };
-    let errors = reader.errors.clone();
-    reader.finish()?;
-    let new = tokens::NewToken::from_parsed(name, scopes, expires_in_days, errors)?;
+    let default_scopes = Scopes::from_list(vec![Scope::Read, Scope::Write]).ok();
+    let (new, current_password) = read_new_token(body, Scopes::parse, default_scopes)?;
     let client = client_address(&req);
     let cap = state.settings.caps.tokens;
     let created = state

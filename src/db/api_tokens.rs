@@ -141,3 +141,12 @@ pub fn revoke_all_for_user(conn: &mut DbConnection, user_id: DbId) -> QueryResul
     .set(api_tokens::is_revoked.eq(true))
     .execute(conn)
 }
+
+/// A token's name (for an organisation's audit of a member's reveal).
+pub fn name_of(conn: &mut DbConnection, id: DbId) -> QueryResult<Option<String>> {
+    api_tokens::table
+        .find(id)
+        .select(api_tokens::name)
+        .first(conn)
+        .optional()
+}

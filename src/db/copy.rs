@@ -14,13 +14,15 @@ use super::key_reveals::RevealRow;
 use super::llm_configurations::ConfigurationTableRow;
 use super::master_key_canaries::CanaryRow;
 use super::memberships::MembershipRow;
+use super::organisation_reveals::OrganisationRevealRow;
 use super::organisations::OrganisationRow;
 use super::schema::{
     api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
-    invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisations, security_events,
-    sessions, users, webhook_attempts, webhook_deliveries, webhooks,
+    invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisation_reveals,
+    organisations, security_events, service_tokens, sessions, users, webhook_attempts, webhook_deliveries, webhooks,
 };
 use super::security_events::EventRow;
+use super::service_tokens::ServiceTokenRow;
 use super::sessions::SessionRow;
 use super::user_defaults::UserDefaultRow;
 use super::users::UserRow;
@@ -57,6 +59,8 @@ pub struct Snapshot {
     pub webhooks: Vec<WebhookRow>,
     pub webhook_deliveries: Vec<DeliveryRow>,
     pub webhook_attempts: Vec<AttemptRow>,
+    pub service_tokens: Vec<ServiceTokenRow>,
+    pub organisation_reveals: Vec<OrganisationRevealRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -104,6 +108,8 @@ impl Snapshot {
             webhooks: super::webhooks::all(conn)?,
             webhook_deliveries: super::webhook_deliveries::all(conn)?,
             webhook_attempts: super::webhook_attempts::all(conn)?,
+            service_tokens: super::service_tokens::all(conn)?,
+            organisation_reveals: super::organisation_reveals::all(conn)?,
         })
     }
 
@@ -129,6 +135,8 @@ impl Snapshot {
             ("webhooks", count(self.webhooks.len())),
             ("webhook_deliveries", count(self.webhook_deliveries.len())),
             ("webhook_attempts", count(self.webhook_attempts.len())),
+            ("service_tokens", count(self.service_tokens.len())),
+            ("organisation_reveals", count(self.organisation_reveals.len())),
         ]
     }
 
@@ -218,6 +226,13 @@ impl Snapshot {
         for row in &self.webhook_attempts {
             super::webhook_attempts::insert(conn, row)?;
         }
+        // After organisations and users, which own them and appear in them.
+        for row in &self.service_tokens {
+            super::service_tokens::insert(conn, row)?;
+        }
+        for row in &self.organisation_reveals {
+            super::organisation_reveals::insert(conn, row)?;
+        }
         Ok(())
     }
 }
@@ -256,5 +271,10 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
             webhook_deliveries::table.count().get_result(conn)?,
         ),
         ("webhook_attempts", webhook_attempts::table.count().get_result(conn)?),
+        ("service_tokens", service_tokens::table.count().get_result(conn)?),
+        (
+            "organisation_reveals",
+            organisation_reveals::table.count().get_result(conn)?,
+        ),
     ])
 }

@@ -453,6 +453,18 @@ pub fn list_for_organisation(
     Ok(rows)
 }
 
+/// The organisation's configurations by name as its service token sees them: nobody's default,
+/// no member's role (the nil id matches no user, so the caller's joins stay empty).
+pub fn list_of_organisation(conn: &mut DbConnection, organisation_id: DbId) -> QueryResult<Vec<SeenSummary>> {
+    let nobody = DbId(uuid::Uuid::nil());
+    let mut rows: Vec<SeenSummary> = seen_by!(nobody)
+        .filter(cfg::organisation_id.eq(organisation_id))
+        .select(SeenSummary::as_select())
+        .load(conn)?;
+    rows.sort_by_cached_key(|row| row.summary.name.to_lowercase());
+    Ok(rows)
+}
+
 /// Is `name_key` used by another of the owner's configurations (other than `except`)?
 pub fn name_key_taken(
     conn: &mut DbConnection,

@@ -101,3 +101,26 @@ pub fn set_sharing(
 pub fn delete(conn: &mut DbConnection, organisation_id: DbId, user_id: DbId) -> QueryResult<usize> {
     diesel::delete(memberships::table.find((organisation_id, user_id))).execute(conn)
 }
+
+/// The member of the organisation named by id or by case-folded e-mail, whose account is
+/// enabled: their id and whether they share their personal configurations with it. Anyone else
+/// (unknown, invited only, disabled, outside) is `None`, one answer.
+pub fn find_active_member(
+    conn: &mut DbConnection,
+    organisation_id: DbId,
+    user_id: Option<DbId>,
+    email_key: Option<&str>,
+) -> QueryResult<Option<(DbId, bool)>> {
+    let mut query = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::organisation_id.eq(organisation_id))
+        .filter(users::is_disabled.eq(false))
+        .select((users::id, memberships::share_personal_configurations))
+        .into_boxed();
+    query = match (user_id, email_key) {
+        (Some(id), _) => query.filter(users::id.eq(id)),
+        (None, Some(key)) => query.filter(users::email_key.eq(key.to_owned())),
+        (None, None) => return Ok(None),
+    };
+    query.first(conn).optional()
+}

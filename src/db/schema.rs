@@ -378,3 +378,49 @@ diesel::table! {
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries, webhook_attempts, memberships);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    /// An organisation's `lny_` tokens (scopes `read`, `resolve`), stored as SHA-256 hashes.
+    service_tokens (id) {
+        id -> DbUuid,
+        organisation_id -> DbUuid,
+        created_by -> Nullable<DbUuid>,
+        name -> Text,
+        scopes -> Text,
+        token_hash -> Binary,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        is_revoked -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    /// An organisation's audit: each reveal through its service tokens, and each of its
+    /// configurations revealed by a member's own token.
+    organisation_reveals (id) {
+        id -> DbUuid,
+        organisation_id -> DbUuid,
+        token_id -> DbUuid,
+        token_name -> Text,
+        member_id -> Nullable<DbUuid>,
+        configuration_id -> Nullable<DbUuid>,
+        configuration_name -> Text,
+        revealed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(service_tokens -> organisations (organisation_id));
+diesel::joinable!(organisation_reveals -> organisations (organisation_id));
+diesel::joinable!(organisation_reveals -> users (member_id));
+diesel::allow_tables_to_appear_in_same_query!(service_tokens, organisations);
+diesel::allow_tables_to_appear_in_same_query!(service_tokens, users);
+diesel::allow_tables_to_appear_in_same_query!(organisation_reveals, organisations);
+diesel::allow_tables_to_appear_in_same_query!(organisation_reveals, users);
+diesel::allow_tables_to_appear_in_same_query!(service_tokens, organisation_reveals);

@@ -28,7 +28,7 @@ pub use monitoring::{
     CheckRecord, CheckSchedule, CheckStatus, CheckTrigger, ConfigurationHealth, MAX_CHECK_BACKOFF, MIN_CHECK_INTERVAL,
 };
 pub use organisation::{
-    Member, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
+    Member, MemberRef, MembershipStatus, Organisation, OrganisationCreation, OrganisationEntry, OrganisationName,
     OrganisationOverview, OrganisationPolicy,
 };
 pub use owner::{Owner, Ownership};

@@ -139,3 +139,25 @@ mod tests {
         assert_eq!(OrganisationCreation::default(), OrganisationCreation::Anyone);
     }
 }
+
+/// Whom a service token resolves for (`GET /api/resolve?user=…`): a user id or an e-mail. What
+/// is neither names nobody, and gets the answer anyone outside the organisation gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRef {
+    Id(Uuid),
+    Email(super::Email),
+    Nobody,
+}
+
+impl MemberRef {
+    pub fn parse(raw: &str) -> MemberRef {
+        let raw = raw.trim();
+        if let Ok(id) = Uuid::parse_str(raw) {
+            return MemberRef::Id(id);
+        }
+        match super::Email::parse(raw) {
+            Ok(email) => MemberRef::Email(email),
+            Err(_) => MemberRef::Nobody,
+        }
+    }
+}

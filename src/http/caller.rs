@@ -10,7 +10,7 @@ use super::auth::{self, SignedIn};
 use crate::db;
 use crate::domain::Scope;
 use crate::error::AppError;
-use crate::services::{Credential, Principal, tokens};
+use crate::services::{Authenticated, Credential, Principal, tokens};
 
 /// Who is calling, as far as the request itself tells without the database: a bearer token
 /// still to be checked, or a browser session (already loaded by the session middleware). A
@@ -46,14 +46,22 @@ impl FromRequest for Caller {
 }
 
 impl Caller {
-    /// Checks the credential (a token against the database) and that it grants `scope`.
+    /// Checks the credential (a token against the database) and that it grants `scope`. An
+    /// organisation's service token is refused (403): it has no user to act as.
     pub fn authorize(self, conn: &mut db::DbConnection, scope: Scope) -> Result<Principal, AppError> {
-        let principal = match self {
-            Caller::Token(token) => tokens::authenticate(conn, &token, db::now())?,
-            Caller::Session(principal) => principal,
-        };
-        principal.require(scope)?;
+        let principal = self.authorize_any(conn, scope)?.into_user()?;
         Ok(principal)
+    }
+
+    /// The same, also accepting an organisation's service token: for the few routes that serve
+    /// one (resolving for a member, its organisation's listings).
+    pub fn authorize_any(self, conn: &mut db::DbConnection, scope: Scope) -> Result<Authenticated, AppError> {
+        let authenticated = match self {
+            Caller::Token(token) => tokens::authenticate(conn, &token, db::now())?,
+            Caller::Session(principal) => Authenticated::User(principal),
+        };
+        authenticated.require(scope)?;
+        Ok(authenticated)
     }
 
     /// Checks the credential for `scope` and runs `work` with the caller, all in one database

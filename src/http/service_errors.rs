@@ -9,6 +9,7 @@ use crate::services::admin::AdminError;
 use crate::services::conversations::ConversationsError;
 use crate::services::import::ImportError;
 use crate::services::organisations::OrganisationsError;
+use crate::services::service_tokens::ServiceTokensError;
 use crate::services::tokens::TokensError;
 use crate::services::webhooks::WebhooksError;
 
@@ -55,6 +56,7 @@ impl From<ConversationsError> for AppError {
             ConversationsError::CapReached(cap) => AppError::cap_reached(&cap),
             ConversationsError::KeyUnreadable => AppError::KeyUnreadable,
             ConversationsError::OrganisationKey => AppError::OrganisationKey(error.to_string()),
+            ConversationsError::NotAMember => AppError::Forbidden(error.to_string()),
             ConversationsError::Vanished(detail) => AppError::Internal(detail.to_owned()),
             ConversationsError::Store(error) => AppError::from(error),
         }
@@ -111,6 +113,18 @@ impl From<ImportError> for AppError {
             ImportError::Configuration(error) => AppError::from(error),
             ImportError::Encoding(_) => AppError::Internal(error.to_string()),
             ImportError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<ServiceTokensError> for AppError {
+    fn from(error: ServiceTokensError) -> Self {
+        match error {
+            ServiceTokensError::NotFound => AppError::NotFound,
+            ServiceTokensError::Forbidden => AppError::Forbidden(error.to_string()),
+            ServiceTokensError::CapReached(cap) => AppError::cap_reached(&cap),
+            ServiceTokensError::Account(error) => AppError::from(error),
+            ServiceTokensError::Store(error) => AppError::from(error),
         }
     }
 }

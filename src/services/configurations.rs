@@ -459,6 +459,18 @@ pub fn list_for_organisation(
         .collect())
 }
 
+/// The organisation's configurations for its own service token (with `read`): masked, nobody's
+/// default, editable by none.
+pub fn list_for_service_token(
+    conn: &mut DbConnection,
+    organisation: Uuid,
+) -> Result<Vec<Configuration>, ConfigurationError> {
+    Ok(store::list_of_organisation(conn, DbId(organisation))?
+        .into_iter()
+        .map(Configuration::from)
+        .collect())
+}
+
 pub fn find(conn: &mut DbConnection, owner: Uuid, id: Uuid) -> Result<Configuration, ConfigurationError> {
     store::find_for_user(conn, DbId(owner), DbId(id))?
         .map(Configuration::from)

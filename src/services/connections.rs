@@ -407,6 +407,18 @@ pub fn list_for_organisation(
     list_owned(conn, Owner::Organisation(organisation), ownership)
 }
 
+/// The organisation's connections for its own service token (with `read`): masked, seen as a
+/// member sees them (editable by none).
+pub fn list_for_service_token(conn: &mut DbConnection, organisation: Uuid) -> Result<Vec<Connection>, ConnectionError> {
+    let row = organisations::find(conn, DbId(organisation))?.ok_or(ConnectionError::NotFound)?;
+    let ownership = Ownership::Organisation {
+        id: organisation,
+        name: row.name,
+        role: OrganisationRole::Member,
+    };
+    list_owned(conn, Owner::Organisation(organisation), ownership)
+}
+
 fn list_owned(conn: &mut DbConnection, owner: Owner, ownership: Ownership) -> Result<Vec<Connection>, ConnectionError> {
     let counts: std::collections::HashMap<DbId, i64> = store::configuration_counts(conn, owner)?.into_iter().collect();
     let mut rows = store::list_for_owner(conn, owner)?;

@@ -7,10 +7,12 @@ use uuid::Uuid;
 use crate::crypto::{MasterKeyring, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
-use crate::db::{self, DbConnection, DbError, DbId, key_reveals};
+use crate::db::{self, DbConnection, DbError, DbId, key_reveals, memberships, organisation_reveals, organisations};
 use crate::domain::{
-    Configuration, ConversationId, ConversationOverride, FallbackConfiguration, MemberAccess, Provider, UserCap,
+    Configuration, ConversationId, ConversationOverride, FallbackConfiguration, MemberAccess, MemberRef, Provider,
+    UserCap,
 };
+use crate::services::ServicePrincipal;
 
 /// What went wrong with an override or a resolution (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,10 @@ pub enum ConversationsError {
     /// not read (`member_access` is `use`).
     #[error("this configuration belongs to an organisation: its key is resolved by the organisation's service tokens")]
     OrganisationKey,
+    /// A service token asked for someone who is no active member of its organisation (unknown,
+    /// invited only, disabled, outside): one answer for all.
+    #[error("this token's organisation has no such member")]
+    NotAMember,
     /// The stored key does not open under any configured master key.
     #[error("the stored API key cannot be decrypted; re-enter the key")]
     KeyUnreadable,
@@ -92,6 +98,8 @@ pub fn remove_override(
 pub enum Source {
     Override,
     Default,
+    /// The organisation's default (`policy.default_configuration_id`), for a service token.
+    OrganisationDefault,
     Fallback,
 }
 
@@ -100,6 +108,7 @@ impl Source {
         match self {
             Source::Override => "override",
             Source::Default => "default",
+            Source::OrganisationDefault => "organisation_default",
             Source::Fallback => "fallback",
         }
     }
@@ -125,7 +134,8 @@ pub struct Requester {
 }
 
 /// Resolves the configuration a conversation uses: its override if that is active, else the
-/// default, else the instance fallback, else 404. Records the use and the reveal.
+/// default, else the instance fallback, else 404. Records the use and the reveal; a reveal of an
+/// organisation's configuration (`member_access: reveal`) also goes to that organisation's audit.
 pub fn resolve(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
@@ -146,56 +156,183 @@ pub fn resolve(
             Some(row) => Some((Source::Override, row)),
             None => store::find_default_for_user(conn, owner)?.map(|row| (Source::Default, row)),
         };
-        let now = db::now();
-        let audit = |conn: &mut DbConnection, source: Source, configuration: Option<(DbId, &str)>| {
-            key_reveals::insert(
-                conn,
-                &key_reveals::RevealInsert {
-                    id: DbId(Uuid::now_v7()),
-                    user_id: owner,
-                    token_id: requester.token_id.map(DbId),
-                    configuration_id: configuration.map(|(id, _)| id),
-                    configuration_name: configuration.map_or("instance fallback", |(_, name)| name),
-                    conversation_id: conversation.map(ConversationId::as_str),
-                    source: source.as_str(),
-                    revealed_at: now,
-                },
-            )
-        };
-        let Some((source, row)) = chosen else {
-            let Some(fallback) = fallback else {
-                return Err(ConversationsError::NotFound);
-            };
-            audit(conn, Source::Fallback, None)?;
-            return Ok(Resolved {
-                source: Source::Fallback,
-                configuration: None,
-                provider: fallback.provider,
-                model: fallback.model.clone(),
-                base_url: fallback.base_url.clone(),
-                api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
-                api_key: fallback.api_key.clone(),
-            });
-        };
-        let configuration_owner = row.owner().ok_or(ConversationsError::NotFound)?;
-        if configuration_owner.organisation().is_some() && row.member_access != MemberAccess::Reveal {
+        if let Some((_, row)) = &chosen
+            && row.organisation_id.is_some()
+            && row.member_access != MemberAccess::Reveal
+        {
             return Err(ConversationsError::OrganisationKey);
         }
-        let api_key = open_key(keyring, &row)?;
-        store::record_use(conn, configuration_owner, row.id, now)?;
-        audit(conn, source, Some((row.id, &row.name)))?;
-        let row = store::find_for_user(conn, owner, row.id)?.ok_or(ConversationsError::Vanished(
-            "the configuration vanished while resolving",
-        ))?;
-        Ok(Resolved {
-            source,
-            provider: row.provider,
-            model: row.model.clone(),
-            base_url: row.base_url.clone(),
-            api_key_masked: row.api_key_hint.clone(),
-            api_key,
-            configuration: Some(Configuration::from(row)),
-        })
+        let organisation_audit = match &chosen {
+            Some((_, row)) => match (row.organisation_id, requester.token_id) {
+                (Some(organisation), Some(token_id)) => Some(OrganisationAudit {
+                    organisation_id: organisation.0,
+                    token_id,
+                    token_name: db::api_tokens::name_of(conn, DbId(token_id))?.unwrap_or_default(),
+                }),
+                _ => None,
+            },
+            None => None,
+        };
+        let audit = Audit {
+            user_id: requester.user_id,
+            token_id: requester.token_id,
+            conversation,
+            organisation: organisation_audit,
+        };
+        reveal(conn, keyring, &audit, chosen, fallback)
+    })
+}
+
+/// The organisation's audit line a reveal writes: through which token.
+struct OrganisationAudit {
+    organisation_id: Uuid,
+    token_id: Uuid,
+    token_name: String,
+}
+
+/// What a reveal records: for whom (the member, for a service token), with which token, for
+/// which conversation, and the organisation's line if one is due.
+struct Audit<'a> {
+    user_id: Uuid,
+    token_id: Option<Uuid>,
+    conversation: Option<&'a ConversationId>,
+    organisation: Option<OrganisationAudit>,
+}
+
+/// Hands out the chosen configuration's key (or the fallback's), recording the use and the
+/// audit lines; nothing chosen and no fallback is 404.
+fn reveal(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    audit: &Audit<'_>,
+    chosen: Option<(Source, store::SeenRow)>,
+    fallback: Option<&FallbackConfiguration>,
+) -> Result<Resolved, ConversationsError> {
+    let now = db::now();
+    let record = |conn: &mut DbConnection, source: Source, configuration: Option<(DbId, &str)>| {
+        key_reveals::insert(
+            conn,
+            &key_reveals::RevealInsert {
+                id: DbId(Uuid::now_v7()),
+                user_id: DbId(audit.user_id),
+                token_id: audit.token_id.map(DbId),
+                configuration_id: configuration.map(|(id, _)| id),
+                configuration_name: configuration.map_or("instance fallback", |(_, name)| name),
+                conversation_id: audit.conversation.map(ConversationId::as_str),
+                source: source.as_str(),
+                revealed_at: now,
+            },
+        )?;
+        if let Some(organisation) = &audit.organisation {
+            organisation_reveals::insert(
+                conn,
+                &organisation_reveals::OrganisationRevealRow {
+                    id: DbId(Uuid::now_v7()),
+                    organisation_id: DbId(organisation.organisation_id),
+                    token_id: DbId(organisation.token_id),
+                    token_name: organisation.token_name.clone(),
+                    member_id: Some(DbId(audit.user_id)),
+                    configuration_id: configuration.map(|(id, _)| id),
+                    configuration_name: configuration.map_or("instance fallback", |(_, name)| name).to_owned(),
+                    revealed_at: now,
+                },
+            )?;
+        }
+        Ok::<_, ConversationsError>(())
+    };
+    let Some((source, row)) = chosen else {
+        let Some(fallback) = fallback else {
+            return Err(ConversationsError::NotFound);
+        };
+        record(conn, Source::Fallback, None)?;
+        return Ok(Resolved {
+            source: Source::Fallback,
+            configuration: None,
+            provider: fallback.provider,
+            model: fallback.model.clone(),
+            base_url: fallback.base_url.clone(),
+            api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
+            api_key: fallback.api_key.clone(),
+        });
+    };
+    let configuration_owner = row.owner().ok_or(ConversationsError::NotFound)?;
+    let api_key = open_key(keyring, &row)?;
+    store::record_use(conn, configuration_owner, row.id, now)?;
+    record(conn, source, Some((row.id, &row.name)))?;
+    let row = store::find_for_user(conn, DbId(audit.user_id), row.id)?.ok_or(ConversationsError::Vanished(
+        "the configuration vanished while resolving",
+    ))?;
+    Ok(Resolved {
+        source,
+        provider: row.provider,
+        model: row.model.clone(),
+        base_url: row.base_url.clone(),
+        api_key_masked: row.api_key_hint.clone(),
+        api_key,
+        configuration: Some(Configuration::from(row)),
+    })
+}
+
+/// Resolves for a member of the service token's organisation: the member's override, else the
+/// member's default, else the organisation's default, else the instance fallback, else 404.
+/// Only what counts is taken (the organisation's own active configurations; the member's own
+/// only while the policy allows it and the member shares them); the rest falls through. Anyone
+/// who is not an active member, whoever they are, gets one answer (`NotAMember`).
+pub fn resolve_for_member(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    service: &ServicePrincipal,
+    member: &MemberRef,
+    conversation: Option<&ConversationId>,
+    fallback: Option<&FallbackConfiguration>,
+) -> Result<Resolved, ConversationsError> {
+    let organisation_id = DbId(service.organisation_id);
+    db::write_transaction(conn, |conn| {
+        let (member_id, email_key) = match member {
+            MemberRef::Id(id) => (Some(DbId(*id)), None),
+            MemberRef::Email(email) => (None, Some(email.key())),
+            MemberRef::Nobody => (None, None),
+        };
+        let (member_id, sharing) =
+            memberships::find_active_member(conn, organisation_id, member_id, email_key.as_deref())?
+                .ok_or(ConversationsError::NotAMember)?;
+        let organisation = organisations::find(conn, organisation_id)?.ok_or(ConversationsError::NotAMember)?;
+        let personal_count = organisation.allow_personal_configurations && sharing;
+        let counts = |row: &store::SeenRow| {
+            row.is_active
+                && (row.organisation_id == Some(organisation_id) || (personal_count && row.user_id == Some(member_id)))
+        };
+        let pinned = match conversation {
+            Some(conversation) => match overrides::find(conn, member_id, conversation.as_str())? {
+                Some(pin) => store::find_for_user(conn, member_id, pin.configuration_id)?.filter(counts),
+                None => None,
+            },
+            None => None,
+        };
+        let mut chosen = pinned.map(|row| (Source::Override, row));
+        if chosen.is_none() {
+            chosen = store::find_default_for_user(conn, member_id)?
+                .filter(counts)
+                .map(|row| (Source::Default, row));
+        }
+        if chosen.is_none()
+            && let Some(default) = organisation.default_configuration_id
+        {
+            chosen = store::find_for_user(conn, member_id, default)?
+                .filter(|row| row.is_active && row.organisation_id == Some(organisation_id))
+                .map(|row| (Source::OrganisationDefault, row));
+        }
+        let audit = Audit {
+            user_id: member_id.0,
+            token_id: Some(service.token_id),
+            conversation,
+            organisation: Some(OrganisationAudit {
+                organisation_id: service.organisation_id,
+                token_id: service.token_id,
+                token_name: service.token_name.clone(),
+            }),
+        };
+        reveal(conn, keyring, &audit, chosen, fallback)
     })
 }
 

@@ -17,6 +17,7 @@ pub mod operations;
 pub mod organisations;
 pub mod runtime_exports;
 pub mod scheduled_checks;
+pub mod service_tokens;
 pub mod tokens;
 pub mod webhook_deliveries;
 pub mod webhooks;
@@ -79,9 +80,51 @@ impl Principal {
     }
 }
 
+/// An organisation's service token: no user stands behind it, so it is no [`Principal`] and no
+/// use case that takes one can be reached with it. Only `GET /api/resolve` (for a member) and
+/// its organisation's configuration and connection listings accept it.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipal {
+    pub token_id: Uuid,
+    /// For the organisation's audit.
+    pub token_name: String,
+    pub organisation_id: Uuid,
+    pub scopes: Scopes,
+}
+
+/// A checked credential: a user's (session or personal token) or an organisation's service token.
+#[derive(Debug, Clone)]
+pub enum Authenticated {
+    User(Principal),
+    Service(ServicePrincipal),
+}
+
+impl Authenticated {
+    /// Refuses a credential that lacks `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), AccessError> {
+        match self {
+            Authenticated::User(principal) => principal.require(scope),
+            Authenticated::Service(service) if service.scopes.grants(scope) => Ok(()),
+            Authenticated::Service(_) => Err(AccessError::MissingScope(scope)),
+        }
+    }
+
+    /// The user behind it; a service token is refused (403) wherever a user is needed.
+    pub fn into_user(self) -> Result<Principal, AccessError> {
+        match self {
+            Authenticated::User(principal) => Ok(principal),
+            Authenticated::Service(_) => Err(AccessError::ServiceToken),
+        }
+    }
+}
+
 /// A credential that does not reach what it asks for.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    #[error(
+        "a service token may only resolve for its organisation's members and list its configurations and connections"
+    )]
+    ServiceToken,
     #[error("this token lacks the `{}` scope", .0.as_str())]
     MissingScope(Scope),
     #[error("a browser session cannot use the `resolve` scope; use an API token")]

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod conversations;
 pub mod health;
 pub mod llm_configurations;
+pub mod organisation_tokens;
 pub mod organisations;
 pub mod respond;
 pub mod settings;
@@ -118,6 +119,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(organisations::decline),
         )
         .route("/organisations/{id}/policy", web::post().to(organisations::policy))
+        .route(
+            "/organisations/{id}/tokens",
+            web::post().to(organisation_tokens::create),
+        )
+        .route(
+            "/organisations/{id}/tokens/{token_id}/revoke",
+            web::post().to(organisation_tokens::revoke),
+        )
         .route(
             "/organisations/{id}/membership",
             web::post().to(organisations::membership),

@@ -81,6 +81,8 @@ struct DetailPage {
     invite_email: String,
     /// The caller's own id, for the form that leaves.
     you: HtmlId,
+    /// Service tokens and the reveal audit, for admins (`organisation_tokens`).
+    service: Option<super::organisation_tokens::Section>,
 }
 
 struct Detail {
@@ -263,9 +265,27 @@ async fn render_detail(
     errors: FieldErrors,
     invite_email: String,
 ) -> PageResult {
+    let tokens = super::organisation_tokens::TokenForm::default();
+    render_detail_with(state, user, id, status, notice, errors, invite_email, tokens).await
+}
+
+/// The page, with the service-token form in the state `tokens` (a token just created, or the
+/// form's refusals).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn render_detail_with(
+    state: &AppState,
+    user: &SignedIn,
+    id: Uuid,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    errors: FieldErrors,
+    invite_email: String,
+    tokens: super::organisation_tokens::TokenForm,
+) -> PageResult {
     let user_id = user.user_id;
     let Detail { organisation, members } = state.db.run(move |conn| load_detail(conn, id, user_id)).await?;
     let role = organisation.role;
+    let service = super::organisation_tokens::section(state, user_id, id, role, tokens).await?;
     let page = DetailPage {
         layout: Layout::signed_in(organisation.name.clone(), "organisations", user),
         csrf_token: user.csrf_token.clone(),
@@ -283,6 +303,7 @@ async fn render_detail(
         roles: OrganisationRole::ALL.map(OrganisationRole::as_str),
         invite_email,
         you: HtmlId(user.user_id),
+        service,
     };
     Ok(html(status, page.render().map_err(AppError::from)?))
 }

@@ -36,6 +36,7 @@ mod resolve;
 mod rotation;
 mod schema;
 mod secrets;
+mod service_tokens;
 mod sessions;
 mod tokens;
 mod upgrade;

@@ -16,7 +16,7 @@ on_both_backends!(
 
 /// The endpoints of `api.md`, `connections.md` and `organisations.md` that exist now, as
 /// (method, path template).
-const ROUTES: [(&str, &str); 49] = [
+const ROUTES: [(&str, &str); 53] = [
     ("get", "/api/llm-configurations"),
     ("post", "/api/llm-configurations"),
     ("get", "/api/llm-configurations/default"),
@@ -56,6 +56,10 @@ const ROUTES: [(&str, &str); 49] = [
     ("delete", "/api/organisations/{id}/invitations"),
     ("post", "/api/organisations/{id}/invitation/accept"),
     ("post", "/api/organisations/{id}/invitation/decline"),
+    ("get", "/api/organisations/{id}/tokens"),
+    ("post", "/api/organisations/{id}/tokens"),
+    ("delete", "/api/organisations/{id}/tokens/{token_id}"),
+    ("get", "/api/organisations/{id}/audit"),
     ("get", "/api/organisations/{id}/webhooks"),
     ("post", "/api/organisations/{id}/webhooks"),
     ("get", "/api/webhooks"),

@@ -194,7 +194,6 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
     let server = site.serve(&env).await;
     let vault = fill_vault(&server, &write).await;
     assert_every_key_resolves(&server, &resolve, &vault).await;
-    let listed = server.list(&write).await;
     let webhook = server
         .send_json(
             reqwest::Method::POST,
@@ -205,6 +204,58 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
         .await;
     assert_eq!(webhook.status(), 201);
     let webhooks_before = server.get("/api/webhooks", &write).await.text().await.unwrap();
+    // An organisation with a service token that revealed the owner's shared default.
+    let organisation: serde_json::Value = server
+        .send_json(
+            reqwest::Method::POST,
+            "/api/organisations",
+            &write,
+            &json!({"name": "Movers"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let organisation = organisation["id"].as_str().unwrap().to_owned();
+    for (path, body) in [
+        (
+            format!("/api/organisations/{organisation}"),
+            json!({"policy": {"allow_personal_configurations": true}}),
+        ),
+        (
+            format!("/api/organisations/{organisation}/membership"),
+            json!({"share_personal_configurations": true}),
+        ),
+    ] {
+        let response = server.send_json(reqwest::Method::PUT, &path, &write, &body).await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let service = {
+        let mut conn = ConnectionManager::new(source.url()).connect().expect("the source");
+        let owner = users::find_by_email_key(&mut conn, email).unwrap().unwrap().id.0;
+        let new = lanyard::services::tokens::NewToken {
+            name: "runtime".into(),
+            scopes: lanyard::domain::Scopes::parse("read,resolve").unwrap(),
+            expires_in_days: None,
+        };
+        let caps = lanyard::domain::UserCaps::default();
+        lanyard::services::service_tokens::create(
+            &mut conn,
+            owner,
+            organisation.parse().unwrap(),
+            &new,
+            caps.tokens,
+            Some(TEST_PASSWORD),
+            "127.0.0.1",
+        )
+        .unwrap()
+        .secret
+        .expose()
+        .to_owned()
+    };
+    let for_owner = format!("/api/resolve?user={email}");
+    assert_eq!(server.get(&for_owner, &service).await.status(), 200);
+    let listed = server.list(&write).await;
     server.stop();
 
     let copied = site.run(&env, &["copy-database", "--to", &target.url_string()], "");
@@ -215,9 +266,11 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
         "api_tokens: 2",
         "llm_configurations: 5",
         "conversation_overrides: 5",
-        "key_reveals: 6",
+        "key_reveals: 7",
         "master_key_canaries: 1",
         "webhooks: 1",
+        "service_tokens: 1",
+        "organisation_reveals: 1",
     ] {
         assert!(copied.has_line(line), "`{line}` in:\n{}", copied.stdout);
     }
@@ -235,6 +288,11 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
         "the same configurations, field for field"
     );
     assert_every_key_resolves(&server, &resolve, &vault).await;
+    assert_eq!(
+        server.get(&for_owner, &service).await.status(),
+        200,
+        "the service token moved"
+    );
     let cookie = server.login(email, TEST_PASSWORD).await;
     assert_eq!(
         server.get_with_cookie("/llm-configurations", &cookie).await.status(),

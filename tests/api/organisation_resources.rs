@@ -500,6 +500,33 @@ async fn deleting_an_organisation_leaves_no_row_pointing_at_it(app: TestApp) {
     )
     .await;
 
+    // A service token that revealed a key for a member: its token and the audit line go too.
+    let admin = app.login(&team.admin.email, TEST_PASSWORD).await;
+    let csrf = admin.csrf().await;
+    let created: Value = expect_json(
+        admin
+            .client
+            .post(admin.url(&team.path("tokens")))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"name": "runtime", "scopes": ["resolve"], "current_password": TEST_PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+        "service token",
+    )
+    .await;
+    let mut url = url::Url::parse(&app.url("/api/resolve")).unwrap();
+    url.query_pairs_mut().append_pair("user", &team.member_b.email);
+    let revealed = app
+        .client
+        .get(url)
+        .bearer_auth(created["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revealed.status(), 200);
+
     assert_eq!(
         app.delete(&format!("/api/organisations/{}", team.id), &team.owner.token)
             .await
@@ -508,6 +535,23 @@ async fn deleting_an_organisation_leaves_no_row_pointing_at_it(app: TestApp) {
     );
 
     let organisation = DbId(team.id.parse().unwrap());
+    let (service_tokens, audit_lines) = app
+        .with_db(move |conn| {
+            use schema::{organisation_reveals as rv, service_tokens as st};
+            let tokens: i64 = st::table
+                .filter(st::organisation_id.eq(organisation))
+                .count()
+                .get_result(conn)
+                .unwrap();
+            let lines: i64 = rv::table
+                .filter(rv::organisation_id.eq(organisation))
+                .count()
+                .get_result(conn)
+                .unwrap();
+            (tokens, lines)
+        })
+        .await;
+    assert_eq!((service_tokens, audit_lines), (0, 0));
     let (connections, configurations, defaults, pins) = app
         .with_db(move |conn| {
             use schema::{
@@ -630,10 +674,32 @@ async fn no_response_to_a_member_carries_the_organisation_key(app: TestApp) {
         gpt,
         mini,
     } = shared(&app, GOOD_KEY, Some(openai_base(&server))).await;
-    let member = &team.member_a;
+    app.set_default(&team.member_b.token, &mini).await;
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    for member in [&team.member_a, &team.member_b] {
+        bodies.extend(responses_to_a_member(&app, &team, &connection, &gpt, &mini, member).await);
+    }
+    assert!(bodies.len() > 60);
+    for (what, text) in &bodies {
+        assert_no_key_in(text, &[GOOD_KEY], what);
+    }
+}
+
+/// Every answer a member's token and session get around the organisation's resources: lists,
+/// items, tests, refusals, the service-token and audit routes, the pages and the JSON export.
+async fn responses_to_a_member(
+    app: &TestApp,
+    team: &Team,
+    connection: &Connection,
+    gpt: &Configuration,
+    mini: &Configuration,
+    member: &crate::helpers::TestUser,
+) -> Vec<(String, String)> {
     let resolver = app.token_for(member, "resolve").await;
-    app.set_default(&member.token, &gpt).await;
-    pin(&app, &member.token, "conversation-1", &mini).await;
+    if member.id == team.member_a.id {
+        app.set_default(&member.token, gpt).await;
+    }
+    pin(app, &member.token, "conversation-1", mini).await;
 
     let mut bodies: Vec<(String, String)> = Vec::new();
     let mut keep = |what: &str, text: String| bodies.push((what.to_owned(), text));
@@ -650,6 +716,8 @@ async fn no_response_to_a_member_carries_the_organisation_key(app: TestApp) {
         "/api/conversations".to_owned(),
         "/api/organisations".to_owned(),
         format!("/api/organisations/{}", team.id),
+        team.path("audit"),
+        team.path("tokens"),
     ] {
         let response = app.get(&path, &member.token).await;
         keep(&path, response.text().await.unwrap());
@@ -691,8 +759,8 @@ async fn no_response_to_a_member_carries_the_organisation_key(app: TestApp) {
             )
             .await,
         ),
-        ("resolve", resolve(&app, &resolver, None).await),
-        ("resolve pinned", resolve(&app, &resolver, Some("conversation-1")).await),
+        ("resolve", resolve(app, &resolver, None).await),
+        ("resolve pinned", resolve(app, &resolver, Some("conversation-1")).await),
     ] {
         keep(what, response.text().await.unwrap());
     }
@@ -716,11 +784,22 @@ async fn no_response_to_a_member_carries_the_organisation_key(app: TestApp) {
         .with_db(move |conn| serde_json::to_string(&lanyard::services::import::export(conn, owner).unwrap()).unwrap())
         .await;
     keep("export", export);
-
-    assert!(bodies.len() > 25);
-    for (what, text) in &bodies {
-        assert_no_key_in(text, &[GOOD_KEY], what);
-    }
+    // The session's own calls on the service-token routes: refused, without the key.
+    let csrf = browser.csrf().await;
+    let refused = browser
+        .client
+        .post(browser.url(&team.path("tokens")))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({"name": "mine", "scopes": ["resolve"], "current_password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    keep("service token by a member", refused.text().await.unwrap());
+    keep(
+        "audit page call",
+        browser.get(&team.path("audit")).await.text().await.unwrap(),
+    );
+    bodies
 }
 
 /// How many key reveals the audit holds.
