@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::organisation_resources::{self, OrganisationSections, ResourceForms, Viewer};
 use super::respond::{html, see_other};
 use super::views::{HtmlId, Layout, display_time};
 use crate::domain::{
@@ -81,6 +82,8 @@ struct DetailPage {
     invite_email: String,
     /// The caller's own id, for the form that leaves.
     you: HtmlId,
+    /// Its connections, configurations and webhooks (`organisation_resources`).
+    resources: OrganisationSections,
 }
 
 struct Detail {
@@ -116,7 +119,7 @@ fn status_of(error: OrganisationsError) -> StatusCode {
 
 /// An organisation or member id from the path; anything but a UUID is the same 404 as a
 /// missing one.
-fn path_id(raw: &str) -> Result<Uuid, AppError> {
+pub(super) fn path_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
 }
 
@@ -263,8 +266,43 @@ async fn render_detail(
     errors: FieldErrors,
     invite_email: String,
 ) -> PageResult {
+    render_page(state, user, id, status, notice, errors, invite_email, ResourceForms::default()).await
+}
+
+/// The page again after a post of one of the organisation's resource forms (`forms` as it
+/// left them).
+pub(super) async fn render_detail_with(
+    state: &AppState,
+    user: &SignedIn,
+    id: Uuid,
+    status: StatusCode,
+    forms: ResourceForms,
+) -> PageResult {
+    render_page(state, user, id, status, None, FieldErrors::new(), String::new(), forms).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render_page(
+    state: &AppState,
+    user: &SignedIn,
+    id: Uuid,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    errors: FieldErrors,
+    invite_email: String,
+    forms: ResourceForms,
+) -> PageResult {
     let user_id = user.user_id;
-    let Detail { organisation, members } = state.db.run(move |conn| load_detail(conn, id, user_id)).await?;
+    let viewer = Viewer::of(user);
+    let (Detail { organisation, members }, resources) = state
+        .db
+        .run(move |conn| {
+            let detail = load_detail(conn, id, user_id)?;
+            let is_admin = detail.organisation.role.includes(OrganisationRole::Admin);
+            let resources = organisation_resources::load(conn, id, &viewer, is_admin, forms)?;
+            Ok::<_, AppError>((detail, resources))
+        })
+        .await?;
     let role = organisation.role;
     let page = DetailPage {
         layout: Layout::signed_in(organisation.name.clone(), "organisations", user),
@@ -283,6 +321,7 @@ async fn render_detail(
         roles: OrganisationRole::ALL.map(OrganisationRole::as_str),
         invite_email,
         you: HtmlId(user.user_id),
+        resources,
     };
     Ok(html(status, page.render().map_err(AppError::from)?))
 }
