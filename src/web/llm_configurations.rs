@@ -18,7 +18,7 @@ use super::views::{
 use crate::domain::{Configuration, Connection, MemberAccess, Parameters, Provider, ReasoningEffort};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
-use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use crate::http::auth::{ProtectedForm, SignedIn, is_htmx};
 use crate::http::listing_cache::View;
 use crate::http::page_error::PageResult;
 use crate::services::Work;
@@ -778,34 +778,65 @@ pub async fn update(
     }
 }
 
-/// A row action's answer: the table (htmx) or back to the page.
-fn after_action(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> PageResult {
-    if htmx {
-        Ok(table_fragment(rows, user)?)
-    } else {
-        Ok(see_other(PAGE))
+/// A row action's `back`: `organisation` (sent by the forms of an organisation's page) leads
+/// the browser back to the page of the organisation the configuration belongs to, instead of
+/// the management page. Only ever that page, never a URL from the form.
+#[derive(Debug, Default, Deserialize)]
+pub struct BackField {
+    #[serde(default)]
+    back: String,
+}
+
+impl BackField {
+    fn to_organisation(&self) -> bool {
+        self.back == "organisation"
     }
 }
 
+/// Where a row action without htmx leads: the page of the organisation `organisation` (when the
+/// form asked for it and the configuration is one), else the management page.
+fn back_to(organisation: Option<Uuid>) -> String {
+    organisation.map_or_else(|| PAGE.to_owned(), |id| format!("/organisations/{id}"))
+}
+
+/// The organisation of the configuration `id`, read when the form asked to go back to it.
+fn organisation_of(conn: &mut Work, owner: Uuid, id: Uuid, wanted: bool) -> Option<Uuid> {
+    if !wanted {
+        return None;
+    }
+    configurations::find(conn, owner, id)
+        .ok()
+        .and_then(|row| row.ownership.organisation_id())
+}
+
 /// Runs a row action for the signed-in user, then answers with the table (htmx) or sends the
-/// browser back to the page.
+/// browser back to the page (or, with `back`, to the configuration's organisation's page).
 async fn row_action(
     state: web::Data<AppState>,
     req: &HttpRequest,
     user: &SignedIn,
     path: &str,
+    back: &BackField,
     action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), ConfigurationError> + Send + 'static,
 ) -> PageResult {
     let id = page_id(path)?;
     let owner = user.user_id;
-    let rows = state
+    let htmx = is_htmx(req);
+    let wanted = !htmx && back.to_organisation();
+    let (rows, organisation) = state
         .db
         .run(move |conn| {
+            let organisation = organisation_of(conn, owner, id, wanted);
             action(conn, owner, id)?;
-            table_rows(conn, owner)
+            let rows = if htmx { table_rows(conn, owner)? } else { Vec::new() };
+            Ok::<_, ConfigurationError>((rows, organisation))
         })
         .await?;
-    after_action(is_htmx(req), rows, user)
+    if htmx {
+        Ok(table_fragment(rows, user)?)
+    } else {
+        Ok(see_other(&back_to(organisation)))
+    }
 }
 
 pub async fn set_default(
@@ -813,9 +844,9 @@ pub async fn set_default(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
-    row_action(state, &req, &user, &path, |conn, owner, id| {
+    row_action(state, &req, &user, &path, &form.fields, |conn, owner, id| {
         configurations::set_default(conn, owner, id).map(|_| ())
     })
     .await
@@ -840,7 +871,7 @@ pub async fn set_active(
         _ => return Err(AppError::validation("is_active", "must be true or false").into()),
     };
     let keyring = state.keyring.clone();
-    row_action(state, &req, &user, &path, move |conn, owner, id| {
+    row_action(state, &req, &user, &path, &BackField::default(), move |conn, owner, id| {
         let update = ConfigurationUpdate {
             is_active: Some(is_active),
             ..ConfigurationUpdate::default()
@@ -856,16 +887,29 @@ struct DeleteConfirmPage {
     layout: Layout,
     id: String,
     name: String,
+    /// Confirmed from an organisation's page: back there afterwards (and on Cancel).
+    back_to_organisation: Option<HtmlId>,
 }
 
-/// Without JavaScript, Delete leads here to confirm.
-pub async fn delete_confirm(state: web::Data<AppState>, user: SignedIn, path: web::Path<String>) -> PageResult {
+/// Without JavaScript, Delete leads here to confirm (`?back=organisation` from an
+/// organisation's page).
+pub async fn delete_confirm(
+    state: web::Data<AppState>,
+    user: SignedIn,
+    path: web::Path<String>,
+    query: web::Query<BackField>,
+) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
     let page = DeleteConfirmPage {
         layout: Layout::signed_in("Delete configuration", "configurations", &user),
         id: row.id.to_string(),
+        back_to_organisation: row
+            .ownership
+            .organisation_id()
+            .filter(|_| query.to_organisation())
+            .map(HtmlId),
         name: row.name,
     };
     Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
@@ -876,9 +920,9 @@ pub async fn delete(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
-    row_action(state, &req, &user, &path, configurations::delete).await
+    row_action(state, &req, &user, &path, &form.fields, configurations::delete).await
 }
 
 #[derive(Template)]
@@ -894,7 +938,7 @@ pub async fn test_saved(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
@@ -903,7 +947,12 @@ pub async fn test_saved(
         .test(owner, TestSubject::Saved { id, model: None })
         .await?;
     if !is_htmx(&req) {
-        return Ok(see_other(PAGE));
+        let wanted = form.fields.to_organisation();
+        let organisation = state
+            .db
+            .run(move |conn| Ok::<_, AppError>(organisation_of(conn, owner, id, wanted)))
+            .await?;
+        return Ok(see_other(&back_to(organisation)));
     }
     let row = state
         .db

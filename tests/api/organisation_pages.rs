@@ -402,14 +402,26 @@ async fn an_admin_edits_and_deletes_the_organisations_resources_on_their_item_pa
         .await;
     assert_eq!(response.status(), 409);
     assert!(response.text().await.unwrap().contains("team-gpt-4o"));
-    let confirm = admin.page(&format!("/llm-configurations/{}/delete", configuration.id)).await;
-    assert!(confirm.contains("team-gpt-4o"), "{confirm}");
-    admin
+    // Test and Delete from the organisation's page lead back to it.
+    let to = admin
         .form_redirect(
-            &format!("/llm-configurations/{}/delete", configuration.id),
-            &[("csrf_token", csrf.as_str())],
+            &format!("/llm-configurations/{}/test", configuration.id),
+            &[("csrf_token", csrf.as_str()), ("back", "organisation")],
         )
         .await;
+    assert_eq!(to, page_path(&team));
+    let confirm = admin
+        .page(&format!("/llm-configurations/{}/delete?back=organisation", configuration.id))
+        .await;
+    assert!(confirm.contains("team-gpt-4o"), "{confirm}");
+    assert!(confirm.contains(r#"<input type="hidden" name="back" value="organisation">"#), "{confirm}");
+    let to = admin
+        .form_redirect(
+            &format!("/llm-configurations/{}/delete", configuration.id),
+            &[("csrf_token", csrf.as_str()), ("back", "organisation")],
+        )
+        .await;
+    assert_eq!(to, page_path(&team));
     assert!(team.configurations(&app, &team.admin.token).await.is_empty());
     let to = admin
         .form_redirect(
@@ -515,6 +527,19 @@ async fn a_member_picks_an_organisation_configuration_as_default_and_pins_it_wit
     }
     let settings = member.page("/settings").await;
     assert!(settings.contains(&format!(r#"<option value="{}" selected>"#, configuration.id)), "{settings}");
+    // "Use as my default" on the organisation's page leads back there; on the management page,
+    // to it.
+    let to = member
+        .form_redirect(
+            &format!("/llm-configurations/{id}/set-default"),
+            &[("csrf_token", csrf.as_str()), ("back", "organisation")],
+        )
+        .await;
+    assert_eq!(to, page_path(&team));
+    let to = member
+        .form_redirect(&format!("/llm-configurations/{id}/set-default"), &[("csrf_token", csrf.as_str())])
+        .await;
+    assert_eq!(to, "/llm-configurations");
     assert!(!settings.contains(ORG_KEY));
     // Nobody else's default moved.
     let others: Vec<Value> = expect_json(app.get("/api/llm-configurations", &team.member_b.token).await, 200, "list").await;
