@@ -32,8 +32,9 @@ use crate::services::connections::{self, ConnectionError, NewConnection};
 use crate::services::organisations::{self, OrganisationsError};
 use crate::services::{Work, configurations, webhooks};
 
-/// The element htmx swaps with the configuration form's answer (a section of
-/// `organisations/detail.html`; the other forms name theirs in their templates).
+/// The sections of `organisations/detail.html` that htmx swaps (the forms name their own
+/// target in their templates; these are for the answers that refresh the other one too).
+const CONNECTIONS_SECTION: &str = "#organisation-connections";
 const CONFIGURATIONS_SECTION: &str = "#organisation-configurations";
 
 #[derive(Template)]
@@ -228,6 +229,15 @@ async fn require_admin(state: &AppState, user: &SignedIn, organisation: Uuid) ->
     }
 }
 
+fn saved(status: StatusCode) -> bool {
+    status == StatusCode::OK
+}
+
+/// `inner` for htmx to swap into `target` besides the answer's own target (an out-of-band swap).
+fn out_of_band(target: &str, inner: &str) -> String {
+    format!(r#"<div hx-swap-oob="innerHTML:{target}">{inner}</div>"#)
+}
+
 fn status_of(errors: &FieldErrors) -> StatusCode {
     if errors.is_empty() {
         StatusCode::OK
@@ -287,8 +297,15 @@ pub async fn create_connection(
         connection: (!errors.is_empty()).then(|| ConnectionForm::empty().resubmitted(&fields, errors)),
         ..ResourceForms::default()
     };
+    let added = saved(status);
     answer(&state, &user, organisation, htmx, status, forms, move |conn, viewer, forms| {
-        Ok(connections_section(conn, organisation, viewer, true, forms.connection)?.render()?)
+        let mut body = connections_section(conn, organisation, viewer, true, forms.connection)?.render()?;
+        if added {
+            // The configuration form's picker offers the new connection at once.
+            let configurations = configurations_section(conn, organisation, viewer, true, None)?.render()?;
+            body.push_str(&out_of_band(CONFIGURATIONS_SECTION, &configurations));
+        }
+        Ok(body)
     })
     .await
 }
@@ -347,8 +364,15 @@ pub async fn create_configuration(
         }),
         ..ResourceForms::default()
     };
+    let added = saved(status);
     answer(&state, &user, organisation, htmx, status, forms, move |conn, viewer, forms| {
-        Ok(configurations_section(conn, organisation, viewer, true, forms.configuration)?.render()?)
+        let mut body = configurations_section(conn, organisation, viewer, true, forms.configuration)?.render()?;
+        if added {
+            // Its connection's "Used by" count (or its new connection) shows at once.
+            let connections = connections_section(conn, organisation, viewer, true, None)?.render()?;
+            body.push_str(&out_of_band(CONNECTIONS_SECTION, &connections));
+        }
+        Ok(body)
     })
     .await
 }

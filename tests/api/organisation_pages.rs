@@ -162,7 +162,18 @@ async fn an_admin_adds_the_organisations_connection_and_configurations_with_the_
         )
         .await;
     assert!(is_fragment(&section), "{section}");
-    assert!(section.contains("second-openai"), "{section}");
+    let second = team
+        .connections(&app, &team.admin.token)
+        .await
+        .into_iter()
+        .find(|connection| connection.name == "second-openai")
+        .unwrap();
+    assert!(row_with_id(&section, &format!("connection-{}", second.id)).is_some(), "{section}");
+    // The configuration form's picker (swapped out of band) offers the new connection at once.
+    let picker = &section[section
+        .find(r##"hx-swap-oob="innerHTML:#organisation-configurations""##)
+        .expect("the configurations section, out of band")..];
+    assert!(picker.contains(&format!(r#"<option value="{}""#, second.id)), "{picker}");
 
     let page = admin.page(&page_path(&team)).await;
     let row = row_of(&page, on_connection.id).expect("the configuration's row");
