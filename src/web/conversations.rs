@@ -8,7 +8,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::respond::{html, see_other};
-use super::views::{ConfigurationGroup, ConfigurationView, HtmlId, Layout, configuration_views, display_time, grouped_where};
+use super::views::{
+    ConfigurationGroup, ConfigurationView, HtmlId, Layout, configuration_views, display_time, grouped_where,
+};
 use crate::domain::{ConversationId, UserCap};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;

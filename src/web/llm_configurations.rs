@@ -254,10 +254,7 @@ impl FormView {
             connections: Vec::new(),
             models: Vec::new(),
             organisation_id: row.ownership.organisation_id().map(HtmlId),
-            member_access: row
-                .ownership
-                .organisation_id()
-                .map(|_| row.member_access.as_str()),
+            member_access: row.ownership.organisation_id().map(|_| row.member_access.as_str()),
             hx_target: None,
             connections_href: match row.ownership.organisation_id() {
                 Some(organisation) => format!("/organisations/{organisation}#connections-heading"),
@@ -586,10 +583,7 @@ impl ConfigurationFields {
             is_default: Sent::Absent,
             is_active: Sent::Value(self.is_active.is_some()),
             parameters,
-            member_access: self
-                .member_access
-                .as_deref()
-                .map_or(Sent::Absent, filled),
+            member_access: self.member_access.as_deref().map_or(Sent::Absent, filled),
             refused,
         }
     }
@@ -871,13 +865,20 @@ pub async fn set_active(
         _ => return Err(AppError::validation("is_active", "must be true or false").into()),
     };
     let keyring = state.keyring.clone();
-    row_action(state, &req, &user, &path, &BackField::default(), move |conn, owner, id| {
-        let update = ConfigurationUpdate {
-            is_active: Some(is_active),
-            ..ConfigurationUpdate::default()
-        };
-        configurations::update(conn, &keyring, owner, id, update).map(|_| ())
-    })
+    row_action(
+        state,
+        &req,
+        &user,
+        &path,
+        &BackField::default(),
+        move |conn, owner, id| {
+            let update = ConfigurationUpdate {
+                is_active: Some(is_active),
+                ..ConfigurationUpdate::default()
+            };
+            configurations::update(conn, &keyring, owner, id, update).map(|_| ())
+        },
+    )
     .await
 }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::connections::{
     ConnectionFields, ConnectionForm, ConnectionView, ParsedConnection, connection_views, parse_connection,
 };
-use super::llm_configurations::{ConfigurationFields, Chosen, FormView, choose_from_the_list, chosen, picker};
+use super::llm_configurations::{Chosen, ConfigurationFields, FormView, choose_from_the_list, chosen, picker};
 use super::organisations::{path_id, render_detail_with};
 use super::respond::{private_html, see_other};
 use super::settings::{
@@ -133,7 +133,12 @@ fn configurations_section(
 ) -> Result<ConfigurationsSection, AppError> {
     let caller = viewer.user_id;
     let rows = configurations::list_for_organisation(conn, caller, organisation)?;
-    let (form, choice) = form.unwrap_or_else(|| (FormView::new_for_organisation(organisation, CONFIGURATIONS_SECTION), None));
+    let (form, choice) = form.unwrap_or_else(|| {
+        (
+            FormView::new_for_organisation(organisation, CONFIGURATIONS_SECTION),
+            None,
+        )
+    });
     let form = if is_admin {
         // A choice that is not the organisation's shows no models (its error says why).
         let offered = match picker(conn, caller, Some(organisation), choice) {
@@ -298,15 +303,23 @@ pub async fn create_connection(
         ..ResourceForms::default()
     };
     let added = saved(status);
-    answer(&state, &user, organisation, htmx, status, forms, move |conn, viewer, forms| {
-        let mut body = connections_section(conn, organisation, viewer, true, forms.connection)?.render()?;
-        if added {
-            // The configuration form's picker offers the new connection at once.
-            let configurations = configurations_section(conn, organisation, viewer, true, None)?.render()?;
-            body.push_str(&out_of_band(CONFIGURATIONS_SECTION, &configurations));
-        }
-        Ok(body)
-    })
+    answer(
+        &state,
+        &user,
+        organisation,
+        htmx,
+        status,
+        forms,
+        move |conn, viewer, forms| {
+            let mut body = connections_section(conn, organisation, viewer, true, forms.connection)?.render()?;
+            if added {
+                // The configuration form's picker offers the new connection at once.
+                let configurations = configurations_section(conn, organisation, viewer, true, None)?.render()?;
+                body.push_str(&out_of_band(CONFIGURATIONS_SECTION, &configurations));
+            }
+            Ok(body)
+        },
+    )
     .await
 }
 
@@ -359,21 +372,30 @@ pub async fn create_configuration(
     };
     let forms = ResourceForms {
         configuration: (!errors.is_empty()).then(|| {
-            let form = FormView::new_for_organisation(organisation, CONFIGURATIONS_SECTION).resubmitted(&fields, errors);
+            let form =
+                FormView::new_for_organisation(organisation, CONFIGURATIONS_SECTION).resubmitted(&fields, errors);
             (form, picked)
         }),
         ..ResourceForms::default()
     };
     let added = saved(status);
-    answer(&state, &user, organisation, htmx, status, forms, move |conn, viewer, forms| {
-        let mut body = configurations_section(conn, organisation, viewer, true, forms.configuration)?.render()?;
-        if added {
-            // Its connection's "Used by" count (or its new connection) shows at once.
-            let connections = connections_section(conn, organisation, viewer, true, None)?.render()?;
-            body.push_str(&out_of_band(CONNECTIONS_SECTION, &connections));
-        }
-        Ok(body)
-    })
+    answer(
+        &state,
+        &user,
+        organisation,
+        htmx,
+        status,
+        forms,
+        move |conn, viewer, forms| {
+            let mut body = configurations_section(conn, organisation, viewer, true, forms.configuration)?.render()?;
+            if added {
+                // Its connection's "Used by" count (or its new connection) shows at once.
+                let connections = connections_section(conn, organisation, viewer, true, None)?.render()?;
+                body.push_str(&out_of_band(CONNECTIONS_SECTION, &connections));
+            }
+            Ok(body)
+        },
+    )
     .await
 }
 
@@ -402,9 +424,15 @@ pub async fn create_webhook(
         webhook: Some(WebhookOutcome { created, errors, form }),
         ..ResourceForms::default()
     };
-    answer(&state, &user, organisation, htmx, status, forms, move |conn, viewer, forms| {
-        Ok(webhooks_section(conn, organisation, viewer, forms.webhook)?.render()?)
-    })
+    answer(
+        &state,
+        &user,
+        organisation,
+        htmx,
+        status,
+        forms,
+        move |conn, viewer, forms| Ok(webhooks_section(conn, organisation, viewer, forms.webhook)?.render()?),
+    )
     .await
 }
 
@@ -435,7 +463,10 @@ async fn webhook_action(
         })
         .await?;
     if !is_htmx(&req) {
-        return Ok(see_other(&format!("{}?done=saved#webhooks-heading", page_of(organisation))));
+        return Ok(see_other(&format!(
+            "{}?done=saved#webhooks-heading",
+            page_of(organisation)
+        )));
     }
     answer(
         &state,

@@ -266,7 +266,17 @@ async fn render_detail(
     errors: FieldErrors,
     invite_email: String,
 ) -> PageResult {
-    render_page(state, user, id, status, notice, errors, invite_email, ResourceForms::default()).await
+    render_page(
+        state,
+        user,
+        id,
+        status,
+        notice,
+        errors,
+        invite_email,
+        ResourceForms::default(),
+    )
+    .await
 }
 
 /// The page again after a post of one of the organisation's resource forms (`forms` as it

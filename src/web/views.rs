@@ -196,10 +196,7 @@ pub fn group_by_owner(rows: Vec<ConfigurationView>) -> Vec<ConfigurationGroup> {
 
 /// The same groups keeping only what `keep` accepts, and no group left empty (for the
 /// selectors: nothing to offer is no group at all).
-pub fn grouped_where(
-    rows: &[ConfigurationView],
-    keep: impl Fn(&ConfigurationView) -> bool,
-) -> Vec<ConfigurationGroup> {
+pub fn grouped_where(rows: &[ConfigurationView], keep: impl Fn(&ConfigurationView) -> bool) -> Vec<ConfigurationGroup> {
     let mut groups = group_by_owner(rows.iter().filter(|row| keep(row)).cloned().collect());
     groups.retain(|group| !group.configurations.is_empty());
     groups

@@ -128,12 +128,7 @@ async fn an_admin_adds_the_organisations_connection_and_configurations_with_the_
     inline.retain(|(field, _)| *field != "api_key");
     inline.push(("api_key", INLINE_KEY));
     let section = admin
-        .form_answer(
-            &format!("{}/llm-configurations", page_path(&team)),
-            &inline,
-            true,
-            200,
-        )
+        .form_answer(&format!("{}/llm-configurations", page_path(&team)), &inline, true, 200)
         .await;
     assert!(is_fragment(&section), "{section}");
     assert!(section.contains(r#"id="configurations-heading""#), "{section}");
@@ -168,12 +163,18 @@ async fn an_admin_adds_the_organisations_connection_and_configurations_with_the_
         .into_iter()
         .find(|connection| connection.name == "second-openai")
         .unwrap();
-    assert!(row_with_id(&section, &format!("connection-{}", second.id)).is_some(), "{section}");
+    assert!(
+        row_with_id(&section, &format!("connection-{}", second.id)).is_some(),
+        "{section}"
+    );
     // The configuration form's picker (swapped out of band) offers the new connection at once.
     let picker = &section[section
         .find(r##"hx-swap-oob="innerHTML:#organisation-configurations""##)
         .expect("the configurations section, out of band")..];
-    assert!(picker.contains(&format!(r#"<option value="{}""#, second.id)), "{picker}");
+    assert!(
+        picker.contains(&format!(r#"<option value="{}""#, second.id)),
+        "{picker}"
+    );
 
     let page = admin.page(&page_path(&team)).await;
     let row = row_of(&page, on_connection.id).expect("the configuration's row");
@@ -257,14 +258,20 @@ async fn a_member_sees_the_organisations_resources_masked_and_is_refused_every_w
     let member = signed_in(&app, &team.member_a).await;
     let page = member.page(&page_path(&team)).await;
     let row = row_of(&page, configuration.id).expect("the member sees the configuration");
-    assert!(row.contains("team-gpt") && row.contains("gpt-4o") && row.contains("OpenAI"), "{row}");
+    assert!(
+        row.contains("team-gpt") && row.contains("gpt-4o") && row.contains("OpenAI"),
+        "{row}"
+    );
     assert!(row.contains(configuration.api_key_masked.as_deref().unwrap()), "{row}");
     assert!(!row.contains(r#"data-action="edit""#), "{row}");
     let row = row_with_id(&page, &format!("connection-{}", connection.id)).expect("the member sees the connection");
     assert!(row.contains(connection.api_key_masked.as_deref().unwrap()), "{row}");
     assert!(!row.contains(r#"data-action="delete""#), "{row}");
     for form in ["organisation-connection-form", "configuration-form", "webhook-form"] {
-        assert!(!page.contains(&format!(r#"id="{form}""#)), "no {form} for a member: {page}");
+        assert!(
+            !page.contains(&format!(r#"id="{form}""#)),
+            "no {form} for a member: {page}"
+        );
     }
 
     let csrf = member.csrf().await;
@@ -286,7 +293,10 @@ async fn a_member_sees_the_organisations_resources_masked_and_is_refused_every_w
             format!("/connections/{}", connection.id),
             connection_fields(&csrf, "renamed", ""),
         ),
-        (format!("/connections/{}/delete", connection.id), vec![("csrf_token", &csrf)]),
+        (
+            format!("/connections/{}/delete", connection.id),
+            vec![("csrf_token", &csrf)],
+        ),
         (
             format!("/llm-configurations/{}", configuration.id),
             configuration_fields(&csrf, "renamed", &connection_id, "gpt-4o", "reveal"),
@@ -306,7 +316,9 @@ async fn a_member_sees_the_organisations_resources_masked_and_is_refused_every_w
             assert_eq!(response.status(), 403, "POST {path} (htmx {htmx}) by a member");
         }
     }
-    let response = member.get(&format!("/llm-configurations/{}/edit", configuration.id)).await;
+    let response = member
+        .get(&format!("/llm-configurations/{}/edit", configuration.id))
+        .await;
     assert_eq!(response.status(), 403, "the edit form is not a member's");
     // Nothing changed.
     let after = team.configurations(&app, &team.admin.token).await;
@@ -319,7 +331,10 @@ async fn a_member_sees_the_organisations_resources_masked_and_is_refused_every_w
 
     // The connection's own page shows it to the member, without the forms that change it.
     let detail = member.page(&format!("/connections/{}", connection.id)).await;
-    assert!(detail.contains(connection.api_key_masked.as_deref().unwrap()), "{detail}");
+    assert!(
+        detail.contains(connection.api_key_masked.as_deref().unwrap()),
+        "{detail}"
+    );
     assert!(!detail.contains(r#"id="connection-form""#), "{detail}");
     assert!(!detail.contains(ORG_KEY));
 }
@@ -335,12 +350,18 @@ async fn an_outsider_gets_the_same_404_as_for_a_missing_organisation(app: TestAp
         let response = outsider.get(&format!("/organisations/{organisation}")).await;
         assert_eq!(response.status(), 404);
         for (form, fields) in [
-            ("connections", connection_fields(&csrf, "x-openai", "sk-outsider-key-0123456789abcd")),
+            (
+                "connections",
+                connection_fields(&csrf, "x-openai", "sk-outsider-key-0123456789abcd"),
+            ),
             (
                 "llm-configurations",
                 configuration_fields(&csrf, "x-gpt", "new", "gpt-4o", "use"),
             ),
-            ("webhooks", vec![("csrf_token", csrf.as_str()), ("url", "https://hooks.example.com/x")]),
+            (
+                "webhooks",
+                vec![("csrf_token", csrf.as_str()), ("url", "https://hooks.example.com/x")],
+            ),
         ] {
             let path = format!("/organisations/{organisation}/{form}");
             let response = outsider.post_form(&path, &fields).await;
@@ -373,7 +394,9 @@ async fn an_admin_edits_and_deletes_the_organisations_resources_on_their_item_pa
     let csrf = admin.csrf().await;
 
     // The configuration's edit form offers the organisation's connections and `member_access`.
-    let form = admin.page(&format!("/llm-configurations/{}/edit", configuration.id)).await;
+    let form = admin
+        .page(&format!("/llm-configurations/{}/edit", configuration.id))
+        .await;
     assert!(
         form.contains(&format!(r#"<option value="{}" selected>"#, connection.id)),
         "the picker shows the organisation's connection: {form}"
@@ -422,10 +445,16 @@ async fn an_admin_edits_and_deletes_the_organisations_resources_on_their_item_pa
         .await;
     assert_eq!(to, page_path(&team));
     let confirm = admin
-        .page(&format!("/llm-configurations/{}/delete?back=organisation", configuration.id))
+        .page(&format!(
+            "/llm-configurations/{}/delete?back=organisation",
+            configuration.id
+        ))
         .await;
     assert!(confirm.contains("team-gpt-4o"), "{confirm}");
-    assert!(confirm.contains(r#"<input type="hidden" name="back" value="organisation">"#), "{confirm}");
+    assert!(
+        confirm.contains(r#"<input type="hidden" name="back" value="organisation">"#),
+        "{confirm}"
+    );
     let to = admin
         .form_redirect(
             &format!("/llm-configurations/{}/delete", configuration.id),
@@ -461,16 +490,21 @@ async fn the_management_page_shows_an_organisations_configurations_in_its_own_se
     .await;
     let member = signed_in(&app, &team.member_a).await;
     let page = member.page("/llm-configurations").await;
-    let own_row = page.find(&format!(r#"id="configuration-{}""#, own.id)).expect("the member's own row");
+    let own_row = page
+        .find(&format!(r#"id="configuration-{}""#, own.id))
+        .expect("the member's own row");
     let section = page
         .find(r#"data-organisation="Platform team""#)
         .expect("a section for the organisation");
     let org_row = page
         .find(&format!(r#"id="configuration-{}""#, configuration.id))
         .expect("the organisation's row");
-    assert!(own_row < section && section < org_row, "own first, then the organisation's section: {page}");
     assert!(
-        page[section..org_row].contains(r#"class="organisation-heading">Platform team "#),
+        own_row < section && section < org_row,
+        "own first, then the organisation's section: {page}"
+    );
+    assert!(
+        page[section..org_row].contains(r#"class="organisation-heading">Platform team</h2>"#),
         "the section's heading names the organisation: {page}"
     );
     let row = row_of(&page, configuration.id).unwrap();
@@ -526,18 +560,29 @@ async fn a_member_picks_an_organisation_configuration_as_default_and_pins_it_wit
         if htmx {
             assert_eq!(status, 200, "{body}");
             assert!(is_fragment(&body), "{body}");
-            assert!(body.contains(r#"id="default-details""#) && body.contains("team-gpt"), "{body}");
+            assert!(
+                body.contains(r#"id="default-details""#) && body.contains("team-gpt"),
+                "{body}"
+            );
             assert!(body.contains(r#"data-badge="organisation">Platform team"#), "{body}");
         } else {
             assert_eq!(status, 303, "{body}");
             assert_eq!(answer_to, "/settings");
         }
-        let mine: Vec<Value> = expect_json(app.get("/api/llm-configurations", &team.member_a.token).await, 200, "list").await;
+        let mine: Vec<Value> = expect_json(
+            app.get("/api/llm-configurations", &team.member_a.token).await,
+            200,
+            "list",
+        )
+        .await;
         let chosen = mine.iter().find(|c| c["id"] == id.as_str()).unwrap();
         assert_eq!(chosen["is_default"], true, "htmx {htmx}");
     }
     let settings = member.page("/settings").await;
-    assert!(settings.contains(&format!(r#"<option value="{}" selected>"#, configuration.id)), "{settings}");
+    assert!(
+        settings.contains(&format!(r#"<option value="{}" selected>"#, configuration.id)),
+        "{settings}"
+    );
     // "Use as my default" on the organisation's page leads back there; on the management page,
     // to it.
     let to = member
@@ -548,26 +593,44 @@ async fn a_member_picks_an_organisation_configuration_as_default_and_pins_it_wit
         .await;
     assert_eq!(to, page_path(&team));
     let to = member
-        .form_redirect(&format!("/llm-configurations/{id}/set-default"), &[("csrf_token", csrf.as_str())])
+        .form_redirect(
+            &format!("/llm-configurations/{id}/set-default"),
+            &[("csrf_token", csrf.as_str())],
+        )
         .await;
     assert_eq!(to, "/llm-configurations");
     assert!(!settings.contains(ORG_KEY));
     // Nobody else's default moved.
-    let others: Vec<Value> = expect_json(app.get("/api/llm-configurations", &team.member_b.token).await, 200, "list").await;
+    let others: Vec<Value> = expect_json(
+        app.get("/api/llm-configurations", &team.member_b.token).await,
+        200,
+        "list",
+    )
+    .await;
     assert!(others.iter().all(|c| c["is_default"] == false));
 
     // The pin form offers it too, grouped the same way, and pinning works without JavaScript.
     let conversations = member.page("/conversations").await;
-    assert!(conversations.contains(r#"<optgroup label="Platform team">"#), "{conversations}");
+    assert!(
+        conversations.contains(r#"<optgroup label="Platform team">"#),
+        "{conversations}"
+    );
     let to = member
         .form_redirect(
             "/conversations",
-            &[("csrf_token", csrf.as_str()), ("conversation_id", "conv-1"), ("configuration_id", id.as_str())],
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("conversation_id", "conv-1"),
+                ("configuration_id", id.as_str()),
+            ],
         )
         .await;
     assert_eq!(to, "/conversations");
     let conversations = member.page("/conversations").await;
-    assert!(conversations.contains(r#"data-conversation="conv-1""#), "{conversations}");
+    assert!(
+        conversations.contains(r#"data-conversation="conv-1""#),
+        "{conversations}"
+    );
     assert!(!conversations.contains(ORG_KEY));
 }
 
@@ -581,20 +644,32 @@ async fn an_admin_adds_pings_and_deletes_an_organisation_webhook_on_its_page_and
         let answer = admin
             .form_answer(
                 &path,
-                &[("csrf_token", csrf.as_str()), ("url", url.as_str()), ("events", "connection.failed")],
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("url", url.as_str()),
+                    ("events", "connection.failed"),
+                ],
                 htmx,
                 200,
             )
             .await;
         assert_eq!(is_fragment(&answer), htmx, "{answer}");
-        let start = answer.find(r#"<code id="new-webhook-secret">"#).expect("the secret, shown once") + 30;
+        let start = answer
+            .find(r#"<code id="new-webhook-secret">"#)
+            .expect("the secret, shown once")
+            + 30;
         let secret = &answer[start..start + answer[start..].find('<').unwrap()];
         assert!(secret.starts_with("whsec_"), "{secret}");
         let page = admin.page(&page_path(&team)).await;
         assert!(page.contains(&url), "{page}");
         assert!(!page.contains(secret), "the secret is never shown again: {page}");
     }
-    let hooks: Vec<Value> = expect_json(app.get(&team.path("webhooks"), &team.admin.token).await, 200, "webhooks").await;
+    let hooks: Vec<Value> = expect_json(
+        app.get(&team.path("webhooks"), &team.admin.token).await,
+        200,
+        "webhooks",
+    )
+    .await;
     assert_eq!(hooks.len(), 2);
     assert!(hooks.iter().all(|hook| hook["organisation_id"] == team.id.as_str()));
     let first = hooks[0]["id"].as_str().unwrap().to_owned();
@@ -609,10 +684,20 @@ async fn an_admin_adds_pings_and_deletes_an_organisation_webhook_on_its_page_and
         .form_redirect(&format!("{path}/{first}/delete"), &[("csrf_token", csrf.as_str())])
         .await;
     let section = admin
-        .form_answer(&format!("{path}/{second}/delete"), &[("csrf_token", csrf.as_str())], true, 200)
+        .form_answer(
+            &format!("{path}/{second}/delete"),
+            &[("csrf_token", csrf.as_str())],
+            true,
+            200,
+        )
         .await;
     assert!(section.contains("No webhooks yet."), "{section}");
-    let hooks: Vec<Value> = expect_json(app.get(&team.path("webhooks"), &team.admin.token).await, 200, "webhooks").await;
+    let hooks: Vec<Value> = expect_json(
+        app.get(&team.path("webhooks"), &team.admin.token).await,
+        200,
+        "webhooks",
+    )
+    .await;
     assert!(hooks.is_empty());
 
     // A member sees no webhooks section, and is refused the posts.
@@ -621,13 +706,23 @@ async fn an_admin_adds_pings_and_deletes_an_organisation_webhook_on_its_page_and
     assert!(!page.contains(r#"id="webhooks-section""#), "{page}");
     let member_csrf = member.csrf().await;
     let response = member
-        .post_form(&path, &[("csrf_token", member_csrf.as_str()), ("url", "https://hooks.example.com/m")])
+        .post_form(
+            &path,
+            &[
+                ("csrf_token", member_csrf.as_str()),
+                ("url", "https://hooks.example.com/m"),
+            ],
+        )
         .await;
     assert_eq!(response.status(), 403);
     // A personal webhook is not the organisation's page's to delete.
     let personal: Value = expect_json(
-        app.post_json("/api/webhooks", &team.admin.token, &json!({"url": "https://hooks.example.com/mine", "events": ["*"]}))
-            .await,
+        app.post_json(
+            "/api/webhooks",
+            &team.admin.token,
+            &json!({"url": "https://hooks.example.com/mine", "events": ["*"]}),
+        )
+        .await,
         201,
         "personal webhook",
     )
