@@ -65,6 +65,14 @@ impl Ownership {
             Ownership::Organisation { role, .. } => role.includes(OrganisationRole::Admin),
         }
     }
+
+    /// The organisation it belongs to, if any.
+    pub fn organisation_id(&self) -> Option<Uuid> {
+        match self {
+            Ownership::Own => None,
+            Ownership::Organisation { id, .. } => Some(*id),
+        }
+    }
 }
 
 #[cfg(test)]

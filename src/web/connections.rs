@@ -50,6 +50,29 @@ pub struct ConnectionView {
     pub expires_at: Option<String>,
     /// Why the last **Refresh models** stored nothing (shown once, in the row it answered).
     pub refresh_failure: Option<String>,
+    /// Whether the caller may change it (a member of its organisation only sees it).
+    pub can_edit: bool,
+    /// The organisation it belongs to (`None`: the caller's own); its page is where the
+    /// connection's actions lead back to.
+    pub organisation_id: Option<HtmlId>,
+}
+
+impl ConnectionView {
+    /// The list this connection is shown in: `/connections`, or its organisation's page.
+    pub fn list_href(&self) -> String {
+        match self.organisation_id {
+            None => PAGE.to_owned(),
+            Some(organisation) => format!("/organisations/{organisation}"),
+        }
+    }
+}
+
+/// Where an action on `connection` leads back to without htmx.
+fn list_of(connection: &Connection) -> String {
+    match connection.ownership.organisation_id() {
+        None => PAGE.to_owned(),
+        Some(organisation) => format!("/organisations/{organisation}"),
+    }
 }
 
 impl From<Connection> for ConnectionView {
@@ -70,11 +93,13 @@ impl From<Connection> for ConnectionView {
             configuration_count: row.configuration_count,
             expires_at: row.expires_at.map(display_time),
             refresh_failure: None,
+            can_edit: row.ownership.can_edit(),
+            organisation_id: row.ownership.organisation_id().map(HtmlId),
         }
     }
 }
 
-fn connection_views(rows: Vec<Connection>) -> Vec<ConnectionView> {
+pub(super) fn connection_views(rows: Vec<Connection>) -> Vec<ConnectionView> {
     rows.into_iter().map(ConnectionView::from).collect()
 }
 
@@ -89,7 +114,7 @@ pub struct ConnectionForm {
 }
 
 impl ConnectionForm {
-    fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         ConnectionForm {
             name: String::new(),
             provider: Provider::Openai.id().to_owned(),
@@ -112,7 +137,7 @@ impl ConnectionForm {
     }
 
     /// The submitted values, re-shown with their errors (never the key).
-    fn resubmitted(mut self, fields: &ConnectionFields, errors: FieldErrors) -> Self {
+    pub(super) fn resubmitted(mut self, fields: &ConnectionFields, errors: FieldErrors) -> Self {
         self.name = fields.name.clone();
         self.provider = fields.provider.clone();
         self.base_url = fields.base_url.clone();
@@ -205,14 +230,14 @@ fn no_key() -> SecretString {
 
 /// The form's fields, parsed; `None` where a field's error was recorded (an empty key and an
 /// empty base URL are `None` without an error).
-struct ParsedConnection {
-    name: Option<ConfigName>,
-    provider: Option<Provider>,
-    api_key: Option<ApiKey>,
-    base_url: Option<BaseUrl>,
+pub(super) struct ParsedConnection {
+    pub name: Option<ConfigName>,
+    pub provider: Option<Provider>,
+    pub api_key: Option<ApiKey>,
+    pub base_url: Option<BaseUrl>,
 }
 
-fn parse_connection(
+pub(super) fn parse_connection(
     fields: &ConnectionFields,
     policy: &impl PlainHttpHosts,
     errors: &mut FieldErrors,
@@ -245,7 +270,7 @@ fn parse_connection(
 
 /// Refusals of the input go next to their fields (422), a cap's at the top of the form; others
 /// are errors.
-fn form_errors(error: ConnectionError) -> Result<FieldErrors, ConnectionError> {
+pub(super) fn form_errors(error: ConnectionError) -> Result<FieldErrors, ConnectionError> {
     match error {
         ConnectionError::Invalid(errors) => Ok(errors),
         ConnectionError::NameTaken => Ok(FieldErrors::single("name", error.to_string())),
@@ -420,7 +445,7 @@ pub async fn update(
         Err(ConnectionError::Invalid(errors))
     };
     match outcome {
-        Ok(_) => Ok(see_other(PAGE)),
+        Ok(saved) => Ok(see_other(&list_of(&saved))),
         Err(error) => {
             let errors = form_errors(error)?;
             let form = ConnectionForm::of(&detail.connection).resubmitted(&fields, errors);
@@ -446,10 +471,18 @@ pub async fn delete(
     let htmx = is_htmx(&req);
     let id = page_id(&path)?;
     let owner = user.user_id;
+    // Where the browser goes back to is the list the connection was in (its organisation's page
+    // for an organisation's); someone else's is a 404 here already.
+    let connection = state.db.run(move |conn| connections::find(conn, owner, id)).await?;
+    let back = list_of(&connection);
     let deleted = state.db.run(move |conn| connections::delete(conn, owner, id)).await;
     let (status, notice) = match deleted {
-        Ok(()) if !htmx => return Ok(see_other(PAGE)),
+        Ok(()) if !htmx => return Ok(see_other(&back)),
         Ok(()) => (StatusCode::OK, None),
+        Err(error @ ConnectionError::InUse(_)) if connection.ownership.organisation_id().is_some() => {
+            // The organisation's page shows the refusal beside its connections.
+            return Err(AppError::from(error).into());
+        }
         Err(error @ ConnectionError::InUse(_)) => (StatusCode::CONFLICT, Some(error.to_string())),
         Err(other) => return Err(other.into()),
     };
@@ -484,6 +517,13 @@ async fn row_fragment(state: &AppState, user: &SignedIn, id: Uuid, refresh_failu
     Ok(private_html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }
 
+/// Without htmx, a row action leads back to the list the connection is in.
+async fn back_to_list(state: &AppState, user: &SignedIn, id: Uuid) -> PageResult {
+    let owner = user.user_id;
+    let connection = state.db.run(move |conn| connections::find(conn, owner, id)).await?;
+    Ok(see_other(&list_of(&connection)))
+}
+
 /// **Test**: one free request to the provider, recorded on the connection (and its models
 /// stored); the row with htmx, back to the list without.
 pub async fn test(
@@ -499,7 +539,7 @@ pub async fn test(
         .test(user.user_id, TestSubject::Connection { id, model: None })
         .await?;
     if !is_htmx(&req) {
-        return Ok(see_other(PAGE));
+        return back_to_list(&state, &user, id).await;
     }
     row_fragment(&state, &user, id, None).await
 }
@@ -516,7 +556,7 @@ pub async fn refresh_models(
     let id = page_id(&path)?;
     let refreshed = state.tester().refresh_models(user.user_id, id).await?;
     if !is_htmx(&req) {
-        return Ok(see_other(PAGE));
+        return back_to_list(&state, &user, id).await;
     }
     let failure = refreshed
         .err()

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::respond::{html, see_other};
-use super::views::{ConfigurationView, HtmlId, Layout, configuration_views, display_time};
+use super::views::{
+    ConfigurationGroup, ConfigurationView, HtmlId, Layout, configuration_views, display_time, grouped_where,
+};
 use crate::domain::{ConversationId, UserCap};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
@@ -63,7 +65,8 @@ struct ConversationsPage {
     layout: Layout,
     csrf_token: String,
     overrides: Vec<OverrideView>,
-    configurations: Vec<ConfigurationView>,
+    /// The selectors' choices: the user's own, then an `<optgroup>` per organisation.
+    groups: Vec<ConfigurationGroup>,
     pin_conversation_id: String,
     pin_errors: FieldErrors,
 }
@@ -73,7 +76,7 @@ struct ConversationsPage {
 struct OverridesFragment {
     csrf_token: String,
     overrides: Vec<OverrideView>,
-    configurations: Vec<ConfigurationView>,
+    groups: Vec<ConfigurationGroup>,
 }
 
 fn render_page(user: &SignedIn, data: PageData, pin_conversation_id: String, pin_errors: FieldErrors) -> PageResult {
@@ -86,7 +89,7 @@ fn render_page(user: &SignedIn, data: PageData, pin_conversation_id: String, pin
         layout: Layout::signed_in("Conversations", "conversations", user),
         csrf_token: user.csrf_token.clone(),
         overrides: data.overrides,
-        configurations: data.configurations,
+        groups: grouped_where(&data.configurations, |_| true),
         pin_conversation_id,
         pin_errors,
     };
@@ -155,7 +158,7 @@ pub async fn update(
     let fragment = OverridesFragment {
         csrf_token: user.csrf_token.clone(),
         overrides: data.overrides,
-        configurations: data.configurations,
+        groups: grouped_where(&data.configurations, |_| true),
     };
     Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }

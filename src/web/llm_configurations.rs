@@ -11,11 +11,14 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::respond::{private_html, see_other};
-use super::views::{ConfigurationView, Layout, ProviderOption, configuration_views_with_connections, provider_options};
-use crate::domain::{Configuration, Connection, Parameters, Provider, ReasoningEffort};
+use super::views::{
+    ConfigurationGroup, ConfigurationView, HtmlId, Layout, ProviderOption, configuration_views_with_connections,
+    group_by_owner, provider_options,
+};
+use crate::domain::{Configuration, Connection, MemberAccess, Parameters, Provider, ReasoningEffort};
 use crate::error::{AppError, FieldErrors};
 use crate::http::AppState;
-use crate::http::auth::{NoFields, ProtectedForm, SignedIn, is_htmx};
+use crate::http::auth::{ProtectedForm, SignedIn, is_htmx};
 use crate::http::listing_cache::View;
 use crate::http::page_error::PageResult;
 use crate::services::Work;
@@ -35,7 +38,8 @@ fn page_id(raw: &str) -> Result<Uuid, AppError> {
 #[template(path = "llm_configurations/page.html")]
 struct ManagementPage {
     layout: Layout,
-    configurations: Vec<ConfigurationView>,
+    /// The caller's own first, then a section per organisation.
+    groups: Vec<ConfigurationGroup>,
     csrf_token: String,
     /// A connection is failing or a model is missing.
     attention: bool,
@@ -44,7 +48,7 @@ struct ManagementPage {
 #[derive(Template)]
 #[template(path = "llm_configurations/_table.html")]
 struct TableFragment {
-    configurations: Vec<ConfigurationView>,
+    groups: Vec<ConfigurationGroup>,
     csrf_token: String,
 }
 
@@ -55,7 +59,7 @@ fn table_rows(conn: &mut Work, owner: Uuid) -> Result<Vec<ConfigurationView>, Co
 
 fn table_fragment(rows: Vec<ConfigurationView>, user: &SignedIn) -> Result<HttpResponse, AppError> {
     let fragment = TableFragment {
-        configurations: rows,
+        groups: group_by_owner(rows),
         csrf_token: user.csrf_token.clone(),
     };
     Ok(private_html(StatusCode::OK, fragment.render()?))
@@ -84,7 +88,7 @@ pub async fn page(state: web::Data<AppState>, user: SignedIn) -> PageResult {
                 attention: rows.iter().any(|row| row.needs_attention),
                 csrf_token: layout.csrf_token.clone(),
                 layout,
-                configurations: rows,
+                groups: group_by_owner(rows),
             };
             let body = web::Bytes::from(page.render()?);
             listings.put(owner, view, version, body.clone());
@@ -118,6 +122,15 @@ pub struct FormView {
     pub connections: Vec<ConnectionOption>,
     /// The chosen connection's model catalogue, for the model field's `<datalist>`.
     pub models: Vec<String>,
+    /// On an organisation's configuration: the organisation (whose connections the picker
+    /// offers) and the `member_access` choice the form shows.
+    pub organisation_id: Option<HtmlId>,
+    pub member_access: Option<&'static str>,
+    /// With htmx outside the dialog (the organisation's page): the element the answer replaces.
+    pub hx_target: Option<String>,
+    /// Where "Manage connections" and "Cancel" lead.
+    pub connections_href: String,
+    pub cancel_href: String,
 }
 
 /// One of the user's connections in the form's picker.
@@ -132,21 +145,28 @@ pub struct Picker {
     models: Vec<String>,
 }
 
-/// The owner's connections and, when one is chosen, its catalogue (someone else's: not found).
-fn picker(conn: &mut Work, owner: Uuid, chosen: Option<Uuid>) -> Result<Picker, ConnectionError> {
+/// The connections a configuration of the caller's own (`organisation` `None`) or of the
+/// organisation may use and, when one is chosen, its catalogue (someone else's: not found).
+pub(super) fn picker(
+    conn: &mut Work,
+    caller: Uuid,
+    organisation: Option<Uuid>,
+    chosen: Option<Uuid>,
+) -> Result<Picker, ConnectionError> {
     let models = match chosen {
-        Some(id) => connections::catalogue(conn, owner, id)?.models,
+        Some(id) => connections::catalogue(conn, caller, id)?.models,
         None => Vec::new(),
     };
-    Ok(Picker {
-        connections: connections::list(conn, owner)?,
-        models,
-    })
+    let connections = match organisation {
+        None => connections::list(conn, caller)?,
+        Some(organisation) => connections::list_for_organisation(conn, caller, organisation)?,
+    };
+    Ok(Picker { connections, models })
 }
 
 /// The picker's value as submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chosen {
+pub(super) enum Chosen {
     /// No picker in the request (a client of the form as it was): the old fields decide.
     Unspecified,
     /// "A new connection": provider, key and base URL from the same form.
@@ -155,7 +175,7 @@ enum Chosen {
     Invalid,
 }
 
-fn chosen(raw: Option<&str>) -> Chosen {
+pub(super) fn chosen(raw: Option<&str>) -> Chosen {
     match raw.map(str::trim) {
         None | Some("") => Chosen::Unspecified,
         Some("new") => Chosen::New,
@@ -163,7 +183,7 @@ fn chosen(raw: Option<&str>) -> Chosen {
     }
 }
 
-fn choose_from_the_list() -> FieldErrors {
+pub(super) fn choose_from_the_list() -> FieldErrors {
     FieldErrors::single("connection_id", "choose one of your connections, or a new connection")
 }
 
@@ -190,6 +210,26 @@ impl FormView {
             current_connection_id: String::new(),
             connections: Vec::new(),
             models: Vec::new(),
+            organisation_id: None,
+            member_access: None,
+            hx_target: None,
+            connections_href: "/connections".to_owned(),
+            cancel_href: PAGE.to_owned(),
+        }
+    }
+
+    /// The form that adds a configuration to an organisation, on its page (htmx swaps the
+    /// section `hx_target`).
+    pub(super) fn new_for_organisation(organisation: Uuid, hx_target: &str) -> Self {
+        let page = format!("/organisations/{organisation}");
+        FormView {
+            action: format!("{page}/llm-configurations"),
+            organisation_id: Some(HtmlId(organisation)),
+            member_access: Some(MemberAccess::Use.as_str()),
+            hx_target: Some(hx_target.to_owned()),
+            connections_href: format!("{page}#connections-heading"),
+            cancel_href: page,
+            ..FormView::new_configuration(false)
         }
     }
 
@@ -213,11 +253,19 @@ impl FormView {
             current_connection_id: row.connection_id.to_string(),
             connections: Vec::new(),
             models: Vec::new(),
+            organisation_id: row.ownership.organisation_id().map(HtmlId),
+            member_access: row.ownership.organisation_id().map(|_| row.member_access.as_str()),
+            hx_target: None,
+            connections_href: match row.ownership.organisation_id() {
+                Some(organisation) => format!("/organisations/{organisation}#connections-heading"),
+                None => "/connections".to_owned(),
+            },
+            cancel_href: PAGE.to_owned(),
         }
     }
 
     /// The picker's options (each connection with its provider) and the chosen one's models.
-    fn with_picker(mut self, picker: Picker) -> Self {
+    pub(super) fn with_picker(mut self, picker: Picker) -> Self {
         self.connections = picker
             .connections
             .into_iter()
@@ -231,7 +279,14 @@ impl FormView {
     }
 
     /// The submitted values, re-shown with their errors (never the key).
-    fn resubmitted(mut self, fields: &ConfigurationFields, errors: FieldErrors) -> Self {
+    pub(super) fn resubmitted(mut self, fields: &ConfigurationFields, errors: FieldErrors) -> Self {
+        if self.member_access.is_some() {
+            self.member_access = Some(
+                MemberAccess::parse(fields.member_access.as_deref().unwrap_or_default())
+                    .unwrap_or(MemberAccess::Use)
+                    .as_str(),
+            );
+        }
         self.name = fields.name.clone();
         self.provider = fields.provider.clone();
         self.model = fields.model.clone();
@@ -318,7 +373,7 @@ pub async fn new_form(
         Chosen::Invalid => return Err(AppError::NotFound.into()),
     };
     let owner = user.user_id;
-    let picker = state.db.run(move |conn| picker(conn, owner, preselected)).await?;
+    let picker = state.db.run(move |conn| picker(conn, owner, None, preselected)).await?;
     let mut form = FormView::new_configuration(is_htmx(&req)).with_picker(picker);
     if let Some(id) = preselected {
         form.connection_id = id.to_string();
@@ -365,7 +420,11 @@ pub async fn edit_form(
         .db
         .run(move |conn| {
             let row = configurations::find(conn, owner, id)?;
-            let picker = picker(conn, owner, Some(row.connection_id))?;
+            // A member of its organisation may use it, not change it.
+            if !row.ownership.can_edit() {
+                return Err(AppError::from(ConfigurationError::Forbidden));
+            }
+            let picker = picker(conn, owner, row.ownership.organisation_id(), Some(row.connection_id))?;
             Ok::<_, AppError>((row, picker))
         })
         .await?;
@@ -378,6 +437,8 @@ pub async fn edit_form(
 
 #[derive(Debug, Deserialize)]
 pub struct ConfigurationFields {
+    /// On an organisation's configuration only: `use` or `reveal`.
+    member_access: Option<String>,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -391,7 +452,7 @@ pub struct ConfigurationFields {
     base_url: String,
     is_active: Option<String>,
     /// The picker: one of the user's connections, or `new`; absent, the old fields decide.
-    connection_id: Option<String>,
+    pub(super) connection_id: Option<String>,
     #[serde(flatten)]
     parameters: ParameterFields,
 }
@@ -504,7 +565,7 @@ impl ConfigurationFields {
     /// The form as the one configuration parser reads it. An empty key field sends no key (on
     /// the edit form: keeps the stored one); the checkbox and the parameters (which replace the
     /// stored ones) are sent either way.
-    fn input(&self) -> ConfigurationInput {
+    pub(super) fn input(&self) -> ConfigurationInput {
         let api_key = self.api_key.expose_secret();
         let mut refused = FieldErrors::new();
         let parameters = Sent::Value(self.parameters.to_json(&mut refused));
@@ -522,14 +583,14 @@ impl ConfigurationFields {
             is_default: Sent::Absent,
             is_active: Sent::Value(self.is_active.is_some()),
             parameters,
-            member_access: Sent::Absent,
+            member_access: self.member_access.as_deref().map_or(Sent::Absent, filled),
             refused,
         }
     }
 
     /// The form on the picked connection `id`: its provider, key and base URL fields are not
     /// the configuration's to send (they describe a new connection).
-    fn input_on(&self, id: Uuid) -> ConfigurationInput {
+    pub(super) fn input_on(&self, id: Uuid) -> ConfigurationInput {
         ConfigurationInput {
             connection_id: Sent::Value(id.to_string()),
             provider: Sent::Absent,
@@ -565,7 +626,7 @@ fn after_save(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> Resu
 
 /// Refusals of the input re-render the form (422), a cap's at the top of the form; others are
 /// errors.
-fn form_errors(error: ConfigurationError) -> Result<FieldErrors, ConfigurationError> {
+pub(super) fn form_errors(error: ConfigurationError) -> Result<FieldErrors, ConfigurationError> {
     match error {
         ConfigurationError::CapReached(cap) => Ok(FieldErrors::single("form", cap.describe())),
         other => other.into_field_errors(),
@@ -607,6 +668,7 @@ async fn rerender(
     errors: FieldErrors,
 ) -> PageResult {
     let owner = user.user_id;
+    let organisation = form.organisation_id.map(|id| id.0);
     let choice = match chosen(fields.connection_id.as_deref()) {
         Chosen::Existing(id) => Some(id),
         _ => None,
@@ -614,8 +676,8 @@ async fn rerender(
     // A choice that is not the user's shows no models (its error says why).
     let picker = state
         .db
-        .run(move |conn| match picker(conn, owner, choice) {
-            Err(ConnectionError::NotFound) => picker(conn, owner, None),
+        .run(move |conn| match picker(conn, owner, organisation, choice) {
+            Err(ConnectionError::NotFound) => picker(conn, owner, organisation, None),
             other => other,
         })
         .await?;
@@ -710,34 +772,65 @@ pub async fn update(
     }
 }
 
-/// A row action's answer: the table (htmx) or back to the page.
-fn after_action(htmx: bool, rows: Vec<ConfigurationView>, user: &SignedIn) -> PageResult {
-    if htmx {
-        Ok(table_fragment(rows, user)?)
-    } else {
-        Ok(see_other(PAGE))
+/// A row action's `back`: `organisation` (sent by the forms of an organisation's page) leads
+/// the browser back to the page of the organisation the configuration belongs to, instead of
+/// the management page. Only ever that page, never a URL from the form.
+#[derive(Debug, Default, Deserialize)]
+pub struct BackField {
+    #[serde(default)]
+    back: String,
+}
+
+impl BackField {
+    fn to_organisation(&self) -> bool {
+        self.back == "organisation"
     }
 }
 
+/// Where a row action without htmx leads: the page of the organisation `organisation` (when the
+/// form asked for it and the configuration is one), else the management page.
+fn back_to(organisation: Option<Uuid>) -> String {
+    organisation.map_or_else(|| PAGE.to_owned(), |id| format!("/organisations/{id}"))
+}
+
+/// The organisation of the configuration `id`, read when the form asked to go back to it.
+fn organisation_of(conn: &mut Work, owner: Uuid, id: Uuid, wanted: bool) -> Option<Uuid> {
+    if !wanted {
+        return None;
+    }
+    configurations::find(conn, owner, id)
+        .ok()
+        .and_then(|row| row.ownership.organisation_id())
+}
+
 /// Runs a row action for the signed-in user, then answers with the table (htmx) or sends the
-/// browser back to the page.
+/// browser back to the page (or, with `back`, to the configuration's organisation's page).
 async fn row_action(
     state: web::Data<AppState>,
     req: &HttpRequest,
     user: &SignedIn,
     path: &str,
+    back: &BackField,
     action: impl FnOnce(&mut Work, Uuid, Uuid) -> Result<(), ConfigurationError> + Send + 'static,
 ) -> PageResult {
     let id = page_id(path)?;
     let owner = user.user_id;
-    let rows = state
+    let htmx = is_htmx(req);
+    let wanted = !htmx && back.to_organisation();
+    let (rows, organisation) = state
         .db
         .run(move |conn| {
+            let organisation = organisation_of(conn, owner, id, wanted);
             action(conn, owner, id)?;
-            table_rows(conn, owner)
+            let rows = if htmx { table_rows(conn, owner)? } else { Vec::new() };
+            Ok::<_, ConfigurationError>((rows, organisation))
         })
         .await?;
-    after_action(is_htmx(req), rows, user)
+    if htmx {
+        Ok(table_fragment(rows, user)?)
+    } else {
+        Ok(see_other(&back_to(organisation)))
+    }
 }
 
 pub async fn set_default(
@@ -745,9 +838,9 @@ pub async fn set_default(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
-    row_action(state, &req, &user, &path, |conn, owner, id| {
+    row_action(state, &req, &user, &path, &form.fields, |conn, owner, id| {
         configurations::set_default(conn, owner, id).map(|_| ())
     })
     .await
@@ -772,13 +865,20 @@ pub async fn set_active(
         _ => return Err(AppError::validation("is_active", "must be true or false").into()),
     };
     let keyring = state.keyring.clone();
-    row_action(state, &req, &user, &path, move |conn, owner, id| {
-        let update = ConfigurationUpdate {
-            is_active: Some(is_active),
-            ..ConfigurationUpdate::default()
-        };
-        configurations::update(conn, &keyring, owner, id, update).map(|_| ())
-    })
+    row_action(
+        state,
+        &req,
+        &user,
+        &path,
+        &BackField::default(),
+        move |conn, owner, id| {
+            let update = ConfigurationUpdate {
+                is_active: Some(is_active),
+                ..ConfigurationUpdate::default()
+            };
+            configurations::update(conn, &keyring, owner, id, update).map(|_| ())
+        },
+    )
     .await
 }
 
@@ -788,16 +888,29 @@ struct DeleteConfirmPage {
     layout: Layout,
     id: String,
     name: String,
+    /// Confirmed from an organisation's page: back there afterwards (and on Cancel).
+    back_to_organisation: Option<HtmlId>,
 }
 
-/// Without JavaScript, Delete leads here to confirm.
-pub async fn delete_confirm(state: web::Data<AppState>, user: SignedIn, path: web::Path<String>) -> PageResult {
+/// Without JavaScript, Delete leads here to confirm (`?back=organisation` from an
+/// organisation's page).
+pub async fn delete_confirm(
+    state: web::Data<AppState>,
+    user: SignedIn,
+    path: web::Path<String>,
+    query: web::Query<BackField>,
+) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
     let row = state.db.run(move |conn| configurations::find(conn, owner, id)).await?;
     let page = DeleteConfirmPage {
         layout: Layout::signed_in("Delete configuration", "configurations", &user),
         id: row.id.to_string(),
+        back_to_organisation: row
+            .ownership
+            .organisation_id()
+            .filter(|_| query.to_organisation())
+            .map(HtmlId),
         name: row.name,
     };
     Ok(private_html(StatusCode::OK, page.render().map_err(AppError::from)?))
@@ -808,9 +921,9 @@ pub async fn delete(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
-    row_action(state, &req, &user, &path, configurations::delete).await
+    row_action(state, &req, &user, &path, &form.fields, configurations::delete).await
 }
 
 #[derive(Template)]
@@ -826,7 +939,7 @@ pub async fn test_saved(
     req: HttpRequest,
     user: SignedIn,
     path: web::Path<String>,
-    _form: ProtectedForm<NoFields>,
+    form: ProtectedForm<BackField>,
 ) -> PageResult {
     let id = page_id(&path)?;
     let owner = user.user_id;
@@ -835,7 +948,12 @@ pub async fn test_saved(
         .test(owner, TestSubject::Saved { id, model: None })
         .await?;
     if !is_htmx(&req) {
-        return Ok(see_other(PAGE));
+        let wanted = form.fields.to_organisation();
+        let organisation = state
+            .db
+            .run(move |conn| Ok::<_, AppError>(organisation_of(conn, owner, id, wanted)))
+            .await?;
+        return Ok(see_other(&back_to(organisation)));
     }
     let row = state
         .db

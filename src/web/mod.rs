@@ -9,6 +9,7 @@ pub mod connections;
 pub mod conversations;
 pub mod health;
 pub mod llm_configurations;
+pub mod organisation_resources;
 pub mod organisation_tokens;
 pub mod organisations;
 pub mod respond;
@@ -132,6 +133,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(organisations::membership),
         )
         .route("/organisations/{id}/delete", web::post().to(organisations::delete))
+        .route(
+            "/organisations/{id}/connections",
+            web::post().to(organisation_resources::create_connection),
+        )
+        .route(
+            "/organisations/{id}/llm-configurations",
+            web::post().to(organisation_resources::create_configuration),
+        )
+        .route(
+            "/organisations/{id}/webhooks",
+            web::post().to(organisation_resources::create_webhook),
+        )
+        .route(
+            "/organisations/{id}/webhooks/{webhook_id}/delete",
+            web::post().to(organisation_resources::delete_webhook),
+        )
+        .route(
+            "/organisations/{id}/webhooks/{webhook_id}/ping",
+            web::post().to(organisation_resources::ping_webhook),
+        )
         .route("/admin", web::get().to(admin::page))
         .route("/admin/users", web::post().to(admin::create_user))
         .route("/admin/users/{id}/disable", web::post().to(admin::disable_user))

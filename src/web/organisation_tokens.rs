@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, web};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::organisations::render_detail_with;
+use super::organisations::render_with_token_form;
 use super::respond::see_other;
 use super::views::{CreatedTokenView, TokenView, display_time};
 use crate::domain::{FieldErrors, OrganisationRole};
@@ -185,8 +185,7 @@ pub async fn create(
         created,
         errors,
     };
-    let mut response =
-        render_detail_with(&state, &user, id, status, None, FieldErrors::new(), String::new(), form).await?;
+    let mut response = render_with_token_form(&state, &user, id, status, form).await?;
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::organisation_resources::{self, OrganisationSections, ResourceForms, Viewer};
 use super::respond::{html, see_other};
 use super::views::{HtmlId, Layout, display_time};
 use crate::domain::{
@@ -81,6 +82,8 @@ struct DetailPage {
     invite_email: String,
     /// The caller's own id, for the form that leaves.
     you: HtmlId,
+    /// Its connections, configurations and webhooks (`organisation_resources`).
+    resources: OrganisationSections,
     /// Service tokens and the reveal audit, for admins (`organisation_tokens`).
     service: Option<super::organisation_tokens::Section>,
 }
@@ -118,7 +121,7 @@ fn status_of(error: OrganisationsError) -> StatusCode {
 
 /// An organisation or member id from the path; anything but a UUID is the same 404 as a
 /// missing one.
-fn path_id(raw: &str) -> Result<Uuid, AppError> {
+pub(super) fn path_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
 }
 
@@ -265,25 +268,83 @@ async fn render_detail(
     errors: FieldErrors,
     invite_email: String,
 ) -> PageResult {
-    let tokens = super::organisation_tokens::TokenForm::default();
-    render_detail_with(state, user, id, status, notice, errors, invite_email, tokens).await
+    render_page(
+        state,
+        user,
+        id,
+        status,
+        PageForms {
+            notice,
+            errors,
+            invite_email,
+            ..PageForms::default()
+        },
+    )
+    .await
 }
 
-/// The page, with the service-token form in the state `tokens` (a token just created, or the
-/// form's refusals).
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn render_detail_with(
+/// The page again after a post of one of the organisation's resource forms (`forms` as it
+/// left them).
+pub(super) async fn render_with_resource_forms(
     state: &AppState,
     user: &SignedIn,
     id: Uuid,
     status: StatusCode,
+    forms: ResourceForms,
+) -> PageResult {
+    let forms = PageForms {
+        resources: forms,
+        ..PageForms::default()
+    };
+    render_page(state, user, id, status, forms).await
+}
+
+/// The page with the service-token form in the state `tokens` (a token just created, or the
+/// form's refusals).
+pub(super) async fn render_with_token_form(
+    state: &AppState,
+    user: &SignedIn,
+    id: Uuid,
+    status: StatusCode,
+    tokens: super::organisation_tokens::TokenForm,
+) -> PageResult {
+    let forms = PageForms {
+        tokens,
+        ..PageForms::default()
+    };
+    render_page(state, user, id, status, forms).await
+}
+
+/// What the page's forms show: a notice, the member forms' refusals and input, and the state of
+/// the resource and token forms.
+#[derive(Default)]
+struct PageForms {
     notice: Option<&'static str>,
     errors: FieldErrors,
     invite_email: String,
+    resources: ResourceForms,
     tokens: super::organisation_tokens::TokenForm,
-) -> PageResult {
+}
+
+async fn render_page(state: &AppState, user: &SignedIn, id: Uuid, status: StatusCode, forms: PageForms) -> PageResult {
+    let PageForms {
+        notice,
+        errors,
+        invite_email,
+        resources: forms,
+        tokens,
+    } = forms;
     let user_id = user.user_id;
-    let Detail { organisation, members } = state.db.run(move |conn| load_detail(conn, id, user_id)).await?;
+    let viewer = Viewer::of(user);
+    let (Detail { organisation, members }, resources) = state
+        .db
+        .run(move |conn| {
+            let detail = load_detail(conn, id, user_id)?;
+            let is_admin = detail.organisation.role.includes(OrganisationRole::Admin);
+            let resources = organisation_resources::load(conn, id, &viewer, is_admin, forms)?;
+            Ok::<_, AppError>((detail, resources))
+        })
+        .await?;
     let role = organisation.role;
     let service = super::organisation_tokens::section(state, user_id, id, role, tokens).await?;
     let page = DetailPage {
@@ -303,6 +364,7 @@ pub(super) async fn render_detail_with(
         roles: OrganisationRole::ALL.map(OrganisationRole::as_str),
         invite_email,
         you: HtmlId(user.user_id),
+        resources,
         service,
     };
     Ok(html(status, page.render().map_err(AppError::from)?))

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::accounts::sign_in;
 use super::respond::{html, private_html, see_other};
 use super::views::{
-    ConfigurationView, CreatedTokenView, CreatedWebhookView, Layout, SecurityEventView, TokenView, WebhookView,
-    configuration_views,
+    ConfigurationGroup, ConfigurationView, CreatedTokenView, CreatedWebhookView, Layout, SecurityEventView, TokenView,
+    WebhookView, configuration_views, grouped_where,
 };
 use crate::domain::{EventSelection, Owner, Password, Scopes, WebhookUrl};
 use crate::error::{AppError, FieldErrors};
@@ -37,9 +37,11 @@ struct SettingsData {
 /// How many recent attempts the page shows under each webhook.
 const ATTEMPTS_SHOWN: usize = 5;
 
-fn load_webhooks(conn: &mut Work, user_id: Uuid) -> Result<Vec<WebhookView>, AppError> {
+/// The webhooks of `owner` (the user's own, or an organisation's they manage), each with its
+/// latest attempts.
+pub(super) fn load_webhooks(conn: &mut Work, user_id: Uuid, owner: Owner) -> Result<Vec<WebhookView>, AppError> {
     let mut views = Vec::new();
-    for webhook in webhooks::list(conn, user_id, Owner::User(user_id))? {
+    for webhook in webhooks::list(conn, user_id, owner)? {
         let attempts = webhooks::deliveries(conn, user_id, webhook.id)?;
         views.push(WebhookView::new(
             webhook,
@@ -58,7 +60,7 @@ fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
             .into_iter()
             .map(|token| TokenView::new(token, now))
             .collect(),
-        webhooks: load_webhooks(conn, user_id)?,
+        webhooks: load_webhooks(conn, user_id, Owner::User(user_id))?,
         security_events: accounts::security_events_of(conn, user_id)?
             .into_iter()
             .map(SecurityEventView::new)
@@ -73,29 +75,52 @@ struct SettingsPage {
     email: String,
     is_admin: bool,
     csrf_token: String,
-    active_configurations: Vec<ConfigurationView>,
+    default_groups: Vec<ConfigurationGroup>,
     default_configuration: Option<ConfigurationView>,
     default_errors: FieldErrors,
     tokens: Vec<TokenView>,
     created_token: Option<CreatedTokenView>,
     token_errors: FieldErrors,
-    webhooks: Vec<WebhookView>,
-    created_webhook: Option<CreatedWebhookView>,
-    webhook_errors: FieldErrors,
-    webhook_form: WebhookFormView,
+    hooks: WebhookSection,
     password_errors: FieldErrors,
     password_changed: bool,
     security_events: Vec<SecurityEventView>,
 }
 
+/// The "Webhooks" section (`settings/_webhooks.html`), the user's own on `/settings` or an
+/// organisation's on its page: the list, a secret shown once, the create form.
+pub struct WebhookSection {
+    /// Where the section's forms post: `/settings/webhooks` or `/organisations/{id}/webhooks`.
+    pub base: String,
+    pub webhooks: Vec<WebhookView>,
+    pub created: Option<CreatedWebhookView>,
+    pub errors: FieldErrors,
+    pub form: WebhookFormView,
+}
+
+impl WebhookSection {
+    pub fn new(base: String, webhooks: Vec<WebhookView>) -> Self {
+        WebhookSection {
+            base,
+            webhooks,
+            created: None,
+            errors: FieldErrors::new(),
+            form: WebhookFormView::default(),
+        }
+    }
+
+    fn personal(webhooks: Vec<WebhookView>) -> Self {
+        WebhookSection::new(WEBHOOKS.to_owned(), webhooks)
+    }
+}
+
+const WEBHOOKS: &str = "/settings/webhooks";
+
 #[derive(Template)]
 #[template(path = "settings/_webhooks.html")]
-struct WebhooksFragment {
-    csrf_token: String,
-    webhooks: Vec<WebhookView>,
-    created_webhook: Option<CreatedWebhookView>,
-    webhook_errors: FieldErrors,
-    webhook_form: WebhookFormView,
+pub(super) struct WebhooksFragment {
+    pub csrf_token: String,
+    pub hooks: WebhookSection,
 }
 
 /// What the create form shows again after a refusal.
@@ -124,7 +149,7 @@ impl WebhookFormView {
 #[template(path = "settings/_default.html")]
 struct DefaultFragment {
     csrf_token: String,
-    active_configurations: Vec<ConfigurationView>,
+    default_groups: Vec<ConfigurationGroup>,
     default_configuration: Option<ConfigurationView>,
     default_errors: FieldErrors,
 }
@@ -138,10 +163,11 @@ struct TokensFragment {
     token_errors: FieldErrors,
 }
 
-fn split_default(configurations: Vec<ConfigurationView>) -> (Vec<ConfigurationView>, Option<ConfigurationView>) {
+/// What the default selector offers (the active configurations: the user's own, then an
+/// `<optgroup>` per organisation) and the default now.
+fn split_default(configurations: Vec<ConfigurationView>) -> (Vec<ConfigurationGroup>, Option<ConfigurationView>) {
     let default = configurations.iter().find(|c| c.is_default).cloned();
-    let active = configurations.into_iter().filter(|c| c.is_active).collect();
-    (active, default)
+    (grouped_where(&configurations, |c| c.is_active), default)
 }
 
 /// What differs between renders of the settings page.
@@ -158,22 +184,24 @@ struct PageState {
 }
 
 fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: StatusCode) -> PageResult {
-    let (active_configurations, default_configuration) = split_default(data.configurations);
+    let (default_groups, default_configuration) = split_default(data.configurations);
     let page = SettingsPage {
         layout: Layout::signed_in("Settings", "settings", user),
         email: user.email.clone(),
         is_admin: user.is_admin(),
         csrf_token: user.csrf_token.clone(),
-        active_configurations,
+        default_groups,
         default_configuration,
         default_errors: state.default_errors,
         tokens: data.tokens,
         created_token: state.created_token,
         token_errors: state.token_errors,
-        webhooks: data.webhooks,
-        created_webhook: state.created_webhook,
-        webhook_errors: state.webhook_errors,
-        webhook_form: state.webhook_form,
+        hooks: WebhookSection {
+            created: state.created_webhook,
+            errors: state.webhook_errors,
+            form: state.webhook_form,
+            ..WebhookSection::personal(data.webhooks)
+        },
         password_errors: state.password_errors,
         password_changed: state.password_changed,
         security_events: data.security_events,
@@ -243,10 +271,10 @@ pub async fn set_default(
     };
     let data = state.db.run(move |conn| load(conn, owner)).await?;
     if htmx {
-        let (active_configurations, default_configuration) = split_default(data.configurations);
+        let (default_groups, default_configuration) = split_default(data.configurations);
         let fragment = DefaultFragment {
             csrf_token: user.csrf_token.clone(),
-            active_configurations,
+            default_groups,
             default_configuration,
             default_errors,
         };
@@ -466,14 +494,12 @@ pub struct WebhookFields {
     description: String,
 }
 
-/// `POST /settings/webhooks`: creates a webhook and shows its secret in this one response.
-pub async fn create_webhook(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    user: SignedIn,
-    form: ProtectedForm<WebhookFields>,
-) -> PageResult {
-    let htmx = is_htmx(&req);
+/// The webhook form as submitted: the webhook to create, or the refusals beside their fields;
+/// and what the form shows again after a refusal.
+pub(super) fn parse_webhook_form(
+    form: &ProtectedForm<WebhookFields>,
+    policy: &impl crate::domain::PlainHttpHosts,
+) -> (Result<NewWebhook, FieldErrors>, WebhookFormView) {
     let mut errors = FieldErrors::new();
     let chosen: Vec<String> = form
         .pairs
@@ -481,7 +507,7 @@ pub async fn create_webhook(
         .filter(|(field, _)| field == "events")
         .map(|(_, value)| value.clone())
         .collect();
-    let url = WebhookUrl::parse(&form.fields.url, &state.settings.webhooks.policy)
+    let url = WebhookUrl::parse(&form.fields.url, policy)
         .map_err(|message| errors.add("url", message))
         .ok();
     // Nothing ticked means every event, as `*` does.
@@ -495,36 +521,64 @@ pub async fn create_webhook(
     let description = parse_description(&form.fields.description)
         .map_err(|message| errors.add("description", message))
         .ok();
-    let webhook_form = WebhookFormView {
+    let shown = WebhookFormView {
         url: form.fields.url.clone(),
         description: form.fields.description.clone(),
         events: chosen,
     };
-    let owner = user.user_id;
-    let mut created = None;
-    if let (Some(url), Some(events), Some(description), true) = (url, events, description, errors.is_empty()) {
-        let keyring = state.keyring.clone();
-        let new = NewWebhook {
+    let parsed = match (url, events, description) {
+        (Some(url), Some(events), Some(description)) if errors.is_empty() => Ok(NewWebhook {
             url,
             events,
             description,
             is_active: true,
-        };
-        let outcome = state
-            .db
-            .run(move |conn| webhooks::create(conn, &keyring, owner, Owner::User(owner), new))
-            .await;
-        match outcome {
-            Ok(with_secret) => {
-                created = Some(CreatedWebhookView {
-                    url: with_secret.webhook.url.clone(),
-                    secret: with_secret.secret.expose().to_owned(),
-                });
-            }
-            Err(error @ WebhooksError::CapReached) => errors.add("url", error.to_string()),
-            Err(other) => return Err(AppError::from(other).into()),
-        }
+        }),
+        _ => Err(errors),
+    };
+    (parsed, shown)
+}
+
+/// Creates `owner`'s webhook as `user` from the parsed form: the secret to show once, or the
+/// refusal beside its field (a cap); anything else is an error.
+pub(super) async fn create_webhook_for(
+    state: &AppState,
+    user: Uuid,
+    owner: Owner,
+    parsed: Result<NewWebhook, FieldErrors>,
+) -> Result<(Option<CreatedWebhookView>, FieldErrors), AppError> {
+    let new = match parsed {
+        Ok(new) => new,
+        Err(errors) => return Ok((None, errors)),
+    };
+    let keyring = state.keyring.clone();
+    let outcome = state
+        .db
+        .run(move |conn| webhooks::create(conn, &keyring, user, owner, new))
+        .await;
+    match outcome {
+        Ok(with_secret) => Ok((
+            Some(CreatedWebhookView {
+                url: with_secret.webhook.url.clone(),
+                secret: with_secret.secret.expose().to_owned(),
+            }),
+            FieldErrors::new(),
+        )),
+        Err(error @ WebhooksError::CapReached) => Ok((None, FieldErrors::single("url", error.to_string()))),
+        Err(other) => Err(AppError::from(other)),
     }
+}
+
+/// `POST /settings/webhooks`: creates a webhook and shows its secret in this one response.
+pub async fn create_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: SignedIn,
+    form: ProtectedForm<WebhookFields>,
+) -> PageResult {
+    let htmx = is_htmx(&req);
+    let (parsed, webhook_form) = parse_webhook_form(&form, &state.settings.webhooks.policy);
+    let owner = user.user_id;
+    let (created, errors) = create_webhook_for(&state, owner, Owner::User(owner), parsed).await?;
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -540,10 +594,12 @@ pub async fn create_webhook(
     if htmx {
         let fragment = WebhooksFragment {
             csrf_token: user.csrf_token.clone(),
-            webhooks: data.webhooks,
-            created_webhook: created,
-            webhook_errors: errors,
-            webhook_form,
+            hooks: WebhookSection {
+                created,
+                errors,
+                form: webhook_form,
+                ..WebhookSection::personal(data.webhooks)
+            },
         };
         return Ok(private_html(status, fragment.render().map_err(AppError::from)?));
     }
@@ -587,10 +643,7 @@ async fn webhook_action(
     let data = state.db.run(move |conn| load(conn, owner)).await?;
     let fragment = WebhooksFragment {
         csrf_token: user.csrf_token.clone(),
-        webhooks: data.webhooks,
-        created_webhook: None,
-        webhook_errors: FieldErrors::new(),
-        webhook_form: WebhookFormView::default(),
+        hooks: WebhookSection::personal(data.webhooks),
     };
     Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }

@@ -90,6 +90,9 @@ pub struct ConfigurationView {
     pub needs_attention: bool,
     /// The organisation it belongs to (`None`: the caller's own).
     pub organisation: Option<String>,
+    pub organisation_id: Option<HtmlId>,
+    /// `use` or `reveal`: whether members' own resolve tokens may read an organisation's key.
+    pub member_access: &'static str,
     /// Whether the caller may change it (a member of its organisation may only use it).
     pub can_edit: bool,
 }
@@ -115,6 +118,11 @@ impl From<Configuration> for ConfigurationView {
             model_missing: row.health == crate::domain::ConfigurationHealth::ModelMissing,
             needs_attention: row.health.needs_attention(),
             can_edit: row.ownership.can_edit(),
+            member_access: row.member_access.as_str(),
+            organisation_id: match &row.ownership {
+                crate::domain::Ownership::Own => None,
+                crate::domain::Ownership::Organisation { id, .. } => Some(HtmlId(*id)),
+            },
             organisation: match row.ownership {
                 crate::domain::Ownership::Own => None,
                 crate::domain::Ownership::Organisation { name, .. } => Some(name),
@@ -138,6 +146,60 @@ pub fn configuration_views_with_connections(rows: Vec<Configuration>) -> Vec<Con
             }
         })
         .collect()
+}
+
+/// The configurations of one owner, as the pages group them: the caller's own, or one
+/// organisation's.
+pub struct ConfigurationGroup {
+    /// The organisation's name and id (`None`: the caller's own).
+    pub organisation: Option<(String, HtmlId)>,
+    pub configurations: Vec<ConfigurationView>,
+}
+
+/// Groups a listing for the pages, in the view (the listing stays one query, its order kept
+/// within each group): the caller's own first, always there even when empty, then one group per
+/// organisation, by name.
+pub fn group_by_owner(rows: Vec<ConfigurationView>) -> Vec<ConfigurationGroup> {
+    let mut own = Vec::new();
+    let mut organisations: Vec<ConfigurationGroup> = Vec::new();
+    for row in rows {
+        let (Some(name), Some(id)) = (row.organisation.clone(), row.organisation_id) else {
+            own.push(row);
+            continue;
+        };
+        match organisations
+            .iter_mut()
+            .find(|group| group.organisation.as_ref().is_some_and(|(_, seen)| *seen == id))
+        {
+            Some(group) => group.configurations.push(row),
+            None => organisations.push(ConfigurationGroup {
+                organisation: Some((name, id)),
+                configurations: vec![row],
+            }),
+        }
+    }
+    // Names are unique ignoring case across the instance; the id only settles the impossible tie.
+    organisations.sort_by_cached_key(|group| {
+        group
+            .organisation
+            .as_ref()
+            .map(|(name, id)| (name.to_lowercase(), id.0))
+    });
+    let mut groups = Vec::with_capacity(organisations.len() + 1);
+    groups.push(ConfigurationGroup {
+        organisation: None,
+        configurations: own,
+    });
+    groups.extend(organisations);
+    groups
+}
+
+/// The same groups keeping only what `keep` accepts, and no group left empty (for the
+/// selectors: nothing to offer is no group at all).
+pub fn grouped_where(rows: &[ConfigurationView], keep: impl Fn(&ConfigurationView) -> bool) -> Vec<ConfigurationGroup> {
+    let mut groups = group_by_owner(rows.iter().filter(|row| keep(row)).cloned().collect());
+    groups.retain(|group| !group.configurations.is_empty());
+    groups
 }
 
 /// A provider in the form's select, with what the form's script needs to adapt the fields.

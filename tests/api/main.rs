@@ -26,6 +26,7 @@ mod import_export;
 mod limits;
 mod openapi;
 mod operations;
+mod organisation_pages;
 mod organisation_resources;
 mod organisations;
 mod overrides;

@@ -9,5 +9,6 @@
 mod harness;
 
 mod connections;
+mod organisations;
 mod with_javascript;
 mod without_javascript;
