@@ -10,6 +10,7 @@ use crate::app::Application;
 use crate::config::Settings;
 use crate::domain::{Email, Password, Scopes};
 use crate::services::operations::{self, CopyError, CopyTarget};
+use crate::services::two_factor::{self, TwoFactorError};
 use crate::services::{accounts, import, master_keys, tokens};
 use crate::startup::{self, Prepared};
 
@@ -264,6 +265,21 @@ pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> 
     Ok(format!(
         "Disabled {email}: their sessions were ended and their tokens revoked."
     ))
+}
+
+/// `lanyard user reset-2fa --email E`: removes the user's second factor (and recovery codes) and
+/// ends their sessions; the user's security events record the command line as the actor.
+pub fn user_reset_second_factor(settings: &Settings, email: &str) -> anyhow::Result<String> {
+    let prepared = open_database(settings)?;
+    let user_id = user_id_for(&prepared, email)?;
+    let mut conn = prepared.database.connection()?;
+    match two_factor::reset(&mut conn, user_id, accounts::Actor::CommandLine) {
+        Ok(()) => Ok(format!(
+            "Removed the second factor of {email}; they sign in with their password alone until they set one up again."
+        )),
+        Err(TwoFactorError::NotOn) => Err(anyhow::anyhow!("{email} has no second factor")),
+        Err(other) => Err(anyhow::anyhow!("cannot remove the second factor of {email}: {other}")),
+    }
 }
 
 /// `lanyard copy-database --to postgres://…`: copies everything from the configured database

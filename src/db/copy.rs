@@ -15,11 +15,13 @@ use super::llm_configurations::ConfigurationTableRow;
 use super::master_key_canaries::CanaryRow;
 use super::memberships::MembershipRow;
 use super::organisations::OrganisationRow;
+use super::recovery_codes::RecoveryCodeRow;
 use super::schema::{
     api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
     invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisations, security_events,
     sessions, users, webhook_attempts, webhook_deliveries, webhooks,
 };
+use super::second_factors::SecondFactorRow;
 use super::security_events::EventRow;
 use super::sessions::SessionRow;
 use super::user_defaults::UserDefaultRow;
@@ -57,6 +59,8 @@ pub struct Snapshot {
     pub webhooks: Vec<WebhookRow>,
     pub webhook_deliveries: Vec<DeliveryRow>,
     pub webhook_attempts: Vec<AttemptRow>,
+    pub second_factors: Vec<SecondFactorRow>,
+    pub recovery_codes: Vec<RecoveryCodeRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -104,6 +108,8 @@ impl Snapshot {
             webhooks: super::webhooks::all(conn)?,
             webhook_deliveries: super::webhook_deliveries::all(conn)?,
             webhook_attempts: super::webhook_attempts::all(conn)?,
+            second_factors: super::second_factors::all(conn)?,
+            recovery_codes: super::recovery_codes::all(conn)?,
         })
     }
 
@@ -129,6 +135,8 @@ impl Snapshot {
             ("webhooks", count(self.webhooks.len())),
             ("webhook_deliveries", count(self.webhook_deliveries.len())),
             ("webhook_attempts", count(self.webhook_attempts.len())),
+            ("second_factors", count(self.second_factors.len())),
+            ("recovery_codes", count(self.recovery_codes.len())),
         ]
     }
 
@@ -218,6 +226,13 @@ impl Snapshot {
         for row in &self.webhook_attempts {
             super::webhook_attempts::insert(conn, row)?;
         }
+        // After users, who own them. Pending login steps stay behind, like rate-limit counters.
+        for row in &self.second_factors {
+            super::second_factors::insert(conn, row)?;
+        }
+        for row in &self.recovery_codes {
+            super::recovery_codes::insert(conn, row)?;
+        }
         Ok(())
     }
 }
@@ -256,5 +271,7 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
             webhook_deliveries::table.count().get_result(conn)?,
         ),
         ("webhook_attempts", webhook_attempts::table.count().get_result(conn)?),
+        ("second_factors", super::schema::second_factors::table.count().get_result(conn)?),
+        ("recovery_codes", super::schema::recovery_codes::table.count().get_result(conn)?),
     ])
 }

@@ -378,3 +378,55 @@ diesel::table! {
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries, webhook_attempts, memberships);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    second_factors (user_id) {
+        user_id -> DbUuid,
+        secret_encrypted -> Binary,
+        key_id -> Text,
+        last_used_step -> BigInt,
+        enabled_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    recovery_codes (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        code_hash -> Binary,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    login_challenges (token_hash) {
+        token_hash -> Binary,
+        user_id -> DbUuid,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    second_factor_failures (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        failed_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(second_factors -> users (user_id));
+diesel::joinable!(login_challenges -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(second_factors, users);
+diesel::allow_tables_to_appear_in_same_query!(second_factors, sessions);

@@ -17,6 +17,7 @@ pub mod operations;
 pub mod organisations;
 pub mod scheduled_checks;
 pub mod tokens;
+pub mod two_factor;
 pub mod webhook_deliveries;
 pub mod webhooks;
 
