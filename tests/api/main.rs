@@ -37,5 +37,6 @@ mod schema;
 mod secrets;
 mod sessions;
 mod tokens;
+mod two_factor;
 mod upgrade;
 mod webhooks;
