@@ -84,14 +84,7 @@ impl TotpSecret {
     }
 
     fn totp(&self) -> Option<TOTP> {
-        TOTP::new(
-            Algorithm::SHA1,
-            TOTP_DIGITS,
-            1,
-            TOTP_STEP_SECONDS,
-            self.0.to_vec(),
-        )
-        .ok()
+        TOTP::new(Algorithm::SHA1, TOTP_DIGITS, 1, TOTP_STEP_SECONDS, self.0.to_vec()).ok()
     }
 }
 

@@ -271,7 +271,13 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
             webhook_deliveries::table.count().get_result(conn)?,
         ),
         ("webhook_attempts", webhook_attempts::table.count().get_result(conn)?),
-        ("second_factors", super::schema::second_factors::table.count().get_result(conn)?),
-        ("recovery_codes", super::schema::recovery_codes::table.count().get_result(conn)?),
+        (
+            "second_factors",
+            super::schema::second_factors::table.count().get_result(conn)?,
+        ),
+        (
+            "recovery_codes",
+            super::schema::recovery_codes::table.count().get_result(conn)?,
+        ),
     ])
 }

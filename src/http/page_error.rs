@@ -13,9 +13,13 @@ pub const SECOND_FACTOR_SETUP: &str = "/settings/two-factor";
 
 #[derive(Debug)]
 pub enum PageError {
-    SignedOut { htmx: bool },
+    SignedOut {
+        htmx: bool,
+    },
     /// The admin requires a second factor and this account has none: to its set-up page.
-    SecondFactorSetup { htmx: bool },
+    SecondFactorSetup {
+        htmx: bool,
+    },
     App(AppError),
 }
 

@@ -62,8 +62,9 @@ pub struct AdminOverview {
 /// Sealed values per master key id, for the admin's master-key table: API keys and second-factor
 /// secrets (every sealed value `rotate-keys` re-seals).
 fn sealed_values_by_key_id(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AdminError> {
-    let mut counts: std::collections::BTreeMap<String, i64> =
-        crate::db::connections::count_keys_by_key_id(conn)?.into_iter().collect();
+    let mut counts: std::collections::BTreeMap<String, i64> = crate::db::connections::count_keys_by_key_id(conn)?
+        .into_iter()
+        .collect();
     for (key_id, count) in crate::db::second_factors::count_by_key_id(conn)? {
         *counts.entry(key_id).or_default() += count;
     }

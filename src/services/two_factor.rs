@@ -94,8 +94,10 @@ pub fn setup_required(conn: &mut DbConnection, user_id: Uuid, has_second_factor:
     if has_second_factor {
         return Ok(false);
     }
-    Ok(instance_settings::get(conn, REQUIRE_SECOND_FACTOR_SETTING)?.as_deref() == Some("true")
-        && users::find_by_id(conn, DbId(user_id))?.is_some_and(|user| !user.password_hash.is_empty()))
+    Ok(
+        instance_settings::get(conn, REQUIRE_SECOND_FACTOR_SETTING)?.as_deref() == Some("true")
+            && users::find_by_id(conn, DbId(user_id))?.is_some_and(|user| !user.password_hash.is_empty()),
+    )
 }
 
 /// What the enrolment page shows: the secret as text and as a QR code, and the sealed secret
@@ -118,7 +120,12 @@ pub fn offer(keyring: &MasterKeyring, user_id: Uuid, email: &str) -> Result<Enro
 }
 
 /// The same offer again, from its form (after a wrong code).
-pub fn reoffer(keyring: &MasterKeyring, user_id: Uuid, email: &str, pending: &str) -> Result<Enrolment, TwoFactorError> {
+pub fn reoffer(
+    keyring: &MasterKeyring,
+    user_id: Uuid,
+    email: &str,
+    pending: &str,
+) -> Result<Enrolment, TwoFactorError> {
     let secret = open_pending(keyring, user_id, pending)?;
     present(&secret, pending.trim().to_owned(), email)
 }
@@ -164,7 +171,9 @@ pub fn confirm(
         .matching_step(code.trim(), unix_now())
         .ok_or(TwoFactorError::WrongCode)?;
     let sealed = keyring.seal(secret.expose_bytes(), RowBinding::SecondFactor { user: user_id });
-    let codes: Vec<Zeroizing<String>> = (0..crypto::RECOVERY_CODES).map(|_| crypto::new_recovery_code()).collect();
+    let codes: Vec<Zeroizing<String>> = (0..crypto::RECOVERY_CODES)
+        .map(|_| crypto::new_recovery_code())
+        .collect();
     db::write_transaction(conn, |conn| {
         if !users::lock_owner(conn, DbId(user_id))? {
             return Err(TwoFactorError::NotFound);
@@ -183,7 +192,14 @@ pub fn confirm(
             },
         )?;
         replace_recovery_codes(conn, user_id, &codes)?;
-        accounts::record_event(conn, user_id, SecurityEventKind::SecondFactorEnabled, Actor::Themselves, 0, 0)?;
+        accounts::record_event(
+            conn,
+            user_id,
+            SecurityEventKind::SecondFactorEnabled,
+            Actor::Themselves,
+            0,
+            0,
+        )?;
         Ok(())
     })?;
     Ok(RecoveryCodes(codes))
@@ -320,7 +336,11 @@ pub(super) fn check_code(
             .open(&factor.secret_encrypted, RowBinding::SecondFactor { user: user.id.0 })
             .map_err(|_| TwoFactorError::SecretUnreadable)?;
         let secret = TotpSecret::from_bytes(plain);
-        Some(secret.matching_step(code, unix_now()).ok_or(TwoFactorError::WrongCode)?)
+        Some(
+            secret
+                .matching_step(code, unix_now())
+                .ok_or(TwoFactorError::WrongCode)?,
+        )
     };
     db::write_transaction(conn, |conn| {
         let used = match step {
@@ -328,7 +348,14 @@ pub(super) fn check_code(
             None => {
                 let used = recovery_codes::use_code(conn, user.id, &crypto::hash_recovery_code(code), db::now())?;
                 if used {
-                    accounts::record_event(conn, user.id.0, SecurityEventKind::RecoveryCodeUsed, Actor::Themselves, 0, 0)?;
+                    accounts::record_event(
+                        conn,
+                        user.id.0,
+                        SecurityEventKind::RecoveryCodeUsed,
+                        Actor::Themselves,
+                        0,
+                        0,
+                    )?;
                 }
                 used
             }
@@ -362,7 +389,14 @@ pub fn disable(
     }
     check_code(conn, keyring, &user, code, client, |conn| {
         remove(conn, user_id)?;
-        accounts::record_event(conn, user_id, SecurityEventKind::SecondFactorDisabled, Actor::Themselves, 0, 0)?;
+        accounts::record_event(
+            conn,
+            user_id,
+            SecurityEventKind::SecondFactorDisabled,
+            Actor::Themselves,
+            0,
+            0,
+        )?;
         Ok(())
     })
 }

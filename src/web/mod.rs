@@ -158,7 +158,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(two_factor::enable),
         )
         .route("/settings/two-factor/disable", web::post().to(two_factor::disable))
-        .route("/admin/second-factor", web::post().to(admin::set_second_factor_required));
+        .route(
+            "/admin/second-factor",
+            web::post().to(admin::set_second_factor_required),
+        );
 }
 
 /// `/` leads to the management page (a visitor without a session is sent to `/login` first).

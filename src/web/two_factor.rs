@@ -97,7 +97,11 @@ async fn render(state: &AppState, user: &SignedIn, content: PageContent, status:
         .db
         .run(move |conn| {
             let on = two_factor::is_on(conn, owner)?;
-            let left = if on { two_factor::recovery_codes_left(conn, owner)? } else { 0 };
+            let left = if on {
+                two_factor::recovery_codes_left(conn, owner)?
+            } else {
+                0
+            };
             Ok::<_, TwoFactorError>((on, left))
         })
         .await?;
@@ -239,7 +243,11 @@ pub async fn login_step_form(
     let Some(token) = presented_challenge(&req) else {
         return Ok(see_other("/login"));
     };
-    if !state.db.run(move |conn| two_factor::challenge_live(conn, &token)).await? {
+    if !state
+        .db
+        .run(move |conn| two_factor::challenge_live(conn, &token))
+        .await?
+    {
         return with_cookie(see_other("/login"), &expired_challenge_cookie());
     }
     let (csrf_token, cookie) = csrf.issue(&req);
@@ -247,7 +255,10 @@ pub async fn login_step_form(
         layout: Layout::anonymous("Two-factor authentication", csrf_token),
         errors: FieldErrors::new(),
     };
-    with_cookie(private_html(StatusCode::OK, page.render().map_err(AppError::from)?), &cookie)
+    with_cookie(
+        private_html(StatusCode::OK, page.render().map_err(AppError::from)?),
+        &cookie,
+    )
 }
 
 #[derive(Deserialize)]

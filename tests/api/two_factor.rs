@@ -89,7 +89,10 @@ async fn first_step(app: &TestApp, email: &str) -> Browser {
 async fn second_step(browser: &Browser, code: &str) -> reqwest::Response {
     let page = browser.page("/login/two-factor").await;
     browser
-        .post_form("/login/two-factor", &[("csrf_token", &csrf_from(&page)), ("code", code)])
+        .post_form(
+            "/login/two-factor",
+            &[("csrf_token", &csrf_from(&page)), ("code", code)],
+        )
         .await
 }
 
@@ -233,7 +236,13 @@ async fn turning_it_off_needs_the_password_and_a_code(app: TestApp) {
     };
     let wrong_password = disable("not my password".into(), code_at(&secret, unix_now())).await;
     assert_eq!(wrong_password.status(), 422);
-    assert!(wrong_password.text().await.unwrap().contains("id=\"disable-current-password-error\""));
+    assert!(
+        wrong_password
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"disable-current-password-error\"")
+    );
     let wrong_code = disable(TEST_PASSWORD.into(), code_at(&secret, unix_now() - 300)).await;
     assert_eq!(wrong_code.status(), 422);
     assert!(wrong_code.text().await.unwrap().contains("id=\"disable-code-error\""));
@@ -261,7 +270,13 @@ async fn reset_2fa_at_the_command_line_removes_it_and_is_audited(app: TestApp) {
     );
     // Nothing left to remove, or nobody with that e-mail: the command fails.
     lanyard(&app, &sandbox, &["user", "reset-2fa", "--email", &user.email], "").assert_failure();
-    lanyard(&app, &sandbox, &["user", "reset-2fa", "--email", "nobody@example.com"], "").assert_failure();
+    lanyard(
+        &app,
+        &sandbox,
+        &["user", "reset-2fa", "--email", "nobody@example.com"],
+        "",
+    )
+    .assert_failure();
 }
 
 async fn the_admin_switch_confines_a_password_account_to_the_set_up_page(app: TestApp) {
@@ -269,7 +284,10 @@ async fn the_admin_switch_confines_a_password_account_to_the_set_up_page(app: Te
     let page = admin.page("/admin").await;
     assert!(page.contains("id=\"second-factor-state\">optional<"), "{page}");
     let switched = admin
-        .post_form("/admin/second-factor", &[("csrf_token", &csrf_from(&page)), ("required", "true")])
+        .post_form(
+            "/admin/second-factor",
+            &[("csrf_token", &csrf_from(&page)), ("required", "true")],
+        )
         .await;
     assert_eq!(switched.status(), 303);
 
@@ -320,18 +338,26 @@ async fn a_resolve_token_needs_a_code_when_two_factor_is_on(app: TestApp) {
                 .unwrap()
         }
     };
-    let password_only = create(json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD})).await;
+    let password_only =
+        create(json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD})).await;
     assert_error(password_only, 403, "reauthentication_required").await;
-    let wrong_code = create(json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD,
-        "totp_code": code_at(&secret, unix_now() - 300)}))
+    let wrong_code = create(
+        json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD,
+        "totp_code": code_at(&secret, unix_now() - 300)}),
+    )
     .await;
     assert_error(wrong_code, 403, "reauthentication_required").await;
-    let with_code = create(json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD,
-        "totp_code": code_at(&secret, unix_now())}))
+    let with_code = create(
+        json!({"name": "agent", "scopes": ["resolve"], "current_password": TEST_PASSWORD,
+        "totp_code": code_at(&secret, unix_now())}),
+    )
     .await;
     assert_eq!(with_code.status(), 201);
     // Other scopes need neither.
-    assert_eq!(create(json!({"name": "reader", "scopes": ["read"]})).await.status(), 201);
+    assert_eq!(
+        create(json!({"name": "reader", "scopes": ["read"]})).await.status(),
+        201
+    );
 
     // The page: its form asks for the code, and without one re-renders with 422 under the password.
     let settings = browser.page("/settings").await;
@@ -348,5 +374,11 @@ async fn a_resolve_token_needs_a_code_when_two_factor_is_on(app: TestApp) {
         )
         .await;
     assert_eq!(refused.status(), 422);
-    assert!(refused.text().await.unwrap().contains("id=\"token-current-password-error\""));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"token-current-password-error\"")
+    );
 }

@@ -9,5 +9,6 @@
 mod harness;
 
 mod connections;
+mod two_factor;
 mod with_javascript;
 mod without_javascript;
