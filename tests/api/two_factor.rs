@@ -7,7 +7,7 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::binary::Sandbox;
 use crate::helpers::command_line::lanyard;
-use crate::helpers::{Browser, TEST_PASSWORD, TestApp, assert_error, csrf_from, location};
+use crate::helpers::{Browser, TEST_PASSWORD, TestApp, assert_error, csrf_from, location, master_key_entry};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -19,7 +19,17 @@ on_both_backends!(
     reset_2fa_at_the_command_line_removes_it_and_is_audited,
     the_admin_switch_confines_a_password_account_to_the_set_up_page,
     a_resolve_token_needs_a_code_when_two_factor_is_on,
+    rotate_keys_re_seals_second_factor_secrets_and_the_key_check_counts_them,
 );
+
+on_both_backends!(settings(behind_a_trusted_proxy):
+    ten_wrong_codes_from_any_addresses_together_spend_the_accounts_budget,
+);
+
+/// Lanyard behind a proxy on loopback: `X-Forwarded-For` names the client.
+fn behind_a_trusted_proxy(settings: &mut lanyard::config::Settings) {
+    settings.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
 
 const PAGE: &str = "/settings/two-factor";
 
@@ -381,4 +391,79 @@ async fn a_resolve_token_needs_a_code_when_two_factor_is_on(app: TestApp) {
             .unwrap()
             .contains("id=\"token-current-password-error\"")
     );
+}
+
+async fn ten_wrong_codes_from_any_addresses_together_spend_the_accounts_budget(app: TestApp) {
+    let (user, _browser, secret, _codes) = enrolled_user(&app).await;
+    let browser = first_step(&app, &user.email).await;
+    let csrf = csrf_from(&browser.page("/login/two-factor").await);
+    let right = code_at(&secret, unix_now());
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    // Five addresses, two wrong codes each: no (account, address) pair comes near its limit.
+    for address in 1..=5 {
+        let from = format!("203.0.113.{address}");
+        for _ in 0..2 {
+            let response = browser
+                .post_form_with(
+                    "/login/two-factor",
+                    &[("csrf_token", &csrf), ("code", wrong)],
+                    &[("X-Forwarded-For", &from)],
+                )
+                .await;
+            assert_eq!(response.status(), 422, "from {from}");
+        }
+    }
+    // A sixth address, fresh: the account's own budget is spent, so even the right code waits.
+    let limited = browser
+        .post_form_with(
+            "/login/two-factor",
+            &[("csrf_token", &csrf), ("code", &right)],
+            &[("X-Forwarded-For", "198.51.100.7")],
+        )
+        .await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    // The password itself is not locked for other addresses: only the codes are.
+    let (_, password) = app.attempt_login(&user.email, TEST_PASSWORD).await;
+    assert_eq!(password.status(), 303);
+}
+
+async fn rotate_keys_re_seals_second_factor_secrets_and_the_key_check_counts_them(app: TestApp) {
+    use lanyard::crypto::{MasterKeyring, RowBinding};
+    use lanyard::db::{DbId, second_factors};
+    use lanyard::services::master_keys;
+
+    let (user, _browser, secret, _codes) = enrolled_user(&app).await;
+    let keyring = MasterKeyring::parse(&format!("{},{}", master_key_entry("rotated"), app.master_keys)).unwrap();
+    let user_id = user.id;
+    let (counted, re_sealed, key_id, opened, moved) = app
+        .with_db(move |conn| {
+            // Before rotating, the start-up check sees the secret under the old key.
+            let counted = master_keys::StoredKeyState::read(conn).unwrap().keys_by_id;
+            let report = master_keys::rotate(conn, &keyring, 100).unwrap();
+            let row = second_factors::find(conn, DbId(user_id)).unwrap().unwrap();
+            let opened = keyring
+                .open(&row.secret_encrypted, RowBinding::SecondFactor { user: user_id })
+                .unwrap()
+                .to_vec();
+            // Bound to its user: it does not open as another user's, nor as a pending offer.
+            let moved = keyring
+                .open(
+                    &row.secret_encrypted,
+                    RowBinding::SecondFactor {
+                        user: uuid::Uuid::new_v4(),
+                    },
+                )
+                .is_err()
+                && keyring
+                    .open(&row.secret_encrypted, RowBinding::PendingSecondFactor { user: user_id })
+                    .is_err();
+            (counted, report.re_encrypted, row.key_id, opened, moved)
+        })
+        .await;
+    assert_eq!(counted.get("test-key"), Some(&1), "{counted:?}");
+    assert!(re_sealed >= 1);
+    assert_eq!(key_id, "rotated");
+    assert_eq!(opened, Secret::Encoded(secret).to_bytes().unwrap());
+    assert!(moved);
 }
