@@ -467,3 +467,32 @@ async fn rotate_keys_re_seals_second_factor_secrets_and_the_key_check_counts_the
     assert_eq!(opened, Secret::Encoded(secret).to_bytes().unwrap());
     assert!(moved);
 }
+
+/// `lanyard copy-database` carries second factors and recovery codes along (pending login steps,
+/// like rate-limit counters, stay behind), and the copy still opens the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_database_carries_second_factors() {
+    use lanyard::crypto::{MasterKeyring, RowBinding};
+    use lanyard::db::{ConnectionManager, DbId, second_factors};
+    use r2d2::ManageConnection;
+
+    let Some(target) = crate::helpers::TestDatabase::create(crate::helpers::Backend::Postgres) else {
+        return;
+    };
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let (user, _browser, secret, _codes) = enrolled_user(&app).await;
+    let sandbox = Sandbox::new();
+    let copied = lanyard(&app, &sandbox, &["copy-database", "--to", &target.url_string()], "");
+    copied.assert_success();
+    assert!(copied.has_line("second_factors: 1"), "{}", copied.stdout);
+    assert!(copied.has_line("recovery_codes: 10"), "{}", copied.stdout);
+    let mut conn = ConnectionManager::new(target.url()).connect().expect("the target");
+    let row = second_factors::find(&mut conn, DbId(user.id)).unwrap().unwrap();
+    let keyring = MasterKeyring::parse(&app.master_keys).unwrap();
+    let opened = keyring
+        .open(&row.secret_encrypted, RowBinding::SecondFactor { user: user.id })
+        .unwrap();
+    assert_eq!(opened.to_vec(), Secret::Encoded(secret).to_bytes().unwrap());
+}
