@@ -14,6 +14,7 @@ use crate::domain::{Email, Password, RuntimeFormat, RuntimeVariable, Scopes, run
 use crate::lanyard_client::{self, ClientError};
 use crate::services::operations::{self, CopyError, CopyTarget};
 use crate::services::runtime_exports::{self, ExportFormat};
+use crate::services::two_factor::{self, TwoFactorError};
 use crate::services::{accounts, import, master_keys, tokens};
 use crate::startup::{self, Prepared};
 
@@ -287,6 +288,21 @@ pub fn user_disable(settings: &Settings, email: &str) -> anyhow::Result<String> 
     Ok(format!(
         "Disabled {email}: their sessions were ended and their tokens revoked."
     ))
+}
+
+/// `lanyard user reset-2fa --email E`: removes the user's second factor (and recovery codes) and
+/// ends their sessions; the user's security events record the command line as the actor.
+pub fn user_reset_second_factor(settings: &Settings, email: &str) -> anyhow::Result<String> {
+    let prepared = open_database(settings)?;
+    let user_id = user_id_for(&prepared, email)?;
+    let mut conn = prepared.database.connection()?;
+    match two_factor::reset(&mut conn, user_id, accounts::Actor::CommandLine) {
+        Ok(()) => Ok(format!(
+            "Removed the second factor of {email}; they sign in with their password alone until they set one up again."
+        )),
+        Err(TwoFactorError::NotOn) => Err(anyhow::anyhow!("{email} has no second factor")),
+        Err(other) => Err(anyhow::anyhow!("cannot remove the second factor of {email}: {other}")),
+    }
 }
 
 /// `lanyard copy-database --to postgres://…`: copies everything from the configured database

@@ -21,6 +21,10 @@ pub enum AppError {
     /// wrong); pages show it under `current_password`.
     #[error("this can reveal keys: confirm it with your current password in `current_password`")]
     ReauthenticationRequired,
+    /// The admin requires a second factor and this password account, signed in by session,
+    /// has none yet: only its set-up page is open to it.
+    #[error("set up two-factor authentication first, at /settings/two-factor")]
+    SecondFactorRequired,
     #[error("not found")]
     NotFound,
     /// A member's own `resolve` token landed on an organisation's configuration whose key its
@@ -85,7 +89,10 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => 400,
             AppError::Unauthorized => 401,
-            AppError::Forbidden(_) | AppError::ReauthenticationRequired | AppError::OrganisationKey(_) => 403,
+            AppError::Forbidden(_)
+            | AppError::ReauthenticationRequired
+            | AppError::SecondFactorRequired
+            | AppError::OrganisationKey(_) => 403,
             AppError::NotFound => 404,
             AppError::Conflict { .. } | AppError::Refused { .. } | AppError::KeyUnreadable | AppError::LastOwner(_) => {
                 409
@@ -105,6 +112,7 @@ impl AppError {
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::ReauthenticationRequired => "reauthentication_required",
+            AppError::SecondFactorRequired => "second_factor_required",
             AppError::NotFound => "not_found",
             AppError::OrganisationKey(_) => "organisation_key",
             AppError::Conflict { .. } => "conflict",

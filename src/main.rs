@@ -144,6 +144,13 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove a user's second factor (two-factor authentication), e.g. when they lost their
+    /// app and their recovery codes; their sessions end, and their security events record it.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Args)]
@@ -224,6 +231,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::User(UserCommand::Disable { email }) => {
             eprintln!("{}", commands::user_disable(&settings()?, &email)?);
+            Ok(())
+        }
+        Command::User(UserCommand::Reset2fa { email }) => {
+            eprintln!("{}", commands::user_reset_second_factor(&settings()?, &email)?);
             Ok(())
         }
         Command::Token(TokenCommand::Create {

@@ -85,6 +85,10 @@ const CRATE_HOMES: &[(&str, &[&str])] = &[
     ("subtle", &["crypto"]),
     ("rand", &["crypto"]),
     ("hmac", &["crypto"]),
+    // One-time passwords (HMAC-SHA-1) and the QR code that carries their secret: the secret's
+    // whole life, from its making to its picture, stays in the room that keeps secrets.
+    ("totp_rs", &["crypto"]),
+    ("qrcode", &["crypto"]),
     ("reqwest", &["egress", "lanyard_client"]),
     ("diesel", &["db"]),
 ];

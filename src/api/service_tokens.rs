@@ -6,12 +6,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::parse_id;
-use super::tokens::{CreatedTokenResource, TokenResource, read_new_token, resource, session_only};
+use super::tokens::{CreatedTokenResource, NewTokenRequest, TokenResource, read_new_token, resource, session_only};
 use super::wire::{Rfc3339, json_array, json_ok};
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::client_address;
 use crate::http::{Caller, JsonObject};
+use crate::services::accounts::Reauthentication;
 use crate::services::service_tokens;
 use crate::services::tokens::TokenSummary;
 
@@ -135,7 +136,11 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let principal = session_only(&state, caller).await?;
     let organisation = parse_id(&path)?;
-    let (new, current_password) = match read_new_token(body, service_tokens::parse_scopes, None) {
+    let NewTokenRequest {
+        new,
+        current_password,
+        totp_code,
+    } = match read_new_token(body, service_tokens::parse_scopes, None) {
         Ok(parsed) => parsed,
         Err(refused) => {
             // A member or an outsider learns where they stand (403, 404), not what the form lacks.
@@ -149,16 +154,22 @@ pub async fn create(
     };
     let client = client_address(&req);
     let cap = state.settings.caps.tokens;
+    let keyring = state.keyring.clone();
     let created = state
         .db
         .run(move |conn| {
+            let proof = Reauthentication {
+                current_password: current_password.as_deref(),
+                totp_code: totp_code.as_deref(),
+            };
             service_tokens::create(
                 conn,
+                &keyring,
                 principal.user_id,
                 organisation,
                 &new,
                 cap,
-                current_password.as_deref(),
+                &proof,
                 &client,
             )
         })

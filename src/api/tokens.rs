@@ -13,7 +13,7 @@ use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::client_address;
 use crate::http::{Caller, JsonObject};
-use crate::services::{Principal, tokens};
+use crate::services::{Principal, accounts, tokens};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResource {
@@ -53,6 +53,11 @@ pub struct CreateTokenRequest {
     /// one counts against the login limits.
     #[schema(format = Password)]
     current_password: Option<String>,
+    /// A code from the user's authenticator app (or an unused recovery code): required with
+    /// `current_password` for a `resolve` token when the account has a second factor; a wrong
+    /// one counts against the login limits.
+    #[schema(format = Password)]
+    totp_code: Option<String>,
 }
 
 /// The session's user; a (valid) token is refused with 403.
@@ -70,14 +75,21 @@ pub(super) async fn session_only(state: &AppState, caller: Caller) -> Result<Pri
 /// A new token's fields as both token routes read them (`scopes` a list or a comma-separated
 /// string, parsed by `parse_scopes`; absent: `default`, or refused when there is none), and the
 /// `current_password` sent with it.
+/// A token's creation as the API reads it: the token and the re-authentication sent with it.
+pub(super) struct NewTokenRequest {
+    pub new: tokens::NewToken,
+    pub current_password: Option<String>,
+    pub totp_code: Option<String>,
+}
+
 pub(super) fn read_new_token(
     body: JsonObject,
     parse_scopes: fn(&str) -> Result<Scopes, String>,
     default: Option<Scopes>,
-) -> Result<(tokens::NewToken, Option<String>), AppError> {
+) -> Result<NewTokenRequest, AppError> {
     let mut reader = FieldReader::new(
         body.0,
-        &["name", "scopes", "expires_in_days", "current_password"],
+        &["name", "scopes", "expires_in_days", "current_password", "totp_code"],
         &["id", "token", "created_at"],
     );
     let name = reader.required_string("name");
@@ -118,10 +130,18 @@ pub(super) fn read_new_token(
         Field::Value(password) => Some(password),
         Field::Absent | Field::Null => None,
     };
+    let totp_code = match reader.string("totp_code") {
+        Field::Value(code) => Some(code),
+        Field::Absent | Field::Null => None,
+    };
     let errors = reader.errors.clone();
     reader.finish()?;
     let new = tokens::NewToken::from_parsed(name, scopes, expires_in_days, errors)?;
-    Ok((new, current_password))
+    Ok(NewTokenRequest {
+        new,
+        current_password,
+        totp_code,
+    })
 }
 
 pub(super) fn resource(token: tokens::TokenSummary) -> TokenResource {
@@ -160,7 +180,8 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpR
 #[utoipa::path(
     post, path = "/api/tokens", tag = "tokens",
     description = "Create a token; the 201 body carries it once. Browser session only (with X-CSRF-Token). \
-        A token with the `resolve` scope needs `current_password` (403 `reauthentication_required` otherwise).",
+        A token with the `resolve` scope needs `current_password`, plus `totp_code` when the account has a second \
+        factor (403 `reauthentication_required` otherwise).",
     request_body = CreateTokenRequest,
     responses(
         (status = 201, body = CreatedTokenResource),
@@ -179,13 +200,22 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let principal = session_only(&state, caller).await?;
     let default_scopes = Scopes::from_list(vec![Scope::Read, Scope::Write]).ok();
-    let (new, current_password) = read_new_token(body, Scopes::parse, default_scopes)?;
+    let NewTokenRequest {
+        new,
+        current_password,
+        totp_code,
+    } = read_new_token(body, Scopes::parse, default_scopes)?;
     let client = client_address(&req);
     let cap = state.settings.caps.tokens;
+    let keyring = state.keyring.clone();
     let created = state
         .db
         .run(move |conn| {
-            tokens::create_for_session(conn, principal.user_id, &new, cap, current_password.as_deref(), &client)
+            let proof = accounts::Reauthentication {
+                current_password: current_password.as_deref(),
+                totp_code: totp_code.as_deref(),
+            };
+            tokens::create_for_session(conn, &keyring, principal.user_id, &new, cap, &proof, &client)
         })
         .await?;
     let secret = created.secret.expose().to_owned();

@@ -12,6 +12,7 @@ mod random;
 mod sealed;
 mod session;
 mod tokens;
+mod totp;
 mod webhook_signature;
 
 pub use compare::constant_time_eq;
@@ -23,4 +24,9 @@ pub use random::{new_csrf_token, new_passphrase_salt, random_bytes, random_url_t
 pub use sealed::{OpenError, RowBinding, Sealed};
 pub use session::{anonymous_csrf_signing_key, hash_session_key, new_session_key, session_cookie_signing_key};
 pub use tokens::{TokenSecret, hash_setup_token, hash_token, new_setup_token};
+pub use totp::{
+    RECOVERY_CODES, TOTP_STEP_SECONDS, TotpSecret, decode_from_form, encode_for_form, hash_login_challenge,
+    hash_recovery_code, looks_like_recovery_code, new_login_challenge, new_recovery_code, parse_pending_plaintext,
+    pending_plaintext, qr_code_svg,
+};
 pub use webhook_signature::WebhookSecret;

@@ -18,7 +18,11 @@
 //! - `lanyard/llm-configuration/api-key`: a key as the release before connections sealed it on
 //!   its configuration (owner, configuration). Only upgraded connections still hold such keys,
 //!   until the start-up re-seal moves them to the connection's binding; new keys never use it;
-//! - `lanyard/master-key-canary`: the start-up canary of one master key.
+//! - `lanyard/master-key-canary`: the start-up canary of one master key;
+//! - `lanyard/webhook/secret`: a webhook's signing secret (webhook);
+//! - `lanyard/second-factor/totp`: a user's one-time-password secret (user);
+//! - `lanyard/second-factor/pending`: a secret offered on the enrolment page and not yet
+//!   confirmed, carried in the form itself (user), so that it never opens as a confirmed one.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -45,6 +49,10 @@ pub enum RowBinding {
     Canary,
     /// A webhook's signing secret: the webhook.
     Webhook { webhook: Uuid },
+    /// A user's confirmed second-factor secret: the user.
+    SecondFactor { user: Uuid },
+    /// A second-factor secret offered to a user and not yet confirmed: the user.
+    PendingSecondFactor { user: Uuid },
 }
 
 impl RowBinding {
@@ -80,6 +88,16 @@ impl RowBinding {
                 aad.extend_from_slice(b"lanyard/webhook/secret\0");
                 aad.extend_from_slice(header);
                 aad.extend_from_slice(webhook.as_bytes());
+            }
+            RowBinding::SecondFactor { user } => {
+                aad.extend_from_slice(b"lanyard/second-factor/totp\0");
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(user.as_bytes());
+            }
+            RowBinding::PendingSecondFactor { user } => {
+                aad.extend_from_slice(b"lanyard/second-factor/pending\0");
+                aad.extend_from_slice(header);
+                aad.extend_from_slice(user.as_bytes());
             }
         }
         aad

@@ -16,11 +16,13 @@ use super::master_key_canaries::CanaryRow;
 use super::memberships::MembershipRow;
 use super::organisation_reveals::OrganisationRevealRow;
 use super::organisations::OrganisationRow;
+use super::recovery_codes::RecoveryCodeRow;
 use super::schema::{
     api_tokens, connection_checks, connection_models, connections, conversation_overrides, instance_settings,
     invitations, key_reveals, llm_configurations, master_key_canaries, memberships, organisation_reveals,
     organisations, security_events, service_tokens, sessions, users, webhook_attempts, webhook_deliveries, webhooks,
 };
+use super::second_factors::SecondFactorRow;
 use super::security_events::EventRow;
 use super::service_tokens::ServiceTokenRow;
 use super::sessions::SessionRow;
@@ -61,6 +63,8 @@ pub struct Snapshot {
     pub webhook_attempts: Vec<AttemptRow>,
     pub service_tokens: Vec<ServiceTokenRow>,
     pub organisation_reveals: Vec<OrganisationRevealRow>,
+    pub second_factors: Vec<SecondFactorRow>,
+    pub recovery_codes: Vec<RecoveryCodeRow>,
 }
 
 /// Rows per table, in the order they are copied.
@@ -110,6 +114,8 @@ impl Snapshot {
             webhook_attempts: super::webhook_attempts::all(conn)?,
             service_tokens: super::service_tokens::all(conn)?,
             organisation_reveals: super::organisation_reveals::all(conn)?,
+            second_factors: super::second_factors::all(conn)?,
+            recovery_codes: super::recovery_codes::all(conn)?,
         })
     }
 
@@ -137,6 +143,8 @@ impl Snapshot {
             ("webhook_attempts", count(self.webhook_attempts.len())),
             ("service_tokens", count(self.service_tokens.len())),
             ("organisation_reveals", count(self.organisation_reveals.len())),
+            ("second_factors", count(self.second_factors.len())),
+            ("recovery_codes", count(self.recovery_codes.len())),
         ]
     }
 
@@ -233,6 +241,13 @@ impl Snapshot {
         for row in &self.organisation_reveals {
             super::organisation_reveals::insert(conn, row)?;
         }
+        // After users, who own them. Pending login steps stay behind, like rate-limit counters.
+        for row in &self.second_factors {
+            super::second_factors::insert(conn, row)?;
+        }
+        for row in &self.recovery_codes {
+            super::recovery_codes::insert(conn, row)?;
+        }
         Ok(())
     }
 }
@@ -275,6 +290,14 @@ pub fn count_rows(conn: &mut DbConnection) -> QueryResult<Counts> {
         (
             "organisation_reveals",
             organisation_reveals::table.count().get_result(conn)?,
+        ),
+        (
+            "second_factors",
+            super::schema::second_factors::table.count().get_result(conn)?,
+        ),
+        (
+            "recovery_codes",
+            super::schema::recovery_codes::table.count().get_result(conn)?,
         ),
     ])
 }

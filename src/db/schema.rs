@@ -402,6 +402,42 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::db::sql_types::DbUuid;
 
+    second_factors (user_id) {
+        user_id -> DbUuid,
+        secret_encrypted -> Binary,
+        key_id -> Text,
+        last_used_step -> BigInt,
+        enabled_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    recovery_codes (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        code_hash -> Binary,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    login_challenges (token_hash) {
+        token_hash -> Binary,
+        user_id -> DbUuid,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
     /// An organisation's audit: each reveal through its service tokens, and each of its
     /// configurations revealed by a member's own token.
     organisation_reveals (id) {
@@ -416,6 +452,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::sql_types::DbUuid;
+
+    second_factor_failures (id) {
+        id -> DbUuid,
+        user_id -> DbUuid,
+        failed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(service_tokens -> organisations (organisation_id));
 diesel::joinable!(organisation_reveals -> organisations (organisation_id));
 diesel::joinable!(organisation_reveals -> users (member_id));
@@ -424,3 +471,8 @@ diesel::allow_tables_to_appear_in_same_query!(service_tokens, users);
 diesel::allow_tables_to_appear_in_same_query!(organisation_reveals, organisations);
 diesel::allow_tables_to_appear_in_same_query!(organisation_reveals, users);
 diesel::allow_tables_to_appear_in_same_query!(service_tokens, organisation_reveals);
+
+diesel::joinable!(second_factors -> users (user_id));
+diesel::joinable!(login_challenges -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(second_factors, users);
+diesel::allow_tables_to_appear_in_same_query!(second_factors, sessions);

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{sessions, users};
+use super::schema::{second_factors, sessions, users};
 use super::sql_types::Stamp;
 use super::{DbConnection, DbId, on_backend};
 use crate::domain::Role;
@@ -29,6 +29,7 @@ pub struct SessionRow {
 pub struct SessionOwner {
     pub role: Role,
     pub is_disabled: bool,
+    pub has_second_factor: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -56,7 +57,15 @@ pub fn find_live(
             .filter(sessions::key_hash.eq(key_hash))
             .filter(sessions::idle_expires_at.gt(now))
             .filter(sessions::absolute_expires_at.gt(now))
-            .select((SessionRow::as_select(), (users::role, users::is_disabled).nullable()))
+            .select((
+                SessionRow::as_select(),
+                (
+                    users::role,
+                    users::is_disabled,
+                    diesel::dsl::exists(second_factors::table.filter(second_factors::user_id.eq(users::id))),
+                )
+                    .nullable(),
+            ))
             .get_results(backend)
     })
     .map(|rows| rows.into_iter().next())

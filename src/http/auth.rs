@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::AppState;
 use super::anonymous_csrf::AnonymousCsrf;
 use super::page_error::PageError;
-use super::session::{CSRF_TOKEN, EMAIL, ROLE, UNAVAILABLE, USER_ID};
+use super::page_error::SECOND_FACTOR_SETUP;
+use super::session::{CSRF_TOKEN, EMAIL, ROLE, SECOND_FACTOR_MISSING, UNAVAILABLE, USER_ID};
 use crate::crypto;
 use crate::domain::Role;
 use crate::error::AppError;
@@ -118,6 +119,9 @@ pub struct SignedIn {
     pub role: Role,
     pub csrf_token: String,
     pub session: Session,
+    /// The admin requires a second factor and this account has none yet: the extractor lets
+    /// such a session reach only [`SECOND_FACTOR_SETUP`] (and logout, which needs no user).
+    pub second_factor_missing: bool,
 }
 
 impl SignedIn {
@@ -137,12 +141,14 @@ impl SignedIn {
             (Some(user_id), Some(role)) => {
                 let csrf_token = csrf_token(&session)?;
                 let email = session.get::<String>(EMAIL).ok().flatten().unwrap_or_default();
+                let second_factor_missing = session.get::<bool>(SECOND_FACTOR_MISSING).ok().flatten() == Some(true);
                 Ok(Some(SignedIn {
                     user_id,
                     email,
                     role,
                     csrf_token,
                     session,
+                    second_factor_missing,
                 }))
             }
             _ => Ok(None),
@@ -161,11 +167,19 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let htmx = is_htmx(req);
         std::future::ready(match SignedIn::from_session(req.get_session()) {
+            Ok(Some(user)) if user.second_factor_missing && !second_factor_setup_path(req) => {
+                Err(PageError::SecondFactorSetup { htmx })
+            }
             Ok(Some(user)) => Ok(user),
             Ok(None) => Err(PageError::SignedOut { htmx }),
             Err(error) => Err(PageError::App(error)),
         })
     }
+}
+
+/// The pages a session without its required second factor may still reach: setting it up.
+fn second_factor_setup_path(req: &HttpRequest) -> bool {
+    req.path() == SECOND_FACTOR_SETUP
 }
 
 /// A urlencoded form (at most 64 KiB) whose CSRF token and origin have been checked. `T`

@@ -113,6 +113,10 @@ fn session_principal(req: &HttpRequest) -> Result<Option<Principal>, AppError> {
     let Some(user) = SignedIn::from_session(session.clone())? else {
         return Ok(None);
     };
+    // Bearer tokens are not confined: only a session without its required second factor is.
+    if user.second_factor_missing {
+        return Err(AppError::SecondFactorRequired);
+    }
     if !req.method().is_safe() {
         auth::check_request(req, &session, None)?;
     }

@@ -8,9 +8,18 @@ use askama::Template;
 
 use crate::error::AppError;
 
+/// Where a session that must set up a second factor is sent.
+pub const SECOND_FACTOR_SETUP: &str = "/settings/two-factor";
+
 #[derive(Debug)]
 pub enum PageError {
-    SignedOut { htmx: bool },
+    SignedOut {
+        htmx: bool,
+    },
+    /// The admin requires a second factor and this account has none: to its set-up page.
+    SecondFactorSetup {
+        htmx: bool,
+    },
     App(AppError),
 }
 
@@ -18,6 +27,7 @@ impl std::fmt::Display for PageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PageError::SignedOut { .. } => f.write_str("not signed in"),
+            PageError::SecondFactorSetup { .. } => f.write_str("a second factor must be set up first"),
             PageError::App(error) => error.fmt(f),
         }
     }
@@ -60,8 +70,10 @@ fn title_for(status: u16) -> &'static str {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::SignedOut { htmx: true } => StatusCode::OK,
-            PageError::SignedOut { htmx: false } => StatusCode::SEE_OTHER,
+            PageError::SignedOut { htmx: true } | PageError::SecondFactorSetup { htmx: true } => StatusCode::OK,
+            PageError::SignedOut { htmx: false } | PageError::SecondFactorSetup { htmx: false } => {
+                StatusCode::SEE_OTHER
+            }
             PageError::App(AppError::Unauthorized) => StatusCode::SEE_OTHER,
             PageError::App(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -75,6 +87,16 @@ impl ResponseError for PageError {
             PageError::SignedOut { htmx: false } | PageError::App(AppError::Unauthorized) => {
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, "/login"))
+                    .finish();
+            }
+            PageError::SecondFactorSetup { htmx: true } => {
+                return HttpResponse::Ok()
+                    .insert_header(("HX-Redirect", SECOND_FACTOR_SETUP))
+                    .finish();
+            }
+            PageError::SecondFactorSetup { htmx: false } => {
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, SECOND_FACTOR_SETUP))
                     .finish();
             }
             PageError::App(error) => error,

@@ -11,6 +11,7 @@ use crate::services::import::ImportError;
 use crate::services::organisations::OrganisationsError;
 use crate::services::service_tokens::ServiceTokensError;
 use crate::services::tokens::TokensError;
+use crate::services::two_factor::TwoFactorError;
 use crate::services::webhooks::WebhooksError;
 
 impl From<AccessError> for AppError {
@@ -72,6 +73,24 @@ impl From<TokensError> for AppError {
             TokensError::CorruptScopes => AppError::Internal(error.to_string()),
             TokensError::Account(error) => AppError::from(error),
             TokensError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
+impl From<TwoFactorError> for AppError {
+    fn from(error: TwoFactorError) -> Self {
+        match error {
+            TwoFactorError::WrongCode => AppError::validation("code", error.to_string()),
+            TwoFactorError::WrongPassword => AppError::validation("current_password", error.to_string()),
+            TwoFactorError::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
+            TwoFactorError::ChallengeExpired | TwoFactorError::EnrolmentExpired => {
+                AppError::BadRequest(error.to_string())
+            }
+            TwoFactorError::AlreadyOn | TwoFactorError::NotOn => AppError::conflict(None, error.to_string()),
+            TwoFactorError::SecretUnreadable => AppError::KeyUnreadable,
+            TwoFactorError::NotFound => AppError::NotFound,
+            TwoFactorError::Internal(detail) => AppError::Internal(detail),
+            TwoFactorError::Store(error) => AppError::from(error),
         }
     }
 }

@@ -14,6 +14,7 @@ use chrono::Duration;
 
 use crate::crypto::{self, MasterKeyring, hash_session_key, new_session_key};
 use crate::db::{self, Database, DbId, sessions};
+use crate::services::two_factor;
 
 pub const COOKIE_NAME: &str = "lanyard_session";
 pub const IDLE_TIMEOUT: Duration = Duration::hours(12);
@@ -26,6 +27,9 @@ pub const CSRF_TOKEN: &str = "csrf_token";
 pub const EMAIL: &str = "email";
 /// Filled in on every load from the users table (never stored): the user's current role.
 pub const ROLE: &str = "_role";
+/// Filled in on every load (never stored): the admin requires a second factor and this password
+/// account has none, so only its set-up page is open.
+pub const SECOND_FACTOR_MISSING: &str = "_second_factor_missing";
 /// Set on load (never stored) when the database could not be reached.
 pub const UNAVAILABLE: &str = "_unavailable";
 
@@ -86,6 +90,11 @@ impl SessionStore for DbSessionStore {
                             ROLE.to_owned(),
                             serde_json::Value::from(owner.role.as_str()).to_string(),
                         );
+                        if let Some(user_id) = row.user_id
+                            && two_factor::setup_required(conn, user_id.0, owner.has_second_factor)?
+                        {
+                            state.insert(SECOND_FACTOR_MISSING.to_owned(), "true".to_owned());
+                        }
                     }
                     None if row.user_id.is_some() => return Ok(None),
                     None => {}

@@ -4,11 +4,12 @@
 use chrono::{Duration, NaiveDateTime};
 use uuid::Uuid;
 
-use crate::crypto;
+use crate::crypto::{self, MasterKeyring};
 use crate::db::{
     self, DbConnection, DbError, DbId, api_tokens, auth_failures, instance_settings, security_events, sessions, users,
 };
 use crate::domain::{Email, FieldErrors, Password, Role};
+use crate::services::two_factor::{self, TwoFactorError};
 
 /// What went wrong with an account, in the product's words (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,7 @@ pub const LOGIN_FAILED: &str = "wrong email or password";
 
 /// Which limits an attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Limits {
+pub(super) enum Limits {
     /// Logins and wrong current passwords: per (account, address) pair and per address.
     AccountAndAddress,
     /// Registrations: per address only (each names a new account, so a pair limit would never
@@ -147,7 +148,7 @@ const REGISTRATION_ATTEMPTS: &str = "(registration)";
 /// the limit allows are judged, on both databases. The row stands for a failure until the
 /// caller calls [`release_attempt`] because the password was right: one table, no separate
 /// "attempt" and "failure" rows, at the price of an attempt in flight counting for a moment.
-fn reserve_attempt(
+pub(super) fn reserve_attempt(
     conn: &mut DbConnection,
     account_key: &str,
     client: &str,
@@ -170,7 +171,7 @@ fn reserve_attempt(
 }
 
 /// The password of a reserved attempt was right: it no longer counts.
-fn release_attempt(conn: &mut DbConnection, attempt: DbId) -> Result<(), AccountsError> {
+pub(super) fn release_attempt(conn: &mut DbConnection, attempt: DbId) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         auth_failures::delete(conn, attempt)?;
         Ok(())
@@ -185,6 +186,16 @@ pub struct SignedInUser {
     pub role: Role,
 }
 
+/// What a right password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// The account has no second factor: sign in.
+    SignedIn(SignedInUser),
+    /// The account has a second factor: its second step waits under this token (for a cookie),
+    /// for 5 minutes. No session yet.
+    SecondFactorNeeded { challenge: String },
+}
+
 /// Checks an email and password. Unknown email, wrong password and disabled account all get
 /// [`LOGIN_FAILED`] after the same amount of work.
 pub fn login(
@@ -192,7 +203,7 @@ pub fn login(
     email: &str,
     password: &str,
     client: &str,
-) -> Result<SignedInUser, AccountsError> {
+) -> Result<LoginOutcome, AccountsError> {
     let account_key = email.trim().to_lowercase();
     let attempt = reserve_attempt(conn, &account_key, client, Limits::AccountAndAddress)?;
     let user = users::find_by_email_key(conn, &account_key)?;
@@ -206,11 +217,14 @@ pub fn login(
         Some(user) if password_ok && !user.is_disabled => {
             let role = user.role;
             release_attempt(conn, attempt)?;
-            Ok(SignedInUser {
+            if let Some(challenge) = two_factor::start_challenge(conn, user.id.0).map_err(AccountsError::from)? {
+                return Ok(LoginOutcome::SecondFactorNeeded { challenge });
+            }
+            Ok(LoginOutcome::SignedIn(SignedInUser {
                 id: user.id.0,
                 email: user.email,
                 role,
-            })
+            }))
         }
         // The reserved attempt stays: it is the recorded failure.
         _ => Err(AccountsError::LoginFailed),
@@ -348,7 +362,7 @@ fn ensure_may_register(
 
 /// Checks the signed-in user's current password, counting a wrong one against the login
 /// limits (the same budget as failed logins from `client`). `Ok(false)` for a wrong password.
-fn current_password_matches(
+pub(super) fn current_password_matches(
     conn: &mut DbConnection,
     user: &users::UserRow,
     presented: &str,
@@ -363,23 +377,49 @@ fn current_password_matches(
     }
 }
 
+/// What a request presents to re-authenticate: the current password, and a second-factor code
+/// (or a recovery code) when the account has a second factor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reauthentication<'a> {
+    pub current_password: Option<&'a str>,
+    pub totp_code: Option<&'a str>,
+}
+
 /// Re-authenticates the signed-in user for an action that can reveal keys: the current password
-/// must come with the request. Missing or wrong: [`AccountsError::ReauthenticationRequired`]; a wrong
-/// one counts against the login limits.
+/// must come with the request, and a second-factor code when the account has one. Missing or
+/// wrong: [`AccountsError::ReauthenticationRequired`]; a wrong one counts against the login
+/// limits (a wrong code also against the account's second-factor limit).
 pub fn reauthenticate(
     conn: &mut DbConnection,
+    keyring: &MasterKeyring,
     user_id: Uuid,
-    current_password: Option<&str>,
+    proof: &Reauthentication<'_>,
     client: &str,
 ) -> Result<(), AccountsError> {
-    let Some(presented) = current_password.filter(|password| !password.is_empty()) else {
+    let Some(presented) = proof.current_password.filter(|password| !password.is_empty()) else {
         return Err(AccountsError::ReauthenticationRequired);
     };
     let user = find_user(conn, user_id)?;
-    if current_password_matches(conn, &user, presented, client)? {
-        Ok(())
-    } else {
-        Err(AccountsError::ReauthenticationRequired)
+    if !current_password_matches(conn, &user, presented, client)? {
+        return Err(AccountsError::ReauthenticationRequired);
+    }
+    if !two_factor::is_on(conn, user_id).map_err(AccountsError::from)? {
+        return Ok(());
+    }
+    let Some(code) = proof.totp_code.map(str::trim).filter(|code| !code.is_empty()) else {
+        return Err(AccountsError::ReauthenticationRequired);
+    };
+    two_factor::check_code(conn, keyring, &user, code, client, |_| Ok(())).map_err(AccountsError::from)
+}
+
+/// A second factor's refusals, as re-authentication and login word them.
+impl From<TwoFactorError> for AccountsError {
+    fn from(error: TwoFactorError) -> Self {
+        match error {
+            TwoFactorError::RateLimited { retry_after_secs } => AccountsError::RateLimited { retry_after_secs },
+            TwoFactorError::Store(error) => AccountsError::Store(error),
+            _ => AccountsError::ReauthenticationRequired,
+        }
     }
 }
 
@@ -432,7 +472,7 @@ fn ensure_not_last_owner_anywhere(conn: &mut DbConnection, user_id: Uuid) -> Res
     }
 }
 
-fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AccountsError> {
+pub(super) fn find_user(conn: &mut DbConnection, user_id: Uuid) -> Result<users::UserRow, AccountsError> {
     users::find_by_id(conn, DbId(user_id))?.ok_or(AccountsError::NotFound)
 }
 
@@ -443,6 +483,8 @@ pub enum Actor {
     Admin(Uuid),
     /// An operator at the command line (who holds the database, so has no account here).
     CommandLine,
+    /// The account's own user, signed in.
+    Themselves,
 }
 
 /// What happened to an account, as its security events record it.
@@ -451,6 +493,11 @@ pub enum SecurityEventKind {
     UserDisabled,
     UserEnabled,
     PasswordReset,
+    SecondFactorEnabled,
+    SecondFactorDisabled,
+    /// Removed at the command line (`lanyard user reset-2fa`).
+    SecondFactorReset,
+    RecoveryCodeUsed,
 }
 
 impl SecurityEventKind {
@@ -459,6 +506,10 @@ impl SecurityEventKind {
             SecurityEventKind::UserDisabled => "user_disabled",
             SecurityEventKind::UserEnabled => "user_enabled",
             SecurityEventKind::PasswordReset => "password_reset",
+            SecurityEventKind::SecondFactorEnabled => "second_factor_enabled",
+            SecurityEventKind::SecondFactorDisabled => "second_factor_disabled",
+            SecurityEventKind::SecondFactorReset => "second_factor_reset",
+            SecurityEventKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
@@ -467,6 +518,10 @@ impl SecurityEventKind {
             "user_disabled" => Some(SecurityEventKind::UserDisabled),
             "user_enabled" => Some(SecurityEventKind::UserEnabled),
             "password_reset" => Some(SecurityEventKind::PasswordReset),
+            "second_factor_enabled" => Some(SecurityEventKind::SecondFactorEnabled),
+            "second_factor_disabled" => Some(SecurityEventKind::SecondFactorDisabled),
+            "second_factor_reset" => Some(SecurityEventKind::SecondFactorReset),
+            "recovery_code_used" => Some(SecurityEventKind::RecoveryCodeUsed),
             _ => None,
         }
     }
@@ -474,7 +529,7 @@ impl SecurityEventKind {
 
 /// Records a security event inside the caller's transaction. The actor is named in words as
 /// well, so that the event still says who acted after the actor's account is deleted.
-fn record_event(
+pub(super) fn record_event(
     conn: &mut DbConnection,
     user_id: Uuid,
     kind: SecurityEventKind,
@@ -485,6 +540,7 @@ fn record_event(
     let (actor_id, actor_name) = match actor {
         Actor::Admin(admin_id) => (Some(DbId(admin_id)), find_user(conn, admin_id)?.email),
         Actor::CommandLine => (None, COMMAND_LINE.to_owned()),
+        Actor::Themselves => (Some(DbId(user_id)), find_user(conn, user_id)?.email),
     };
     security_events::insert(
         conn,
@@ -611,6 +667,10 @@ impl SecurityEvent {
             SecurityEventKind::UserDisabled => format!("Account disabled: {cut_off}"),
             SecurityEventKind::UserEnabled => "Account enabled (revoked tokens stay revoked)".to_owned(),
             SecurityEventKind::PasswordReset => format!("Password reset: {cut_off}"),
+            SecurityEventKind::SecondFactorEnabled => "Two-factor authentication turned on".to_owned(),
+            SecurityEventKind::SecondFactorDisabled => "Two-factor authentication turned off".to_owned(),
+            SecurityEventKind::SecondFactorReset => "Two-factor authentication removed for recovery".to_owned(),
+            SecurityEventKind::RecoveryCodeUsed => "A recovery code was used to sign in".to_owned(),
         }
     }
 }
@@ -638,6 +698,18 @@ pub fn recent_security_events(conn: &mut DbConnection) -> Result<Vec<SecurityEve
 pub fn set_registration_open(conn: &mut DbConnection, open: bool) -> Result<(), AccountsError> {
     db::write_transaction(conn, |conn| {
         instance_settings::set(conn, REGISTRATION_OPEN_SETTING, if open { "true" } else { "false" })?;
+        Ok(())
+    })
+}
+
+/// The admin's switch: require a second factor of every password account (or not).
+pub fn set_second_factor_required(conn: &mut DbConnection, required: bool) -> Result<(), AccountsError> {
+    db::write_transaction(conn, |conn| {
+        instance_settings::set(
+            conn,
+            two_factor::REQUIRE_SECOND_FACTOR_SETTING,
+            if required { "true" } else { "false" },
+        )?;
         Ok(())
     })
 }

@@ -8,6 +8,7 @@ use chrono::NaiveDateTime;
 use uuid::Uuid;
 
 use super::accounts::{self, AccountsError, SecurityEvent};
+use super::two_factor;
 use crate::db::{DbConnection, DbError, key_reveals, llm_configurations, users};
 use crate::domain::{Role, TestStatus};
 
@@ -51,10 +52,23 @@ pub struct Reveal {
 pub struct AdminOverview {
     pub users: Vec<UserOverview>,
     pub registration_open: bool,
+    pub second_factor_required: bool,
     /// Stored keys per master key id.
     pub keys_by_id: Vec<(String, i64)>,
     pub reveals: Vec<Reveal>,
     pub security_events: Vec<SecurityEvent>,
+}
+
+/// Sealed values per master key id, for the admin's master-key table: API keys and second-factor
+/// secrets (every sealed value `rotate-keys` re-seals).
+fn sealed_values_by_key_id(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AdminError> {
+    let mut counts: std::collections::BTreeMap<String, i64> = crate::db::connections::count_keys_by_key_id(conn)?
+        .into_iter()
+        .collect();
+    for (key_id, count) in crate::db::second_factors::count_by_key_id(conn)? {
+        *counts.entry(key_id).or_default() += count;
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// Reveals shown on the admin page.
@@ -100,7 +114,10 @@ pub fn overview(conn: &mut DbConnection) -> Result<AdminOverview, AdminError> {
     Ok(AdminOverview {
         users,
         registration_open: accounts::registration_open(conn)?,
-        keys_by_id: crate::db::connections::count_keys_by_key_id(conn)?,
+        second_factor_required: crate::db::instance_settings::get(conn, two_factor::REQUIRE_SECOND_FACTOR_SETTING)?
+            .as_deref()
+            == Some("true"),
+        keys_by_id: sealed_values_by_key_id(conn)?,
         reveals,
         security_events: accounts::recent_security_events(conn)?,
     })

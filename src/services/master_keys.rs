@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use crate::config::MasterKeySource;
 use crate::crypto::{self, KeyId, MasterKey, MasterKeyring, RowBinding};
 use crate::db::connections::{self as connection_store, ResealSelection};
-use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries};
+use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries, second_factors};
 use crate::services::connections;
 
 /// The plaintext every canary seals.
@@ -123,13 +123,19 @@ impl StoredKeyState {
         }
         // Before migrations: a database the release before connections wrote keeps its keys on
         // the configurations.
-        let keys_by_id = if connection_store::table_exists(conn)? {
+        let mut keys_by_id: BTreeMap<String, i64> = if connection_store::table_exists(conn)? {
             connection_store::count_keys_by_key_id(conn)?
         } else {
             llm_configurations::legacy_count_keys_by_key_id(conn)?
         }
         .into_iter()
         .collect();
+        // Second-factor secrets are sealed too: a master key they need must be configured.
+        if second_factors::table_exists(conn)? {
+            for (key_id, count) in second_factors::count_by_key_id(conn)? {
+                *keys_by_id.entry(key_id).or_default() += count;
+            }
+        }
         let canaries = master_key_canaries::list(conn)?
             .into_iter()
             .map(|row| (row.key_id, row.canary))
@@ -303,6 +309,7 @@ pub fn rotate(
         |_| {},
     )?;
     reseal_webhook_secrets(conn, keyring, &active, &mut report)?;
+    reseal_second_factors(conn, keyring, &active, &mut report)?;
     let mut remaining: BTreeMap<String, i64> = connection_store::count_keys_by_key_id(conn)?
         .into_iter()
         .filter(|(id, _)| *id != active)
@@ -310,6 +317,11 @@ pub fn rotate(
     for webhook in crate::db::webhooks::all(conn)? {
         if webhook.key_id != active {
             *remaining.entry(webhook.key_id).or_default() += 1;
+        }
+    }
+    for (key_id, count) in second_factors::count_by_key_id(conn)? {
+        if key_id != active {
+            *remaining.entry(key_id).or_default() += count;
         }
     }
     report.remaining = remaining.into_iter().collect();
@@ -340,6 +352,43 @@ fn reseal_webhook_secrets(
                 conn,
                 webhook.id,
                 &webhook.secret_encrypted,
+                &resealed.bytes,
+                &resealed.key_id,
+            )? {
+                report.re_encrypted += 1;
+            } else {
+                report.changed_meanwhile += 1;
+            }
+        }
+        Ok::<_, diesel::result::Error>(())
+    })?;
+    Ok(())
+}
+
+/// Second-factor secrets, sealed to their user: each one not under the active master key is
+/// sealed again under it (compare-and-swap). One per user who turned it on; one transaction.
+fn reseal_second_factors(
+    conn: &mut DbConnection,
+    keyring: &MasterKeyring,
+    active: &str,
+    report: &mut RotationReport,
+) -> Result<(), KeyCheckError> {
+    let stale: Vec<_> = second_factors::all(conn)?
+        .into_iter()
+        .filter(|factor| factor.key_id != active)
+        .collect();
+    db::write_transaction(conn, |conn| {
+        for factor in &stale {
+            let binding = RowBinding::SecondFactor { user: factor.user_id.0 };
+            let Ok(plain) = keyring.open(&factor.secret_encrypted, binding) else {
+                report.unreadable += 1;
+                continue;
+            };
+            let resealed = keyring.seal(&plain, binding);
+            if second_factors::replace_sealed_secret(
+                conn,
+                factor.user_id,
+                &factor.secret_encrypted,
                 &resealed.bytes,
                 &resealed.key_id,
             )? {

@@ -7,9 +7,9 @@
 use chrono::{Duration, NaiveDateTime};
 use uuid::Uuid;
 
-use super::accounts::{self, AccountsError};
+use super::accounts::{self, AccountsError, Reauthentication};
 use super::tokens::{CreatedToken, NewToken, TokenSummary};
-use crate::crypto::TokenSecret;
+use crate::crypto::{MasterKeyring, TokenSecret};
 use crate::db::{self, DbConnection, DbError, DbId, memberships, organisation_reveals, organisations, service_tokens};
 use crate::domain::{OrganisationRole, Scope, Scopes, UserCap};
 
@@ -58,20 +58,23 @@ pub fn require_admin(conn: &mut DbConnection, organisation_id: Uuid, user_id: Uu
 }
 
 /// Creates a service token for an admin's browser session. A token with `resolve` can reveal
-/// keys, so it needs the admin's current password in the same request (a wrong one counts
-/// against the login limits from `client`), as a personal one does.
+/// keys, so it needs the admin's re-authentication in the same request (the current password,
+/// and a code when the account has a second factor; a wrong one counts against the login limits
+/// from `client`), as a personal one does.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     conn: &mut DbConnection,
+    keyring: &MasterKeyring,
     user_id: Uuid,
     organisation_id: Uuid,
     new: &NewToken,
     cap: UserCap,
-    current_password: Option<&str>,
+    proof: &Reauthentication<'_>,
     client: &str,
 ) -> Result<CreatedToken, ServiceTokensError> {
     require_admin(conn, organisation_id, user_id)?;
     if new.scopes.iter().any(|scope| scope == Scope::Resolve) {
-        accounts::reauthenticate(conn, user_id, current_password, client)?;
+        accounts::reauthenticate(conn, keyring, user_id, proof, client)?;
     }
     let secret = TokenSecret::generate();
     let id = Uuid::now_v7();

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::accounts::{self, AccountsError};
 use super::{Authenticated, Credential, Principal, ServicePrincipal};
-use crate::crypto::{self, TokenSecret, hash_token};
+use crate::crypto::{self, MasterKeyring, TokenSecret, hash_token};
 use crate::db::{self, DbConnection, DbError, DbId, api_tokens, service_tokens, users};
 use crate::domain::{FieldErrors, Scope, Scopes, UserCap};
 
@@ -137,18 +137,20 @@ pub fn create_token(
 
 /// Creates a token for the signed-in user of a browser session. A token with the `resolve` scope
 /// can reveal keys, so it is created only when the request also carries the user's current
-/// password (a wrong one counts against the login limits from `client`); other scopes need none.
-/// The command line uses [`create_token`] directly: its operator holds the database.
+/// password, and a second-factor code when the account has one (a wrong one counts against the
+/// login limits from `client`); other scopes need none. The command line uses [`create_token`]
+/// directly: its operator holds the database.
 pub fn create_for_session(
     conn: &mut DbConnection,
+    keyring: &MasterKeyring,
     user_id: Uuid,
     new: &NewToken,
     cap: UserCap,
-    current_password: Option<&str>,
+    proof: &accounts::Reauthentication<'_>,
     client: &str,
 ) -> Result<CreatedToken, TokensError> {
     if new.scopes.iter().any(|scope| scope == Scope::Resolve) {
-        accounts::reauthenticate(conn, user_id, current_password, client)?;
+        accounts::reauthenticate(conn, keyring, user_id, proof, client)?;
     }
     create_token(conn, user_id, new, cap)
 }

@@ -14,7 +14,7 @@ use crate::http::auth::{NoFields, ProtectedForm, SignInForm, SignedIn, csrf_toke
 use crate::http::client_address;
 use crate::http::page_error::PageResult;
 use crate::http::session::{CSRF_TOKEN, EMAIL, USER_ID};
-use crate::services::accounts::{self, AccountsError, SignedInUser};
+use crate::services::accounts::{self, AccountsError, LoginOutcome, SignedInUser};
 
 /// Starts a fresh session for `user`: a new session id (so a planted id is worthless) and a
 /// new CSRF token.
@@ -91,9 +91,18 @@ pub async fn login(
         .run(move |conn| accounts::login(conn, &email, &password, &client))
         .await;
     match outcome {
-        Ok(user) => {
+        Ok(LoginOutcome::SignedIn(user)) => {
             sign_in(&session, &user)?;
             Ok(see_other("/llm-configurations"))
+        }
+        Ok(LoginOutcome::SecondFactorNeeded { challenge }) => {
+            // No session yet: the second step is bound to this attempt by its own cookie.
+            let mut response = see_other(super::two_factor::LOGIN_STEP);
+            let cookie = super::two_factor::challenge_cookie(&state, challenge);
+            response
+                .add_cookie(&cookie)
+                .map_err(|error| AppError::Internal(format!("cannot set the sign-in cookie: {error}")))?;
+            Ok(response)
         }
         Err(AccountsError::LoginFailed) => {
             // The same page for an unknown email and a wrong password: nothing is echoed back.

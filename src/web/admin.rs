@@ -82,6 +82,7 @@ struct AdminPage {
     users: Vec<UserView>,
     organisations: Vec<OrganisationView>,
     registration_open: bool,
+    second_factor_required: bool,
     egress_mode: &'static str,
     egress_allow: Vec<String>,
     master_keys: Vec<MasterKeyView>,
@@ -93,6 +94,7 @@ struct AdminData {
     users: Vec<UserView>,
     organisations: Vec<OrganisationView>,
     registration_open: bool,
+    second_factor_required: bool,
     keys_by_id: Vec<(String, i64)>,
     reveals: Vec<RevealView>,
     security_events: Vec<SecurityEventView>,
@@ -142,6 +144,7 @@ fn load(conn: &mut Work, me: Uuid) -> Result<AdminData, AppError> {
         users,
         organisations,
         registration_open: overview.registration_open,
+        second_factor_required: overview.second_factor_required,
         keys_by_id: overview.keys_by_id,
         reveals,
         security_events: overview
@@ -199,6 +202,7 @@ fn render(
         users: data.users,
         organisations: data.organisations,
         registration_open: data.registration_open,
+        second_factor_required: data.second_factor_required,
         egress_mode: state.settings.egress.mode_name(),
         egress_allow: state.settings.egress.describe_allow_list(),
         master_keys,
@@ -395,6 +399,25 @@ pub async fn set_registration(
     let open = form.fields.open == "true";
     act(state, admin, "saved", move |conn| {
         accounts::set_registration_open(conn, open)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactorField {
+    #[serde(default)]
+    required: String,
+}
+
+/// The switch "require a second factor" for every password account.
+pub async fn set_second_factor_required(
+    state: web::Data<AppState>,
+    Admin(admin): Admin,
+    form: ProtectedForm<SecondFactorField>,
+) -> PageResult {
+    let required = form.fields.required == "true";
+    act(state, admin, "saved", move |conn| {
+        accounts::set_second_factor_required(conn, required)
     })
     .await
 }

@@ -14,6 +14,7 @@ pub mod organisation_tokens;
 pub mod organisations;
 pub mod respond;
 pub mod settings;
+pub mod two_factor;
 pub mod views;
 
 use actix_web::{HttpResponse, web};
@@ -32,6 +33,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/register")
                 .get(accounts::register_form)
                 .post(accounts::register),
+        )
+        .service(
+            web::resource(two_factor::LOGIN_STEP)
+                .get(two_factor::login_step_form)
+                .post(two_factor::login_step),
         )
         .route("/logout", web::post().to(accounts::logout))
         .service(
@@ -175,7 +181,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(settings::delete_webhook),
         )
         .route("/settings/webhooks/{id}/ping", web::post().to(settings::ping_webhook))
-        .route("/settings/password", web::post().to(settings::change_password));
+        .route("/settings/password", web::post().to(settings::change_password))
+        .service(
+            web::resource(two_factor::PAGE)
+                .get(two_factor::page)
+                .post(two_factor::enable),
+        )
+        .route("/settings/two-factor/disable", web::post().to(two_factor::disable))
+        .route(
+            "/admin/second-factor",
+            web::post().to(admin::set_second_factor_required),
+        );
 }
 
 /// `/` leads to the management page (a visitor without a session is sent to `/login` first).

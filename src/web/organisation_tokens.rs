@@ -18,7 +18,7 @@ use crate::http::AppState;
 use crate::http::auth::{NoFields, ProtectedForm, SignedIn};
 use crate::http::client_address;
 use crate::http::page_error::PageResult;
-use crate::services::accounts::AccountsError;
+use crate::services::accounts::{AccountsError, Reauthentication};
 use crate::services::service_tokens::{self, ServiceTokensError};
 use crate::services::tokens::{self, NewToken};
 
@@ -92,6 +92,9 @@ pub struct TokenFields {
     /// Needed for the `resolve` scope only.
     #[serde(default)]
     current_password: String,
+    /// Needed with it when the account has a second factor.
+    #[serde(default)]
+    totp_code: String,
 }
 
 fn organisation_id(raw: &str) -> Result<Uuid, AppError> {
@@ -147,11 +150,17 @@ pub async fn create(
             let user_id = user.user_id;
             let client = client_address(&req);
             let current_password = form.fields.current_password.clone();
+            let totp_code = form.fields.totp_code.clone();
             let cap = state.settings.caps.tokens;
+            let keyring = state.keyring.clone();
             let outcome = state
                 .db
                 .run(move |conn| {
-                    service_tokens::create(conn, user_id, id, &new, cap, Some(current_password.as_str()), &client)
+                    let proof = Reauthentication {
+                        current_password: Some(current_password.as_str()),
+                        totp_code: Some(totp_code.as_str()).filter(|code| !code.trim().is_empty()),
+                    };
+                    service_tokens::create(conn, &keyring, user_id, id, &new, cap, &proof, &client)
                 })
                 .await;
             match outcome {

@@ -22,7 +22,7 @@ use crate::http::page_error::PageResult;
 use crate::services::accounts::{self, AccountsError, SignedInUser};
 use crate::services::tokens::TokensError;
 use crate::services::webhooks::{self, NewWebhook, WebhooksError, parse_description};
-use crate::services::{Work, configurations, tokens};
+use crate::services::{Work, configurations, tokens, two_factor};
 
 const PAGE: &str = "/settings";
 
@@ -32,6 +32,8 @@ struct SettingsData {
     tokens: Vec<TokenView>,
     webhooks: Vec<WebhookView>,
     security_events: Vec<SecurityEventView>,
+    /// Whether the account has a second factor (the token form then asks for a code).
+    two_factor_on: bool,
 }
 
 /// How many recent attempts the page shows under each webhook.
@@ -65,6 +67,7 @@ fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
             .into_iter()
             .map(SecurityEventView::new)
             .collect(),
+        two_factor_on: two_factor::is_on(conn, user_id)?,
     })
 }
 
@@ -85,6 +88,7 @@ struct SettingsPage {
     password_errors: FieldErrors,
     password_changed: bool,
     security_events: Vec<SecurityEventView>,
+    two_factor_on: bool,
 }
 
 /// The "Webhooks" section (`settings/_webhooks.html`), the user's own on `/settings` or an
@@ -161,6 +165,7 @@ struct TokensFragment {
     tokens: Vec<TokenView>,
     created_token: Option<CreatedTokenView>,
     token_errors: FieldErrors,
+    two_factor_on: bool,
 }
 
 /// What the default selector offers (the active configurations: the user's own, then an
@@ -205,6 +210,7 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         password_errors: state.password_errors,
         password_changed: state.password_changed,
         security_events: data.security_events,
+        two_factor_on: data.two_factor_on,
     };
     Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
@@ -301,6 +307,9 @@ pub struct TokenFields {
     /// Needed for the `resolve` scope only.
     #[serde(default)]
     current_password: String,
+    /// Needed for the `resolve` scope when the account has a second factor.
+    #[serde(default)]
+    totp_code: String,
 }
 
 pub async fn create_token(
@@ -342,6 +351,8 @@ pub async fn create_token(
     let owner = user.user_id;
     let client = client_address(&req);
     let current_password = form.fields.current_password.clone();
+    let totp_code = form.fields.totp_code.clone();
+    let keyring = state.keyring.clone();
     let created = match tokens::NewToken::from_parsed(name, scopes, expires_in_days, std::mem::take(&mut errors)) {
         Err(refused) => {
             errors = refused;
@@ -352,7 +363,11 @@ pub async fn create_token(
             let outcome = state
                 .db
                 .run(move |conn| {
-                    tokens::create_for_session(conn, owner, &new, cap, Some(current_password.as_str()), &client)
+                    let proof = accounts::Reauthentication {
+                        current_password: Some(current_password.as_str()),
+                        totp_code: Some(totp_code.as_str()),
+                    };
+                    tokens::create_for_session(conn, &keyring, owner, &new, cap, &proof, &client)
                 })
                 .await;
             match outcome {
@@ -363,7 +378,8 @@ pub async fn create_token(
                 Err(TokensError::Account(AccountsError::ReauthenticationRequired)) => {
                     errors.add(
                         "current_password",
-                        "enter your current password to create a token with the resolve scope",
+                        "enter your current password (and a code from your authenticator app, when two-factor \
+                         authentication is on) to create a token with the resolve scope",
                     );
                     None
                 }
@@ -390,6 +406,7 @@ pub async fn create_token(
             tokens: data.tokens,
             created_token: created,
             token_errors: errors,
+            two_factor_on: data.two_factor_on,
         };
         return Ok(private_html(status, fragment.render().map_err(AppError::from)?));
     }
@@ -424,6 +441,7 @@ pub async fn revoke_token(
         tokens: data.tokens,
         created_token: None,
         token_errors: FieldErrors::new(),
+        two_factor_on: data.two_factor_on,
     };
     Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }

@@ -40,5 +40,6 @@ mod secrets;
 mod service_tokens;
 mod sessions;
 mod tokens;
+mod two_factor;
 mod upgrade;
 mod webhooks;

@@ -239,13 +239,19 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
             expires_in_days: None,
         };
         let caps = lanyard::domain::UserCaps::default();
+        let keyring = lanyard::crypto::MasterKeyring::parse(&master_key_entry("moving")).unwrap();
+        let proof = lanyard::services::accounts::Reauthentication {
+            current_password: Some(TEST_PASSWORD),
+            totp_code: None,
+        };
         lanyard::services::service_tokens::create(
             &mut conn,
+            &keyring,
             owner,
             organisation.parse().unwrap(),
             &new,
             caps.tokens,
-            Some(TEST_PASSWORD),
+            &proof,
             "127.0.0.1",
         )
         .unwrap()

@@ -10,5 +10,6 @@ mod harness;
 
 mod connections;
 mod organisations;
+mod two_factor;
 mod with_javascript;
 mod without_javascript;
