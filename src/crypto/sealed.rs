@@ -18,7 +18,8 @@
 //! - `lanyard/llm-configuration/api-key`: a key as the release before connections sealed it on
 //!   its configuration (owner, configuration). Only upgraded connections still hold such keys,
 //!   until the start-up re-seal moves them to the connection's binding; new keys never use it;
-//! - `lanyard/master-key-canary`: the start-up canary of one master key.
+//! - `lanyard/master-key-canary`: the start-up canary of one master key;
+//! - `lanyard/resolve-tag-secret`: the instance's secret for resolve's tags (no row to bind).
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -45,6 +46,8 @@ pub enum RowBinding {
     Canary,
     /// A webhook's signing secret: the webhook.
     Webhook { webhook: Uuid },
+    /// The instance's secret for resolve's tags (one per instance).
+    ResolveTagSecret,
 }
 
 impl RowBinding {
@@ -80,6 +83,10 @@ impl RowBinding {
                 aad.extend_from_slice(b"lanyard/webhook/secret\0");
                 aad.extend_from_slice(header);
                 aad.extend_from_slice(webhook.as_bytes());
+            }
+            RowBinding::ResolveTagSecret => {
+                aad.extend_from_slice(b"lanyard/resolve-tag-secret\0");
+                aad.extend_from_slice(header);
             }
         }
         aad
