@@ -82,6 +82,7 @@ impl Application {
             keyring,
             settings: Arc::new(settings),
             listings: Arc::default(),
+            resolve_tags: Arc::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

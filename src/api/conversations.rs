@@ -1,7 +1,7 @@
 //! `/api/conversations` (per-conversation overrides) and `GET /api/resolve`.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
-use crate::services::conversations::{self, Requester};
+use crate::services::conversations::{self, Requester, Resolution};
 use crate::services::{Authenticated, Credential};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -196,9 +196,15 @@ pub struct ResolveQuery {
                    the member's override, else their default, else the organisation's default, else the \
                    instance fallback, taking only what the organisation's policy lets count (`source` \
                    `organisation_default` for its default).",
-    params(ResolveQuery),
+    params(
+        ResolveQuery,
+        ("If-None-Match" = Option<String>, Header,
+            description = "The `ETag` of an earlier answer: 304 without a body while it is still current"),
+    ),
     responses(
-        (status = 200, body = ResolveResponse),
+        (status = 200, body = ResolveResponse, headers(("ETag" = String, description = "covers what a runtime acts on"))),
+        (status = 304, description = "`If-None-Match` holds the current tag: no body, nothing revealed or recorded",
+            headers(("ETag" = String))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
     ),
@@ -206,6 +212,7 @@ pub struct ResolveQuery {
 )]
 pub async fn resolve(
     state: web::Data<AppState>,
+    req: HttpRequest,
     caller: Caller,
     query: web::Query<ResolveQuery>,
 ) -> ApiResult<HttpResponse> {
@@ -215,49 +222,70 @@ pub async fn resolve(
         .user
         .filter(|raw| !raw.trim().is_empty())
         .map(|raw| MemberRef::parse(&raw));
+    let if_none_match = entity_tags(&req);
     let keyring = state.keyring.clone();
+    let tags = state.resolve_tags.clone();
     let fallback = state.settings.fallback.clone();
-    let resolved = state
+    let resolution = state
         .db
-        .run(move |conn| match caller.authorize_any(conn, Scope::Resolve)? {
-            Authenticated::Service(service) => {
-                let member = member.ok_or_else(|| {
-                    AppError::validation("user", "name the member to resolve for (e-mail or user id)")
-                })?;
-                Ok(conversations::resolve_for_member(
-                    conn,
-                    &keyring,
-                    &service,
-                    &member,
-                    conversation.as_ref(),
-                    fallback.as_ref(),
-                )?)
-            }
-            Authenticated::User(principal) => {
-                if member.is_some() {
-                    return Err(AppError::validation(
-                        "user",
-                        "only an organisation's service token resolves for another user",
-                    ));
+        .run(move |conn| {
+            // Authorised first: a runtime's tag is compared only for a caller who may resolve.
+            let authenticated = caller.authorize_any(conn, Scope::Resolve)?;
+            let condition = conversations::Condition {
+                tags: tags.get(conn, &keyring)?,
+                if_none_match: &if_none_match,
+            };
+            match authenticated {
+                Authenticated::Service(service) => {
+                    let member = member.ok_or_else(|| {
+                        AppError::validation("user", "name the member to resolve for (e-mail or user id)")
+                    })?;
+                    Ok(conversations::resolve_for_member(
+                        conn,
+                        &keyring,
+                        &service,
+                        &member,
+                        conversation.as_ref(),
+                        fallback.as_ref(),
+                        &condition,
+                    )?)
                 }
-                let token_id = match &principal.credential {
-                    Credential::Token { id, .. } => Some(*id),
-                    Credential::Session => None,
-                };
-                let requester = Requester {
-                    user_id: principal.user_id,
-                    token_id,
-                };
-                Ok(conversations::resolve(
-                    conn,
-                    &keyring,
-                    &requester,
-                    conversation.as_ref(),
-                    fallback.as_ref(),
-                )?)
+                Authenticated::User(principal) => {
+                    if member.is_some() {
+                        return Err(AppError::validation(
+                            "user",
+                            "only an organisation's service token resolves for another user",
+                        ));
+                    }
+                    let token_id = match &principal.credential {
+                        Credential::Token { id, .. } => Some(*id),
+                        Credential::Session => None,
+                    };
+                    let requester = Requester {
+                        user_id: principal.user_id,
+                        token_id,
+                    };
+                    Ok(conversations::resolve(
+                        conn,
+                        &keyring,
+                        &requester,
+                        conversation.as_ref(),
+                        fallback.as_ref(),
+                        &condition,
+                    )?)
+                }
             }
         })
         .await?;
+    let (resolved, tag) = match resolution {
+        Resolution::Fresh { resolved, tag } => (resolved, tag),
+        Resolution::NotModified { tag } => {
+            return Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, tag))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+    };
     let effective_base_url = resolved
         .base_url
         .clone()
@@ -316,8 +344,23 @@ pub async fn resolve(
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::ETAG, tag))
         .json(ResolveResponse {
             source: resolved.source.as_str().to_owned(),
             configuration,
         }))
+}
+
+/// The entity tags of `If-None-Match` (a list; weak tags compare by their opaque part, as
+/// RFC 9110 has `If-None-Match` do), or none.
+fn entity_tags(req: &HttpRequest) -> Vec<String> {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .map(|tag| tag.strip_prefix("W/").unwrap_or(tag))
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

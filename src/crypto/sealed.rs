@@ -23,6 +23,7 @@
 //! - `lanyard/second-factor/totp`: a user's one-time-password secret (user);
 //! - `lanyard/second-factor/pending`: a secret offered on the enrolment page and not yet
 //!   confirmed, carried in the form itself (user), so that it never opens as a confirmed one.
+//! - `lanyard/resolve-tag-secret`: the instance's secret for resolve's tags (no row to bind).
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -53,6 +54,8 @@ pub enum RowBinding {
     SecondFactor { user: Uuid },
     /// A second-factor secret offered to a user and not yet confirmed: the user.
     PendingSecondFactor { user: Uuid },
+    /// The instance's secret for resolve's tags (one per instance).
+    ResolveTagSecret,
 }
 
 impl RowBinding {
@@ -98,6 +101,10 @@ impl RowBinding {
                 aad.extend_from_slice(b"lanyard/second-factor/pending\0");
                 aad.extend_from_slice(header);
                 aad.extend_from_slice(user.as_bytes());
+            }
+            RowBinding::ResolveTagSecret => {
+                aad.extend_from_slice(b"lanyard/resolve-tag-secret\0");
+                aad.extend_from_slice(header);
             }
         }
         aad

@@ -23,6 +23,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::Database;
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::Tester;
+use crate::services::resolve_tags::TagSecretCell;
 
 pub use api_error::{ApiError, ApiResult, ErrorBody};
 pub use auth::{NoFields, ProtectedForm, SignInForm, SignedIn, is_htmx};
@@ -41,6 +42,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Configuration listings served again while unchanged (shared by the workers).
     pub listings: Arc<ListingCache>,
+    /// The secret of resolve's tags, read once from the database.
+    pub resolve_tags: Arc<TagSecretCell>,
 }
 
 impl AppState {

@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use crate::crypto::{MasterKeyring, mask_api_key};
+use crate::crypto::{MasterKeyring, ResolveTagSecret, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, DbConnection, DbError, DbId, key_reveals, memberships, organisation_reveals, organisations};
@@ -133,35 +133,45 @@ pub struct Requester {
     pub token_id: Option<Uuid>,
 }
 
+/// What a runtime already holds: the tags of `If-None-Match` (runtimes.md), and the secret
+/// tags are made with.
+pub struct Condition<'a> {
+    pub tags: &'a ResolveTagSecret,
+    /// The tags the runtime sent (`*` matches any); empty when it sent none.
+    pub if_none_match: &'a [String],
+}
+
+/// A resolution, or the news that the runtime's copy is still current.
+#[derive(Debug)]
+pub enum Resolution {
+    /// The answer, with the tag that covers it; its use and its reveal are recorded.
+    Fresh { resolved: Resolved, tag: String },
+    /// The runtime's tag is current: nothing revealed, nothing recorded.
+    NotModified { tag: String },
+}
+
 /// Resolves the configuration a conversation uses: its override if that is active, else the
 /// default, else the instance fallback, else 404. Records the use and the reveal; a reveal of an
 /// organisation's configuration (`member_access: reveal`) also goes to that organisation's audit.
+/// When the runtime's tag is still current, answers `NotModified` after the same checks and
+/// without the write lock.
 pub fn resolve(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
     requester: &Requester,
     conversation: Option<&ConversationId>,
     fallback: Option<&FallbackConfiguration>,
-) -> Result<Resolved, ConversationsError> {
+    condition: &Condition<'_>,
+) -> Result<Resolution, ConversationsError> {
     let owner = DbId(requester.user_id);
-    db::write_transaction(conn, |conn| {
-        let pinned = match conversation {
-            Some(conversation) => match overrides::find(conn, owner, conversation.as_str())? {
-                Some(pin) => store::find_for_user(conn, owner, pin.configuration_id)?.filter(|row| row.is_active),
-                None => None,
-            },
-            None => None,
-        };
-        let chosen = match pinned {
-            Some(row) => Some((Source::Override, row)),
-            None => store::find_default_for_user(conn, owner)?.map(|row| (Source::Default, row)),
-        };
-        if let Some((_, row)) = &chosen
-            && row.organisation_id.is_some()
-            && row.member_access != MemberAccess::Reveal
-        {
-            return Err(ConversationsError::OrganisationKey);
+    if !condition.if_none_match.is_empty() {
+        let chosen = choose_for_user(conn, owner, conversation)?;
+        if let Some(tag) = unchanged(keyring, condition, chosen, fallback)? {
+            return Ok(Resolution::NotModified { tag });
         }
+    }
+    let resolved = db::write_transaction(conn, |conn| {
+        let chosen = choose_for_user(conn, owner, conversation)?;
         let organisation_audit = match &chosen {
             Some((_, row)) => match (row.organisation_id, requester.token_id) {
                 (Some(organisation), Some(token_id)) => Some(OrganisationAudit {
@@ -180,7 +190,99 @@ pub fn resolve(
             organisation: organisation_audit,
         };
         reveal(conn, keyring, &audit, chosen, fallback)
-    })
+    })?;
+    Ok(fresh(condition.tags, resolved))
+}
+
+/// The user's active override for the conversation, else their default; a member's own token
+/// never lands on an organisation's key its members may not read.
+fn choose_for_user(
+    conn: &mut DbConnection,
+    owner: DbId,
+    conversation: Option<&ConversationId>,
+) -> Result<Option<(Source, store::SeenRow)>, ConversationsError> {
+    let pinned = match conversation {
+        Some(conversation) => match overrides::find(conn, owner, conversation.as_str())? {
+            Some(pin) => store::find_for_user(conn, owner, pin.configuration_id)?.filter(|row| row.is_active),
+            None => None,
+        },
+        None => None,
+    };
+    let chosen = match pinned {
+        Some(row) => Some((Source::Override, row)),
+        None => store::find_default_for_user(conn, owner)?.map(|row| (Source::Default, row)),
+    };
+    if let Some((_, row)) = &chosen
+        && row.organisation_id.is_some()
+        && row.member_access != MemberAccess::Reveal
+    {
+        return Err(ConversationsError::OrganisationKey);
+    }
+    Ok(chosen)
+}
+
+/// The tag of what would be revealed now, when the runtime holds it already.
+fn unchanged(
+    keyring: &MasterKeyring,
+    condition: &Condition<'_>,
+    chosen: Option<(Source, store::SeenRow)>,
+    fallback: Option<&FallbackConfiguration>,
+) -> Result<Option<String>, ConversationsError> {
+    let current = match chosen {
+        Some((source, row)) => present(keyring, source, row)?,
+        None => present_fallback(fallback)?,
+    };
+    let tag = tag_of(condition.tags, &current);
+    let held = condition
+        .if_none_match
+        .iter()
+        .any(|presented| presented == "*" || *presented == tag);
+    Ok(held.then_some(tag))
+}
+
+fn fresh(tags: &ResolveTagSecret, resolved: Resolved) -> Resolution {
+    let tag = tag_of(tags, &resolved);
+    Resolution::Fresh { resolved, tag }
+}
+
+/// The tag of an answer: what a runtime acts on (the source, the configuration's id, name,
+/// provider, model, base URL, parameters and `is_active`, and the key), never its counters,
+/// timestamps or test results.
+fn tag_of(tags: &ResolveTagSecret, resolved: &Resolved) -> String {
+    let source = resolved.source.as_str().as_bytes();
+    let key = resolved
+        .api_key
+        .as_ref()
+        .map_or(&b""[..], |key| key.expose_secret().as_bytes());
+    let has_key: &[u8] = if resolved.api_key.is_some() { b"1" } else { b"0" };
+    let base_url = resolved.base_url.as_deref().unwrap_or("").as_bytes();
+    match &resolved.configuration {
+        Some(configuration) => {
+            let id = configuration.id.as_bytes();
+            let parameters = configuration.parameters.to_json_text();
+            let active: &[u8] = if configuration.is_active { b"1" } else { b"0" };
+            tags.tag([
+                source,
+                id.as_slice(),
+                configuration.name.as_bytes(),
+                configuration.provider.id().as_bytes(),
+                configuration.model.as_bytes(),
+                base_url,
+                parameters.as_bytes(),
+                active,
+                has_key,
+                key,
+            ])
+        }
+        None => tags.tag([
+            source,
+            resolved.provider.id().as_bytes(),
+            resolved.model.as_bytes(),
+            base_url,
+            has_key,
+            key,
+        ]),
+    }
 }
 
 /// The organisation's audit line a reveal writes: through which token.
@@ -241,19 +343,9 @@ fn reveal(
         Ok::<_, ConversationsError>(())
     };
     let Some((source, row)) = chosen else {
-        let Some(fallback) = fallback else {
-            return Err(ConversationsError::NotFound);
-        };
+        let resolved = present_fallback(fallback)?;
         record(conn, Source::Fallback, None)?;
-        return Ok(Resolved {
-            source: Source::Fallback,
-            configuration: None,
-            provider: fallback.provider,
-            model: fallback.model.clone(),
-            base_url: fallback.base_url.clone(),
-            api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
-            api_key: fallback.api_key.clone(),
-        });
+        return Ok(resolved);
     };
     let configuration_owner = row.owner().ok_or(ConversationsError::NotFound)?;
     let api_key = open_key(keyring, &row)?;
@@ -262,7 +354,18 @@ fn reveal(
     let row = store::find_for_user(conn, DbId(audit.user_id), row.id)?.ok_or(ConversationsError::Vanished(
         "the configuration vanished while resolving",
     ))?;
-    Ok(Resolved {
+    Ok(presented(source, row, api_key))
+}
+
+/// The chosen configuration as it would be handed out now, its key opened (or 409
+/// `key_unreadable`).
+fn present(keyring: &MasterKeyring, source: Source, row: store::SeenRow) -> Result<Resolved, ConversationsError> {
+    let api_key = open_key(keyring, &row)?;
+    Ok(presented(source, row, api_key))
+}
+
+fn presented(source: Source, row: store::SeenRow, api_key: Option<SecretString>) -> Resolved {
+    Resolved {
         source,
         provider: row.provider,
         model: row.model.clone(),
@@ -270,6 +373,20 @@ fn reveal(
         api_key_masked: row.api_key_hint.clone(),
         api_key,
         configuration: Some(Configuration::from(row)),
+    }
+}
+
+/// The instance fallback, or 404 when there is none.
+fn present_fallback(fallback: Option<&FallbackConfiguration>) -> Result<Resolved, ConversationsError> {
+    let fallback = fallback.ok_or(ConversationsError::NotFound)?;
+    Ok(Resolved {
+        source: Source::Fallback,
+        configuration: None,
+        provider: fallback.provider,
+        model: fallback.model.clone(),
+        base_url: fallback.base_url.clone(),
+        api_key_masked: fallback.api_key.as_ref().map(|key| mask_api_key(key.expose_secret())),
+        api_key: fallback.api_key.clone(),
     })
 }
 
@@ -285,43 +402,16 @@ pub fn resolve_for_member(
     member: &MemberRef,
     conversation: Option<&ConversationId>,
     fallback: Option<&FallbackConfiguration>,
-) -> Result<Resolved, ConversationsError> {
-    let organisation_id = DbId(service.organisation_id);
-    db::write_transaction(conn, |conn| {
-        let (member_id, email_key) = match member {
-            MemberRef::Id(id) => (Some(DbId(*id)), None),
-            MemberRef::Email(email) => (None, Some(email.key())),
-            MemberRef::Nobody => (None, None),
-        };
-        let (member_id, sharing) =
-            memberships::find_active_member(conn, organisation_id, member_id, email_key.as_deref())?
-                .ok_or(ConversationsError::NotAMember)?;
-        let organisation = organisations::find(conn, organisation_id)?.ok_or(ConversationsError::NotAMember)?;
-        let personal_count = organisation.allow_personal_configurations && sharing;
-        let counts = |row: &store::SeenRow| {
-            row.is_active
-                && (row.organisation_id == Some(organisation_id) || (personal_count && row.user_id == Some(member_id)))
-        };
-        let pinned = match conversation {
-            Some(conversation) => match overrides::find(conn, member_id, conversation.as_str())? {
-                Some(pin) => store::find_for_user(conn, member_id, pin.configuration_id)?.filter(counts),
-                None => None,
-            },
-            None => None,
-        };
-        let mut chosen = pinned.map(|row| (Source::Override, row));
-        if chosen.is_none() {
-            chosen = store::find_default_for_user(conn, member_id)?
-                .filter(counts)
-                .map(|row| (Source::Default, row));
+    condition: &Condition<'_>,
+) -> Result<Resolution, ConversationsError> {
+    if !condition.if_none_match.is_empty() {
+        let (_, chosen) = choose_for_member(conn, service, member, conversation)?;
+        if let Some(tag) = unchanged(keyring, condition, chosen, fallback)? {
+            return Ok(Resolution::NotModified { tag });
         }
-        if chosen.is_none()
-            && let Some(default) = organisation.default_configuration_id
-        {
-            chosen = store::find_for_user(conn, member_id, default)?
-                .filter(|row| row.is_active && row.organisation_id == Some(organisation_id))
-                .map(|row| (Source::OrganisationDefault, row));
-        }
+    }
+    let resolved = db::write_transaction(conn, |conn| {
+        let (member_id, chosen) = choose_for_member(conn, service, member, conversation)?;
         let audit = Audit {
             user_id: member_id.0,
             token_id: Some(service.token_id),
@@ -333,7 +423,53 @@ pub fn resolve_for_member(
             }),
         };
         reveal(conn, keyring, &audit, chosen, fallback)
-    })
+    })?;
+    Ok(fresh(condition.tags, resolved))
+}
+
+/// The member, and what counts for them in the service token's organisation: their override,
+/// else their default, else the organisation's default.
+fn choose_for_member(
+    conn: &mut DbConnection,
+    service: &ServicePrincipal,
+    member: &MemberRef,
+    conversation: Option<&ConversationId>,
+) -> Result<(DbId, Option<(Source, store::SeenRow)>), ConversationsError> {
+    let organisation_id = DbId(service.organisation_id);
+    let (member_id, email_key) = match member {
+        MemberRef::Id(id) => (Some(DbId(*id)), None),
+        MemberRef::Email(email) => (None, Some(email.key())),
+        MemberRef::Nobody => (None, None),
+    };
+    let (member_id, sharing) = memberships::find_active_member(conn, organisation_id, member_id, email_key.as_deref())?
+        .ok_or(ConversationsError::NotAMember)?;
+    let organisation = organisations::find(conn, organisation_id)?.ok_or(ConversationsError::NotAMember)?;
+    let personal_count = organisation.allow_personal_configurations && sharing;
+    let counts = |row: &store::SeenRow| {
+        row.is_active
+            && (row.organisation_id == Some(organisation_id) || (personal_count && row.user_id == Some(member_id)))
+    };
+    let pinned = match conversation {
+        Some(conversation) => match overrides::find(conn, member_id, conversation.as_str())? {
+            Some(pin) => store::find_for_user(conn, member_id, pin.configuration_id)?.filter(counts),
+            None => None,
+        },
+        None => None,
+    };
+    let mut chosen = pinned.map(|row| (Source::Override, row));
+    if chosen.is_none() {
+        chosen = store::find_default_for_user(conn, member_id)?
+            .filter(counts)
+            .map(|row| (Source::Default, row));
+    }
+    if chosen.is_none()
+        && let Some(default) = organisation.default_configuration_id
+    {
+        chosen = store::find_for_user(conn, member_id, default)?
+            .filter(|row| row.is_active && row.organisation_id == Some(organisation_id))
+            .map(|row| (Source::OrganisationDefault, row));
+    }
+    Ok((member_id, chosen))
 }
 
 /// The key in clear, read through the configuration's connection, or 409 `key_unreadable`

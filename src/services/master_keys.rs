@@ -12,6 +12,7 @@ use crate::crypto::{self, KeyId, MasterKey, MasterKeyring, RowBinding};
 use crate::db::connections::{self as connection_store, ResealSelection};
 use crate::db::{self, DbConnection, instance_settings, llm_configurations, master_key_canaries, second_factors};
 use crate::services::connections;
+use crate::services::resolve_tags::{self, Resealed};
 
 /// The plaintext every canary seals.
 const CANARY_PLAINTEXT: &[u8] = b"lanyard master key canary v1";
@@ -310,6 +311,13 @@ pub fn rotate(
     )?;
     reseal_webhook_secrets(conn, keyring, &active, &mut report)?;
     reseal_second_factors(conn, keyring, &active, &mut report)?;
+    // The tag secret keeps its bytes: no resolve tag changes with the master key.
+    match resolve_tags::reseal(conn, keyring).map_err(|error| KeyCheckError::Database(error.to_string()))? {
+        Resealed::Resealed => report.re_encrypted += 1,
+        Resealed::Unreadable => report.unreadable += 1,
+        Resealed::ChangedMeanwhile => report.changed_meanwhile += 1,
+        Resealed::Unchanged => {}
+    }
     let mut remaining: BTreeMap<String, i64> = connection_store::count_keys_by_key_id(conn)?
         .into_iter()
         .filter(|(id, _)| *id != active)

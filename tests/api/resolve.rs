@@ -25,6 +25,10 @@ on_both_backends!(
     the_resolved_key_is_the_saved_key_after_every_kind_of_edit,
     each_resolution_counts_exactly_one_use,
     every_reveal_is_audited_and_refusals_are_not,
+    an_unchanged_answer_keeps_its_tag_and_a_conditional_resolve_reveals_nothing,
+    the_tag_changes_with_the_default_the_override_a_parameter_and_the_key,
+    a_tag_is_checked_only_after_the_caller_may_resolve,
+    rotating_the_master_key_keeps_the_tag_secret,
 );
 
 on_both_backends!(settings(with_a_fallback):
@@ -347,4 +351,178 @@ async fn a_user_with_a_default_never_gets_the_fallback(app: TestApp) {
     assert_eq!(body["configuration"]["id"], json!(default.id));
     assert_eq!(body["configuration"]["api_key"], "sk-main-key-0001-x7Qa");
     assert!(!body.to_string().contains(FALLBACK_KEY));
+}
+
+/// `GET /api/resolve` with `If-None-Match: tag`.
+async fn resolve_if_none_match(app: &TestApp, token: &str, conversation: Option<&str>, tag: &str) -> reqwest::Response {
+    let mut url = url::Url::parse(&app.url("/api/resolve")).unwrap();
+    if let Some(conversation) = conversation {
+        url.query_pairs_mut().append_pair("conversation_id", conversation);
+    }
+    app.client
+        .get(url)
+        .bearer_auth(token)
+        .header("If-None-Match", tag)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn etag_of(response: &reqwest::Response) -> String {
+    response.headers()["etag"].to_str().unwrap().to_owned()
+}
+
+/// A resolution and its tag.
+async fn tagged(app: &TestApp, token: &str, conversation: Option<&str>) -> (Resolution, String) {
+    let response = resolve(app, token, conversation).await;
+    assert_eq!(response.status(), 200);
+    let tag = etag_of(&response);
+    (response.json().await.unwrap(), tag)
+}
+
+async fn reveal_rows(app: &TestApp) -> i64 {
+    app.with_db(|conn| key_reveals::table.count().get_result::<i64>(conn).unwrap())
+        .await
+}
+
+async fn an_unchanged_answer_keeps_its_tag_and_a_conditional_resolve_reveals_nothing(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+
+    let (first, tag) = tagged(&app, &resolver, None).await;
+    let (second, again) = tagged(&app, &resolver, None).await;
+    assert_eq!(tag, again, "an unchanged configuration keeps its tag");
+    assert_ne!(
+        first.configuration.use_count, second.configuration.use_count,
+        "counters are not covered"
+    );
+    assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() > 20, "{tag}");
+    assert!(!tag.contains("sk-main"), "{tag}");
+
+    let reveals = reveal_rows(&app).await;
+    let uses = app.refetch(&user.token, &default).await.use_count;
+    for presented in [
+        tag.clone(),
+        format!("W/{tag}"),
+        format!("\"other\", {tag}"),
+        "*".to_owned(),
+    ] {
+        let response = resolve_if_none_match(&app, &resolver, None, &presented).await;
+        assert_eq!(response.status(), 304, "{presented}");
+        assert_eq!(etag_of(&response), tag);
+        assert!(response.bytes().await.unwrap().is_empty(), "a 304 has no body");
+    }
+    assert_eq!(reveal_rows(&app).await, reveals, "a 304 writes no audit row");
+    assert_eq!(app.refetch(&user.token, &default).await.use_count, uses, "nor a use");
+
+    // Another tag: the full answer, recorded.
+    let response = resolve_if_none_match(&app, &resolver, None, "\"stale\"").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(etag_of(&response), tag);
+    assert_eq!(reveal_rows(&app).await, reveals + 1);
+}
+
+async fn the_tag_changes_with_the_default_the_override_a_parameter_and_the_key(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let first = app.create_openai(&user.token, "first", "sk-first-key-0001-x7Qa").await;
+    let second = app
+        .create_openai(&user.token, "second", "sk-second-key-0002-y8Rb")
+        .await;
+    let (_, tag) = tagged(&app, &resolver, None).await;
+
+    // Each change: the old tag gets 200 with the new answer, and a new tag.
+    let mut current = tag;
+
+    app.set_default(&user.token, &second).await;
+    let response = resolve_if_none_match(&app, &resolver, None, &current).await;
+    assert_eq!(response.status(), 200, "after a change of the default");
+    let response_tag = etag_of(&response);
+    let body: Resolution = response.json().await.unwrap();
+    assert_eq!(body.configuration.id, Some(second.id));
+    expect_new(response_tag, &mut current, "default");
+
+    pin(&app, &user.token, "conv-1", &first).await;
+    let response = resolve_if_none_match(&app, &resolver, Some("conv-1"), &current).await;
+    assert_eq!(response.status(), 200, "after an override");
+    let response_tag = etag_of(&response);
+    let body: Resolution = response.json().await.unwrap();
+    assert_eq!(
+        (body.source.as_str(), body.configuration.id),
+        ("override", Some(first.id))
+    );
+    expect_new(response_tag, &mut current, "override");
+
+    app.update_configuration(&user.token, &first, json!({"parameters": {"temperature": 0.4}}))
+        .await;
+    let response = resolve_if_none_match(&app, &resolver, Some("conv-1"), &current).await;
+    assert_eq!(response.status(), 200, "after a parameter");
+    let response_tag = etag_of(&response);
+    let body: Resolution = response.json().await.unwrap();
+    assert_eq!(body.configuration.parameters, json!({"temperature": 0.4}));
+    expect_new(response_tag, &mut current, "parameter");
+
+    app.update_configuration(&user.token, &first, json!({"api_key": "sk-first-key-rotated-0003"}))
+        .await;
+    let response = resolve_if_none_match(&app, &resolver, Some("conv-1"), &current).await;
+    assert_eq!(response.status(), 200, "after a new key");
+    let response_tag = etag_of(&response);
+    let body: Resolution = response.json().await.unwrap();
+    assert_eq!(body.configuration.api_key.as_deref(), Some("sk-first-key-rotated-0003"));
+    expect_new(response_tag, &mut current, "key");
+
+    // And unchanged again: 304 with the latest.
+    let response = resolve_if_none_match(&app, &resolver, Some("conv-1"), &current).await;
+    assert_eq!(response.status(), 304);
+}
+
+async fn a_tag_is_checked_only_after_the_caller_may_resolve(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let (_, tag) = tagged(&app, &resolver, None).await;
+    for (token, status) in [
+        (user.token.as_str(), 403),
+        ("lny_not-a-token-at-all-0000000000000", 401),
+    ] {
+        let response = resolve_if_none_match(&app, token, None, &tag).await;
+        assert_eq!(response.status(), status);
+    }
+    let other = app.user().await;
+    let other_resolver = app.token_for(&other, "resolve").await;
+    // Someone else's tag says nothing to another user's resolve: they have nothing to resolve.
+    let response = resolve_if_none_match(&app, &other_resolver, None, &tag).await;
+    assert_eq!(response.status(), 404);
+}
+
+async fn rotating_the_master_key_keeps_the_tag_secret(app: TestApp) {
+    use lanyard::crypto::MasterKeyring;
+    use lanyard::services::{master_keys, resolve_tags};
+
+    let (user, resolver) = user_and_resolver(&app).await;
+    app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    tagged(&app, &resolver, None).await; // the first resolve stores the secret
+    let old = MasterKeyring::parse(&app.master_keys).unwrap();
+    let both = MasterKeyring::parse(&format!(
+        "{},{}",
+        crate::helpers::master_key_entry("next"),
+        app.master_keys
+    ))
+    .unwrap();
+    let (before, after) = app
+        .with_db(move |conn| {
+            let before = resolve_tags::load_or_create(conn, &old).unwrap().as_bytes().to_vec();
+            master_keys::rotate(conn, &both, 100).unwrap();
+            let after = resolve_tags::load_or_create(conn, &both).unwrap().as_bytes().to_vec();
+            // Sealed under the new key now: the old keyring alone no longer opens it.
+            let under_old_only = resolve_tags::reseal(conn, &old).unwrap();
+            (before, (after, under_old_only))
+        })
+        .await;
+    assert_eq!(before, after.0, "the same secret, so the same tags");
+    assert_eq!(after.1, resolve_tags::Resealed::Unreadable);
+}
+
+/// The tag after a change: a new one, which becomes the current one.
+fn expect_new(response_tag: String, current: &mut String, what: &str) {
+    assert_ne!(&response_tag, current, "{what}: the tag must change");
+    *current = response_tag;
 }
