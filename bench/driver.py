@@ -90,6 +90,7 @@ class Endpoint:
     path: str
     label: str
     credential: str | None  # which of Credentials' fields authenticates it
+    conditional: bool = False  # sent with If-None-Match: the tag of the current answer
 
 
 ENDPOINTS = [
@@ -97,8 +98,16 @@ ENDPOINTS = [
     Endpoint("api", "/api/llm-configurations", "GET /api/llm-configurations (token)", "token_rw"),
     Endpoint("page", "/llm-configurations", "GET /llm-configurations (session)", "session_cookie"),
     Endpoint("resolve", "/api/resolve", "GET /api/resolve (token)", "token_resolve"),
+    # A team's runtime resolving on a member's behalf (organisations.md): the member's personal
+    # default does not count for the organisation, so this falls through to its default.
+    Endpoint("service_resolve", f"/api/resolve?user={EMAIL.replace('@', '%40')}",
+             "GET /api/resolve?user=… (service token)", "token_service"),
+    # A runtime that holds the current answer (runtimes.md): 304, nothing revealed or recorded.
+    Endpoint("resolve_304", "/api/resolve", "GET /api/resolve, If-None-Match current (304)", "token_resolve",
+             conditional=True),
 ]
 LIST = ENDPOINTS[1]
+SERVICE_RESOLVE = ENDPOINTS[4]
 
 # The quantities targets.toml may judge, and how each is shown (its value is compared as shown).
 QUANTITIES = {
@@ -279,6 +288,7 @@ class Reply:
     status: int
     body: bytes
     cookies: dict[str, str]  # from Set-Cookie
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def json(self):
         return json.loads(self.body)
@@ -295,7 +305,8 @@ def request(port: int, method: str, path: str, *, headers: dict[str, str] | None
         for header in response.msg.get_all("Set-Cookie") or []:
             name, _, value = header.split(";", 1)[0].partition("=")
             cookies[name.strip()] = value.strip()
-        return Reply(response.status, data, cookies)
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Reply(response.status, data, cookies, headers)
     finally:
         connection.close()
 
@@ -378,9 +389,14 @@ def rps_text(rps: float) -> str:
 class Credentials:
     token_rw: str = ""
     token_resolve: str = ""
+    token_service: str = ""
     session_cookie: str = ""
+    resolve_tag: str = ""
 
     def wrk_headers(self, endpoint: Endpoint) -> list[str]:
+        if endpoint.conditional:
+            return ["-H", f"Authorization: Bearer {getattr(self, endpoint.credential)}",
+                    "-H", f"If-None-Match: {self.resolve_tag}"]
         if endpoint.credential == "session_cookie":
             return ["-H", f"Cookie: lanyard_session={self.session_cookie}"]
         if endpoint.credential is not None:
@@ -554,6 +570,32 @@ class Bench:
                           headers={**bearer(credentials.token_rw), "Content-Type": "application/json"},
                           body=json.dumps(body).encode())
 
+    def seed_organisation(self, port: int, credentials: Credentials) -> str:
+        """An organisation of the bench user's with one configuration as its default, and a
+        service token with `resolve` (created in the session, with the password); returns it."""
+        json_headers = {**bearer(credentials.token_rw), "Content-Type": "application/json"}
+        organisation = expect_status(201, "creating the organisation", port, "POST", "/api/organisations",
+                                     headers=json_headers, body=json.dumps({"name": "bench team"}).encode()).json()
+        base = f"/api/organisations/{organisation['id']}"
+        configuration = expect_status(
+            201, "creating the organisation's configuration", port, "POST", f"{base}/llm-configurations",
+            headers=json_headers,
+            body=json.dumps({"name": "team default", "provider": "openai", "model": "gpt-4o",
+                             "api_key": f"sk-bench-team-{0:028d}"}).encode()).json()
+        expect_status(200, "setting the organisation's default", port, "PUT", base, headers=json_headers,
+                      body=json.dumps({"policy": {"default_configuration_id": configuration["id"]}}).encode())
+        session = {"Cookie": f"lanyard_session={credentials.session_cookie}"}
+        settings = expect_status(200, "GET /settings", port, "GET", "/settings", headers=session)
+        csrf = re.search(rb'name="csrf_token" value="([^"]*)"', settings.body)
+        if not csrf:
+            raise BenchError("no csrf_token on /settings")
+        created = expect_status(
+            201, "creating the service token", port, "POST", f"{base}/tokens",
+            headers={**session, "X-CSRF-Token": csrf.group(1).decode(), "Content-Type": "application/json"},
+            body=json.dumps({"name": "bench-service", "scopes": ["resolve"],
+                             "current_password": PASSWORD}).encode()).json()
+        return created["token"]
+
     def log_in(self, port: int) -> str:
         """Logs in through the form like a browser; returns the lanyard_session cookie.
 
@@ -588,13 +630,25 @@ class Bench:
         expect_status(200, "/healthz", port, "GET", "/healthz")
         listing = expect_status(200, "GET /api/llm-configurations", port, "GET", LIST.path,
                                 headers=bearer(credentials.token_rw))
-        if (count := len(listing.json())) != CONFIGURATIONS:
-            raise BenchError(f"the API lists {count} configurations, expected {CONFIGURATIONS}")
+        # The user's own, and the organisation's one (seed_organisation).
+        if (count := len(listing.json())) != CONFIGURATIONS + 1:
+            raise BenchError(f"the API lists {count} configurations, expected {CONFIGURATIONS + 1}")
         page = expect_status(200, "GET /llm-configurations", port, "GET", "/llm-configurations",
                              headers={"Cookie": f"lanyard_session={credentials.session_cookie}"})
         if (count := len(set(re.findall(rb"bench-[0-9][0-9] ", page.body)))) != CONFIGURATIONS:
             raise BenchError(f"the page shows {count} configurations, expected {CONFIGURATIONS}")
-        expect_status(200, "GET /api/resolve", port, "GET", "/api/resolve", headers=bearer(credentials.token_resolve))
+        resolved = expect_status(200, "GET /api/resolve", port, "GET", "/api/resolve",
+                                 headers=bearer(credentials.token_resolve))
+        credentials.resolve_tag = resolved.headers.get("etag", "")
+        if not credentials.resolve_tag:
+            raise BenchError("GET /api/resolve answered without an ETag")
+        expect_status(304, "GET /api/resolve with the current tag", port, "GET", "/api/resolve",
+                      headers={**bearer(credentials.token_resolve), "If-None-Match": credentials.resolve_tag})
+        on_behalf = expect_status(200, "GET /api/resolve?user=… (service token)", port, "GET",
+                                  SERVICE_RESOLVE.path, headers=bearer(credentials.token_service)).json()
+        if on_behalf.get("source") != "organisation_default":
+            raise BenchError(f"the service token resolved from {on_behalf.get('source')}, "
+                             "expected organisation_default")
 
     # --- measuring -----------------------------------------------------------------------------
     def wrk(self, port: int, duration: str, output_name: str, endpoint: Endpoint,
@@ -649,6 +703,7 @@ class Bench:
         )
         self.seed_configurations(port, credentials)
         credentials.session_cookie = self.log_in(port)
+        credentials.token_service = self.seed_organisation(port, credentials)
         self.check_endpoints(port, credentials)
         self.measure_backend(backend, port, credentials)
         result.rss_kib = proc_status_kib(server.process.pid, "VmRSS")
@@ -800,7 +855,7 @@ class Bench:
         list_errors = (sqlite.endpoints["api"].errors + postgres.endpoints["api"].errors
                        + hang.alone.errors + hang.hanging.errors)
         other_errors = sum(result.endpoints[name].errors for result in (sqlite, postgres)
-                           for name in ("healthz", "page", "resolve"))
+                           for name in ("healthz", "page", "resolve", "service_resolve", "resolve_304"))
         return {
             "list_to_healthz.sqlite": sqlite.ratio("api"),
             "list_to_healthz.postgres": postgres.ratio("api"),

@@ -278,7 +278,7 @@ pub async fn resolve(
         })
         .await?;
     let (resolved, tag) = match resolution {
-        Resolution::Fresh { resolved, tag } => (resolved, tag),
+        Resolution::Fresh { resolved, tag } => (*resolved, tag),
         Resolution::NotModified { tag } => {
             return Ok(HttpResponse::NotModified()
                 .insert_header((header::ETAG, tag))

@@ -145,7 +145,7 @@ pub struct Condition<'a> {
 #[derive(Debug)]
 pub enum Resolution {
     /// The answer, with the tag that covers it; its use and its reveal are recorded.
-    Fresh { resolved: Resolved, tag: String },
+    Fresh { resolved: Box<Resolved>, tag: String },
     /// The runtime's tag is current: nothing revealed, nothing recorded.
     NotModified { tag: String },
 }
@@ -242,7 +242,10 @@ fn unchanged(
 
 fn fresh(tags: &ResolveTagSecret, resolved: Resolved) -> Resolution {
     let tag = tag_of(tags, &resolved);
-    Resolution::Fresh { resolved, tag }
+    Resolution::Fresh {
+        resolved: Box::new(resolved),
+        tag,
+    }
 }
 
 /// The tag of an answer: what a runtime acts on (the source, the configuration's id, name,

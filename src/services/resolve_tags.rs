@@ -34,10 +34,10 @@ impl TagSecretCell {
 pub fn load_or_create(conn: &mut DbConnection, keyring: &MasterKeyring) -> Result<ResolveTagSecret, DbError> {
     for _ in 0..3 {
         let stored = instance_settings::get(conn, SETTING)?;
-        if let Some(stored) = &stored {
-            if let Ok(secret) = open(keyring, stored) {
-                return Ok(secret);
-            }
+        if let Some(stored) = &stored
+            && let Ok(secret) = open(keyring, stored)
+        {
+            return Ok(secret);
         }
         let secret = ResolveTagSecret::generate();
         let sealed = STANDARD.encode(keyring.seal(secret.as_bytes(), RowBinding::ResolveTagSecret).bytes);
