@@ -9,9 +9,11 @@ use serde_json::json;
 
 use crate::binary::{COMMAND_LIMIT, Finished, Sandbox};
 use crate::helpers::TestApp;
+use crate::helpers::organisations::Team;
 use crate::helpers::providers::loopback_allowed;
 use crate::helpers::resolve::{pin, user_and_resolver};
 use crate::on_both_backends;
+use crate::service_tokens::service_secret;
 
 on_both_backends!(
     the_command_sees_the_default_as_openhands_variables_and_nothing_of_lanyard,
@@ -19,6 +21,7 @@ on_both_backends!(
     a_conversation_override_reaches_the_command,
     the_commands_exit_status_is_passed_through,
     a_refused_token_exits_2_before_the_command_runs,
+    a_service_token_runs_the_command_for_the_member_named_by_user,
 );
 
 on_both_backends!(settings(loopback_allowed):
@@ -339,4 +342,32 @@ async fn openhands_own_sdk_builds_its_llm_from_what_exec_hands_it(app: TestApp) 
         })
     );
     assert!(!finished.stdout.contains(KEY) && !finished.stderr.contains(KEY));
+}
+
+async fn a_service_token_runs_the_command_for_the_member_named_by_user(app: TestApp) {
+    let team = Team::new(&app, "Runtime team").await;
+    let shared = team
+        .create_configuration(
+            &app,
+            &team.admin.token,
+            json!({"name": "team gpt", "provider": "openai", "model": "gpt-4o", "api_key": KEY}),
+        )
+        .await;
+    app.set_default(&team.member_a.token, &shared).await;
+    let service = service_secret(&app, &team, &["resolve"]).await;
+
+    let (finished, _sandbox) = exec(&app, Some(&service), &["--user", &team.member_a.email, "--", "env"]).await;
+    finished.assert_success();
+    let environment = environment_of(&finished);
+    assert_eq!(environment.get("LLM_MODEL").map(String::as_str), Some("openai/gpt-4o"));
+    assert_eq!(environment.get("LLM_API_KEY").map(String::as_str), Some(KEY));
+
+    // A service token names the member (422 without `--user`), and only a member (403).
+    for args in [vec![], vec!["--user", "nobody@example.com"]] {
+        let mut args: Vec<&str> = args;
+        args.extend(["--", "sh", "-c", "touch ran"]);
+        let (refused, sandbox) = exec(&app, Some(&service), &args).await;
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
+        assert!(!sandbox.workdir().join("ran").exists(), "{args:?}: the command ran");
+    }
 }

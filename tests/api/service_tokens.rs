@@ -124,7 +124,7 @@ async fn service_token(app: &TestApp, team: &Team, name: &str, scopes: &[&str]) 
 }
 
 /// The secret of a new service token with `scopes`.
-async fn service_secret(app: &TestApp, team: &Team, scopes: &[&str]) -> String {
+pub(crate) async fn service_secret(app: &TestApp, team: &Team, scopes: &[&str]) -> String {
     service_token(app, team, "runtime", scopes).await["token"]
         .as_str()
         .unwrap()
