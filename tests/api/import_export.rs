@@ -18,6 +18,8 @@ on_both_backends!(
     a_malformed_file_imports_nothing_and_says_where,
     exports_for_openhands_and_litellm_hold_no_key_and_reimport_to_the_same_configurations,
     an_unknown_export_format_is_422_under_format,
+    ten_varied_configurations_export_and_reimport_as_the_same_ten,
+    a_litellm_proxy_started_on_the_export_lists_all_ten,
 );
 
 on_both_backends!(database:
@@ -521,4 +523,272 @@ async fn an_unknown_export_format_is_422_under_format(app: TestApp) {
     assert!(content_type.starts_with("application/json"), "{content_type}");
     let document: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(document["lanyard_export"], 1);
+}
+
+/// Ten configurations across the catalogue: every provider family with its own LiteLLM prefix,
+/// base URLs, an API version, every parameter, names with spaces and punctuation, a model with a
+/// slash, and a keyless local Ollama. Each with the key of its own variable, `LANYARD_KEY_<NAME>`.
+fn ten_varied_configurations() -> Vec<(Value, &'static str, &'static str)> {
+    vec![
+        (
+            json!({"name": "Work GPT-4o", "provider": "openai", "model": "gpt-4o",
+                   "parameters": {"temperature": 0.7}}),
+            "LANYARD_KEY_WORK_GPT_4O",
+            "sk-test-WKbsDE5kGZoDiPCFdcERFmdD5nHQ",
+        ),
+        (
+            json!({"name": "claude (personal)", "provider": "anthropic", "model": "claude-sonnet-4-5",
+                   "is_default": true,
+                   "parameters": {"max_output_tokens": 8192, "reasoning_effort": "high"}}),
+            "LANYARD_KEY_CLAUDE_PERSONAL",
+            "sk-test-rroDnobDQCm7JUcKkHnVm5uMGonr",
+        ),
+        (
+            json!({"name": "Gemini Pro", "provider": "gemini", "model": "gemini-2.5-pro",
+                   "parameters": {"top_p": 0.8}}),
+            "LANYARD_KEY_GEMINI_PRO",
+            "sk-test-NZGmwEnDqPhukd2WfofZVR3Mv2RF",
+        ),
+        (
+            json!({"name": "azure gpt", "provider": "azure_openai", "model": "gpt-4o-team",
+                   "base_url": "https://team.openai.azure.com",
+                   "parameters": {"api_version": "2024-06-01"}}),
+            "LANYARD_KEY_AZURE_GPT",
+            "sk-test-nVjh9XxeUpEHicLzXKhcCtEzmn39",
+        ),
+        (
+            json!({"name": "mistral large", "provider": "mistral", "model": "mistral-large-latest"}),
+            "LANYARD_KEY_MISTRAL_LARGE",
+            "sk-test-5WXvYpho4fE6FTgvtEDxvVsnu5eU",
+        ),
+        (
+            json!({"name": "groq llama", "provider": "groq", "model": "llama-3.3-70b-versatile",
+                   "parameters": {"timeout_seconds": 60}}),
+            "LANYARD_KEY_GROQ_LLAMA",
+            "sk-test-wa9tYBfYLqHhDP2UJyRbb8hFLebm",
+        ),
+        (
+            json!({"name": "router: claude", "provider": "openrouter", "model": "anthropic/claude-3.5-sonnet",
+                   "parameters": {"extra_headers": {"X-Title": "Lanyard"}}}),
+            "LANYARD_KEY_ROUTER_CLAUDE",
+            "sk-test-T9J5d8mTwcYu9aQKFMKQtQAh6oMS",
+        ),
+        (
+            json!({"name": "DeepSeek chat", "provider": "deepseek", "model": "deepseek-chat",
+                   "parameters": {"temperature": 0.0}}),
+            "LANYARD_KEY_DEEPSEEK_CHAT",
+            "sk-test-UAKckZqnWJv7iqsuyDf828u4mbbb",
+        ),
+        (
+            json!({"name": "local llama", "provider": "ollama", "model": "llama3.1",
+                   "base_url": "https://ollama.team.example:11434"}),
+            "LANYARD_KEY_LOCAL_LLAMA",
+            "",
+        ),
+        (
+            json!({"name": "gateway", "provider": "openai_compatible", "model": "qwen2.5-coder",
+                   "base_url": "https://llm.internal.example/v1",
+                   "parameters": {"temperature": 0.2, "top_p": 0.95, "max_output_tokens": 2048}}),
+            "LANYARD_KEY_GATEWAY",
+            "sk-test-bGgrbDNEPeLHXpDGAnKkGZqBE8Pq",
+        ),
+    ]
+}
+
+/// A user holding the ten, and what each looks like through the API.
+async fn user_with_ten(app: &TestApp) -> (TestUser, Vec<Configuration>) {
+    let user = app.user().await;
+    let mut created = Vec::new();
+    for (mut body, _, key) in ten_varied_configurations() {
+        if !key.is_empty() {
+            body["api_key"] = json!(key);
+        }
+        created.push(app.create_configuration(&user.token, body).await);
+    }
+    (user, created)
+}
+
+/// `LANYARD_KEY_<NAME>=key` for every configuration that has a key.
+fn ten_key_variables() -> Vec<(&'static str, &'static str)> {
+    ten_varied_configurations()
+        .into_iter()
+        .filter(|(_, _, key)| !key.is_empty())
+        .map(|(_, variable, key)| (variable, key))
+        .collect()
+}
+
+async fn ten_varied_configurations_export_and_reimport_as_the_same_ten(app: TestApp) {
+    let (user, originals) = user_with_ten(&app).await;
+    let keys: Vec<&str> = ten_key_variables().into_iter().map(|(_, key)| key).collect();
+    let workspace = Workspace::new();
+    for format in ["openhands", "litellm"] {
+        let (status, _, document) = api_export(&app, &user.token, format).await;
+        assert_eq!(status, 200, "{format}: {document}");
+        assert_no_piece_of(&document, &keys, format);
+        assert!(!document.contains('…'), "{format}: no masks either");
+        for (_, variable, key) in ten_varied_configurations() {
+            if !key.is_empty() {
+                assert!(document.contains(variable), "{format}: {variable} in\n{document}");
+            }
+        }
+
+        let empty = app.user().await;
+        let file = workspace.file(&format!("ten.{format}"), &document);
+        let imported = workspace
+            .lanyard_with(
+                &app,
+                &[
+                    "import",
+                    format,
+                    "--file",
+                    file.to_str().unwrap(),
+                    "--email",
+                    &empty.email,
+                ],
+                &ten_key_variables(),
+            )
+            .await;
+        imported.assert_success();
+        assert!(imported.stdout.contains("Imported 10"), "{format}: {}", imported.stdout);
+        let copies = app.configurations(&empty.token).await;
+        assert_eq!(copies.len(), 10, "{format}: {copies:?}");
+        for original in &originals {
+            let copy = named(&copies, &original.name);
+            assert_eq!(
+                (
+                    &copy.provider,
+                    &copy.model,
+                    &copy.base_url,
+                    &copy.parameters,
+                    copy.has_api_key,
+                    copy.is_active
+                ),
+                (
+                    &original.provider,
+                    &original.model,
+                    &original.base_url,
+                    &original.parameters,
+                    original.has_api_key,
+                    true
+                ),
+                "{format}: {copy:?}"
+            );
+        }
+        if format == "openhands" {
+            assert!(named(&copies, "claude (personal)").is_default, "{copies:?}");
+        }
+    }
+}
+
+/// The Python virtual environment's `litellm` command (`litellm[proxy]` from PyPI), which
+/// `.ci/run` prepares; without it the test says so and passes.
+const LITELLM_PROXY: &str = "LANYARD_TEST_LITELLM_PROXY";
+
+/// LiteLLM's own proxy, started on the `litellm` export with the keys in its environment, serves
+/// all ten under their names. Offline: the price list comes from the package, nothing is called.
+async fn a_litellm_proxy_started_on_the_export_lists_all_ten(app: TestApp) {
+    let Some(litellm) = std::env::var_os(LITELLM_PROXY) else {
+        eprintln!("skipped: {LITELLM_PROXY} is not set (.ci/run prepares LiteLLM's proxy)");
+        return;
+    };
+    let (user, originals) = user_with_ten(&app).await;
+    let (status, _, document) = api_export(&app, &user.token, "litellm").await;
+    assert_eq!(status, 200, "{document}");
+    let workspace = Workspace::new();
+    let config = workspace.file("config.yaml", &document);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let master_key = "sk-lanyard-test-master-0000";
+    let mut proxy = LitellmProxy::start(&litellm, &config, port, master_key, &ten_key_variables());
+
+    let client = reqwest::Client::new();
+    let models_url = format!("http://127.0.0.1:{port}/v1/models");
+    // The proxy imports for a while (longer on a loaded machine): two minutes at most.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let listed: Value = loop {
+        match client.get(&models_url).bearer_auth(master_key).send().await {
+            Ok(response) if response.status().is_success() => break response.json().await.unwrap(),
+            _ if std::time::Instant::now() < deadline && proxy.is_running() => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            other => panic!("LiteLLM's proxy never listed its models: {other:?}\n{}", proxy.output()),
+        }
+    };
+    let mut served: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|model| model["id"].as_str().unwrap().to_owned())
+        .collect();
+    served.sort();
+    let mut names: Vec<String> = originals.iter().map(|c| c.name.clone()).collect();
+    names.sort();
+    assert_eq!(served, names, "{listed}");
+    // Without the master key the proxy lists nothing.
+    let refused = client.get(&models_url).send().await.unwrap();
+    assert!(!refused.status().is_success(), "{refused:?}");
+}
+
+/// A LiteLLM proxy process, stopped by its id when dropped; its output goes to a file.
+struct LitellmProxy {
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LitellmProxy {
+    fn start(
+        litellm: &std::ffi::OsStr,
+        config: &Path,
+        port: u16,
+        master_key: &str,
+        keys: &[(&str, &str)],
+    ) -> LitellmProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("litellm.log");
+        let output = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(litellm)
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("LITELLM_MASTER_KEY", master_key)
+            // Offline and quiet: the price list from the package, no telemetry, no update check.
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .env("LITELLM_TELEMETRY", "False")
+            .env("LITELLM_DONT_SHOW_FEEDBACK_BOX", "true")
+            .env("LITELLM_LOG", "ERROR")
+            .envs(keys.iter().copied())
+            .current_dir(dir.path())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("start LiteLLM's proxy");
+        LitellmProxy { child, log, _dir: dir }
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LitellmProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
