@@ -155,6 +155,31 @@ impl Drop for WipedOnDrop {
     }
 }
 
+/// A LiteLLM `model_list` whose strings are wiped when it is dropped, like [`WipedOnDrop`].
+struct WipedEntriesOnDrop(Vec<Map<String, Value>>);
+
+impl std::ops::Deref for WipedEntriesOnDrop {
+    type Target = [Map<String, Value>];
+
+    fn deref(&self) -> &[Map<String, Value>] {
+        &self.0
+    }
+}
+
+impl Drop for WipedEntriesOnDrop {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(text) => zeroize::Zeroize::zeroize(text),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(members) => members.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        self.0.iter_mut().flat_map(|entry| entry.values_mut()).for_each(wipe);
+    }
+}
+
 /// Where a TOML file stops parsing, and that it is a syntax error. The parser's own message is
 /// left out: with its excerpt of the line it may quote a key.
 fn toml_error_position(text: &str, error: &toml::de::Error) -> String {
@@ -354,7 +379,7 @@ pub fn parse_litellm(text: &str, policy: &EgressPolicy, environment: Environment
             None => "a syntax error or an unexpected structure".to_owned(),
         },
     })?;
-    let entries = document.model_list.unwrap_or_default();
+    let entries = WipedEntriesOnDrop(document.model_list.unwrap_or_default());
     if entries.is_empty() {
         return Err(ImportError::Malformed {
             format: "LiteLLM configuration",
