@@ -17,6 +17,7 @@ pub mod memberships;
 pub mod migrations;
 pub mod organisation_reveals;
 pub mod organisations;
+pub mod resolve_feed;
 pub mod provider_test_runs;
 pub mod recovery_codes;
 pub mod schema;
