@@ -38,7 +38,16 @@ async fn user_with_two_configurations(
         .map(|n| {
             let name = format!("runtime-{n}");
             site.run(
-                &["token", "create", "--email", "waiter@example.com", "--name", &name, "--scopes", "resolve"],
+                &[
+                    "token",
+                    "create",
+                    "--email",
+                    "waiter@example.com",
+                    "--name",
+                    &name,
+                    "--scopes",
+                    "resolve",
+                ],
                 "",
             )
             .trim()
@@ -46,7 +55,10 @@ async fn user_with_two_configurations(
         })
         .collect();
     let mut ids = Vec::new();
-    for (name, key) in [("first", "sk-first-key-0001-x7Qa"), ("second", "sk-second-key-0002-y8Rb")] {
+    for (name, key) in [
+        ("first", "sk-first-key-0001-x7Qa"),
+        ("second", "sk-second-key-0002-y8Rb"),
+    ] {
         let (status, body) = send(
             client
                 .post(instance.url("/api/llm-configurations"))
@@ -98,7 +110,10 @@ fn waiters(
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(WAITERS * 2).build().unwrap()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(WAITERS * 2)
+        .build()
+        .unwrap()
 }
 
 async fn a_change_through_one_instance_wakes_waits_on_the_other() {
@@ -117,7 +132,11 @@ async fn a_change_through_one_instance_wakes_waits_on_the_other() {
     for ended in waiters(&client, &a, &resolvers, &tag, 2, WAITERS) {
         let (status, _, at) = ended.await.unwrap();
         assert_eq!(status, 304);
-        assert!(at - asked >= Duration::from_millis(1900), "answered after {:?}", at - asked);
+        assert!(
+            at - asked >= Duration::from_millis(1900),
+            "answered after {:?}",
+            at - asked
+        );
     }
 
     // The default changed through B: all of A's waiting requests answer within a second.
@@ -148,7 +167,10 @@ async fn a_change_through_one_instance_wakes_waits_on_the_other() {
     // (the use counter's row lock, then the commit), one after another on the same
     // configuration, about 9 ms apiece on the 2-core machine, in a debug build, under load. The
     // spec's second for all 200 waits for resolve's group commits; until then, allow that.
-    assert!(last < Duration::from_secs(4), "first {first:?}, median {median:?}, last {last:?}");
+    assert!(
+        last < Duration::from_secs(4),
+        "first {first:?}, median {median:?}, last {last:?}"
+    );
 }
 
 async fn a_listener_cut_off_reconnects_and_misses_nothing() {
@@ -184,7 +206,11 @@ async fn a_listener_cut_off_reconnects_and_misses_nothing() {
     let changed = Instant::now();
     let (status, id, at) = waiting.await.unwrap();
     assert_eq!((status, id.as_deref()), (200, Some(second.as_str())));
-    assert!(at - changed < Duration::from_secs(3), "answered {:?} after the change", at - changed);
+    assert!(
+        at - changed < Duration::from_secs(3),
+        "answered {:?} after the change",
+        at - changed
+    );
 }
 
 /// The runs start servers: one at a time.

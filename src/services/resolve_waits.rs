@@ -127,10 +127,7 @@ pub fn member_id(conn: &mut DbConnection, organisation_id: Uuid, member: &Member
         MemberRef::Email(email) => (None, Some(email.key())),
         MemberRef::Nobody => return Ok(None),
     };
-    Ok(
-        memberships::find_active_member(conn, DbId(organisation_id), id, email_key.as_deref())?
-            .map(|(id, _)| id.0),
-    )
+    Ok(memberships::find_active_member(conn, DbId(organisation_id), id, email_key.as_deref())?.map(|(id, _)| id.0))
 }
 
 /// One waiting request's ears: its user's bell and everyone's.
@@ -213,7 +210,9 @@ mod tests {
 
     fn waits() -> Arc<ResolveWaits> {
         // A path that never opens: the feed thread retries quietly while the tests ring by hand.
-        Arc::new(ResolveWaits::new(DatabaseUrl::Sqlite("/nonexistent/dir/lanyard.db".into())))
+        Arc::new(ResolveWaits::new(DatabaseUrl::Sqlite(
+            "/nonexistent/dir/lanyard.db".into(),
+        )))
     }
 
     fn soon() -> tokio::time::Instant {
@@ -256,10 +255,15 @@ mod tests {
         assert!(lock(&waits.by_user).is_empty());
 
         let token = Uuid::new_v4();
-        let places: Vec<_> = (0..MAX_WAITS_PER_TOKEN).map_while(|_| waits.hold_place(token)).collect();
+        let places: Vec<_> = (0..MAX_WAITS_PER_TOKEN)
+            .map_while(|_| waits.hold_place(token))
+            .collect();
         assert_eq!(places.len(), MAX_WAITS_PER_TOKEN);
         assert!(waits.hold_place(token).is_none());
-        assert!(waits.hold_place(Uuid::new_v4()).is_some(), "another token has its own places");
+        assert!(
+            waits.hold_place(Uuid::new_v4()).is_some(),
+            "another token has its own places"
+        );
         drop(places);
         assert!(lock(&waits.per_token).is_empty());
     }

@@ -193,7 +193,13 @@ async fn a_change_of_the_default_an_override_or_a_key_wakes_a_waiting_resolve_wi
     let waiting = wait_for_change(&app, &resolver, Some("conv-1"), &tag, 20);
     settle().await;
     let changed = Instant::now();
-    update_connection(&app, &user.token, &connection, json!({"api_key": "sk-shared-key-rotated-0002"})).await;
+    update_connection(
+        &app,
+        &user.token,
+        &connection,
+        json!({"api_key": "sk-shared-key-rotated-0002"}),
+    )
+    .await;
     let ended = waiting.await.unwrap();
     assert_woken_promptly(&ended, changed, "a new key");
     assert_eq!(
@@ -203,7 +209,9 @@ async fn a_change_of_the_default_an_override_or_a_key_wakes_a_waiting_resolve_wi
 
     // Someone else's change wakes nobody here: the wait ends in 304.
     let other = app.user().await;
-    let theirs = app.create_openai(&other.token, "theirs", "sk-theirs-key-0003-z9Sc").await;
+    let theirs = app
+        .create_openai(&other.token, "theirs", "sk-theirs-key-0003-z9Sc")
+        .await;
     let tag = tag_of(&app, &resolver, None).await;
     let waiting = wait_for_change(&app, &resolver, None, &tag, 2);
     settle().await;
@@ -215,7 +223,9 @@ async fn a_change_of_the_default_an_override_or_a_key_wakes_a_waiting_resolve_wi
 async fn a_token_has_at_most_100_waiting_resolves(app: TestApp) {
     let (user, resolver) = user_and_resolver(&app).await;
     app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
-    let second = app.create_openai(&user.token, "second", "sk-second-key-0002-y8Rb").await;
+    let second = app
+        .create_openai(&user.token, "second", "sk-second-key-0002-y8Rb")
+        .await;
     let tag = tag_of(&app, &resolver, None).await;
     let waiting: Vec<_> = (0..100)
         .map(|_| wait_for_change(&app, &resolver, None, &tag, 30))
