@@ -10,7 +10,9 @@ loopback only, seeds 50 configurations, and measures /healthz, GET /api/llm-conf
 (bearer token), GET /llm-configurations (session from a real form login) and GET /api/resolve
 with wrk: requests/s, p50 and p99 at 32 connections, median of BENCH_RUNS runs; RSS after the
 load; time from start to first answer. Then, on SQLite, the list's latency while 100 provider
-tests hang on a local server that accepts and never answers (bench/hang_server.py). Prints the
+tests hang on a local server that accepts and never answers (bench/hang_server.py). Then, on
+SQLite, 5,000 waiting resolves (`wait=60` with the current tag, from 50 `resolve` tokens, over
+raw sockets): the server's RSS against idle, and the list's latency while they wait. Prints the
 tables and rewrites the generated section of BENCHMARKS.md (between <!-- bench:start --> and
 <!-- bench:end -->), judging each target of bench/targets.toml as PASS or FAIL.
 
@@ -20,6 +22,8 @@ Environment:
   CARGO_TARGET_DIR  where the binary was built (default ~/.cache/lanyard-target)
   BENCH_PG_HOST / BENCH_PG_PORT / BENCH_PG_USER   PostgreSQL (default 127.0.0.1 / 5432 / postgres)
   BENCH_KEEP_WORK=1 keeps the temporary directory (server logs, every wrk output) for a look
+  BENCH_ONLY=waiting  only the waiting-resolve phase (SQLite): prints its rows, leaves
+                    BENCHMARKS.md as it is
 
 Its own logic (wrk's output, medians, targets, the generated section) is tested without a
 server: python3 -m unittest bench/test_driver.py
@@ -36,10 +40,12 @@ if sys.version_info < (3, 11):
     sys.exit("bench/driver.py needs Python 3.11 or later (tomllib)")
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -70,6 +76,13 @@ HANGING_CHECKS = 20
 CHECK_INTERVAL = "5s"
 # Lanyard's outbound timeout is 10 s: every wrk window must fall inside the time the tests hang.
 HANG_WINDOW_S = 7
+# Waiting resolves (runtimes.md): this many at once on one instance, each `wait=WAIT_SECONDS`
+# with the current tag; a token may have WAITS_PER_TOKEN waiting, so they come from several.
+WAITING_RESOLVES = 5000
+WAITS_PER_TOKEN = 100
+WAIT_SECONDS = 60
+# Connections opened at once while the waits are set up (the listen backlog is 1024).
+WAITING_BATCH = 250
 EMAIL = "bench@example.com"
 SLOW_EMAIL = "slow@example.com"
 PASSWORD = "bench-password-0123456789"
@@ -117,6 +130,9 @@ QUANTITIES = {
     "list_p99_ms.sqlite": "{:.2f} ms",
     "list_p99_ms.postgres": "{:.2f} ms",
     "list_p99_ms.hanging": "{:.2f} ms",
+    "list_p99_ms.waiting": "{:.2f} ms",
+    "waiting_rss_over_idle_mib": "{:.1f} MiB",
+    "waiting_early_answers": "{:.0f}",
     "list_errors": "{:.0f}",
     "other_errors": "{:.0f}",
     "rss_mib.sqlite": "{:.1f} MiB",
@@ -159,6 +175,7 @@ class Options:
     pg_user: str
     keep_work: bool
     command: str  # how the run is reproduced, as the report states it
+    only: str = ""  # "waiting": that phase alone
 
     @property
     def duration_s(self) -> int:
@@ -173,6 +190,9 @@ def options_from_environment() -> Options:
         raise BenchError("BENCH_RUNS must be a positive whole number")
     if not re.fullmatch(r"[0-9]+[smh]?", duration):
         raise BenchError("BENCH_DURATION must look like 10s, 30s or 1m")
+    only = os.environ.get("BENCH_ONLY") or ""
+    if only not in ("", "waiting"):
+        raise BenchError("BENCH_ONLY must be empty or `waiting`")
     command = "bash bench/run.sh"
     if os.environ.get("BENCH_DURATION") or os.environ.get("BENCH_RUNS"):
         command = f"BENCH_DURATION={duration} BENCH_RUNS={runs} {command}"
@@ -184,6 +204,7 @@ def options_from_environment() -> Options:
         pg_user=os.environ.get("BENCH_PG_USER") or "postgres",
         keep_work=os.environ.get("BENCH_KEEP_WORK") == "1",
         command=command,
+        only=only,
     )
 
 
@@ -226,7 +247,8 @@ def load_targets(path: Path = TARGETS_FILE) -> list[Target]:
             raise BenchError(f"{where}: label must be text")
         try:
             label = entry["label"].format(
-                op=COMPARISONS[entry["compare"]][0], threshold=threshold, hanging_tests=HANGING_TESTS
+                op=COMPARISONS[entry["compare"]][0], threshold=threshold, hanging_tests=HANGING_TESTS,
+                waiting_resolves=WAITING_RESOLVES,
             )
         except (KeyError, IndexError, ValueError) as error:
             raise BenchError(f"{where}: label {entry['label']!r}: {error}") from error
@@ -446,6 +468,78 @@ class BackendResult:
 
 
 @dataclass
+class WaitingResult:
+    """The waiting-resolve phase: RSS before and while the waits are open, the list meanwhile."""
+    waits: int = 0  # requests that were waiting when measured
+    tokens: int = 0
+    setup_ms: int = 0
+    idle_kib: int = 0
+    waiting_kib: int = 0
+    early: int = 0  # answered before their wait was over (nothing changed: none should)
+    list: EndpointResult = field(default_factory=EndpointResult)
+
+    @property
+    def over_idle_mib(self) -> float:
+        return (self.waiting_kib - self.idle_kib) / 1024
+
+
+def tokens_for(waits: int, per_token: int = WAITS_PER_TOKEN) -> int:
+    """How many tokens carry `waits` waiting requests, each at most `per_token`."""
+    return -(-waits // per_token)
+
+
+def waiting_request(token: str, tag: str, wait: int = WAIT_SECONDS) -> bytes:
+    """A waiting resolve as raw HTTP/1.1."""
+    return (f"GET /api/resolve?wait={wait} HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
+            f"Authorization: Bearer {token}\r\nIf-None-Match: {tag}\r\n\r\n").encode()
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raises this process's soft limit of open files towards `wanted` (children inherit it);
+    returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+async def hold_waits(port: int, tokens: list[str], tag: str, ready: threading.Event, release: threading.Event,
+                     outcome: dict[str, int]) -> None:
+    """Opens WAITING_RESOLVES waiting resolves (WAITS_PER_TOKEN per token), reports in `outcome`
+    how many are open and how long that took, sets `ready`, and holds them until `release`;
+    then counts in `outcome["early"]` those that had answered meanwhile."""
+    started = now_ms()
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    answers: list[asyncio.Task] = []
+    try:
+        for first in range(0, WAITING_RESOLVES, WAITING_BATCH):
+            batch = range(first, min(first + WAITING_BATCH, WAITING_RESOLVES))
+            opened = await asyncio.gather(*(asyncio.open_connection(LOOPBACK, port) for _ in batch))
+            for number, (_, writer) in zip(batch, opened):
+                writer.write(waiting_request(tokens[number // WAITS_PER_TOKEN], tag))
+            await asyncio.gather(*(writer.drain() for _, writer in opened))
+            streams += opened
+            answers += [asyncio.create_task(reader.readline()) for reader, _ in opened]
+        # Each has been resolved once (a 304 read, no write) and waits; give the last ones time.
+        await asyncio.sleep(3)
+        outcome["setup_ms"] = now_ms() - started
+        outcome["open"] = sum(1 for answer in answers if not answer.done())
+        ready.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        outcome["early"] = sum(1 for answer in answers if answer.done())
+    except OSError as error:
+        outcome["error"] = 1
+        log(f"waiting resolves: {error}")
+    finally:
+        for answer in answers:
+            answer.cancel()
+        for _, writer in streams:
+            writer.close()
+
+
+@dataclass
 class HangResult:
     port: int = 0
     window: str = ""
@@ -492,6 +586,7 @@ class Bench:
         self.wrk_errors: list[str] = []
         self.results = {backend: BackendResult() for backend in BACKENDS}
         self.hang = HangResult()
+        self.waiting = WaitingResult()
 
     # --- clean-up ------------------------------------------------------------------------------
     def clean_up(self) -> None:
@@ -686,7 +781,7 @@ class Bench:
                 if run == kept_run:
                     result.kept_distributions[endpoint.name] = latency_distribution(text)
 
-    def bench_backend(self, backend: str, database_url: str) -> tuple[Server, Credentials]:
+    def bench_backend(self, backend: str, database_url: str, *, measure: bool = True) -> tuple[Server, Credentials]:
         """Starts on an empty database (the start-up time includes the migrations), creates the
         user and tokens with the CLI, seeds through the API, logs in, checks, measures."""
         log(f"=== {backend} ===")
@@ -705,6 +800,8 @@ class Bench:
         credentials.session_cookie = self.log_in(port)
         credentials.token_service = self.seed_organisation(port, credentials)
         self.check_endpoints(port, credentials)
+        if not measure:
+            return server, credentials
         self.measure_backend(backend, port, credentials)
         result.rss_kib = proc_status_kib(server.process.pid, "VmRSS")
         result.hwm_kib = proc_status_kib(server.process.pid, "VmHWM")
@@ -813,6 +910,87 @@ class Bench:
         except (OSError, http.client.HTTPException):
             outcomes.append((0, b""))
 
+    # --- waiting resolves ----------------------------------------------------------------------
+    def bench_waiting(self, server: Server, credentials: Credentials) -> None:
+        """WAITING_RESOLVES resolves wait at once (the current tag, `wait=WAIT_SECONDS`, nothing
+        changes): the server's RSS before and while they wait, and the list's latency meanwhile."""
+        log(f"=== {WAITING_RESOLVES} waiting resolves (sqlite) ===")
+        waiting = self.waiting
+        waiting.tokens = tokens_for(WAITING_RESOLVES)
+        tokens = [self.lanyard("token", "create", "--email", EMAIL, "--name", f"bench-wait-{n:02d}",
+                               "--scopes", "resolve") for n in range(waiting.tokens)]
+        time.sleep(2)  # whatever the set-up left in flight settles
+        waiting.idle_kib = proc_status_kib(server.process.pid, "VmRSS")
+        ready, release = threading.Event(), threading.Event()
+        outcome: dict[str, int] = {}
+
+        def hold() -> None:
+            try:
+                asyncio.run(hold_waits(server.port, tokens, credentials.resolve_tag, ready, release, outcome))
+            finally:
+                ready.set()
+
+        holder = threading.Thread(target=hold, name="waiting-resolves")
+        holder.start()
+        try:
+            # Set-up, the measurement and its margin all fall inside one wait.
+            if not ready.wait(timeout=WAIT_SECONDS / 2) or "setup_ms" not in outcome:
+                raise BenchError(f"the waiting resolves could not be set up: {outcome}")
+            waiting.setup_ms = outcome["setup_ms"]
+            waiting.waits = outcome["open"]
+            waiting.waiting_kib = proc_status_kib(server.process.pid, "VmRSS")
+            log(f"{waiting.waits} resolves waiting after {waiting.setup_ms} ms: RSS {waiting.waiting_kib} kB "
+                f"(idle {waiting.idle_kib} kB)")
+            window = f"{min(self.options.duration_s, 15)}s"
+            measured, _ = self.wrk(server.port, window, "wrk-waiting.txt", LIST, credentials)
+            waiting.list.runs.append(measured)
+            log(f"list while {waiting.waits} resolves wait: {measured.rps:.2f} req/s, p50 {measured.p50_ms:.2f} ms, "
+                f"p99 {measured.p99_ms:.2f} ms, errors {measured.errors}")
+        finally:
+            release.set()
+            holder.join()
+        waiting.early = outcome.get("early", 0)
+        log(f"{waiting.early} of them answered before the measurement ended")
+
+    def waiting_report(self) -> list[str]:
+        waiting = self.waiting
+        return [
+            f"Waiting resolves (SQLite): {waiting.waits} `GET /api/resolve?wait={WAIT_SECONDS}` with the current "
+            f"tag held open at once over raw sockets (from {waiting.tokens} `resolve` tokens: at most "
+            f"{WAITS_PER_TOKEN} wait per token), set up in {waiting.setup_ms / 1000:.1f} s; nothing changes, so "
+            f"none should answer before its wait ends ({waiting.early} did before the measurement was over). "
+            f"RSS {mib(waiting.idle_kib)} MiB idle, just before; {mib(waiting.waiting_kib)} MiB with them "
+            f"waiting: {waiting.over_idle_mib:+.1f} MiB.",
+            "",
+            "| GET /api/llm-configurations (sqlite) | req/s | p50 ms | p99 ms | errors |",
+            "|---|---:|---:|---:|---:|",
+            f"| while {waiting.waits} resolves wait | {rps_text(waiting.list.rps)} | {waiting.list.p50_ms:.2f} | "
+            f"{waiting.list.p99_ms:.2f} | {waiting.list.errors} |",
+        ]
+
+    def waiting_quantities(self) -> dict[str, float]:
+        return {
+            "list_p99_ms.waiting": self.waiting.list.p99_ms,
+            "waiting_rss_over_idle_mib": self.waiting.over_idle_mib,
+            "waiting_early_answers": self.waiting.early,
+        }
+
+    def run_waiting_only(self) -> None:
+        """BENCH_ONLY=waiting: the SQLite set-up without its load, then the waiting phase."""
+        self.master_keys = self.lanyard("keygen", env=dict(os.environ))
+        server, credentials = self.bench_backend("sqlite", f"sqlite://{self.work}/sqlite/lanyard.db", measure=False)
+        self.bench_waiting(server, credentials)
+        self.processes.stop(server.process)
+        lines = self.waiting_report() + ["", "| target | measured | result |", "|---|---|---|"]
+        measured = self.waiting_quantities()
+        for target in self.targets:
+            if target.quantity in measured:
+                shown, verdict = target.judge(measured)
+                lines.append(f"| {target.label} | {shown} | {verdict} |")
+        print()
+        print("\n".join(lines))
+        log("BENCH_ONLY=waiting: BENCHMARKS.md left as it is")
+
     # --- the whole run -------------------------------------------------------------------------
     def run(self) -> str:
         machine = describe_machine(self.options)
@@ -823,6 +1001,7 @@ class Bench:
 
         sqlite_url = f"sqlite://{self.work}/sqlite/lanyard.db"
         server, sqlite_credentials = self.bench_backend("sqlite", sqlite_url)
+        self.bench_waiting(server, sqlite_credentials)
         self.processes.stop(server.process)
 
         o = self.options
@@ -853,7 +1032,7 @@ class Bench:
     def measured(self) -> dict[str, float]:
         sqlite, postgres, hang = self.results["sqlite"], self.results["postgres"], self.hang
         list_errors = (sqlite.endpoints["api"].errors + postgres.endpoints["api"].errors
-                       + hang.alone.errors + hang.hanging.errors)
+                       + hang.alone.errors + hang.hanging.errors + self.waiting.list.errors)
         other_errors = sum(result.endpoints[name].errors for result in (sqlite, postgres)
                            for name in ("healthz", "page", "resolve", "service_resolve", "resolve_304"))
         return {
@@ -869,6 +1048,7 @@ class Bench:
             "rss_mib.postgres": postgres.rss_kib / 1024,
             "first_answer_ms.sqlite": sqlite.startup_ms,
             "first_answer_ms.postgres": postgres.startup_ms,
+            **self.waiting_quantities(),
         }
 
     def report(self, machine: str, revision: str, load_before: str, load_after: str) -> str:
@@ -923,6 +1103,8 @@ class Bench:
             f"{hang.hanging.p99_ms:.2f} | {hang.hanging.errors} |",
             "",
             f"RSS after the hanging tests: {mib(hang.rss_kib)} MiB (peak {mib(hang.hwm_kib)} MiB).",
+            "",
+            *self.waiting_report(),
             "",
             "| target | measured | result |",
             "|---|---|---|",
@@ -1055,8 +1237,14 @@ def main() -> int:
         binary = (arguments.binary or default_binary()).resolve()
         if not os.access(binary, os.X_OK):
             raise BenchError(f"no binary at {binary}")
+        # The waiting phase holds WAITING_RESOLVES sockets on each side; the server inherits this.
+        if (limit := raise_open_files_limit(2 * WAITING_RESOLVES + 1024)) < WAITING_RESOLVES + 256:
+            raise BenchError(f"open files are limited to {limit}: raise `ulimit -n` above {2 * WAITING_RESOLVES}")
         bench = Bench(options, targets, binary)
-        bench.run()
+        if options.only == "waiting":
+            bench.run_waiting_only()
+        else:
+            bench.run()
         return 0
     except BenchError as error:
         log(f"ERROR: {error}")

@@ -3,6 +3,7 @@
 import sys
 import tempfile
 import unittest
+import unittest.mock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,6 +79,35 @@ class Targets(unittest.TestCase):
             path.write_text('[[target]]\nlabel = "x"\nquantity = "speed"\ncompare = ">="\nthreshold = 1\n')
             with self.assertRaises(driver.BenchError):
                 driver.load_targets(path)
+
+
+class WaitingResolves(unittest.TestCase):
+    def test_tokens_carry_at_most_their_share_of_waits(self):
+        self.assertEqual(driver.tokens_for(5000), 50)
+        self.assertEqual(driver.tokens_for(5001), 51)
+        self.assertEqual(driver.tokens_for(100), 1)
+        self.assertEqual(driver.tokens_for(1), 1)
+
+    def test_a_waiting_request_is_one_conditional_resolve_with_its_wait(self):
+        raw = driver.waiting_request("lny_token", '"tag"', 60).decode()
+        self.assertTrue(raw.startswith("GET /api/resolve?wait=60 HTTP/1.1\r\n"), raw)
+        self.assertIn("\r\nAuthorization: Bearer lny_token\r\n", raw)
+        self.assertIn('\r\nIf-None-Match: "tag"\r\n', raw)
+        self.assertTrue(raw.endswith("\r\n\r\n"))
+
+    def test_cost_is_measured_over_idle_and_the_targets_name_it(self):
+        result = driver.WaitingResult(idle_kib=30 * 1024, waiting_kib=70 * 1024 + 512)
+        self.assertEqual(result.over_idle_mib, 40.5)
+        labels = [target.label for target in driver.load_targets()]
+        self.assertIn("RSS with 5000 waiting resolves ≤ 50 MiB over idle (SQLite)", labels)
+        self.assertIn("API list p99 ≤ 25 ms while 5000 resolves wait (SQLite)", labels)
+
+    def test_only_the_waiting_phase_may_be_chosen_alone(self):
+        with unittest.mock.patch.dict("os.environ", {"BENCH_ONLY": "waiting"}):
+            self.assertEqual(driver.options_from_environment().only, "waiting")
+        with unittest.mock.patch.dict("os.environ", {"BENCH_ONLY": "list"}):
+            with self.assertRaises(driver.BenchError):
+                driver.options_from_environment()
 
 
 class GeneratedSection(unittest.TestCase):

@@ -13,6 +13,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
+use crate::services::resolve_waits::ResolveWaits;
 use crate::services::{scheduled_checks, webhook_deliveries};
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
@@ -76,6 +77,7 @@ impl Application {
             webhook_client,
             settings.webhooks.retry.clone(),
         );
+        let resolve_waits = Arc::new(ResolveWaits::new(settings.database_url.clone()));
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -83,6 +85,7 @@ impl Application {
             settings: Arc::new(settings),
             listings: Arc::default(),
             resolve_tags: Arc::default(),
+            resolve_waits,
         });
         let server = HttpServer::new(move || {
             App::new()

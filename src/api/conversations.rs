@@ -1,5 +1,7 @@
 //! `/api/conversations` (per-conversation overrides) and `GET /api/resolve`.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
@@ -15,6 +17,7 @@ use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody};
 use crate::http::{Caller, JsonObject};
 use crate::services::conversations::{self, Requester, Resolution};
+use crate::services::resolve_waits::{self, Subscription};
 use crate::services::{Authenticated, Credential};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,6 +189,11 @@ pub struct ResolveQuery {
     /// e-mail or user id; anyone who is not an active member gets 403 `forbidden`. Refused (422)
     /// with a personal token.
     user: Option<String>,
+    /// With `If-None-Match` only: while the tag is current, wait up to this many seconds (1 to
+    /// 60) for a change, answering 200 as soon as the answer changes, else 304 at the end. At
+    /// most 100 requests of one token wait at once (429 beyond).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 60)]
+    wait: Option<String>,
 }
 
 #[utoipa::path(
@@ -195,7 +203,9 @@ pub struct ResolveQuery {
                    (API tokens only). With an organisation's service token, for the member named by `user`: \
                    the member's override, else their default, else the organisation's default, else the \
                    instance fallback, taking only what the organisation's policy lets count (`source` \
-                   `organisation_default` for its default).",
+                   `organisation_default` for its default). With `If-None-Match` and `wait`, an unchanged \
+                   answer waits for a change made through any instance (200 as soon as there is one), \
+                   else 304 at the end.",
     params(
         ResolveQuery,
         ("If-None-Match" = Option<String>, Header,
@@ -207,6 +217,7 @@ pub struct ResolveQuery {
             headers(("ETag" = String))),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "`wait`: this token has 100 requests waiting already", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -223,35 +234,114 @@ pub async fn resolve(
         .filter(|raw| !raw.trim().is_empty())
         .map(|raw| MemberRef::parse(&raw));
     let if_none_match = entity_tags(&req);
+    let wait = waiting_time(query.wait.as_deref(), !if_none_match.is_empty())?;
+    let asked = Arc::new(Asked {
+        conversation,
+        member,
+        if_none_match,
+    });
+    let Some(wait) = wait else {
+        let (resolution, _) = resolve_once(&state, caller, asked, false).await?;
+        return Ok(answer(resolution));
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let (mut resolution, waiting) = resolve_once(&state, caller.clone(), asked.clone(), true).await?;
+    let Some((mut subscription, waiter)) = waiting else {
+        return Ok(answer(resolution));
+    };
+    let mut place = None;
+    while let Resolution::NotModified { .. } = resolution {
+        if place.is_none() {
+            place = Some(
+                state
+                    .resolve_waits
+                    .hold_place(waiter)
+                    .ok_or(AppError::RateLimited { retry_after_secs: 1 })?,
+            );
+        }
+        let woken = subscription.changed_before(deadline).await;
+        // Woken or not, the answer comes from a full resolve: token, user and membership are
+        // checked again, and a change that turns out not to matter keeps the request waiting.
+        resolution = resolve_once(&state, caller.clone(), asked.clone(), false).await?.0;
+        if !woken {
+            break;
+        }
+    }
+    Ok(answer(resolution))
+}
+
+/// What a resolve asks for, kept for the resolves a waiting request makes again.
+struct Asked {
+    conversation: Option<ConversationId>,
+    member: Option<MemberRef>,
+    if_none_match: Vec<String>,
+}
+
+/// `wait`: whole seconds from 1 to 60, and only with `If-None-Match` (a wait needs an answer
+/// the runtime already holds).
+fn waiting_time(raw: Option<&str>, conditional: bool) -> Result<Option<std::time::Duration>, AppError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let seconds = raw
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| (1..=60).contains(seconds))
+        .ok_or_else(|| AppError::validation("wait", "must be a whole number of seconds from 1 to 60"))?;
+    if !conditional {
+        return Err(AppError::validation(
+            "wait",
+            "waits only with If-None-Match: send the ETag of the answer you hold",
+        ));
+    }
+    Ok(Some(std::time::Duration::from_secs(seconds)))
+}
+
+/// One resolve, with every check, in one database task; with `subscribe`, also the
+/// subscription to the changes of the answer's user (taken before the resolve reads, so that a
+/// change committed after it is heard) and whose places the wait takes (the token's).
+async fn resolve_once(
+    state: &AppState,
+    caller: Caller,
+    asked: Arc<Asked>,
+    subscribe: bool,
+) -> Result<(Resolution, Option<(Subscription, uuid::Uuid)>), AppError> {
     let keyring = state.keyring.clone();
     let tags = state.resolve_tags.clone();
+    let waits = state.resolve_waits.clone();
     let fallback = state.settings.fallback.clone();
-    let resolution = state
+    state
         .db
         .run(move |conn| {
             // Authorised first: a runtime's tag is compared only for a caller who may resolve.
             let authenticated = caller.authorize_any(conn, Scope::Resolve)?;
             let condition = conversations::Condition {
                 tags: tags.get(conn, &keyring)?,
-                if_none_match: &if_none_match,
+                if_none_match: &asked.if_none_match,
             };
             match authenticated {
                 Authenticated::Service(service) => {
-                    let member = member.ok_or_else(|| {
+                    let member = asked.member.as_ref().ok_or_else(|| {
                         AppError::validation("user", "name the member to resolve for (e-mail or user id)")
                     })?;
-                    Ok(conversations::resolve_for_member(
+                    let waiting = if subscribe {
+                        let user = resolve_waits::member_id(conn, service.organisation_id, member)?;
+                        Some((waits.subscribe(user), service.token_id))
+                    } else {
+                        None
+                    };
+                    let resolution = conversations::resolve_for_member(
                         conn,
                         &keyring,
                         &service,
-                        &member,
-                        conversation.as_ref(),
+                        member,
+                        asked.conversation.as_ref(),
                         fallback.as_ref(),
                         &condition,
-                    )?)
+                    )?;
+                    Ok((resolution, waiting))
                 }
                 Authenticated::User(principal) => {
-                    if member.is_some() {
+                    if asked.member.is_some() {
                         return Err(AppError::validation(
                             "user",
                             "only an organisation's service token resolves for another user",
@@ -261,29 +351,40 @@ pub async fn resolve(
                         Credential::Token { id, .. } => Some(*id),
                         Credential::Session => None,
                     };
+                    let waiting = subscribe.then(|| {
+                        (
+                            waits.subscribe(Some(principal.user_id)),
+                            token_id.unwrap_or(principal.user_id),
+                        )
+                    });
                     let requester = Requester {
                         user_id: principal.user_id,
                         token_id,
                     };
-                    Ok(conversations::resolve(
+                    let resolution = conversations::resolve(
                         conn,
                         &keyring,
                         &requester,
-                        conversation.as_ref(),
+                        asked.conversation.as_ref(),
                         fallback.as_ref(),
                         &condition,
-                    )?)
+                    )?;
+                    Ok((resolution, waiting))
                 }
             }
         })
-        .await?;
+        .await
+}
+
+/// The answer to a resolution: 200 with the configuration and its key, or 304.
+fn answer(resolution: Resolution) -> HttpResponse {
     let (resolved, tag) = match resolution {
         Resolution::Fresh { resolved, tag } => (*resolved, tag),
         Resolution::NotModified { tag } => {
-            return Ok(HttpResponse::NotModified()
+            return HttpResponse::NotModified()
                 .insert_header((header::ETAG, tag))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish());
+                .finish();
         }
     };
     let effective_base_url = resolved
@@ -342,13 +443,13 @@ pub async fn resolve(
             parameters: Parameters::default(),
         },
     };
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::ETAG, tag))
         .json(ResolveResponse {
             source: resolved.source.as_str().to_owned(),
             configuration,
-        }))
+        })
 }
 
 /// The entity tags of `If-None-Match` (a list; weak tags compare by their opaque part, as

@@ -19,6 +19,7 @@ pub mod organisation_reveals;
 pub mod organisations;
 pub mod provider_test_runs;
 pub mod recovery_codes;
+pub mod resolve_feed;
 pub mod schema;
 pub mod second_factor_failures;
 pub mod second_factors;

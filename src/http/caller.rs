@@ -18,6 +18,7 @@ use crate::services::{Authenticated, Credential, Principal, tokens};
 ///
 /// Handlers check the token inside the same blocking database task as their own work
 /// ([`Caller::authorize`]), so a request costs one trip to the blocking pool, not two.
+#[derive(Clone)]
 pub enum Caller {
     Token(String),
     Session(Principal),

@@ -24,6 +24,7 @@ use crate::db::Database;
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::Tester;
 use crate::services::resolve_tags::TagSecretCell;
+use crate::services::resolve_waits::ResolveWaits;
 
 pub use api_error::{ApiError, ApiResult, ErrorBody};
 pub use auth::{NoFields, ProtectedForm, SignInForm, SignedIn, is_htmx};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub listings: Arc<ListingCache>,
     /// The secret of resolve's tags, read once from the database.
     pub resolve_tags: Arc<TagSecretCell>,
+    /// Resolves waiting for a change (`wait=`), and what wakes them.
+    pub resolve_waits: Arc<ResolveWaits>,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ pub mod master_keys;
 pub mod operations;
 pub mod organisations;
 pub mod resolve_tags;
+pub mod resolve_waits;
 pub mod runtime_exports;
 pub mod scheduled_checks;
 pub mod service_tokens;

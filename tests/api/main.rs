@@ -34,6 +34,7 @@ mod pages;
 mod parameters;
 mod provider_tests;
 mod resolve;
+mod resolve_waits;
 mod rotation;
 mod schema;
 mod secrets;

@@ -48,7 +48,7 @@ impl TestDatabase {
         })
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         match self {
             TestDatabase::Sqlite(dir) => format!("sqlite://{}", dir.path().join("lanyard.db").display()),
             TestDatabase::Postgres { url, .. } => url.clone(),

@@ -1,0 +1,11 @@
+DROP TRIGGER organisations_resolve_changed ON organisations;
+DROP TRIGGER memberships_resolve_changed ON memberships;
+DROP TRIGGER conversation_overrides_resolve_changed ON conversation_overrides;
+DROP TRIGGER user_defaults_resolve_changed ON user_defaults;
+DROP TRIGGER connections_resolve_changed ON connections;
+DROP TRIGGER llm_configurations_resolve_changed ON llm_configurations;
+DROP FUNCTION lanyard_organisation_resolve_changed();
+DROP FUNCTION lanyard_user_resolve_changed();
+DROP FUNCTION lanyard_connection_resolve_changed();
+DROP FUNCTION lanyard_configuration_resolve_changed();
+DROP FUNCTION lanyard_resolve_changed(UUID, UUID);

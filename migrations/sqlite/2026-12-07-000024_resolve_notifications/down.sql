@@ -1,0 +1,17 @@
+DROP TRIGGER organisations_resolve_changed_update;
+DROP TRIGGER memberships_resolve_changed_delete;
+DROP TRIGGER memberships_resolve_changed_update;
+DROP TRIGGER memberships_resolve_changed_insert;
+DROP TRIGGER conversation_overrides_resolve_changed_delete;
+DROP TRIGGER conversation_overrides_resolve_changed_update;
+DROP TRIGGER conversation_overrides_resolve_changed_insert;
+DROP TRIGGER user_defaults_resolve_changed_delete;
+DROP TRIGGER user_defaults_resolve_changed_update;
+DROP TRIGGER user_defaults_resolve_changed_insert;
+DROP TRIGGER connections_resolve_changed_delete;
+DROP TRIGGER connections_resolve_changed_update;
+DROP TRIGGER connections_resolve_changed_insert;
+DROP TRIGGER llm_configurations_resolve_changed_delete;
+DROP TRIGGER llm_configurations_resolve_changed_update;
+DROP TRIGGER llm_configurations_resolve_changed_insert;
+DELETE FROM instance_settings WHERE name = 'resolve_generation';
