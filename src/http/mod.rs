@@ -44,6 +44,8 @@ pub struct AppState {
     pub listings: Arc<ListingCache>,
     /// The secret of resolve's tags, read once from the database.
     pub resolve_tags: Arc<TagSecretCell>,
+    /// Single sign-on, when the operator configured it (`LANYARD_OIDC_ISSUER`).
+    pub single_sign_on: Option<Arc<crate::services::single_sign_on::SingleSignOn>>,
 }
 
 impl AppState {

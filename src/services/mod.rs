@@ -19,6 +19,7 @@ pub mod resolve_tags;
 pub mod runtime_exports;
 pub mod scheduled_checks;
 pub mod service_tokens;
+pub mod single_sign_on;
 pub mod tokens;
 pub mod two_factor;
 pub mod webhook_deliveries;
