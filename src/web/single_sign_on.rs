@@ -30,7 +30,7 @@ const PENDING_COOKIE: &str = "lanyard_sso";
 pub const REAUTHENTICATED_COOKIE: &str = "lanyard_sso_reauthenticated";
 /// In the session: until when (Unix seconds) `/auth/oidc/start?intent=link` may go on, after
 /// the password step.
-const LINK_ALLOWED_UNTIL: &str = "_sso_link_until";
+const LINK_ALLOWED_UNTIL: &str = "sso_link_until";
 /// How long the password step before linking counts.
 const LINK_STEP_SECONDS: i64 = 5 * 60;
 
