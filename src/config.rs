@@ -180,7 +180,10 @@ fn single_sign_on_from_env(public_url: &Url) -> Result<Option<SingleSignOnSettin
         .map_err(|_| ConfigError(format!("LANYARD_OIDC_ISSUER `{raw_issuer}` is not a URL")))?;
     let client_id = var("LANYARD_OIDC_CLIENT_ID")
         .ok_or_else(|| ConfigError("LANYARD_OIDC_CLIENT_ID must be set with LANYARD_OIDC_ISSUER".into()))?;
-    let client_secret = match (var("LANYARD_OIDC_CLIENT_SECRET"), var("LANYARD_OIDC_CLIENT_SECRET_FILE")) {
+    let client_secret = match (
+        var("LANYARD_OIDC_CLIENT_SECRET"),
+        var("LANYARD_OIDC_CLIENT_SECRET_FILE"),
+    ) {
         (Some(_), Some(_)) => {
             return Err(ConfigError(
                 "set either LANYARD_OIDC_CLIENT_SECRET or LANYARD_OIDC_CLIENT_SECRET_FILE, not both".into(),

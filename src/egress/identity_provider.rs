@@ -64,8 +64,8 @@ impl<'c> AsyncHttpClient<'c> for IdentityProviderClient {
                 .map_err(|_| EgressError::Blocked("the identity provider's URL is invalid".into()))?;
             let (status, headers, body) = self.outbound.exchange(parts.method, url, parts.headers, body).await?;
             let mut response = HttpResponse::new(body);
-            *response.status_mut() = openidconnect::http::StatusCode::from_u16(status)
-                .map_err(|_| EgressError::Unreachable)?;
+            *response.status_mut() =
+                openidconnect::http::StatusCode::from_u16(status).map_err(|_| EgressError::Unreachable)?;
             *response.headers_mut() = headers;
             Ok(response)
         })

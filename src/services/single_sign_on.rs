@@ -18,8 +18,8 @@ use openidconnect::core::{
     CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AsyncHttpClient, AuthenticationFlow, AuthorizationCode, Client, ClientId, ClientSecret,
-    ClaimsVerificationError, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    AdditionalClaims, AsyncHttpClient, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
     IdTokenFields, JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
@@ -311,14 +311,17 @@ impl SingleSignOn {
     /// keys (through one that reaches the issuer's and its endpoints' hosts).
     async fn discover(&self) -> Result<Discovered, String> {
         let issuer = &self.settings.issuer;
-        let issuer_only = IdentityProviderClient::for_urls([issuer], &self.nameservers)
-            .map_err(|error| error.to_string())?;
+        let issuer_only =
+            IdentityProviderClient::for_urls([issuer], &self.nameservers).map_err(|error| error.to_string())?;
         let mut address = issuer.clone();
-        let path = format!("{}/.well-known/openid-configuration", issuer.path().trim_end_matches('/'));
+        let path = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.path().trim_end_matches('/')
+        );
         address.set_path(&path);
         let body = get_json(&issuer_only, &address).await?;
-        let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
-            .map_err(|error| format!("the discovery document is invalid: {error}"))?;
+        let metadata: CoreProviderMetadata =
+            serde_json::from_slice(&body).map_err(|error| format!("the discovery document is invalid: {error}"))?;
         if metadata.issuer().as_str().trim_end_matches('/') != issuer.as_str().trim_end_matches('/') {
             return Err(format!(
                 "the discovery document names another issuer (`{}`)",
@@ -338,7 +341,8 @@ impl SingleSignOn {
                 ));
             }
         }
-        let http = IdentityProviderClient::for_urls(&endpoints, &self.nameservers).map_err(|error| error.to_string())?;
+        let http =
+            IdentityProviderClient::for_urls(&endpoints, &self.nameservers).map_err(|error| error.to_string())?;
         let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), &http)
             .await
             .map_err(|error| format!("the provider's keys cannot be read: {error}"))?;
@@ -366,7 +370,9 @@ impl SingleSignOn {
         Ok(IdentityClient::from_provider_metadata(
             discovered.metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(self.settings.client_secret.expose_secret().to_owned())),
+            Some(ClientSecret::new(
+                self.settings.client_secret.expose_secret().to_owned(),
+            )),
         )
         .set_redirect_uri(redirect))
     }
@@ -459,7 +465,10 @@ impl SingleSignOn {
                 .collect();
             return Err(SingleSignOnError::ProviderRefused(code));
         }
-        let code = callback.code.filter(|code| !code.is_empty()).ok_or(SingleSignOnError::ExchangeFailed)?;
+        let code = callback
+            .code
+            .filter(|code| !code.is_empty())
+            .ok_or(SingleSignOnError::ExchangeFailed)?;
         let discovered = self.current().ok_or(SingleSignOnError::Unavailable)?;
         let client = self.client(&discovered)?;
         let response = client
@@ -575,7 +584,10 @@ pub fn recently_reauthenticated(keyring: &MasterKeyring, proof: Option<&str>, us
 
 /// The verifier for this provider: its keys, the algorithms it announces for ID tokens (never
 /// `none`), this client's id as the audience.
-fn verifier_for<'a>(client: &'a IdentityClient, discovered: &Discovered) -> openidconnect::IdTokenVerifier<'a, CoreJsonWebKey> {
+fn verifier_for<'a>(
+    client: &'a IdentityClient,
+    discovered: &Discovered,
+) -> openidconnect::IdTokenVerifier<'a, CoreJsonWebKey> {
     let algorithms: Vec<CoreJwsSigningAlgorithm> = discovered
         .metadata
         .id_token_signing_alg_values_supported()
@@ -590,7 +602,12 @@ fn verifier_for<'a>(client: &'a IdentityClient, discovered: &Discovered) -> open
 fn unknown_key(
     client: &IdentityClient,
     discovered: &Discovered,
-    id_token: &openidconnect::IdToken<OtherClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>,
+    id_token: &openidconnect::IdToken<
+        OtherClaims,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
     nonce: &Nonce,
 ) -> bool {
     matches!(
@@ -641,7 +658,10 @@ async fn get_json(client: &IdentityProviderClient, url: &Url) -> Result<Vec<u8>,
         .header(openidconnect::http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|error| error.to_string())?;
-    let response = client.call(request).await.map_err(|error: EgressError| error.to_string())?;
+    let response = client
+        .call(request)
+        .await
+        .map_err(|error: EgressError| error.to_string())?;
     if !response.status().is_success() {
         return Err(format!("`{url}` answered {}", response.status()));
     }
@@ -834,7 +854,12 @@ fn apply_group_mapping(
     Ok(())
 }
 
-fn join(conn: &mut DbConnection, organisation: DbId, user: DbId, role: OrganisationRole) -> Result<(), SingleSignOnError> {
+fn join(
+    conn: &mut DbConnection,
+    organisation: DbId,
+    user: DbId,
+    role: OrganisationRole,
+) -> Result<(), SingleSignOnError> {
     let now = db::now();
     memberships::insert(
         conn,

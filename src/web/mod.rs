@@ -44,7 +44,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(single_sign_on::START, web::get().to(single_sign_on::start))
         .route(single_sign_on::CALLBACK, web::get().to(single_sign_on::callback))
         .route("/settings/single-sign-on/link", web::post().to(single_sign_on::link))
-        .route("/settings/single-sign-on/unlink", web::post().to(single_sign_on::unlink))
+        .route(
+            "/settings/single-sign-on/unlink",
+            web::post().to(single_sign_on::unlink),
+        )
         .service(
             web::resource("/llm-configurations")
                 .get(llm_configurations::page)

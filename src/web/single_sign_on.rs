@@ -85,11 +85,7 @@ pub struct StartQuery {
 }
 
 /// `GET /auth/oidc/start`: 303 to the provider, with the sealed cookie of this sign-in.
-pub async fn start(
-    state: web::Data<AppState>,
-    session: Session,
-    query: web::Query<StartQuery>,
-) -> PageResult {
+pub async fn start(state: web::Data<AppState>, session: Session, query: web::Query<StartQuery>) -> PageResult {
     let sso = configured(&state)?.clone();
     let StartQuery { intent, next } = query.into_inner();
     let intent = Intent::parse(intent.as_deref().unwrap_or_default())
@@ -231,7 +227,9 @@ pub async fn link(
             session
                 .insert(LINK_ALLOWED_UNTIL, until)
                 .map_err(|error| AppError::Internal(format!("session write failed: {error}")))?;
-            Ok(see_other(&format!("{START}?intent=link")))
+            // Not a 303: the CSP's `form-action 'self'` covers a form post's redirects too, and
+            // this one would end at the provider. A page that moves on is a plain navigation.
+            moving_on(&format!("{START}?intent=link"), &[])
         }
         Err(AccountsError::ReauthenticationRequired) => Err(AppError::validation(
             "current_password",
@@ -246,10 +244,7 @@ pub async fn link(
 pub async fn unlink(state: web::Data<AppState>, user: SignedIn, _form: ProtectedForm<NoFields>) -> PageResult {
     configured(&state)?;
     let user_id = user.user_id;
-    state
-        .db
-        .run(move |conn| single_sign_on::unlink(conn, user_id))
-        .await?;
+    state.db.run(move |conn| single_sign_on::unlink(conn, user_id)).await?;
     Ok(see_other("/settings#single-sign-on"))
 }
 
