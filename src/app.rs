@@ -14,6 +14,7 @@ use crate::db::{self, Database};
 use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
 use crate::services::resolve_waits::ResolveWaits;
+use crate::services::single_sign_on::SingleSignOn;
 use crate::services::{scheduled_checks, webhook_deliveries};
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
@@ -78,6 +79,21 @@ impl Application {
             settings.webhooks.retry.clone(),
         );
         let resolve_waits = Arc::new(ResolveWaits::new(settings.database_url.clone()));
+        // Single sign-on reads its provider's discovery document now, or keeps trying in the
+        // background: password sign-in never waits for it.
+        let single_sign_on = match settings.single_sign_on.clone() {
+            Some(sso_settings) => {
+                let sso = Arc::new(SingleSignOn::new(
+                    sso_settings,
+                    settings.egress.nameservers.clone(),
+                    database.clone(),
+                    keyring.clone(),
+                ));
+                sso.discover_or_retry().await;
+                Some(sso)
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             db: database,
             outbound,
@@ -86,6 +102,7 @@ impl Application {
             listings: Arc::default(),
             resolve_tags: Arc::default(),
             resolve_waits,
+            single_sign_on,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -9,8 +9,8 @@ use url::Url;
 
 use crate::db::DatabaseUrl;
 use crate::domain::{
-    ApiKey, BaseUrl, CheckSchedule, FallbackConfiguration, ModelId, OrganisationCreation, Provider, RetrySchedule,
-    UserCaps,
+    ApiKey, BaseUrl, CheckSchedule, FallbackConfiguration, ModelId, OrganisationCreation, OrganisationName,
+    OrganisationRole, Provider, RetrySchedule, UserCaps,
 };
 use crate::egress::EgressPolicy;
 
@@ -54,6 +54,186 @@ pub struct Settings {
     pub checks: CheckSchedule,
     /// `LANYARD_WEBHOOK_ALLOW` and `LANYARD_WEBHOOK_RETRY_SCHEDULE`.
     pub webhooks: WebhookSettings,
+    /// `LANYARD_OIDC_*`: single sign-on, when `LANYARD_OIDC_ISSUER` is set.
+    pub single_sign_on: Option<SingleSignOnSettings>,
+    /// `LANYARD_PASSWORD_LOGIN` (`on` by default): with `off`, `/login` offers single sign-on
+    /// alone and refuses passwords.
+    pub password_login: bool,
+}
+
+/// The operator's OpenID Connect client (sign-in.md).
+#[derive(Debug, Clone)]
+pub struct SingleSignOnSettings {
+    /// `LANYARD_OIDC_ISSUER`: https, or http on a loopback host only.
+    pub issuer: Url,
+    pub client_id: String,
+    /// `LANYARD_OIDC_CLIENT_SECRET` or the content of `LANYARD_OIDC_CLIENT_SECRET_FILE`.
+    pub client_secret: SecretString,
+    /// `LANYARD_OIDC_NAME`: the button's label.
+    pub name: String,
+    /// `LANYARD_OIDC_SCOPES`, `openid` always among them.
+    pub scopes: Vec<String>,
+    /// `LANYARD_OIDC_GROUPS_CLAIM`.
+    pub groups_claim: String,
+    /// `LANYARD_OIDC_ORGANISATIONS`.
+    pub organisations: Vec<GroupMapping>,
+    /// `LANYARD_OIDC_CREATE_USERS`: create an account at a first sign-in.
+    pub create_users: bool,
+    /// `{LANYARD_PUBLIC_URL}/auth/oidc/callback`.
+    pub redirect_url: Url,
+    /// Whether cookies must be `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+}
+
+/// One entry of `LANYARD_OIDC_ORGANISATIONS`: members of `group` at the provider are members of
+/// `organisation` in `role`.
+#[derive(Debug, Clone)]
+pub struct GroupMapping {
+    pub group: String,
+    pub organisation: OrganisationName,
+    pub role: OrganisationRole,
+}
+
+impl SingleSignOnSettings {
+    /// The settings with their defaults, for an issuer and a client (tests and `from_env`).
+    pub fn new(issuer: Url, client_id: &str, client_secret: &str, public_url: &Url) -> Result<Self, ConfigError> {
+        if !issuer_allowed(&issuer) {
+            return Err(ConfigError(format!(
+                "LANYARD_OIDC_ISSUER `{issuer}` must be an https URL (plain http only on a loopback host, e.g. http://127.0.0.1:8081)"
+            )));
+        }
+        let mut redirect_url = public_url.clone();
+        redirect_url.set_path("/auth/oidc/callback");
+        redirect_url.set_query(None);
+        Ok(SingleSignOnSettings {
+            issuer,
+            client_id: client_id.to_owned(),
+            client_secret: SecretString::from(client_secret.to_owned()),
+            name: "Single sign-on".to_owned(),
+            scopes: ["openid", "email", "profile"].map(str::to_owned).to_vec(),
+            groups_claim: "groups".to_owned(),
+            organisations: Vec::new(),
+            create_users: false,
+            redirect_url,
+            secure_cookies: public_url.scheme() == "https",
+        })
+    }
+
+    /// Parses `LANYARD_OIDC_ORGANISATIONS`.
+    pub fn parse_organisations(raw: &str) -> Result<Vec<GroupMapping>, ConfigError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            group: String,
+            organisation: String,
+            #[serde(default = "member")]
+            role: String,
+        }
+        fn member() -> String {
+            "member".to_owned()
+        }
+        let fail = |why: String| {
+            ConfigError(format!(
+                "LANYARD_OIDC_ORGANISATIONS {why}; expected JSON like [{{\"group\": \"eng\", \"organisation\": \"Engineering\", \"role\": \"member\"}}]"
+            ))
+        };
+        let entries: Vec<Entry> = serde_json::from_str(raw).map_err(|error| fail(format!("is not valid: {error}")))?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                if entry.group.is_empty() {
+                    return Err(fail("has an entry with an empty group".to_owned()));
+                }
+                let organisation = OrganisationName::parse(&entry.organisation)
+                    .map_err(|why| fail(format!("organisation `{}`: {why}", entry.organisation)))?;
+                let role = OrganisationRole::parse(&entry.role)
+                    .ok_or_else(|| fail(format!("role `{}` must be owner, admin or member", entry.role)))?;
+                Ok(GroupMapping {
+                    group: entry.group,
+                    organisation,
+                    role,
+                })
+            })
+            .collect()
+    }
+}
+
+/// https anywhere; plain http only to a loopback host (a provider on the same machine).
+pub fn issuer_allowed(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(address)) => address.is_loopback(),
+            Some(url::Host::Ipv6(address)) => address.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+fn single_sign_on_from_env(public_url: &Url) -> Result<Option<SingleSignOnSettings>, ConfigError> {
+    let Some(raw_issuer) = var("LANYARD_OIDC_ISSUER") else {
+        return Ok(None);
+    };
+    let issuer = Url::parse(raw_issuer.trim())
+        .map_err(|_| ConfigError(format!("LANYARD_OIDC_ISSUER `{raw_issuer}` is not a URL")))?;
+    let client_id = var("LANYARD_OIDC_CLIENT_ID")
+        .ok_or_else(|| ConfigError("LANYARD_OIDC_CLIENT_ID must be set with LANYARD_OIDC_ISSUER".into()))?;
+    let client_secret = match (
+        var("LANYARD_OIDC_CLIENT_SECRET"),
+        var("LANYARD_OIDC_CLIENT_SECRET_FILE"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "set either LANYARD_OIDC_CLIENT_SECRET or LANYARD_OIDC_CLIENT_SECRET_FILE, not both".into(),
+            ));
+        }
+        (Some(secret), None) => secret,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|secret| secret.trim().to_owned())
+            .map_err(|error| {
+                ConfigError(format!(
+                    "LANYARD_OIDC_CLIENT_SECRET_FILE `{path}` cannot be read ({})",
+                    error.kind()
+                ))
+            })?,
+        (None, None) => {
+            return Err(ConfigError(
+                "LANYARD_OIDC_CLIENT_SECRET (or LANYARD_OIDC_CLIENT_SECRET_FILE) must be set with LANYARD_OIDC_ISSUER"
+                    .into(),
+            ));
+        }
+    };
+    let mut settings = SingleSignOnSettings::new(issuer, client_id.trim(), &client_secret, public_url)?;
+    if let Some(name) = var("LANYARD_OIDC_NAME") {
+        settings.name = name.trim().to_owned();
+    }
+    if let Some(scopes) = var("LANYARD_OIDC_SCOPES") {
+        let mut scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+        if !scopes.iter().any(|scope| scope == "openid") {
+            scopes.insert(0, "openid".to_owned());
+        }
+        settings.scopes = scopes;
+    }
+    if let Some(claim) = var("LANYARD_OIDC_GROUPS_CLAIM") {
+        settings.groups_claim = claim.trim().to_owned();
+    }
+    if let Some(raw) = var("LANYARD_OIDC_ORGANISATIONS") {
+        settings.organisations = SingleSignOnSettings::parse_organisations(&raw)?;
+    }
+    settings.create_users = on_off("LANYARD_OIDC_CREATE_USERS", false)?;
+    Ok(Some(settings))
+}
+
+/// An `on`/`off` switch.
+fn on_off(name: &str, default: bool) -> Result<bool, ConfigError> {
+    match var(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(ConfigError(format!("{name} must be `on` or `off`, not `{other}`"))),
+    }
 }
 
 /// Where webhooks may point and how deliveries are retried.
@@ -156,6 +336,13 @@ impl Settings {
             .map_err(|message| ConfigError(format!("LANYARD_ORGANISATION_CREATION {message}")))?;
         let checks = checks_from_env()?;
         let webhooks = webhooks_from_env()?;
+        let single_sign_on = single_sign_on_from_env(&public_url)?;
+        let password_login = on_off("LANYARD_PASSWORD_LOGIN", true)?;
+        if !password_login && single_sign_on.is_none() {
+            return Err(ConfigError(
+                "LANYARD_PASSWORD_LOGIN=off needs single sign-on (LANYARD_OIDC_ISSUER): nobody could sign in".into(),
+            ));
+        }
         Ok(Settings {
             database_url,
             bind,
@@ -171,6 +358,8 @@ impl Settings {
             organisation_creation,
             checks,
             webhooks,
+            single_sign_on,
+            password_login,
         })
     }
 }

@@ -72,7 +72,16 @@ const ROOMS: &[(&str, &[&str])] = &[
 /// (importing room, imported room, the only items it may name there).
 const ITEM_LIMITS: &[(&str, &str, &[&str])] = &[
     // Plain settings types only: no `Settings` (the whole environment), nothing that reads it.
-    ("services", "config", &["MasterKeySource"]),
+    (
+        "services",
+        "config",
+        &[
+            "MasterKeySource",
+            "SingleSignOnSettings",
+            "GroupMapping",
+            "issuer_allowed",
+        ],
+    ),
 ];
 
 /// Crate → the rooms that alone may name it. The HTTP client has a second home: `lanyard exec`
@@ -90,6 +99,9 @@ const CRATE_HOMES: &[(&str, &[&str])] = &[
     ("totp_rs", &["crypto"]),
     ("qrcode", &["crypto"]),
     ("reqwest", &["egress", "lanyard_client"]),
+    // OpenID Connect: the protocol glue in the single sign-on service, its HTTP in the identity
+    // provider's own outbound client.
+    ("openidconnect", &["egress", "services"]),
     ("diesel", &["db"]),
 ];
 

@@ -161,6 +161,7 @@ pub async fn create(
             let proof = Reauthentication {
                 current_password: current_password.as_deref(),
                 totp_code: totp_code.as_deref(),
+                single_sign_on: false,
             };
             service_tokens::create(
                 conn,

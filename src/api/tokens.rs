@@ -214,6 +214,7 @@ pub async fn create(
             let proof = accounts::Reauthentication {
                 current_password: current_password.as_deref(),
                 totp_code: totp_code.as_deref(),
+                single_sign_on: false,
             };
             tokens::create_for_session(conn, &keyring, principal.user_id, &new, cap, &proof, &client)
         })

@@ -12,6 +12,7 @@ mod random;
 mod resolve_tag;
 mod sealed;
 mod session;
+mod single_sign_on;
 mod tokens;
 mod totp;
 mod webhook_signature;
@@ -25,6 +26,7 @@ pub use random::{new_csrf_token, new_passphrase_salt, random_bytes, random_url_t
 pub use resolve_tag::ResolveTagSecret;
 pub use sealed::{OpenError, RowBinding, Sealed};
 pub use session::{anonymous_csrf_signing_key, hash_session_key, new_session_key, session_cookie_signing_key};
+pub use single_sign_on::{hash_sign_in_state, open_pending_sign_in, seal_pending_sign_in};
 pub use tokens::{TokenSecret, hash_setup_token, hash_token, new_setup_token};
 pub use totp::{
     RECOVERY_CODES, TOTP_STEP_SECONDS, TotpSecret, decode_from_form, encode_for_form, hash_login_challenge,

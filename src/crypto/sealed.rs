@@ -24,6 +24,8 @@
 //! - `lanyard/second-factor/pending`: a secret offered on the enrolment page and not yet
 //!   confirmed, carried in the form itself (user), so that it never opens as a confirmed one.
 //! - `lanyard/resolve-tag-secret`: the instance's secret for resolve's tags (no row to bind).
+//! - `lanyard/single-sign-on/pending`: a sign-in begun at the identity provider, carried in the
+//!   browser's cookie until its callback (no row to bind; its `state` is single-use by a row).
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -56,6 +58,8 @@ pub enum RowBinding {
     PendingSecondFactor { user: Uuid },
     /// The instance's secret for resolve's tags (one per instance).
     ResolveTagSecret,
+    /// A single sign-on begun and not yet come back (the browser's cookie).
+    PendingSingleSignOn,
 }
 
 impl RowBinding {
@@ -104,6 +108,10 @@ impl RowBinding {
             }
             RowBinding::ResolveTagSecret => {
                 aad.extend_from_slice(b"lanyard/resolve-tag-secret\0");
+                aad.extend_from_slice(header);
+            }
+            RowBinding::PendingSingleSignOn => {
+                aad.extend_from_slice(b"lanyard/single-sign-on/pending\0");
                 aad.extend_from_slice(header);
             }
         }

@@ -19,6 +19,8 @@ pub struct MembershipRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Made by the single sign-on group mapping, which takes away only what it made.
+    pub from_single_sign_on: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &MembershipRow) -> QueryResult<()> {
@@ -123,4 +125,13 @@ pub fn find_active_member(
         (None, None) => return Ok(None),
     };
     query.first(conn).optional()
+}
+
+/// The organisations where the group mapping made the user a member.
+pub fn made_by_single_sign_on(conn: &mut DbConnection, user_id: DbId) -> QueryResult<Vec<DbId>> {
+    memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .filter(memberships::from_single_sign_on.eq(true))
+        .select(memberships::organisation_id)
+        .load(conn)
 }

@@ -26,6 +26,7 @@ pub mod second_factors;
 pub mod security_events;
 pub mod service_tokens;
 pub mod sessions;
+pub mod single_sign_on_states;
 pub mod sql_types;
 pub mod user_defaults;
 pub mod users;

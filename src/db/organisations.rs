@@ -21,6 +21,9 @@ pub struct OrganisationRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// Created by the single sign-on group mapping (instance admins act as its owners while it
+    /// has none).
+    pub managed: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &OrganisationRow) -> QueryResult<()> {
@@ -140,4 +143,13 @@ pub fn set_policy(
 /// Deletes an organisation; its memberships and invitations go with it (foreign keys cascade).
 pub fn delete(conn: &mut DbConnection, id: DbId) -> QueryResult<usize> {
     diesel::delete(organisations::table.find(id)).execute(conn)
+}
+
+/// The organisation with this case-folded name.
+pub fn find_by_name_key(conn: &mut DbConnection, name_key: &str) -> QueryResult<Option<OrganisationRow>> {
+    organisations::table
+        .filter(organisations::name_key.eq(name_key))
+        .select(OrganisationRow::as_select())
+        .first(conn)
+        .optional()
 }

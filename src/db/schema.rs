@@ -14,6 +14,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         listing_version -> BigInt,
+        oidc_subject -> Nullable<Text>,
     }
 }
 
@@ -259,6 +260,7 @@ diesel::table! {
         default_configuration_id -> Nullable<DbUuid>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        managed -> Bool,
     }
 }
 
@@ -273,6 +275,7 @@ diesel::table! {
         share_personal_configurations -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        from_single_sign_on -> Bool,
     }
 }
 
@@ -476,3 +479,10 @@ diesel::joinable!(second_factors -> users (user_id));
 diesel::joinable!(login_challenges -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(second_factors, users);
 diesel::allow_tables_to_appear_in_same_query!(second_factors, sessions);
+
+diesel::table! {
+    single_sign_on_states (state_hash) {
+        state_hash -> Binary,
+        expires_at -> Timestamp,
+    }
+}

@@ -21,6 +21,15 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     #[diesel(deserialize_as = Stamp)]
     pub updated_at: NaiveDateTime,
+    /// The identity provider's `sub`, once single sign-on is linked.
+    pub oidc_subject: Option<String>,
+}
+
+impl UserRow {
+    /// An account made by single sign-on has no password (an empty hash) until one is set.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -143,4 +152,25 @@ pub fn set_role(conn: &mut DbConnection, id: DbId, role: Role, now: NaiveDateTim
 /// them (foreign keys cascade).
 pub fn delete(conn: &mut DbConnection, id: DbId) -> QueryResult<usize> {
     diesel::delete(users::table.find(id)).execute(conn)
+}
+
+/// The account linked to the identity provider's `sub`.
+pub fn find_by_oidc_subject(conn: &mut DbConnection, subject: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::oidc_subject.eq(subject))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Links (`Some`) or unlinks (`None`) single sign-on.
+pub fn set_oidc_subject(
+    conn: &mut DbConnection,
+    id: DbId,
+    subject: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::oidc_subject.eq(subject), users::updated_at.eq(now)))
+        .execute(conn)
 }

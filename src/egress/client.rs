@@ -256,6 +256,42 @@ impl OutboundClient {
             .await
     }
 
+    /// A request of any method, its answer's headers kept (the identity provider's client reads
+    /// the content type). The body is read up to 1 MiB.
+    pub(super) async fn exchange(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), EgressError> {
+        let port = self.check_url(&url)?;
+        DESTINATION_PORT
+            .scope(port, async move {
+                let response = self
+                    .client
+                    .request(method, url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let mut body = Vec::new();
+                let mut stream = response.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(classify)?;
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(EgressError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok((status, headers, body))
+            })
+            .await
+    }
+
     async fn send(&self, url: Url, headers: HeaderMap) -> Result<OutboundResponse, EgressError> {
         let started = Instant::now();
         let response = self.client.get(url).headers(headers).send().await.map_err(classify)?;

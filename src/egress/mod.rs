@@ -4,6 +4,7 @@
 
 mod address;
 mod client;
+mod identity_provider;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,6 +13,7 @@ use url::{Host, Url};
 
 pub use address::non_public_reason;
 pub use client::{EgressError, LOOKUP_TIMEOUT, OutboundBuildError, OutboundClient, OutboundResponse};
+pub use identity_provider::IdentityProviderClient;
 /// The header types of outbound requests, so that `providers/` can build them without naming
 /// the HTTP client (the only door out is this room).
 pub use reqwest::header;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub resolve_tags: Arc<TagSecretCell>,
     /// Resolves waiting for a change (`wait=`), and what wakes them.
     pub resolve_waits: Arc<ResolveWaits>,
+    /// Single sign-on, when the operator configured it (`LANYARD_OIDC_ISSUER`).
+    pub single_sign_on: Option<Arc<crate::services::single_sign_on::SingleSignOn>>,
 }
 
 impl AppState {

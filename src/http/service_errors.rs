@@ -147,3 +147,27 @@ impl From<ServiceTokensError> for AppError {
         }
     }
 }
+
+impl From<crate::services::single_sign_on::SingleSignOnError> for AppError {
+    fn from(error: crate::services::single_sign_on::SingleSignOnError) -> Self {
+        use crate::services::single_sign_on::SingleSignOnError;
+        match error {
+            SingleSignOnError::Store(error) => AppError::from(error),
+            SingleSignOnError::NotConfigured => AppError::NotFound,
+            // Pages render refusals themselves (a 400 page that says why); elsewhere they are
+            // a bad request like any other.
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::services::single_sign_on::UnlinkError> for AppError {
+    fn from(error: crate::services::single_sign_on::UnlinkError) -> Self {
+        use crate::services::single_sign_on::UnlinkError;
+        match error {
+            UnlinkError::NoPassword => AppError::conflict(None, error.to_string()),
+            UnlinkError::NotFound => AppError::NotFound,
+            UnlinkError::Store(error) => AppError::from(error),
+        }
+    }
+}

@@ -383,6 +383,9 @@ pub(super) fn current_password_matches(
 pub struct Reauthentication<'a> {
     pub current_password: Option<&'a str>,
     pub totp_code: Option<&'a str>,
+    /// The request carries a fresh re-authentication by single sign-on (its sealed cookie,
+    /// checked at the edge). It counts only for an account without a password.
+    pub single_sign_on: bool,
 }
 
 /// Re-authenticates the signed-in user for an action that can reveal keys: the current password
@@ -396,6 +399,12 @@ pub fn reauthenticate(
     proof: &Reauthentication<'_>,
     client: &str,
 ) -> Result<(), AccountsError> {
+    if proof.single_sign_on {
+        let user = find_user(conn, user_id)?;
+        if !user.has_password() && user.oidc_subject.is_some() && !user.is_disabled {
+            return Ok(());
+        }
+    }
     let Some(presented) = proof.current_password.filter(|password| !password.is_empty()) else {
         return Err(AccountsError::ReauthenticationRequired);
     };

@@ -20,6 +20,7 @@ pub mod resolve_waits;
 pub mod runtime_exports;
 pub mod scheduled_checks;
 pub mod service_tokens;
+pub mod single_sign_on;
 pub mod tokens;
 pub mod two_factor;
 pub mod webhook_deliveries;

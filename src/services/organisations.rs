@@ -81,13 +81,41 @@ fn require_role(
     user_id: Uuid,
     needed: OrganisationRole,
 ) -> Result<memberships::MembershipRow, OrganisationsError> {
-    let membership =
-        memberships::find(conn, DbId(organisation_id), DbId(user_id))?.ok_or(OrganisationsError::NotFound)?;
+    let membership = match memberships::find(conn, DbId(organisation_id), DbId(user_id))? {
+        Some(membership) => membership,
+        None => acting_owner(conn, organisation_id, user_id)?.ok_or(OrganisationsError::NotFound)?,
+    };
     if membership.role.includes(needed) {
         Ok(membership)
     } else {
         Err(OrganisationsError::Forbidden)
     }
+}
+
+/// An instance admin acts as the owner of a managed organisation (one the single sign-on group
+/// mapping created) while it has no owner who can sign in: otherwise nobody could manage it.
+fn acting_owner(
+    conn: &mut DbConnection,
+    organisation_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<memberships::MembershipRow>, OrganisationsError> {
+    let Some(organisation) = organisations::find(conn, DbId(organisation_id))? else {
+        return Ok(None);
+    };
+    let is_instance_admin = users::find_by_id(conn, DbId(user_id))?
+        .is_some_and(|user| user.role == crate::domain::Role::Admin && !user.is_disabled);
+    if !organisation.managed || !is_instance_admin || !memberships::active_owners(conn, organisation.id)?.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(memberships::MembershipRow {
+        organisation_id: organisation.id,
+        user_id: DbId(user_id),
+        role: OrganisationRole::Owner,
+        share_personal_configurations: false,
+        created_at: organisation.created_at,
+        updated_at: organisation.updated_at,
+        from_single_sign_on: false,
+    }))
 }
 
 /// Locks the organisation for the rest of the transaction, then checks the caller's role.
@@ -159,6 +187,7 @@ pub fn create(
         default_configuration_id: None,
         created_at: now,
         updated_at: now,
+        managed: false,
     };
     db::write_transaction(conn, |conn| {
         if !users::lock_owner(conn, DbId(actor.user_id))? {
@@ -177,6 +206,7 @@ pub fn create(
                 share_personal_configurations: false,
                 created_at: now,
                 updated_at: now,
+                from_single_sign_on: false,
             },
         )?;
         Ok(())
@@ -372,6 +402,7 @@ pub fn accept(
                     share_personal_configurations: false,
                     created_at: now,
                     updated_at: now,
+                    from_single_sign_on: false,
                 },
             )?;
         }

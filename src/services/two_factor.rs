@@ -96,7 +96,7 @@ pub fn setup_required(conn: &mut DbConnection, user_id: Uuid, has_second_factor:
     }
     Ok(
         instance_settings::get(conn, REQUIRE_SECOND_FACTOR_SETTING)?.as_deref() == Some("true")
-            && users::find_by_id(conn, DbId(user_id))?.is_some_and(|user| !user.password_hash.is_empty()),
+            && users::find_by_id(conn, DbId(user_id))?.is_some_and(|user| user.has_password()),
     )
 }
 

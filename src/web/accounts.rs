@@ -35,6 +35,22 @@ struct LoginPage {
     error: Option<String>,
     email: String,
     registration_open: bool,
+    password_login: bool,
+    single_sign_on: Option<SingleSignOnButton>,
+}
+
+/// The login page's single sign-on button.
+struct SingleSignOnButton {
+    name: String,
+    /// The provider's discovery document has been read.
+    available: bool,
+}
+
+fn single_sign_on_button(state: &AppState) -> Option<SingleSignOnButton> {
+    state.single_sign_on.as_ref().map(|sso| SingleSignOnButton {
+        name: sso.name().to_owned(),
+        available: sso.available(),
+    })
 }
 
 /// Writes nothing on the server: the form's CSRF token is a signed cookie (see
@@ -55,6 +71,8 @@ pub async fn login_form(
         error: None,
         email: String::new(),
         registration_open,
+        password_login: state.settings.password_login,
+        single_sign_on: single_sign_on_button(&state),
     };
     let mut response = html(actix_web::http::StatusCode::OK, page.render().map_err(AppError::from)?);
     set_csrf_cookie(&mut response, &cookie)?;
@@ -84,6 +102,12 @@ pub async fn login(
     session: Session,
     form: SignInForm<LoginFields>,
 ) -> PageResult {
+    if !state.settings.password_login {
+        return Err(AppError::Forbidden(
+            "password sign-in is turned off on this instance (LANYARD_PASSWORD_LOGIN=off): use single sign-on".into(),
+        )
+        .into());
+    }
     let LoginFields { email, password } = form.fields;
     let client = client_address(&req);
     let outcome = state
@@ -111,6 +135,8 @@ pub async fn login(
                 error: Some(format!("Login failed: {}.", accounts::LOGIN_FAILED)),
                 email: String::new(),
                 registration_open: false,
+                password_login: true,
+                single_sign_on: single_sign_on_button(&state),
             };
             Ok(html(
                 actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,

@@ -14,6 +14,7 @@ pub mod organisation_tokens;
 pub mod organisations;
 pub mod respond;
 pub mod settings;
+pub mod single_sign_on;
 pub mod two_factor;
 pub mod views;
 
@@ -40,6 +41,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(two_factor::login_step),
         )
         .route("/logout", web::post().to(accounts::logout))
+        .route(single_sign_on::START, web::get().to(single_sign_on::start))
+        .route(single_sign_on::CALLBACK, web::get().to(single_sign_on::callback))
+        .route("/settings/single-sign-on/link", web::post().to(single_sign_on::link))
+        .route(
+            "/settings/single-sign-on/unlink",
+            web::post().to(single_sign_on::unlink),
+        )
         .service(
             web::resource("/llm-configurations")
                 .get(llm_configurations::page)

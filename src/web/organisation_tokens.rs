@@ -151,6 +151,7 @@ pub async fn create(
             let client = client_address(&req);
             let current_password = form.fields.current_password.clone();
             let totp_code = form.fields.totp_code.clone();
+            let single_sign_on = super::single_sign_on::recently_reauthenticated(&state, &req, user.user_id);
             let cap = state.settings.caps.tokens;
             let keyring = state.keyring.clone();
             let outcome = state
@@ -159,6 +160,7 @@ pub async fn create(
                     let proof = Reauthentication {
                         current_password: Some(current_password.as_str()),
                         totp_code: Some(totp_code.as_str()).filter(|code| !code.trim().is_empty()),
+                        single_sign_on,
                     };
                     service_tokens::create(conn, &keyring, user_id, id, &new, cap, &proof, &client)
                 })

@@ -22,7 +22,7 @@ use crate::http::page_error::PageResult;
 use crate::services::accounts::{self, AccountsError, SignedInUser};
 use crate::services::tokens::TokensError;
 use crate::services::webhooks::{self, NewWebhook, WebhooksError, parse_description};
-use crate::services::{Work, configurations, tokens, two_factor};
+use crate::services::{Work, configurations, single_sign_on, tokens, two_factor};
 
 const PAGE: &str = "/settings";
 
@@ -34,6 +34,17 @@ struct SettingsData {
     security_events: Vec<SecurityEventView>,
     /// Whether the account has a second factor (the token form then asks for a code).
     two_factor_on: bool,
+    /// Whether single sign-on is linked, and whether the account has a password.
+    link: single_sign_on::LinkStatus,
+    /// The single sign-on's label, when the operator configured it.
+    single_sign_on_name: Option<String>,
+}
+
+/// What the page shows, with the instance's single sign-on.
+async fn load_for(state: &AppState, owner: Uuid) -> Result<SettingsData, AppError> {
+    let mut data = state.db.run(move |conn| load(conn, owner)).await?;
+    data.single_sign_on_name = state.single_sign_on.as_ref().map(|sso| sso.name().to_owned());
+    Ok(data)
 }
 
 /// How many recent attempts the page shows under each webhook.
@@ -68,6 +79,8 @@ fn load(conn: &mut Work, user_id: Uuid) -> Result<SettingsData, AppError> {
             .map(SecurityEventView::new)
             .collect(),
         two_factor_on: two_factor::is_on(conn, user_id)?,
+        link: single_sign_on::link_status(conn, user_id)?,
+        single_sign_on_name: None,
     })
 }
 
@@ -89,6 +102,12 @@ struct SettingsPage {
     password_changed: bool,
     security_events: Vec<SecurityEventView>,
     two_factor_on: bool,
+    /// The account signs in by single sign-on alone: `resolve` tokens need a re-authentication
+    /// by single sign-on instead of a password.
+    sso_only: bool,
+    single_sign_on_name: Option<String>,
+    single_sign_on_linked: bool,
+    has_password: bool,
 }
 
 /// The "Webhooks" section (`settings/_webhooks.html`), the user's own on `/settings` or an
@@ -166,6 +185,7 @@ struct TokensFragment {
     created_token: Option<CreatedTokenView>,
     token_errors: FieldErrors,
     two_factor_on: bool,
+    sso_only: bool,
 }
 
 /// What the default selector offers (the active configurations: the user's own, then an
@@ -211,6 +231,10 @@ fn render_page(user: &SignedIn, data: SettingsData, state: PageState, status: St
         password_changed: state.password_changed,
         security_events: data.security_events,
         two_factor_on: data.two_factor_on,
+        sso_only: !data.link.has_password && data.link.linked,
+        single_sign_on_name: data.single_sign_on_name,
+        single_sign_on_linked: data.link.linked,
+        has_password: data.link.has_password,
     };
     Ok(private_html(status, page.render().map_err(AppError::from)?))
 }
@@ -222,7 +246,7 @@ pub struct PageQuery {
 
 pub async fn page(state: web::Data<AppState>, user: SignedIn, query: web::Query<PageQuery>) -> PageResult {
     let owner = user.user_id;
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     let page_state = PageState {
         password_changed: query.password_changed.is_some(),
         ..PageState::default()
@@ -275,7 +299,7 @@ pub async fn set_default(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     if htmx {
         let (default_groups, default_configuration) = split_default(data.configurations);
         let fragment = DefaultFragment {
@@ -352,6 +376,7 @@ pub async fn create_token(
     let client = client_address(&req);
     let current_password = form.fields.current_password.clone();
     let totp_code = form.fields.totp_code.clone();
+    let single_sign_on = super::single_sign_on::recently_reauthenticated(&state, &req, user.user_id);
     let keyring = state.keyring.clone();
     let created = match tokens::NewToken::from_parsed(name, scopes, expires_in_days, std::mem::take(&mut errors)) {
         Err(refused) => {
@@ -366,6 +391,7 @@ pub async fn create_token(
                     let proof = accounts::Reauthentication {
                         current_password: Some(current_password.as_str()),
                         totp_code: Some(totp_code.as_str()),
+                        single_sign_on,
                     };
                     tokens::create_for_session(conn, &keyring, owner, &new, cap, &proof, &client)
                 })
@@ -397,7 +423,7 @@ pub async fn create_token(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     // The token is shown in this one response and never again; without htmx the page is
     // rendered directly (not redirected), since a redirect would have to carry the secret.
     if htmx {
@@ -407,6 +433,7 @@ pub async fn create_token(
             created_token: created,
             token_errors: errors,
             two_factor_on: data.two_factor_on,
+            sso_only: !data.link.has_password && data.link.linked,
         };
         return Ok(private_html(status, fragment.render().map_err(AppError::from)?));
     }
@@ -435,13 +462,14 @@ pub async fn revoke_token(
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     let fragment = TokensFragment {
         csrf_token: user.csrf_token.clone(),
         tokens: data.tokens,
         created_token: None,
         token_errors: FieldErrors::new(),
         two_factor_on: data.two_factor_on,
+        sso_only: !data.link.has_password && data.link.linked,
     };
     Ok(html(StatusCode::OK, fragment.render().map_err(AppError::from)?))
 }
@@ -491,7 +519,7 @@ pub async fn change_password(
             }
         }
     };
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     render_page(
         &user,
         data,
@@ -607,7 +635,7 @@ pub async fn create_webhook(
     } else {
         webhook_form
     };
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     // Like a new token, the secret is shown in this response only: never a redirect.
     if htmx {
         let fragment = WebhooksFragment {
@@ -658,7 +686,7 @@ async fn webhook_action(
     if !is_htmx(&req) {
         return Ok(see_other(PAGE));
     }
-    let data = state.db.run(move |conn| load(conn, owner)).await?;
+    let data = load_for(&state, owner).await?;
     let fragment = WebhooksFragment {
         csrf_token: user.csrf_token.clone(),
         hooks: WebhookSection::personal(data.webhooks),

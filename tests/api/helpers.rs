@@ -144,6 +144,8 @@ pub fn settings_for(database: &TestDatabase, master_keys: &str) -> Settings {
         organisation_creation: Default::default(),
         checks: Default::default(),
         webhooks: Default::default(),
+        single_sign_on: None,
+        password_login: true,
     }
 }
 

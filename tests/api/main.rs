@@ -40,6 +40,7 @@ mod schema;
 mod secrets;
 mod service_tokens;
 mod sessions;
+mod single_sign_on;
 mod tokens;
 mod two_factor;
 mod upgrade;

@@ -243,6 +243,7 @@ async fn copy_database_moves_a_sqlite_vault_into_an_empty_postgres_database() {
         let proof = lanyard::services::accounts::Reauthentication {
             current_password: Some(TEST_PASSWORD),
             totp_code: None,
+            single_sign_on: false,
         };
         lanyard::services::service_tokens::create(
             &mut conn,

@@ -27,7 +27,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 pub const EMAIL: &str = "admin@example.com";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().expect("its address").port()
 }
@@ -78,7 +78,13 @@ impl Server {
             .trim()
             .to_owned();
 
-        let port = free_port();
+        // A test that must know the port beforehand (an identity provider's redirect URI names
+        // it) passes its own `LANYARD_BIND`.
+        let port = env
+            .iter()
+            .find(|(name, _)| *name == "LANYARD_BIND")
+            .and_then(|(_, bind)| bind.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
         let database = dir.path().join("lanyard.db");
         let mut child = Command::new(BINARY)
             .arg("serve")

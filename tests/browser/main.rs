@@ -10,6 +10,7 @@ mod harness;
 
 mod connections;
 mod organisations;
+mod single_sign_on;
 mod two_factor;
 mod with_javascript;
 mod without_javascript;
