@@ -13,6 +13,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::{self, Database};
 use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
+use crate::services::resolve_journal::ResolveJournal;
 use crate::services::{scheduled_checks, webhook_deliveries};
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
@@ -76,7 +77,9 @@ impl Application {
             webhook_client,
             settings.webhooks.retry.clone(),
         );
+        let resolve_journal = ResolveJournal::start(database.clone())?;
         let state = web::Data::new(AppState {
+            resolve_journal,
             db: database,
             outbound,
             keyring,

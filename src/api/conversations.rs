@@ -226,7 +226,7 @@ pub async fn resolve(
     let keyring = state.keyring.clone();
     let tags = state.resolve_tags.clone();
     let fallback = state.settings.fallback.clone();
-    let resolution = state
+    let pending = state
         .db
         .run(move |conn| {
             // Authorised first: a runtime's tag is compared only for a caller who may resolve.
@@ -277,6 +277,8 @@ pub async fn resolve(
             }
         })
         .await?;
+    // The answer leaves only once its use and its audit lines are committed.
+    let resolution = pending.record(&state.resolve_journal).await?;
     let (resolved, tag) = match resolution {
         Resolution::Fresh { resolved, tag } => (*resolved, tag),
         Resolution::NotModified { tag } => {

@@ -23,6 +23,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::Database;
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::Tester;
+use crate::services::resolve_journal::ResolveJournal;
 use crate::services::resolve_tags::TagSecretCell;
 
 pub use api_error::{ApiError, ApiResult, ErrorBody};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub listings: Arc<ListingCache>,
     /// The secret of resolve's tags, read once from the database.
     pub resolve_tags: Arc<TagSecretCell>,
+    /// Resolve's writes, committed in groups.
+    pub resolve_journal: ResolveJournal,
 }
 
 impl AppState {
