@@ -551,7 +551,10 @@ pub fn record_uses(
     last_used_at: NaiveDateTime,
 ) -> QueryResult<Option<i64>> {
     let updated = diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner)))
-        .set((cfg::use_count.eq(cfg::use_count + count), cfg::last_used_at.eq(last_used_at)))
+        .set((
+            cfg::use_count.eq(cfg::use_count + count),
+            cfg::last_used_at.eq(last_used_at),
+        ))
         .execute(conn)?;
     if updated == 0 {
         return Ok(None);

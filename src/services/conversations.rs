@@ -10,12 +10,12 @@ use crate::crypto::{MasterKeyring, ResolveTagSecret, mask_api_key};
 use crate::db::conversation_overrides as overrides;
 use crate::db::llm_configurations::{self as store, ConfigurationRow};
 use crate::db::{self, DbConnection, DbError, DbId, key_reveals, memberships, organisation_reveals, organisations};
-use crate::services::resolve_journal::{ConfigurationUse, Entry, JournalError, ResolveJournal};
 use crate::domain::{
     Configuration, ConversationId, ConversationOverride, FallbackConfiguration, MemberAccess, MemberRef, Provider,
     UserCap,
 };
 use crate::services::ServicePrincipal;
+use crate::services::resolve_journal::{ConfigurationUse, Entry, JournalError, ResolveJournal, Reveal};
 
 /// What went wrong with an override or a resolution (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -371,7 +371,7 @@ fn reveal(
     let writes = |source: Source, configuration: Option<(ConfigurationUse, &str)>| {
         let configuration_id = configuration.map(|(used, _)| used.id);
         let configuration_name = configuration.map_or("instance fallback", |(_, name)| name);
-        Entry::Reveal {
+        Entry::Reveal(Box::new(Reveal {
             configuration: configuration.map(|(used, _)| used),
             audit: key_reveals::RevealRow {
                 id: DbId(Uuid::now_v7()),
@@ -395,7 +395,7 @@ fn reveal(
                     revealed_at: now,
                 }
             }),
-        }
+        }))
     };
     let Some((source, mut row)) = chosen else {
         let resolved = present_fallback(fallback)?;

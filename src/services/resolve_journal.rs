@@ -27,19 +27,23 @@ const MOST_PER_COMMIT: usize = 256;
 /// What one resolve writes.
 #[derive(Debug)]
 pub enum Entry {
-    /// A key handed out: the configuration's use (none for the instance fallback) and the audit
-    /// lines.
-    Reveal {
-        configuration: Option<ConfigurationUse>,
-        audit: RevealRow,
-        organisation_audit: Option<OrganisationRevealRow>,
-    },
+    /// A key handed out.
+    Reveal(Box<Reveal>),
     /// A conditional resolve answered 304: `last_used_at` refreshed, unless it was refreshed
     /// since `not_since`.
     Touch {
         configuration: ConfigurationUse,
         not_since: NaiveDateTime,
     },
+}
+
+/// A key handed out: the configuration's use (none for the instance fallback) and the audit
+/// lines.
+#[derive(Debug)]
+pub struct Reveal {
+    pub configuration: Option<ConfigurationUse>,
+    pub audit: RevealRow,
+    pub organisation_audit: Option<OrganisationRevealRow>,
 }
 
 /// A configuration and its owner (each write is scoped by it), and when it was used.
@@ -168,11 +172,12 @@ fn write_entries(conn: &mut DbConnection, entries: &[&Entry]) -> Result<Vec<Reco
     let mut organisation_audit = Vec::new();
     for entry in entries {
         match entry {
-            Entry::Reveal {
-                configuration,
-                audit: line,
-                organisation_audit: organisation_line,
-            } => {
+            Entry::Reveal(reveal) => {
+                let Reveal {
+                    configuration,
+                    audit: line,
+                    organisation_audit: organisation_line,
+                } = reveal.as_ref();
                 if let Some(used) = configuration {
                     let index = *index_of.entry(used.id).or_insert_with(|| {
                         uses.push((*used, 0));
@@ -202,24 +207,28 @@ fn write_entries(conn: &mut DbConnection, entries: &[&Entry]) -> Result<Vec<Reco
             not_since,
         } = entry
         {
-            llm_configurations::touch_last_used(conn, configuration.owner, configuration.id, configuration.at, *not_since)?;
+            llm_configurations::touch_last_used(
+                conn,
+                configuration.owner,
+                configuration.id,
+                configuration.at,
+                *not_since,
+            )?;
         }
     }
     Ok(entries
         .iter()
-        .map(|entry| match entry {
-            Entry::Reveal {
-                configuration: Some(used),
-                ..
-            } => {
-                let use_count = counted.get_mut(&used.id).and_then(|before| {
-                    let before = before.as_mut()?;
-                    *before += 1;
-                    Some(*before)
-                });
-                Recorded { use_count }
-            }
-            _ => Recorded { use_count: None },
+        .map(|entry| {
+            let used = match entry {
+                Entry::Reveal(reveal) => reveal.configuration.as_ref(),
+                Entry::Touch { .. } => None,
+            };
+            let use_count = used.and_then(|used| {
+                let before = counted.get_mut(&used.id)?.as_mut()?;
+                *before += 1;
+                Some(*before)
+            });
+            Recorded { use_count }
         })
         .collect())
 }

@@ -570,7 +570,10 @@ async fn concurrent_resolves_each_count_one_use_and_leave_one_audit_line(app: Te
         .into_iter()
         .map(|(token, configuration, name, conversation, source)| {
             assert!(token.is_some());
-            assert_eq!((configuration, name.as_str(), source.as_str()), (Some(default.id), "main", "default"));
+            assert_eq!(
+                (configuration, name.as_str(), source.as_str()),
+                (Some(default.id), "main", "default")
+            );
             conversation.unwrap()
         })
         .collect();

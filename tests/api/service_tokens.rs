@@ -783,5 +783,9 @@ async fn concurrent_resolves_for_members_all_land_in_the_organisations_audit(app
             .count();
         assert_eq!(theirs, AT_ONCE / 2, "{member}");
     }
-    assert!(lines.iter().all(|line| line["configuration"]["id"] == mini.id.to_string()));
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["configuration"]["id"] == mini.id.to_string())
+    );
 }
