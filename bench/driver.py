@@ -9,7 +9,10 @@ Starts Lanyard on SQLite and then on PostgreSQL (a fresh database, dropped after
 loopback only, seeds 50 configurations, and measures /healthz, GET /api/llm-configurations
 (bearer token), GET /llm-configurations (session from a real form login) and GET /api/resolve
 with wrk: requests/s, p50 and p99 at 32 connections, median of BENCH_RUNS runs; RSS after the
-load; time from start to first answer. Then, on SQLite, the list's latency while 100 provider
+load; time from start to first answer. After each backend's load the server is killed
+(SIGKILL, a crash right after its last answer) and the audit rows are counted in the database:
+every resolve answered 200 must have its key_reveals row (and a service token's, its
+organisation_reveals row). Then, on SQLite, the list's latency while 100 provider
 tests hang on a local server that accepts and never answers (bench/hang_server.py). Then, on
 SQLite, 5,000 waiting resolves (`wait=60` with the current tag, from 50 `resolve` tokens, over
 raw sockets): the server's RSS against idle, and the list's latency while they wait. Prints the
@@ -49,11 +52,13 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 import tomllib
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -121,6 +126,8 @@ ENDPOINTS = [
 ]
 LIST = ENDPOINTS[1]
 SERVICE_RESOLVE = ENDPOINTS[4]
+# The endpoints whose every 200 hands out a key, and so must leave a key_reveals row.
+REVEALING = {"resolve", "service_resolve"}
 
 # The quantities targets.toml may judge, and how each is shown (its value is compared as shown).
 QUANTITIES = {
@@ -133,6 +140,13 @@ QUANTITIES = {
     "list_p99_ms.waiting": "{:.2f} ms",
     "waiting_rss_over_idle_mib": "{:.1f} MiB",
     "waiting_early_answers": "{:.0f}",
+    "resolve_to_healthz.sqlite": "{:.3f}",
+    "resolve_to_healthz.postgres": "{:.3f}",
+    "resolve_p99_ms.sqlite": "{:.2f} ms",
+    "resolve_p99_ms.postgres": "{:.2f} ms",
+    "resolve_304_to_healthz.sqlite": "{:.3f}",
+    "resolve_304_to_healthz.postgres": "{:.3f}",
+    "resolve_audit_missing": "{:.0f}",
     "list_errors": "{:.0f}",
     "other_errors": "{:.0f}",
     "rss_mib.sqlite": "{:.1f} MiB",
@@ -357,6 +371,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int  # socket errors and non-2xx/3xx responses
+    answered_2xx: int = 0  # responses with a 2xx or 3xx status
 
 
 def wrk_latency_ms(text: str) -> float:
@@ -371,15 +386,19 @@ def parse_wrk(output: str) -> WrkResult:
     if not (rps and p50 and p99):
         raise BenchError(f"cannot read wrk's output: {output}")
     errors = 0
+    requests = re.search(r"^\s*(\d+) requests in", output, re.M)
+    non_2xx_count = 0
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if sockets:
         errors += sum(int(count) for count in sockets.groups())
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
-        errors += int(non_2xx.group(1))
+        non_2xx_count = int(non_2xx.group(1))
+        errors += non_2xx_count
+    answered = int(requests.group(1)) - non_2xx_count if requests else 0
     # Rounded as the report shows them, so that medians and verdicts use the shown values.
     return WrkResult(float(rps.group(1)), round(wrk_latency_ms(p50.group(1)), 2),
-                     round(wrk_latency_ms(p99.group(1)), 2), errors)
+                     round(wrk_latency_ms(p99.group(1)), 2), errors, answered)
 
 
 def latency_distribution(output: str) -> list[str]:
@@ -455,12 +474,35 @@ class EndpointResult:
 
 
 @dataclass
+class AuditCount:
+    """Resolves answered 200 (wrk's runs, warm-ups included, and the checks) against the audit
+    rows the database holds after the server was killed."""
+    answered: int = 0  # every revealing endpoint
+    answered_service: int = 0  # the service token's (each also writes an organisation_reveals row)
+    wrk_runs: int = 0  # wrk runs of revealing endpoints: each may end with requests in flight
+    rows: int = -1  # key_reveals, counted after the kill (-1: not counted)
+    organisation_rows: int = -1
+
+    @property
+    def missing(self) -> int:
+        """Answers without their row: must be 0."""
+        return max(0, self.answered - self.rows) + max(0, self.answered_service - self.organisation_rows)
+
+    @property
+    def in_flight_bound(self) -> int:
+        """Rows may exceed the answers by the requests wrk had in flight when each run stopped
+        (committed, but their answers never read)."""
+        return self.wrk_runs * WRK_CONNECTIONS
+
+
+@dataclass
 class BackendResult:
     startup_ms: int = 0
     rss_kib: int = 0
     hwm_kib: int = 0
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
     kept_distributions: dict[str, list[str]] = field(default_factory=dict)
+    audit: AuditCount = field(default_factory=lambda: AuditCount())
 
     def ratio(self, endpoint: str) -> float:
         healthz = self.endpoints["healthz"].rps
@@ -587,6 +629,7 @@ class Bench:
         self.results = {backend: BackendResult() for backend in BACKENDS}
         self.hang = HangResult()
         self.waiting = WaitingResult()
+        self.counting: AuditCount | None = None  # the backend whose revealing answers are counted
 
     # --- clean-up ------------------------------------------------------------------------------
     def clean_up(self) -> None:
@@ -598,9 +641,9 @@ class Bench:
         else:
             shutil.rmtree(self.work, ignore_errors=True)
 
-    def psql(self, sql: str) -> subprocess.CompletedProcess:
+    def psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess:
         o = self.options
-        return run_tool(["psql", "-h", o.pg_host, "-p", o.pg_port, "-U", o.pg_user, "-d", "postgres", "-qAt",
+        return run_tool(["psql", "-h", o.pg_host, "-p", o.pg_port, "-U", o.pg_user, "-d", database, "-qAt",
                          "-c", sql], timeout=60)
 
     def drop_database(self) -> None:
@@ -734,6 +777,7 @@ class Bench:
             raise BenchError(f"the page shows {count} configurations, expected {CONFIGURATIONS}")
         resolved = expect_status(200, "GET /api/resolve", port, "GET", "/api/resolve",
                                  headers=bearer(credentials.token_resolve))
+        self.count_answers(1, 0)
         credentials.resolve_tag = resolved.headers.get("etag", "")
         if not credentials.resolve_tag:
             raise BenchError("GET /api/resolve answered without an ETag")
@@ -741,6 +785,7 @@ class Bench:
                       headers={**bearer(credentials.token_resolve), "If-None-Match": credentials.resolve_tag})
         on_behalf = expect_status(200, "GET /api/resolve?user=… (service token)", port, "GET",
                                   SERVICE_RESOLVE.path, headers=bearer(credentials.token_service)).json()
+        self.count_answers(1, 1)
         if on_behalf.get("source") != "organisation_default":
             raise BenchError(f"the service token resolved from {on_behalf.get('source')}, "
                              "expected organisation_default")
@@ -759,10 +804,43 @@ class Bench:
         if returncode != 0:
             raise BenchError(f"wrk failed: {text}")
         result = parse_wrk(text)
+        if endpoint.name in REVEALING and self.counting is not None:
+            self.counting.wrk_runs += 1
+            self.count_answers(result.answered_2xx, result.answered_2xx if endpoint is SERVICE_RESOLVE else 0)
         if result.errors > 0:
             reported = [line.strip() for line in text.splitlines() if re.search(r"Socket errors|Non-2xx", line)]
             self.wrk_errors.append(f"{Path(output_name).stem}: {';'.join(reported)}")
         return result, text
+
+    def count_answers(self, answered: int, answered_service: int) -> None:
+        if self.counting is not None:
+            self.counting.answered += answered
+            self.counting.answered_service += answered_service
+
+    def count_audit(self, backend: str, server: Server, database_url: str) -> None:
+        """Kills the server (SIGKILL: a crash right after its last answer), then counts the audit
+        rows in its database."""
+        audit = self.results[backend].audit
+        self.counting = None
+        server.process.kill()
+        server.process.wait()
+        if backend == "sqlite":
+            path = database_url.removeprefix("sqlite://")
+            with closing(sqlite3.connect(path)) as connection:
+                audit.rows = connection.execute("SELECT count(*) FROM key_reveals").fetchone()[0]
+                audit.organisation_rows = connection.execute("SELECT count(*) FROM organisation_reveals").fetchone()[0]
+        else:
+            counted = self.psql("SELECT (SELECT count(*) FROM key_reveals) || ' ' || "
+                                "(SELECT count(*) FROM organisation_reveals)", database=self.pg_database)
+            if counted.returncode != 0:
+                raise BenchError(f"cannot count the audit rows: {counted.stderr.strip()}")
+            audit.rows, audit.organisation_rows = (int(number) for number in counted.stdout.split())
+        log(f"{backend}: after SIGKILL, {audit.rows} key_reveals rows for {audit.answered} resolves answered 200 "
+            f"({audit.organisation_rows} organisation_reveals rows for {audit.answered_service} by the service "
+            f"token); missing: {audit.missing}")
+        if audit.rows - audit.answered > audit.in_flight_bound:
+            log(f"{backend}: WARNING: {audit.rows - audit.answered} more rows than answers, beyond the "
+                f"{audit.in_flight_bound} requests wrk may have had in flight")
 
     def measure_backend(self, backend: str, port: int, credentials: Credentials) -> None:
         result = self.results[backend]
@@ -788,6 +866,7 @@ class Bench:
         port = self.use_backend(database_url)
         server = self.start_server(port, f"server-{backend}.log")
         result = self.results[backend]
+        self.counting = result.audit
         result.startup_ms = server.startup_ms
         log(f"{backend}: first answer {server.startup_ms} ms after start (empty database, migrations included)")
         self.lanyard("user", "create", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
@@ -807,6 +886,7 @@ class Bench:
         result.hwm_kib = proc_status_kib(server.process.pid, "VmHWM")
         log(f"{backend}: RSS after the load {result.rss_kib} kB (peak {result.hwm_kib} kB)")
         self.check_endpoints(port, credentials)
+        self.count_audit(backend, server, database_url)
         return server, credentials
 
     def bench_hanging_provider(self, sqlite_url: str, credentials: Credentials) -> None:
@@ -1042,6 +1122,13 @@ class Bench:
             "list_p99_ms.sqlite": sqlite.endpoints["api"].p99_ms,
             "list_p99_ms.postgres": postgres.endpoints["api"].p99_ms,
             "list_p99_ms.hanging": hang.hanging.p99_ms,
+            "resolve_to_healthz.sqlite": sqlite.ratio("resolve"),
+            "resolve_to_healthz.postgres": postgres.ratio("resolve"),
+            "resolve_p99_ms.sqlite": sqlite.endpoints["resolve"].p99_ms,
+            "resolve_p99_ms.postgres": postgres.endpoints["resolve"].p99_ms,
+            "resolve_304_to_healthz.sqlite": sqlite.ratio("resolve_304"),
+            "resolve_304_to_healthz.postgres": postgres.ratio("resolve_304"),
+            "resolve_audit_missing": sqlite.audit.missing + postgres.audit.missing,
             "list_errors": list_errors,
             "other_errors": other_errors,
             "rss_mib.sqlite": sqlite.rss_kib / 1024,
@@ -1084,6 +1171,17 @@ class Bench:
             f"| start to first answer, empty database (migrations included) | {sqlite.startup_ms} ms | "
             f"{postgres.startup_ms} ms |",
             f"| start to first answer, restart on the seeded database | {hang.restart_ms} ms | – |",
+            f"| resolves answered 200 (wrk, warm-ups included, and the checks) | {sqlite.audit.answered} | "
+            f"{postgres.audit.answered} |",
+            f"| key_reveals rows after SIGKILL right after the last answer | {sqlite.audit.rows} | "
+            f"{postgres.audit.rows} |",
+            f"| of which the service token's: answered / organisation_reveals rows | "
+            f"{sqlite.audit.answered_service} / {sqlite.audit.organisation_rows} | "
+            f"{postgres.audit.answered_service} / {postgres.audit.organisation_rows} |",
+            "",
+            f"Rows beyond the answers are requests wrk still had in flight when a run stopped (committed, their "
+            f"answers never read; at most {WRK_CONNECTIONS} per run); an answer without its row would be a lost "
+            f"audit line.",
             "",
             f"Hanging provider (SQLite, LANYARD_TEST_RATE_PER_MINUTE=1000, LANYARD_EGRESS_ALLOW={LOOPBACK}/32, "
             f"LANYARD_CHECK_INTERVAL={CHECK_INTERVAL}): a second user owns {HANGING_CHECKS + 1} connections that point "

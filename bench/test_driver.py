@@ -31,7 +31,8 @@ Transfer/sec:    421.50MB
 class WrkOutput(unittest.TestCase):
     def test_rate_latencies_and_errors(self):
         result = driver.parse_wrk(WRK_OUTPUT)
-        self.assertEqual(result, driver.WrkResult(rps=20689.12, p50_ms=0.18, p99_ms=1020.0, errors=18))
+        self.assertEqual(result, driver.WrkResult(rps=20689.12, p50_ms=0.18, p99_ms=1020.0, errors=18,
+                                                  answered_2xx=103442))
 
     def test_latency_units(self):
         self.assertEqual(driver.wrk_latency_ms("250.00us"), 0.25)

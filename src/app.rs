@@ -15,6 +15,7 @@ use crate::egress::OutboundClient;
 use crate::http::{self, AppState, session};
 use crate::services::resolve_waits::ResolveWaits;
 use crate::services::single_sign_on::SingleSignOn;
+use crate::services::resolve_journal::ResolveJournal;
 use crate::services::{scheduled_checks, webhook_deliveries};
 use crate::startup::{self, StartupError};
 use crate::{api, web as pages};
@@ -94,7 +95,9 @@ impl Application {
             }
             None => None,
         };
+        let resolve_journal = ResolveJournal::start(database.clone())?;
         let state = web::Data::new(AppState {
+            resolve_journal,
             db: database,
             outbound,
             keyring,

@@ -309,7 +309,7 @@ async fn resolve_once(
     let tags = state.resolve_tags.clone();
     let waits = state.resolve_waits.clone();
     let fallback = state.settings.fallback.clone();
-    state
+    let (pending, waiting) = state
         .db
         .run(move |conn| {
             // Authorised first: a runtime's tag is compared only for a caller who may resolve.
@@ -329,7 +329,7 @@ async fn resolve_once(
                     } else {
                         None
                     };
-                    let resolution = conversations::resolve_for_member(
+                    let pending = conversations::resolve_for_member(
                         conn,
                         &keyring,
                         &service,
@@ -338,7 +338,7 @@ async fn resolve_once(
                         fallback.as_ref(),
                         &condition,
                     )?;
-                    Ok((resolution, waiting))
+                    Ok((pending, waiting))
                 }
                 Authenticated::User(principal) => {
                     if asked.member.is_some() {
@@ -361,7 +361,7 @@ async fn resolve_once(
                         user_id: principal.user_id,
                         token_id,
                     };
-                    let resolution = conversations::resolve(
+                    let pending = conversations::resolve(
                         conn,
                         &keyring,
                         &requester,
@@ -369,11 +369,14 @@ async fn resolve_once(
                         fallback.as_ref(),
                         &condition,
                     )?;
-                    Ok((resolution, waiting))
+                    Ok((pending, waiting))
                 }
             }
         })
-        .await
+        .await?;
+    // The answer leaves only once its use and its audit lines are committed.
+    let resolution = pending.record(&state.resolve_journal).await?;
+    Ok((resolution, waiting))
 }
 
 /// The answer to a resolution: 200 with the configuration and its key, or 304.

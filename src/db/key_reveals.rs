@@ -4,26 +4,17 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{key_reveals, users};
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = key_reveals)]
-pub struct RevealInsert<'a> {
-    pub id: DbId,
-    pub user_id: DbId,
-    pub token_id: Option<DbId>,
-    pub configuration_id: Option<DbId>,
-    pub configuration_name: &'a str,
-    pub conversation_id: Option<&'a str>,
-    pub source: &'a str,
-    pub revealed_at: NaiveDateTime,
-}
-
-pub fn insert(conn: &mut DbConnection, row: &RevealInsert<'_>) -> QueryResult<()> {
-    diesel::insert_into(key_reveals::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+/// Many audit lines in one statement (resolve's group commits).
+pub fn insert_many(conn: &mut DbConnection, rows: &[RevealRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    on_backend!(conn, |backend| diesel::insert_into(key_reveals::table)
+        .values(rows)
+        .execute(backend)
+        .map(|_| ()))
 }
 
 /// One stored audit line.

@@ -540,11 +540,54 @@ pub fn active_candidates(
         .load(conn)
 }
 
-/// Records one use: `use_count + 1` and `last_used_at`, in one statement.
-pub fn record_use(conn: &mut DbConnection, owner: Owner, id: DbId, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner)))
-        .set((cfg::use_count.eq(cfg::use_count + 1), cfg::last_used_at.eq(now)))
-        .execute(conn)
+/// Records `count` uses at once (resolve's group commits): `use_count` grows by `count` and
+/// `last_used_at` becomes `last_used_at`. Returns the use count afterwards, or `None` when the
+/// configuration is no longer the owner's.
+pub fn record_uses(
+    conn: &mut DbConnection,
+    owner: Owner,
+    id: DbId,
+    count: i64,
+    last_used_at: NaiveDateTime,
+) -> QueryResult<Option<i64>> {
+    let update = diesel::update(cfg::table.filter(cfg::id.eq(id)).filter(configuration_owned_by(owner))).set((
+        cfg::use_count.eq(cfg::use_count + count),
+        cfg::last_used_at.eq(last_used_at),
+    ));
+    match conn {
+        // One round trip instead of two: PostgreSQL is a network hop away.
+        DbConnection::Postgres(pg) => update.returning(cfg::use_count).get_result(pg).optional(),
+        DbConnection::Sqlite(sqlite) => {
+            if update.execute(sqlite)? == 0 {
+                return Ok(None);
+            }
+            cfg::table
+                .filter(cfg::id.eq(id))
+                .select(cfg::use_count)
+                .first(sqlite)
+                .optional()
+        }
+    }
+}
+
+/// Stamps `last_used_at` without counting a use (a conditional resolve answered 304), unless it
+/// was stamped at `not_since` or later.
+pub fn touch_last_used(
+    conn: &mut DbConnection,
+    owner: Owner,
+    id: DbId,
+    now: NaiveDateTime,
+    not_since: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        cfg::table
+            .filter(cfg::id.eq(id))
+            .filter(configuration_owned_by(owner))
+            .filter(cfg::last_used_at.is_null().or(cfg::last_used_at.lt(not_since))),
+    )
+    .set(cfg::last_used_at.eq(now))
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// How many configurations the owner holds.

@@ -245,6 +245,31 @@ where
     }
 }
 
+/// [`write_transaction`], whose commit is on disk when it returns, on SQLite too: its
+/// connections otherwise sync the log only at checkpoints (`synchronous = NORMAL`), which keeps
+/// every commit through a crash of the process but may lose the last ones to a power loss.
+/// For writes that must outlive anything once acknowledged (resolve's audit); one sync per
+/// commit, so they are worth grouping. PostgreSQL syncs every commit already.
+pub fn durable_write_transaction<T, E>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<DieselError>,
+{
+    if let DbConnection::Sqlite(sqlite) = conn {
+        sqlite.batch_execute("PRAGMA synchronous = FULL")?;
+    }
+    let written = write_transaction(conn, work);
+    if let DbConnection::Sqlite(sqlite) = conn
+        && let Err(error) = sqlite.batch_execute("PRAGMA synchronous = NORMAL")
+    {
+        // Only slower: the connection keeps syncing every commit.
+        tracing::warn!(%error, "cannot set synchronous = NORMAL again");
+    }
+    written
+}
+
 /// The current time as stored: UTC, truncated to microseconds so values round-trip exactly on
 /// both backends.
 pub fn now() -> NaiveDateTime {
@@ -320,12 +345,7 @@ impl Database {
         let joined = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|error| DbError::Unavailable(error.to_string()))?;
             let result = work(&mut conn);
-            // Connections are not tested on checkout (that would cost a round trip per request):
-            // after a failure, a connection that no longer answers (its server restarted, say)
-            // is marked broken so that the pool discards it, and the failure is an outage.
-            if result.is_err() && diesel::sql_query("SELECT 1").execute(&mut *conn).is_err() {
-                <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut conn)
-                    .set_in_error();
+            if result.is_err() && discard_if_lost(&mut conn) {
                 return Err(E::from(DbError::Unavailable("the database connection was lost".into())));
             }
             result
@@ -341,6 +361,12 @@ impl Database {
         }
     }
 
+    /// After a failure on a connection of this pool: whether the connection was lost (then the
+    /// pool discards it).
+    pub fn discard_if_lost(&self, conn: &mut PooledConnection) -> bool {
+        discard_if_lost(conn)
+    }
+
     /// Is the database answering right now?
     pub fn is_ready(&self) -> bool {
         if !self.is_prepared() {
@@ -351,6 +377,17 @@ impl Database {
             Err(_) => false,
         }
     }
+}
+
+/// Connections are not tested on checkout (that would cost a round trip per request): after a
+/// failure, a connection that no longer answers (its server restarted, say) is marked broken so
+/// that the pool discards it, and the failure is an outage.
+fn discard_if_lost(conn: &mut PooledConnection) -> bool {
+    if diesel::sql_query("SELECT 1").execute(&mut **conn).is_ok() {
+        return false;
+    }
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
+    true
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::{organisation_reveals, users};
 use super::sql_types::Stamp;
-use super::{DbConnection, DbId};
+use super::{DbConnection, DbId, on_backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organisation_reveals)]
@@ -30,6 +30,17 @@ pub fn insert(conn: &mut DbConnection, row: &OrganisationRevealRow) -> QueryResu
         .values(row)
         .execute(conn)
         .map(|_| ())
+}
+
+/// Many lines in one statement (resolve's group commits).
+pub fn insert_many(conn: &mut DbConnection, rows: &[OrganisationRevealRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    on_backend!(conn, |backend| diesel::insert_into(organisation_reveals::table)
+        .values(rows)
+        .execute(backend)
+        .map(|_| ()))
 }
 
 /// The organisation's latest lines, newest first, each with its member's e-mail while the

@@ -23,6 +23,7 @@ use crate::crypto::MasterKeyring;
 use crate::db::Database;
 use crate::egress::OutboundClient;
 use crate::services::connection_tests::Tester;
+use crate::services::resolve_journal::ResolveJournal;
 use crate::services::resolve_tags::TagSecretCell;
 use crate::services::resolve_waits::ResolveWaits;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub resolve_waits: Arc<ResolveWaits>,
     /// Single sign-on, when the operator configured it (`LANYARD_OIDC_ISSUER`).
     pub single_sign_on: Option<Arc<crate::services::single_sign_on::SingleSignOn>>,
+    /// Resolve's writes, committed in groups.
+    pub resolve_journal: ResolveJournal,
 }
 
 impl AppState {

@@ -59,6 +59,7 @@ impl From<ConversationsError> for AppError {
             ConversationsError::OrganisationKey => AppError::OrganisationKey(error.to_string()),
             ConversationsError::NotAMember => AppError::Forbidden(error.to_string()),
             ConversationsError::Vanished(detail) => AppError::Internal(detail.to_owned()),
+            ConversationsError::NotRecorded(error) => AppError::Internal(error.to_string()),
             ConversationsError::Store(error) => AppError::from(error),
         }
     }

@@ -1,5 +1,7 @@
 //! Per-conversation overrides, and resolution: which configuration a conversation uses, with its
-//! key. Every resolution of a stored configuration records its use and writes an audit entry.
+//! key. Every resolution of a stored configuration records its use and writes an audit entry,
+//! through resolve's journal (group commits): the answer is read here, its writes are committed
+//! there, and it leaves only after they are.
 
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -13,6 +15,7 @@ use crate::domain::{
     UserCap,
 };
 use crate::services::ServicePrincipal;
+use crate::services::resolve_journal::{ConfigurationUse, Entry, JournalError, ResolveJournal, Reveal};
 
 /// What went wrong with an override or a resolution (the edge gives it a status).
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,9 @@ pub enum ConversationsError {
     /// A row written or read a moment ago is gone: a bug, not the caller's doing.
     #[error("{0}")]
     Vanished(&'static str),
+    /// The journal could not commit the resolve's writes: the key is not handed out.
+    #[error(transparent)]
+    NotRecorded(#[from] JournalError),
     #[error(transparent)]
     Store(#[from] DbError),
 }
@@ -150,11 +156,41 @@ pub enum Resolution {
     NotModified { tag: String },
 }
 
+/// A resolution whose writes (its use and audit lines, or a 304's refreshed `last_used_at`) are
+/// not committed yet: [`Pending::record`] commits them and only then gives the answer.
+#[derive(Debug)]
+#[must_use = "a resolution's answer may leave only once its writes are recorded"]
+pub struct Pending {
+    resolution: Resolution,
+    writes: Option<Entry>,
+}
+
+impl Pending {
+    /// Hands the writes to resolve's journal and waits (holding no thread and no connection)
+    /// until they are committed; then the answer, its use count exact.
+    pub async fn record(self, journal: &ResolveJournal) -> Result<Resolution, ConversationsError> {
+        let Pending { mut resolution, writes } = self;
+        let Some(writes) = writes else {
+            return Ok(resolution);
+        };
+        let recorded = journal.record(writes).await?;
+        if let (Resolution::Fresh { resolved, .. }, Some(use_count)) = (&mut resolution, recorded.use_count)
+            && let Some(configuration) = &mut resolved.configuration
+        {
+            configuration.use_count = use_count;
+        }
+        Ok(resolution)
+    }
+}
+
+/// `last_used_at` is refreshed by a 304 at most this often.
+const TOUCH_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 /// Resolves the configuration a conversation uses: its override if that is active, else the
 /// default, else the instance fallback, else 404. Records the use and the reveal; a reveal of an
 /// organisation's configuration (`member_access: reveal`) also goes to that organisation's audit.
-/// When the runtime's tag is still current, answers `NotModified` after the same checks and
-/// without the write lock.
+/// When the runtime's tag is still current, answers `NotModified` after the same checks.
+/// Reads only: the writes are left to [`Pending::record`].
 pub fn resolve(
     conn: &mut DbConnection,
     keyring: &MasterKeyring,
@@ -162,36 +198,30 @@ pub fn resolve(
     conversation: Option<&ConversationId>,
     fallback: Option<&FallbackConfiguration>,
     condition: &Condition<'_>,
-) -> Result<Resolution, ConversationsError> {
+) -> Result<Pending, ConversationsError> {
     let owner = DbId(requester.user_id);
-    if !condition.if_none_match.is_empty() {
-        let chosen = choose_for_user(conn, owner, conversation)?;
-        if let Some(tag) = unchanged(keyring, condition, chosen, fallback)? {
-            return Ok(Resolution::NotModified { tag });
-        }
+    let chosen = choose_for_user(conn, owner, conversation)?;
+    if let Some(not_modified) = unchanged(keyring, condition, chosen.as_ref(), fallback)? {
+        return Ok(not_modified);
     }
-    let resolved = db::write_transaction(conn, |conn| {
-        let chosen = choose_for_user(conn, owner, conversation)?;
-        let organisation_audit = match &chosen {
-            Some((_, row)) => match (row.organisation_id, requester.token_id) {
-                (Some(organisation), Some(token_id)) => Some(OrganisationAudit {
-                    organisation_id: organisation.0,
-                    token_id,
-                    token_name: db::api_tokens::name_of(conn, DbId(token_id))?.unwrap_or_default(),
-                }),
-                _ => None,
-            },
-            None => None,
-        };
-        let audit = Audit {
-            user_id: requester.user_id,
-            token_id: requester.token_id,
-            conversation,
-            organisation: organisation_audit,
-        };
-        reveal(conn, keyring, &audit, chosen, fallback)
-    })?;
-    Ok(fresh(condition.tags, resolved))
+    let organisation_audit = match &chosen {
+        Some((_, row)) => match (row.organisation_id, requester.token_id) {
+            (Some(organisation), Some(token_id)) => Some(OrganisationAudit {
+                organisation_id: organisation.0,
+                token_id,
+                token_name: db::api_tokens::name_of(conn, DbId(token_id))?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
+        None => None,
+    };
+    let audit = Audit {
+        user_id: requester.user_id,
+        token_id: requester.token_id,
+        conversation,
+        organisation: organisation_audit,
+    };
+    reveal(keyring, condition.tags, &audit, chosen, fallback)
 }
 
 /// The user's active override for the conversation, else their default; a member's own token
@@ -221,15 +251,19 @@ fn choose_for_user(
     Ok(chosen)
 }
 
-/// The tag of what would be revealed now, when the runtime holds it already.
+/// `NotModified` when the runtime holds the tag of what would be revealed now, with the
+/// refresh of `last_used_at` that is due.
 fn unchanged(
     keyring: &MasterKeyring,
     condition: &Condition<'_>,
-    chosen: Option<(Source, store::SeenRow)>,
+    chosen: Option<&(Source, store::SeenRow)>,
     fallback: Option<&FallbackConfiguration>,
-) -> Result<Option<String>, ConversationsError> {
+) -> Result<Option<Pending>, ConversationsError> {
+    if condition.if_none_match.is_empty() {
+        return Ok(None);
+    }
     let current = match chosen {
-        Some((source, row)) => present(keyring, source, row)?,
+        Some((source, row)) => present(keyring, *source, row.clone())?,
         None => present_fallback(fallback)?,
     };
     let tag = tag_of(condition.tags, &current);
@@ -237,7 +271,27 @@ fn unchanged(
         .if_none_match
         .iter()
         .any(|presented| presented == "*" || *presented == tag);
-    Ok(held.then_some(tag))
+    if !held {
+        return Ok(None);
+    }
+    let now = db::now();
+    let not_since = now - TOUCH_GRANULARITY;
+    let writes = chosen
+        .filter(|(_, row)| row.last_used_at.is_none_or(|last| last < not_since))
+        .and_then(|(_, row)| {
+            Some(Entry::Touch {
+                configuration: ConfigurationUse {
+                    id: row.id,
+                    owner: row.owner()?,
+                    at: now,
+                },
+                not_since,
+            })
+        });
+    Ok(Some(Pending {
+        resolution: Resolution::NotModified { tag },
+        writes,
+    }))
 }
 
 fn fresh(tags: &ResolveTagSecret, resolved: Resolved) -> Resolution {
@@ -304,60 +358,66 @@ struct Audit<'a> {
     organisation: Option<OrganisationAudit>,
 }
 
-/// Hands out the chosen configuration's key (or the fallback's), recording the use and the
-/// audit lines; nothing chosen and no fallback is 404.
+/// Hands out the chosen configuration's key (or the fallback's), with the use and the audit
+/// lines it writes; nothing chosen and no fallback is 404.
 fn reveal(
-    conn: &mut DbConnection,
     keyring: &MasterKeyring,
+    tags: &ResolveTagSecret,
     audit: &Audit<'_>,
     chosen: Option<(Source, store::SeenRow)>,
     fallback: Option<&FallbackConfiguration>,
-) -> Result<Resolved, ConversationsError> {
+) -> Result<Pending, ConversationsError> {
     let now = db::now();
-    let record = |conn: &mut DbConnection, source: Source, configuration: Option<(DbId, &str)>| {
-        key_reveals::insert(
-            conn,
-            &key_reveals::RevealInsert {
+    let writes = |source: Source, configuration: Option<(ConfigurationUse, &str)>| {
+        let configuration_id = configuration.map(|(used, _)| used.id);
+        let configuration_name = configuration.map_or("instance fallback", |(_, name)| name);
+        Entry::Reveal(Box::new(Reveal {
+            configuration: configuration.map(|(used, _)| used),
+            audit: key_reveals::RevealRow {
                 id: DbId(Uuid::now_v7()),
                 user_id: DbId(audit.user_id),
                 token_id: audit.token_id.map(DbId),
-                configuration_id: configuration.map(|(id, _)| id),
-                configuration_name: configuration.map_or("instance fallback", |(_, name)| name),
-                conversation_id: audit.conversation.map(ConversationId::as_str),
-                source: source.as_str(),
+                configuration_id,
+                configuration_name: configuration_name.to_owned(),
+                conversation_id: audit.conversation.map(|id| id.as_str().to_owned()),
+                source: source.as_str().to_owned(),
                 revealed_at: now,
             },
-        )?;
-        if let Some(organisation) = &audit.organisation {
-            organisation_reveals::insert(
-                conn,
-                &organisation_reveals::OrganisationRevealRow {
+            organisation_audit: audit.organisation.as_ref().map(|organisation| {
+                organisation_reveals::OrganisationRevealRow {
                     id: DbId(Uuid::now_v7()),
                     organisation_id: DbId(organisation.organisation_id),
                     token_id: DbId(organisation.token_id),
                     token_name: organisation.token_name.clone(),
                     member_id: Some(DbId(audit.user_id)),
-                    configuration_id: configuration.map(|(id, _)| id),
-                    configuration_name: configuration.map_or("instance fallback", |(_, name)| name).to_owned(),
+                    configuration_id,
+                    configuration_name: configuration_name.to_owned(),
                     revealed_at: now,
-                },
-            )?;
-        }
-        Ok::<_, ConversationsError>(())
+                }
+            }),
+        }))
     };
-    let Some((source, row)) = chosen else {
+    let Some((source, mut row)) = chosen else {
         let resolved = present_fallback(fallback)?;
-        record(conn, Source::Fallback, None)?;
-        return Ok(resolved);
+        return Ok(Pending {
+            writes: Some(writes(Source::Fallback, None)),
+            resolution: fresh(tags, resolved),
+        });
     };
-    let configuration_owner = row.owner().ok_or(ConversationsError::NotFound)?;
+    let used = ConfigurationUse {
+        id: row.id,
+        owner: row.owner().ok_or(ConversationsError::NotFound)?,
+        at: now,
+    };
     let api_key = open_key(keyring, &row)?;
-    store::record_use(conn, configuration_owner, row.id, now)?;
-    record(conn, source, Some((row.id, &row.name)))?;
-    let row = store::find_for_user(conn, DbId(audit.user_id), row.id)?.ok_or(ConversationsError::Vanished(
-        "the configuration vanished while resolving",
-    ))?;
-    Ok(presented(source, row, api_key))
+    let writes = writes(source, Some((used, &row.name)));
+    // As the row will read once the use is committed; the journal gives the exact count.
+    row.row.use_count += 1;
+    row.row.last_used_at = Some(now);
+    Ok(Pending {
+        resolution: fresh(tags, presented(source, row, api_key)),
+        writes: Some(writes),
+    })
 }
 
 /// The chosen configuration as it would be handed out now, its key opened (or 409
@@ -406,28 +466,22 @@ pub fn resolve_for_member(
     conversation: Option<&ConversationId>,
     fallback: Option<&FallbackConfiguration>,
     condition: &Condition<'_>,
-) -> Result<Resolution, ConversationsError> {
-    if !condition.if_none_match.is_empty() {
-        let (_, chosen) = choose_for_member(conn, service, member, conversation)?;
-        if let Some(tag) = unchanged(keyring, condition, chosen, fallback)? {
-            return Ok(Resolution::NotModified { tag });
-        }
+) -> Result<Pending, ConversationsError> {
+    let (member_id, chosen) = choose_for_member(conn, service, member, conversation)?;
+    if let Some(not_modified) = unchanged(keyring, condition, chosen.as_ref(), fallback)? {
+        return Ok(not_modified);
     }
-    let resolved = db::write_transaction(conn, |conn| {
-        let (member_id, chosen) = choose_for_member(conn, service, member, conversation)?;
-        let audit = Audit {
-            user_id: member_id.0,
-            token_id: Some(service.token_id),
-            conversation,
-            organisation: Some(OrganisationAudit {
-                organisation_id: service.organisation_id,
-                token_id: service.token_id,
-                token_name: service.token_name.clone(),
-            }),
-        };
-        reveal(conn, keyring, &audit, chosen, fallback)
-    })?;
-    Ok(fresh(condition.tags, resolved))
+    let audit = Audit {
+        user_id: member_id.0,
+        token_id: Some(service.token_id),
+        conversation,
+        organisation: Some(OrganisationAudit {
+            organisation_id: service.organisation_id,
+            token_id: service.token_id,
+            token_name: service.token_name.clone(),
+        }),
+    };
+    reveal(keyring, condition.tags, &audit, chosen, fallback)
 }
 
 /// The member, and what counts for them in the service token's organisation: their override,

@@ -15,6 +15,7 @@ pub mod import;
 pub mod master_keys;
 pub mod operations;
 pub mod organisations;
+pub mod resolve_journal;
 pub mod resolve_tags;
 pub mod resolve_waits;
 pub mod runtime_exports;

@@ -4,11 +4,12 @@
 use diesel::prelude::*;
 use lanyard::config::Settings;
 use lanyard::db::DbId;
-use lanyard::db::schema::{api_tokens, key_reveals};
+use lanyard::db::schema::{api_tokens, key_reveals, llm_configurations};
 use lanyard::domain::FallbackConfiguration;
 use lanyard::domain::Provider;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::helpers::configurations::{Configuration, expect_json};
@@ -29,6 +30,8 @@ on_both_backends!(
     the_tag_changes_with_the_default_the_override_a_parameter_and_the_key,
     a_tag_is_checked_only_after_the_caller_may_resolve,
     rotating_the_master_key_keeps_the_tag_secret,
+    concurrent_resolves_each_count_one_use_and_leave_one_audit_line,
+    a_conditional_resolve_refreshes_last_used_at_at_most_once_a_minute,
 );
 
 on_both_backends!(settings(with_a_fallback):
@@ -525,4 +528,106 @@ async fn rotating_the_master_key_keeps_the_tag_secret(app: TestApp) {
 fn expect_new(response_tag: String, current: &mut String, what: &str) {
     assert_ne!(&response_tag, current, "{what}: the tag must change");
     *current = response_tag;
+}
+
+/// Resolves sent at once in the concurrency test: far more than one commit's worth arriving
+/// together, so that they share commits.
+const AT_ONCE: usize = 200;
+
+async fn concurrent_resolves_each_count_one_use_and_leave_one_audit_line(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let mut running = JoinSet::new();
+    for number in 0..AT_ONCE {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/resolve?conversation_id=conversation-{number}"));
+        let token = resolver.clone();
+        running.spawn(async move {
+            let response = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        });
+    }
+    let mut counts = Vec::new();
+    while let Some(joined) = running.join_next().await {
+        let (status, body) = joined.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let body: Resolution = serde_json::from_str(&body).unwrap();
+        assert_eq!(body.configuration.api_key.as_deref(), Some("sk-main-key-0001-x7Qa"));
+        counts.push(body.configuration.use_count);
+    }
+    // Each answer counts its own use, as if the resolves had run one after another.
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=AT_ONCE as i64).collect::<Vec<_>>());
+
+    // Every answer left after its rows were committed: all of them are there now.
+    let stored = app.refetch(&user.token, &default).await;
+    assert_eq!(stored.use_count, AT_ONCE as i64);
+    assert!(stored.last_used_at.is_some());
+    let audit = reveals(&app, &user).await;
+    assert_eq!(audit.len(), AT_ONCE);
+    let mut conversations: Vec<String> = audit
+        .into_iter()
+        .map(|(token, configuration, name, conversation, source)| {
+            assert!(token.is_some());
+            assert_eq!(
+                (configuration, name.as_str(), source.as_str()),
+                (Some(default.id), "main", "default")
+            );
+            conversation.unwrap()
+        })
+        .collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    assert_eq!(conversations.len(), AT_ONCE, "one line per resolve");
+}
+
+/// Sets the configuration's `last_used_at` as stored.
+async fn set_last_used_at(app: &TestApp, configuration: &Configuration, at: chrono::NaiveDateTime) {
+    let id = DbId(configuration.id);
+    app.with_db(move |conn| {
+        diesel::update(llm_configurations::table.filter(llm_configurations::id.eq(id)))
+            .set(llm_configurations::last_used_at.eq(Some(at)))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+}
+
+async fn stored_last_used_at(app: &TestApp, configuration: &Configuration) -> Option<chrono::NaiveDateTime> {
+    let id = DbId(configuration.id);
+    app.with_db(move |conn| {
+        llm_configurations::table
+            .filter(llm_configurations::id.eq(id))
+            .select(llm_configurations::last_used_at)
+            .first(conn)
+            .unwrap()
+    })
+    .await
+}
+
+async fn a_conditional_resolve_refreshes_last_used_at_at_most_once_a_minute(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    let default = app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let (_, tag) = tagged(&app, &resolver, None).await;
+    let reveals = reveal_rows(&app).await;
+
+    // Used 30 seconds ago: a 304 leaves the stamp alone.
+    let recent = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(30);
+    set_last_used_at(&app, &default, recent).await;
+    let response = resolve_if_none_match(&app, &resolver, None, &tag).await;
+    assert_eq!(response.status(), 304);
+    let kept = stored_last_used_at(&app, &default).await.unwrap();
+    assert!((kept - recent).num_milliseconds().abs() < 1, "{kept} != {recent}");
+
+    // Used two minutes ago: the 304 refreshes it (before it answers), and counts no use.
+    let stale = chrono::Utc::now().naive_utc() - chrono::TimeDelta::minutes(2);
+    set_last_used_at(&app, &default, stale).await;
+    let before = chrono::Utc::now().naive_utc() - chrono::TimeDelta::seconds(1);
+    let response = resolve_if_none_match(&app, &resolver, None, &tag).await;
+    assert_eq!(response.status(), 304);
+    let refreshed = stored_last_used_at(&app, &default).await.unwrap();
+    assert!(refreshed >= before, "{refreshed} < {before}");
+    assert_eq!(app.refetch(&user.token, &default).await.use_count, 1);
+    assert_eq!(reveal_rows(&app).await, reveals, "no reveal");
 }

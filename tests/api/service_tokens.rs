@@ -24,6 +24,7 @@ on_both_backends!(
     a_service_tokens_scopes_hold_and_a_dead_one_is_refused,
     service_tokens_are_created_listed_and_revoked_like_personal_ones,
     the_organisation_page_manages_service_tokens_and_shows_the_audit_without_javascript,
+    concurrent_resolves_for_members_all_land_in_the_organisations_audit,
 );
 
 /// The organisation's key in these tests.
@@ -740,4 +741,51 @@ async fn the_organisation_page_manages_service_tokens_and_shows_the_audit_withou
     let revoke = format!("/organisations/{}/tokens/{id}/revoke", team.id);
     let response = member.post_form(&revoke, &[("csrf_token", csrf.as_str())]).await;
     assert_eq!(response.status(), 403);
+}
+
+async fn concurrent_resolves_for_members_all_land_in_the_organisations_audit(app: TestApp) {
+    const AT_ONCE: usize = 200;
+    let Shared { team, mini, .. } = shared(&app).await;
+    let token = service_secret(&app, &team, &["resolve"]).await;
+    let members = [team.member_a.email.clone(), team.member_b.email.clone()];
+    let mut running = tokio::task::JoinSet::new();
+    for number in 0..AT_ONCE {
+        let client = app.client.clone();
+        let mut url = url::Url::parse(&app.url("/api/resolve")).unwrap();
+        url.query_pairs_mut().append_pair("user", &members[number % 2]);
+        let token = token.clone();
+        running.spawn(async move {
+            let response = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        });
+    }
+    let mut counts = Vec::new();
+    while let Some(joined) = running.join_next().await {
+        let (status, body) = joined.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let body: Resolution = serde_json::from_str(&body).unwrap();
+        assert_eq!(body.source, "organisation_default");
+        counts.push(body.configuration.use_count);
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=AT_ONCE as i64).collect::<Vec<_>>());
+    assert_eq!(
+        app.configuration(&team.admin.token, mini.id).await.use_count,
+        AT_ONCE as i64
+    );
+    let lines = audit(&app, &team, &team.admin.token).await;
+    assert_eq!(lines.len(), AT_ONCE);
+    for member in &members {
+        let theirs = lines
+            .iter()
+            .filter(|line| line["member"]["email"] == member.as_str())
+            .count();
+        assert_eq!(theirs, AT_ONCE / 2, "{member}");
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|line| line["configuration"]["id"] == mini.id.to_string())
+    );
 }
