@@ -7,6 +7,10 @@ use clap::{Args, Parser, Subcommand};
 use lanyard::config::{self, Settings};
 use lanyard::{commands, telemetry};
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lanyard",

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::future::LocalBoxFuture;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +16,7 @@ use super::wire::{Rfc3339, json_array, json_ok};
 use crate::domain::{ConversationId, ConversationOverride, MemberRef, Parameters, Scope, TestStatus};
 use crate::error::AppError;
 use crate::http::AppState;
-use crate::http::api_error::{ApiResult, ErrorBody};
+use crate::http::api_error::{ApiResult, ErrorBody, invalid_query};
 use crate::http::{Caller, JsonObject};
 use crate::services::conversations::{self, Requester, Resolution};
 use crate::services::resolve_waits::{self, Subscription};
@@ -221,53 +223,89 @@ pub struct ResolveQuery {
     ),
     security(("bearer" = []))
 )]
-pub async fn resolve(
+pub fn resolve(req: HttpRequest) -> LocalBoxFuture<'static, ApiResult<HttpResponse>> {
+    // Neither an `async fn` nor extractors: everything is read from the request now, and a
+    // waiting request holds only the future below, for up to a minute and thousands at once,
+    // without extractors' state or its arguments twice over (BENCHMARKS.md, waiting resolves).
+    let ResolveRequest {
+        state,
+        caller,
+        asked,
+        wait,
+    } = match ResolveRequest::read(&req) {
+        Ok(read) => read,
+        Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
+    };
+    Box::pin(async move {
+        let Some(wait) = wait else {
+            let (resolution, _) = Box::pin(resolve_once(&state, caller, asked, false)).await?;
+            return Ok(answer(resolution));
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let (mut resolution, waiting) = Box::pin(resolve_once(&state, caller.clone(), asked.clone(), true)).await?;
+        let Some(mut waiting) = waiting else {
+            return Ok(answer(resolution));
+        };
+        let mut place = None;
+        while let Resolution::NotModified { .. } = resolution {
+            if place.is_none() {
+                place = Some(
+                    state
+                        .resolve_waits
+                        .hold_place(waiting.token)
+                        .ok_or(AppError::RateLimited { retry_after_secs: 1 })?,
+                );
+            }
+            let woken = waiting.subscription.changed_before(deadline).await;
+            // Woken or not, the answer comes from a full resolve: token, user and membership are
+            // checked again, and a change that turns out not to matter keeps the request waiting.
+            resolution = Box::pin(resolve_once(&state, caller.clone(), asked.clone(), false))
+                .await?
+                .0;
+            if !woken {
+                break;
+            }
+        }
+        Ok(answer(resolution))
+    })
+}
+
+/// What a waiting request waits with: its subscription, and whose places it takes (its token's,
+/// or its user's for a session).
+struct Waiting {
+    subscription: Subscription,
+    token: uuid::Uuid,
+}
+
+/// A resolve request, read: the application, the caller, what is asked, how long it may wait.
+struct ResolveRequest {
     state: web::Data<AppState>,
-    req: HttpRequest,
     caller: Caller,
-    query: web::Query<ResolveQuery>,
-) -> ApiResult<HttpResponse> {
-    let query = query.into_inner();
-    let conversation = query.conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
-    let member = query
-        .user
-        .filter(|raw| !raw.trim().is_empty())
-        .map(|raw| MemberRef::parse(&raw));
-    let if_none_match = entity_tags(&req);
-    let wait = waiting_time(query.wait.as_deref(), !if_none_match.is_empty())?;
-    let asked = Arc::new(Asked {
-        conversation,
-        member,
-        if_none_match,
-    });
-    let Some(wait) = wait else {
-        let (resolution, _) = resolve_once(&state, caller, asked, false).await?;
-        return Ok(answer(resolution));
-    };
-    let deadline = tokio::time::Instant::now() + wait;
-    let (mut resolution, waiting) = resolve_once(&state, caller.clone(), asked.clone(), true).await?;
-    let Some((mut subscription, waiter)) = waiting else {
-        return Ok(answer(resolution));
-    };
-    let mut place = None;
-    while let Resolution::NotModified { .. } = resolution {
-        if place.is_none() {
-            place = Some(
-                state
-                    .resolve_waits
-                    .hold_place(waiter)
-                    .ok_or(AppError::RateLimited { retry_after_secs: 1 })?,
-            );
-        }
-        let woken = subscription.changed_before(deadline).await;
-        // Woken or not, the answer comes from a full resolve: token, user and membership are
-        // checked again, and a change that turns out not to matter keeps the request waiting.
-        resolution = resolve_once(&state, caller.clone(), asked.clone(), false).await?.0;
-        if !woken {
-            break;
-        }
+    asked: Arc<Asked>,
+    wait: Option<std::time::Duration>,
+}
+
+impl ResolveRequest {
+    /// Read in the order extractors would (a missing credential's 401 before a bad query's 400).
+    fn read(req: &HttpRequest) -> Result<Self, AppError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("the application state is missing".into()))?;
+        let caller = Caller::from_request(req, &mut Payload::None)
+            .into_inner()
+            .map_err(|error| error.0)?;
+        let query = web::Query::<ResolveQuery>::from_query(req.query_string())
+            .map_err(|error| invalid_query(&error))?
+            .into_inner();
+        let (asked, wait) = Asked::read(req, query)?;
+        Ok(ResolveRequest {
+            state,
+            caller,
+            asked,
+            wait,
+        })
     }
-    Ok(answer(resolution))
 }
 
 /// What a resolve asks for, kept for the resolves a waiting request makes again.
@@ -275,6 +313,25 @@ struct Asked {
     conversation: Option<ConversationId>,
     member: Option<MemberRef>,
     if_none_match: Vec<String>,
+}
+
+impl Asked {
+    /// The request's conversation, member and tags, and how long it may wait.
+    fn read(req: &HttpRequest, query: ResolveQuery) -> Result<(Arc<Asked>, Option<std::time::Duration>), AppError> {
+        let conversation = query.conversation_id.map(|raw| conversation_id(&raw)).transpose()?;
+        let member = query
+            .user
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| MemberRef::parse(&raw));
+        let if_none_match = entity_tags(req);
+        let wait = waiting_time(query.wait.as_deref(), !if_none_match.is_empty())?;
+        let asked = Asked {
+            conversation,
+            member,
+            if_none_match,
+        };
+        Ok((Arc::new(asked), wait))
+    }
 }
 
 /// `wait`: whole seconds from 1 to 60, and only with `If-None-Match` (a wait needs an answer
@@ -299,12 +356,16 @@ fn waiting_time(raw: Option<&str>, conditional: bool) -> Result<Option<std::time
 /// One resolve, with every check, in one database task; with `subscribe`, also the
 /// subscription to the changes of the answer's user (taken before the resolve reads, so that a
 /// change committed after it is heard) and whose places the wait takes (the token's).
+///
+/// Callers box it: a waiting request holds `resolve`'s future for up to a minute, thousands at
+/// once, and inline this future (the database task and its captures) would make every one of
+/// them a kilobyte larger for all that time (BENCHMARKS.md, waiting resolves).
 async fn resolve_once(
     state: &AppState,
     caller: Caller,
     asked: Arc<Asked>,
     subscribe: bool,
-) -> Result<(Resolution, Option<(Subscription, uuid::Uuid)>), AppError> {
+) -> Result<(Resolution, Option<Waiting>), AppError> {
     let keyring = state.keyring.clone();
     let tags = state.resolve_tags.clone();
     let waits = state.resolve_waits.clone();
@@ -325,7 +386,10 @@ async fn resolve_once(
                     })?;
                     let waiting = if subscribe {
                         let user = resolve_waits::member_id(conn, service.organisation_id, member)?;
-                        Some((waits.subscribe(user), service.token_id))
+                        Some(Waiting {
+                            subscription: waits.subscribe(user),
+                            token: service.token_id,
+                        })
                     } else {
                         None
                     };
@@ -351,11 +415,9 @@ async fn resolve_once(
                         Credential::Token { id, .. } => Some(*id),
                         Credential::Session => None,
                     };
-                    let waiting = subscribe.then(|| {
-                        (
-                            waits.subscribe(Some(principal.user_id)),
-                            token_id.unwrap_or(principal.user_id),
-                        )
+                    let waiting = subscribe.then(|| Waiting {
+                        subscription: waits.subscribe(Some(principal.user_id)),
+                        token: token_id.unwrap_or(principal.user_id),
                     });
                     let requester = Requester {
                         user_id: principal.user_id,

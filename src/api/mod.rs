@@ -15,10 +15,11 @@ pub mod tokens;
 pub mod webhooks;
 pub mod wire;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
-use crate::http::ApiError;
+use crate::http::{ApiError, waiting_requests};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -117,6 +118,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/resolve")
+                    .wrap(from_fn(waiting_requests::shrink_headers_of_waits))
                     .get(conversations::resolve)
                     .default_service(web::to(method_not_allowed)),
             )

@@ -68,3 +68,8 @@ impl ResponseError for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A query string that does not parse: 400, for pages and the API alike.
+pub fn invalid_query(error: &actix_web::error::QueryPayloadError) -> AppError {
+    AppError::BadRequest(format!("the query string is invalid: {error}"))
+}

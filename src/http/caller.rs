@@ -21,7 +21,8 @@ use crate::services::{Authenticated, Credential, Principal, tokens};
 #[derive(Clone)]
 pub enum Caller {
     Token(String),
-    Session(Principal),
+    /// Boxed: a caller is held by every request in flight, and most are tokens.
+    Session(Box<Principal>),
 }
 
 impl FromRequest for Caller {
@@ -29,21 +30,25 @@ impl FromRequest for Caller {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(|token| token.trim().to_owned());
+        let presented = bearer_token(req.headers()).map(str::to_owned);
         std::future::ready(match presented {
             Some(token) => Ok(Caller::Token(token)),
             None => match session_principal(req) {
-                Ok(Some(principal)) => Ok(Caller::Session(principal)),
+                Ok(Some(principal)) => Ok(Caller::Session(Box::new(principal))),
                 Ok(None) => Err(AppError::Unauthorized.into()),
                 Err(error) => Err(error.into()),
             },
         })
     }
+}
+
+/// The token of an `Authorization: Bearer …` header, if the request has one.
+pub fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
 }
 
 impl Caller {
@@ -59,7 +64,7 @@ impl Caller {
     pub fn authorize_any(self, conn: &mut db::DbConnection, scope: Scope) -> Result<Authenticated, AppError> {
         let authenticated = match self {
             Caller::Token(token) => tokens::authenticate(conn, &token, db::now())?,
-            Caller::Session(principal) => Authenticated::User(principal),
+            Caller::Session(principal) => Authenticated::User(*principal),
         };
         authenticated.require(scope)?;
         Ok(authenticated)
@@ -100,7 +105,7 @@ impl Caller {
         match self {
             Caller::Session(principal) => {
                 principal.require(scope)?;
-                Ok(principal)
+                Ok(*principal)
             }
             token => database.run(move |conn| token.authorize(conn, scope)).await,
         }

@@ -15,6 +15,7 @@ pub mod observability;
 pub mod page_error;
 pub mod service_errors;
 pub mod session;
+pub mod waiting_requests;
 
 use std::sync::Arc;
 

@@ -57,7 +57,7 @@ pub async fn measure(
     let started = Instant::now();
     // Labels from fixed sets only (a stranger's made-up method or path adds no series).
     let method = method_label(req.method());
-    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let request_id = req.extensions().get::<RequestId>().copied();
     let mut response = next.call(req).await?;
     let matched = response.request().match_pattern();
     let route = matched.as_deref().unwrap_or(UNMATCHED_ROUTE);
@@ -73,7 +73,7 @@ pub async fn measure(
     } else {
         tracing::info!(status, elapsed_ms, route = %route, "request served");
     }
-    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
         response
             .headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), id);

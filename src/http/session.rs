@@ -8,9 +8,15 @@
 use std::collections::HashMap;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use std::rc::Rc;
+
 use actix_session::{SessionMiddleware, config::PersistentSession};
+use actix_web::body::MessageBody;
 use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{self, HeaderMap};
 use chrono::Duration;
+use futures_util::future::{Either, LocalBoxFuture};
 
 use crate::crypto::{self, MasterKeyring, hash_session_key, new_session_key};
 use crate::db::{self, Database, DbId, sessions};
@@ -170,7 +176,14 @@ pub fn cookie_key(keyring: &MasterKeyring) -> Key {
     Key::from(&crypto::session_cookie_signing_key(keyring))
 }
 
-pub fn middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionMiddleware<DbSessionStore> {
+/// The session middleware, for the requests that can have a session: see [`SessionsWhereUsed`].
+pub fn middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionsWhereUsed {
+    SessionsWhereUsed {
+        sessions: session_middleware(store, key, secure),
+    }
+}
+
+fn session_middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionMiddleware<DbSessionStore> {
     SessionMiddleware::builder(store, key)
         .cookie_name(COOKIE_NAME.to_owned())
         .cookie_http_only(true)
@@ -181,4 +194,112 @@ pub fn middleware(store: DbSessionStore, key: Key, secure: bool) -> SessionMiddl
             PersistentSession::default().session_ttl(CookieDuration::seconds(ABSOLUTE_LIFETIME.num_seconds())),
         )
         .build()
+}
+
+/// actix-session around the requests that can have a session, and not around a request that
+/// presents a bearer token without a session cookie: a token is its caller ([`super::Caller`]
+/// prefers it to a session), and such a request can neither read a session nor start one.
+/// Runtimes call with tokens, thousands of waiting resolves at once (runtimes.md): each would
+/// otherwise carry the session middleware's state for as long as it waits (BENCHMARKS.md).
+pub struct SessionsWhereUsed {
+    sessions: SessionMiddleware<DbSessionStore>,
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionsWhereUsed
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = SessionsWhereUsedService<S>;
+    type InitError = ();
+    type Future = LocalBoxFuture<'static, Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        let without_sessions = Rc::new(service);
+        let with_sessions = self.sessions.new_transform(without_sessions.clone());
+        Box::pin(async move {
+            Ok(SessionsWhereUsedService {
+                with_sessions: with_sessions.await?,
+                without_sessions,
+            })
+        })
+    }
+}
+
+type WithSessions<S> = <SessionMiddleware<DbSessionStore> as Transform<Rc<S>, ServiceRequest>>::Transform;
+
+/// The application's service twice over: through the session middleware, and bare.
+pub struct SessionsWhereUsedService<S>
+where
+    S: Service<ServiceRequest>,
+    SessionMiddleware<DbSessionStore>: Transform<Rc<S>, ServiceRequest>,
+{
+    with_sessions: WithSessions<S>,
+    without_sessions: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for SessionsWhereUsedService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Future = Either<<WithSessions<S> as Service<ServiceRequest>>::Future, S::Future>;
+
+    actix_web::dev::forward_ready!(with_sessions);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        if token_without_session(req.headers()) {
+            Either::Right(self.without_sessions.call(req))
+        } else {
+            Either::Left(self.with_sessions.call(req))
+        }
+    }
+}
+
+/// A bearer token and no session cookie. A `Cookie` header that so much as mentions the
+/// session cookie's name counts as a session: in doubt, the session middleware runs.
+fn token_without_session(headers: &HeaderMap) -> bool {
+    super::caller::bearer_token(headers).is_some()
+        && !headers.get_all(header::COOKIE).any(|cookies| {
+            cookies
+                .as_bytes()
+                .windows(COOKIE_NAME.len())
+                .any(|name| name == COOKIE_NAME.as_bytes())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn only_a_token_without_a_session_cookie_goes_without_sessions() {
+        assert!(token_without_session(&headers(&[("authorization", "Bearer lny_abc")])));
+        assert!(token_without_session(&headers(&[
+            ("authorization", "bearer lny_abc"),
+            ("cookie", "theme=dark"),
+        ])));
+        assert!(!token_without_session(&headers(&[])));
+        assert!(!token_without_session(&headers(&[("cookie", "lanyard_session=x")])));
+        assert!(!token_without_session(&headers(&[("authorization", "Basic YTpi")])));
+        assert!(!token_without_session(&headers(&[
+            ("authorization", "Bearer lny_abc"),
+            ("cookie", "theme=dark"),
+            ("cookie", "lanyard_session=x"),
+        ])));
+    }
 }

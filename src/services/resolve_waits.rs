@@ -17,13 +17,14 @@ use crate::domain::MemberRef;
 /// How many requests one token may have waiting at once (429 beyond).
 pub const MAX_WAITS_PER_TOKEN: usize = 100;
 
-/// The bells of one process: one per user someone waits for, one for everyone.
+/// The bells of one process: one per user someone waits for, and one for the waits that have
+/// no user (a service token's, for someone who is no member: they hear only changes that
+/// concern everyone). A change that concerns everyone rings every bell.
 pub struct ResolveWaits {
     url: DatabaseUrl,
     /// The feed is followed from the first wait on, by one thread, for the life of the waits.
     following: Once,
-    by_user: Mutex<HashMap<Uuid, Bell>>,
-    everyone: watch::Sender<u64>,
+    bells: Mutex<HashMap<Option<Uuid>, Bell>>,
     per_token: Mutex<HashMap<Uuid, usize>>,
 }
 
@@ -32,13 +33,18 @@ struct Bell {
     waiters: usize,
 }
 
+impl Bell {
+    fn ring(&self) {
+        self.rung.send_modify(|rung| *rung = rung.wrapping_add(1));
+    }
+}
+
 impl ResolveWaits {
     pub fn new(url: DatabaseUrl) -> Self {
         ResolveWaits {
             url,
             following: Once::new(),
-            by_user: Mutex::default(),
-            everyone: watch::Sender::new(0),
+            bells: Mutex::default(),
             per_token: Mutex::default(),
         }
     }
@@ -47,20 +53,16 @@ impl ResolveWaits {
     /// Take it before resolving, so that a change committed after the resolve read is heard.
     pub fn subscribe(self: &Arc<Self>, user: Option<Uuid>) -> Subscription {
         self.follow_changes();
-        let mine = user.map(|user| {
-            let mut bells = lock(&self.by_user);
-            let bell = bells.entry(user).or_insert_with(|| Bell {
-                rung: watch::Sender::new(0),
-                waiters: 0,
-            });
-            bell.waiters += 1;
-            bell.rung.subscribe()
+        let mut bells = lock(&self.bells);
+        let bell = bells.entry(user).or_insert_with(|| Bell {
+            rung: watch::Sender::new(0),
+            waiters: 0,
         });
+        bell.waiters += 1;
         Subscription {
             waits: self.clone(),
             user,
-            mine,
-            everyone: self.everyone.subscribe(),
+            rung: bell.rung.subscribe(),
         }
     }
 
@@ -81,16 +83,13 @@ impl ResolveWaits {
 
     /// Wakes whoever waits for one of these users, or everyone.
     pub fn ring(&self, change: &Change) {
+        let bells = lock(&self.bells);
         match change {
-            Change::Everyone => self.everyone.send_modify(|rung| *rung = rung.wrapping_add(1)),
-            Change::Users(users) => {
-                let bells = lock(&self.by_user);
-                for user in users {
-                    if let Some(bell) = bells.get(user) {
-                        bell.rung.send_modify(|rung| *rung = rung.wrapping_add(1));
-                    }
-                }
-            }
+            Change::Everyone => bells.values().for_each(Bell::ring),
+            Change::Users(users) => users
+                .iter()
+                .filter_map(|user| bells.get(&Some(*user)))
+                .for_each(Bell::ring),
         }
     }
 
@@ -130,50 +129,37 @@ pub fn member_id(conn: &mut DbConnection, organisation_id: Uuid, member: &Member
     Ok(memberships::find_active_member(conn, DbId(organisation_id), id, email_key.as_deref())?.map(|(id, _)| id.0))
 }
 
-/// One waiting request's ears: its user's bell and everyone's.
+/// One waiting request's ear: its user's bell. Thousands wait at once, so it is kept small: one
+/// receiver, and a wait that is one timeout around it.
 pub struct Subscription {
     waits: Arc<ResolveWaits>,
     user: Option<Uuid>,
-    mine: Option<watch::Receiver<u64>>,
-    everyone: watch::Receiver<u64>,
+    rung: watch::Receiver<u64>,
 }
 
 impl Subscription {
     /// Waits until the answer may have changed since the subscription was taken or last woke
     /// (`true`), or until `deadline` (`false`).
     pub async fn changed_before(&mut self, deadline: tokio::time::Instant) -> bool {
-        let Subscription { mine, everyone, .. } = self;
-        let mine = async {
-            let rung = match mine {
-                Some(mine) => mine.changed().await.is_ok(),
-                None => false,
-            };
-            // No bell of its own, or (never while this subscription holds it) a bell gone.
-            if !rung {
-                std::future::pending::<()>().await;
+        match tokio::time::timeout_at(deadline, self.rung.changed()).await {
+            Ok(Ok(())) => true,
+            Err(_elapsed) => false,
+            // The bell is gone, which it never is while this subscription holds it: no wake.
+            Ok(Err(_closed)) => {
+                tokio::time::sleep_until(deadline).await;
+                false
             }
-        };
-        let everyone = async {
-            if everyone.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            () = mine => true,
-            () = everyone => true,
-            () = tokio::time::sleep_until(deadline) => false,
         }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let Some(user) = self.user else { return };
-        let mut bells = lock(&self.waits.by_user);
-        if let Some(bell) = bells.get_mut(&user) {
+        let mut bells = lock(&self.waits.bells);
+        if let Some(bell) = bells.get_mut(&self.user) {
             bell.waiters = bell.waiters.saturating_sub(1);
             if bell.waiters == 0 {
-                bells.remove(&user);
+                bells.remove(&self.user);
             }
         }
     }
@@ -234,6 +220,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_wait_without_a_user_hears_only_changes_for_everyone() {
+        let waits = waits();
+        let alice = Uuid::new_v4();
+        let mut for_nobody = waits.subscribe(None);
+        let _for_alice = waits.subscribe(Some(alice));
+        waits.ring(&Change::Users(vec![alice]));
+        assert!(!for_nobody.changed_before(soon()).await);
+        waits.ring(&Change::Everyone);
+        assert!(for_nobody.changed_before(soon()).await);
+    }
+
+    #[tokio::test]
     async fn a_change_between_subscribing_and_waiting_is_not_lost() {
         let waits = waits();
         let alice = Uuid::new_v4();
@@ -249,10 +247,13 @@ mod tests {
         let alice = Uuid::new_v4();
         let first = waits.subscribe(Some(alice));
         let second = waits.subscribe(Some(alice));
+        let nobody = waits.subscribe(None);
         drop(first);
-        assert_eq!(lock(&waits.by_user).len(), 1);
+        assert_eq!(lock(&waits.bells).len(), 2);
         drop(second);
-        assert!(lock(&waits.by_user).is_empty());
+        assert_eq!(lock(&waits.bells).len(), 1);
+        drop(nobody);
+        assert!(lock(&waits.bells).is_empty());
 
         let token = Uuid::new_v4();
         let places: Vec<_> = (0..MAX_WAITS_PER_TOKEN)

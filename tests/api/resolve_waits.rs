@@ -18,6 +18,7 @@ on_both_backends!(
     an_unchanged_answer_waits_and_then_answers_304,
     a_change_of_the_default_an_override_or_a_key_wakes_a_waiting_resolve_within_a_second,
     a_token_has_at_most_100_waiting_resolves,
+    a_client_that_goes_away_gives_its_waiting_place_back_at_once,
 );
 
 on_both_backends!(a_change_made_by_the_command_line_wakes_a_waiting_resolve,);
@@ -260,6 +261,44 @@ async fn a_token_has_at_most_100_waiting_resolves(app: TestApp) {
     assert_eq!(
         wait_for_change(&app, &resolver, None, &tag, 1).await.unwrap().status,
         304
+    );
+}
+
+async fn a_client_that_goes_away_gives_its_waiting_place_back_at_once(app: TestApp) {
+    let (user, resolver) = user_and_resolver(&app).await;
+    app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
+    let tag = tag_of(&app, &resolver, None).await;
+    let waiting: Vec<_> = (0..100)
+        .map(|_| wait_for_change(&app, &resolver, None, &tag, 30))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let response = app
+        .client
+        .get(resolve_url(&app, None, "30"))
+        .bearer_auth(&resolver)
+        .header("If-None-Match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 429, "rate_limited").await;
+
+    // The hundred clients go away (their connections close) long before their 30 s are over.
+    for request in &waiting {
+        request.abort();
+    }
+    let gone = Instant::now();
+    let status = loop {
+        let status = wait_for_change(&app, &resolver, None, &tag, 1).await.unwrap().status;
+        if status != 429 || gone.elapsed() > Duration::from_secs(5) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 304, "the token waits again once its clients are gone");
+    assert!(
+        gone.elapsed() < Duration::from_secs(5),
+        "places given back {:?} after the clients went away",
+        gone.elapsed()
     );
 }
 
