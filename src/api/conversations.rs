@@ -17,6 +17,7 @@ use crate::domain::{ConversationId, ConversationOverride, MemberRef, Parameters,
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::api_error::{ApiResult, ErrorBody, invalid_query};
+use crate::http::waiting_requests::take_read_ahead;
 use crate::http::{Caller, JsonObject};
 use crate::services::conversations::{self, Requester, Resolution};
 use crate::services::resolve_waits::{self, Subscription};
@@ -232,7 +233,7 @@ pub fn resolve(req: HttpRequest) -> LocalBoxFuture<'static, ApiResult<HttpRespon
         caller,
         asked,
         wait,
-    } = match ResolveRequest::read(&req) {
+    } = match take_read_ahead(&req).unwrap_or_else(|| read_resolve_request(&req)) {
         Ok(read) => read,
         Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
     };
@@ -277,8 +278,14 @@ struct Waiting {
     token: uuid::Uuid,
 }
 
+/// Reads a resolve request: for `ReadAhead` (a request that may wait, read before its headers
+/// are dropped) and for the handler (every other).
+pub fn read_resolve_request(req: &HttpRequest) -> Result<ResolveRequest, AppError> {
+    ResolveRequest::read(req)
+}
+
 /// A resolve request, read: the application, the caller, what is asked, how long it may wait.
-struct ResolveRequest {
+pub struct ResolveRequest {
     state: web::Data<AppState>,
     caller: Caller,
     asked: Arc<Asked>,

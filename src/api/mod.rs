@@ -15,11 +15,11 @@ pub mod tokens;
 pub mod webhooks;
 pub mod wire;
 
-use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 use crate::error::AppError;
-use crate::http::{ApiError, waiting_requests};
+use crate::http::ApiError;
+use crate::http::waiting_requests::ReadAhead;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -118,7 +118,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(
                 web::resource("/resolve")
-                    .wrap(from_fn(waiting_requests::shrink_headers_of_waits))
+                    .wrap(ReadAhead::new(conversations::read_resolve_request))
                     .get(conversations::resolve)
                     .default_service(web::to(method_not_allowed)),
             )

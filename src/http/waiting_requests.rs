@@ -1,38 +1,83 @@
-//! What a waiting resolve holds while it waits (`wait=`, runtimes.md): thousands may wait at
-//! once, each for up to a minute, and 5,000 must cost an instance less than 50 MB.
+//! What a waiting request holds while it waits (`wait=` on `/api/resolve`, runtimes.md):
+//! thousands may wait at once, each for up to a minute, and 5,000 must cost an instance less
+//! than 50 MB.
 //!
-//! actix-http gives every request a header map with room for 16 headers: about 6.4 KiB, of
-//! which a handful of pages are touched by the few headers a runtime sends. Pooled heads cover
-//! only the first 128 requests of a worker, so each waiting request beyond them kept its own
-//! (BENCHMARKS.md: a third of a waiting request's memory). A request that is about to wait
-//! moves its headers into a map of their size, and the large one is freed for the next request.
+//! actix-http gives every request a header map with room for 16 headers (about 6.4 KiB, pooled
+//! only for the first 128 requests of a worker), and a request holds it until it is answered.
+//! A request that may wait is therefore read at once, before its handler runs: [`ReadAhead`]
+//! keeps what the route's reader makes of it with the request, and drops its headers, which
+//! nothing reads after that (BENCHMARKS.md, waiting resolves).
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::future::{Ready, ready};
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::HeaderMap;
-use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
 
-/// Middleware for the routes that may wait: a request with a `wait` parameter keeps its
-/// headers in a map of their own size. Every other request passes untouched.
-pub async fn shrink_headers_of_waits(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if asks_to_wait(req.query_string()) {
-        let headers = &mut req.head_mut().headers;
-        let all = std::mem::replace(headers, HeaderMap::new());
-        *headers = fitted(all);
-    }
-    next.call(req).await
+/// Middleware for a route that may wait: a request with a `wait` parameter is read by `read`
+/// (which must take from the request everything its handler needs), the result is kept for the
+/// handler ([`take_read_ahead`]), and the request's headers are dropped. Every other request
+/// passes untouched, and its handler reads it itself.
+pub struct ReadAhead<T> {
+    read: fn(&HttpRequest) -> T,
 }
 
-/// The same headers (every value, in order) in a map with room for them and no more.
-fn fitted(all: HeaderMap) -> HeaderMap {
-    let mut fitted = HeaderMap::with_capacity(all.len_keys());
-    for (name, value) in all {
-        fitted.append(name, value);
+impl<T> ReadAhead<T> {
+    pub fn new(read: fn(&HttpRequest) -> T) -> Self {
+        ReadAhead { read }
     }
-    fitted
+}
+
+/// What [`ReadAhead`] read, in the request's extensions until the handler takes it.
+struct Read<T>(T);
+
+/// What [`ReadAhead`] read from this request, if it read it (once: it is taken).
+pub fn take_read_ahead<T: 'static>(req: &HttpRequest) -> Option<T> {
+    req.extensions_mut().remove::<Read<T>>().map(|read| read.0)
+}
+
+impl<S, B, T: 'static> Transform<S, ServiceRequest> for ReadAhead<T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    type Transform = ReadAheadService<S, T>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ReadAheadService {
+            service,
+            read: self.read,
+        }))
+    }
+}
+
+pub struct ReadAheadService<S, T> {
+    service: S,
+    read: fn(&HttpRequest) -> T,
+}
+
+impl<S, B, T: 'static> Service<ServiceRequest> for ReadAheadService<S, T>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Error = actix_web::Error;
+    // The route's own future: reading ahead adds nothing to what a request holds.
+    type Future = S::Future;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        if asks_to_wait(req.query_string()) {
+            let read = (self.read)(req.request());
+            req.extensions_mut().insert(Read(read));
+            req.head_mut().headers = HeaderMap::new();
+        }
+        self.service.call(req)
+    }
 }
 
 fn asks_to_wait(query: &str) -> bool {
@@ -43,7 +88,8 @@ fn asks_to_wait(query: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use actix_web::test::{TestRequest, call_service, init_service};
+    use actix_web::{App, HttpResponse, web};
 
     use super::*;
 
@@ -57,27 +103,34 @@ mod tests {
         assert!(!asks_to_wait("conversation_id=wait"));
     }
 
-    #[test]
-    fn a_fitted_map_keeps_every_value_in_order_in_less_room() {
-        let mut all = HeaderMap::with_capacity(16);
-        let cookie = HeaderName::from_static("cookie");
-        all.append(cookie.clone(), HeaderValue::from_static("a=1"));
-        all.append(cookie.clone(), HeaderValue::from_static("b=2"));
-        all.append(
-            HeaderName::from_static("if-none-match"),
-            HeaderValue::from_static("\"tag\""),
-        );
-        let room = all.capacity();
+    /// The reader's view of the request, and what the handler still sees of it.
+    fn if_none_match(req: &HttpRequest) -> Option<String> {
+        req.headers()
+            .get("if-none-match")
+            .map(|value| value.to_str().unwrap_or_default().to_owned())
+    }
 
-        let fitted = fitted(all.clone());
+    async fn handler(req: HttpRequest) -> HttpResponse {
+        let read: Option<Option<String>> = take_read_ahead(&req);
+        HttpResponse::Ok().body(format!("read {read:?}, headers {}", req.headers().len()))
+    }
 
-        assert!(fitted.capacity() < room, "{} not below {room}", fitted.capacity());
-        assert_eq!(fitted.len(), 3);
-        let cookies: Vec<_> = fitted.get_all(&cookie).collect();
-        assert_eq!(
-            cookies,
-            [&HeaderValue::from_static("a=1"), &HeaderValue::from_static("b=2")]
-        );
-        assert_eq!(fitted.get("if-none-match"), all.get("if-none-match"));
+    #[actix_web::test]
+    async fn a_waiting_request_is_read_ahead_and_keeps_no_headers() {
+        let app =
+            init_service(App::new().service(web::resource("/r").wrap(ReadAhead::new(if_none_match)).to(handler))).await;
+        let waiting = TestRequest::get()
+            .uri("/r?wait=5")
+            .insert_header(("if-none-match", "\"tag\""))
+            .to_request();
+        let body = actix_web::body::to_bytes(call_service(&app, waiting).await.into_body()).await;
+        assert_eq!(body.unwrap(), "read Some(Some(\"\\\"tag\\\"\")), headers 0");
+
+        let plain = TestRequest::get()
+            .uri("/r")
+            .insert_header(("if-none-match", "\"tag\""))
+            .to_request();
+        let body = actix_web::body::to_bytes(call_service(&app, plain).await.into_body()).await;
+        assert_eq!(body.unwrap(), "read None, headers 1");
     }
 }

@@ -83,6 +83,24 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(700)).await;
 }
 
+/// A token's hundred waiting resolves (30 s, on `tag`), once all of them wait: a hundred and
+/// first is refused (429).
+async fn a_hundred_waiting(app: &TestApp, token: &str, tag: &str) -> Vec<tokio::task::JoinHandle<Ended>> {
+    let waiting: Vec<_> = (0..100).map(|_| wait_for_change(app, token, None, tag, 30)).collect();
+    // All hundred resolved once and wait (each resolve is quick; give the slow machine room).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let response = app
+        .client
+        .get(resolve_url(app, None, "30"))
+        .bearer_auth(token)
+        .header("If-None-Match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 429, "rate_limited").await;
+    waiting
+}
+
 /// A change made at `changed` must have been answered within a second of it, and not before.
 fn assert_woken_promptly(ended: &Ended, changed: Instant, what: &str) {
     assert_eq!(ended.status, 200, "{what}: the waiting resolve answers the change");
@@ -228,20 +246,7 @@ async fn a_token_has_at_most_100_waiting_resolves(app: TestApp) {
         .create_openai(&user.token, "second", "sk-second-key-0002-y8Rb")
         .await;
     let tag = tag_of(&app, &resolver, None).await;
-    let waiting: Vec<_> = (0..100)
-        .map(|_| wait_for_change(&app, &resolver, None, &tag, 30))
-        .collect();
-    // All hundred resolved once and wait (each resolve is quick; give the slow machine room).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let response = app
-        .client
-        .get(resolve_url(&app, None, "30"))
-        .bearer_auth(&resolver)
-        .header("If-None-Match", &tag)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 429, "rate_limited").await;
+    let waiting = a_hundred_waiting(&app, &resolver, &tag).await;
     // Another token of the same user has places of its own.
     let other_resolver = app.token_for(&user, "resolve").await;
     let other = wait_for_change(&app, &other_resolver, None, &tag, 30);
@@ -268,19 +273,7 @@ async fn a_client_that_goes_away_gives_its_waiting_place_back_at_once(app: TestA
     let (user, resolver) = user_and_resolver(&app).await;
     app.create_openai(&user.token, "main", "sk-main-key-0001-x7Qa").await;
     let tag = tag_of(&app, &resolver, None).await;
-    let waiting: Vec<_> = (0..100)
-        .map(|_| wait_for_change(&app, &resolver, None, &tag, 30))
-        .collect();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let response = app
-        .client
-        .get(resolve_url(&app, None, "30"))
-        .bearer_auth(&resolver)
-        .header("If-None-Match", &tag)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, 429, "rate_limited").await;
+    let waiting = a_hundred_waiting(&app, &resolver, &tag).await;
 
     // The hundred clients go away (their connections close) long before their 30 s are over.
     for request in &waiting {
