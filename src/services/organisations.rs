@@ -484,6 +484,10 @@ pub fn remove(
     member_id: Uuid,
 ) -> Result<(), OrganisationsError> {
     db::write_transaction(conn, |conn| {
+        // The member's user row before the organisation, as `change_role` and `accounts` take
+        // them: forgetting the member's organisation choices below may lock that row, and in the
+        // other order a concurrent demotion of the same member deadlocked (PostgreSQL).
+        users::lock_owner(conn, DbId(member_id))?;
         let needed = if member_id == user_id {
             OrganisationRole::Member
         } else {
