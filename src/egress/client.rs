@@ -278,15 +278,7 @@ impl OutboundClient {
                     .map_err(classify)?;
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let mut body = Vec::new();
-                let mut stream = response.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(classify)?;
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(EgressError::TooLarge);
-                    }
-                    body.extend_from_slice(&chunk);
-                }
+                let body = read_capped(response).await?;
                 Ok((status, headers, body))
             })
             .await
@@ -296,21 +288,28 @@ impl OutboundClient {
         let started = Instant::now();
         let response = self.client.get(url).headers(headers).send().await.map_err(classify)?;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(classify)?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(EgressError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(response).await?;
         Ok(OutboundResponse {
             status,
             body,
             latency: started.elapsed(),
         })
     }
+}
+
+/// A response's body, refused once it passes [`MAX_BODY_BYTES`] (read as it streams, never whole
+/// first).
+async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, EgressError> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(classify)?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(EgressError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Maps reqwest's error to what a person can act on, without its details (which may echo the

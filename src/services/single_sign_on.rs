@@ -186,6 +186,8 @@ type IdentityTokenFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type IdentityTokenResponse = StandardTokenResponse<IdentityTokenFields, CoreTokenType>;
+type IdentityToken =
+    openidconnect::IdToken<OtherClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 type IdentityClient = Client<
     OtherClaims,
     CoreAuthDisplay,
@@ -536,12 +538,7 @@ impl SingleSignOn {
         &self,
         client: &IdentityClient,
         discovered: &Discovered,
-        id_token: &openidconnect::IdToken<
-            OtherClaims,
-            CoreGenderClaim,
-            CoreJweContentEncryptionAlgorithm,
-            CoreJwsSigningAlgorithm,
-        >,
+        id_token: &IdentityToken,
         nonce: &Nonce,
     ) -> Result<Identity, SingleSignOnError> {
         let verifier = verifier_for(client, discovered);
@@ -599,17 +596,7 @@ fn verifier_for<'a>(
 }
 
 /// Whether the token failed only because its key is not among the ones known.
-fn unknown_key(
-    client: &IdentityClient,
-    discovered: &Discovered,
-    id_token: &openidconnect::IdToken<
-        OtherClaims,
-        CoreGenderClaim,
-        CoreJweContentEncryptionAlgorithm,
-        CoreJwsSigningAlgorithm,
-    >,
-    nonce: &Nonce,
-) -> bool {
+fn unknown_key(client: &IdentityClient, discovered: &Discovered, id_token: &IdentityToken, nonce: &Nonce) -> bool {
     matches!(
         id_token.claims(&verifier_for(client, discovered), nonce),
         Err(ClaimsVerificationError::SignatureVerification(
